@@ -1,0 +1,199 @@
+"""The database side of pgfraud: schema (SQL files), migrations, the local server,
+and the calls Python makes into the SQL functions.
+
+Every query the Python side runs is a function here; each is one call into a
+SQL function of ``db/functions``. Database errors become
+:mod:`pgfraud.errors` exceptions in one place, :func:`wrap_errors`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+
+from pgfraud.errors import (
+    SQLSTATE_ERRORS,
+    DatabaseUnavailable,
+    InvalidInput,
+    PgfraudError,
+    TransactionConflict,
+)
+
+# CHECK constraint of `transactions` -> the wire field it guards.
+CONSTRAINT_FIELDS = {
+    "transactions_amount_check": "amount",
+    "transactions_ts_check": "timestamp",
+    "transactions_account_id_check": "account_id",
+    "transactions_transaction_id_check": "transaction_id",
+}
+
+
+def connect(url: str, **kwargs: Any) -> psycopg.Connection:
+    """A psycopg connection to ``url`` (libpq URL), UTC session time zone.
+
+    Errors: DatabaseUnavailable when the server cannot be reached.
+    """
+    try:
+        return psycopg.connect(url, options="-c timezone=UTC", **kwargs)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to the database: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+@contextlib.contextmanager
+def wrap_errors() -> Iterator[None]:
+    """Turn psycopg errors raised in the block into pgfraud.errors exceptions.
+
+    Branches on SQLSTATE (``pgcode``), never on message text. Project codes
+    (class PF) map through SQLSTATE_ERRORS, with the column as ``field`` and a
+    JSON DETAIL's ``row``; check violations become InvalidInput naming the
+    field; unique violations TransactionConflict; lost connections and
+    timeouts DatabaseUnavailable. Anything else is a PgfraudError (500) whose
+    message carries no SQL.
+    """
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise translate_error(exc) from exc
+
+
+def translate_error(exc: psycopg.Error) -> PgfraudError:
+    """The pgfraud.errors exception for a psycopg error (see wrap_errors)."""
+    diag = exc.diag
+    sqlstate = exc.sqlstate or ""
+    row = None
+    if diag.message_detail:
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            row = json.loads(diag.message_detail).get("row")
+    if sqlstate in SQLSTATE_ERRORS:
+        return SQLSTATE_ERRORS[sqlstate](diag.message_primary, field=diag.column_name, row=row)
+    if isinstance(exc, pg_errors.CheckViolation):
+        field = CONSTRAINT_FIELDS.get(diag.constraint_name or "")
+        return InvalidInput(f"{field or 'a value'} is out of the allowed range", field=field)
+    if isinstance(exc, pg_errors.UniqueViolation):
+        return TransactionConflict(field="transaction_id")
+    if isinstance(exc, pg_errors.DataError | pg_errors.NotNullViolation):
+        return InvalidInput(diag.message_primary or "invalid value", field=diag.column_name)
+    if isinstance(exc, pg_errors.QueryCanceled | psycopg.OperationalError):
+        return DatabaseUnavailable()
+    return PgfraudError()
+
+
+# -- the calls -------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def store_transactions(conn: psycopg.Connection, transactions: list[dict[str, Any]]) -> list[dict]:
+    """Store validated transactions all-or-nothing (SQL ``store_transactions``).
+
+    ``transactions``: dicts with account_id (int), transaction_id (int),
+    timestamp (aware datetime, ms), amount (Decimal). Returns one dict per
+    input, in order: ``{"row", "transaction_id", "status"}`` with status
+    ``stored`` or ``duplicate``. Runs in the caller's database transaction.
+    Errors: TransactionConflict (row names the input index), InvalidInput.
+    """
+    payload = json.dumps(transactions, default=_jsonable)
+    with wrap_errors():
+        rows = conn.execute(
+            "SELECT row_number, transaction_id, status FROM store_transactions(%s::jsonb)",
+            (payload,),
+        ).fetchall()
+    return [{"row": r[0], "transaction_id": r[1], "status": r[2]} for r in rows]
+
+
+def copy_transactions(
+    conn: psycopg.Connection, rows: Iterable[tuple[int, int, int, datetime, Decimal]]
+) -> dict[str, int]:
+    """Store rows by COPY through the staging table, all-or-nothing and idempotent.
+
+    ``rows``: (row_number, transaction_id, account_id, ts, amount) tuples,
+    already validated; row_number is what errors report (a CSV line, say).
+    Returns ``{"stored": n, "duplicate": m}``. Runs in the caller's database
+    transaction. Errors: TransactionConflict, InvalidInput.
+    """
+    with wrap_errors():
+        conn.execute("SELECT create_staging_table()")
+        with conn.cursor().copy(
+            "COPY pg_temp.staged_transactions (row_number, transaction_id, account_id, ts, amount)"
+            " FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+        counts = conn.execute(
+            "SELECT count(*) FILTER (WHERE status = 'stored'),"
+            " count(*) FILTER (WHERE status = 'duplicate')"
+            " FROM store_staged_transactions()"
+        ).fetchone()
+    return {"stored": counts[0], "duplicate": counts[1]}
+
+
+def is_fraud(conn: psycopg.Connection, account_id: int) -> list[dict[str, Any]]:
+    """Fraud events of one account (SQL ``is_fraud``): dicts with transaction_id,
+    account_id, ts (datetime), amount, rule_id, observed, threshold (Decimal), reason.
+
+    Errors: AccountNotFound when the account has no transactions.
+    """
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM is_fraud(%s)", (account_id,)).fetchall()
+
+
+def get_account_transactions(conn: psycopg.Connection, account_id: int, limit: int) -> list[dict]:
+    """An account's latest transactions, newest first (SQL ``get_account_transactions``).
+
+    Errors: AccountNotFound, InvalidInput (limit outside 1..10000).
+    """
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM get_account_transactions(%s, %s)", (account_id, limit)
+        ).fetchall()
+
+
+def get_rules(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """The rule catalogue (SQL ``get_rules``): rule_id, enabled, parameters, description."""
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM get_rules()").fetchall()
+
+
+def check_health(conn: psycopg.Connection) -> dict[str, Any]:
+    """Server version and number of migrations applied; DatabaseUnavailable if it does not answer."""
+    with wrap_errors():
+        row = conn.execute(
+            "SELECT current_setting('server_version'),"
+            " (SELECT count(*) FROM schema_migrations)"
+        ).fetchone()
+    return {"server_version": row[0], "migrations": row[1]}
+
+
+def create_app_user(conn: psycopg.Connection, user: str, password: str, read_only: bool) -> str:
+    """Create or update a login role (SQL ``create_app_user``); needs the owner's connection.
+
+    Errors: InvalidInput for a bad name or a password under 12 characters.
+    """
+    with wrap_errors():
+        return conn.execute(
+            "SELECT create_app_user(%s, %s, %s)", (user, password, read_only)
+        ).fetchone()[0]
+
+
+def count_transactions(conn: psycopg.Connection) -> int:
+    """How many transactions are stored (an estimate-free count)."""
+    with wrap_errors():
+        return conn.execute("SELECT count(*) FROM transactions").fetchone()[0]

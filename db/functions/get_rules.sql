@@ -1,0 +1,16 @@
+-- get_rules() -> SETOF rules
+--
+-- The rule catalogue (rule_id, enabled, parameters, description) in rule_id
+-- order. Raises nothing.
+CREATE OR REPLACE FUNCTION get_rules()
+RETURNS SETOF rules
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT r.* FROM rules AS r ORDER BY r.rule_id;
+$$;
+
+COMMENT ON FUNCTION get_rules() IS 'The rule catalogue in rule_id order.';
+
+REVOKE ALL ON FUNCTION get_rules() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION get_rules() TO pgfraud_app, pgfraud_readonly;

@@ -1,0 +1,69 @@
+"""Apply the schema: migrations once each, in order; function files every time.
+
+``db/migrations/NNNN_verb_object.sql`` run once, in file-name order, each
+recorded in ``schema_migrations``; then every ``db/functions/*.sql`` is
+re-applied (``CREATE OR REPLACE``). All of it runs in one database transaction
+under an advisory lock, so two migrators cannot race and a failure leaves the
+schema as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from importlib.abc import Traversable
+
+import psycopg
+
+# Key of the advisory lock that serialises migrators (any fixed bigint).
+MIGRATION_LOCK_KEY = 7_231_546_390_112_207
+MIGRATION_NAME = re.compile(r"^\d{4}_[a-z][a-z0-9_]*\.sql$")
+
+
+def _sql_files(folder: str) -> list[Traversable]:
+    root = resources.files("pgfraud.db") / folder
+    return sorted(
+        (f for f in root.iterdir() if f.name.endswith(".sql")),
+        key=lambda f: f.name,
+    )
+
+
+def migration_files() -> list[Traversable]:
+    """The migration files, in order; ValueError for a name not like NNNN_verb_object.sql."""
+    files = _sql_files("migrations")
+    for f in files:
+        if not MIGRATION_NAME.match(f.name):
+            raise ValueError(f"migration file name {f.name!r} is not NNNN_verb_object.sql")
+    return files
+
+
+def function_files() -> list[Traversable]:
+    """The function files (one public function and its overloads each), in name order."""
+    return _sql_files("functions")
+
+
+def migrate(conn: psycopg.Connection) -> list[str]:
+    """Bring the database ``conn`` points at up to date; returns the migrations applied now.
+
+    Needs a role that may create tables, types and roles (the database owner).
+    Errors: any psycopg.Error from a migration; nothing is applied then.
+    """
+    applied_now: list[str] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text NOT NULL CONSTRAINT schema_migrations_pkey PRIMARY KEY,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        for f in migration_files():
+            version = f.name.removesuffix(".sql")
+            if version in done:
+                continue
+            conn.execute(f.read_text(encoding="utf-8"))
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+            applied_now.append(version)
+        for f in function_files():
+            conn.execute(f.read_text(encoding="utf-8"))
+    return applied_now
