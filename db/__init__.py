@@ -197,3 +197,10 @@ def count_transactions(conn: psycopg.Connection) -> int:
     """How many transactions are stored (an estimate-free count)."""
     with wrap_errors():
         return conn.execute("SELECT count(*) FROM transactions").fetchone()[0]
+
+
+def get_latest(conn: psycopg.Connection) -> tuple[int | None, datetime | None]:
+    """The largest stored transaction_id and the latest ts (None, None when empty)."""
+    with wrap_errors():
+        row = conn.execute("SELECT max(transaction_id), max(ts) FROM transactions").fetchone()
+    return row[0], row[1]

@@ -1,0 +1,262 @@
+"""The wire format of a transaction, and its validation.
+
+One transaction on the wire (JSON object, query string or CSV row)::
+
+    account_id      integer 0 .. 2^63-1 (JSON integer or decimal digits)
+    transaction_id  integer 0 .. 2^63-1
+    timestamp       ISO 8601 text ("Z" or an offset; none means UTC), or an
+                    integer of epoch *milliseconds*; 2000-01-01 .. 2100-01-01
+    amount          currency units: decimal text or JSON number, >= 0, < 10^13,
+                    at most 2 decimal places (more is refused, never rounded)
+
+Sub-millisecond digits of an ISO timestamp are truncated to the millisecond.
+Integers that look like epoch seconds or microseconds are refused with a
+message naming the unit. JSON must be parsed with :func:`loads_json` so that
+numbers stay exact Decimals (never floats).
+
+Errors: :class:`pgfraud.errors.InvalidInput` whose ``errors`` list holds one
+``{"row", "field", "message"}`` per problem (``row`` is the 0-based index in a
+batch, or whatever row numbers the caller passes, such as CSV lines).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
+
+from pgfraud.errors import InvalidInput
+
+MAX_ID = 2**63 - 1
+MAX_AMOUNT = Decimal(10) ** 13
+CENT = Decimal("0.01")
+MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+MIN_MS = int(MIN_TIME.timestamp() * 1000)  # 946684800000
+MAX_MS = int(MAX_TIME.timestamp() * 1000)  # 4102444800000
+FIELDS = ("account_id", "transaction_id", "timestamp", "amount")
+
+_DIGITS = re.compile(r"^[0-9]+$")
+_DECIMAL = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
+
+
+def _error(message: str) -> PydanticCustomError:
+    return PydanticCustomError("pgfraud", message)
+
+
+def _parse_id(value: Any) -> int:
+    """An account or transaction id: int 0 .. 2^63-1, from a JSON integer or digit text."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _error("must be an integer from 0 to 9223372036854775807")
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("-") and _DIGITS.match(text[1:]):
+            raise _error("must be >= 0")
+        if not _DIGITS.match(text):
+            raise _error("must be an integer from 0 to 9223372036854775807")
+        value = int(text)
+    if value < 0:
+        raise _error("must be >= 0")
+    if value > MAX_ID:
+        raise _error("must be at most 9223372036854775807 (a signed 64-bit integer)")
+    return value
+
+
+def _from_epoch_ms(ms: int) -> datetime:
+    if ms < MIN_MS or ms >= MAX_MS:
+        if MIN_MS // 1000 <= ms < MAX_MS // 1000:
+            raise _error(
+                f"{ms} looks like epoch seconds; timestamp takes epoch milliseconds "
+                f"(for example {ms * 1000})"
+            )
+        if MIN_MS * 1000 <= ms < MAX_MS * 1000:
+            raise _error(
+                f"{ms} looks like epoch microseconds; timestamp takes epoch milliseconds "
+                f"(for example {ms // 1000})"
+            )
+        raise _error("epoch milliseconds out of range (2000-01-01 to 2100-01-01 UTC)")
+    seconds, millis = divmod(ms, 1000)
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=millis * 1000)
+
+
+def _parse_timestamp(value: Any) -> datetime:
+    """An aware UTC datetime at millisecond resolution (see the module docstring)."""
+    if isinstance(value, bool):
+        raise _error("must be an ISO 8601 string or an integer of epoch milliseconds")
+    if isinstance(value, int):
+        return _from_epoch_ms(value)
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if _DIGITS.match(text):
+            return _from_epoch_ms(int(text))
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise _error(
+                f"{value!r} is not an ISO 8601 timestamp (like 2024-03-10T12:00:00.123Z) "
+                "nor an integer of epoch milliseconds"
+            ) from None
+    else:
+        raise _error("must be an ISO 8601 string or an integer of epoch milliseconds")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        raise _error("out of range (2000-01-01 to 2100-01-01 UTC)") from None
+    parsed = parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
+    if not MIN_TIME <= parsed < MAX_TIME:
+        raise _error("out of range (2000-01-01 to 2100-01-01 UTC)")
+    return parsed
+
+
+def _parse_amount(value: Any) -> Decimal:
+    """Exact currency units: Decimal >= 0, < 10^13, at most 2 decimal places."""
+    if isinstance(value, bool):
+        raise _error("must be a decimal number, like 19.99")
+    if isinstance(value, int):
+        value = Decimal(value)
+    elif isinstance(value, float):
+        value = Decimal(repr(value))
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise _error("is empty; it must be a decimal number, like 19.99")
+        if not _DECIMAL.match(text):
+            if text.lower().lstrip("+-") in ("nan", "inf", "infinity", "snan"):
+                raise _error(f"{value!r} is not a finite number")
+            raise _error(f"{value!r} is not a decimal number, like 19.99")
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise _error(f"{value!r} is not a decimal number, like 19.99") from None
+    elif not isinstance(value, Decimal):
+        raise _error("must be a decimal number, like 19.99")
+    if not value.is_finite():
+        raise _error("must be a finite number (NaN and Infinity are refused)")
+    if value < 0:
+        raise _error("must be >= 0")
+    if value >= MAX_AMOUNT:
+        raise _error("must be below 10000000000000 (10^13)")
+    if value.as_tuple().exponent < -2:  # type: ignore[operator]
+        if value != value.quantize(CENT):
+            raise _error(
+                f"{value} has more than 2 decimal places; amounts are refused, not rounded"
+            )
+        value = value.quantize(CENT)
+    elif value.as_tuple().exponent > 0:  # type: ignore[operator]
+        value = value.quantize(Decimal(1))
+    return value
+
+
+TransactionId = Annotated[int, BeforeValidator(_parse_id)]
+Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp)]
+Amount = Annotated[Decimal, BeforeValidator(_parse_amount)]
+
+
+class Transaction(BaseModel):
+    """One validated transaction (see the module docstring for the wire rules)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_id: TransactionId
+    transaction_id: TransactionId
+    timestamp: Timestamp
+    amount: Amount
+
+
+_BATCH = TypeAdapter(list[Transaction])
+
+
+def _message(err: dict[str, Any]) -> str:
+    if err["type"] == "missing":
+        return "is required"
+    if err["type"] == "extra_forbidden":
+        return f"is not a field of a transaction (fields: {', '.join(FIELDS)})"
+    if err["type"] in ("model_type", "model_attributes_type"):
+        return "must be a JSON object with " + ", ".join(FIELDS)
+    return str(err["msg"])
+
+
+def _invalid(exc: ValidationError, rows: list[int] | None, batch: bool) -> InvalidInput:
+    errors = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        row = loc.pop(0) if batch and loc and isinstance(loc[0], int) else None
+        if row is not None and rows is not None:
+            row = rows[row]
+        field = str(loc[0]) if loc else None
+        item: dict[str, Any] = {}
+        if row is not None:
+            item["row"] = row
+        if field is not None:
+            item["field"] = field
+        item["message"] = f"{field} {_message(err)}" if field else _message(err)
+        errors.append(item)
+    first = errors[0]
+    where = f"row {first['row']}: " if "row" in first else ""
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return InvalidInput(
+        f"{where}{first['message']}{more}",
+        field=first.get("field"),
+        row=first.get("row"),
+        errors=errors,
+    )
+
+
+def parse_transaction(data: Any) -> Transaction:
+    """Validate one transaction (a mapping); InvalidInput naming each bad field."""
+    try:
+        return Transaction.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(exc, None, batch=False) from None
+
+
+def parse_transactions(data: Iterable[Any], rows: list[int] | None = None) -> list[Transaction]:
+    """Validate a batch; InvalidInput listing every bad row and field.
+
+    ``rows`` renames the rows in errors (for example CSV line numbers); by
+    default a row is its 0-based index.
+    """
+    try:
+        return _BATCH.validate_python(list(data))
+    except ValidationError as exc:
+        raise _invalid(exc, rows, batch=True) from None
+
+
+def to_record(transaction: Transaction) -> dict[str, Any]:
+    """The transaction as a dict of exact values (the input of pgfraud.db.store_transactions)."""
+    return transaction.model_dump()
+
+
+def format_timestamp(value: datetime) -> str:
+    """UTC ISO 8601 with milliseconds and Z, as pgfraud writes every timestamp."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _reject_constant(name: str) -> Decimal:
+    # NaN / Infinity / -Infinity in JSON: kept as a Decimal so the field's
+    # validator refuses it with the field's name.
+    return Decimal(name)
+
+
+def loads_json(body: bytes | str) -> Any:
+    """Parse JSON with exact numbers: decimals as Decimal, integers as int.
+
+    Errors: ValueError (json.JSONDecodeError) for malformed JSON.
+    """
+    return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def check_mapping(data: Mapping[str, Any] | Any) -> None:
+    """InvalidInput unless ``data`` is a JSON object (for a single transaction)."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput("the body must be a JSON object or an array of objects")
