@@ -50,7 +50,7 @@ def _error(message: str) -> PydanticCustomError:
     return PydanticCustomError("pgfraud", message)
 
 
-def _parse_id(value: Any) -> int:
+def parse_id(value: Any) -> int:
     """An account or transaction id: int 0 .. 2^63-1, from a JSON integer or digit text."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise _error("must be an integer from 0 to 9223372036854775807")
@@ -157,7 +157,7 @@ def _parse_amount(value: Any) -> Decimal:
     return value
 
 
-TransactionId = Annotated[int, BeforeValidator(_parse_id)]
+TransactionId = Annotated[int, BeforeValidator(parse_id)]
 Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp)]
 Amount = Annotated[Decimal, BeforeValidator(_parse_amount)]
 

@@ -1,0 +1,75 @@
+# pgfraud — `make help` lists the targets.
+#
+# Everything runs from the project's own virtual environment (.venv), made on
+# first use. PostgreSQL: DATABASE_URL when set; otherwise a local server the
+# project owns in ./.pgfraud, from the machine's binaries (initdb, pg_ctl) or,
+# when it has none, from Debian's postgresql package (as root) or the
+# pip-installable `pgserver` wheel.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+N ?= 10000
+SEED ?= $(shell date +%s)
+
+.DEFAULT_GOAL := help
+.PHONY: help install postgres run seed test bench lint format clean distclean db-url
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: N=$(N) (make seed), PORT=5000 (make run), DATABASE_URL (use that server)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) postgres ## Make .venv and install pgfraud with its test tools
+
+# Server binaries are needed for the local server and for the tests' throwaway
+# server; not when both DATABASE_URL and PGFRAUD_TEST_DATABASE_URL are given.
+postgres: $(STAMP) ## Make sure PostgreSQL server binaries exist
+	@if $(BIN)/python -c 'from pgfraud.db.server import find_bindir; find_bindir()' 2>/dev/null \
+		|| { [ -n "$$DATABASE_URL" ] && [ -n "$$PGFRAUD_TEST_DATABASE_URL" ]; }; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing PostgreSQL from Debian's packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+		echo "installing PostgreSQL 16 from the pgserver wheel"; \
+		$(BIN)/python -m pip install --quiet 'pgserver>=0.1.4'; \
+	fi
+
+run: install ## Serve the API on http://127.0.0.1:5000 (seeds 100,000 transactions on first run)
+	$(BIN)/pgfraud run
+
+seed: install ## Add N (default 10000) generated transactions to the database, by COPY
+	$(BIN)/pgfraud migrate
+	$(BIN)/pgfraud generate --to copy --append --num-transactions $(N) --seed $(SEED) \
+		--labels .pgfraud/labels-$(SEED).csv
+
+test: install ## Run the tests against a throwaway PostgreSQL
+	$(BIN)/pytest -q
+
+bench: install ## Measure load and scoring speed on generated data
+	$(BIN)/python -m benchmarks
+
+lint: install ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## ruff format and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+db-url: install ## Print the database URL (for psql)
+	@$(BIN)/pgfraud db url
+
+clean: ## Remove caches (keeps .venv and the local database)
+	rm -rf .pytest_cache .ruff_cache .hypothesis build *.egg-info
+
+distclean: clean ## Remove .venv and the local database in .pgfraud
+	-$(BIN)/pgfraud db stop 2>/dev/null
+	rm -rf $(VENV) .pgfraud

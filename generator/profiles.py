@@ -1,0 +1,87 @@
+"""Account profiles: how much and how often each account normally spends.
+
+Every account gets a profile drawn from its own random stream, seeded by
+``(seed, account_id)`` only, so an account's profile does not depend on how
+many other accounts there are:
+
+- ``typical_cents``: the median amount of a normal transaction, in cents.
+  Lognormal across accounts, median 40.00 currency units (most accounts
+  between about 12 and 130); one account in 20 spends ten times more.
+- ``spread``: the standard deviation of the natural log of its amounts
+  (0.25 .. 0.8), so an account's amounts are lognormal around its median.
+- ``mean_gap_ms``: the mean elapsed time between its transactions, in
+  milliseconds; log-uniform from 5 minutes to 2 days across accounts. Gaps
+  are exponential (a Poisson process per account).
+
+Amounts are whole cents (ints) until they leave the generator as Decimal;
+floats are used only to draw, never in output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+
+MEDIAN_TYPICAL_CENTS = 4_000  # 40.00 currency units
+TYPICAL_LOG_SIGMA = 0.6
+BIG_SPENDER_SHARE = 0.05
+BIG_SPENDER_FACTOR = 10
+SPREAD_RANGE = (0.25, 0.8)
+MEAN_GAP_RANGE_MS = (5 * MINUTE_MS, 2 * DAY_MS)
+MAX_CENTS = 10**15 - 1  # amounts stay below 10^13 currency units
+
+
+def account_rng(seed: int, account_id: int, stream: str) -> random.Random:
+    """A random stream for one account and purpose (``"profile"``, ``"events"``).
+
+    Seeded from SHA-256 of ``pgfraud/<seed>/<account_id>/<stream>``, so it is
+    the same on every run and platform, and independent of other accounts.
+    """
+    digest = hashlib.sha256(f"pgfraud/{seed}/{account_id}/{stream}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:16], "big"))
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """An account's normal behaviour.
+
+    ``typical_cents``: median amount in cents (>= 100); ``spread``: sigma of
+    log(amount); ``mean_gap_ms``: mean elapsed milliseconds between transactions.
+    """
+
+    account_id: int
+    typical_cents: int
+    spread: float
+    mean_gap_ms: int
+
+    def next_gap_ms(self, rng: random.Random) -> int:
+        """Milliseconds to the next transaction: exponential with mean ``mean_gap_ms``, >= 1."""
+        return max(1, round(rng.expovariate(1.0 / self.mean_gap_ms)))
+
+    def normal_cents(self, rng: random.Random) -> int:
+        """A normal amount in cents: lognormal around ``typical_cents``, 1 .. MAX_CENTS."""
+        cents = round(self.typical_cents * math.exp(rng.gauss(0.0, self.spread)))
+        return min(max(cents, 1), MAX_CENTS)
+
+
+def make_profile(seed: int, account_id: int) -> Profile:
+    """The profile of ``account_id`` for ``seed`` (see the module docstring)."""
+    rng = account_rng(seed, account_id, "profile")
+    typical = MEDIAN_TYPICAL_CENTS * math.exp(rng.gauss(0.0, TYPICAL_LOG_SIGMA))
+    if rng.random() < BIG_SPENDER_SHARE:
+        typical *= BIG_SPENDER_FACTOR
+    spread = rng.uniform(*SPREAD_RANGE)
+    low, high = MEAN_GAP_RANGE_MS
+    mean_gap = math.exp(rng.uniform(math.log(low), math.log(high)))
+    return Profile(
+        account_id=account_id,
+        typical_cents=max(100, round(typical)),
+        spread=spread,
+        mean_gap_ms=round(mean_gap),
+    )

@@ -1,0 +1,274 @@
+"""The `pgfraud` command: run the service, set up the database, generate and load data.
+
+Where the database is: DATABASE_URL when set, otherwise the project's own
+local PostgreSQL in ./.pgfraud (PGFRAUD_HOME), started when a command needs it
+and stopped again by that command if it started it (`pgfraud run` keeps it up
+until Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from pgfraud import config, db
+from pgfraud.db.migrate import migrate as apply_migrations
+from pgfraud.db.server import APP_USER
+from pgfraud.errors import PgfraudError
+
+SEED_TRANSACTIONS = 100_000
+SEED_ACCOUNTS = 1_000
+
+
+def _fail(exc: PgfraudError) -> None:
+    click.echo(f"error: {exc.message}", err=True)
+    for item in exc.errors:
+        where = f"line {item['row']}: " if "row" in item else ""
+        click.echo(f"  {where}{item['message']}", err=True)
+    sys.exit(1)
+
+
+def prepare(database: config.Database) -> list[str]:
+    """Apply migrations and functions as the owner; for the local server, also
+    (re)create the service's login role with its stored password. Returns the
+    migrations applied now."""
+    with db.connect(database.admin_url) as conn:
+        applied = apply_migrations(conn)
+        conn.commit()
+        if database.server is not None:
+            db.create_app_user(conn, APP_USER, database.server.app_password, False)
+            conn.commit()
+    return applied
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pgfraud")
+def main() -> None:
+    """pgfraud: fraud rules as SQL functions in PostgreSQL, with an HTTP API and a generator."""
+
+
+@main.command()
+def migrate() -> None:
+    """Apply migrations (once each, in order) and re-apply every SQL function."""
+    try:
+        with config.database() as database:
+            applied = prepare(database)
+    except PgfraudError as exc:
+        _fail(exc)
+    click.echo(f"migrated: {', '.join(applied) if applied else 'already up to date'}")
+
+
+@main.group(name="db")
+def db_group() -> None:
+    """The database: its URL, the local server, login roles."""
+
+
+@db_group.command()
+@click.option("--admin", is_flag=True, help="The owner's URL instead of the service's login.")
+def url(admin: bool) -> None:
+    """Print the connection URL (for psql "$(pgfraud db url)")."""
+    described = config.describe()
+    server = described.server
+    if server is not None and not server.initialized:
+        click.echo("error: no local database yet: run `make run` (or `pgfraud db start`)", err=True)
+        sys.exit(1)
+    if server is not None and not server.is_running():
+        click.echo("note: the local PostgreSQL is not running (start it with `make run`)", err=True)
+    click.echo(described.admin_url if admin else described.app_url)
+
+
+@db_group.command()
+def start() -> None:
+    """Start the local PostgreSQL (set up and migrated); it keeps running until `pgfraud db stop`."""
+    if config.external_url():
+        click.echo("DATABASE_URL is set: there is no local server to start", err=True)
+        sys.exit(1)
+    try:
+        database = config.describe()
+        assert database.server is not None
+        database.server.start()
+        prepare(config.describe())
+    except PgfraudError as exc:
+        _fail(exc)
+    click.echo(f"PostgreSQL running: {config.describe().app_url}")
+
+
+@db_group.command()
+def stop() -> None:
+    """Stop the local PostgreSQL."""
+    server = config.describe().server
+    if server is not None:
+        server.stop()
+    click.echo("stopped")
+
+
+@db_group.command()
+def status() -> None:
+    """Say whether the local PostgreSQL runs (exit 1 when it does not)."""
+    server = config.describe().server
+    if server is None:
+        click.echo("DATABASE_URL is set: external server")
+        return
+    running = server.is_running()
+    click.echo(f"local PostgreSQL in {server.datadir}: {'running' if running else 'stopped'}")
+    sys.exit(0 if running else 1)
+
+
+@db_group.command(name="create-user")
+@click.argument("name")
+@click.option(
+    "--password",
+    envvar="PGFRAUD_USER_PASSWORD",
+    help="At least 12 characters; generated and printed when omitted.",
+)
+@click.option("--read-only", is_flag=True, help="An analyst's login (SELECT only).")
+def create_user(name: str, password: str | None, read_only: bool) -> None:
+    """Create (or update) a login role for the service, or a read-only analyst."""
+    generated = password is None
+    password = password or secrets.token_urlsafe(18)
+    try:
+        with config.database() as database:
+            prepare(database)
+            with db.connect(database.admin_url, autocommit=True) as conn:
+                db.create_app_user(conn, name, password, read_only)
+    except PgfraudError as exc:
+        _fail(exc)
+    role = "pgfraud_readonly" if read_only else "pgfraud_app"
+    click.echo(f"user {name} is a member of {role}")
+    if generated:
+        click.echo(f"password: {password}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def load(path: Path) -> None:
+    """Load a CSV of transactions by COPY, all-or-nothing.
+
+    Header: account_id, transaction_id, amount, and timestamp (ISO 8601) or
+    timestamp_ms (epoch milliseconds); other columns are ignored. Every bad
+    line is reported and nothing is stored; rows already stored unchanged are
+    counted as duplicates.
+    """
+    from pgfraud.load import load_csv
+
+    try:
+        with config.database() as database:
+            prepare(database)
+            with db.connect(database.app_url) as conn:
+                counts = load_csv(conn, path)
+                conn.commit()
+    except PgfraudError as exc:
+        _fail(exc)
+    click.echo(
+        f"loaded {path}: {counts['rows']} rows, {counts['stored']} stored, "
+        f"{counts['duplicate']} duplicates"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@main.command()
+@click.option("--host", envvar="HOST", default="127.0.0.1", show_default=True)
+@click.option("--port", envvar="PORT", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--threads", envvar="PGFRAUD_THREADS", default=8, show_default=True, type=int)
+@click.option(
+    "--seed-transactions",
+    envvar="PGFRAUD_SEED_TRANSACTIONS",
+    default=SEED_TRANSACTIONS,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Transactions generated into an empty database on first run (0: none).",
+)
+@click.option("--seed-accounts", default=SEED_ACCOUNTS, show_default=True, type=click.IntRange(1))
+def run(host: str, port: int, threads: int, seed_transactions: int, seed_accounts: int) -> None:
+    """Get a database, migrate it, seed it once, and serve the API (waitress) until Ctrl-C."""
+    import waitress
+
+    from pgfraud.service import create_app
+
+    token = os.environ.get("PGFRAUD_API_TOKEN")
+    if not _is_loopback(host) and not token:
+        click.echo(
+            f"error: refusing to listen on {host} without PGFRAUD_API_TOKEN "
+            "(writes would be open to the network)",
+            err=True,
+        )
+        sys.exit(2)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        with config.database() as database:
+            applied = prepare(database)
+            if applied:
+                click.echo(f"migrated: {', '.join(applied)}")
+            with db.connect(database.app_url) as conn:
+                empty = db.count_transactions(conn) == 0
+            if empty and seed_transactions:
+                from pgfraud.generator import seed_database
+
+                labels = config.home() / "labels.csv"
+                click.echo(
+                    f"seeding {seed_transactions:,} generated transactions over "
+                    f"{seed_accounts:,} accounts (labels: {labels})"
+                )
+                labels.parent.mkdir(parents=True, exist_ok=True)
+                seed_database(
+                    database.app_url,
+                    num_transactions=seed_transactions,
+                    accounts=seed_accounts,
+                    seed=42,
+                    labels_path=labels,
+                    progress=sys.stderr.isatty(),
+                )
+            app = create_app({"DATABASE_URL": database.app_url, "API_TOKEN": token or None})
+            base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+            click.echo(
+                "\n".join(
+                    [
+                        f"pgfraud is serving on {base}  (Ctrl-C stops it)",
+                        f"  curl {base}/health",
+                        f"  curl {base}/is_fraud/1",
+                        f"  curl {base}/rules",
+                        f"  curl '{base}/store_data?account_id=1&transaction_id=900000001"
+                        "&timestamp=2024-06-01T12:00:00Z&amount=19.99'",
+                        '  psql "$(.venv/bin/pgfraud db url)" -c "SELECT * FROM is_fraud(1)"',
+                    ]
+                )
+            )
+            try:
+                waitress.serve(app, host=host, port=port, threads=threads, ident="pgfraud")
+            except KeyboardInterrupt:
+                pass
+            finally:
+                click.echo("\nstopping")
+    except KeyboardInterrupt:
+        pass
+    except PgfraudError as exc:
+        _fail(exc)
+
+
+def _register_generator() -> None:
+    try:
+        from pgfraud.generator.cli import generate
+    except ImportError:  # the generator is optional only while it is being built
+        return
+    main.add_command(generate)
+
+
+_register_generator()

@@ -1,0 +1,44 @@
+"""The HTTP face of pgfraud: a thin Flask app over the SQL functions.
+
+Each view validates its input (pgfraud.wire), makes one call into the
+database (pgfraud.db) in one database transaction, and serialises the answer.
+Errors are JSON ``{"error": {"code", "message", "field"?, "row"?, "errors"?}}``,
+mapped in one place (service/errors.py); never a stack trace or SQL text.
+
+Configuration (``create_app(test_config)`` keys, or the environment):
+``DATABASE_URL`` (the service's login; required), ``API_TOKEN``
+(``PGFRAUD_API_TOKEN``: bearer token required on writes when set),
+``MAX_CONTENT_LENGTH`` (bytes, default 2 MiB), ``MAX_BATCH_ROWS`` (default
+10,000 transactions per POST), ``STATEMENT_TIMEOUT_MS`` (default 10,000),
+``POOL_MAX_SIZE`` (default 8).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+from pgfraud.service import database, errors, routes
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask app. The connection pool is opened on the first request
+    that needs it, in the process that serves it (never at import time)."""
+    app = Flask(__name__)
+    app.config.from_mapping(
+        DATABASE_URL=os.environ.get("PGFRAUD_APP_DATABASE_URL") or os.environ.get("DATABASE_URL"),
+        API_TOKEN=os.environ.get("PGFRAUD_API_TOKEN") or None,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        MAX_BATCH_ROWS=10_000,
+        STATEMENT_TIMEOUT_MS=10_000,
+        POOL_MAX_SIZE=8,
+    )
+    if test_config:
+        app.config.update(test_config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    database.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(routes.bp)
+    return app
