@@ -104,3 +104,19 @@ def admin_conn(database: Database) -> Iterator[psycopg.Connection]:
     """A connection as the database owner (autocommit on), for setting up rules."""
     with db.connect(database.admin_url, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def app(database: Database):
+    """The Flask app, connected as the service's login role to a fresh database."""
+    from pgfraud.service import create_app
+    from pgfraud.service.database import close_pool
+
+    app = create_app({"TESTING": True, "DATABASE_URL": database.app_url})
+    yield app
+    close_pool(app)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

@@ -1,0 +1,268 @@
+"""Generate, label and deliver in one streaming pass.
+
+The transactions flow from the stream through the label sidecar (fraudulent
+ones are written as they pass) into a sink. The labels file, and a CSV
+output file, appear under their final names only when the whole run
+succeeded (written to a temporary file beside them, then renamed), and a
+database load commits once at the end: a failed run leaves nothing half-done
+(except batches an HTTP server already accepted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+
+import click
+import psycopg
+
+from pgfraud import db
+from pgfraud.errors import ConfigurationError, InvalidInput, PgfraudError
+from pgfraud.generator import sinks
+from pgfraud.generator.stream import GeneratedTransaction, Settings, generate_transactions
+from pgfraud.wire import format_timestamp
+
+LABELS_HEADER = "transaction_id,scenario\n"
+PROGRESS_EVERY = 1000
+
+
+class _AtomicFile:
+    """A text file written under a temporary name and renamed into place on commit()."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self.file: TextIO | None = None
+
+    def __enter__(self) -> TextIO:
+        self.file = open(self.tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        return self.file
+
+    def commit(self) -> None:
+        assert self.file is not None
+        self.file.close()
+        os.replace(self.tmp, self.path)
+        self.file = None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.tmp.unlink(missing_ok=True)
+
+
+@dataclasses.dataclass
+class _Tally:
+    count: int = 0
+    first: GeneratedTransaction | None = None
+    last: GeneratedTransaction | None = None
+    fraud: Counter[str] = dataclasses.field(default_factory=Counter)
+
+
+def _labelled(
+    transactions: Iterable[GeneratedTransaction], labels: TextIO, tally: _Tally
+) -> Iterator[GeneratedTransaction]:
+    """Pass transactions through, writing ``transaction_id,scenario`` for fraudulent ones."""
+    for t in transactions:
+        if t.scenario is not None:
+            labels.write(f"{t.transaction_id},{t.scenario}\n")
+            tally.fraud[t.scenario] += 1
+        if tally.first is None:
+            tally.first = t
+        tally.last = t
+        tally.count += 1
+        yield t
+
+
+def _with_progress(
+    transactions: Iterable[GeneratedTransaction], total: int, label: str
+) -> Iterator[GeneratedTransaction]:
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        pending = 0
+        for t in transactions:
+            yield t
+            pending += 1
+            if pending == PROGRESS_EVERY:
+                bar.update(pending)
+                pending = 0
+        bar.update(pending)
+
+
+def _explain(exc: PgfraudError) -> PgfraudError:
+    """A plain PgfraudError from the database ("Something went wrong") with the reason."""
+    cause = exc.__cause__
+    if type(exc) is not PgfraudError or not isinstance(cause, psycopg.Error):
+        return exc
+    reason = (cause.diag.message_primary or str(cause)).strip()
+    if cause.sqlstate in ("42883", "42P01"):  # undefined function / table
+        return ConfigurationError(
+            f"the database has no pgfraud schema ({reason}); migrate it first"
+        )
+    if cause.sqlstate == "42501":
+        return ConfigurationError(f"the database login lacks a privilege: {reason}")
+    return PgfraudError(f"database error: {reason}")
+
+
+def _where(conn: psycopg.Connection) -> str:
+    info = conn.info
+    return f"database {info.dbname} at {info.host}:{info.port}"
+
+
+def generate_to(
+    settings: Settings,
+    sink: str,
+    *,
+    labels_path: Path = Path("labels.csv"),
+    database_url: str | None = None,
+    post_url: str | None = None,
+    api_token: str | None = None,
+    batch_size: int = 1000,
+    rate: float | None = None,
+    output: str | Path = "-",
+    append: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Generate ``settings`` into ``sink`` (one of sinks.SINKS), labels to ``labels_path``.
+
+    ``copy`` and ``insert`` need ``database_url`` (libpq URL; the service's
+    login is enough) and run in one database transaction; ``insert`` sends
+    ``batch_size`` rows per call. ``api`` POSTs ``batch_size`` per request to
+    ``post_url``, at most ``rate`` transactions per second when given, with
+    ``api_token`` as bearer token. ``csv`` writes to ``output`` (a path, or
+    ``"-"`` for stdout). ``append`` (database sinks): continue after what is
+    stored: ids from max stored id + 1, times after the latest stored time
+    (an empty table keeps ``settings``). ``progress``: a progress bar on stderr.
+
+    Returns ``{"sink", "destination", "generated", "written", "stored",
+    "duplicates", "fraud", "fraud_by_scenario", "labels",
+    "first_transaction_id", "last_transaction_id", "first_timestamp",
+    "last_timestamp"}`` (stored/duplicates None for csv; timestamps ISO text).
+    Errors: InvalidInput for bad arguments, SinkError (api),
+    TransactionConflict, DatabaseUnavailable, ConfigurationError (database
+    not migrated, missing privilege).
+    """
+    if sink not in sinks.SINKS:
+        raise InvalidInput(f"sink must be one of {', '.join(sinks.SINKS)}", field="sink")
+    if batch_size < 1:
+        raise InvalidInput("batch_size must be at least 1", field="batch_size")
+    if rate is not None and rate <= 0:
+        raise InvalidInput("rate must be above 0 transactions per second", field="rate")
+    if sink in ("copy", "insert") and not database_url:
+        raise InvalidInput(f"the {sink} sink needs a database URL", field="database_url")
+    if sink == "api" and not post_url:
+        raise InvalidInput("the api sink needs a post URL", field="post_url")
+    if append and sink not in ("copy", "insert"):
+        raise InvalidInput("append works with the copy and insert sinks only", field="append")
+
+    tally = _Tally()
+    labels_file = _AtomicFile(labels_path)
+
+    def stream(run_settings: Settings, labels: TextIO) -> Iterator[GeneratedTransaction]:
+        rows: Iterable[GeneratedTransaction] = generate_transactions(run_settings)
+        rows = _labelled(rows, labels, tally)
+        if progress:
+            rows = _with_progress(rows, run_settings.num_transactions, "generating")
+        return iter(rows)
+
+    try:
+        with labels_file as labels:
+            labels.write(LABELS_HEADER)
+            if sink in ("copy", "insert"):
+                assert database_url is not None
+                with db.connect(database_url) as conn:
+                    if append:
+                        last_id, last_ts = db.get_latest(conn)
+                        if last_id is not None and last_ts is not None:
+                            settings = dataclasses.replace(
+                                settings, first_transaction_id=last_id + 1, start=last_ts
+                            )
+                    destination = _where(conn)
+                    rows = stream(settings, labels)
+                    if sink == "copy":
+                        counts = sinks.to_copy(conn, rows)
+                    else:
+                        counts = sinks.to_insert(conn, rows, batch_size)
+                    conn.commit()
+            elif sink == "api":
+                assert post_url is not None
+                destination = post_url
+                counts = sinks.to_api(
+                    post_url, stream(settings, labels), batch_size, rate=rate, token=api_token
+                )
+            elif str(output) == "-":
+                destination = "stdout"
+                out = click.get_text_stream("stdout")
+                counts = sinks.to_csv(out, stream(settings, labels))
+                out.flush()
+            else:
+                destination = str(output)
+                output_file = _AtomicFile(Path(output))
+                with output_file as out:
+                    counts = sinks.to_csv(out, stream(settings, labels))
+                    output_file.commit()
+            labels_file.commit()
+    except PgfraudError as exc:
+        raise _explain(exc) from exc
+
+    def iso(t: GeneratedTransaction | None) -> str | None:
+        return format_timestamp(t.timestamp) if t else None
+
+    return {
+        "sink": sink,
+        "destination": destination,
+        "generated": tally.count,
+        "written": counts["written"],
+        "stored": counts["stored"],
+        "duplicates": counts["duplicates"],
+        "fraud": sum(tally.fraud.values()),
+        "fraud_by_scenario": {name: tally.fraud[name] for name in settings.scenarios},
+        "labels": str(labels_path),
+        "first_transaction_id": tally.first.transaction_id if tally.first else None,
+        "last_transaction_id": tally.last.transaction_id if tally.last else None,
+        "first_timestamp": iso(tally.first),
+        "last_timestamp": iso(tally.last),
+    }
+
+
+def seed_database(
+    database_url: str,
+    num_transactions: int = 10_000,
+    accounts: int = 100,
+    seed: int = 42,
+    labels_path: Path = Path("labels.csv"),
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Load generated transactions into a database by COPY, all-or-nothing.
+
+    Default scenarios and fraud rate, start 2024-01-01T00:00:00Z, ids from 1.
+    Running it again with the same arguments stores nothing new (every row
+    is a duplicate). Returns generate_to's summary. Errors: as generate_to.
+    """
+    settings = Settings(num_transactions=num_transactions, accounts=accounts, seed=seed)
+    return generate_to(
+        settings, "copy", labels_path=labels_path, database_url=database_url, progress=progress
+    )
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """One line for people: what went where, and where the labels are."""
+    n = summary["generated"]
+    where = f"{summary['sink']} -> {summary['destination']}"
+    if summary["stored"] is None:
+        result = f"{summary['written']} written"
+    else:
+        result = f"{summary['stored']} stored, {summary['duplicates']} duplicates"
+    ids = f"ids {summary['first_transaction_id']}..{summary['last_transaction_id']}"
+    span = f"{summary['first_timestamp']}..{summary['last_timestamp']}"
+    by = ", ".join(f"{k} {v}" for k, v in summary["fraud_by_scenario"].items())
+    return (
+        f"generated {n} transactions ({ids}, {span}) to {where}: {result}; "
+        f"{summary['fraud']} fraudulent ({by}) labelled in {summary['labels']}"
+    )

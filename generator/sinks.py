@@ -1,0 +1,203 @@
+"""Destinations for generated transactions: COPY, INSERT, HTTP and CSV.
+
+Each sink takes an iterable of :class:`GeneratedTransaction` (consumed once,
+lazily: nothing is held beyond one batch) and returns counts
+``{"written", "stored", "duplicates"}``: ``written`` is how many were sent;
+``stored``/``duplicates`` what the destination reported (None for CSV). The
+scenario labels are never sent anywhere: callers write them to a sidecar.
+
+The database sinks run in the caller's database transaction; the caller
+commits once at the end, so a load is all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TextIO
+
+import psycopg
+import requests
+
+from pgfraud import db
+from pgfraud.errors import PgfraudError
+from pgfraud.generator.stream import GeneratedTransaction
+from pgfraud.wire import format_timestamp
+
+CSV_HEADER = "account_id,transaction_id,timestamp,amount\n"
+SINKS = ("copy", "insert", "api", "csv")
+
+Counts = dict[str, int | None]
+
+
+class SinkError(PgfraudError):
+    """The destination refused the generated transactions."""
+
+    code = "sink_error"
+    status = 502
+
+
+def _batches(
+    transactions: Iterable[GeneratedTransaction], size: int
+) -> Iterator[list[GeneratedTransaction]]:
+    iterator = iter(transactions)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def copy_rows(
+    transactions: Iterable[GeneratedTransaction],
+) -> Iterator[tuple[int, int, int, datetime, Decimal]]:
+    """The rows pgfraud.db.copy_transactions takes, lazily:
+    ``(row_number, transaction_id, account_id, ts, amount)``, row_number from 1."""
+    for row_number, t in enumerate(transactions, start=1):
+        yield row_number, t.transaction_id, t.account_id, t.timestamp, t.amount
+
+
+def to_copy(conn: psycopg.Connection, transactions: Iterable[GeneratedTransaction]) -> Counts:
+    """Store by one streamed COPY (pgfraud.db.copy_transactions), in the caller's transaction.
+
+    Errors: TransactionConflict when an id is stored with other content,
+    InvalidInput, DatabaseUnavailable (nothing is stored; the caller rolls back).
+    """
+    written = 0
+
+    def counted() -> Iterator[tuple[int, int, int, datetime, Decimal]]:
+        nonlocal written
+        for row in copy_rows(transactions):
+            written += 1
+            yield row
+
+    counts = db.copy_transactions(conn, counted())
+    return {"written": written, "stored": counts["stored"], "duplicates": counts["duplicate"]}
+
+
+def to_insert(
+    conn: psycopg.Connection, transactions: Iterable[GeneratedTransaction], batch_size: int
+) -> Counts:
+    """Store in batches of ``batch_size`` (pgfraud.db.store_transactions), in the
+    caller's transaction (commit once at the end: all-or-nothing).
+
+    Errors: as to_copy; a conflict's ``row`` is its index within its batch.
+    """
+    written = stored = 0
+    for batch in _batches(transactions, batch_size):
+        records = [
+            {
+                "account_id": t.account_id,
+                "transaction_id": t.transaction_id,
+                "timestamp": t.timestamp,
+                "amount": t.amount,
+            }
+            for t in batch
+        ]
+        results = db.store_transactions(conn, records)
+        written += len(batch)
+        stored += sum(1 for r in results if r["status"] == "stored")
+    return {"written": written, "stored": stored, "duplicates": written - stored}
+
+
+def to_json(t: GeneratedTransaction) -> dict[str, Any]:
+    """The wire form of a transaction: ISO timestamp (ms, Z) and the amount as a string."""
+    return {
+        "account_id": t.account_id,
+        "transaction_id": t.transaction_id,
+        "timestamp": format_timestamp(t.timestamp),
+        "amount": str(t.amount),
+    }
+
+
+def _server_error(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return text[:500] if text else "(empty body)"
+    if isinstance(body, dict) and "error" in body:
+        body = body["error"]
+    return json.dumps(body, default=str)[:2000]
+
+
+def to_api(
+    url: str,
+    transactions: Iterable[GeneratedTransaction],
+    batch_size: int,
+    *,
+    rate: float | None = None,
+    token: str | None = None,
+    timeout: float = 60.0,
+    session: requests.Session | None = None,
+) -> Counts:
+    """POST JSON arrays of ``batch_size`` transactions to ``url`` (pgfraud's /store_data).
+
+    ``rate``: at most this many transactions per second (live replay; each
+    batch leaves when its first transaction is due, so use a small batch
+    size for a smooth stream); None sends as fast as the server answers.
+    ``token``: sent as ``Authorization: Bearer <token>``. ``timeout`` in
+    seconds per request. Counts come from the answers' ``stored`` and
+    ``duplicates``. Each batch is all-or-nothing on the server; earlier
+    batches stay stored when a later one fails, and sending again is harmless.
+    Errors: SinkError naming the batch and its transaction ids, with the
+    server's JSON error, on a non-2xx answer or when the server cannot be reached.
+    """
+    http = session or requests.Session()
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    written = stored = duplicates = 0
+    started = time.monotonic()
+    try:
+        for number, batch in enumerate(_batches(transactions, batch_size), start=1):
+            if rate:
+                delay = started + written / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            ids = f"transactions {batch[0].transaction_id}..{batch[-1].transaction_id}"
+            done = (
+                f"; batches 1..{number - 1} ({written} transactions) were sent and stay stored"
+                " (sending again is harmless: stored ones count as duplicates)"
+                if number > 1
+                else ""
+            )
+            body = json.dumps([to_json(t) for t in batch])
+            try:
+                response = http.post(url, data=body, headers=headers, timeout=timeout)
+            except requests.RequestException as exc:
+                raise SinkError(f"batch {number} ({ids}): cannot reach {url}: {exc}{done}") from exc
+            if not 200 <= response.status_code < 300:
+                raise SinkError(
+                    f"batch {number} ({ids}) refused by {url}: HTTP {response.status_code}: "
+                    f"{_server_error(response)}{done}",
+                    row=number,
+                )
+            written += len(batch)
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = {}
+            if isinstance(answer, dict) and isinstance(answer.get("stored"), int):
+                stored += answer["stored"]
+                duplicates += int(answer.get("duplicates") or 0)
+            else:
+                stored += len(batch)
+    finally:
+        if session is None:
+            http.close()
+    return {"written": written, "stored": stored, "duplicates": duplicates}
+
+
+def to_csv(out: TextIO, transactions: Iterable[GeneratedTransaction]) -> Counts:
+    """Write CSV to ``out``: header ``account_id,transaction_id,timestamp,amount``,
+    ``\\n`` line ends, ISO timestamps with milliseconds and Z, amounts with 2 decimals."""
+    out.write(CSV_HEADER)
+    written = 0
+    for t in transactions:
+        out.write(
+            f"{t.account_id},{t.transaction_id},{format_timestamp(t.timestamp)},{t.amount}\n"
+        )
+        written += 1
+    return {"written": written, "stored": None, "duplicates": None}
