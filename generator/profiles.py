@@ -38,7 +38,7 @@ MAX_CENTS = 10**15 - 1  # amounts stay below 10^13 currency units
 
 
 def account_rng(seed: int, account_id: int, stream: str) -> random.Random:
-    """A random stream for one account and purpose (``"profile"``, ``"events"``).
+    """A random stream for one account and purpose (``"profile"``, ``"events/<first id>"``).
 
     Seeded from SHA-256 of ``pgfraud/<seed>/<account_id>/<stream>``, so it is
     the same on every run and platform, and independent of other accounts.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -33,15 +34,21 @@ PROGRESS_EVERY = 1000
 
 
 class _AtomicFile:
-    """A text file written under a temporary name and renamed into place on commit()."""
+    """A text file written under a temporary name and renamed into place on commit().
 
-    def __init__(self, path: Path) -> None:
+    ``keep``: start from a copy of the existing file (to add to it).
+    """
+
+    def __init__(self, path: Path, keep: bool = False) -> None:
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self.keep = keep and self.path.is_file()
         self.file: TextIO | None = None
 
     def __enter__(self) -> TextIO:
-        self.file = open(self.tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        if self.keep:
+            shutil.copyfile(self.path, self.tmp)
+        self.file = open(self.tmp, "a" if self.keep else "w", encoding="utf-8", newline="")  # noqa: SIM115
         return self.file
 
     def commit(self) -> None:
@@ -95,6 +102,14 @@ def _with_progress(
         bar.update(pending)
 
 
+def _has_labels_header(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            return f.readline() == LABELS_HEADER
+    except OSError:
+        return False
+
+
 def _explain(exc: PgfraudError) -> PgfraudError:
     """A plain PgfraudError from the database ("Something went wrong") with the reason."""
     cause = exc.__cause__
@@ -138,7 +153,9 @@ def generate_to(
     ``api_token`` as bearer token. ``csv`` writes to ``output`` (a path, or
     ``"-"`` for stdout). ``append`` (database sinks): continue after what is
     stored: ids from max stored id + 1, times after the latest stored time
-    (an empty table keeps ``settings``). ``progress``: a progress bar on stderr.
+    (an empty table keeps ``settings``), and labels added to an existing
+    labels file (one that starts with the header); a file of another shape
+    is replaced. ``progress``: a progress bar on stderr.
 
     Returns ``{"sink", "destination", "generated", "written", "stored",
     "duplicates", "fraud", "fraud_by_scenario", "labels",
@@ -162,7 +179,8 @@ def generate_to(
         raise InvalidInput("append works with the copy and insert sinks only", field="append")
 
     tally = _Tally()
-    labels_file = _AtomicFile(labels_path)
+    keep_labels = append and _has_labels_header(labels_path)
+    labels_file = _AtomicFile(labels_path, keep=keep_labels)
 
     def stream(run_settings: Settings, labels: TextIO) -> Iterator[GeneratedTransaction]:
         rows: Iterable[GeneratedTransaction] = generate_transactions(run_settings)
@@ -173,7 +191,8 @@ def generate_to(
 
     try:
         with labels_file as labels:
-            labels.write(LABELS_HEADER)
+            if not keep_labels:
+                labels.write(LABELS_HEADER)
             if sink in ("copy", "insert"):
                 assert database_url is not None
                 with db.connect(database_url) as conn:
@@ -198,9 +217,8 @@ def generate_to(
                 )
             elif str(output) == "-":
                 destination = "stdout"
-                out = click.get_text_stream("stdout")
-                counts = sinks.to_csv(out, stream(settings, labels))
-                out.flush()
+                counts = sinks.to_csv(sys.stdout, stream(settings, labels))
+                sys.stdout.flush()
             else:
                 destination = str(output)
                 output_file = _AtomicFile(Path(output))

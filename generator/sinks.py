@@ -196,8 +196,6 @@ def to_csv(out: TextIO, transactions: Iterable[GeneratedTransaction]) -> Counts:
     out.write(CSV_HEADER)
     written = 0
     for t in transactions:
-        out.write(
-            f"{t.account_id},{t.transaction_id},{format_timestamp(t.timestamp)},{t.amount}\n"
-        )
+        out.write(f"{t.account_id},{t.transaction_id},{format_timestamp(t.timestamp)},{t.amount}\n")
         written += 1
     return {"written": written, "stored": None, "duplicates": None}

@@ -99,11 +99,16 @@ Event = tuple[int, int, str | None]
 def account_events(settings: Settings, profile: Profile) -> Iterator[Event]:
     """The endless event stream of one account, in strictly increasing time.
 
+    Its random stream depends on the seed, the account and the first
+    transaction id (the profile on the seed and the account only).
+
     Each step draws an exponential gap, then whether a fraud scenario starts
     (probability ``fraud_rate``, drawn even when it is 0 so that the rate
     does not shift the normal stream's draws before the first scenario).
     """
-    rng = account_rng(settings.seed, profile.account_id, "events")
+    # Keyed by the first id too, so that a run appended after stored data
+    # (same seed, later ids) continues each account instead of repeating it.
+    rng = account_rng(settings.seed, profile.account_id, f"events/{settings.first_transaction_id}")
     scenarios = [SCENARIOS[name] for name in settings.scenarios]
     fraud_rate = settings.fraud_rate
     ms = settings.start_ms

@@ -1,0 +1,257 @@
+"""``pgfraud generate``: the click command of the generator.
+
+Every option can also come from an environment variable ``PGFRAUD_<OPTION>``
+(dashes as underscores: ``PGFRAUD_NUM_TRANSACTIONS=1000000``); the command
+line wins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import TypeAdapter, ValidationError
+
+from pgfraud import config
+from pgfraud.errors import PgfraudError
+from pgfraud.generator.runner import generate_to, summary_line
+from pgfraud.generator.scenarios import SCENARIOS, parse_scenarios
+from pgfraud.generator.sinks import SINKS
+from pgfraud.generator.stream import Settings
+from pgfraud.wire import MAX_ID, Timestamp
+
+AUTO_PROGRESS_FROM = 100_000  # transactions; the bar is shown by default from here on a TTY
+_TIMESTAMP = TypeAdapter(Timestamp)
+
+
+class TimestampType(click.ParamType):
+    """An ISO 8601 time (Z or an offset; none means UTC) or epoch milliseconds, as on the wire."""
+
+    name = "TIMESTAMP"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return _TIMESTAMP.validate_python(value)
+        except ValidationError as exc:
+            self.fail(exc.errors()[0]["msg"], param, ctx)
+
+
+def _scenarios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    try:
+        return parse_scenarios(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def _env(name: str) -> str:
+    return f"PGFRAUD_{name.upper()}"
+
+
+@click.command("generate")
+@click.option(
+    "--num-transactions",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    envvar=_env("num_transactions"),
+    help="How many transactions to generate.",
+)
+@click.option(
+    "--accounts",
+    type=click.IntRange(1, MAX_ID),
+    default=100,
+    show_default=True,
+    envvar=_env("accounts"),
+    help="Number of accounts; account ids are 1..ACCOUNTS.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=42,
+    show_default=True,
+    envvar=_env("seed"),
+    help="Random seed: the same seed and options give byte-identical data.",
+)
+@click.option(
+    "--start",
+    type=TimestampType(),
+    default="2024-01-01T00:00:00Z",
+    show_default=True,
+    envvar=_env("start"),
+    help="Every transaction is after this time (ISO 8601, UTC unless an offset is given).",
+)
+@click.option(
+    "--fraud-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.01,
+    show_default=True,
+    envvar=_env("fraud_rate"),
+    help="Chance that an account's next event starts a fraud scenario (0..1).",
+)
+@click.option(
+    "--scenarios",
+    default="all",
+    show_default=True,
+    callback=_scenarios,
+    envvar=_env("scenarios"),
+    help=f"Comma list of fraud scenarios to inject: {', '.join(SCENARIOS)}, or all.",
+)
+@click.option(
+    "--to",
+    "sink",
+    type=click.Choice(SINKS),
+    default="copy",
+    show_default=True,
+    envvar=_env("to"),
+    help="Destination: COPY or INSERT into the database, POST to the API, or CSV.",
+)
+@click.option(
+    "--post-url",
+    default="http://127.0.0.1:5000/store_data",
+    show_default=True,
+    envvar=_env("post_url"),
+    help="Where --to api POSTs JSON arrays of transactions.",
+)
+@click.option(
+    "--api-token",
+    default=None,
+    envvar=_env("api_token"),
+    help="Bearer token for --to api (the service's PGFRAUD_API_TOKEN).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    envvar=_env("batch_size"),
+    help="Transactions per INSERT call (--to insert) or per POST (--to api).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    envvar=_env("rate"),
+    help="Live replay for --to api: at most RATE transactions per second (default: unlimited).",
+)
+@click.option(
+    "--database-url",
+    default=None,
+    envvar=_env("database_url"),
+    help="Database for --to copy/insert (default: the configured one; DATABASE_URL, "
+    "or the project's local server, started for the run).",
+)
+@click.option(
+    "--labels",
+    "labels_path",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default="labels.csv",
+    show_default=True,
+    envvar=_env("labels"),
+    help="Ground-truth sidecar CSV transaction_id,scenario (fraudulent transactions only).",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
+    default=None,
+    envvar=_env("output"),
+    help="File for --to csv ('-' for stdout, the default).",
+)
+@click.option(
+    "--first-transaction-id",
+    type=click.IntRange(0, MAX_ID),
+    default=1,
+    show_default=True,
+    envvar=_env("first_transaction_id"),
+    help="Id of the first transaction; the others follow one by one.",
+)
+@click.option(
+    "--append",
+    is_flag=True,
+    default=False,
+    envvar=_env("append"),
+    help="--to copy/insert: continue after the stored data (ids from the largest + 1, "
+    "times after the latest); overrides --first-transaction-id and --start.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    envvar=_env("progress"),
+    help=f"Progress bar on stderr (default: on when stderr is a terminal and "
+    f"NUM_TRANSACTIONS >= {AUTO_PROGRESS_FROM:,}).",
+)
+def generate(
+    num_transactions: int,
+    accounts: int,
+    seed: int,
+    start: datetime,
+    fraud_rate: float,
+    scenarios: tuple[str, ...],
+    sink: str,
+    post_url: str,
+    api_token: str | None,
+    batch_size: int,
+    rate: float | None,
+    database_url: str | None,
+    labels_path: Path,
+    output: str | None,
+    first_transaction_id: int,
+    append: bool,
+    progress: bool | None,
+) -> None:
+    """Generate realistic, labelled fake transactions.
+
+    Each account has its own typical amount and pace; fraud scenarios are
+    injected at --fraud-rate and listed (never stored with the data) in the
+    --labels file. Output is in time order, ids sequential. A database load
+    is one transaction: all or nothing, and loading the same data again
+    stores nothing new.
+    """
+    if output is not None and sink != "csv":
+        raise click.UsageError("--output is for --to csv")
+    if rate is not None and sink != "api":
+        raise click.UsageError("--rate is for --to api")
+    if append and sink not in ("copy", "insert"):
+        raise click.UsageError("--append is for --to copy or --to insert")
+    if sink == "api" and not (post_url or "").startswith(("http://", "https://")):
+        raise click.UsageError("--to api needs --post-url, an http:// or https:// URL")
+    if progress is None:
+        progress = sys.stderr.isatty() and num_transactions >= AUTO_PROGRESS_FROM
+    try:
+        settings = Settings(
+            num_transactions=num_transactions,
+            accounts=accounts,
+            seed=seed,
+            start=start,
+            fraud_rate=fraud_rate,
+            scenarios=scenarios,
+            first_transaction_id=first_transaction_id,
+        )
+    except PgfraudError as exc:
+        raise click.UsageError(exc.message) from None
+
+    try:
+        with contextlib.ExitStack() as stack:
+            if sink in ("copy", "insert") and not database_url:
+                database_url = stack.enter_context(config.database()).app_url
+            summary = generate_to(
+                settings,
+                sink,
+                labels_path=labels_path,
+                database_url=database_url,
+                post_url=post_url,
+                api_token=api_token,
+                batch_size=batch_size,
+                rate=rate,
+                output=output or "-",
+                append=append,
+                progress=progress,
+            )
+    except PgfraudError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(summary_line(summary), err=True)

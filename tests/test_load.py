@@ -1,0 +1,105 @@
+"""`pgfraud load`: a CSV from elsewhere, by COPY, all-or-nothing, errors by line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pgfraud import db
+from pgfraud.cli import main
+from pgfraud.errors import InvalidInput, TransactionConflict
+from pgfraud.load import load_csv
+
+HEADER = "account_id,transaction_id,timestamp,amount,merchant\n"
+
+
+def rows(n: int, bad: dict[int, str] | None = None) -> str:
+    """n data rows; bad maps a 1-based data row to its amount text."""
+    bad = bad or {}
+    lines = []
+    for i in range(1, n + 1):
+        amount = bad.get(i, f"{i}.50")
+        lines.append(f"{i % 3},{i},2024-01-01T00:00:{i:02d}.250Z,{amount},shop{i}\n")
+    return "".join(lines)
+
+
+def count(database) -> int:
+    with db.connect(database.admin_url) as conn:
+        return conn.execute("SELECT count(*) FROM transactions").fetchone()[0]
+
+
+def test_nine_rows_with_two_bad_are_refused_by_line(tmp_path: Path, app_conn, database):
+    path = tmp_path / "tx.csv"
+    path.write_text(HEADER + rows(9, {4: "four", 6: ""}))
+    with pytest.raises(InvalidInput) as info:
+        load_csv(app_conn, path)
+    # Data rows 4 and 6 are lines 5 and 7 (the header is line 1).
+    assert [(e["line"], e["field"]) for e in info.value.errors] == [(5, "amount"), (7, "amount")]
+    assert "line(s) 5, 7" in info.value.message
+    app_conn.rollback()
+    assert count(database) == 0
+
+
+def test_good_file_loads_and_loading_again_stores_nothing_new(tmp_path, app_conn, database):
+    path = tmp_path / "tx.csv"
+    path.write_text(HEADER + rows(9))
+    assert load_csv(app_conn, path) == {"rows": 9, "stored": 9, "duplicate": 0}
+    app_conn.commit()
+    assert load_csv(app_conn, path) == {"rows": 9, "stored": 0, "duplicate": 9}
+    app_conn.commit()
+    with db.connect(database.admin_url) as conn:
+        first = conn.execute(
+            "SELECT account_id, to_char(ts AT TIME ZONE 'UTC', 'HH24:MI:SS.MS'), amount::text"
+            " FROM transactions WHERE transaction_id = 1"
+        ).fetchone()
+    assert first == (1, "00:00:01.250", "1.50")
+
+
+def test_timestamp_ms_column(tmp_path, app_conn, database):
+    path = tmp_path / "tx.csv"
+    path.write_text("transaction_id,amount,account_id,timestamp_ms\n7,3.00,2,1700000000123\n")
+    assert load_csv(app_conn, path)["stored"] == 1
+    app_conn.commit()
+    row = db.get_account_transactions(app_conn, 2, 1)[0]
+    assert row["ts"].isoformat() == "2023-11-14T22:13:20.123000+00:00"
+
+
+def test_missing_header_column_is_named(tmp_path, app_conn):
+    path = tmp_path / "tx.csv"
+    path.write_text("account_id,transaction_id,amount\n1,1,1.00\n")
+    with pytest.raises(InvalidInput) as info:
+        load_csv(app_conn, path)
+    assert info.value.field == "timestamp"
+    assert "line 1" in info.value.message
+
+
+def test_conflict_with_stored_row_names_the_line(tmp_path, app_conn, database):
+    path = tmp_path / "tx.csv"
+    path.write_text(HEADER + rows(3))
+    load_csv(app_conn, path)
+    app_conn.commit()
+    changed = tmp_path / "changed.csv"
+    changed.write_text(HEADER + rows(3, {2: "99.99"}))
+    with pytest.raises(TransactionConflict) as info:
+        load_csv(app_conn, changed)
+    assert info.value.row == 3  # data row 2 is line 3
+    app_conn.rollback()
+    assert count(database) == 3
+
+
+def test_cli_load_reports_lines_and_exits_1(tmp_path, database, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    monkeypatch.setenv("PGFRAUD_APP_DATABASE_URL", database.app_url)
+    path = tmp_path / "tx.csv"
+    path.write_text(HEADER + rows(9, {4: "four", 6: ""}))
+    result = CliRunner().invoke(main, ["load", str(path)])
+    assert result.exit_code == 1
+    assert "line 5: amount 'four' is not a decimal number" in result.output
+    assert "line 7: amount is empty" in result.output
+    assert count(database) == 0
+    path.write_text(HEADER + rows(9))
+    result = CliRunner().invoke(main, ["load", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "9 rows, 9 stored, 0 duplicates" in result.output

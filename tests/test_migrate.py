@@ -1,0 +1,130 @@
+"""Migrations: named by the pattern, applied once in order under a lock; functions re-applied."""
+
+from __future__ import annotations
+
+import threading
+import zipfile
+from pathlib import Path
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from pgfraud import db
+from pgfraud.db.migrate import MIGRATION_NAME, function_files, migrate, migration_files
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_migration_file_names_follow_the_pattern():
+    names = sorted(p.name for p in (ROOT / "db" / "migrations").iterdir())
+    assert names == [f.name for f in migration_files()]
+    assert all(MIGRATION_NAME.match(n) for n in names)
+    assert [n[:4] for n in names] == [f"{i:04d}" for i in range(1, len(names) + 1)]
+
+
+def test_every_function_file_has_a_header_and_a_comment():
+    for f in function_files():
+        text = f.read_text()
+        assert text.startswith("-- "), f.name
+        assert "COMMENT ON FUNCTION" in text, f.name
+        assert "REVOKE ALL ON FUNCTION" in text, f.name
+
+
+def test_migrate_again_applies_nothing_and_keeps_data(database):
+    with db.connect(database.admin_url) as conn:
+        conn.execute(
+            "INSERT INTO transactions VALUES (1, 1, '2024-01-01Z', 5.00)"
+        )
+        conn.commit()
+        assert migrate(conn) == []
+        conn.commit()
+        assert conn.execute("SELECT count(*) FROM transactions").fetchone()[0] == 1
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+    assert versions == [f.name.removesuffix(".sql") for f in migration_files()]
+
+
+def test_two_migrators_on_an_empty_database_do_not_race(server_admin_url):
+    name = "pgfraud_test_race"
+    with psycopg.connect(server_admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = server_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    results: list[object] = []
+
+    def run() -> None:
+        try:
+            with db.connect(url) as conn:
+                results.append(migrate(conn))
+                conn.commit()
+        except Exception as exc:  # noqa: BLE001 - the assertion shows it
+            results.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        applied = sorted(results, key=lambda r: len(r) if isinstance(r, list) else -1)
+        assert applied[0] == []
+        assert applied[1] == [f.name.removesuffix(".sql") for f in migration_files()]
+    finally:
+        with psycopg.connect(server_admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.mark.parametrize(
+    "values, constraint",
+    [
+        ("(1, 1, '2024-01-01Z', -0.01)", "transactions_amount_check"),
+        ("(1, 1, '2024-01-01Z', 'NaN')", "transactions_amount_check"),
+        ("(1, 1, '2024-01-01Z', 'Infinity')", "transactions_amount_check"),
+        ("(1, 1, '2024-01-01Z', 12.345)", "transactions_amount_check"),
+        ("(1, 1, '2024-01-01Z', 10000000000000)", "transactions_amount_check"),
+        ("(1, 1, '2024-01-01 00:00:00.0005Z', 1)", "transactions_ts_check"),
+        ("(1, -1, '2024-01-01Z', 1)", "transactions_account_id_check"),
+        ("(-1, 1, '2024-01-01Z', 1)", "transactions_transaction_id_check"),
+    ],
+)
+def test_table_constraints_refuse_bad_rows_from_any_path(admin_conn, values, constraint):
+    with pytest.raises(psycopg.errors.CheckViolation) as info:
+        admin_conn.execute(f"INSERT INTO transactions VALUES {values}")
+    assert info.value.diag.constraint_name == constraint
+
+
+def test_copy_is_refused_by_the_same_constraints(admin_conn):
+    with pytest.raises(psycopg.errors.CheckViolation):
+        with admin_conn.cursor().copy("COPY transactions FROM STDIN") as copy:
+            copy.write_row((1, 1, "2024-01-01Z", "12.345"))
+
+
+def test_service_role_cannot_change_schema_or_delete(app_conn):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        app_conn.execute("DELETE FROM transactions")
+    app_conn.rollback()
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        app_conn.execute("UPDATE rules SET enabled = false")
+    app_conn.rollback()
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        app_conn.execute("CREATE TABLE sneaky (x int)")
+    app_conn.rollback()
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        app_conn.execute("SELECT set_rule('velocity', false)")
+    app_conn.rollback()
+
+
+def test_wheel_installs_one_namespace_with_the_sql(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps",
+         "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("pgfraud-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names if not n.startswith("pgfraud-")}
+    assert top == {"pgfraud"}
+    assert "pgfraud/db/migrations/0001_create_transactions.sql" in names
+    assert "pgfraud/db/functions/is_fraud.sql" in names
+    assert "pgfraud/service/routes.py" in names
