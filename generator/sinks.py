@@ -157,8 +157,9 @@ def to_api(
                 if delay > 0:
                     time.sleep(delay)
             ids = f"transactions {batch[0].transaction_id}..{batch[-1].transaction_id}"
+            earlier = "batch 1 was" if number == 2 else f"batches 1..{number - 1} were"
             done = (
-                f"; batches 1..{number - 1} ({written} transactions) were sent and stay stored"
+                f"; {earlier} sent ({written} transactions) and stay stored"
                 " (sending again is harmless: stored ones count as duplicates)"
                 if number > 1
                 else ""

@@ -10,7 +10,8 @@ Configuration (``create_app(test_config)`` keys, or the environment):
 (``PGFRAUD_API_TOKEN``: bearer token required on writes when set),
 ``MAX_CONTENT_LENGTH`` (bytes, default 2 MiB), ``MAX_BATCH_ROWS`` (default
 10,000 transactions per POST), ``STATEMENT_TIMEOUT_MS`` (default 10,000),
-``POOL_MAX_SIZE`` (default 8).
+``POOL_MAX_SIZE`` (default 8), ``POOL_TIMEOUT_S`` (seconds to wait for a
+connection before answering 503, default 5).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_BATCH_ROWS=10_000,
         STATEMENT_TIMEOUT_MS=10_000,
         POOL_MAX_SIZE=8,
+        POOL_TIMEOUT_S=5,
     )
     if test_config:
         app.config.update(test_config)

@@ -47,7 +47,7 @@ def get_pool() -> ConnectionPool:
                 min_size=1,
                 max_size=int(app.config["POOL_MAX_SIZE"]),
                 kwargs={"options": f"-c timezone=UTC -c statement_timeout={timeout}"},
-                timeout=10,
+                timeout=float(app.config["POOL_TIMEOUT_S"]),
                 open=True,
                 name="pgfraud",
             )
