@@ -173,11 +173,10 @@ def get_rules(conn: psycopg.Connection) -> list[dict[str, Any]]:
 
 
 def check_health(conn: psycopg.Connection) -> dict[str, Any]:
-    """Server version and number of migrations applied; DatabaseUnavailable if it does not answer."""
+    """Server version and migrations applied; DatabaseUnavailable if it does not answer."""
     with wrap_errors():
         row = conn.execute(
-            "SELECT current_setting('server_version'),"
-            " (SELECT count(*) FROM schema_migrations)"
+            "SELECT current_setting('server_version'), (SELECT count(*) FROM schema_migrations)"
         ).fetchone()
     return {"server_version": row[0], "migrations": row[1]}
 

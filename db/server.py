@@ -50,7 +50,9 @@ def find_bindir() -> Path:
     pg_config = shutil.which("pg_config")
     if pg_config:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, check=True
+            )
             candidates.append(Path(out.stdout.strip()))
     initdb = shutil.which("initdb")
     if initdb:
@@ -144,7 +146,9 @@ class LocalServer:
 
     def url(self, *, admin: bool = False, database: str = DATABASE_NAME) -> str:
         """libpq URL of ``database`` as the admin (owner) or the service's login role."""
-        user, password = (ADMIN_USER, self.admin_password) if admin else (APP_USER, self.app_password)
+        user, password = (
+            (ADMIN_USER, self.admin_password) if admin else (APP_USER, self.app_password)
+        )
         return f"postgresql://{user}:{quote(password, safe='')}@127.0.0.1:{self.port}/{database}"
 
     @property
@@ -199,20 +203,29 @@ class LocalServer:
             result = self._run(
                 [
                     str(bindir / "initdb"),
-                    "--pgdata", str(datadir),
-                    "--username", ADMIN_USER,
-                    "--pwfile", pwfile.name,
-                    "--auth-host", "scram-sha-256",
-                    "--auth-local", "scram-sha-256",
-                    "--encoding", "UTF8",
-                    "--locale", "C",
+                    "--pgdata",
+                    str(datadir),
+                    "--username",
+                    ADMIN_USER,
+                    "--pwfile",
+                    pwfile.name,
+                    "--auth-host",
+                    "scram-sha-256",
+                    "--auth-local",
+                    "scram-sha-256",
+                    "--encoding",
+                    "UTF8",
+                    "--locale",
+                    "C",
                     "--no-sync",
                 ]
             )
         finally:
             os.unlink(pwfile.name)
         if result.returncode != 0:
-            raise ConfigurationError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
+            raise ConfigurationError(
+                f"initdb failed: {result.stderr.strip() or result.stdout.strip()}"
+            )
 
     def is_running(self) -> bool:
         if not self.initialized:
@@ -233,8 +246,17 @@ class LocalServer:
         )
         result = self._run(
             [
-                str(find_bindir() / "pg_ctl"), "start", "--wait", "--timeout", "60",
-                "--pgdata", str(self.datadir), "--log", str(self.logfile), "-o", options,
+                str(find_bindir() / "pg_ctl"),
+                "start",
+                "--wait",
+                "--timeout",
+                "60",
+                "--pgdata",
+                str(self.datadir),
+                "--log",
+                str(self.logfile),
+                "-o",
+                options,
             ]
         )
         if result.returncode != 0:
@@ -249,8 +271,15 @@ class LocalServer:
         """Stop the server (fast shutdown) if it runs."""
         if self.is_running():
             self._run(
-                [str(find_bindir() / "pg_ctl"), "stop", "--wait", "--mode", "fast",
-                 "--pgdata", str(self.datadir)]
+                [
+                    str(find_bindir() / "pg_ctl"),
+                    "stop",
+                    "--wait",
+                    "--mode",
+                    "fast",
+                    "--pgdata",
+                    str(self.datadir),
+                ]
             )
 
     def destroy(self) -> None:
@@ -265,7 +294,9 @@ class LocalServer:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with psycopg.connect(self.url(admin=True, database="postgres"), autocommit=True) as conn:
+                with psycopg.connect(
+                    self.url(admin=True, database="postgres"), autocommit=True
+                ) as conn:
                     exists = conn.execute(
                         "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
                     ).fetchone()

@@ -36,33 +36,43 @@ PROGRESS_EVERY = 1000
 class _AtomicFile:
     """A text file written under a temporary name and renamed into place on commit().
 
-    ``keep``: start from a copy of the existing file (to add to it).
+    ``keep``: start from a copy of the existing file (to add to it). A path
+    that exists but is no regular file (``/dev/null``, a FIFO, ``/dev/stdout``)
+    is written in place: renaming over it would replace the device. A symlink
+    is followed, so the file it points to is the one replaced.
     """
 
     def __init__(self, path: Path, keep: bool = False) -> None:
-        self.path = Path(path)
+        self.path = Path(os.path.realpath(path))
+        self.direct = self.path.exists() and not self.path.is_file()
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self.keep = keep and self.path.is_file()
         self.file: TextIO | None = None
 
     def __enter__(self) -> TextIO:
+        mode = "a" if self.keep else "w"
+        if self.direct:
+            self.file = open(self.path, mode, encoding="utf-8", newline="")  # noqa: SIM115
+            return self.file
         if self.keep:
             shutil.copyfile(self.path, self.tmp)
-        self.file = open(self.tmp, "a" if self.keep else "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self.file = open(self.tmp, mode, encoding="utf-8", newline="")  # noqa: SIM115
         return self.file
 
     def commit(self) -> None:
         assert self.file is not None
         self.file.close()
-        os.replace(self.tmp, self.path)
         self.file = None
+        if not self.direct:
+            os.replace(self.tmp, self.path)
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self.file is not None:
             self.file.close()
-            self.tmp.unlink(missing_ok=True)
+            if not self.direct:
+                self.tmp.unlink(missing_ok=True)
 
 
 @dataclasses.dataclass
@@ -89,7 +99,7 @@ def _labelled(
 
 
 def _with_progress(
-    transactions: Iterable[GeneratedTransaction], total: int, label: str
+    transactions: Iterable[GeneratedTransaction], total: int, label: str, then: str | None
 ) -> Iterator[GeneratedTransaction]:
     with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
         pending = 0
@@ -100,6 +110,8 @@ def _with_progress(
                 bar.update(pending)
                 pending = 0
         bar.update(pending)
+    if then:
+        click.echo(then, err=True)
 
 
 def _has_labels_header(path: Path) -> bool:
@@ -186,7 +198,8 @@ def generate_to(
         rows: Iterable[GeneratedTransaction] = generate_transactions(run_settings)
         rows = _labelled(rows, labels, tally)
         if progress:
-            rows = _with_progress(rows, run_settings.num_transactions, "generating")
+            then = "storing (one database transaction) ..." if sink == "copy" else None
+            rows = _with_progress(rows, run_settings.num_transactions, "generating", then)
         return iter(rows)
 
     try:

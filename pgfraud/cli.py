@@ -21,6 +21,7 @@ from pgfraud import config, db
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER
 from pgfraud.errors import PgfraudError
+from pgfraud.generator.cli import generate
 
 SEED_TRANSACTIONS = 100_000
 SEED_ACCOUNTS = 1_000
@@ -85,7 +86,7 @@ def url(admin: bool) -> None:
 
 @db_group.command()
 def start() -> None:
-    """Start the local PostgreSQL (set up and migrated); it keeps running until `pgfraud db stop`."""
+    """Start the local PostgreSQL, migrated; it runs until `pgfraud db stop`."""
     if config.external_url():
         click.echo("DATABASE_URL is set: there is no local server to start", err=True)
         sys.exit(1)
@@ -182,7 +183,9 @@ def _is_loopback(host: str) -> bool:
 
 @main.command()
 @click.option("--host", envvar="HOST", default="127.0.0.1", show_default=True)
-@click.option("--port", envvar="PORT", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port", envvar="PORT", default=5000, show_default=True, type=click.IntRange(1, 65535)
+)
 @click.option("--threads", envvar="PGFRAUD_THREADS", default=8, show_default=True, type=int)
 @click.option(
     "--seed-transactions",
@@ -263,12 +266,4 @@ def run(host: str, port: int, threads: int, seed_transactions: int, seed_account
         _fail(exc)
 
 
-def _register_generator() -> None:
-    try:
-        from pgfraud.generator.cli import generate
-    except ImportError:  # the generator is optional only while it is being built
-        return
-    main.add_command(generate)
-
-
-_register_generator()
+main.add_command(generate)

@@ -49,9 +49,7 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not values or all(not v.strip() for v in values):
                 continue  # blank line
             line = reader.line_num
-            row = {
-                name: values[i] if i < len(values) else None for name, i in index.items()
-            }
+            row = {name: values[i] if i < len(values) else None for name, i in index.items()}
             row["timestamp"] = row.pop(time_column)
             yield line, {k: v for k, v in row.items() if v is not None}
 

@@ -54,7 +54,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "pgfraud",
             "version": __version__,
-            "description": "PostgreSQL-native fraud detection: store transactions, read fired rules.",
+            "description": "PostgreSQL-native fraud detection: store transactions, read events.",
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -125,7 +125,10 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             "/rules": {
-                "get": {"summary": "The rule catalogue", "responses": {"200": {"description": "rules"}}}
+                "get": {
+                    "summary": "The rule catalogue",
+                    "responses": {"200": {"description": "rules"}},
+                }
             },
             "/is_fraud/{account_id}": {
                 "get": {

@@ -21,9 +21,9 @@ from pgfraud.errors import InvalidInput, PgfraudError
 from pgfraud.service.database import transaction
 from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
-    parse_id,
     format_timestamp,
     loads_json,
+    parse_id,
     parse_transaction,
     parse_transactions,
     to_record,

@@ -330,7 +330,9 @@ def test_writes_need_the_token_when_one_is_set(app, database):
 def test_health_is_503_when_the_database_is_down():
     from pgfraud.service import create_app
 
-    app = create_app({"DATABASE_URL": "postgresql://nobody:x@127.0.0.1:1/none", "POOL_TIMEOUT_S": 1})
+    app = create_app(
+        {"DATABASE_URL": "postgresql://nobody:x@127.0.0.1:1/none", "POOL_TIMEOUT_S": 1}
+    )
     response = app.test_client().get("/health")
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "database_unavailable"

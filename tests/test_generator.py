@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import csv
 import itertools
+import os
 import re
+import socket
+import stat
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -493,3 +497,54 @@ def test_cli_copy_error_is_one_clear_line(database: Database, tmp_path: Path) ->
     assert result.exit_code == 1
     assert "Error: transaction_id 1 is already stored with other content" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_progress_bar_on_request_only(tmp_path: Path) -> None:
+    shown = run_csv(tmp_path, "--num-transactions", "50", "--progress", name="a")
+    assert shown.exit_code == 0, shown.output
+    assert "generating" in shown.stderr
+    # Default: off when stderr is not a terminal (as under CliRunner).
+    hidden = run_csv(tmp_path, "--num-transactions", "50", name="b")
+    assert "generating" not in hidden.stderr
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+def test_api_sink_names_the_batch_when_the_server_is_unreachable(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = CliRunner().invoke(
+        generate,
+        [
+            "--to",
+            "api",
+            "--post-url",
+            f"http://127.0.0.1:{port}/store_data",
+            "--num-transactions",
+            "5",
+            "--labels",
+            str(tmp_path / "labels.csv"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert f"batch 1 (transactions 1..5): cannot reach http://127.0.0.1:{port}" in result.stderr
+    assert not (tmp_path / "labels.csv").exists()
+
+
+def test_output_to_a_fifo_is_written_in_place(tmp_path: Path) -> None:
+    # Special files (a FIFO here, /dev/null alike) are written, never renamed over.
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    result = CliRunner().invoke(
+        generate,
+        ["--to", "csv", "--output", str(fifo), "--num-transactions", "3"]
+        + ["--labels", str(tmp_path / "labels.csv")],
+    )
+    reader.join(timeout=10)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert received[0].count(b"\n") == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.csv", "pipe"]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import zipfile
 from pathlib import Path
-import subprocess
-import sys
 
 import psycopg
 import pytest
@@ -34,9 +34,7 @@ def test_every_function_file_has_a_header_and_a_comment():
 
 def test_migrate_again_applies_nothing_and_keeps_data(database):
     with db.connect(database.admin_url) as conn:
-        conn.execute(
-            "INSERT INTO transactions VALUES (1, 1, '2024-01-01Z', 5.00)"
-        )
+        conn.execute("INSERT INTO transactions VALUES (1, 1, '2024-01-01Z', 5.00)")
         conn.commit()
         assert migrate(conn) == []
         conn.commit()
@@ -117,8 +115,7 @@ def test_service_role_cannot_change_schema_or_delete(app_conn):
 
 def test_wheel_installs_one_namespace_with_the_sql(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps",
-         "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
         check=True,
     )
     (wheel,) = tmp_path.glob("pgfraud-*.whl")

@@ -212,9 +212,7 @@ def test_batch_scoring_equals_per_account(app_conn):
             (5, 3, 0, "7.00"),
         ],
     )
-    batch = app_conn.execute(
-        "SELECT transaction_id, rule_id FROM score_transactions()"
-    ).fetchall()
+    batch = app_conn.execute("SELECT transaction_id, rule_id FROM score_transactions()").fetchall()
     per_account = [
         (e["transaction_id"], e["rule_id"]) for a in (1, 2, 3) for e in db.is_fraud(app_conn, a)
     ]
