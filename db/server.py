@@ -127,11 +127,17 @@ class LocalServer:
 
     @property
     def port(self) -> int:
-        return int((self.home / "port").read_text().strip())
+        """The TCP port on 127.0.0.1, chosen (a free one) and recorded on first use."""
+        path = self.home / "port"
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{_free_port()}\n")
+        return int(path.read_text().strip())
 
     def _secret(self, name: str) -> str:
         path = self.home / f"{name}.password"
         if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(24))
         return path.read_text().strip()
@@ -195,7 +201,6 @@ class LocalServer:
             shutil.rmtree(datadir)
         datadir.mkdir(mode=0o700, parents=True)
         self._chown(datadir)
-        (self.home / "port").write_text(f"{_free_port()}\n")
         with tempfile.NamedTemporaryFile("w", delete=False, dir=datadir.parent) as pwfile:
             pwfile.write(self.admin_password + "\n")
         try:

@@ -10,7 +10,8 @@ many other accounts there are:
 - ``spread``: the standard deviation of the natural log of its amounts
   (0.25 .. 0.8), so an account's amounts are lognormal around its median.
 - ``mean_gap_ms``: the mean elapsed time between its transactions, in
-  milliseconds; log-uniform from 5 minutes to 2 days across accounts. Gaps
+  milliseconds; log-uniform from 2 hours to 3 days across accounts (a card
+  used a few times a day to twice a week). Gaps
   are exponential (a Poisson process per account).
 
 Amounts are whole cents (ints) until they leave the generator as Decimal;
@@ -33,7 +34,7 @@ TYPICAL_LOG_SIGMA = 0.6
 BIG_SPENDER_SHARE = 0.05
 BIG_SPENDER_FACTOR = 10
 SPREAD_RANGE = (0.25, 0.8)
-MEAN_GAP_RANGE_MS = (5 * MINUTE_MS, 2 * DAY_MS)
+MEAN_GAP_RANGE_MS = (2 * HOUR_MS, 3 * DAY_MS)
 MAX_CENTS = 10**15 - 1  # amounts stay below 10^13 currency units
 
 

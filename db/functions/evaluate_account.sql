@@ -28,7 +28,26 @@ LANGUAGE sql
 STABLE
 PARALLEL SAFE
 AS $$
-    WITH history AS (
+    WITH parameters AS MATERIALIZED (
+        -- Read once per call (not once per row), typed in one place.
+        SELECT
+            p_rules ? 'below_average' AS below_average_on,
+            (p_rules #>> '{below_average,factor}')::numeric AS below_average_factor,
+            greatest((p_rules #>> '{below_average,min_history}')::bigint, 1) AS below_average_min_history,
+            p_rules ? 'amount_spike' AS amount_spike_on,
+            (p_rules #>> '{amount_spike,multiplier}')::numeric AS amount_spike_multiplier,
+            greatest((p_rules #>> '{amount_spike,min_history}')::bigint, 1) AS amount_spike_min_history,
+            p_rules ? 'large_amount' AS large_amount_on,
+            (p_rules #>> '{large_amount,threshold}')::numeric AS large_amount_threshold,
+            p_rules ? 'velocity' AS velocity_on,
+            (p_rules #>> '{velocity,window_seconds}')::numeric AS velocity_window_seconds,
+            make_interval(secs => (p_rules #>> '{velocity,window_seconds}')::double precision)
+                AS velocity_window,
+            (p_rules #>> '{velocity,max_transactions}')::numeric AS velocity_max_transactions,
+            p_rules ? 'rapid_succession' AS rapid_succession_on,
+            (p_rules #>> '{rapid_succession,min_gap_seconds}')::numeric AS rapid_succession_min_gap_seconds
+    ),
+    history AS (
         SELECT
             t.transaction_id,
             t.account_id,
@@ -49,87 +68,78 @@ AS $$
             h.transaction_id, h.account_id, h.ts, h.amount,
             'below_average'::text AS rule_id,
             h.amount AS observed,
-            round(p.factor * h.prior_sum / h.prior_count, 4) AS threshold,
+            round(p.below_average_factor * h.prior_sum / h.prior_count, 4) AS threshold,
             format('amount %s is below %s x the average %s of %s prior transactions',
-                   h.amount, p.factor, round(h.prior_sum / h.prior_count, 4), h.prior_count) AS reason
+                   h.amount, p.below_average_factor, round(h.prior_sum / h.prior_count, 4),
+                   h.prior_count) AS reason
         FROM history AS h
-        CROSS JOIN LATERAL (
-            SELECT (p_rules -> 'below_average' ->> 'factor')::numeric AS factor,
-                   (p_rules -> 'below_average' ->> 'min_history')::bigint AS min_history
-        ) AS p
-        WHERE p_rules ? 'below_average'
-          AND h.prior_count >= greatest(p.min_history, 1)
-          AND h.amount * h.prior_count < p.factor * h.prior_sum
+        CROSS JOIN parameters AS p
+        WHERE p.below_average_on
+          AND h.prior_count >= p.below_average_min_history
+          AND h.amount * h.prior_count < p.below_average_factor * h.prior_sum
     ),
     amount_spike AS (
         SELECT
             h.transaction_id, h.account_id, h.ts, h.amount,
             'amount_spike'::text,
             h.amount,
-            round(p.multiplier * h.prior_sum / h.prior_count, 4),
+            round(p.amount_spike_multiplier * h.prior_sum / h.prior_count, 4),
             format('amount %s is above %s x the average %s of %s prior transactions',
-                   h.amount, p.multiplier, round(h.prior_sum / h.prior_count, 4), h.prior_count)
+                   h.amount, p.amount_spike_multiplier, round(h.prior_sum / h.prior_count, 4),
+                   h.prior_count)
         FROM history AS h
-        CROSS JOIN LATERAL (
-            SELECT (p_rules -> 'amount_spike' ->> 'multiplier')::numeric AS multiplier,
-                   (p_rules -> 'amount_spike' ->> 'min_history')::bigint AS min_history
-        ) AS p
-        WHERE p_rules ? 'amount_spike'
-          AND h.prior_count >= greatest(p.min_history, 1)
-          AND h.amount * h.prior_count > p.multiplier * h.prior_sum
+        CROSS JOIN parameters AS p
+        WHERE p.amount_spike_on
+          AND h.prior_count >= p.amount_spike_min_history
+          AND h.amount * h.prior_count > p.amount_spike_multiplier * h.prior_sum
     ),
     large_amount AS (
         SELECT
             h.transaction_id, h.account_id, h.ts, h.amount,
             'large_amount'::text,
             h.amount,
-            p.threshold,
-            format('amount %s is at or above the limit %s', h.amount, p.threshold)
+            p.large_amount_threshold,
+            format('amount %s is at or above the limit %s', h.amount, p.large_amount_threshold)
         FROM history AS h
-        CROSS JOIN LATERAL (
-            SELECT (p_rules -> 'large_amount' ->> 'threshold')::numeric AS threshold
-        ) AS p
-        WHERE p_rules ? 'large_amount'
-          AND h.amount >= p.threshold
+        CROSS JOIN parameters AS p
+        WHERE p.large_amount_on
+          AND h.amount >= p.large_amount_threshold
     ),
     velocity AS (
         SELECT
             h.transaction_id, h.account_id, h.ts, h.amount,
             'velocity'::text,
             (w.prior_in_window + 1)::numeric,
-            p.max_transactions,
+            p.velocity_max_transactions,
             format('%s transactions within %s seconds (this one included); the limit is %s',
-                   w.prior_in_window + 1, p.window_seconds, p.max_transactions)
+                   w.prior_in_window + 1, p.velocity_window_seconds, p.velocity_max_transactions)
         FROM history AS h
+        CROSS JOIN parameters AS p
         CROSS JOIN LATERAL (
-            SELECT (p_rules -> 'velocity' ->> 'window_seconds')::numeric AS window_seconds,
-                   (p_rules -> 'velocity' ->> 'max_transactions')::numeric AS max_transactions
-        ) AS p
-        CROSS JOIN LATERAL (
+            -- Prior transactions of the account in (ts - window, ts): an index-only range scan.
             SELECT count(*) AS prior_in_window
             FROM transactions AS w
             WHERE w.account_id = h.account_id
-              AND w.ts > h.ts - make_interval(secs => p.window_seconds::double precision)
+              AND w.ts > h.ts - p.velocity_window
               AND (w.ts, w.transaction_id) < (h.ts, h.transaction_id)
         ) AS w
-        WHERE p_rules ? 'velocity'
-          AND w.prior_in_window + 1 > p.max_transactions
+        WHERE p.velocity_on
+          AND w.prior_in_window + 1 > p.velocity_max_transactions
     ),
     rapid_succession AS (
         SELECT
             h.transaction_id, h.account_id, h.ts, h.amount,
             'rapid_succession'::text,
             round(extract(epoch FROM h.ts - h.previous_ts), 3),
-            p.min_gap_seconds,
+            p.rapid_succession_min_gap_seconds,
             format('%s seconds since the previous transaction; the minimum is %s',
-                   round(extract(epoch FROM h.ts - h.previous_ts), 3), p.min_gap_seconds)
+                   round(extract(epoch FROM h.ts - h.previous_ts), 3),
+                   p.rapid_succession_min_gap_seconds)
         FROM history AS h
-        CROSS JOIN LATERAL (
-            SELECT (p_rules -> 'rapid_succession' ->> 'min_gap_seconds')::numeric AS min_gap_seconds
-        ) AS p
-        WHERE p_rules ? 'rapid_succession'
+        CROSS JOIN parameters AS p
+        WHERE p.rapid_succession_on
           AND h.previous_ts IS NOT NULL
-          AND extract(epoch FROM h.ts - h.previous_ts) < p.min_gap_seconds
+          AND extract(epoch FROM h.ts - h.previous_ts) < p.rapid_succession_min_gap_seconds
     ),
     events AS (
         SELECT * FROM below_average

@@ -10,13 +10,15 @@ RETURNS SETOF fraud_event
 LANGUAGE plpgsql
 STABLE
 AS $$
+DECLARE
+    v_rules jsonb := active_rule_parameters();
 BEGIN
     IF NOT EXISTS (SELECT FROM transactions AS t WHERE t.account_id = p_account_id) THEN
         RAISE EXCEPTION 'account % has no transactions', p_account_id
             USING ERRCODE = 'PF002', COLUMN = 'account_id';
     END IF;
     RETURN QUERY
-        SELECT e.* FROM evaluate_account(p_account_id, active_rule_parameters()) AS e;
+        SELECT e.* FROM evaluate_account(p_account_id, v_rules) AS e;
 END;
 $$;
 
