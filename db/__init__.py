@@ -119,15 +119,15 @@ def store_transactions(conn: psycopg.Connection, transactions: list[dict[str, An
     return [{"row": r[0], "transaction_id": r[1], "status": r[2]} for r in rows]
 
 
-def copy_transactions(
+def stage_transactions(
     conn: psycopg.Connection, rows: Iterable[tuple[int, int, int, datetime, Decimal]]
-) -> dict[str, int]:
-    """Store rows by COPY through the staging table, all-or-nothing and idempotent.
+) -> None:
+    """COPY rows into this session's staging table (SQL ``create_staging_table``).
 
     ``rows``: (row_number, transaction_id, account_id, ts, amount) tuples,
     already validated; row_number is what errors report (a CSV line, say).
-    Returns ``{"stored": n, "duplicate": m}``. Runs in the caller's database
-    transaction. Errors: TransactionConflict, InvalidInput.
+    Follow with :func:`store_staged` in the same database transaction.
+    Errors: InvalidInput for a value the table's constraints refuse.
     """
     with wrap_errors():
         conn.execute("SELECT create_staging_table()")
@@ -137,12 +137,34 @@ def copy_transactions(
         ) as copy:
             for row in rows:
                 copy.write_row(row)
+
+
+def store_staged(conn: psycopg.Connection) -> dict[str, int]:
+    """Move the staged rows into ``transactions`` (SQL ``store_staged_transactions``).
+
+    Returns ``{"stored": n, "duplicate": m}``. Errors: TransactionConflict
+    (``row`` is the staged row_number).
+    """
+    with wrap_errors():
         counts = conn.execute(
             "SELECT count(*) FILTER (WHERE status = 'stored'),"
             " count(*) FILTER (WHERE status = 'duplicate')"
             " FROM store_staged_transactions()"
         ).fetchone()
     return {"stored": counts[0], "duplicate": counts[1]}
+
+
+def copy_transactions(
+    conn: psycopg.Connection, rows: Iterable[tuple[int, int, int, datetime, Decimal]]
+) -> dict[str, int]:
+    """Store rows by COPY through the staging table, all-or-nothing and idempotent.
+
+    :func:`stage_transactions` then :func:`store_staged`, in the caller's
+    database transaction. Returns ``{"stored": n, "duplicate": m}``.
+    Errors: TransactionConflict, InvalidInput.
+    """
+    stage_transactions(conn, rows)
+    return store_staged(conn)
 
 
 def is_fraud(conn: psycopg.Connection, account_id: int) -> list[dict[str, Any]]:

@@ -2,8 +2,8 @@
 
 The header must name ``account_id``, ``transaction_id``, ``amount`` and
 ``timestamp`` (ISO 8601, or epoch milliseconds) or ``timestamp_ms`` (epoch
-milliseconds); other columns are ignored. Every row is validated first
-(pgfraud.wire rules), and every bad row is reported by its line number (the
+milliseconds); other columns are ignored. Every row is validated
+(pgfraud.wire rules) and every bad row is reported by its line number (the
 header is line 1); only a file with no bad row is stored, through the
 staging table, so loading the same file twice stores nothing new.
 """
@@ -54,71 +54,61 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield line, {k: v for k, v in row.items() if v is not None}
 
 
-def _validated(path: Path) -> Iterator[tuple[int, Transaction]]:
-    chunk: list[tuple[int, dict[str, Any]]] = []
-    for item in _rows(path):
-        chunk.append(item)
-        if len(chunk) == CHUNK:
-            yield from _check(chunk)
-            chunk = []
-    if chunk:
-        yield from _check(chunk)
-
-
-def _check(chunk: list[tuple[int, dict[str, Any]]]) -> Iterator[tuple[int, Transaction]]:
+def _check(chunk: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, Transaction]]:
     lines = [line for line, _ in chunk]
-    return zip(lines, parse_transactions([row for _, row in chunk], rows=lines), strict=True)
-
-
-def validate_csv(path: Path) -> int:
-    """Check every row; returns the number of rows. InvalidInput listing every bad
-    line (up to 100) as ``{"row": line, "field", "message"}``."""
-    errors: list[dict[str, Any]] = []
-    count = 0
-    chunk: list[tuple[int, dict[str, Any]]] = []
-
-    def flush() -> None:
-        try:
-            list(_check(chunk))
-        except InvalidInput as exc:
-            errors.extend(exc.errors)
-
-    for item in _rows(path):
-        count += 1
-        chunk.append(item)
-        if len(chunk) == CHUNK:
-            flush()
-            chunk = []
-        if len(errors) >= MAX_ERRORS:
-            break
-    if chunk:
-        flush()
-    if errors:
-        for e in errors:
-            e["line"] = e["row"]
-        lines = ", ".join(str(e["row"]) for e in errors[:MAX_ERRORS])
-        raise InvalidInput(
-            f"{path}: {len(errors)} bad row(s), at line(s) {lines}; nothing was stored",
-            field=errors[0].get("field"),
-            row=errors[0]["row"],
-            errors=errors[:MAX_ERRORS],
-        )
-    return count
+    return list(zip(lines, parse_transactions([row for _, row in chunk], rows=lines), strict=True))
 
 
 def load_csv(conn: psycopg.Connection, path: Path) -> dict[str, int]:
-    """Validate ``path`` whole, then store it by COPY in the caller's database transaction.
+    """Validate and store ``path`` by COPY in one pass, in the caller's database transaction.
 
-    Returns ``{"rows": n, "stored": s, "duplicate": d}``. Errors:
-    InvalidInput (bad header or rows; nothing stored), TransactionConflict
-    (an id already stored with other content; ``row`` is its line).
+    Rows are validated in chunks and streamed into the staging table; after
+    the first bad row nothing more is staged, but validation goes on so that
+    every bad line (up to 100) is reported. Only a file without bad rows is
+    merged into ``transactions``; otherwise the caller rolls back. Returns
+    ``{"rows": n, "stored": s, "duplicate": d}``. Errors: InvalidInput (bad
+    header or rows, ``errors`` holds ``{"row"/"line", "field", "message"}`` per
+    problem), TransactionConflict (an id already stored with other content;
+    ``row`` is its line).
     """
-    rows = validate_csv(path)
-    counts = db.copy_transactions(
-        conn,
-        (
-            (line, t.transaction_id, t.account_id, t.timestamp, t.amount)
-            for line, t in _validated(path)
-        ),
-    )
-    return {"rows": rows, **counts}
+    errors: list[dict[str, Any]] = []
+    count = 0
+
+    def staged_rows() -> Iterator[tuple[int, int, int, Any, Any]]:
+        nonlocal count
+        chunk: list[tuple[int, dict[str, Any]]] = []
+        for item in _rows(path):
+            count += 1
+            chunk.append(item)
+            if len(chunk) == CHUNK:
+                yield from validate(chunk)
+                chunk = []
+                if len(errors) >= MAX_ERRORS:
+                    return
+        if chunk:
+            yield from validate(chunk)
+
+    def validate(chunk: list[tuple[int, dict[str, Any]]]) -> Iterator[tuple]:
+        try:
+            good = _check(chunk)
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
+            return
+        if not errors:
+            for line, t in good:
+                yield (line, t.transaction_id, t.account_id, t.timestamp, t.amount)
+
+    db.stage_transactions(conn, staged_rows())
+    if errors:
+        for e in errors:
+            e["line"] = e["row"]
+        shown = errors[:MAX_ERRORS]
+        lines = ", ".join(str(e["row"]) for e in shown)
+        raise InvalidInput(
+            f"{path}: {len(shown)}{'+' if len(errors) > MAX_ERRORS else ''} bad row(s), "
+            f"at line(s) {lines}; nothing was stored",
+            field=shown[0].get("field"),
+            row=shown[0]["row"],
+            errors=shown,
+        )
+    return {"rows": count, **db.store_staged(conn)}
