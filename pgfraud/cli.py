@@ -19,7 +19,7 @@ import click
 
 from pgfraud import config, db
 from pgfraud.db.migrate import migrate as apply_migrations
-from pgfraud.db.server import APP_USER
+from pgfraud.db.server import APP_USER, LocalServer
 from pgfraud.errors import PgfraudError
 from pgfraud.generator.cli import generate
 
@@ -27,8 +27,9 @@ SEED_TRANSACTIONS = 100_000
 SEED_ACCOUNTS = 1_000
 
 
-def _fail(exc: PgfraudError) -> None:
-    click.echo(f"error: {exc.message}", err=True)
+def _fail(exc: PgfraudError, unit: str = "row") -> None:
+    where = f"{unit} {exc.row}: " if exc.row is not None and not exc.errors else ""
+    click.echo(f"error: {where}{exc.message}", err=True)
     for item in exc.errors:
         where = f"line {item['row']}: " if "row" in item else ""
         click.echo(f"  {where}{item['message']}", err=True)
@@ -74,11 +75,11 @@ def db_group() -> None:
 @click.option("--admin", is_flag=True, help="The owner's URL instead of the service's login.")
 def url(admin: bool) -> None:
     """Print the connection URL (for psql "$(pgfraud db url)")."""
-    described = config.describe()
-    server = described.server
-    if server is not None and not server.initialized:
+    if not config.external_url() and not LocalServer(config.home()).initialized:
         click.echo("error: no local database yet: run `make run` (or `pgfraud db start`)", err=True)
         sys.exit(1)
+    described = config.describe()
+    server = described.server
     if server is not None and not server.is_running():
         click.echo("note: the local PostgreSQL is not running (start it with `make run`)", err=True)
     click.echo(described.admin_url if admin else described.app_url)
@@ -103,19 +104,27 @@ def start() -> None:
 @db_group.command()
 def stop() -> None:
     """Stop the local PostgreSQL."""
-    server = config.describe().server
-    if server is not None:
-        server.stop()
+    if config.external_url():
+        click.echo("DATABASE_URL is set: there is no local server to stop", err=True)
+        sys.exit(1)
+    server = LocalServer(config.home())
+    if not server.initialized:
+        click.echo(f"no local database in {config.home()}")
+        return
+    server.stop()
     click.echo("stopped")
 
 
 @db_group.command()
 def status() -> None:
     """Say whether the local PostgreSQL runs (exit 1 when it does not)."""
-    server = config.describe().server
-    if server is None:
+    if config.external_url():
         click.echo("DATABASE_URL is set: external server")
         return
+    server = LocalServer(config.home())
+    if not server.initialized:
+        click.echo(f"no local database in {config.home()} yet (`make run` makes one)")
+        sys.exit(1)
     running = server.is_running()
     click.echo(f"local PostgreSQL in {server.datadir}: {'running' if running else 'stopped'}")
     sys.exit(0 if running else 1)
@@ -165,7 +174,7 @@ def load(path: Path) -> None:
                 counts = load_csv(conn, path)
                 conn.commit()
     except PgfraudError as exc:
-        _fail(exc)
+        _fail(exc, unit="line")
     click.echo(
         f"loaded {path}: {counts['rows']} rows, {counts['stored']} stored, "
         f"{counts['duplicate']} duplicates"
@@ -215,6 +224,8 @@ def run(host: str, port: int, threads: int, seed_transactions: int, seed_account
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    # Also when started in the background by a shell that ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with config.database() as database:
             applied = prepare(database)
@@ -248,7 +259,7 @@ def run(host: str, port: int, threads: int, seed_transactions: int, seed_account
                         f"  curl {base}/health",
                         f"  curl {base}/is_fraud/1",
                         f"  curl {base}/rules",
-                        f"  curl '{base}/store_data?account_id=1&transaction_id=900000001"
+                        f"  curl '{base}/store_data?account_id=1&transaction_id=800000001"
                         "&timestamp=2024-06-01T12:00:00Z&amount=19.99'",
                         '  psql "$(.venv/bin/pgfraud db url)" -c "SELECT * FROM is_fraud(1)"',
                     ]

@@ -103,3 +103,20 @@ def test_cli_load_reports_lines_and_exits_1(tmp_path, database, monkeypatch):
     result = CliRunner().invoke(main, ["load", str(path)])
     assert result.exit_code == 0, result.output
     assert "9 rows, 9 stored, 0 duplicates" in result.output
+
+
+def test_cli_load_names_the_line_of_a_conflict(tmp_path, database, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    monkeypatch.setenv("PGFRAUD_APP_DATABASE_URL", database.app_url)
+    path = tmp_path / "tx.csv"
+    path.write_text(HEADER + rows(3))
+    assert CliRunner().invoke(main, ["load", str(path)]).exit_code == 0
+    path.write_text(HEADER + rows(3, {2: "99.99"}))
+    result = CliRunner().invoke(main, ["load", str(path)])
+    assert result.exit_code == 1
+    assert "error: line 3: transaction_id 2 is already stored with other content" in result.output
+    twice = tmp_path / "twice.csv"
+    twice.write_text(HEADER + "1,50,2024-01-01T00:00:00Z,1.00\n1,50,2024-01-01T00:00:00Z,2.00\n")
+    result = CliRunner().invoke(main, ["load", str(twice)])
+    assert "error: line 3: transaction_id 50 appears twice" in result.output
+    assert count(database) == 3
