@@ -22,7 +22,7 @@ from typing import Any
 
 
 class PgfraudError(Exception):
-    """Something went wrong."""
+    """internal error"""
 
     code = "internal_error"
     status = 500

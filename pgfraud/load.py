@@ -27,31 +27,50 @@ MAX_ERRORS = 100
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, {field: text}) per data row; InvalidInput for a bad header."""
+    """(line number, {field: text}) per data row.
+
+    InvalidInput for a bad header, bytes that are not UTF-8, or broken CSV
+    (an unterminated quote, a field over 131,072 characters), naming the line.
+    """
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(handle, strict=True)
         try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise InvalidInput(f"{path} is empty: it needs a header line") from None
-        missing = [name for name in REQUIRED if name not in header]
-        time_column = next((c for c in ("timestamp", "timestamp_ms") if c in header), None)
-        if time_column is None:
-            missing.append("timestamp (or timestamp_ms)")
-        if missing:
+            yield from _read(path, reader)
+        except UnicodeDecodeError as exc:
             raise InvalidInput(
-                f"line 1: the header lacks {', '.join(missing)}",
-                field=missing[0].split()[0],
-                row=1,
-            )
-        index = {name: header.index(name) for name in (*REQUIRED, time_column)}
-        for values in reader:
-            if not values or all(not v.strip() for v in values):
-                continue  # blank line
-            line = reader.line_num
-            row = {name: values[i] if i < len(values) else None for name, i in index.items()}
-            row["timestamp"] = row.pop(time_column)
-            yield line, {k: v for k, v in row.items() if v is not None}
+                f"line {reader.line_num + 1}: the file is not UTF-8 text ({exc.reason})",
+                row=reader.line_num + 1,
+            ) from None
+        except csv.Error as exc:
+            raise InvalidInput(
+                f"line {reader.line_num}: not valid CSV ({exc})", row=reader.line_num
+            ) from None
+
+
+def _read(path: Path, reader: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Header check, then (line, {field: text}) per non-blank data row."""
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise InvalidInput(f"{path} is empty: it needs a header line") from None
+    missing = [name for name in REQUIRED if name not in header]
+    time_column = next((c for c in ("timestamp", "timestamp_ms") if c in header), None)
+    if time_column is None:
+        missing.append("timestamp (or timestamp_ms)")
+    if missing:
+        raise InvalidInput(
+            f"line 1: the header lacks {', '.join(missing)}",
+            field=missing[0].split()[0],
+            row=1,
+        )
+    index = {name: header.index(name) for name in (*REQUIRED, time_column)}
+    for values in reader:
+        if not values or all(not v.strip() for v in values):
+            continue  # blank line
+        line = reader.line_num
+        row = {name: values[i] if i < len(values) else None for name, i in index.items()}
+        row["timestamp"] = row.pop(time_column)
+        yield line, {k: v for k, v in row.items() if v is not None}
 
 
 def _check(chunk: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, Transaction]]:

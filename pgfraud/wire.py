@@ -42,8 +42,18 @@ MIN_MS = int(MIN_TIME.timestamp() * 1000)  # 946684800000
 MAX_MS = int(MAX_TIME.timestamp() * 1000)  # 4102444800000
 FIELDS = ("account_id", "transaction_id", "timestamp", "amount")
 
-_DIGITS = re.compile(r"^[0-9]+$")
-_DECIMAL = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
+_DIGITS = re.compile(r"[0-9]{1,30}")
+_DECIMAL = re.compile(r"[+-]?([0-9]{1,40}(\.[0-9]{0,40})?|\.[0-9]{1,40})")
+_SHOWN = 40  # characters of a bad value quoted back in a message
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+def _show(value: Any) -> str:
+    """A bad value as quoted in an error message: repr, cut to 40 characters."""
+    return _cut(repr(value))
 
 
 def _error(message: str) -> PydanticCustomError:
@@ -56,9 +66,9 @@ def parse_id(value: Any) -> int:
         raise _error("must be an integer from 0 to 9223372036854775807")
     if isinstance(value, str):
         text = value.strip()
-        if text.startswith("-") and _DIGITS.match(text[1:]):
+        if text.startswith("-") and _DIGITS.fullmatch(text[1:]):
             raise _error("must be >= 0")
-        if not _DIGITS.match(text):
+        if not _DIGITS.fullmatch(text):
             raise _error("must be an integer from 0 to 9223372036854775807")
         value = int(text)
     if value < 0:
@@ -95,14 +105,20 @@ def _parse_timestamp(value: Any) -> datetime:
         parsed = value
     elif isinstance(value, str):
         text = value.strip()
-        if _DIGITS.match(text):
+        if _DIGITS.fullmatch(text):
             return _from_epoch_ms(int(text))
+        hint = ""
+        if " " in text and not text.isdigit():
+            hint = " (in a URL, write + as %2B)"
         try:
+            # fromisoformat ignores what follows a NUL: only printable ASCII is read.
+            if not (text.isascii() and text.isprintable()) or len(text) > 64:
+                raise ValueError
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise _error(
-                f"{value!r} is not an ISO 8601 timestamp (like 2024-03-10T12:00:00.123Z) "
-                "nor an integer of epoch milliseconds"
+                f"{_show(value)} is not an ISO 8601 timestamp (like 2024-03-10T12:00:00.123Z) "
+                f"nor an integer of epoch milliseconds{hint}"
             ) from None
     else:
         raise _error("must be an ISO 8601 string or an integer of epoch milliseconds")
@@ -130,14 +146,14 @@ def _parse_amount(value: Any) -> Decimal:
         text = value.strip()
         if not text:
             raise _error("is empty; it must be a decimal number, like 19.99")
-        if not _DECIMAL.match(text):
+        if not _DECIMAL.fullmatch(text):
             if text.lower().lstrip("+-") in ("nan", "inf", "infinity", "snan"):
-                raise _error(f"{value!r} is not a finite number")
-            raise _error(f"{value!r} is not a decimal number, like 19.99")
+                raise _error(f"{_show(value)} is not a finite number")
+            raise _error(f"{_show(value)} is not a decimal number, like 19.99")
         try:
             value = Decimal(text)
         except InvalidOperation:
-            raise _error(f"{value!r} is not a decimal number, like 19.99") from None
+            raise _error(f"{_show(value)} is not a decimal number, like 19.99") from None
     elif not isinstance(value, Decimal):
         raise _error("must be a decimal number, like 19.99")
     if not value.is_finite():
@@ -146,15 +162,12 @@ def _parse_amount(value: Any) -> Decimal:
         raise _error("must be >= 0")
     if value >= MAX_AMOUNT:
         raise _error("must be below 10000000000000 (10^13)")
-    if value.as_tuple().exponent < -2:  # type: ignore[operator]
-        if value != value.quantize(CENT):
-            raise _error(
-                f"{value} has more than 2 decimal places; amounts are refused, not rounded"
-            )
-        value = value.quantize(CENT)
-    elif value.as_tuple().exponent > 0:  # type: ignore[operator]
-        value = value.quantize(Decimal(1))
-    return value
+    if value.as_tuple().exponent < -2 and value != value.quantize(CENT):  # type: ignore[operator]
+        raise _error(
+            f"{_cut(str(value))} has more than 2 decimal places; amounts are refused, not rounded"
+        )
+    # Exact: every amount is kept with 2 decimal places (13 -> 13.00, 12.340 -> 12.34).
+    return abs(value.quantize(CENT))
 
 
 TransactionId = Annotated[int, BeforeValidator(parse_id)]
@@ -248,12 +261,44 @@ def _reject_constant(name: str) -> Decimal:
     return Decimal(name)
 
 
+def _parse_float(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # an exponent past Decimal's range, like 1e99999999999999999999
+        raise ValueError(f"the number {text[:_SHOWN]} is out of range") from None
+
+
+def _parse_int(text: str) -> int | Decimal:
+    # Past 30 digits no field can take it; a Decimal avoids int()'s 4300-digit limit.
+    return int(text) if len(text) <= 30 else Decimal(text)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"the key {_show(key)} appears twice in one object")
+        obj[key] = value
+    return obj
+
+
 def loads_json(body: bytes | str) -> Any:
     """Parse JSON with exact numbers: decimals as Decimal, integers as int.
 
-    Errors: ValueError (json.JSONDecodeError) for malformed JSON.
+    Errors: ValueError for malformed JSON (json.JSONDecodeError), a number out
+    of Decimal's range, a key given twice in one object, or nesting deeper than
+    Python can parse.
     """
-    return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+    try:
+        return json.loads(
+            body,
+            parse_float=_parse_float,
+            parse_int=_parse_int,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_no_duplicate_keys,
+        )
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def check_mapping(data: Mapping[str, Any] | Any) -> None:

@@ -7,6 +7,7 @@ Amounts, observed values and thresholds are JSON strings of exact decimals
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -14,7 +15,12 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
-from werkzeug.exceptions import RequestEntityTooLarge, Unauthorized, UnsupportedMediaType
+from werkzeug.exceptions import (
+    MethodNotAllowed,
+    RequestEntityTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 
 from pgfraud import __version__, db
 from pgfraud.errors import InvalidInput, PgfraudError
@@ -30,6 +36,8 @@ from pgfraud.wire import (
 )
 
 bp = Blueprint("api", __name__)
+LIMIT = re.compile(r"[0-9]{1,5}")
+MAX_ERRORS = 100  # bad fields listed in one answer
 
 
 class PayloadTooLarge(PgfraudError):
@@ -77,7 +85,10 @@ def requires_token(view: Callable) -> Callable:
         if token:
             given = request.headers.get("Authorization", "")
             scheme, _, value = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip(), token):
+            valid = scheme.lower() == "bearer" and hmac.compare_digest(
+                value.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8")
+            )
+            if not valid:
                 raise Unauthorized("this endpoint needs the header Authorization: Bearer <token>")
         return view(*args, **kwargs)
 
@@ -125,7 +136,8 @@ def rules():
     return jsonify({"rules": [_serialise(r) for r in rows]})
 
 
-@bp.get("/is_fraud/<account_id>/", strict_slashes=False)
+@bp.get("/is_fraud/<account_id>")
+@bp.get("/is_fraud/<account_id>/")
 def is_fraud(account_id: str):
     """The fraudulent events of one account (SQL ``is_fraud``).
 
@@ -154,11 +166,13 @@ def account_transactions(account_id: str):
     timestamp, amount}]}``; 400 for a bad id or limit; 404 for an unknown account.
     """
     account = _account_id(account_id)
-    raw_limit = request.args.get("limit", "100")
-    if not raw_limit.isdigit():
+    limits = request.args.getlist("limit") or ["100"]
+    if len(limits) > 1:
+        raise InvalidInput("limit is given more than once", field="limit")
+    if not LIMIT.fullmatch(limits[0]) or not 1 <= int(limits[0]) <= 10_000:
         raise InvalidInput("limit must be an integer from 1 to 10000", field="limit")
     with transaction() as conn:
-        rows = db.get_account_transactions(conn, account, int(raw_limit))
+        rows = db.get_account_transactions(conn, account, int(limits[0]))
     return jsonify(
         {"account_id": account, "transactions": [_serialise(r, {"ts": "timestamp"}) for r in rows]}
     )
@@ -184,6 +198,8 @@ def store_data_query():
     ``duplicate`` when it was already stored unchanged; 400 naming the field;
     409 when the id is stored with other content.
     """
+    if request.method == "HEAD":  # Flask adds HEAD to GET routes; HEAD must not write
+        raise MethodNotAllowed(valid_methods=["GET", "POST"])
     if not request.args:
         raise InvalidInput(
             "give account_id, transaction_id, timestamp and amount as query parameters, "
@@ -228,7 +244,11 @@ def store_data_json():
     limit = int(current_app.config["MAX_BATCH_ROWS"])
     if len(payload) > limit:
         raise PayloadTooLarge(f"at most {limit} transactions per request; got {len(payload)}")
-    batch = parse_transactions(payload)
+    try:
+        batch = parse_transactions(payload)
+    except InvalidInput as exc:
+        exc.errors = exc.errors[:MAX_ERRORS]  # the message counts them all
+        raise
     results = _store([to_record(t) for t in batch])
     stored = sum(1 for r in results if r["status"] == "stored")
     body = {"stored": stored, "duplicates": len(results) - stored, "results": results}

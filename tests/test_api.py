@@ -102,7 +102,9 @@ def test_missing_amount_is_refused(client, database):
     }
 
 
-@pytest.mark.parametrize("amount, text", [(0, "0"), ("0.00", "0.00"), ("19.99", "19.99")])
+@pytest.mark.parametrize(
+    "amount, text", [(0, "0.00"), ("0.00", "0.00"), ("19.99", "19.99"), ("13", "13.00")]
+)
 def test_zero_and_exact_amounts_are_stored(client, database, amount, text):
     response = post(client, {**GOOD, "amount": amount})
     assert response.status_code == 201
