@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,7 @@ def server_admin_url() -> Iterator[str]:
         yield server.url(admin=True, database="postgres")
     finally:
         server.destroy()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 APP_PASSWORD = "test-service-password"

@@ -1,0 +1,138 @@
+"""`pgfraud run` end to end, as `make run` starts it: local server, seed, serve, Ctrl-C.
+
+Also the generator's `--to api` sink against the real server (waitress).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from pgfraud.db.server import LocalServer
+
+PGFRAUD = str(Path(sys.executable).with_name("pgfraud"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, proc: subprocess.Popen, seconds: float = 90) -> requests.Response:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"pgfraud run exited early:\n{proc.stdout.read()}")
+        try:
+            return requests.get(url, timeout=2)
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer in {seconds} s")
+
+
+def start(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [PGFRAUD, "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def interrupt(proc: subprocess.Popen) -> str:
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=30)
+    return output
+
+
+@pytest.fixture
+def run_env(tmp_path: Path):
+    # tmp_path may be unreachable for the server's user when we are root: the
+    # server then keeps its data in /var/tmp (db/server.py), removed below.
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PGFRAUD_API_TOKEN")}
+    env.update(
+        PGFRAUD_HOME=str(home),
+        PORT=str(free_port()),
+        PGFRAUD_SEED_TRANSACTIONS="2000",
+    )
+    yield env
+    LocalServer(home).destroy()
+
+
+def test_run_seeds_once_serves_and_stops_its_database(run_env, tmp_path):
+    base = f"http://127.0.0.1:{run_env['PORT']}"
+    proc = start(run_env)
+    try:
+        assert wait_for(f"{base}/health", proc).status_code == 200
+        assert requests.get(f"{base}/is_fraud/1", timeout=5).status_code == 200
+        url = subprocess.run(
+            [PGFRAUD, "db", "url"], env=run_env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert url.startswith("postgresql://pgfraud_service:")
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM transactions").fetchone()[0] == 2000
+            conn.execute("SELECT * FROM is_fraud(1)").fetchall()
+
+        # The generator's api sink, against the real server.
+        result = subprocess.run(
+            [
+                PGFRAUD,
+                "generate",
+                "--to",
+                "api",
+                "--post-url",
+                f"{base}/store_data",
+                "--num-transactions",
+                "50",
+                "--accounts",
+                "5",
+                "--batch-size",
+                "20",
+                "--first-transaction-id",
+                "900000",
+                "--labels",
+                str(tmp_path / "labels.csv"),
+            ],
+            env=run_env,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM transactions").fetchone()[0] == 2050
+    finally:
+        output = interrupt(proc)
+    assert proc.returncode == 0, output
+    assert "seeding 2,000 generated transactions" in output
+    status = subprocess.run([PGFRAUD, "db", "status"], env=run_env, capture_output=True, text=True)
+    assert status.returncode == 1, status.stdout  # stopped with the run that started it
+
+    # A second run keeps the data and does not seed again.
+    proc = start(run_env)
+    try:
+        assert wait_for(f"{base}/health", proc).status_code == 200
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM transactions").fetchone()[0] == 2050
+    finally:
+        output = interrupt(proc)
+    assert "seeding" not in output
+
+
+def test_run_refuses_a_public_address_without_a_token(run_env):
+    result = subprocess.run(
+        [PGFRAUD, "run", "--host", "0.0.0.0"], env=run_env, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "refusing to listen on 0.0.0.0 without PGFRAUD_API_TOKEN" in result.stderr
