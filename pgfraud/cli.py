@@ -231,6 +231,13 @@ def run(host: str, port: int, threads: int, seed_transactions: int, seed_account
             applied = prepare(database)
             if applied:
                 click.echo(f"migrated: {', '.join(applied)}")
+            if database.server is None and database.app_url == database.admin_url:
+                click.echo(
+                    "note: the service connects with DATABASE_URL, the schema owner; for least "
+                    "privilege make a login with `pgfraud db create-user NAME` and set "
+                    "PGFRAUD_APP_DATABASE_URL to it",
+                    err=True,
+                )
             with db.connect(database.app_url) as conn:
                 empty = db.count_transactions(conn) == 0
             if empty and seed_transactions:
