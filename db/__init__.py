@@ -225,3 +225,52 @@ def get_latest(conn: psycopg.Connection) -> tuple[int | None, datetime | None]:
     with wrap_errors():
         row = conn.execute("SELECT max(transaction_id), max(ts) FROM transactions").fetchone()
     return row[0], row[1]
+
+
+def store_labels(conn: psycopg.Connection, labels: Iterable[tuple[int, str]]) -> int:
+    """Upsert ground-truth labels (transaction_id, scenario) into ``fraud_labels`` by COPY.
+
+    A label already stored for a transaction is replaced. Needs the owner's
+    connection (labels are not the service's data). Returns how many rows
+    were given. Runs in the caller's database transaction. Errors:
+    InvalidInput for a scenario name the table refuses.
+    """
+    with wrap_errors(), conn.transaction():
+        conn.execute(
+            "CREATE TEMPORARY TABLE staged_labels (LIKE fraud_labels INCLUDING CONSTRAINTS)"
+            " ON COMMIT DROP"
+        )
+        count = 0
+        with conn.cursor().copy("COPY staged_labels (transaction_id, scenario) FROM STDIN") as copy:
+            for row in labels:
+                copy.write_row(row)
+                count += 1
+        conn.execute(
+            "INSERT INTO fraud_labels AS l (transaction_id, scenario)"
+            " SELECT DISTINCT ON (s.transaction_id) s.transaction_id, s.scenario"
+            " FROM staged_labels AS s ORDER BY s.transaction_id"
+            " ON CONFLICT ON CONSTRAINT fraud_labels_pkey"
+            " DO UPDATE SET scenario = excluded.scenario"
+        )
+        conn.execute("DROP TABLE staged_labels")
+    return count
+
+
+def evaluate_rules(
+    conn: psycopg.Connection,
+    rules: dict[str, Any] | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> list[dict[str, Any]]:
+    """Precision and recall per rule and scenario (SQL ``evaluate_rules``).
+
+    ``rules``: {rule_id: parameters} to measure (None: the enabled rules);
+    ``start``/``end``: the time range [start, end) (None: unbounded). Rows:
+    rule_id, scenario, labelled, flagged, true_positives, precision_ratio,
+    recall_ratio (Decimal, 4 places, None when undefined).
+    """
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM evaluate_rules(%s::jsonb, %s, %s)",
+            (json.dumps(rules) if rules is not None else None, start, end),
+        ).fetchall()

@@ -42,11 +42,27 @@ def function_files() -> list[Traversable]:
     return _sql_files("functions")
 
 
+class MigrationError(Exception):
+    """A migration or function file failed; the database is left as it was."""
+
+    def __init__(self, file_name: str, exc: psycopg.Error) -> None:
+        self.file_name = file_name
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        super().__init__(f"{file_name}: {detail}")
+
+
+def _apply(conn: psycopg.Connection, f: Traversable) -> None:
+    try:
+        conn.execute(f.read_text(encoding="utf-8"))
+    except psycopg.Error as exc:
+        raise MigrationError(f.name, exc) from exc
+
+
 def migrate(conn: psycopg.Connection) -> list[str]:
     """Bring the database ``conn`` points at up to date; returns the migrations applied now.
 
     Needs a role that may create tables, types and roles (the database owner).
-    Errors: any psycopg.Error from a migration; nothing is applied then.
+    Errors: MigrationError naming the file that failed; nothing is applied then.
     """
     applied_now: list[str] = []
     with conn.transaction():
@@ -61,9 +77,12 @@ def migrate(conn: psycopg.Connection) -> list[str]:
             version = f.name.removesuffix(".sql")
             if version in done:
                 continue
-            conn.execute(f.read_text(encoding="utf-8"))
+            _apply(conn, f)
             conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
             applied_now.append(version)
+        # Function files go in name order, and one may call another defined
+        # later (as pg_dump does, bodies are checked when called, not created).
+        conn.execute("SET LOCAL check_function_bodies = off")
         for f in function_files():
-            conn.execute(f.read_text(encoding="utf-8"))
+            _apply(conn, f)
     return applied_now

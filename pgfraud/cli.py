@@ -18,9 +18,10 @@ from pathlib import Path
 import click
 
 from pgfraud import config, db
+from pgfraud.db.migrate import MigrationError
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
-from pgfraud.errors import PgfraudError
+from pgfraud.errors import ConfigurationError, PgfraudError
 from pgfraud.generator.cli import generate
 
 SEED_TRANSACTIONS = 100_000
@@ -41,7 +42,10 @@ def prepare(database: config.Database) -> list[str]:
     (re)create the service's login role with its stored password. Returns the
     migrations applied now."""
     with db.connect(database.admin_url) as conn:
-        applied = apply_migrations(conn)
+        try:
+            applied = apply_migrations(conn)
+        except MigrationError as exc:
+            raise ConfigurationError(f"migration failed: {exc}") from exc
         conn.commit()
         if database.server is not None:
             db.create_app_user(conn, APP_USER, database.server.app_password, False)
@@ -181,6 +185,84 @@ def load(path: Path) -> None:
     )
 
 
+@main.command(name="load-labels")
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def load_labels(paths: tuple[Path, ...]) -> None:
+    """Store ground-truth fraud labels (CSV: transaction_id,scenario) for `pgfraud evaluate`.
+
+    Labels go to the fraud_labels table, never into transactions; a label
+    already stored for a transaction is replaced. All files or none.
+    """
+    from pgfraud.evaluate import read_labels
+
+    try:
+        labels = [label for path in paths for label in read_labels(path)]
+        with config.database() as database:
+            prepare(database)
+            with db.connect(database.admin_url) as conn:
+                count = db.store_labels(conn, labels)
+                conn.commit()
+    except PgfraudError as exc:
+        _fail(exc, unit="line")
+    click.echo(f"stored {count} labels")
+
+
+@main.command()
+@click.option(
+    "--rules",
+    "rules_json",
+    default=None,
+    help="Candidate rules as JSON {rule_id: parameters} (default: the enabled rules), e.g. "
+    '\'{"below_average": {"factor": 0.5, "min_history": 3}}\'.',
+)
+@click.option(
+    "--from", "start", type=click.DateTime(), default=None, help="Start (UTC), inclusive."
+)
+@click.option("--to", "end", type=click.DateTime(), default=None, help="End (UTC), exclusive.")
+def evaluate(rules_json: str | None, start, end) -> None:
+    """Precision and recall of each rule against the stored fraud labels (a backtest).
+
+    Each rule is judged alone; "any" is a transaction flagged by at least one
+    rule. Candidate parameters (--rules) are measured without changing the
+    live rules. Load labels first with `pgfraud load-labels FILE`.
+    """
+    import json
+
+    from pgfraud.evaluate import format_report
+
+    rules = None
+    if rules_json is not None:
+        try:
+            rules = json.loads(rules_json)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--rules") from None
+        if not isinstance(rules, dict) or not all(isinstance(v, dict) for v in rules.values()):
+            raise click.BadParameter(
+                "must be a JSON object {rule_id: {parameter: number}}", param_hint="--rules"
+            )
+    utc = datetime_utc
+    try:
+        with config.database() as database:
+            prepare(database)
+            with db.connect(database.admin_url) as conn:
+                rows = db.evaluate_rules(conn, rules, utc(start), utc(end))
+    except PgfraudError as exc:
+        _fail(exc)
+    if not rows or rows[0]["labelled"] == 0:
+        click.echo("no labels stored: load some with `pgfraud load-labels FILE`", err=True)
+    for line in format_report(rows):
+        click.echo(line)
+
+
+def datetime_utc(value):
+    """A naive datetime from click read as UTC (None stays None)."""
+    from datetime import UTC
+
+    return None if value is None else value.replace(tzinfo=UTC)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -257,6 +339,11 @@ def run(host: str, port: int, threads: int, seed_transactions: int, seed_account
                     labels_path=labels,
                     progress=sys.stderr.isatty(),
                 )
+                from pgfraud.evaluate import read_labels
+
+                with db.connect(database.admin_url) as conn:
+                    db.store_labels(conn, read_labels(labels))
+                    conn.commit()
             app = create_app({"DATABASE_URL": database.app_url, "API_TOKEN": token or None})
             base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
             click.echo(

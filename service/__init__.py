@@ -40,6 +40,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # Answer, never redirect: no 308 for "//" in a path or a missing trailing slash.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
     database.init_app(app)
     errors.init_app(app)
     app.register_blueprint(routes.bp)

@@ -315,7 +315,7 @@ def test_unknown_route_and_method_are_json(client):
 def test_health_and_rules(client):
     health = client.get("/health").get_json()
     assert health["status"] == "ok"
-    assert health["database"]["migrations"] == len(migration_files()) == 3
+    assert health["database"]["migrations"] == len(migration_files()) == 4
     rules = {r["rule_id"]: r for r in client.get("/rules").get_json()["rules"]}
     assert rules["below_average"]["parameters"] == {"factor": 0.9, "min_history": 1}
 
@@ -338,3 +338,14 @@ def test_health_is_503_when_the_database_is_down():
     response = app.test_client().get("/health")
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "database_unavailable"
+
+
+@pytest.mark.parametrize("path", ["/accounts//transactions", "/is_fraud//", "/is_fraud/%2F"])
+def test_odd_paths_answer_without_redirect(client, path):
+    response = client.get(path)
+    assert 400 <= response.status_code < 500
+    assert response.get_json()["error"]["code"] in ("not_found", "invalid_input")
+
+
+def test_health_with_a_trailing_slash_answers(client):
+    assert client.get("/health/").status_code == 200

@@ -1,0 +1,100 @@
+"""Precision and recall against labels (SQL evaluate_rules, `pgfraud evaluate`), by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from click.testing import CliRunner
+
+from pgfraud import db
+from pgfraud.cli import main
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+BELOW = {"below_average": {"factor": 0.9, "min_history": 1}}
+
+
+def setup_account(app_conn, admin_conn):
+    # Account 1, an hour apart: 100, 100, 1.00, 100, 50.
+    # below_average fires on tx 3 (1 < 90) and tx 5 (50 < 0.9 x 301/4 = 67.725),
+    # not on tx 4 (100 < 0.9 x 67 is false).
+    amounts = ["100.00", "100.00", "1.00", "100.00", "50.00"]
+    db.store_transactions(
+        app_conn,
+        [
+            {
+                "account_id": 1,
+                "transaction_id": i + 1,
+                "timestamp": T0 + timedelta(hours=i),
+                "amount": Decimal(a),
+            }
+            for i, a in enumerate(amounts)
+        ],
+    )
+    app_conn.commit()
+    # Labels: tx 3 card_testing (caught), tx 4 account_takeover (missed).
+    db.store_labels(admin_conn, [(3, "card_testing"), (4, "account_takeover")])
+
+
+def test_precision_and_recall_by_hand(app_conn, admin_conn):
+    setup_account(app_conn, admin_conn)
+    rows = {
+        (r["rule_id"], r["scenario"]): r for r in db.evaluate_rules(admin_conn, BELOW, None, None)
+    }
+    overall = rows[("below_average", "all")]
+    assert (overall["labelled"], overall["flagged"], overall["true_positives"]) == (2, 2, 1)
+    assert overall["precision_ratio"] == Decimal("0.5000")
+    assert overall["recall_ratio"] == Decimal("0.5000")
+    card = rows[("below_average", "card_testing")]
+    assert (card["labelled"], card["true_positives"], card["recall_ratio"]) == (1, 1, Decimal(1))
+    assert card["precision_ratio"] is None and card["flagged"] is None
+    takeover = rows[("below_average", "account_takeover")]
+    assert takeover["recall_ratio"] == Decimal(0)
+    assert rows[("any", "all")]["flagged"] == 2
+
+
+def test_time_range_counts_only_labels_and_events_inside(app_conn, admin_conn):
+    setup_account(app_conn, admin_conn)
+    # [T0+3h, ...): tx 4 and 5 only; tx 4 labelled and missed, tx 5 flagged, not fraud.
+    rows = db.evaluate_rules(admin_conn, BELOW, T0 + timedelta(hours=3), None)
+    overall = next(r for r in rows if r["rule_id"] == "below_average" and r["scenario"] == "all")
+    assert (overall["labelled"], overall["flagged"], overall["true_positives"]) == (1, 1, 0)
+    assert overall["precision_ratio"] == Decimal(0)
+
+
+def test_labels_never_enter_transactions_and_a_relabel_replaces(app_conn, admin_conn):
+    setup_account(app_conn, admin_conn)
+    db.store_labels(admin_conn, [(3, "account_takeover")])
+    assert admin_conn.execute("SELECT count(*) FROM transactions").fetchone()[0] == 5
+    assert admin_conn.execute(
+        "SELECT scenario FROM fraud_labels WHERE transaction_id = 3"
+    ).fetchone() == ("account_takeover",)
+
+
+def test_cli_load_labels_and_evaluate(tmp_path, database, app_conn, admin_conn, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    setup_account(app_conn, admin_conn)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("transaction_id,scenario\n3,card_testing\nx,card_testing\n4,Bad Name\n")
+    result = CliRunner().invoke(main, ["load-labels", str(bad)])
+    assert result.exit_code == 1
+    assert "line 3: transaction_id must be an integer" in result.output
+    assert "line 4: scenario must be a lower_snake_case name" in result.output
+    result = CliRunner().invoke(
+        main, ["evaluate", "--rules", '{"below_average": {"factor": 0.9, "min_history": 1}}']
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == [
+        "rule",
+        "scenario",
+        "labelled",
+        "flagged",
+        "caught",
+        "precision",
+        "recall",
+    ]
+    assert lines[1].split() == ["below_average", "all", "2", "2", "1", "0.5000", "0.5000"]
+    result = CliRunner().invoke(main, ["evaluate", "--rules", "[1]"])
+    assert result.exit_code == 2
+    assert "--rules" in result.output
