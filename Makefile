@@ -54,7 +54,7 @@ seed: install ## Add N (default 10000) generated transactions to the database, b
 test: install ## Run the tests against a throwaway PostgreSQL
 	$(BIN)/pytest -q
 
-bench: install ## Measure load and scoring speed on generated data
+bench: install ## Measure load and scoring speed (BENCH_N=200000 transactions)
 	$(BIN)/python -m benchmarks
 
 lint: install ## ruff check and format check

@@ -101,7 +101,7 @@ def main() -> None:
                 latencies.append((time.perf_counter() - start) * 1000)
             q = statistics.quantiles(latencies, n=100)
             line = f"p50 {q[49]:.2f} ms, p95 {q[94]:.2f} ms, p99 {q[98]:.2f} ms"
-            results.append(("is_fraud(account) over 500 accounts", line))
+            results.append(("is_fraud(account), 500 calls on random accounts", line))
             print(f"is_fraud latency: {line}", flush=True)
             events = timed(
                 "score_transactions() over all accounts",

@@ -51,6 +51,7 @@ class _AtomicFile:
 
     def __enter__(self) -> TextIO:
         mode = "a" if self.keep else "w"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.direct:
             self.file = open(self.path, mode, encoding="utf-8", newline="")  # noqa: SIM115
             return self.file

@@ -22,14 +22,16 @@ from pgfraud.db.migrate import MigrationError
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
 from pgfraud.errors import ConfigurationError, PgfraudError
-from pgfraud.generator.cli import generate
+from pgfraud.generator.cli import TimestampType, generate
 
 SEED_TRANSACTIONS = 100_000
 SEED_ACCOUNTS = 1_000
 
 
 def _fail(exc: PgfraudError, unit: str = "row") -> None:
-    where = f"{unit} {exc.row}: " if exc.row is not None and not exc.errors else ""
+    where = ""
+    if exc.row is not None and not exc.errors and not exc.message.startswith(f"{unit} "):
+        where = f"{unit} {exc.row}: "
     click.echo(f"error: {where}{exc.message}", err=True)
     for item in exc.errors:
         where = f"line {item['row']}: " if "row" in item else ""
@@ -180,7 +182,8 @@ def load(path: Path) -> None:
     except PgfraudError as exc:
         _fail(exc, unit="line")
     click.echo(
-        f"loaded {path}: {counts['rows']} rows, {counts['stored']} stored, "
+        f"loaded {path}: {counts['rows']} row{'s' if counts['rows'] != 1 else ''}, "
+        f"{counts['stored']} stored, "
         f"{counts['duplicate']} duplicates"
     )
 
@@ -206,7 +209,7 @@ def load_labels(paths: tuple[Path, ...]) -> None:
                 conn.commit()
     except PgfraudError as exc:
         _fail(exc, unit="line")
-    click.echo(f"stored {count} labels")
+    click.echo(f"stored {count} label{'s' if count != 1 else ''}")
 
 
 @main.command()
@@ -218,15 +221,16 @@ def load_labels(paths: tuple[Path, ...]) -> None:
     '\'{"below_average": {"factor": 0.5, "min_history": 3}}\'.',
 )
 @click.option(
-    "--from", "start", type=click.DateTime(), default=None, help="Start (UTC), inclusive."
+    "--from", "start", type=TimestampType(), default=None, help="Start, inclusive (ISO 8601)."
 )
-@click.option("--to", "end", type=click.DateTime(), default=None, help="End (UTC), exclusive.")
+@click.option("--to", "end", type=TimestampType(), default=None, help="End, exclusive (ISO 8601).")
 def evaluate(rules_json: str | None, start, end) -> None:
     """Precision and recall of each rule against the stored fraud labels (a backtest).
 
     Each rule is judged alone; "any" is a transaction flagged by at least one
-    rule. Candidate parameters (--rules) are measured without changing the
-    live rules. Load labels first with `pgfraud load-labels FILE`.
+    rule. --rules is the whole set to run (rules not named do not run), so
+    candidate parameters are measured without changing the live rules. Load
+    labels first with `pgfraud load-labels FILE`.
     """
     import json
 
@@ -242,25 +246,17 @@ def evaluate(rules_json: str | None, start, end) -> None:
             raise click.BadParameter(
                 "must be a JSON object {rule_id: {parameter: number}}", param_hint="--rules"
             )
-    utc = datetime_utc
     try:
         with config.database() as database:
             prepare(database)
             with db.connect(database.admin_url) as conn:
-                rows = db.evaluate_rules(conn, rules, utc(start), utc(end))
+                rows = db.evaluate_rules(conn, rules, start, end)
     except PgfraudError as exc:
         _fail(exc)
     if not rows or rows[0]["labelled"] == 0:
         click.echo("no labels stored: load some with `pgfraud load-labels FILE`", err=True)
     for line in format_report(rows):
         click.echo(line)
-
-
-def datetime_utc(value):
-    """A naive datetime from click read as UTC (None stays None)."""
-    from datetime import UTC
-
-    return None if value is None else value.replace(tzinfo=UTC)
 
 
 def _is_loopback(host: str) -> bool:

@@ -98,3 +98,29 @@ def test_cli_load_labels_and_evaluate(tmp_path, database, app_conn, admin_conn, 
     result = CliRunner().invoke(main, ["evaluate", "--rules", "[1]"])
     assert result.exit_code == 2
     assert "--rules" in result.output
+
+
+def test_cli_evaluate_takes_iso_times_with_z(database, app_conn, admin_conn, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    setup_account(app_conn, admin_conn)
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--rules",
+            '{"below_average": {"factor": 0.9, "min_history": 1}}',
+            "--from",
+            "2024-01-01T03:00:00Z",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    # tx 4 (labelled, missed) and tx 5 (flagged, not fraud), as in the range test above.
+    assert result.output.splitlines()[1].split() == [
+        "below_average",
+        "all",
+        "1",
+        "1",
+        "0",
+        "0.0000",
+        "0.0000",
+    ]

@@ -945,7 +945,7 @@ def test_load_good_csv_variants(database, tmp_path):
         path.write_bytes(cases[name].replace("{t}", str(list(cases).index(name))).encode())
         result = load(database, path)
         assert result.exit_code == 0, result.output
-        assert "1 rows, 1 stored" in result.output, result.output
+        assert "1 row, 1 stored" in result.output, result.output
 
     each(cases, check)
     assert len(stored(database)) == len(cases)

@@ -548,3 +548,24 @@ def test_output_to_a_fifo_is_written_in_place(tmp_path: Path) -> None:
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
     assert received[0].count(b"\n") == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.csv", "pipe"]
+
+
+def test_labels_go_into_a_folder_that_does_not_exist_yet(tmp_path: Path) -> None:
+    labels = tmp_path / "new" / "folder" / "labels.csv"
+    result = CliRunner().invoke(
+        generate,
+        [
+            "--to",
+            "csv",
+            "--output",
+            str(tmp_path / "out.csv"),
+            "--num-transactions",
+            "10",
+            "--fraud-rate",
+            "1",
+            "--labels",
+            str(labels),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert labels.read_text().splitlines()[0] == "transaction_id,scenario"

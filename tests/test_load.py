@@ -120,3 +120,12 @@ def test_cli_load_names_the_line_of_a_conflict(tmp_path, database, monkeypatch):
     result = CliRunner().invoke(main, ["load", str(twice)])
     assert "error: line 3: transaction_id 50 appears twice" in result.output
     assert count(database) == 3
+
+
+def test_cli_header_error_names_line_1_once(tmp_path, database, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    path = tmp_path / "tx.csv"
+    path.write_text("account_id,transaction_id,amount\n1,1,1.00\n")
+    result = CliRunner().invoke(main, ["load", str(path)])
+    assert result.exit_code == 1
+    assert result.output.strip() == ("error: line 1: the header lacks timestamp (or timestamp_ms)")
