@@ -97,14 +97,13 @@ def start() -> None:
     if config.external_url():
         click.echo("DATABASE_URL is set: there is no local server to start", err=True)
         sys.exit(1)
+    database = config.describe()
     try:
-        database = config.describe()
-        assert database.server is not None
-        database.server.start()
-        prepare(config.describe())
+        LocalServer(config.home()).start()
+        prepare(database)
     except PgfraudError as exc:
         _fail(exc)
-    click.echo(f"PostgreSQL running: {config.describe().app_url}")
+    click.echo(f"PostgreSQL running: {database.app_url}")
 
 
 @db_group.command()

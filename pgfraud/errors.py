@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+MAX_LISTED_ERRORS = 100  # problems listed in one error; the message says how many there were
+
 
 class PgfraudError(Exception):
     """internal error"""
@@ -38,7 +40,7 @@ class PgfraudError(Exception):
         self.message = message or (self.__doc__ or "").strip()
         self.field = field
         self.row = row
-        self.errors = errors or []
+        self.errors = (errors or [])[:MAX_LISTED_ERRORS]
         super().__init__(self.message)
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,6 +60,20 @@ class InvalidInput(PgfraudError):
 
     code = "invalid_input"
     status = 400
+
+
+class MalformedJson(PgfraudError):
+    """The body is not valid JSON."""
+
+    code = "malformed_json"
+    status = 400
+
+
+class TooManyRows(PgfraudError):
+    """Too many transactions in one request."""
+
+    code = "too_many_rows"
+    status = 413
 
 
 class AccountNotFound(PgfraudError):

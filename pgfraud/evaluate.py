@@ -8,63 +8,34 @@ table, never into ``transactions``.
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pgfraud.errors import InvalidInput
-from pgfraud.wire import parse_id
-
-SCENARIO = re.compile(r"[a-z][a-z0-9_]{0,62}")
+from pgfraud.wire import parse_labels
 
 
 def read_labels(path: Path) -> list[tuple[int, str]]:
-    """(transaction_id, scenario) pairs of a label CSV.
+    """(transaction_id, scenario) pairs of a label CSV (header: transaction_id,scenario).
 
-    Errors: InvalidInput listing every bad line (header is line 1).
+    Errors: InvalidInput listing every bad line (the header is line 1), with
+    the same field rules as everywhere (pgfraud.wire).
     """
-    labels: list[tuple[int, str]] = []
-    errors: list[dict[str, Any]] = []
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle, strict=True)
-            if not reader.fieldnames or not {"transaction_id", "scenario"} <= set(
-                reader.fieldnames
-            ):
+            if not {"transaction_id", "scenario"} <= set(reader.fieldnames or ()):
                 raise InvalidInput(
                     f"line 1: {path} needs a header with transaction_id and scenario", row=1
                 )
+            rows, lines = [], []
             for row in reader:
-                line = reader.line_num
-                try:
-                    transaction_id = parse_id(row["transaction_id"] or "")
-                except Exception as exc:  # noqa: BLE001 - the validator's message
-                    errors.append(
-                        {"row": line, "field": "transaction_id", "message": f"transaction_id {exc}"}
-                    )
-                    continue
-                scenario = (row["scenario"] or "").strip()
-                if not SCENARIO.fullmatch(scenario):
-                    errors.append(
-                        {
-                            "row": line,
-                            "field": "scenario",
-                            "message": "scenario must be a lower_snake_case name",
-                        }
-                    )
-                    continue
-                labels.append((transaction_id, scenario))
+                rows.append(row)
+                lines.append(reader.line_num)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InvalidInput(f"{path} is not a UTF-8 CSV file: {exc}") from None
-    if errors:
-        raise InvalidInput(
-            f"{path}: {len(errors)} bad label line(s); nothing was stored",
-            row=errors[0]["row"],
-            field=errors[0]["field"],
-            errors=errors[:100],
-        )
-    return labels
+    return [(label.transaction_id, label.scenario) for label in parse_labels(rows, rows=lines)]
 
 
 def format_report(rows: list[dict[str, Any]]) -> Iterator[str]:

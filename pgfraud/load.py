@@ -18,12 +18,11 @@ from typing import Any
 import psycopg
 
 from pgfraud import db
-from pgfraud.errors import InvalidInput
+from pgfraud.errors import MAX_LISTED_ERRORS, InvalidInput
 from pgfraud.wire import Transaction, parse_transactions
 
 REQUIRED = ("account_id", "transaction_id", "amount")
 CHUNK = 10_000
-MAX_ERRORS = 100
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -102,7 +101,7 @@ def load_csv(conn: psycopg.Connection, path: Path) -> dict[str, int]:
             if len(chunk) == CHUNK:
                 yield from validate(chunk)
                 chunk = []
-                if len(errors) >= MAX_ERRORS:
+                if len(errors) >= MAX_LISTED_ERRORS:
                     return
         if chunk:
             yield from validate(chunk)
@@ -121,13 +120,13 @@ def load_csv(conn: psycopg.Connection, path: Path) -> dict[str, int]:
     if errors:
         for e in errors:
             e["line"] = e["row"]
-        shown = errors[:MAX_ERRORS]
+        shown = errors[:MAX_LISTED_ERRORS]
         lines = ", ".join(str(e["row"]) for e in shown)
         raise InvalidInput(
-            f"{path}: {len(shown)}{'+' if len(errors) > MAX_ERRORS else ''} bad row(s), "
+            f"{path}: {len(shown)}{'+' if len(errors) > len(shown) else ''} bad row(s), "
             f"at line(s) {lines}; nothing was stored",
             field=shown[0].get("field"),
             row=shown[0]["row"],
-            errors=shown,
+            errors=errors,
         )
     return {"rows": count, **db.store_staged(conn)}

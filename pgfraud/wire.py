@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -44,6 +44,7 @@ FIELDS = ("account_id", "transaction_id", "timestamp", "amount")
 
 _DIGITS = re.compile(r"[0-9]{1,30}")
 _DECIMAL = re.compile(r"[+-]?([0-9]{1,40}(\.[0-9]{0,40})?|\.[0-9]{1,40})")
+_SCENARIO = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _SHOWN = 40  # characters of a bad value quoted back in a message
 
 
@@ -60,7 +61,7 @@ def _error(message: str) -> PydanticCustomError:
     return PydanticCustomError("pgfraud", message)
 
 
-def parse_id(value: Any) -> int:
+def _parse_id(value: Any) -> int:
     """An account or transaction id: int 0 .. 2^63-1, from a JSON integer or digit text."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise _error("must be an integer from 0 to 9223372036854775807")
@@ -76,6 +77,12 @@ def parse_id(value: Any) -> int:
     if value > MAX_ID:
         raise _error("must be at most 9223372036854775807 (a signed 64-bit integer)")
     return value
+
+
+def _parse_scenario(value: Any) -> str:
+    if not isinstance(value, str) or not _SCENARIO.fullmatch(value.strip()):
+        raise _error("must be a lower_snake_case name, like card_testing")
+    return value.strip()
 
 
 def _from_epoch_ms(ms: int) -> datetime:
@@ -170,7 +177,7 @@ def _parse_amount(value: Any) -> Decimal:
     return abs(value.quantize(CENT))
 
 
-TransactionId = Annotated[int, BeforeValidator(parse_id)]
+Id = Annotated[int, BeforeValidator(_parse_id)]
 Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp)]
 Amount = Annotated[Decimal, BeforeValidator(_parse_amount)]
 
@@ -180,13 +187,31 @@ class Transaction(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    account_id: TransactionId
-    transaction_id: TransactionId
+    account_id: Id
+    transaction_id: Id
     timestamp: Timestamp
     amount: Amount
 
 
+class Label(BaseModel):
+    """A ground-truth fraud label: transaction_id and a lower_snake_case scenario name."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    transaction_id: Id
+    scenario: Annotated[str, BeforeValidator(_parse_scenario)]
+
+
 _BATCH = TypeAdapter(list[Transaction])
+_LABELS = TypeAdapter(list[Label])
+
+
+def parse_id(value: Any, field: str) -> int:
+    """One id outside a transaction (a URL path, say); InvalidInput naming ``field``."""
+    try:
+        return _parse_id(value)
+    except PydanticCustomError as exc:
+        raise InvalidInput(f"{field} {exc}", field=field) from None
 
 
 def _message(err: dict[str, Any]) -> str:
@@ -245,6 +270,14 @@ def parse_transactions(data: Iterable[Any], rows: list[int] | None = None) -> li
         raise _invalid(exc, rows, batch=True) from None
 
 
+def parse_labels(data: Iterable[Any], rows: list[int] | None = None) -> list[Label]:
+    """Validate a batch of labels ({transaction_id, scenario}), as parse_transactions."""
+    try:
+        return _LABELS.validate_python(list(data))
+    except ValidationError as exc:
+        raise _invalid(exc, rows, batch=True) from None
+
+
 def to_record(transaction: Transaction) -> dict[str, Any]:
     """The transaction as a dict of exact values (the input of pgfraud.db.store_transactions)."""
     return transaction.model_dump()
@@ -299,9 +332,3 @@ def loads_json(body: bytes | str) -> Any:
         )
     except RecursionError:
         raise ValueError("nested too deeply") from None
-
-
-def check_mapping(data: Mapping[str, Any] | Any) -> None:
-    """InvalidInput unless ``data`` is a JSON object (for a single transaction)."""
-    if not isinstance(data, Mapping):
-        raise InvalidInput("the body must be a JSON object or an array of objects")

@@ -7,6 +7,7 @@ and leave the stored data unchanged.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -266,7 +267,9 @@ def test_get_store_data_from_query_parameters(client, database):
         "/store_data?account_id=5&transaction_id=7&timestamp=1700000000123&amount=12.50"
     )
     assert response.status_code == 201
-    assert stored(database)[0][1:] == (5, stored(database)[0][2], "12.50")
+    assert stored(database) == [
+        (7, 5, datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=UTC), "12.50")
+    ]
     bad = client.get("/store_data?account_id=5&transaction_id=8&timestamp=1700000000&amount=1")
     assert bad.status_code == 400
     assert bad.get_json()["error"]["field"] == "timestamp"
@@ -349,3 +352,13 @@ def test_odd_paths_answer_without_redirect(client, path):
 
 def test_health_with_a_trailing_slash_answers(client):
     assert client.get("/health/").status_code == 200
+
+
+def test_a_batch_error_lists_at_most_100_problems_and_counts_them_all(client, database):
+    # 150 empty objects miss 4 fields each: 600 problems, 100 listed.
+    response = post(client, [{}] * 150)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["message"] == "row 0: account_id is required (and 599 more)"
+    assert len(error["errors"]) == 100
+    assert error["errors"][-1] == {"row": 24, "field": "amount", "message": "amount is required"}

@@ -18,7 +18,9 @@ BEGIN
             LIKE transactions INCLUDING CONSTRAINTS
         ) ON COMMIT DELETE ROWS;
     ELSE
-        TRUNCATE pg_temp.staged_transactions;
+        -- Empty already unless called twice in one database transaction; DELETE
+        -- (not TRUNCATE) keeps this per-request call free of catalog writes.
+        DELETE FROM pg_temp.staged_transactions;
     END IF;
 END;
 $$;

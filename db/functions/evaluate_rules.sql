@@ -33,16 +33,6 @@ AS $$
     WITH parameters AS (
         SELECT coalesce(p_rules, active_rule_parameters()) AS rules
     ),
-    events AS (
-        SELECT DISTINCT e.transaction_id, e.rule_id
-        FROM parameters AS p
-        CROSS JOIN LATERAL score_transactions(p_from, p_to, p.rules) AS e
-    ),
-    flags AS (
-        SELECT ev.transaction_id, ev.rule_id FROM events AS ev
-        UNION
-        SELECT ev.transaction_id, 'any' FROM events AS ev
-    ),
     labels AS (
         SELECT l.transaction_id, l.scenario
         FROM fraud_labels AS l
@@ -50,41 +40,48 @@ AS $$
         WHERE (p_from IS NULL OR t.ts >= p_from)
           AND (p_to IS NULL OR t.ts < p_to)
     ),
-    rule_ids AS (
-        SELECT jsonb_object_keys(p.rules) AS rule_id FROM parameters AS p
-        UNION
-        SELECT 'any'
+    flags AS (
+        -- One row per (flagged transaction, rule), plus 'any' per flagged transaction.
+        SELECT DISTINCT e.transaction_id, r.rule_id
+        FROM parameters AS p
+        CROSS JOIN LATERAL score_transactions(p_from, p_to, p.rules) AS e
+        CROSS JOIN LATERAL (VALUES (e.rule_id), ('any')) AS r(rule_id)
     ),
-    scenarios AS (
-        SELECT 'all'::text AS scenario
-        UNION
-        SELECT DISTINCT l.scenario FROM labels AS l
+    caught AS (
+        -- Each flag with its label's scenario (NULL: not fraud), counted once
+        -- under the scenario and once under 'all'.
+        SELECT f.rule_id, s.scenario, count(*) AS flags, count(l.scenario) AS true_positives
+        FROM flags AS f
+        LEFT JOIN labels AS l ON l.transaction_id = f.transaction_id
+        CROSS JOIN LATERAL (VALUES ('all'), (l.scenario)) AS s(scenario)
+        WHERE s.scenario IS NOT NULL
+        GROUP BY f.rule_id, s.scenario
     ),
-    counts AS (
-        SELECT
-            r.rule_id,
-            s.scenario,
-            (SELECT count(*) FROM labels AS l
-             WHERE s.scenario IN ('all', l.scenario)) AS labelled,
-            (SELECT count(*) FROM flags AS f
-             WHERE f.rule_id = r.rule_id) AS flagged,
-            (SELECT count(*) FROM flags AS f
-             JOIN labels AS l ON l.transaction_id = f.transaction_id
-             WHERE f.rule_id = r.rule_id AND s.scenario IN ('all', l.scenario)) AS true_positives
-        FROM rule_ids AS r
-        CROSS JOIN scenarios AS s
+    labelled AS (
+        SELECT s.scenario, count(*) AS labelled
+        FROM labels AS l
+        CROSS JOIN LATERAL (VALUES ('all'), (l.scenario)) AS s(scenario)
+        GROUP BY s.scenario
+    ),
+    grid AS (
+        SELECT r.rule_id, s.scenario
+        FROM (SELECT jsonb_object_keys(p.rules) AS rule_id FROM parameters AS p
+              UNION SELECT 'any') AS r
+        CROSS JOIN (SELECT 'all' AS scenario UNION SELECT l.scenario FROM labelled AS l) AS s
     )
     SELECT
-        c.rule_id,
-        c.scenario,
-        c.labelled,
-        CASE WHEN c.scenario = 'all' THEN c.flagged END,
-        c.true_positives,
-        CASE WHEN c.scenario = 'all'
-             THEN round(c.true_positives::numeric / nullif(c.flagged, 0), 4) END,
-        round(c.true_positives::numeric / nullif(c.labelled, 0), 4)
-    FROM counts AS c
-    ORDER BY c.rule_id = 'any', c.rule_id, c.scenario <> 'all', c.scenario;
+        g.rule_id,
+        g.scenario,
+        coalesce(n.labelled, 0),
+        CASE WHEN g.scenario = 'all' THEN coalesce(c.flags, 0) END,
+        coalesce(c.true_positives, 0),
+        CASE WHEN g.scenario = 'all'
+             THEN round(c.true_positives::numeric / nullif(c.flags, 0), 4) END,
+        round(coalesce(c.true_positives, 0)::numeric / nullif(n.labelled, 0), 4)
+    FROM grid AS g
+    LEFT JOIN caught AS c ON c.rule_id = g.rule_id AND c.scenario = g.scenario
+    LEFT JOIN labelled AS n ON n.scenario = g.scenario
+    ORDER BY g.rule_id = 'any', g.rule_id, g.scenario <> 'all', g.scenario;
 $$;
 
 COMMENT ON FUNCTION evaluate_rules(jsonb, timestamptz, timestamptz) IS
