@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pgfraud.errors import InvalidInput
+from pgfraud.load import refused_file
 from pgfraud.wire import parse_labels
 
 
@@ -35,7 +36,11 @@ def read_labels(path: Path) -> list[tuple[int, str]]:
                 lines.append(reader.line_num)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InvalidInput(f"{path} is not a UTF-8 CSV file: {exc}") from None
-    return [(label.transaction_id, label.scenario) for label in parse_labels(rows, rows=lines)]
+    try:
+        labels = parse_labels(rows, rows=lines)
+    except InvalidInput as exc:
+        raise refused_file(path, exc.errors) from None
+    return [(label.transaction_id, label.scenario) for label in labels]
 
 
 def format_report(rows: list[dict[str, Any]]) -> Iterator[str]:

@@ -118,15 +118,22 @@ def load_csv(conn: psycopg.Connection, path: Path) -> dict[str, int]:
 
     db.stage_transactions(conn, staged_rows())
     if errors:
-        for e in errors:
-            e["line"] = e["row"]
-        shown = errors[:MAX_LISTED_ERRORS]
-        lines = ", ".join(str(e["row"]) for e in shown)
-        raise InvalidInput(
-            f"{path}: {len(shown)}{'+' if len(errors) > len(shown) else ''} bad row(s), "
-            f"at line(s) {lines}; nothing was stored",
-            field=shown[0].get("field"),
-            row=shown[0]["row"],
-            errors=errors,
-        )
+        raise refused_file(path, errors)
     return {"rows": count, **db.store_staged(conn)}
+
+
+def refused_file(path: Path, errors: list[dict[str, Any]]) -> InvalidInput:
+    """The InvalidInput for a file with bad lines: ``errors`` are ``{"row": line, ...}``
+    items (each also gets ``"line"``); the message lists their lines."""
+    for e in errors:
+        e["line"] = e["row"]
+    shown = errors[:MAX_LISTED_ERRORS]
+    lines = ", ".join(str(e["row"]) for e in shown)
+    # Lists stop at MAX_LISTED_ERRORS, so reaching it means there may be more.
+    how_many = f"at least {len(shown)}" if len(shown) == MAX_LISTED_ERRORS else str(len(shown))
+    return InvalidInput(
+        f"{path}: {how_many} bad row(s), at line(s) {lines}; nothing was stored",
+        field=shown[0].get("field"),
+        row=shown[0]["row"],
+        errors=errors,
+    )

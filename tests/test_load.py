@@ -129,3 +129,13 @@ def test_cli_header_error_names_line_1_once(tmp_path, database, monkeypatch):
     result = CliRunner().invoke(main, ["load", str(path)])
     assert result.exit_code == 1
     assert result.output.strip() == ("error: line 1: the header lacks timestamp (or timestamp_ms)")
+
+
+def test_more_bad_rows_than_listed_says_at_least(tmp_path, app_conn):
+    # 150 bad rows (lines 2..151): 100 listed, the message says "at least 100".
+    path = tmp_path / "tx.csv"
+    path.write_text(HEADER + "".join(f"1,{i},2024-01-01T00:00:00Z,x\n" for i in range(150)))
+    with pytest.raises(InvalidInput) as info:
+        load_csv(app_conn, path)
+    assert info.value.message.startswith(f"{path}: at least 100 bad row(s), at line(s) 2, 3, ")
+    assert [e["line"] for e in info.value.errors] == list(range(2, 102))
