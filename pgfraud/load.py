@@ -128,11 +128,12 @@ def refused_file(path: Path, errors: list[dict[str, Any]]) -> InvalidInput:
     for e in errors:
         e["line"] = e["row"]
     shown = errors[:MAX_LISTED_ERRORS]
-    lines = ", ".join(str(e["row"]) for e in shown)
+    bad_lines = list(dict.fromkeys(e["row"] for e in shown))  # a line may have several problems
     # Lists stop at MAX_LISTED_ERRORS, so reaching it means there may be more.
-    how_many = f"at least {len(shown)}" if len(shown) == MAX_LISTED_ERRORS else str(len(shown))
+    at_least = "at least " if len(shown) == MAX_LISTED_ERRORS else ""
     return InvalidInput(
-        f"{path}: {how_many} bad row(s), at line(s) {lines}; nothing was stored",
+        f"{path}: {at_least}{len(bad_lines)} bad row(s), "
+        f"at line(s) {', '.join(map(str, bad_lines))}; nothing was stored",
         field=shown[0].get("field"),
         row=shown[0]["row"],
         errors=errors,
