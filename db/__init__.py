@@ -106,17 +106,24 @@ def store_transactions(conn: psycopg.Connection, transactions: list[dict[str, An
 
     ``transactions``: dicts with account_id (int), transaction_id (int),
     timestamp (aware datetime, ms), amount (Decimal). Returns one dict per
-    input, in order: ``{"row", "transaction_id", "status"}`` with status
-    ``stored`` or ``duplicate``. Runs in the caller's database transaction.
+    input, in order: ``{"row", "transaction_id", "status", "alerts"}`` with
+    status ``stored`` or ``duplicate`` and the verdict: the transaction's
+    alerts, scored in the same database transaction, as dicts ``{"alert_id",
+    "rule_id", "observed", "threshold", "reason"}`` (decimals as strings; []
+    when no rule fired). Runs in the caller's database transaction.
     Errors: TransactionConflict (row names the input index), InvalidInput.
     """
     payload = json.dumps(transactions, default=_jsonable)
     with wrap_errors():
         rows = conn.execute(
-            "SELECT row_number, transaction_id, status FROM store_transactions(%s::jsonb)",
+            "SELECT row_number, transaction_id, status, alerts::text"
+            " FROM store_transactions(%s::jsonb)",
             (payload,),
         ).fetchall()
-    return [{"row": r[0], "transaction_id": r[1], "status": r[2]} for r in rows]
+    return [
+        {"row": r[0], "transaction_id": r[1], "status": r[2], "alerts": json.loads(r[3])}
+        for r in rows
+    ]
 
 
 def stage_transactions(
@@ -167,14 +174,97 @@ def copy_transactions(
     return store_staged(conn)
 
 
-def is_fraud(conn: psycopg.Connection, account_id: int) -> list[dict[str, Any]]:
-    """Fraud events of one account (SQL ``is_fraud``): dicts with transaction_id,
-    account_id, ts (datetime), amount, rule_id, observed, threshold (Decimal), reason.
+def is_fraud(
+    conn: psycopg.Connection,
+    account_id: int,
+    limit: int | None = None,
+    after: tuple[datetime, int, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Fraud events of one account (SQL ``is_fraud``, persisted alerts): dicts with
+    transaction_id, account_id, ts (datetime), amount, rule_id, observed,
+    threshold (Decimal), reason, in (ts, transaction_id, rule_id) order.
 
-    Errors: AccountNotFound when the account has no transactions.
+    ``limit``: at most that many (1..10000; None: all); ``after``: the
+    (ts, transaction_id, rule_id) position to continue after.
+    Errors: AccountNotFound when the account has no transactions; InvalidInput
+    for a limit out of range.
+    """
+    after_ts, after_transaction, after_rule = after or (None, None, None)
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM is_fraud(%s, %s, %s, %s, %s)",
+            (account_id, limit, after_ts, after_transaction, after_rule),
+            prepare=True,
+        ).fetchall()
+
+
+def get_alerts(
+    conn: psycopg.Connection,
+    *,
+    account_id: int | None = None,
+    rule_id: str | None = None,
+    review_status: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    before: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """The alert queue, newest first (SQL ``get_alerts``): dicts with alert_id,
+    transaction_id, account_id, ts, amount, rule_id, observed, threshold,
+    reason, parameters, raised_at, review_status, review_note, reviewer,
+    reviewed_at. Filters (None: any): account, rule, review status
+    (unreviewed/confirmed_fraud/false_positive), transaction time in
+    [start, end); ``before``: only alert_id below it (the next page).
+    Errors: InvalidInput for a limit outside 1..10000 or an unknown status.
     """
     with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("SELECT * FROM is_fraud(%s)", (account_id,)).fetchall()
+        return cur.execute(
+            "SELECT * FROM get_alerts(%s, %s, %s, %s, %s, %s, %s)",
+            (account_id, rule_id, review_status, start, end, before, limit),
+        ).fetchall()
+
+
+def get_alert_feed_start(conn: psycopg.Connection) -> str:
+    """The live feed's position of now, ``'<xact>-0'`` (SQL ``get_alert_feed_start``)."""
+    with wrap_errors():
+        return conn.execute("SELECT get_alert_feed_start()").fetchone()[0]
+
+
+def get_alert_feed(
+    conn: psycopg.Connection, after: tuple[int, int], limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Alerts raised after the feed position ``after`` = (xact, alert_id), in raise
+    order, from finished database transactions only (SQL ``get_alert_feed``):
+    dicts with event_id ('<xact>-<alert_id>', the next position), alert_id,
+    transaction_id, account_id, ts, amount, rule_id, observed, threshold,
+    reason, raised_at."""
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM get_alert_feed(%s::text::xid8, %s, %s)",
+            (str(after[0]), after[1], limit),
+            prepare=True,
+        ).fetchall()
+
+
+def review_transaction(
+    conn: psycopg.Connection,
+    transaction_id: int,
+    status: str,
+    note: str = "",
+    reviewer: str | None = None,
+) -> dict[str, Any]:
+    """Record an analyst's decision on a stored transaction (SQL ``review_transaction``).
+
+    ``status``: confirmed_fraud or false_positive; ``reviewer`` None: the
+    database login. Returns the review: review_id, transaction_id,
+    account_id, status, note, reviewer, reviewed_at. Errors:
+    TransactionNotFound, InvalidInput (naming status, note or reviewer).
+    """
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM review_transaction(%s, %s, %s, %s)",
+            (transaction_id, status, note, reviewer),
+        ).fetchone()
 
 
 def get_account_transactions(conn: psycopg.Connection, account_id: int, limit: int) -> list[dict]:
