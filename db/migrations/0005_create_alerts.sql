@@ -20,8 +20,9 @@ CREATE TABLE account_states (
     account_id bigint NOT NULL,
     transaction_count bigint NOT NULL,
     amount_sum numeric NOT NULL,
-    CONSTRAINT account_states_pkey PRIMARY KEY (account_id),
-    CONSTRAINT account_states_transaction_count_check CHECK (transaction_count >= 0)
+    -- No CHECK on the count: the trigger upserts deltas, and PostgreSQL checks
+    -- a proposed row (a negative delta) before it finds the conflict.
+    CONSTRAINT account_states_pkey PRIMARY KEY (account_id)
 );
 
 COMMENT ON TABLE account_states IS
