@@ -257,7 +257,8 @@ def test_owner_deletes_updates_and_truncates_keep_the_invariant(app_conn, admin_
     assert alerts_of(app_conn, 5) == []  # 2 is now the first transaction
     assert_invariant(app_conn, [5])
     admin_conn.execute(
-        "UPDATE transactions SET amount = 20000.00, ts = ts + interval '56 seconds' WHERE transaction_id = 2"
+        "UPDATE transactions SET amount = 20000.00, ts = ts + interval '56 seconds'"
+        " WHERE transaction_id = 2"
     )
     # 2 is now 61 s in, 1 s after 3: rapid_succession and large_amount.
     assert [(r[0], r[4]) for r in alerts_of(app_conn, 5)] == [
