@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 from werkzeug.exceptions import MethodNotAllowed, Unauthorized, UnsupportedMediaType
@@ -155,7 +156,7 @@ def is_fraud(account_id: str):
         events = events[: page.limit]
         last = events[-1]
         cursor = format_event_cursor(last["ts"], last["transaction_id"], last["rule_id"])
-        following = url_for("api.is_fraud", account_id=account, limit=page.limit, after=cursor)
+        following = f"{request.path}?{urlencode({'limit': page.limit, 'after': cursor})}"
     return jsonify(
         {
             "account_id": account,
@@ -196,7 +197,7 @@ def alerts():
     if len(rows) > query.limit:
         rows = rows[: query.limit]
         args = {k: v for k, v in request.args.items() if k != "before"}
-        following = url_for("api.alerts", **args, before=rows[-1]["alert_id"])
+        following = f"{request.path}?{urlencode({**args, 'before': rows[-1]['alert_id']})}"
     return jsonify(
         {
             "count": len(rows),
