@@ -258,6 +258,118 @@ def evaluate(rules_json: str | None, start, end) -> None:
         click.echo(line)
 
 
+def _alert_line(alert: dict, as_json: bool) -> str:
+    from pgfraud.wire import format_timestamp
+
+    values = {
+        k: (format_timestamp(v) if hasattr(v, "astimezone") else str(v) if v is not None else None)
+        for k, v in alert.items()
+        if k not in ("event_id", "parameters")
+    }
+    for key in ("alert_id", "transaction_id", "account_id"):
+        values[key] = alert[key]
+    if as_json:
+        import json
+
+        return json.dumps({"timestamp": values.pop("ts"), **values})
+    return (
+        f"{values['ts']}  account {alert['account_id']}  transaction {alert['transaction_id']}"
+        f"  amount {values['amount']}  {alert['rule_id']}: {alert['reason']}"
+    )
+
+
+@main.command()
+@click.option(
+    "--account", "account_id", type=click.IntRange(0, 2**63 - 1), help="Only this account."
+)
+@click.option("--rule", "rule_id", help="Only this rule, like large_amount.")
+@click.option(
+    "--review-status",
+    type=click.Choice(["unreviewed", "confirmed_fraud", "false_positive"]),
+    help="Only alerts whose transaction has this review status.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=20,
+    show_default=True,
+    help="How many of the newest alerts to list.",
+)
+@click.option(
+    "--follow", is_flag=True, help="Then print new alerts as they are raised (Ctrl-C stops)."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def alerts(account_id, rule_id, review_status, limit: int, follow: bool, as_json: bool) -> None:
+    """List the newest alerts, oldest of them first; with --follow, then print new
+    ones as they are raised (the live feed: LISTEN/NOTIFY, resumable, in raise order).
+
+    Each line: transaction time, account, transaction, amount, rule and reason.
+    --follow prints every new alert, whatever the filters.
+    """
+    from pgfraud.service.feed import CHANNEL
+    from pgfraud.wire import parse_feed_position
+
+    try:
+        with config.database() as database:
+            prepare(database)
+            with db.connect(database.app_url, autocommit=True) as conn:
+                if follow:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                position = parse_feed_position(db.get_alert_feed_start(conn))
+                rows = db.get_alerts(
+                    conn,
+                    account_id=account_id,
+                    rule_id=rule_id,
+                    review_status=review_status,
+                    limit=limit,
+                )
+                for row in reversed(rows):
+                    click.echo(_alert_line(row, as_json))
+                if not follow:
+                    return
+                if not as_json:
+                    click.echo("-- following new alerts (Ctrl-C stops)", err=True)
+                while True:
+                    for row in db.get_alert_feed(conn, position):
+                        position = parse_feed_position(row["event_id"])
+                        click.echo(_alert_line(row, as_json))
+                    # A notification, or a second: then read again (an alert may
+                    # wait for older database transactions to finish).
+                    for _ in conn.notifies(timeout=1.0, stop_after=1):
+                        pass
+    except KeyboardInterrupt:
+        return
+    except PgfraudError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.argument("transaction_id", type=click.IntRange(0, 2**63 - 1))
+@click.option(
+    "--status",
+    required=True,
+    type=click.Choice(["confirmed_fraud", "false_positive"]),
+    help="The decision.",
+)
+@click.option("--note", default="", help="Why (at most 2,000 characters).")
+@click.option("--reviewer", default=None, help="Who decided (default: the database login).")
+def review(transaction_id: int, status: str, note: str, reviewer: str | None) -> None:
+    """Record an analyst's decision on a stored transaction; `pgfraud evaluate`
+    then counts it as a label (confirmed_fraud) or as not fraud (false_positive)."""
+    try:
+        with config.database() as database:
+            prepare(database)
+            with db.connect(database.app_url) as conn:
+                row = db.review_transaction(conn, transaction_id, status, note, reviewer)
+                conn.commit()
+    except PgfraudError as exc:
+        _fail(exc)
+    click.echo(
+        f"transaction {row['transaction_id']} (account {row['account_id']}): {row['status']}"
+        f" by {row['reviewer']}"
+    )
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
