@@ -317,33 +317,64 @@ def get_latest(conn: psycopg.Connection) -> tuple[int | None, datetime | None]:
     return row[0], row[1]
 
 
-def store_labels(conn: psycopg.Connection, labels: Iterable[tuple[int, str]]) -> int:
+def store_labels(conn: psycopg.Connection, labels: Iterable[tuple[int, str]]) -> dict[str, int]:
     """Upsert ground-truth labels (transaction_id, scenario) into ``fraud_labels`` by COPY.
 
-    A label already stored for a transaction is replaced. Needs the owner's
-    connection (labels are not the service's data). Returns how many rows
-    were given. Runs in the caller's database transaction. Errors:
-    InvalidInput for a scenario name the table refuses.
+    A label already stored for a transaction is replaced; when one transaction
+    is labelled twice in the input, the later label wins. Needs the owner's
+    connection (labels are not the service's data). Runs in the caller's
+    database transaction. Returns counts over the distinct transactions
+    labelled: ``{"given": rows given, "labels": distinct transactions,
+    "new": not labelled before, "replaced": labelled before, "changed":
+    replaced with another scenario, "matched": the transaction is stored,
+    "unmatched": it is not (evaluate ignores those)}``. Errors: InvalidInput
+    for a scenario name the table refuses.
     """
     with wrap_errors(), conn.transaction():
         conn.execute(
-            "CREATE TEMPORARY TABLE staged_labels (LIKE fraud_labels INCLUDING CONSTRAINTS)"
-            " ON COMMIT DROP"
+            "CREATE TEMPORARY TABLE staged_labels ("
+            " position bigint NOT NULL, transaction_id bigint NOT NULL, scenario text NOT NULL"
+            ") ON COMMIT DROP"
         )
-        count = 0
-        with conn.cursor().copy("COPY staged_labels (transaction_id, scenario) FROM STDIN") as copy:
-            for row in labels:
-                copy.write_row(row)
-                count += 1
-        conn.execute(
-            "INSERT INTO fraud_labels AS l (transaction_id, scenario)"
+        given = 0
+        with conn.cursor().copy(
+            "COPY staged_labels (position, transaction_id, scenario) FROM STDIN"
+        ) as copy:
+            for transaction_id, scenario in labels:
+                given += 1
+                copy.write_row((given, transaction_id, scenario))
+        counts = conn.execute(
+            "WITH latest AS ("
             " SELECT DISTINCT ON (s.transaction_id) s.transaction_id, s.scenario"
-            " FROM staged_labels AS s ORDER BY s.transaction_id"
+            " FROM staged_labels AS s ORDER BY s.transaction_id, s.position DESC"
+            "), classified AS ("
+            " SELECT l.transaction_id, l.scenario, f.scenario AS previous,"
+            " EXISTS (SELECT 1 FROM transactions AS t"
+            " WHERE t.transaction_id = l.transaction_id) AS matched"
+            " FROM latest AS l LEFT JOIN fraud_labels AS f USING (transaction_id)"
+            "), upserted AS ("
+            " INSERT INTO fraud_labels AS f (transaction_id, scenario)"
+            " SELECT c.transaction_id, c.scenario FROM classified AS c"
             " ON CONFLICT ON CONSTRAINT fraud_labels_pkey"
             " DO UPDATE SET scenario = excluded.scenario"
-        )
+            ")"
+            " SELECT count(*), count(*) FILTER (WHERE c.previous IS NULL),"
+            " count(*) FILTER (WHERE c.previous IS DISTINCT FROM c.scenario"
+            " AND c.previous IS NOT NULL),"
+            " count(*) FILTER (WHERE c.matched)"
+            " FROM classified AS c"
+        ).fetchone()
         conn.execute("DROP TABLE staged_labels")
-    return count
+    labelled, new, changed, matched = counts
+    return {
+        "given": given,
+        "labels": labelled,
+        "new": new,
+        "replaced": labelled - new,
+        "changed": changed,
+        "matched": matched,
+        "unmatched": labelled - matched,
+    }
 
 
 def evaluate_rules(

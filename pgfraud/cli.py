@@ -18,11 +18,13 @@ from pathlib import Path
 import click
 
 from pgfraud import config, db
+from pgfraud.clitools import Int, one_line_errors
 from pgfraud.db.migrate import MigrationError
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
 from pgfraud.errors import ConfigurationError, PgfraudError
 from pgfraud.generator.cli import TimestampType, generate
+from pgfraud.wire import MAX_ID
 
 SEED_TRANSACTIONS = 100_000
 SEED_ACCOUNTS = 1_000
@@ -55,7 +57,14 @@ def prepare(database: config.Database) -> list[str]:
     return applied
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """A command group whose commands fail with one line, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        return one_line_errors(super().invoke)(ctx)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pgfraud")
 def main() -> None:
     """pgfraud: fraud rules as SQL functions in PostgreSQL, with an HTTP API and a generator."""
@@ -114,10 +123,37 @@ def stop() -> None:
         sys.exit(1)
     server = LocalServer(config.home())
     if not server.initialized:
-        click.echo(f"no local database in {config.home()}")
+        click.echo(f"no local database in {config.home()}: nothing to stop")
         return
-    server.stop()
-    click.echo("stopped")
+    if server.stop():
+        click.echo(f"stopped the local PostgreSQL in {server.datadir}")
+    else:
+        click.echo(f"the local PostgreSQL in {server.datadir} was not running")
+
+
+@db_group.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def destroy(yes: bool) -> None:
+    """Stop the local PostgreSQL and delete its data and secrets, wherever they live.
+
+    The data folder is ./.pgfraud/data, or /var/tmp/pgfraud-<hash> when the
+    server's user cannot enter this folder (as root); both go. `make
+    distclean` runs this. An external DATABASE_URL server is never touched.
+    """
+    if config.external_url():
+        click.echo("DATABASE_URL is set: pgfraud never deletes an external server", err=True)
+        sys.exit(1)
+    server = LocalServer(config.home())
+    places = [str(server.home)]
+    if server.datadir.parent != server.home:
+        places.append(str(server.datadir))
+    if not server.home.exists() and not server.datadir.exists():
+        click.echo(f"no local database in {config.home()}: nothing to delete")
+        return
+    if not yes:
+        click.confirm(f"delete the local database ({' and '.join(places)})?", abort=True)
+    server.destroy()
+    click.echo(f"deleted {' and '.join(places)}")
 
 
 @db_group.command()
@@ -131,7 +167,10 @@ def status() -> None:
         click.echo(f"no local database in {config.home()} yet (`make run` makes one)")
         sys.exit(1)
     running = server.is_running()
-    click.echo(f"local PostgreSQL in {server.datadir}: {'running' if running else 'stopped'}")
+    click.echo(f"local PostgreSQL: {'running' if running else 'stopped'}")
+    click.echo(f"  data:    {server.datadir}")
+    if server.datadir.parent != server.home:
+        click.echo(f"  secrets: {server.home}")
     sys.exit(0 if running else 1)
 
 
@@ -173,7 +212,7 @@ def load(path: Path) -> None:
     from pgfraud.load import load_csv
 
     try:
-        with config.database() as database:
+        with config.existing_database() as database:
             prepare(database)
             with db.connect(database.app_url) as conn:
                 counts = load_csv(conn, path)
@@ -201,14 +240,37 @@ def load_labels(paths: tuple[Path, ...]) -> None:
 
     try:
         labels = [label for path in paths for label in read_labels(path)]
-        with config.database() as database:
+        with config.existing_database() as database:
             prepare(database)
             with db.connect(database.admin_url) as conn:
-                count = db.store_labels(conn, labels)
+                counts = db.store_labels(conn, labels)
                 conn.commit()
     except PgfraudError as exc:
         _fail(exc, unit="line")
-    click.echo(f"stored {count} label{'s' if count != 1 else ''}")
+    for line in describe_labels(counts):
+        click.echo(line)
+
+
+def describe_labels(counts: dict[str, int]) -> list[str]:
+    """Lines for people about a label load (db.store_labels's counts)."""
+
+    def n(count: int, what: str) -> str:
+        return f"{count:,} {what}{'' if count == 1 else 's'}"
+
+    changed = f", {counts['changed']:,} with another scenario" if counts["changed"] else ""
+    lines = [
+        f"stored {n(counts['labels'], 'label')}: {counts['new']:,} new, "
+        f"{counts['replaced']:,} replaced{changed}",
+        f"{counts['matched']:,} match stored transactions, {counts['unmatched']:,} do not",
+    ]
+    if counts["given"] != counts["labels"]:
+        lines[0] += f" ({counts['given'] - counts['labels']:,} repeated in the input: last wins)"
+    if counts["unmatched"]:
+        lines.append(
+            "  labels without a stored transaction are kept but `pgfraud evaluate` ignores them "
+            "until those transactions are loaded"
+        )
+    return lines
 
 
 @main.command()
@@ -246,7 +308,7 @@ def evaluate(rules_json: str | None, start, end) -> None:
                 "must be a JSON object {rule_id: {parameter: number}}", param_hint="--rules"
             )
     try:
-        with config.database() as database:
+        with config.existing_database() as database:
             prepare(database)
             with db.connect(database.admin_url) as conn:
                 rows = db.evaluate_rules(conn, rules, start, end)
@@ -384,16 +446,16 @@ def _is_loopback(host: str) -> bool:
 @click.option(
     "--port", envvar="PORT", default=5000, show_default=True, type=click.IntRange(1, 65535)
 )
-@click.option("--threads", envvar="PGFRAUD_THREADS", default=8, show_default=True, type=int)
+@click.option("--threads", envvar="PGFRAUD_THREADS", default=8, show_default=True, type=Int(1, 256))
 @click.option(
     "--seed-transactions",
     envvar="PGFRAUD_SEED_TRANSACTIONS",
     default=SEED_TRANSACTIONS,
     show_default=True,
-    type=click.IntRange(0),
+    type=Int(0, MAX_ID),
     help="Transactions generated into an empty database on first run (0: none).",
 )
-@click.option("--seed-accounts", default=SEED_ACCOUNTS, show_default=True, type=click.IntRange(1))
+@click.option("--seed-accounts", default=SEED_ACCOUNTS, show_default=True, type=Int(1, MAX_ID))
 def run(host: str, port: int, threads: int, seed_transactions: int, seed_accounts: int) -> None:
     """Get a database, migrate it, seed it once, and serve the API (waitress) until Ctrl-C."""
     import waitress

@@ -25,25 +25,45 @@ REQUIRED = ("account_id", "transaction_id", "amount")
 CHUNK = 10_000
 
 
+def utf8_lines(path: Path) -> Iterator[str]:
+    """The lines of ``path`` as text (UTF-8, a leading BOM dropped), line ends kept as
+    csv wants them (``newline=""``), for ``csv.reader``.
+
+    Each line is checked on its own, so a byte that is not UTF-8 is reported
+    on its own line, however far into the file: the file is decoded with
+    ``surrogateescape`` (a bad byte becomes a lone surrogate instead of
+    failing a whole 8 KiB read-ahead block) and a line holding one is
+    refused. Errors: InvalidInput ``line N: the file is not UTF-8 text
+    (byte 0xNN at column C)``, ``row`` N.
+    """
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                byte = ord(line[exc.start]) - 0xDC00
+                raise InvalidInput(
+                    f"line {number}: the file is not UTF-8 text "
+                    f"(byte 0x{byte:02x} at column {exc.start + 1})",
+                    row=number,
+                ) from None
+            yield line
+
+
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, {field: text}) per data row.
 
-    InvalidInput for a bad header, bytes that are not UTF-8, or broken CSV
-    (an unterminated quote, a field over 131,072 characters), naming the line.
+    InvalidInput for a bad header, bytes that are not UTF-8 (on their line),
+    or broken CSV (an unterminated quote, a field over 131,072 characters),
+    naming the line.
     """
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, strict=True)
-        try:
-            yield from _read(path, reader)
-        except UnicodeDecodeError as exc:
-            raise InvalidInput(
-                f"line {reader.line_num + 1}: the file is not UTF-8 text ({exc.reason})",
-                row=reader.line_num + 1,
-            ) from None
-        except csv.Error as exc:
-            raise InvalidInput(
-                f"line {reader.line_num}: not valid CSV ({exc})", row=reader.line_num
-            ) from None
+    reader = csv.reader(utf8_lines(path), strict=True)
+    try:
+        yield from _read(path, reader)
+    except csv.Error as exc:
+        raise InvalidInput(
+            f"line {reader.line_num}: not valid CSV ({exc})", row=reader.line_num
+        ) from None
 
 
 def _read(path: Path, reader: Any) -> Iterator[tuple[int, dict[str, Any]]]:
