@@ -37,16 +37,26 @@ BEGIN
         RAISE EXCEPTION 'account % has no transactions', p_account_id
             USING ERRCODE = 'PF002', COLUMN = 'account_id';
     END IF;
-    RETURN QUERY
-        SELECT al.transaction_id, al.account_id, al.ts, al.amount, al.rule_id, al.observed,
-               al.threshold, al.reason
-        FROM alerts AS al
-        WHERE al.account_id = p_account_id
-          AND (p_after_ts IS NULL
-               OR (al.ts, al.transaction_id, al.rule_id)
-                  > (p_after_ts, p_after_transaction_id, p_after_rule_id))
-        ORDER BY al.ts, al.transaction_id, al.rule_id
-        LIMIT p_limit;
+    -- Two queries, so that each is one index range scan of alerts.
+    IF p_after_ts IS NULL THEN
+        RETURN QUERY
+            SELECT al.transaction_id, al.account_id, al.ts, al.amount, al.rule_id, al.observed,
+                   al.threshold, al.reason
+            FROM alerts AS al
+            WHERE al.account_id = p_account_id
+            ORDER BY al.ts, al.transaction_id, al.rule_id
+            LIMIT p_limit;
+    ELSE
+        RETURN QUERY
+            SELECT al.transaction_id, al.account_id, al.ts, al.amount, al.rule_id, al.observed,
+                   al.threshold, al.reason
+            FROM alerts AS al
+            WHERE al.account_id = p_account_id
+              AND (al.ts, al.transaction_id, al.rule_id)
+                  > (p_after_ts, p_after_transaction_id, p_after_rule_id)
+            ORDER BY al.ts, al.transaction_id, al.rule_id
+            LIMIT p_limit;
+    END IF;
 END;
 $$;
 
