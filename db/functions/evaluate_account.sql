@@ -19,9 +19,9 @@
 --   velocity (window_seconds, max_transactions): transactions in
 --       (ts - window, ts], this one included, > max_transactions.
 --   rapid_succession (min_gap_seconds): ts - previous ts < min_gap_seconds.
--- Rows are in (ts, transaction_id, rule_id) order. Raises nothing itself; a
--- missing parameter of a listed rule makes that rule's comparison NULL, so it
--- does not fire (set_rule refuses such parameters).
+-- Rows are in (ts, transaction_id, rule_id) order.
+-- Errors: PF001 (invalid_input) from validate_rules for p_rules that are not
+-- valid (unknown rule or parameter, missing, wrong type, out of range).
 CREATE OR REPLACE FUNCTION evaluate_account(p_account_id bigint, p_rules jsonb)
 RETURNS SETOF fraud_event
 LANGUAGE sql
@@ -46,6 +46,9 @@ AS $$
             (p_rules #>> '{velocity,max_transactions}')::numeric AS velocity_max_transactions,
             p_rules ? 'rapid_succession' AS rapid_succession_on,
             (p_rules #>> '{rapid_succession,min_gap_seconds}')::numeric AS rapid_succession_min_gap_seconds
+        -- p_rules above is this validated copy (a column wins over a parameter of
+        -- the same name): PF001 for bad parameters, never a cast error.
+        FROM (SELECT validate_rules(p_rules) AS p_rules) AS validated
     ),
     history AS (
         SELECT

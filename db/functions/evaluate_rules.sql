@@ -12,7 +12,8 @@
 -- false positive belongs to no scenario). Ratios have 4 decimal places; NULL
 -- when the denominator is 0. Source: the usual definitions (precision =
 -- TP / (TP + FP), recall = TP / (TP + FN)) counted per transaction.
--- Raises nothing.
+-- Errors: PF001 (invalid_input) from validate_rules for p_rules that are not
+-- valid (unknown rule or parameter, missing, wrong type, out of range).
 CREATE OR REPLACE FUNCTION evaluate_rules(
     p_rules jsonb DEFAULT NULL,
     p_from timestamptz DEFAULT NULL,
@@ -31,7 +32,7 @@ LANGUAGE sql
 STABLE
 AS $$
     WITH parameters AS (
-        SELECT coalesce(p_rules, active_rule_parameters()) AS rules
+        SELECT coalesce(validate_rules(p_rules), active_rule_parameters()) AS rules
     ),
     labels AS (
         SELECT l.transaction_id, l.scenario
