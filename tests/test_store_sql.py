@@ -14,7 +14,10 @@ import pytest
 
 from pgfraud import db
 
-ROW = '{{"account_id": 5000010, "transaction_id": 9000000702, "timestamp": "{ts}", "amount": {amount}}}'
+ROW = (
+    '{{"account_id": 5000010, "transaction_id": 9000000702,'
+    ' "timestamp": "{ts}", "amount": {amount}}}'
+)
 
 
 def store_sql(conn, ts="2024-01-01T00:00:00", amount='"2.00"', zone="America/New_York"):
