@@ -6,8 +6,54 @@ from typing import Any
 
 from pgfraud import __version__
 
-_ID = {"type": "integer", "minimum": 0, "maximum": 9223372036854775807}
-_DECIMAL = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,2})?$"}
+_MAX_ID = 9223372036854775807
+# What the server answers with: a JSON integer.
+_ID = {"type": "integer", "minimum": 0, "maximum": _MAX_ID}
+# What it accepts: a JSON integer, or a JSON number with no fractional part
+# (13004713924.0 is 13004713924: numbers are parsed exactly, never as floats),
+# or digit text (values above 2^63-1 are refused: JSON Schema cannot bound text).
+_ID_IN = {
+    "oneOf": [
+        {"type": "integer", "minimum": 0, "maximum": _MAX_ID},
+        {"type": "string", "pattern": r"^\s*[0-9]{1,19}\s*$"},
+    ],
+    "description": "0 .. 2^63-1; an integer-valued JSON number (13.0) counts as the integer",
+}
+_DECIMAL = {"type": "string", "pattern": r"^[0-9]{1,13}(\.[0-9]{1,2})?$"}
+_AMOUNT_IN = {
+    "oneOf": [
+        {"type": "string", "pattern": r"^\s*\+?([0-9]{1,13}(\.[0-9]{0,2}0*)?|\.[0-9]{1,2}0*)\s*$"},
+        {"type": "number", "minimum": 0, "exclusiveMaximum": 1e13, "multipleOf": 0.01},
+    ],
+    "description": (
+        "currency units, 0 <= amount < 10^13, at most 2 decimal places (more are refused,"
+        " not rounded); decimal text or a JSON number, read exactly"
+    ),
+}
+_TIMESTAMP_IN = {
+    "oneOf": [
+        {
+            # JSON Schema cannot bound a date-time's range, so the pattern spells out
+            # 2000-01-01 .. 2099-12-28 in UTC (days 29-31 and other offsets are
+            # accepted as well; see the description).
+            "type": "string",
+            "pattern": (
+                r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+                r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|\+00:00)?$"
+            ),
+            "description": (
+                "ISO 8601 date and time, 2000-01-01 .. 2100-01-01 UTC; without an offset it is"
+                " UTC; an offset other than Z converts to UTC; finer than ms is truncated"
+            ),
+        },
+        {
+            "type": "integer",
+            "description": "epoch milliseconds",
+            "minimum": 946684800000,
+            "maximum": 4102444799999,
+        },
+    ]
+}
 _ERROR = {
     "type": "object",
     "required": ["error"],
@@ -65,26 +111,10 @@ def openapi_document() -> dict[str, Any]:
                     "additionalProperties": False,
                     "required": ["account_id", "transaction_id", "timestamp", "amount"],
                     "properties": {
-                        "account_id": _ID,
-                        "transaction_id": _ID,
-                        "timestamp": {
-                            "oneOf": [
-                                {"type": "string", "format": "date-time"},
-                                {
-                                    "type": "integer",
-                                    "description": "epoch milliseconds",
-                                    "minimum": 946684800000,
-                                    "maximum": 4102444799999,
-                                },
-                            ]
-                        },
-                        "amount": {
-                            "oneOf": [
-                                _DECIMAL,
-                                {"type": "number", "minimum": 0, "exclusiveMaximum": 1e13},
-                            ],
-                            "description": "currency units, at most 2 decimal places",
-                        },
+                        "account_id": _ID_IN,
+                        "transaction_id": _ID_IN,
+                        "timestamp": _TIMESTAMP_IN,
+                        "amount": _AMOUNT_IN,
                     },
                 },
                 "StoreResult": {
@@ -164,8 +194,15 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Store one transaction from query parameters",
                     "security": [{"bearer": []}, {}],
                     "parameters": [
-                        {"name": n, "in": "query", "required": True, "schema": {"type": "string"}}
-                        for n in ("account_id", "transaction_id", "timestamp", "amount")
+                        {"name": "account_id", "in": "query", "required": True, "schema": _ID},
+                        {"name": "transaction_id", "in": "query", "required": True, "schema": _ID},
+                        {
+                            "name": "timestamp",
+                            "in": "query",
+                            "required": True,
+                            "schema": _TIMESTAMP_IN,
+                        },
+                        {"name": "amount", "in": "query", "required": True, "schema": _DECIMAL},
                     ],
                     "responses": {
                         "201": _json("StoreResult", "stored"),
