@@ -19,7 +19,7 @@ from werkzeug.exceptions import MethodNotAllowed, Unauthorized, UnsupportedMedia
 
 from pgfraud import __version__, db
 from pgfraud.errors import InvalidInput, MalformedJson, TooManyRows
-from pgfraud.service.database import transaction
+from pgfraud.service.database import read, transaction
 from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
     format_timestamp,
@@ -89,8 +89,7 @@ def index():
 @bp.get("/health")
 def health():
     """200 ``{"status": "ok", "database": {...}}`` when the database answers; 503 otherwise."""
-    with transaction() as conn:
-        info = db.check_health(conn)
+    info = read(db.check_health)
     return jsonify({"status": "ok", "database": info})
 
 
@@ -103,8 +102,7 @@ def openapi():
 @bp.get("/rules")
 def rules():
     """The rule catalogue: ``{"rules": [{rule_id, enabled, parameters, description}]}``."""
-    with transaction() as conn:
-        rows = db.get_rules(conn)
+    rows = read(db.get_rules)
     return jsonify({"rules": [_serialise(r) for r in rows]})
 
 
@@ -119,8 +117,7 @@ def is_fraud(account_id: str):
     no transactions. ``/is_fraud/42`` and ``/is_fraud/42/`` answer alike.
     """
     account = parse_id(account_id, "account_id")
-    with transaction() as conn:
-        events = db.is_fraud(conn, account)
+    events = read(lambda conn: db.is_fraud(conn, account))
     return jsonify(
         {
             "account_id": account,
@@ -143,8 +140,8 @@ def account_transactions(account_id: str):
         raise InvalidInput("limit is given more than once", field="limit")
     if not LIMIT.fullmatch(limits[0]) or not 1 <= int(limits[0]) <= 10_000:
         raise InvalidInput("limit must be an integer from 1 to 10000", field="limit")
-    with transaction() as conn:
-        rows = db.get_account_transactions(conn, account, int(limits[0]))
+    limit = int(limits[0])
+    rows = read(lambda conn: db.get_account_transactions(conn, account, limit))
     return jsonify(
         {"account_id": account, "transactions": [_serialise(r, {"ts": "timestamp"}) for r in rows]}
     )
