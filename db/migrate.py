@@ -15,6 +15,12 @@ from importlib.abc import Traversable
 
 import psycopg
 
+from pgfraud.errors import ConfigurationError
+
+# The oldest PostgreSQL the schema runs on: 14 (extract() returns numeric, so
+# round(extract(epoch ...), 3) works; CREATE OR REPLACE TRIGGER).
+MIN_SERVER_VERSION_NUM = 140000
+
 # Key of the advisory lock that serialises migrators (any fixed bigint).
 MIGRATION_LOCK_KEY = 7_231_546_390_112_207
 MIGRATION_NAME = re.compile(r"^\d{4}_[a-z][a-z0-9_]*\.sql$")
@@ -58,12 +64,36 @@ def _apply(conn: psycopg.Connection, f: Traversable) -> None:
         raise MigrationError(f.name, exc) from exc
 
 
+def _version_text(server_version_num: int) -> str:
+    major = server_version_num // 10000
+    if major >= 10:
+        return f"{major}.{server_version_num % 10000}"
+    return f"{major}.{server_version_num // 100 % 100}.{server_version_num % 100}"
+
+
+def check_server_version(server_version_num: int) -> None:
+    """Refuse a server older than MIN_SERVER_VERSION_NUM.
+
+    ``server_version_num``: PostgreSQL's integer form (150004 for 15.4,
+    90624 for 9.6.24). Errors: ConfigurationError, one line naming the version
+    found and the one needed.
+    """
+    if server_version_num < MIN_SERVER_VERSION_NUM:
+        raise ConfigurationError(
+            f"PostgreSQL {_version_text(server_version_num)} found; pgfraud needs "
+            f"PostgreSQL {_version_text(MIN_SERVER_VERSION_NUM).split('.')[0]} or later"
+        )
+
+
 def migrate(conn: psycopg.Connection) -> list[str]:
     """Bring the database ``conn`` points at up to date; returns the migrations applied now.
 
     Needs a role that may create tables, types and roles (the database owner).
-    Errors: MigrationError naming the file that failed; nothing is applied then.
+    Errors: ConfigurationError for a server older than PostgreSQL 14 (nothing
+    is applied); MigrationError naming the file that failed; nothing is
+    applied then.
     """
+    check_server_version(conn.info.server_version)
     applied_now: list[str] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
