@@ -10,50 +10,53 @@ transaction exactly once.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+import testing.postgresql
 
 from pgfraud import db
 from pgfraud.db.migrate import migrate
-from pgfraud.db.server import APP_USER, LocalServer
+from pgfraud.db.server import APP_USER
 from pgfraud.service import create_app
 from pgfraud.service.database import close_pool, get_pool
 
+APP_PASSWORD = "restart-test-password"
+
 
 @pytest.fixture(scope="module")
-def own_server() -> Iterator[LocalServer]:
-    """A migrated local server that these tests may restart."""
-    base = Path(tempfile.mkdtemp(prefix="pgfraud-restart-", dir="/tmp"))
-    os.chmod(base, 0o755)  # as root the server runs as another user
-    server = LocalServer(base / "home")
-    server.start()
+def own_server(postgresql_factory) -> Iterator[testing.postgresql.Postgresql]:
+    """A migrated server of these tests' own (from the cached initdb), to restart."""
+    server = postgresql_factory()
     try:
-        with db.connect(server.url(admin=True)) as conn:
+        with db.connect(server.url()) as conn:
             migrate(conn)
-            db.create_app_user(conn, APP_USER, server.app_password, False)
+            db.create_app_user(conn, APP_USER, APP_PASSWORD, False)
             conn.commit()
         yield server
     finally:
-        server.destroy()
-        shutil.rmtree(base, ignore_errors=True)
+        server.stop()
 
 
-def restart(server: LocalServer) -> None:
-    """`pg_ctl restart -m fast`: every open connection is cut."""
-    server.stop()
+def admin_url(server) -> str:
+    return server.url()
+
+
+def app_url(server) -> str:
+    return server.url().replace("postgres@", f"{APP_USER}:{APP_PASSWORD}@", 1)
+
+
+def restart(server: testing.postgresql.Postgresql) -> None:
+    """`pg_ctl restart -m fast`: a fast shutdown (SIGINT) cuts every connection; then start."""
+    server.terminate()
     server.start()
 
 
 @pytest.fixture
 def app(own_server):
-    app = create_app({"TESTING": True, "DATABASE_URL": own_server.url(), "POOL_MAX_SIZE": 8})
-    with db.connect(own_server.url(admin=True), autocommit=True) as conn:
+    app = create_app({"TESTING": True, "DATABASE_URL": app_url(own_server), "POOL_MAX_SIZE": 8})
+    with db.connect(admin_url(own_server), autocommit=True) as conn:
         conn.execute("TRUNCATE transactions")
     yield app
     close_pool(app)
@@ -129,7 +132,7 @@ def test_ingest_through_a_restart_loses_and_doubles_nothing(app, own_server):
     assert not worker.is_alive()
     assert [status for _, status in answers if status not in (200, 201)] == []
     assert len(answers) == 60
-    with db.connect(own_server.url(admin=True)) as conn:
+    with db.connect(admin_url(own_server)) as conn:
         rows = conn.execute(
             "SELECT transaction_id, account_id, amount::text FROM transactions ORDER BY 1"
         ).fetchall()
