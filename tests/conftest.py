@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +53,17 @@ def _with_user(url: str, user: str, password: str) -> str:
     host = parts.hostname or "127.0.0.1"
     port = f":{parts.port}" if parts.port else ""
     return urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}{port}"))
+
+
+def pytest_report_header(config) -> str:
+    """Which PostgreSQL the tests run on (CI runs them on two major versions)."""
+    if os.environ.get("PGFRAUD_TEST_DATABASE_URL"):
+        return "PostgreSQL: the server of PGFRAUD_TEST_DATABASE_URL"
+    bindir = find_bindir()
+    version = subprocess.run(
+        [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return f"PostgreSQL: {version} from {bindir}"
 
 
 # As root: hand testing.postgresql's folder (the parent of -D) to the server
