@@ -89,14 +89,19 @@ def migrate(conn: psycopg.Connection) -> list[str]:
     """Bring the database ``conn`` points at up to date; returns the migrations applied now.
 
     Needs a role that may create tables, types and roles (the database owner).
+    Stored rule parameters are checked (validate_rules) after the function
+    files, so a migration may add a rule that only the new files know.
     Errors: ConfigurationError for a server older than PostgreSQL 14 (nothing
-    is applied); MigrationError naming the file that failed; nothing is
+    is applied); MigrationError naming the file that failed, or "the rules
+    table" with the rule and parameter that fail validate_rules; nothing is
     applied then.
     """
     check_server_version(conn.info.server_version)
     applied_now: list[str] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        # The rules trigger waits until the new function files are in (see below).
+        conn.execute("SET LOCAL pgfraud.migrating = 'on'")
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version text NOT NULL CONSTRAINT schema_migrations_pkey PRIMARY KEY,"
@@ -115,4 +120,12 @@ def migrate(conn: psycopg.Connection) -> list[str]:
         conn.execute("SET LOCAL check_function_bodies = off")
         for f in function_files():
             _apply(conn, f)
+        # Every stored rule against the schema of the functions just applied.
+        try:
+            conn.execute(
+                "UPDATE rules AS r SET parameters = validate_rules("
+                "jsonb_build_object(r.rule_id, r.parameters)) -> r.rule_id"
+            )
+        except psycopg.Error as exc:
+            raise MigrationError("the rules table", exc) from exc
     return applied_now

@@ -158,3 +158,35 @@ def test_the_test_server_passes_the_check(database):
         version = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()[0]
         assert conn.info.server_version == version >= MIN_SERVER_VERSION_NUM
         assert migrate(conn) == []
+
+
+def test_migrate_validates_the_stored_rules_with_the_new_functions(database):
+    from pgfraud.db.migrate import MigrationError
+
+    with db.connect(database.admin_url) as conn:
+        # Stored before validation existed (or by a migration that bypassed the trigger).
+        conn.execute("SET pgfraud.migrating = 'on'")
+        conn.execute(
+            'UPDATE rules SET parameters = \'{"factor": 0.9, "min_history": 1e20}\''
+            " WHERE rule_id = 'below_average'"
+        )
+        conn.execute("RESET pgfraud.migrating")
+        conn.commit()
+        with pytest.raises(MigrationError) as info:
+            migrate(conn)
+        conn.rollback()
+        assert str(info.value) == (
+            "the rules table: parameter min_history of rule below_average must be an integer"
+            " from 1 to 1000000; got 100000000000000000000"
+        )
+        conn.execute(
+            'UPDATE rules SET parameters = \'{"factor": 0.9, "min_history": 2.0}\''
+            " WHERE rule_id = 'below_average'"
+        )
+        conn.commit()
+        assert migrate(conn) == []
+        conn.commit()
+        row = conn.execute(
+            "SELECT parameters::text FROM rules WHERE rule_id = 'below_average'"
+        ).fetchone()
+    assert row == ('{"factor": 0.9, "min_history": 2}',)
