@@ -44,7 +44,12 @@ def _json_value(value: Any) -> Any:
 
 def _serialise(row: dict[str, Any], rename: dict[str, str] | None = None) -> dict[str, Any]:
     rename = rename or {}
-    return {rename.get(k, k): _json_value(v) for k, v in row.items()}
+    out = {rename.get(k, k): _json_value(v) for k, v in row.items()}
+    if isinstance(row.get("amount"), Decimal):
+        # Always 2 places ("13.00"), also for a row stored before the store
+        # functions wrote scale 2; stored amounts never have more than 2.
+        out["amount"] = f"{row['amount']:.2f}"
+    return out
 
 
 def requires_token(view: Callable) -> Callable:

@@ -118,3 +118,15 @@ def test_rules_read_the_same_in_any_session_zone(app_conn):
             "SELECT transaction_id, observed FROM evaluate_account(1, %s::jsonb)", (rules,)
         ).fetchall()
         assert fired == [(1, Decimal("2")), (2, Decimal("2"))], zone
+
+
+def test_a_row_stored_before_scale_2_reads_back_with_two_places(database, client):
+    # A row written by hand (or before the store functions wrote scale 2): 13, not 13.00.
+    with db.connect(database.admin_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO transactions VALUES (1, 7, '2024-01-01Z', 13)")
+        conn.execute("INSERT INTO transactions VALUES (2, 7, '2024-01-01T01:00Z', 20000.5)")
+    body = client.get("/accounts/7/transactions").get_json()
+    assert [t["amount"] for t in body["transactions"]] == ["20000.50", "13.00"]
+    events = client.get("/is_fraud/7").get_json()["events"]
+    # amount_spike needs 3 prior transactions (min_history 3); large_amount fires at 10000.
+    assert [(e["rule_id"], e["amount"]) for e in events] == [("large_amount", "20000.50")]
