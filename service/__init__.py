@@ -22,12 +22,17 @@ from typing import Any
 from flask import Flask
 
 from pgfraud.service import database, errors, routes
+from pgfraud.service.jsonprovider import OrjsonProvider
+
+
+class _Flask(Flask):
+    json_provider_class = OrjsonProvider
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask app. The connection pool is opened on the first request
     that needs it, in the process that serves it (never at import time)."""
-    app = Flask(__name__)
+    app = _Flask(__name__)
     app.config.from_mapping(
         DATABASE_URL=os.environ.get("PGFRAUD_APP_DATABASE_URL") or os.environ.get("DATABASE_URL"),
         API_TOKEN=os.environ.get("PGFRAUD_API_TOKEN") or None,
@@ -39,7 +44,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     if test_config:
         app.config.update(test_config)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     # Answer, never redirect: no 308 for "//" in a path or a missing trailing slash.
     app.url_map.merge_slashes = False
     app.url_map.strict_slashes = False
