@@ -177,6 +177,35 @@ def is_fraud(conn: psycopg.Connection, account_id: int) -> list[dict[str, Any]]:
         return cur.execute("SELECT * FROM is_fraud(%s)", (account_id,)).fetchall()
 
 
+# The wire form of a fraud event, built by PostgreSQL: keys in fraud_event's
+# order (ts as "timestamp"), timestamps ISO 8601 UTC with milliseconds and Z,
+# decimals as exact strings; row_to_json writes compact JSON.
+_EVENTS_JSON = """
+SELECT count(*), '[' || coalesce(string_agg(row_to_json(w)::text, ',' ORDER BY e.n), '') || ']'
+FROM is_fraud(%s) WITH ORDINALITY
+         AS e(transaction_id, account_id, ts, amount, rule_id, observed, threshold, reason, n)
+CROSS JOIN LATERAL (
+    SELECT e.transaction_id, e.account_id,
+           to_char(e.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "timestamp",
+           e.amount::text AS amount, e.rule_id, e.observed::text AS observed,
+           e.threshold::text AS threshold, e.reason
+) AS w
+"""
+
+
+def is_fraud_json(conn: psycopg.Connection, account_id: int) -> tuple[int, str]:
+    """Fraud events of one account (SQL ``is_fraud``), serialised by PostgreSQL:
+    ``(count, JSON array text)``; each event an object {transaction_id,
+    account_id, timestamp (ISO, ms, Z), amount, rule_id, observed, threshold
+    (exact decimal strings, or null), reason}, in is_fraud's order.
+
+    Errors: AccountNotFound when the account has no transactions.
+    """
+    with wrap_errors():
+        row = conn.execute(_EVENTS_JSON, (account_id,), prepare=True).fetchone()
+    return row[0], row[1]
+
+
 def get_account_transactions(conn: psycopg.Connection, account_id: int, limit: int) -> list[dict]:
     """An account's latest transactions, newest first (SQL ``get_account_transactions``).
 

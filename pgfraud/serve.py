@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import socket
 import sys
 from collections.abc import Callable
@@ -94,6 +95,10 @@ class Server(BaseApplication):
             "errorlog": "-",
             "proc_name": "pgfraud",
             "when_ready": lambda arbiter: on_ready() if on_ready else None,
+            # Ctrl-C reaches the whole process group: only the master acts on
+            # it (it stops the workers with SIGQUIT); a worker interrupted
+            # twice could otherwise hang until the master kills it.
+            "post_worker_init": lambda worker: signal.signal(signal.SIGINT, signal.SIG_IGN),
         }
         super().__init__()
 

@@ -46,7 +46,11 @@ def get_pool() -> ConnectionPool:
                 url,
                 min_size=1,
                 max_size=int(app.config["POOL_MAX_SIZE"]),
-                kwargs={"options": f"-c timezone=UTC -c statement_timeout={timeout}"},
+                kwargs={
+                    "options": f"-c timezone=UTC -c statement_timeout={timeout}",
+                    # Reads are one statement: no BEGIN/COMMIT round trips for them.
+                    "autocommit": True,
+                },
                 timeout=float(app.config["POOL_TIMEOUT_S"]),
                 open=True,
                 name="pgfraud",
@@ -69,6 +73,18 @@ def transaction() -> Iterator[psycopg.Connection]:
     """A pooled connection inside one database transaction: committed when the
     block ends normally, rolled back when it raises. DatabaseUnavailable when no
     connection can be had."""
+    try:
+        with get_pool().connection() as conn, conn.transaction():
+            yield conn
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise DatabaseUnavailable() from exc
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[psycopg.Connection]:
+    """A pooled connection in autocommit mode, for a view whose one statement
+    only reads (each statement is its own snapshot; no BEGIN/COMMIT round
+    trips). DatabaseUnavailable when no connection can be had."""
     try:
         with get_pool().connection() as conn:
             yield conn

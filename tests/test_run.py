@@ -1,6 +1,7 @@
 """`pgfraud run` end to end, as `make run` starts it: local server, seed, serve, Ctrl-C.
 
-Also the generator's `--to api` sink against the real server (waitress).
+Also the generator's `--to api` sink against the real server (gunicorn), a busy port,
+and SIGTERM.
 """
 
 from __future__ import annotations
