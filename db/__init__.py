@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -165,6 +165,73 @@ def copy_transactions(
     """
     stage_transactions(conn, rows)
     return store_staged(conn)
+
+
+COPY_DIRECT = "COPY transactions (transaction_id, account_id, ts, amount) FROM STDIN"
+COPY_STAGED = (
+    "COPY pg_temp.staged_transactions (row_number, transaction_id, account_id, ts, amount)"
+    " FROM STDIN"
+)
+
+
+def any_stored(conn: psycopg.Connection, ids: list[int] | tuple[int, int]) -> bool:
+    """Whether any of ``ids`` (a list) is stored, or any id in ``(low, high)``
+    inclusive (a tuple)."""
+    with wrap_errors():
+        if isinstance(ids, tuple):
+            query = (
+                "SELECT EXISTS (SELECT FROM transactions WHERE transaction_id BETWEEN %s AND %s)"
+            )
+            return conn.execute(query, ids).fetchone()[0]
+        query = "SELECT EXISTS (SELECT FROM transactions WHERE transaction_id = ANY(%s))"
+        return conn.execute(query, (ids,)).fetchone()[0]
+
+
+def store_copy_text(
+    conn: psycopg.Connection,
+    chunks: Callable[[bool], Iterable[str]],
+    *,
+    direct: bool,
+    valid: Callable[[], bool] = lambda: True,
+) -> dict[str, int] | None:
+    """Store validated rows given as COPY text, all-or-nothing, in the caller's
+    database transaction; the fast path of bulk loads.
+
+    ``chunks(numbered)`` yields pieces of COPY text (tab-separated lines,
+    ``transaction_id, account_id, ts, amount``; with ``numbered`` each line
+    starts with its row_number, what errors report). It may be called twice.
+
+    ``direct``: first try one COPY straight into ``transactions`` (inside a
+    savepoint): when every id is new this is the whole load (every row
+    ``stored``), as fast as PostgreSQL's own COPY. If an id is already stored
+    (or appears twice), the attempt is rolled back and the rows go through
+    the staging table and ``store_staged_transactions`` (duplicates counted,
+    PF003 on conflicts), as they do at once when ``direct`` is false (use it
+    when ids are likely stored already). Returns ``{"stored", "duplicate"}``,
+    or None when ``valid()`` says, after a COPY, that the caller found bad
+    rows (the caller then reports them and rolls back).
+    Errors: TransactionConflict, InvalidInput.
+    """
+    if direct:
+        conn.execute("SAVEPOINT pgfraud_direct_copy")
+        try:
+            with conn.cursor() as cur:
+                with cur.copy(COPY_DIRECT) as copy:
+                    for chunk in chunks(False):
+                        copy.write(chunk)
+                stored = cur.rowcount
+            conn.execute("RELEASE SAVEPOINT pgfraud_direct_copy")
+            return {"stored": stored, "duplicate": 0} if valid() else None
+        except pg_errors.UniqueViolation:
+            conn.execute("ROLLBACK TO SAVEPOINT pgfraud_direct_copy")
+        except psycopg.Error as exc:
+            raise translate_error(exc) from exc
+    with wrap_errors():
+        conn.execute("SELECT create_staging_table()")
+        with conn.cursor().copy(COPY_STAGED) as copy:
+            for chunk in chunks(True):
+                copy.write(chunk)
+    return store_staged(conn) if valid() else None
 
 
 def is_fraud(conn: psycopg.Connection, account_id: int) -> list[dict[str, Any]]:

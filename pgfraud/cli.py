@@ -176,7 +176,7 @@ def load(path: Path) -> None:
         with config.database() as database:
             prepare(database)
             with db.connect(database.app_url) as conn:
-                counts = load_csv(conn, path)
+                counts = load_csv(conn, path, progress=sys.stderr.isatty())
                 conn.commit()
     except PgfraudError as exc:
         _fail(exc, unit="line")
