@@ -124,14 +124,16 @@ def account_events(settings: Settings, profile: Profile) -> Iterator[Event]:
             yield ms, profile.normal_cents(rng), None
 
 
-def generate_transactions(settings: Settings) -> Iterator[GeneratedTransaction]:
-    """Yield ``settings.num_transactions`` transactions in time order, lazily.
+# One transaction before it becomes a GeneratedTransaction: (transaction_id,
+# account_id, epoch ms, cents, scenario); the fields at 0 and 4 are the same
+# as GeneratedTransaction's.
+RawTransaction = tuple[int, int, int, int, str | None]
 
-    Ids run from ``first_transaction_id`` up by one; timestamps never
-    decrease (ties: lower account first). Same settings, same transactions,
-    on every run. Errors: InvalidInput (field ``start``) when a timestamp
-    would reach 2100-01-01, raised when that transaction is reached.
-    """
+
+def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
+    """:func:`generate_transactions` as plain tuples (epoch ms, integer cents):
+    the same transactions, without building a datetime and a Decimal for each
+    (the COPY sink formats them as text directly)."""
     heap: list[tuple[int, int, int, str | None, Iterator[Event]]] = []
     for account_id in range(1, settings.accounts + 1):
         events = account_events(settings, make_profile(settings.seed, account_id))
@@ -140,6 +142,7 @@ def generate_transactions(settings: Settings) -> Iterator[GeneratedTransaction]:
     heapq.heapify(heap)
 
     transaction_id = settings.first_transaction_id
+    replace = heapq.heapreplace
     for _ in range(settings.num_transactions):
         # (ms, account_id) is unique: one account's times strictly increase.
         ms, account_id, cents, scenario, events = heap[0]
@@ -150,13 +153,30 @@ def generate_transactions(settings: Settings) -> Iterator[GeneratedTransaction]:
                 "fewer transactions or an earlier start",
                 field="start",
             )
-        yield GeneratedTransaction(
-            transaction_id,
-            account_id,
-            EPOCH + timedelta(milliseconds=ms),
-            Decimal(cents).scaleb(-2),
-            scenario,
-        )
+        yield transaction_id, account_id, ms, cents, scenario
         transaction_id += 1
         next_ms, next_cents, next_scenario = next(events)
-        heapq.heapreplace(heap, (next_ms, account_id, next_cents, next_scenario, events))
+        replace(heap, (next_ms, account_id, next_cents, next_scenario, events))
+
+
+def to_transaction(raw: RawTransaction) -> GeneratedTransaction:
+    """A RawTransaction as a GeneratedTransaction (aware datetime, Decimal amount)."""
+    transaction_id, account_id, ms, cents, scenario = raw
+    return GeneratedTransaction(
+        transaction_id,
+        account_id,
+        EPOCH + timedelta(milliseconds=ms),
+        Decimal(cents).scaleb(-2),
+        scenario,
+    )
+
+
+def generate_transactions(settings: Settings) -> Iterator[GeneratedTransaction]:
+    """Yield ``settings.num_transactions`` transactions in time order, lazily.
+
+    Ids run from ``first_transaction_id`` up by one; timestamps never
+    decrease (ties: lower account first). Same settings, same transactions,
+    on every run. Errors: InvalidInput (field ``start``) when a timestamp
+    would reach 2100-01-01, raised when that transaction is reached.
+    """
+    return map(to_transaction, generate_raw(settings))
