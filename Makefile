@@ -14,7 +14,7 @@ N ?= 10000
 SEED ?= $(shell date +%s)
 
 .DEFAULT_GOAL := help
-.PHONY: help install postgres run seed test bench lint format clean distclean db-url
+.PHONY: help install postgres run seed test test-floors bench lint format clean distclean db-url
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,7 +23,10 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# setuptools warns in a box that a folder named like the package (./pgfraud)
+	@# could shadow the editable install; the package is mapped from several
+	@# folders on purpose (pyproject.toml), so the warning is noise here.
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP) postgres ## Make .venv and install pgfraud with its test tools
@@ -54,6 +57,14 @@ seed: install ## Add N (default 10000) generated transactions to the database, b
 test: install ## Run the tests against a throwaway PostgreSQL
 	$(BIN)/pytest -q
 
+FLOORS := .venv-floors
+test-floors: postgres ## Run the tests with the lowest dependency versions allowed (.ci/floors.txt)
+	rm -rf $(FLOORS)
+	$(PYTHON) -m venv $(FLOORS)
+	$(FLOORS)/bin/python -m pip install --quiet -r .ci/floors.txt
+	PYTHONWARNINGS='ignore:Editable installation' $(FLOORS)/bin/python -m pip install --quiet --no-deps -e .
+	$(FLOORS)/bin/pytest -q -p no:cacheprovider
+
 bench: install ## Measure the data paths against psql/pgbench and a peer (BENCH_N=1000000)
 	@$(BIN)/python -c 'import pandas' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
@@ -75,6 +86,11 @@ db-url: install ## Print the database URL (for psql)
 clean: ## Remove caches (keeps .venv and the local database)
 	rm -rf .pytest_cache .ruff_cache .hypothesis build *.egg-info
 
-distclean: clean ## Remove .venv and the local database in .pgfraud
-	-$(BIN)/pgfraud db stop 2>/dev/null
-	rm -rf $(VENV) .pgfraud
+# The local database's data is in .pgfraud/data, or in /var/tmp/pgfraud-<hash>
+# when the server's user cannot enter this folder (as root): `pgfraud db
+# destroy` removes it wherever it lives.
+distclean: clean ## Remove .venv and the local database (wherever its data lives)
+	-@if [ -x $(BIN)/pgfraud ]; then \
+		PGFRAUD_HOME=$(CURDIR)/.pgfraud DATABASE_URL= $(BIN)/pgfraud db destroy --yes; \
+	elif [ -f .pgfraud/datadir ]; then rm -rf "$$(cat .pgfraud/datadir)"; fi
+	rm -rf $(VENV) $(FLOORS) .pgfraud

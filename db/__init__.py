@@ -106,17 +106,24 @@ def store_transactions(conn: psycopg.Connection, transactions: list[dict[str, An
 
     ``transactions``: dicts with account_id (int), transaction_id (int),
     timestamp (aware datetime, ms), amount (Decimal). Returns one dict per
-    input, in order: ``{"row", "transaction_id", "status"}`` with status
-    ``stored`` or ``duplicate``. Runs in the caller's database transaction.
+    input, in order: ``{"row", "transaction_id", "status", "alerts"}`` with
+    status ``stored`` or ``duplicate`` and the verdict: the transaction's
+    alerts, scored in the same database transaction, as dicts ``{"alert_id",
+    "rule_id", "observed", "threshold", "reason"}`` (decimals as strings; []
+    when no rule fired). Runs in the caller's database transaction.
     Errors: TransactionConflict (row names the input index), InvalidInput.
     """
     payload = json.dumps(transactions, default=_jsonable)
     with wrap_errors():
         rows = conn.execute(
-            "SELECT row_number, transaction_id, status FROM store_transactions(%s::jsonb)",
+            "SELECT row_number, transaction_id, status, alerts::text"
+            " FROM store_transactions(%s::jsonb)",
             (payload,),
         ).fetchall()
-    return [{"row": r[0], "transaction_id": r[1], "status": r[2]} for r in rows]
+    return [
+        {"row": r[0], "transaction_id": r[1], "status": r[2], "alerts": json.loads(r[3])}
+        for r in rows
+    ]
 
 
 def stage_transactions(
@@ -273,22 +280,113 @@ def store_copy_text(
     return store_staged(conn) if valid() else None
 
 
-def is_fraud(conn: psycopg.Connection, account_id: int) -> list[dict[str, Any]]:
-    """Fraud events of one account (SQL ``is_fraud``): dicts with transaction_id,
-    account_id, ts (datetime), amount, rule_id, observed, threshold (Decimal), reason.
+def is_fraud(
+    conn: psycopg.Connection,
+    account_id: int,
+    limit: int | None = None,
+    after: tuple[datetime, int, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Fraud events of one account (SQL ``is_fraud``, persisted alerts): dicts with
+    transaction_id, account_id, ts (datetime), amount, rule_id, observed,
+    threshold (Decimal), reason, in (ts, transaction_id, rule_id) order.
 
-    Errors: AccountNotFound when the account has no transactions.
+    ``limit``: at most that many (1..10000; None: all); ``after``: the
+    (ts, transaction_id, rule_id) position to continue after.
+    Errors: AccountNotFound when the account has no transactions; InvalidInput
+    for a limit out of range.
+    """
+    after_ts, after_transaction, after_rule = after or (None, None, None)
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM is_fraud(%s, %s, %s, %s, %s)",
+            (account_id, limit, after_ts, after_transaction, after_rule),
+            prepare=True,
+        ).fetchall()
+
+
+def get_alerts(
+    conn: psycopg.Connection,
+    *,
+    account_id: int | None = None,
+    rule_id: str | None = None,
+    review_status: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    before: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """The alert queue, newest first (SQL ``get_alerts``): dicts with alert_id,
+    transaction_id, account_id, ts, amount, rule_id, observed, threshold,
+    reason, parameters, raised_at, review_status, review_note, reviewer,
+    reviewed_at. Filters (None: any): account, rule, review status
+    (unreviewed/confirmed_fraud/false_positive), transaction time in
+    [start, end); ``before``: only alert_id below it (the next page).
+    Errors: InvalidInput for a limit outside 1..10000 or an unknown status.
     """
     with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("SELECT * FROM is_fraud(%s)", (account_id,)).fetchall()
+        return cur.execute(
+            "SELECT * FROM get_alerts(%s, %s, %s, %s, %s, %s, %s)",
+            (account_id, rule_id, review_status, start, end, before, limit),
+        ).fetchall()
 
 
-# The wire form of a fraud event, built by PostgreSQL: keys in fraud_event's
-# order (ts as "timestamp"), timestamps ISO 8601 UTC with milliseconds and Z,
-# decimals as exact strings; row_to_json writes compact JSON.
+def get_alert_feed_start(conn: psycopg.Connection) -> str:
+    """The live feed's position of now, ``'<xact>-0'`` (SQL ``get_alert_feed_start``)."""
+    with wrap_errors():
+        return conn.execute("SELECT get_alert_feed_start()").fetchone()[0]
+
+
+def get_alert_feed(
+    conn: psycopg.Connection, after: tuple[int, int], limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Alerts raised after the feed position ``after`` = (xact, alert_id), in raise
+    order, from finished database transactions only (SQL ``get_alert_feed``):
+    dicts with event_id ('<xact>-<alert_id>', the next position), alert_id,
+    transaction_id, account_id, ts, amount, rule_id, observed, threshold,
+    reason, raised_at."""
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM get_alert_feed(%s::text::xid8, %s, %s)",
+            (str(after[0]), after[1], limit),
+            prepare=True,
+        ).fetchall()
+
+
+def review_transaction(
+    conn: psycopg.Connection,
+    transaction_id: int,
+    status: str,
+    note: str = "",
+    reviewer: str | None = None,
+) -> dict[str, Any]:
+    """Record an analyst's decision on a stored transaction (SQL ``review_transaction``).
+
+    ``status``: confirmed_fraud or false_positive; ``reviewer`` None: the
+    database login. Returns the review: review_id, transaction_id,
+    account_id, status, note, reviewer, reviewed_at. Errors:
+    TransactionNotFound, InvalidInput (naming status, note or reviewer).
+    """
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM review_transaction(%s, %s, %s, %s)",
+            (transaction_id, status, note, reviewer),
+        ).fetchone()
+
+
+# A page of is_fraud's events in their wire form, built by PostgreSQL: keys in
+# fraud_event's order (ts as "timestamp"), timestamps ISO 8601 UTC with
+# milliseconds and Z, decimals as exact strings; row_to_json writes compact JSON.
+# One row more than the page is read: it tells whether a next page exists.
 _EVENTS_JSON = """
-SELECT count(*), '[' || coalesce(string_agg(row_to_json(w)::text, ',' ORDER BY e.n), '') || ']'
-FROM is_fraud(%s) WITH ORDINALITY
+SELECT count(*) FILTER (WHERE e.n <= %(limit)s),
+       '[' || coalesce(string_agg(row_to_json(w)::text, ',' ORDER BY e.n)
+                       FILTER (WHERE e.n <= %(limit)s), '') || ']',
+       count(*) > %(limit)s,
+       min(e.ts) FILTER (WHERE e.n = %(limit)s),
+       min(e.transaction_id) FILTER (WHERE e.n = %(limit)s),
+       min(e.rule_id) FILTER (WHERE e.n = %(limit)s)
+FROM is_fraud(%(account)s, %(limit)s + 1, %(after_ts)s, %(after_transaction)s, %(after_rule)s)
+         WITH ORDINALITY
          AS e(transaction_id, account_id, ts, amount, rule_id, observed, threshold, reason, n)
 CROSS JOIN LATERAL (
     SELECT e.transaction_id, e.account_id,
@@ -299,17 +397,35 @@ CROSS JOIN LATERAL (
 """
 
 
-def is_fraud_json(conn: psycopg.Connection, account_id: int) -> tuple[int, str]:
-    """Fraud events of one account (SQL ``is_fraud``), serialised by PostgreSQL:
-    ``(count, JSON array text)``; each event an object {transaction_id,
-    account_id, timestamp (ISO, ms, Z), amount, rule_id, observed, threshold
-    (exact decimal strings, or null), reason}, in is_fraud's order.
+def is_fraud_json(
+    conn: psycopg.Connection,
+    account_id: int,
+    limit: int,
+    after: tuple[datetime, int, str] | None = None,
+) -> tuple[int, str, tuple[datetime, int, str] | None]:
+    """A page of one account's fraud events (SQL ``is_fraud``), serialised by
+    PostgreSQL (the hot path of ``GET /is_fraud``; :func:`is_fraud` gives dicts).
 
-    Errors: AccountNotFound when the account has no transactions.
+    Returns ``(count, events, last)``: ``events`` is a JSON array (text) of at
+    most ``limit`` (1..10000) objects {transaction_id, account_id, timestamp
+    (ISO, ms, Z), amount, rule_id, observed, threshold (exact decimal strings,
+    or null), reason}, in (ts, transaction_id, rule_id) order, after the
+    position ``after``; ``last`` is the position of the page's last event when
+    a next page exists, else None.
+    Errors: AccountNotFound; InvalidInput for a limit out of range.
     """
+    after_ts, after_transaction, after_rule = after or (None, None, None)
+    params = {
+        "account": account_id,
+        "limit": limit,
+        "after_ts": after_ts,
+        "after_transaction": after_transaction,
+        "after_rule": after_rule,
+    }
     with wrap_errors():
-        row = conn.execute(_EVENTS_JSON, (account_id,), prepare=True).fetchone()
-    return row[0], row[1]
+        row = conn.execute(_EVENTS_JSON, params, prepare=True).fetchone()
+    count, events, more, last_ts, last_transaction, last_rule = row
+    return count, events, (last_ts, last_transaction, last_rule) if more else None
 
 
 def get_account_transactions(conn: psycopg.Connection, account_id: int, limit: int) -> list[dict]:
@@ -362,33 +478,64 @@ def get_latest(conn: psycopg.Connection) -> tuple[int | None, datetime | None]:
     return row[0], row[1]
 
 
-def store_labels(conn: psycopg.Connection, labels: Iterable[tuple[int, str]]) -> int:
+def store_labels(conn: psycopg.Connection, labels: Iterable[tuple[int, str]]) -> dict[str, int]:
     """Upsert ground-truth labels (transaction_id, scenario) into ``fraud_labels`` by COPY.
 
-    A label already stored for a transaction is replaced. Needs the owner's
-    connection (labels are not the service's data). Returns how many rows
-    were given. Runs in the caller's database transaction. Errors:
-    InvalidInput for a scenario name the table refuses.
+    A label already stored for a transaction is replaced; when one transaction
+    is labelled twice in the input, the later label wins. Needs the owner's
+    connection (labels are not the service's data). Runs in the caller's
+    database transaction. Returns counts over the distinct transactions
+    labelled: ``{"given": rows given, "labels": distinct transactions,
+    "new": not labelled before, "replaced": labelled before, "changed":
+    replaced with another scenario, "matched": the transaction is stored,
+    "unmatched": it is not (evaluate ignores those)}``. Errors: InvalidInput
+    for a scenario name the table refuses.
     """
     with wrap_errors(), conn.transaction():
         conn.execute(
-            "CREATE TEMPORARY TABLE staged_labels (LIKE fraud_labels INCLUDING CONSTRAINTS)"
-            " ON COMMIT DROP"
+            "CREATE TEMPORARY TABLE staged_labels ("
+            " position bigint NOT NULL, transaction_id bigint NOT NULL, scenario text NOT NULL"
+            ") ON COMMIT DROP"
         )
-        count = 0
-        with conn.cursor().copy("COPY staged_labels (transaction_id, scenario) FROM STDIN") as copy:
-            for row in labels:
-                copy.write_row(row)
-                count += 1
-        conn.execute(
-            "INSERT INTO fraud_labels AS l (transaction_id, scenario)"
+        given = 0
+        with conn.cursor().copy(
+            "COPY staged_labels (position, transaction_id, scenario) FROM STDIN"
+        ) as copy:
+            for transaction_id, scenario in labels:
+                given += 1
+                copy.write_row((given, transaction_id, scenario))
+        counts = conn.execute(
+            "WITH latest AS ("
             " SELECT DISTINCT ON (s.transaction_id) s.transaction_id, s.scenario"
-            " FROM staged_labels AS s ORDER BY s.transaction_id"
+            " FROM staged_labels AS s ORDER BY s.transaction_id, s.position DESC"
+            "), classified AS ("
+            " SELECT l.transaction_id, l.scenario, f.scenario AS previous,"
+            " EXISTS (SELECT 1 FROM transactions AS t"
+            " WHERE t.transaction_id = l.transaction_id) AS matched"
+            " FROM latest AS l LEFT JOIN fraud_labels AS f USING (transaction_id)"
+            "), upserted AS ("
+            " INSERT INTO fraud_labels AS f (transaction_id, scenario)"
+            " SELECT c.transaction_id, c.scenario FROM classified AS c"
             " ON CONFLICT ON CONSTRAINT fraud_labels_pkey"
             " DO UPDATE SET scenario = excluded.scenario"
-        )
+            ")"
+            " SELECT count(*), count(*) FILTER (WHERE c.previous IS NULL),"
+            " count(*) FILTER (WHERE c.previous IS DISTINCT FROM c.scenario"
+            " AND c.previous IS NOT NULL),"
+            " count(*) FILTER (WHERE c.matched)"
+            " FROM classified AS c"
+        ).fetchone()
         conn.execute("DROP TABLE staged_labels")
-    return count
+    labelled, new, changed, matched = counts
+    return {
+        "given": given,
+        "labels": labelled,
+        "new": new,
+        "replaced": labelled - new,
+        "changed": changed,
+        "matched": matched,
+        "unmatched": labelled - matched,
+    }
 
 
 def evaluate_rules(

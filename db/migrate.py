@@ -19,6 +19,13 @@ import psycopg
 MIGRATION_LOCK_KEY = 7_231_546_390_112_207
 MIGRATION_NAME = re.compile(r"^\d{4}_[a-z][a-z0-9_]*\.sql$")
 
+# Work a migration needs from the function files, run once after they are
+# applied in the same database transaction, when that migration was applied
+# now: 0005 scores the transactions already stored (alerts, account_states).
+AFTER_FUNCTIONS = {
+    "0005_create_alerts": "SELECT rescore_alerts(true)",
+}
+
 
 def _sql_files(folder: str) -> list[Traversable]:
     root = resources.files("pgfraud.db") / folder
@@ -85,4 +92,11 @@ def migrate(conn: psycopg.Connection) -> list[str]:
         conn.execute("SET LOCAL check_function_bodies = off")
         for f in function_files():
             _apply(conn, f)
+        conn.execute("SET LOCAL check_function_bodies = on")
+        for version in applied_now:
+            if version in AFTER_FUNCTIONS:
+                try:
+                    conn.execute(AFTER_FUNCTIONS[version])
+                except psycopg.Error as exc:
+                    raise MigrationError(f"{version}.sql (after functions)", exc) from exc
     return applied_now

@@ -197,7 +197,11 @@ class LocalServer:
             digest = hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
             datadir = Path(f"/var/tmp/pgfraud-{digest}")
             (self.home / "datadir").write_text(f"{datadir}\n")
-        if datadir.exists() and not (datadir / "PG_VERSION").exists():
+        if datadir.exists():
+            # Left behind by an earlier home at this path that was deleted
+            # without `pgfraud db destroy`: its passwords are gone with it.
+            if (datadir / "PG_VERSION").exists():
+                self._stop_datadir(datadir)
             shutil.rmtree(datadir)
         datadir.mkdir(mode=0o700, parents=True)
         self._chown(datadir)
@@ -268,29 +272,41 @@ class LocalServer:
             log = ""
             with contextlib.suppress(OSError):
                 log = self.logfile.read_text()[-2000:]
-            raise ConfigurationError(f"PostgreSQL did not start: {result.stderr.strip()}\n{log}")
+            last = [line for line in log.splitlines() if line.strip()][-1:] or [""]
+            reason = " ".join(result.stderr.split()) or "pg_ctl failed"
+            raise ConfigurationError(
+                f"PostgreSQL did not start: {reason}; last log line: {last[0].strip()} "
+                f"(whole log: {self.logfile})"
+            )
         self._ensure_database()
         return True
 
-    def stop(self) -> None:
-        """Stop the server (fast shutdown) if it runs."""
-        if self.is_running():
-            self._run(
-                [
-                    str(find_bindir() / "pg_ctl"),
-                    "stop",
-                    "--wait",
-                    "--mode",
-                    "fast",
-                    "--pgdata",
-                    str(self.datadir),
-                ]
-            )
+    def stop(self) -> bool:
+        """Stop the server (fast shutdown) if it runs; True when it was running."""
+        if not self.is_running():
+            return False
+        self._stop_datadir(self.datadir)
+        return True
+
+    def _stop_datadir(self, datadir: Path) -> None:
+        self._run(
+            [
+                str(find_bindir() / "pg_ctl"),
+                "stop",
+                "--wait",
+                "--mode",
+                "fast",
+                "--pgdata",
+                str(datadir),
+            ]
+        )
 
     def destroy(self) -> None:
-        """Stop the server and delete its data and state (for throwaway test clusters)."""
-        self.stop()
-        shutil.rmtree(self.datadir, ignore_errors=True)
+        """Stop the server and delete its data folder (wherever it lives) and ``home``."""
+        datadir = self.datadir
+        if self.initialized:
+            self.stop()
+        shutil.rmtree(datadir, ignore_errors=True)
         shutil.rmtree(self.home, ignore_errors=True)
 
     def _ensure_database(self) -> None:

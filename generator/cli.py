@@ -17,6 +17,7 @@ import click
 from pydantic import TypeAdapter, ValidationError
 
 from pgfraud import config
+from pgfraud.clitools import Float, Int, one_line_errors
 from pgfraud.errors import PgfraudError
 from pgfraud.generator.runner import generate_to, summary_line
 from pgfraud.generator.scenarios import SCENARIOS, parse_scenarios
@@ -25,6 +26,8 @@ from pgfraud.generator.stream import Settings
 from pgfraud.wire import MAX_ID, Timestamp
 
 AUTO_PROGRESS_FROM = 100_000  # transactions; the bar is shown by default from here on a TTY
+MAX_BATCH = 10_000  # the API takes at most 10,000 transactions per POST
+MAX_RATE = 1_000_000.0  # transactions per second
 _TIMESTAMP = TypeAdapter(Timestamp)
 
 
@@ -56,7 +59,7 @@ def _env(name: str) -> str:
 @click.command("generate")
 @click.option(
     "--num-transactions",
-    type=click.IntRange(min=1),
+    type=Int(1, MAX_ID),
     default=10_000,
     show_default=True,
     envvar=_env("num_transactions"),
@@ -64,7 +67,7 @@ def _env(name: str) -> str:
 )
 @click.option(
     "--accounts",
-    type=click.IntRange(1, MAX_ID),
+    type=Int(1, MAX_ID),
     default=100,
     show_default=True,
     envvar=_env("accounts"),
@@ -72,7 +75,7 @@ def _env(name: str) -> str:
 )
 @click.option(
     "--seed",
-    type=int,
+    type=Int(0, MAX_ID),
     default=42,
     show_default=True,
     envvar=_env("seed"),
@@ -88,7 +91,7 @@ def _env(name: str) -> str:
 )
 @click.option(
     "--fraud-rate",
-    type=click.FloatRange(0.0, 1.0),
+    type=Float(0.0, 1.0),
     default=0.01,
     show_default=True,
     envvar=_env("fraud_rate"),
@@ -126,18 +129,19 @@ def _env(name: str) -> str:
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=Int(1, MAX_BATCH),
     default=1000,
     show_default=True,
     envvar=_env("batch_size"),
-    help="Transactions per INSERT call (--to insert) or per POST (--to api).",
+    help="At most this many transactions per INSERT call (--to insert) or per POST (--to api).",
 )
 @click.option(
     "--rate",
-    type=click.FloatRange(min=0.0, min_open=True),
+    type=Float(0.0, MAX_RATE, min_open=True),
     default=None,
     envvar=_env("rate"),
-    help="Live replay for --to api: at most RATE transactions per second (default: unlimited).",
+    help="Live replay for --to api or insert: RATE transactions per second, spread evenly "
+    "(a batch leaves when its last transaction is due; default: as fast as possible).",
 )
 @click.option(
     "--database-url",
@@ -164,7 +168,7 @@ def _env(name: str) -> str:
 )
 @click.option(
     "--first-transaction-id",
-    type=click.IntRange(0, MAX_ID),
+    type=Int(0, MAX_ID),
     default=1,
     show_default=True,
     envvar=_env("first_transaction_id"),
@@ -185,6 +189,7 @@ def _env(name: str) -> str:
     help=f"Progress bar on stderr (default: on when stderr is a terminal and "
     f"NUM_TRANSACTIONS >= {AUTO_PROGRESS_FROM:,}).",
 )
+@one_line_errors
 def generate(
     num_transactions: int,
     accounts: int,
@@ -214,8 +219,8 @@ def generate(
     """
     if output is not None and sink != "csv":
         raise click.UsageError("--output is for --to csv")
-    if rate is not None and sink != "api":
-        raise click.UsageError("--rate is for --to api")
+    if rate is not None and sink not in ("api", "insert"):
+        raise click.UsageError("--rate is for --to api or --to insert")
     if append and sink not in ("copy", "insert"):
         raise click.UsageError("--append is for --to copy or --to insert")
     if sink == "api" and not (post_url or "").startswith(("http://", "https://")):
@@ -233,25 +238,30 @@ def generate(
             first_transaction_id=first_transaction_id,
         )
     except PgfraudError as exc:
-        raise click.UsageError(exc.message) from None
+        message = exc.message
+        for field in ("first_transaction_id", "num_transactions", "accounts", "start"):
+            message = message.replace(field, "--" + field.replace("_", "-"))
+        raise click.UsageError(message) from None
 
-    try:
-        with contextlib.ExitStack() as stack:
-            if sink in ("copy", "insert") and not database_url:
-                database_url = stack.enter_context(config.database()).app_url
-            summary = generate_to(
-                settings,
-                sink,
-                labels_path=labels_path,
-                database_url=database_url,
-                post_url=post_url,
-                api_token=api_token,
-                batch_size=batch_size,
-                rate=rate,
-                output=output or "-",
-                append=append,
-                progress=progress,
-            )
-    except PgfraudError as exc:
-        raise click.ClickException(exc.message) from exc
+    with contextlib.ExitStack() as stack:
+        if sink in ("copy", "insert") and not database_url:
+            from pgfraud.cli import prepare
+
+            database = stack.enter_context(config.existing_database())
+            if database.server is not None:
+                prepare(database)  # the local server's schema and service login
+            database_url = database.app_url
+        summary = generate_to(
+            settings,
+            sink,
+            labels_path=labels_path,
+            database_url=database_url,
+            post_url=post_url,
+            api_token=api_token,
+            batch_size=batch_size,
+            rate=rate,
+            output=output or "-",
+            append=append,
+            progress=progress,
+        )
     click.echo(summary_line(summary), err=True)

@@ -11,11 +11,13 @@ database load commits once at the end: a failed run leaves nothing half-done
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
@@ -34,7 +36,7 @@ from pgfraud.generator.stream import (
     generate_transactions,
     to_transaction,
 )
-from pgfraud.wire import format_timestamp
+from pgfraud.wire import MAX_ID, MAX_TIME, format_timestamp
 
 LABELS_HEADER = "transaction_id,scenario\n"
 PROGRESS_EVERY = 1000
@@ -144,7 +146,7 @@ def _with_progress(
 
 def _has_labels_header(path: Path) -> bool:
     try:
-        with open(path, encoding="utf-8", newline="") as f:
+        with open(path, encoding="utf-8", errors="replace", newline="") as f:
             return f.readline() == LABELS_HEADER
     except OSError:
         return False
@@ -163,6 +165,30 @@ def _explain(exc: PgfraudError) -> PgfraudError:
     if cause.sqlstate == "42501":
         return ConfigurationError(f"the database login lacks a privilege: {reason}")
     return PgfraudError(f"database error: {reason}")
+
+
+def _check_room_for_ids(last_id: int, count: int) -> None:
+    """InvalidInput, in words about the stored data, when ``count`` ids do not fit after
+    ``last_id``."""
+    left = MAX_ID - last_id
+    if count > left:
+        raise InvalidInput(
+            f"cannot append {count:,} transactions: the database already holds transaction id "
+            f"{last_id}, so only {left:,} ids are left below {MAX_ID} (the largest pgfraud "
+            "stores); append fewer, or use a database without such large ids",
+            field="num_transactions",
+        )
+
+
+def _no_room_for_times(last_ts: datetime, count: int) -> InvalidInput:
+    """The error for an append whose times would reach 2100, in words about the stored data."""
+    return InvalidInput(
+        f"cannot append {count:,} transactions: the latest stored transaction is at "
+        f"{format_timestamp(last_ts)} and appended ones come after it, so they would reach "
+        f"{format_timestamp(MAX_TIME)}, the latest pgfraud stores; append fewer, or use a "
+        "database without such late timestamps",
+        field="num_transactions",
+    )
 
 
 def _where(conn: psycopg.Connection) -> str:
@@ -189,8 +215,9 @@ def generate_to(
     ``copy`` and ``insert`` need ``database_url`` (libpq URL; the service's
     login is enough) and run in one database transaction; ``insert`` sends
     ``batch_size`` rows per call. ``api`` POSTs ``batch_size`` per request to
-    ``post_url``, at most ``rate`` transactions per second when given, with
-    ``api_token`` as bearer token. ``csv`` writes to ``output`` (a path, or
+    ``post_url`` with ``api_token`` as bearer token. ``rate`` (api and
+    insert): transactions per second, spread evenly (sinks.Schedule).
+    ``csv`` writes to ``output`` (a path, or
     ``"-"`` for stdout). ``append`` (database sinks): continue after what is
     stored: ids from max stored id + 1, times after the latest stored time
     (an empty table keeps ``settings``), and labels added to an existing
@@ -209,8 +236,10 @@ def generate_to(
         raise InvalidInput(f"sink must be one of {', '.join(sinks.SINKS)}", field="sink")
     if batch_size < 1:
         raise InvalidInput("batch_size must be at least 1", field="batch_size")
-    if rate is not None and rate <= 0:
-        raise InvalidInput("rate must be above 0 transactions per second", field="rate")
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise InvalidInput("rate must be a finite number above 0 per second", field="rate")
+    if rate is not None and sink not in ("api", "insert"):
+        raise InvalidInput("rate works with the api and insert sinks only", field="rate")
     if sink in ("copy", "insert") and not database_url:
         raise InvalidInput(f"the {sink} sink needs a database URL", field="database_url")
     if sink == "api" and not post_url:
@@ -237,22 +266,32 @@ def generate_to(
             if sink in ("copy", "insert"):
                 assert database_url is not None
                 with db.connect(database_url) as conn:
+                    last_ts = None
                     if append:
                         last_id, last_ts = db.get_latest(conn)
                         if last_id is not None and last_ts is not None:
+                            _check_room_for_ids(last_id, settings.num_transactions)
                             settings = dataclasses.replace(
                                 settings, first_transaction_id=last_id + 1, start=last_ts
                             )
                     destination = _where(conn)
-                    if sink == "copy":
-                        first = settings.first_transaction_id
-                        counts = sinks.to_copy(
-                            conn,
-                            stream(settings, labels, raw=True),  # type: ignore[arg-type]
-                            id_range=(first, first + settings.num_transactions - 1),
-                        )
-                    else:
-                        counts = sinks.to_insert(conn, stream(settings, labels), batch_size)
+                    try:
+                        if sink == "copy":
+                            first = settings.first_transaction_id
+                            counts = sinks.to_copy(
+                                conn,
+                                stream(settings, labels, raw=True),  # type: ignore[arg-type]
+                                id_range=(first, first + settings.num_transactions - 1),
+                            )
+                        else:
+                            schedule = sinks.Schedule(rate) if rate is not None else None
+                            counts = sinks.to_insert(
+                                conn, stream(settings, labels), batch_size, schedule=schedule
+                            )
+                    except InvalidInput as exc:
+                        if last_ts is None or exc.field != "start":
+                            raise
+                        raise _no_room_for_times(last_ts, settings.num_transactions) from None
                     conn.commit()
             elif sink == "api":
                 assert post_url is not None

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import Any, TextIO
 
@@ -31,6 +32,61 @@ CSV_HEADER = "account_id,transaction_id,timestamp,amount\n"
 SINKS = ("copy", "insert", "api", "csv")
 
 Counts = dict[str, int | None]
+SEND_INTERVAL = 0.05  # seconds: with a rate, batches leave at most this far apart
+
+
+class Schedule:
+    """When transactions leave at ``rate`` per second, spread evenly.
+
+    Transaction ``i`` (from 0) is due ``i / rate`` seconds after the first;
+    a batch leaves when its last transaction is due, never earlier. Batches
+    hold ``batch_size(limit)`` transactions: as many as fall due in
+    SEND_INTERVAL (at least 1, at most ``limit``), so the rate is the same
+    whatever the batch size, and n transactions take (n - 1) / rate seconds.
+    ``clock`` (seconds, monotonic) and ``sleep`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError("rate must be a finite number above 0")
+        self.rate = rate
+        self.clock = clock
+        self.sleep = sleep
+        self.started: float | None = None
+
+    def batch_size(self, limit: int) -> int:
+        """Transactions per batch: those due within SEND_INTERVAL, 1 .. ``limit``."""
+        return max(1, min(limit, math.floor(self.rate * SEND_INTERVAL)))
+
+    def wait(self, last_index: int) -> None:
+        """Sleep until transaction ``last_index`` (from 0) is due; the clock starts at
+        the first call."""
+        now = self.clock()
+        if self.started is None:
+            self.started = now
+        delay = self.started + last_index / self.rate - now
+        if delay > 0:
+            self.sleep(delay)
+
+
+def _paced(
+    transactions: Iterable[GeneratedTransaction], batch_size: int, schedule: Schedule | None
+) -> Iterator[list[GeneratedTransaction]]:
+    """Batches of ``batch_size`` (or the schedule's smaller size), each yielded when due."""
+    if schedule is None:
+        yield from _batches(transactions, batch_size)
+        return
+    sent = 0
+    for batch in _batches(transactions, schedule.batch_size(batch_size)):
+        schedule.wait(sent + len(batch) - 1)
+        yield batch
+        sent += len(batch)
 
 
 class SinkError(PgfraudError):
@@ -117,15 +173,20 @@ def to_copy(
 
 
 def to_insert(
-    conn: psycopg.Connection, transactions: Iterable[GeneratedTransaction], batch_size: int
+    conn: psycopg.Connection,
+    transactions: Iterable[GeneratedTransaction],
+    batch_size: int,
+    *,
+    schedule: Schedule | None = None,
 ) -> Counts:
     """Store in batches of ``batch_size`` (pgfraud.db.store_transactions), in the
     caller's transaction (commit once at the end: all-or-nothing).
 
+    ``schedule``: pace the calls at its rate (see Schedule); None: at once.
     Errors: as to_copy; a conflict's ``row`` is its index within its batch.
     """
     written = stored = 0
-    for batch in _batches(transactions, batch_size):
+    for batch in _paced(transactions, batch_size, schedule):
         records = [
             {
                 "account_id": t.account_id,
@@ -171,12 +232,14 @@ def to_api(
     token: str | None = None,
     timeout: float = 60.0,
     session: requests.Session | None = None,
+    schedule: Schedule | None = None,
 ) -> Counts:
-    """POST JSON arrays of ``batch_size`` transactions to ``url`` (pgfraud's /store_data).
+    """POST JSON arrays of up to ``batch_size`` transactions to ``url`` (pgfraud's /store_data).
 
-    ``rate``: at most this many transactions per second (live replay; each
-    batch leaves when its first transaction is due, so use a small batch
-    size for a smooth stream); None sends as fast as the server answers.
+    ``rate``: transactions per second, spread evenly whatever ``batch_size``
+    (live replay, see Schedule: batches shrink to what falls due in
+    SEND_INTERVAL); None sends as fast as the server answers. ``schedule``:
+    a ready Schedule instead of ``rate`` (tests inject its clock).
     ``token``: sent as ``Authorization: Bearer <token>``. ``timeout`` in
     seconds per request. Counts come from the answers' ``stored`` and
     ``duplicates``. Each batch is all-or-nothing on the server; earlier
@@ -189,13 +252,10 @@ def to_api(
     if token:
         headers["Authorization"] = f"Bearer {token}"
     written = stored = duplicates = 0
-    started = time.monotonic()
+    if schedule is None and rate is not None:
+        schedule = Schedule(rate)
     try:
-        for number, batch in enumerate(_batches(transactions, batch_size), start=1):
-            if rate:
-                delay = started + written / rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+        for number, batch in enumerate(_paced(transactions, batch_size, schedule), start=1):
             ids = f"transactions {batch[0].transaction_id}..{batch[-1].transaction_id}"
             earlier = "batch 1 was" if number == 2 else f"batches 1..{number - 1} were"
             done = (

@@ -1,28 +1,37 @@
 """The transaction stream: every account's events merged in time order.
 
 Each account is a lazy stream of events (its own random generator, see
-:mod:`pgfraud.generator.profiles`); a heap keyed by each account's next
-timestamp merges them, so memory is O(accounts) however many transactions
-are generated. Transaction ids are given out in output order, so they are
-sequential and in time order (ties in time: lower account id first).
+:mod:`pgfraud.generator.profiles`). Accounts come into use one by one, in id
+order: the first transactions of the ``accounts`` accounts are spread
+uniformly at random over the first ``FIRST_USE_WINDOW_MS`` after the start
+(drawn as sorted uniform order statistics, one at a time), and an account's
+profile and stream are made only when its first transaction is reached. A
+heap keyed by each active account's next timestamp merges the streams, so
+memory grows with the accounts that have transacted so far (at most one
+per transaction), never with ``accounts`` itself: one transaction from 10^8
+accounts costs one profile.
+Transaction ids are given out in output order, so they are sequential and in
+time order (ties in time: lower account id first).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import heapq
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
 from pgfraud.errors import InvalidInput
-from pgfraud.generator.profiles import Profile, account_rng, make_profile
+from pgfraud.generator.profiles import DAY_MS, Profile, account_rng, make_profile
 from pgfraud.generator.scenarios import SCENARIOS
 from pgfraud.wire import MAX_ID, MAX_MS, MAX_TIME, MIN_TIME, format_timestamp
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
+FIRST_USE_WINDOW_MS = 3 * DAY_MS  # every account's first transaction falls in this window
 
 
 class GeneratedTransaction(NamedTuple):
@@ -96,24 +105,24 @@ class Settings:
 Event = tuple[int, int, str | None]
 
 
-def account_events(settings: Settings, profile: Profile) -> Iterator[Event]:
-    """The endless event stream of one account, in strictly increasing time.
+def account_events(settings: Settings, profile: Profile, first_ms: int) -> Iterator[Event]:
+    """The endless event stream of one account, in strictly increasing time, from ``first_ms``.
 
     Its random stream depends on the seed, the account and the first
     transaction id (the profile on the seed and the account only).
 
-    Each step draws an exponential gap, then whether a fraud scenario starts
-    (probability ``fraud_rate``, drawn even when it is 0 so that the rate
-    does not shift the normal stream's draws before the first scenario).
+    Each step decides whether a fraud scenario starts (probability
+    ``fraud_rate``, drawn even when it is 0 so that the rate does not shift
+    the normal stream's draws before the first scenario), then draws an
+    exponential gap to the next step.
     """
     # Keyed by the first id too, so that a run appended after stored data
     # (same seed, later ids) continues each account instead of repeating it.
     rng = account_rng(settings.seed, profile.account_id, f"events/{settings.first_transaction_id}")
     scenarios = [SCENARIOS[name] for name in settings.scenarios]
     fraud_rate = settings.fraud_rate
-    ms = settings.start_ms
+    ms = first_ms
     while True:
-        ms += profile.next_gap_ms(rng)
         if rng.random() < fraud_rate:
             scenario = scenarios[rng.randrange(len(scenarios))]
             burst = scenario.draw(rng, profile)
@@ -122,6 +131,25 @@ def account_events(settings: Settings, profile: Profile) -> Iterator[Event]:
             ms += burst[-1][0]
         else:
             yield ms, profile.normal_cents(rng), None
+        ms += profile.next_gap_ms(rng)
+
+
+def first_uses(settings: Settings) -> Iterator[int]:
+    """Epoch ms of each account's first transaction, for accounts 1, 2, ... in order.
+
+    The ``accounts`` times are the sorted values of as many independent
+    uniform draws over ``(start, start + FIRST_USE_WINDOW_MS]`` (whole ms), produced one
+    at a time by the Renyi representation: ``-log(1 - U_(k))`` is a sum of
+    ``E_j / (n - j + 1)`` with ``E_j`` standard exponentials, so account
+    ``k`` costs O(1) time and memory. Non-decreasing; same on every run.
+    """
+    rng = account_rng(settings.seed, 0, f"first-uses/{settings.first_transaction_id}")
+    n = settings.accounts
+    start_ms = settings.start_ms
+    log_rest = 0.0  # log(1 - U_(k)), <= 0
+    for k in range(1, n + 1):
+        log_rest -= rng.expovariate(1.0) / (n - k + 1)
+        yield start_ms + 1 + math.floor(-math.expm1(log_rest) * (FIRST_USE_WINDOW_MS - 1))
 
 
 # One transaction before it becomes a GeneratedTransaction: (transaction_id,
@@ -135,15 +163,23 @@ def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
     the same transactions, without building a datetime and a Decimal for each
     (the COPY sink formats them as text directly)."""
     heap: list[tuple[int, int, int, str | None, Iterator[Event]]] = []
-    for account_id in range(1, settings.accounts + 1):
-        events = account_events(settings, make_profile(settings.seed, account_id))
-        ms, cents, scenario = next(events)
-        heap.append((ms, account_id, cents, scenario, events))
-    heapq.heapify(heap)
+    first = first_uses(settings)
+    next_account = 1
+    next_first = next(first)  # there is at least one account
 
     transaction_id = settings.first_transaction_id
     replace = heapq.heapreplace
     for _ in range(settings.num_transactions):
+        # The next account not yet used comes in when its first-use time is
+        # before every active account's next event; its first transaction is
+        # then the next one out, so at most one account comes in per
+        # transaction (ties: the active account, which has the lower id).
+        if next_first is not None and (not heap or next_first < heap[0][0]):
+            events = account_events(settings, make_profile(settings.seed, next_account), next_first)
+            ms, cents, scenario = next(events)
+            heapq.heappush(heap, (ms, next_account, cents, scenario, events))
+            next_account += 1
+            next_first = next(first, None)
         # (ms, account_id) is unique: one account's times strictly increase.
         ms, account_id, cents, scenario, events = heap[0]
         if ms >= MAX_MS:
@@ -176,7 +212,9 @@ def generate_transactions(settings: Settings) -> Iterator[GeneratedTransaction]:
 
     Ids run from ``first_transaction_id`` up by one; timestamps never
     decrease (ties: lower account first). Same settings, same transactions,
-    on every run. Errors: InvalidInput (field ``start``) when a timestamp
-    would reach 2100-01-01, raised when that transaction is reached.
+    on every run. Memory: one heap entry per account used so far (at most
+    one more than the transactions yielded). Errors: InvalidInput (field
+    ``start``) when a timestamp would reach 2100-01-01, raised when that
+    transaction is reached.
     """
     return map(to_transaction, generate_raw(settings))

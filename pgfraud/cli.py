@@ -18,11 +18,13 @@ from pathlib import Path
 import click
 
 from pgfraud import config, db
+from pgfraud.clitools import Int, one_line_errors
 from pgfraud.db.migrate import MigrationError
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
 from pgfraud.errors import ConfigurationError, PgfraudError
 from pgfraud.generator.cli import TimestampType, generate
+from pgfraud.wire import MAX_ID
 
 SEED_TRANSACTIONS = 100_000
 SEED_ACCOUNTS = 1_000
@@ -55,7 +57,14 @@ def prepare(database: config.Database) -> list[str]:
     return applied
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """A command group whose commands fail with one line, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        return one_line_errors(super().invoke)(ctx)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pgfraud")
 def main() -> None:
     """pgfraud: fraud rules as SQL functions in PostgreSQL, with an HTTP API and a generator."""
@@ -114,10 +123,37 @@ def stop() -> None:
         sys.exit(1)
     server = LocalServer(config.home())
     if not server.initialized:
-        click.echo(f"no local database in {config.home()}")
+        click.echo(f"no local database in {config.home()}: nothing to stop")
         return
-    server.stop()
-    click.echo("stopped")
+    if server.stop():
+        click.echo(f"stopped the local PostgreSQL in {server.datadir}")
+    else:
+        click.echo(f"the local PostgreSQL in {server.datadir} was not running")
+
+
+@db_group.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def destroy(yes: bool) -> None:
+    """Stop the local PostgreSQL and delete its data and secrets, wherever they live.
+
+    The data folder is ./.pgfraud/data, or /var/tmp/pgfraud-<hash> when the
+    server's user cannot enter this folder (as root); both go. `make
+    distclean` runs this. An external DATABASE_URL server is never touched.
+    """
+    if config.external_url():
+        click.echo("DATABASE_URL is set: pgfraud never deletes an external server", err=True)
+        sys.exit(1)
+    server = LocalServer(config.home())
+    places = [str(server.home)]
+    if server.datadir.parent != server.home:
+        places.append(str(server.datadir))
+    if not server.home.exists() and not server.datadir.exists():
+        click.echo(f"no local database in {config.home()}: nothing to delete")
+        return
+    if not yes:
+        click.confirm(f"delete the local database ({' and '.join(places)})?", abort=True)
+    server.destroy()
+    click.echo(f"deleted {' and '.join(places)}")
 
 
 @db_group.command()
@@ -131,7 +167,10 @@ def status() -> None:
         click.echo(f"no local database in {config.home()} yet (`make run` makes one)")
         sys.exit(1)
     running = server.is_running()
-    click.echo(f"local PostgreSQL in {server.datadir}: {'running' if running else 'stopped'}")
+    click.echo(f"local PostgreSQL: {'running' if running else 'stopped'}")
+    click.echo(f"  data:    {server.datadir}")
+    if server.datadir.parent != server.home:
+        click.echo(f"  secrets: {server.home}")
     sys.exit(0 if running else 1)
 
 
@@ -173,7 +212,7 @@ def load(path: Path) -> None:
     from pgfraud.load import load_csv
 
     try:
-        with config.database() as database:
+        with config.existing_database() as database:
             prepare(database)
             with db.connect(database.app_url) as conn:
                 counts = load_csv(conn, path, progress=sys.stderr.isatty())
@@ -201,14 +240,37 @@ def load_labels(paths: tuple[Path, ...]) -> None:
 
     try:
         labels = [label for path in paths for label in read_labels(path)]
-        with config.database() as database:
+        with config.existing_database() as database:
             prepare(database)
             with db.connect(database.admin_url) as conn:
-                count = db.store_labels(conn, labels)
+                counts = db.store_labels(conn, labels)
                 conn.commit()
     except PgfraudError as exc:
         _fail(exc, unit="line")
-    click.echo(f"stored {count} label{'s' if count != 1 else ''}")
+    for line in describe_labels(counts):
+        click.echo(line)
+
+
+def describe_labels(counts: dict[str, int]) -> list[str]:
+    """Lines for people about a label load (db.store_labels's counts)."""
+
+    def n(count: int, what: str) -> str:
+        return f"{count:,} {what}{'' if count == 1 else 's'}"
+
+    changed = f", {counts['changed']:,} with another scenario" if counts["changed"] else ""
+    lines = [
+        f"stored {n(counts['labels'], 'label')}: {counts['new']:,} new, "
+        f"{counts['replaced']:,} replaced{changed}",
+        f"{counts['matched']:,} match stored transactions, {counts['unmatched']:,} do not",
+    ]
+    if counts["given"] != counts["labels"]:
+        lines[0] += f" ({counts['given'] - counts['labels']:,} repeated in the input: last wins)"
+    if counts["unmatched"]:
+        lines.append(
+            "  labels without a stored transaction are kept but `pgfraud evaluate` ignores them "
+            "until those transactions are loaded"
+        )
+    return lines
 
 
 @main.command()
@@ -246,7 +308,7 @@ def evaluate(rules_json: str | None, start, end) -> None:
                 "must be a JSON object {rule_id: {parameter: number}}", param_hint="--rules"
             )
     try:
-        with config.database() as database:
+        with config.existing_database() as database:
             prepare(database)
             with db.connect(database.admin_url) as conn:
                 rows = db.evaluate_rules(conn, rules, start, end)
@@ -256,6 +318,118 @@ def evaluate(rules_json: str | None, start, end) -> None:
         click.echo("no labels stored: load some with `pgfraud load-labels FILE`", err=True)
     for line in format_report(rows):
         click.echo(line)
+
+
+def _alert_line(alert: dict, as_json: bool) -> str:
+    from pgfraud.wire import format_timestamp
+
+    values = {
+        k: (format_timestamp(v) if hasattr(v, "astimezone") else str(v) if v is not None else None)
+        for k, v in alert.items()
+        if k not in ("event_id", "parameters")
+    }
+    for key in ("alert_id", "transaction_id", "account_id"):
+        values[key] = alert[key]
+    if as_json:
+        import json
+
+        return json.dumps({"timestamp": values.pop("ts"), **values})
+    return (
+        f"{values['ts']}  account {alert['account_id']}  transaction {alert['transaction_id']}"
+        f"  amount {values['amount']}  {alert['rule_id']}: {alert['reason']}"
+    )
+
+
+@main.command()
+@click.option(
+    "--account", "account_id", type=click.IntRange(0, 2**63 - 1), help="Only this account."
+)
+@click.option("--rule", "rule_id", help="Only this rule, like large_amount.")
+@click.option(
+    "--review-status",
+    type=click.Choice(["unreviewed", "confirmed_fraud", "false_positive"]),
+    help="Only alerts whose transaction has this review status.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=20,
+    show_default=True,
+    help="How many of the newest alerts to list.",
+)
+@click.option(
+    "--follow", is_flag=True, help="Then print new alerts as they are raised (Ctrl-C stops)."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def alerts(account_id, rule_id, review_status, limit: int, follow: bool, as_json: bool) -> None:
+    """List the newest alerts, oldest of them first; with --follow, then print new
+    ones as they are raised (the live feed: LISTEN/NOTIFY, resumable, in raise order).
+
+    Each line: transaction time, account, transaction, amount, rule and reason.
+    --follow prints every new alert, whatever the filters.
+    """
+    from pgfraud.service.feed import CHANNEL
+    from pgfraud.wire import parse_feed_position
+
+    try:
+        with config.database() as database:
+            prepare(database)
+            with db.connect(database.app_url, autocommit=True) as conn:
+                if follow:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                position = parse_feed_position(db.get_alert_feed_start(conn))
+                rows = db.get_alerts(
+                    conn,
+                    account_id=account_id,
+                    rule_id=rule_id,
+                    review_status=review_status,
+                    limit=limit,
+                )
+                for row in reversed(rows):
+                    click.echo(_alert_line(row, as_json))
+                if not follow:
+                    return
+                if not as_json:
+                    click.echo("-- following new alerts (Ctrl-C stops)", err=True)
+                while True:
+                    for row in db.get_alert_feed(conn, position):
+                        position = parse_feed_position(row["event_id"])
+                        click.echo(_alert_line(row, as_json))
+                    # A notification, or a second: then read again (an alert may
+                    # wait for older database transactions to finish).
+                    for _ in conn.notifies(timeout=1.0, stop_after=1):
+                        pass
+    except KeyboardInterrupt:
+        return
+    except PgfraudError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.argument("transaction_id", type=click.IntRange(0, 2**63 - 1))
+@click.option(
+    "--status",
+    required=True,
+    type=click.Choice(["confirmed_fraud", "false_positive"]),
+    help="The decision.",
+)
+@click.option("--note", default="", help="Why (at most 2,000 characters).")
+@click.option("--reviewer", default=None, help="Who decided (default: the database login).")
+def review(transaction_id: int, status: str, note: str, reviewer: str | None) -> None:
+    """Record an analyst's decision on a stored transaction; `pgfraud evaluate`
+    then counts it as a label (confirmed_fraud) or as not fraud (false_positive)."""
+    try:
+        with config.database() as database:
+            prepare(database)
+            with db.connect(database.app_url) as conn:
+                row = db.review_transaction(conn, transaction_id, status, note, reviewer)
+                conn.commit()
+    except PgfraudError as exc:
+        _fail(exc)
+    click.echo(
+        f"transaction {row['transaction_id']} (account {row['account_id']}): {row['status']}"
+        f" by {row['reviewer']}"
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -276,7 +450,7 @@ def _is_loopback(host: str) -> bool:
     "--workers",
     envvar="PGFRAUD_WORKERS",
     default=None,
-    type=click.IntRange(1, 64),
+    type=Int(1, 64),
     help="Worker processes (default: one per core).",
 )
 @click.option(
@@ -284,7 +458,7 @@ def _is_loopback(host: str) -> bool:
     envvar="PGFRAUD_THREADS",
     default=32,
     show_default=True,
-    type=click.IntRange(1, 1024),
+    type=Int(1, 256),
     help="Threads per worker (long-lived streams each hold one).",
 )
 @click.option(
@@ -292,10 +466,10 @@ def _is_loopback(host: str) -> bool:
     envvar="PGFRAUD_SEED_TRANSACTIONS",
     default=SEED_TRANSACTIONS,
     show_default=True,
-    type=click.IntRange(0),
+    type=Int(0, MAX_ID),
     help="Transactions generated into an empty database on first run (0: none).",
 )
-@click.option("--seed-accounts", default=SEED_ACCOUNTS, show_default=True, type=click.IntRange(1))
+@click.option("--seed-accounts", default=SEED_ACCOUNTS, show_default=True, type=Int(1, MAX_ID))
 def run(
     host: str,
     port: int,

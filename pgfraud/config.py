@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgfraud.db.server import LocalServer, running
+from pgfraud.errors import ConfigurationError
 
 
 def home() -> Path:
@@ -58,3 +59,26 @@ def database() -> Iterator[Database]:
         return
     with running(home()) as server:
         yield Database(admin_url=server.url(admin=True), app_url=server.url(), server=server)
+
+
+def no_database_message() -> str:
+    """What to do when a command needs stored data and this folder has no database."""
+    return (
+        f"no pgfraud database in {home()}: this command works on the database made by "
+        "`make run` (or `pgfraud db start`) in the project's folder; run it from that folder, "
+        "set PGFRAUD_HOME to that folder's .pgfraud, or set DATABASE_URL"
+    )
+
+
+@contextlib.contextmanager
+def existing_database() -> Iterator[Database]:
+    """As :func:`database`, but never creates a local server: for commands that work on
+    stored data (load, load-labels, evaluate, generate into the database).
+
+    Errors: ConfigurationError (saying what to do) when DATABASE_URL is not
+    set and ``home()`` holds no local database.
+    """
+    if not external_url() and not LocalServer(home()).initialized:
+        raise ConfigurationError(no_database_message())
+    with database() as described:
+        yield described

@@ -13,6 +13,7 @@ PF001    invalid_input             400
 PF002    account_not_found         404
 PF003    transaction_conflict      409
 PF004    rule_not_found            404
+PF005    transaction_not_found     404
 =======  ========================  ======
 """
 
@@ -90,6 +91,13 @@ class RuleNotFound(PgfraudError):
     status = 404
 
 
+class TransactionNotFound(PgfraudError):
+    """No transaction with that id is stored."""
+
+    code = "transaction_not_found"
+    status = 404
+
+
 class TransactionConflict(PgfraudError):
     """That transaction_id is already used by a transaction with other content."""
 
@@ -117,4 +125,5 @@ SQLSTATE_ERRORS: dict[str, type[PgfraudError]] = {
     "PF002": AccountNotFound,
     "PF003": TransactionConflict,
     "PF004": RuleNotFound,
+    "PF005": TransactionNotFound,
 }

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pgfraud.errors import InvalidInput
-from pgfraud.load import refused_file
+from pgfraud.load import refused_file, utf8_lines
 from pgfraud.wire import parse_labels
 
 
@@ -23,19 +23,19 @@ def read_labels(path: Path) -> list[tuple[int, str]]:
     Errors: InvalidInput listing every bad line (the header is line 1), with
     the same field rules as everywhere (pgfraud.wire).
     """
+    reader = csv.DictReader(utf8_lines(path), strict=True)
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle, strict=True)
-            if not {"transaction_id", "scenario"} <= set(reader.fieldnames or ()):
-                raise InvalidInput(
-                    f"line 1: {path} needs a header with transaction_id and scenario", row=1
-                )
-            rows, lines = [], []
-            for row in reader:
-                rows.append(row)
-                lines.append(reader.line_num)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise InvalidInput(f"{path} is not a UTF-8 CSV file: {exc}") from None
+        if not {"transaction_id", "scenario"} <= set(reader.fieldnames or ()):
+            raise InvalidInput(
+                f"line 1: {path} needs a header with transaction_id and scenario", row=1
+            )
+        rows, lines = [], []
+        for row in reader:
+            rows.append(row)
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        line = reader.line_num
+        raise InvalidInput(f"line {line}: {path} is not valid CSV ({exc})", row=line) from None
     try:
         labels = parse_labels(rows, rows=lines)
     except InvalidInput as exc:

@@ -32,30 +32,57 @@ FIELDS = ("account_id", "transaction_id", "timestamp", "amount")
 Values = tuple[str | None, str | None, str | None, str | None]
 
 
+def utf8_lines(path: Path, opened: Callable[[Any], None] | None = None) -> Iterator[str]:
+    """The lines of ``path`` as text (UTF-8, a leading BOM dropped), line ends kept as
+    csv wants them (``newline=""``), for ``csv.reader``.
+
+    Each line is checked on its own, so a byte that is not UTF-8 is reported
+    on its own line, however far into the file: the file is decoded with
+    ``surrogateescape`` (a bad byte becomes a lone surrogate instead of
+    failing a whole 8 KiB read-ahead block) and a line holding one is
+    refused. ``opened(handle)`` is called with the open file (to follow its
+    position). Errors: InvalidInput ``line N: the file is not UTF-8 text
+    (byte 0xNN at column C)``, ``row`` N.
+    """
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        if opened is not None:
+            opened(handle)
+        for number, line in enumerate(handle, start=1):
+            if line.isascii():  # the common case, checked in C without a copy
+                yield line
+                continue
+            try:
+                line.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                byte = ord(line[exc.start]) - 0xDC00
+                raise InvalidInput(
+                    f"line {number}: the file is not UTF-8 text "
+                    f"(byte 0x{byte:02x} at column {exc.start + 1})",
+                    row=number,
+                ) from None
+            yield line
+
+
 def _rows(path: Path, seen: Callable[[int], None] | None = None) -> Iterator[tuple[int, Values]]:
     """(line number, (account_id, transaction_id, timestamp, amount) texts) per
     data row; None for a value the row lacks. ``seen(bytes)`` is told how far
     into the file reading has got, every CHUNK rows (for a progress bar).
 
-    InvalidInput for a bad header, bytes that are not UTF-8, or broken CSV
-    (an unterminated quote, a field over 131,072 characters), naming the line.
+    InvalidInput for a bad header, bytes that are not UTF-8 (on their line),
+    or broken CSV (an unterminated quote, a field over 131,072 characters),
+    naming the line.
     """
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, strict=True)
-        try:
-            for n, item in enumerate(_read(path, reader), start=1):
-                yield item
-                if seen is not None and n % CHUNK == 0:
-                    seen(handle.buffer.tell())
-        except UnicodeDecodeError as exc:
-            raise InvalidInput(
-                f"line {reader.line_num + 1}: the file is not UTF-8 text ({exc.reason})",
-                row=reader.line_num + 1,
-            ) from None
-        except csv.Error as exc:
-            raise InvalidInput(
-                f"line {reader.line_num}: not valid CSV ({exc})", row=reader.line_num
-            ) from None
+    holder: list[Any] = []
+    reader = csv.reader(utf8_lines(path, holder.append), strict=True)
+    try:
+        for n, item in enumerate(_read(path, reader), start=1):
+            yield item
+            if seen is not None and n % CHUNK == 0:
+                seen(holder[0].buffer.tell())
+    except csv.Error as exc:
+        raise InvalidInput(
+            f"line {reader.line_num}: not valid CSV ({exc})", row=reader.line_num
+        ) from None
 
 
 def _read(path: Path, reader: Any) -> Iterator[tuple[int, Values]]:

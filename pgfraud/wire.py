@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
 
 from pgfraud.errors import InvalidInput
@@ -246,8 +246,144 @@ class Label(BaseModel):
     scenario: Annotated[str, BeforeValidator(_parse_scenario)]
 
 
+REVIEW_STATUSES = ("confirmed_fraud", "false_positive")
+_RULE_ID = re.compile(r"[a-z][a-z0-9_]{0,62}")
+# A position in an account's events: <epoch ms>.<transaction_id>.<rule_id>.
+_EVENT_CURSOR = re.compile(r"([0-9]{1,15})\.([0-9]{1,19})\.([a-z][a-z0-9_]{0,62})")
+# A position in the live feed (an SSE event id): <xact>-<alert_id>.
+_FEED_POSITION = re.compile(r"([0-9]{1,19})-([0-9]{1,19})")
+
+
+def _parse_rule_id(value: Any) -> str:
+    if not isinstance(value, str) or not _RULE_ID.fullmatch(value):
+        raise _error("must be a rule id, like large_amount")
+    return value
+
+
+def _parse_limit(maximum: int) -> Any:
+    def parse(value: Any) -> int:
+        text = (
+            str(value).strip()
+            if isinstance(value, str | int) and not isinstance(value, bool)
+            else ""
+        )
+        if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= maximum:
+            raise _error(f"must be an integer from 1 to {maximum}")
+        return int(text)
+
+    return parse
+
+
+def _parse_review_status(value: Any) -> str:
+    if value not in ("unreviewed", *REVIEW_STATUSES):
+        raise _error("must be unreviewed, confirmed_fraud or false_positive")
+    return value
+
+
+def _parse_decision(value: Any) -> str:
+    if value not in REVIEW_STATUSES:
+        raise _error("must be confirmed_fraud or false_positive")
+    return value
+
+
+def _parse_text(maximum: int, minimum: int = 0) -> Any:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str) or not minimum <= len(value) <= maximum:
+            raise _error(f"must be text of {minimum} to {maximum} characters")
+        if "\x00" in value:
+            raise _error("must not contain NUL characters")
+        return value
+
+    return parse
+
+
+class AlertQuery(BaseModel):
+    """Filters and paging of the alert queue (GET /alerts query parameters)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_id: Id | None = None
+    rule_id: Annotated[str, BeforeValidator(_parse_rule_id)] | None = None
+    review_status: Annotated[str, BeforeValidator(_parse_review_status)] | None = None
+    from_: Annotated[Timestamp | None, Field(alias="from")] = None
+    to: Timestamp | None = None
+    before: Id | None = None
+    limit: Annotated[int, BeforeValidator(_parse_limit(1000))] = 100
+
+
+class EventPage(BaseModel):
+    """Paging of an account's events (GET /is_fraud/<account> query parameters)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limit: Annotated[int, BeforeValidator(_parse_limit(10_000))] = 1000
+    after: str | None = None
+
+
+class Review(BaseModel):
+    """An analyst's decision on a transaction (POST /transactions/<id>/review body)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: Annotated[str, BeforeValidator(_parse_decision)]
+    note: Annotated[str, BeforeValidator(_parse_text(2000))] = ""
+    reviewer: Annotated[str, BeforeValidator(_parse_text(200, 1))] | None = None
+
+
 _BATCH = TypeAdapter(list[Transaction])
 _LABELS = TypeAdapter(list[Label])
+
+
+def parse_model(model: type[BaseModel], data: Any) -> Any:
+    """Validate query parameters or a body against ``model`` (AlertQuery,
+    EventPage, Review); InvalidInput naming each bad field by its wire name."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = _invalid(exc, None, batch=False)
+    names = ", ".join(f.alias or name for name, f in model.model_fields.items())
+    for item in error.errors:
+        if item["message"].endswith(
+            "is not a field of a transaction (fields: " + ", ".join(FIELDS) + ")"
+        ):
+            item["message"] = f"{item['field']} is not a parameter here (parameters: {names})"
+    first = error.errors[0]
+    more = f" (and {len(error.errors) - 1} more)" if len(error.errors) > 1 else ""
+    raise InvalidInput(f"{first['message']}{more}", field=first.get("field"), errors=error.errors)
+
+
+def format_event_cursor(ts: datetime, transaction_id: int, rule_id: str) -> str:
+    """The position after one event of an account, ``<epoch ms>.<transaction_id>.<rule_id>``."""
+    ms = int((ts - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000)
+    return f"{ms}.{transaction_id}.{rule_id}"
+
+
+def parse_event_cursor(text: str) -> tuple[datetime, int, str]:
+    """(ts, transaction_id, rule_id) of a cursor made by format_event_cursor;
+    InvalidInput naming ``after`` otherwise."""
+    match = _EVENT_CURSOR.fullmatch(text)
+    if not match or int(match[2]) > MAX_ID:
+        raise InvalidInput(
+            "after must be a cursor from a previous page's next link "
+            "(<epoch ms>.<transaction_id>.<rule_id>)",
+            field="after",
+        )
+    ms = int(match[1])
+    seconds, millis = divmod(ms, 1000)
+    try:
+        ts = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=millis * 1000)
+    except (OverflowError, ValueError, OSError):
+        raise InvalidInput("after is out of range", field="after") from None
+    return ts, int(match[2]), match[3]
+
+
+def parse_feed_position(text: str, field: str = "Last-Event-ID") -> tuple[int, int]:
+    """(xact, alert_id) of a live-feed event id ``<xact>-<alert_id>``; InvalidInput
+    naming ``field`` otherwise."""
+    match = _FEED_POSITION.fullmatch(text.strip())
+    if not match or int(match[1]) > 2**64 - 1 or int(match[2]) > MAX_ID:
+        raise InvalidInput(f"{field} must be an event id of this feed, like 1234-56", field=field)
+    return int(match[1]), int(match[2])
 
 
 def parse_id(value: Any, field: str) -> int:

@@ -11,7 +11,8 @@ Configuration (``create_app(test_config)`` keys, or the environment):
 ``MAX_CONTENT_LENGTH`` (bytes, default 2 MiB), ``MAX_BATCH_ROWS`` (default
 10,000 transactions per POST), ``STATEMENT_TIMEOUT_MS`` (default 10,000),
 ``POOL_MAX_SIZE`` (default 8), ``POOL_TIMEOUT_S`` (seconds to wait for a
-connection before answering 503, default 5).
+connection before answering 503, default 5), ``FEED_HEARTBEAT_S`` (seconds
+between heartbeats on /alerts/stream, default 15).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         STATEMENT_TIMEOUT_MS=10_000,
         POOL_MAX_SIZE=8,
         POOL_TIMEOUT_S=5,
+        FEED_HEARTBEAT_S=15,
     )
     if test_config:
         app.config.update(test_config)

@@ -7,24 +7,36 @@ Amounts, observed values and thresholds are JSON strings of exact decimals
 from __future__ import annotations
 
 import hmac
+import json
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+import orjson
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 from werkzeug.exceptions import MethodNotAllowed, Unauthorized, UnsupportedMediaType
 
 from pgfraud import __version__, db
-from pgfraud.errors import InvalidInput, MalformedJson, TooManyRows
+from pgfraud.errors import DatabaseUnavailable, InvalidInput, MalformedJson, TooManyRows
+from pgfraud.service import feed
 from pgfraud.service.database import reading, transaction
 from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
+    AlertQuery,
+    EventPage,
+    Review,
+    format_event_cursor,
     format_timestamp,
     loads_json,
+    parse_event_cursor,
+    parse_feed_position,
     parse_id,
+    parse_model,
     parse_transaction,
     parse_transactions,
     to_record,
@@ -77,7 +89,10 @@ def index():
             "endpoints": {
                 "health": url_for("api.health"),
                 "rules": url_for("api.rules"),
-                "is_fraud": "/is_fraud/<account_id>",
+                "is_fraud": "/is_fraud/<account_id>?limit=1000&after=<cursor>",
+                "alerts": url_for("api.alerts"),
+                "alert_stream": url_for("api.alert_stream"),
+                "review": "/transactions/<transaction_id>/review (POST JSON)",
                 "account_transactions": "/accounts/<account_id>/transactions?limit=100",
                 "store_data": "/store_data (POST JSON, or GET with query parameters)",
                 "openapi": url_for("api.openapi"),
@@ -108,23 +123,175 @@ def rules():
     return jsonify({"rules": [_serialise(r) for r in rows]})
 
 
+def _single_value_args() -> dict[str, str]:
+    """The query parameters as a dict; InvalidInput for one given more than once."""
+    duplicated = [k for k in request.args if len(request.args.getlist(k)) > 1]
+    if duplicated:
+        raise InvalidInput(f"{duplicated[0]} is given more than once", field=duplicated[0])
+    return request.args.to_dict()
+
+
 @bp.get("/is_fraud/<account_id>")
 @bp.get("/is_fraud/<account_id>/")
 def is_fraud(account_id: str):
-    """The fraudulent events of one account (SQL ``is_fraud``).
+    """The fraudulent events of one account (SQL ``is_fraud``: the alerts persisted
+    when its transactions were stored), a page at a time.
 
-    200 ``{"account_id", "count", "events": [{transaction_id, account_id,
-    timestamp, amount, rule_id, observed, threshold, reason}]}``; 400 for an
-    account id outside 0..2^63-1; 404 (account_not_found) for an account with
-    no transactions. ``/is_fraud/42`` and ``/is_fraud/42/`` answer alike.
+    ``?limit=`` events per page, 1..10000 (default 1000); ``?after=`` the
+    cursor from the previous page's ``next``. 200 ``{"account_id", "count",
+    "events": [{transaction_id, account_id, timestamp, amount, rule_id,
+    observed, threshold, reason}], "next"}`` in (timestamp, transaction_id,
+    rule_id) order; ``next`` is the URL of the next page, or null on the last
+    one. 400 for an account id outside 0..2^63-1 or a bad limit or cursor;
+    404 (account_not_found) for an account with no transactions.
+    ``/is_fraud/42`` and ``/is_fraud/42/`` answer alike.
     """
     account = parse_id(account_id, "account_id")
+    page = parse_model(EventPage, _single_value_args())
+    after = parse_event_cursor(page.after) if page.after is not None else None
     with reading() as conn:
-        count, events = db.is_fraud_json(conn, account)
+        count, events, last = db.is_fraud_json(conn, account, page.limit, after)
+    following = "null"
+    if last is not None:
+        cursor = format_event_cursor(*last)
+        query = urlencode({"limit": page.limit, "after": cursor})
+        following = orjson.dumps(f"{request.path}?{query}").decode()
     # The events array is JSON made by PostgreSQL (db.is_fraud_json); only the
     # envelope is written here.
-    body = f'{{"account_id":{account},"count":{count},"events":{events}}}\n'
+    body = f'{{"account_id":{account},"count":{count},"events":{events},"next":{following}}}\n'
     return current_app.response_class(body, mimetype="application/json")
+
+
+@bp.get("/alerts")
+def alerts():
+    """The alert queue, newest first (SQL ``get_alerts``).
+
+    Filters (query parameters, each optional): ``account_id``, ``rule_id``,
+    ``review_status`` (unreviewed, confirmed_fraud, false_positive: the latest
+    review of the alert's transaction), ``from``/``to`` (transaction time,
+    [from, to), ISO 8601 or epoch ms); paging: ``limit`` 1..1000 (default
+    100) and ``before`` (an alert_id: the cursor in ``next``). 200
+    ``{"count", "alerts": [{alert_id, transaction_id, account_id, timestamp,
+    amount, rule_id, observed, threshold, reason, parameters, raised_at,
+    review_status, review_note, reviewer, reviewed_at}], "next"}``; 400 naming
+    the bad parameter.
+    """
+    query = parse_model(AlertQuery, _single_value_args())
+    with transaction() as conn:
+        rows = db.get_alerts(
+            conn,
+            account_id=query.account_id,
+            rule_id=query.rule_id,
+            review_status=query.review_status,
+            start=query.from_,
+            end=query.to,
+            before=query.before,
+            limit=query.limit + 1,
+        )
+    following = None
+    if len(rows) > query.limit:
+        rows = rows[: query.limit]
+        args = {k: v for k, v in request.args.items() if k != "before"}
+        following = f"{request.path}?{urlencode({**args, 'before': rows[-1]['alert_id']})}"
+    return jsonify(
+        {
+            "count": len(rows),
+            "alerts": [_serialise(r, {"ts": "timestamp"}) for r in rows],
+            "next": following,
+        }
+    )
+
+
+def _sse(event_id: str, event: str, data: dict[str, Any]) -> str:
+    return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+@bp.get("/alerts/stream")
+def alert_stream():
+    """Server-sent events: one ``alert`` event per new alert, as it is raised.
+
+    Each event: ``id: <xact>-<alert_id>`` (the position), ``event: alert``,
+    ``data:`` the alert as JSON (alert_id, transaction_id, account_id,
+    timestamp, amount, rule_id, observed, threshold, reason, raised_at). A
+    comment line ``: heartbeat`` every FEED_HEARTBEAT_S seconds (default 15)
+    when nothing happens. Resumes after the position in the
+    ``Last-Event-ID`` header (browsers send it when they reconnect) or the
+    ``last_event_id`` query parameter; otherwise starts from now. While the
+    database is unreachable the stream stays open, says so in a comment, and
+    catches up when it is back. 400 for a malformed position.
+    """
+    args = _single_value_args()
+    last = request.headers.get("Last-Event-ID") or args.get("last_event_id")
+    if last:
+        position = parse_feed_position(last, "Last-Event-ID")
+    else:
+        with transaction() as conn:
+            position = parse_feed_position(db.get_alert_feed_start(conn))
+    listener = feed.get_listener()
+    heartbeat = float(current_app.config["FEED_HEARTBEAT_S"])
+
+    def events() -> Iterator[str]:
+        nonlocal position
+        seen = listener.generation
+        yield "retry: 1000\n: connected\n\n"
+        # After a notification the alert may wait for older database
+        # transactions to finish (see get_alert_feed): read again soon.
+        eager_until = 0.0
+        while True:
+            try:
+                with transaction() as conn:
+                    rows = db.get_alert_feed(conn, position)
+            except DatabaseUnavailable:
+                rows = []
+                yield ": the database is unavailable; retrying\n\n"
+            for row in rows:
+                position = parse_feed_position(row["event_id"])
+                data = _serialise(
+                    {k: v for k, v in row.items() if k != "event_id"}, {"ts": "timestamp"}
+                )
+                yield _sse(row["event_id"], "alert", data)
+            if len(rows) >= 1000:
+                continue
+            now = time.monotonic()
+            timeout = 0.1 if now < eager_until else heartbeat
+            generation = listener.wait(seen, timeout)
+            if generation != seen:
+                seen = generation
+                eager_until = time.monotonic() + 2.0
+            elif timeout == heartbeat:
+                yield ": heartbeat\n\n"
+
+    return Response(
+        stream_with_context(events()),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@bp.post("/transactions/<transaction_id>/review")
+@requires_token
+def review(transaction_id: str):
+    """Record an analyst's decision on a stored transaction (SQL ``review_transaction``).
+
+    Body (JSON): ``{"status": "confirmed_fraud" | "false_positive", "note":
+    text (optional, <= 2000 characters), "reviewer": text (optional, 1..200;
+    default the service's database login)}``. 201 ``{review_id,
+    transaction_id, account_id, status, note, reviewer, reviewed_at}``; 400
+    naming the bad field; 401 without the token (when one is configured); 404
+    (transaction_not_found) for a transaction that is not stored; 415 unless
+    JSON. The latest review of a transaction counts as its label in
+    ``pgfraud evaluate`` and survives re-scoring.
+    """
+    transaction_ref = parse_id(transaction_id, "transaction_id")
+    body = _json_body()
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object with status, note and reviewer")
+    decision = parse_model(Review, body)
+    with transaction() as conn:
+        row = db.review_transaction(
+            conn, transaction_ref, decision.status, decision.note, decision.reviewer
+        )
+    return jsonify(_serialise(row)), 201
 
 
 @bp.get("/accounts/<account_id>/transactions")
@@ -147,13 +314,28 @@ def account_transactions(account_id: str):
     )
 
 
+def _json_body() -> Any:
+    """The request body parsed as exact JSON: 415 unless Content-Type is JSON,
+    400 (malformed_json) when it does not parse, 413 when too large."""
+    if not request.is_json:
+        raise UnsupportedMediaType("Content-Type must be application/json")
+    try:  # Flask answers 413 here for a body over MAX_CONTENT_LENGTH
+        return loads_json(request.get_data(cache=False))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedJson(f"the body is not valid JSON: {exc}") from None
+
+
 def _store(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     with transaction() as conn:
         return db.store_transactions(conn, records)
 
 
 def _single_answer(result: dict[str, Any]):
-    body = {"transaction_id": result["transaction_id"], "status": result["status"]}
+    body = {
+        "transaction_id": result["transaction_id"],
+        "status": result["status"],
+        "alerts": result["alerts"],
+    }
     return jsonify(body), 201 if result["status"] == "stored" else 200
 
 
@@ -163,9 +345,12 @@ def store_data_query():
     """Store one transaction from query parameters (the seed's form):
     ``?account_id=…&transaction_id=…&timestamp=…&amount=…``.
 
-    201 ``{"transaction_id", "status": "stored"}``; 200 with status
-    ``duplicate`` when it was already stored unchanged; 400 naming the field;
-    409 when the id is stored with other content.
+    201 ``{"transaction_id", "status": "stored", "alerts": [...]}``; 200 with
+    status ``duplicate`` when it was already stored unchanged; 400 naming the
+    field; 409 when the id is stored with other content. ``alerts`` is the
+    verdict, scored in the same database transaction: ``[{alert_id, rule_id,
+    observed, threshold, reason}]`` (decimals as strings), [] when no rule
+    fired.
     """
     if request.method == "HEAD":  # Flask adds HEAD to GET routes; HEAD must not write
         raise MethodNotAllowed(valid_methods=["GET", "POST"])
@@ -174,10 +359,7 @@ def store_data_query():
             "give account_id, transaction_id, timestamp and amount as query parameters, "
             "or POST JSON"
         )
-    duplicated = [k for k in request.args if len(request.args.getlist(k)) > 1]
-    if duplicated:
-        raise InvalidInput(f"{duplicated[0]} is given more than once", field=duplicated[0])
-    transaction_in = parse_transaction(request.args.to_dict())
+    transaction_in = parse_transaction(_single_value_args())
     return _single_answer(_store([to_record(transaction_in)])[0])
 
 
@@ -187,17 +369,12 @@ def store_data_json():
     """Store one JSON object, or an array of them all-or-nothing (at most MAX_BATCH_ROWS).
 
     One object: as GET. An array: 201 (200 when nothing new) ``{"stored",
-    "duplicates", "results": [{row, transaction_id, status}]}``; any bad row
+    "duplicates", "results": [{row, transaction_id, status, alerts}]}``; any bad row
     refuses the whole array (400 listing every bad row and field, 409 for a
     conflicting id). 415 unless Content-Type is application/json; 400 for
     malformed JSON; 413 for a body over MAX_CONTENT_LENGTH or too many rows.
     """
-    if not request.is_json:
-        raise UnsupportedMediaType("Content-Type must be application/json")
-    try:  # Flask answers 413 here for a body over MAX_CONTENT_LENGTH
-        payload = loads_json(request.get_data(cache=False))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedJson(f"the body is not valid JSON: {exc}") from None
+    payload = _json_body()
     if isinstance(payload, dict):
         transaction_in = parse_transaction(payload)
         return _single_answer(_store([to_record(transaction_in)])[0])

@@ -113,9 +113,11 @@ def app(database: Database):
     """The Flask app, connected as the service's login role to a fresh database."""
     from pgfraud.service import create_app
     from pgfraud.service.database import close_pool
+    from pgfraud.service.feed import stop_listener
 
     app = create_app({"TESTING": True, "DATABASE_URL": database.app_url})
     yield app
+    stop_listener(app)
     close_pool(app)
 
 

@@ -44,7 +44,7 @@ def stored(database):
 def test_store_and_read_back(client, database):
     response = post(client, GOOD)
     assert response.status_code == 201
-    assert response.get_json() == {"transaction_id": 100, "status": "stored"}
+    assert response.get_json() == {"transaction_id": 100, "status": "stored", "alerts": []}
     response = client.get("/accounts/1/transactions")
     assert response.get_json()["transactions"] == [
         {
@@ -116,7 +116,7 @@ def test_account_zero_is_valid(client, database):
     assert post(client, {**GOOD, "account_id": 0}).status_code == 201
     response = client.get("/is_fraud/0")
     assert response.status_code == 200
-    assert response.get_json() == {"account_id": 0, "count": 0, "events": []}
+    assert response.get_json() == {"account_id": 0, "count": 0, "events": [], "next": None}
 
 
 def test_epoch_milliseconds_are_stored_exactly(client, database):
@@ -209,7 +209,7 @@ def test_same_transaction_twice_is_stored_once(client, database):
     assert post(client, GOOD).status_code == 201
     second = post(client, GOOD)
     assert second.status_code == 200
-    assert second.get_json() == {"transaction_id": 100, "status": "duplicate"}
+    assert second.get_json() == {"transaction_id": 100, "status": "duplicate", "alerts": []}
     assert len(stored(database)) == 1
 
 
@@ -256,8 +256,22 @@ def test_batch_stores_and_reports_duplicates(client, database):
         "stored": 1,
         "duplicates": 1,
         "results": [
-            {"row": 0, "transaction_id": 1, "status": "duplicate"},
-            {"row": 1, "transaction_id": 2, "status": "stored"},
+            {"row": 0, "transaction_id": 1, "status": "duplicate", "alerts": []},
+            # Same account, same time as transaction 1: 0 s since the previous one.
+            {
+                "row": 1,
+                "transaction_id": 2,
+                "status": "stored",
+                "alerts": [
+                    {
+                        "alert_id": 1,
+                        "rule_id": "rapid_succession",
+                        "observed": "0.000",
+                        "threshold": "10",
+                        "reason": "0.000 seconds since the previous transaction; the minimum is 10",
+                    }
+                ],
+            },
         ],
     }
 
@@ -318,7 +332,7 @@ def test_unknown_route_and_method_are_json(client):
 def test_health_and_rules(client):
     health = client.get("/health").get_json()
     assert health["status"] == "ok"
-    assert health["database"]["migrations"] == len(migration_files()) == 4
+    assert health["database"]["migrations"] == len(migration_files()) == 5
     rules = {r["rule_id"]: r for r in client.get("/rules").get_json()["rules"]}
     assert rules["below_average"]["parameters"] == {"factor": 0.9, "min_history": 1}
 

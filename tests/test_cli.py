@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -74,3 +75,98 @@ def test_create_read_only_user_cannot_write(external):
     finally:
         with psycopg.connect(external.admin_url, autocommit=True) as conn:
             conn.execute(f"DROP ROLE IF EXISTS {name}")
+
+
+def _store_large(database, transaction_id: int, account_id: int) -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from pgfraud import db
+
+    with db.connect(database.app_url) as conn:
+        db.store_transactions(
+            conn,
+            [
+                {
+                    "transaction_id": transaction_id,
+                    "account_id": account_id,
+                    "timestamp": datetime(2024, 6, 1, 12, tzinfo=UTC),
+                    "amount": Decimal("25000.00"),
+                }
+            ],
+        )
+        conn.commit()
+
+
+def test_alerts_lists_the_newest_and_review_records_a_decision(external):
+    _store_large(external, 9001, 42)
+    _store_large(external, 9002, 43)
+    listed = CliRunner().invoke(main, ["alerts", "--limit", "1"])
+    assert listed.exit_code == 0, listed.output
+    assert listed.output == (
+        "2024-06-01T12:00:00.000Z  account 43  transaction 9002  amount 25000.00"
+        "  large_amount: amount 25000.00 is at or above the limit 10000\n"
+    )
+    reviewed = CliRunner().invoke(
+        main, ["review", "9001", "--status", "confirmed_fraud", "--reviewer", "ana"]
+    )
+    assert reviewed.exit_code == 0, reviewed.output
+    assert reviewed.output == "transaction 9001 (account 42): confirmed_fraud by ana\n"
+    confirmed = CliRunner().invoke(main, ["alerts", "--review-status", "confirmed_fraud", "--json"])
+    assert [line for line in confirmed.output.splitlines()] == [
+        '{"timestamp": "2024-06-01T12:00:00.000Z", "alert_id": 1, "transaction_id": 9001,'
+        ' "account_id": 42, "amount": "25000.00", "rule_id": "large_amount",'
+        ' "observed": "25000.00", "threshold": "10000",'
+        ' "reason": "amount 25000.00 is at or above the limit 10000",'
+        f' "raised_at": {json.dumps(_raised_at(external, 1))}, "review_status": "confirmed_fraud",'
+        ' "review_note": "", "reviewer": "ana", "reviewed_at": '
+        f"{json.dumps(_reviewed_at(external))}}}"
+    ]
+    missing = CliRunner().invoke(main, ["review", "9999", "--status", "false_positive"])
+    assert missing.exit_code == 1
+    assert missing.output == "error: transaction 9999 is not stored\n"
+    bad = CliRunner().invoke(main, ["review", "9001", "--status", "maybe"])
+    assert bad.exit_code == 2
+    assert "'maybe' is not one of 'confirmed_fraud', 'false_positive'" in bad.output
+
+
+def _raised_at(database, alert_id: int) -> str:
+    from pgfraud.wire import format_timestamp
+
+    with psycopg.connect(database.admin_url) as conn:
+        value = conn.execute("SELECT raised_at FROM alerts WHERE alert_id = %s", (alert_id,))
+        return format_timestamp(value.fetchone()[0])
+
+
+def _reviewed_at(database) -> str:
+    from pgfraud.wire import format_timestamp
+
+    with psycopg.connect(database.admin_url) as conn:
+        return format_timestamp(conn.execute("SELECT max(reviewed_at) FROM reviews").fetchone()[0])
+
+
+def test_alerts_follow_prints_new_alerts_as_they_come(external):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pgfraud = str(Path(sys.executable).with_name("pgfraud"))
+    env = {**os.environ, "DATABASE_URL": external.admin_url}
+    proc = subprocess.Popen(
+        [pgfraud, "alerts", "--follow"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr.readline() == "-- following new alerts (Ctrl-C stops)\n"
+        _store_large(external, 9003, 44)
+        assert proc.stdout.readline() == (
+            "2024-06-01T12:00:00.000Z  account 44  transaction 9003  amount 25000.00"
+            "  large_amount: amount 25000.00 is at or above the limit 10000\n"
+        )
+    finally:
+        proc.send_signal(2)  # SIGINT: a clean stop
+        assert proc.wait(timeout=10) == 0

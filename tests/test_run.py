@@ -191,4 +191,4 @@ def test_run_serves_with_worker_processes_and_sigterm_stops_them_and_postgres(ru
         assert not Path(f"/proc/{pid}").exists() or b"Z" in Path(f"/proc/{pid}/stat").read_bytes()
     status = subprocess.run([PGFRAUD, "db", "status"], env=run_env, capture_output=True, text=True)
     assert status.returncode == 1, status.stdout
-    assert status.stdout.endswith(": stopped\n")
+    assert status.stdout.startswith("local PostgreSQL: stopped\n")

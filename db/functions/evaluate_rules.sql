@@ -2,7 +2,8 @@
 --     -> TABLE (rule_id text, scenario text, labelled bigint, flagged bigint,
 --               true_positives bigint, precision_ratio numeric, recall_ratio numeric)
 --
--- Precision and recall of each rule, judged alone, against fraud_labels, over
+-- Precision and recall of each rule, judged alone, against the known fraud
+-- (fraud_labels, overruled by analysts' reviews: see labels below), over
 -- the transactions with time in [p_from, p_to) (NULL: unbounded), for the rules
 -- p_rules ({rule_id: parameters}; default: the enabled rules), so candidate
 -- parameters can be measured without touching the live ones (a backtest).
@@ -33,11 +34,22 @@ AS $$
     WITH parameters AS (
         SELECT coalesce(p_rules, active_rule_parameters()) AS rules
     ),
+    decisions AS (
+        -- The latest review of each reviewed transaction.
+        SELECT DISTINCT ON (rv.transaction_id) rv.transaction_id, rv.status
+        FROM reviews AS rv
+        ORDER BY rv.transaction_id, rv.review_id DESC
+    ),
     labels AS (
-        SELECT l.transaction_id, l.scenario
+        -- Known fraud: a stored label unless a review says false_positive,
+        -- and every transaction reviewed as confirmed_fraud (scenario
+        -- 'reviewed' when it has no label).
+        SELECT t.transaction_id, coalesce(l.scenario, 'reviewed') AS scenario
         FROM fraud_labels AS l
-        JOIN transactions AS t ON t.transaction_id = l.transaction_id
-        WHERE (p_from IS NULL OR t.ts >= p_from)
+        FULL JOIN decisions AS d ON d.transaction_id = l.transaction_id
+        JOIN transactions AS t ON t.transaction_id = coalesce(l.transaction_id, d.transaction_id)
+        WHERE d.status IS DISTINCT FROM 'false_positive'
+          AND (p_from IS NULL OR t.ts >= p_from)
           AND (p_to IS NULL OR t.ts < p_to)
     ),
     flags AS (

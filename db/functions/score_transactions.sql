@@ -2,8 +2,9 @@
 --
 -- Batch scoring: the events of every account whose transaction time is in
 -- [p_from, p_to) (NULL: unbounded), for the rules p_rules (default: the enabled
--- rules of the `rules` table). Each account runs through evaluate_account, so
--- the rows are exactly what is_fraud returns per account; history before
+-- rules of the `rules` table). All accounts run through the one rule code
+-- (_evaluate_from) from scratch in one set-based pass, so the rows are
+-- exactly what evaluate_account returns per account; history before
 -- p_from is still seen. Pass other parameters as p_rules for a backtest that
 -- leaves the live rules alone. Rows in (account_id, ts, transaction_id,
 -- rule_id) order. Raises nothing.
@@ -17,9 +18,10 @@ LANGUAGE sql
 STABLE
 AS $$
     WITH accounts AS (
-        SELECT DISTINCT t.account_id
-        FROM transactions AS t
-        WHERE (p_to IS NULL OR t.ts < p_to)
+        -- Every account with a stored transaction, from the running state
+        -- (one row per account) rather than a pass over transactions.
+        SELECT coalesce(array_agg(a.account_id), '{}') AS account_ids
+        FROM account_states AS a
     ),
     parameters AS (
         SELECT coalesce(p_rules, active_rule_parameters()) AS rules
@@ -27,7 +29,14 @@ AS $$
     SELECT e.*
     FROM accounts AS a
     CROSS JOIN parameters AS p
-    CROSS JOIN LATERAL evaluate_account(a.account_id, p.rules) AS e
+    CROSS JOIN LATERAL _evaluate_from(
+        p.rules,
+        a.account_ids,
+        array_fill('-infinity'::timestamptz, ARRAY[cardinality(a.account_ids)]),
+        array_fill(0::bigint, ARRAY[cardinality(a.account_ids)]),
+        array_fill(0::bigint, ARRAY[cardinality(a.account_ids)]),
+        array_fill(0::numeric, ARRAY[cardinality(a.account_ids)])
+    ) AS e
     WHERE (p_from IS NULL OR e.ts >= p_from)
       AND (p_to IS NULL OR e.ts < p_to)
     ORDER BY e.account_id, e.ts, e.transaction_id, e.rule_id;

@@ -1,0 +1,124 @@
+-- _rescore_accounts(p_account_ids bigint[], p_from_ts timestamptz[],
+--                   p_from_transaction_ids bigint[], p_delta_counts bigint[],
+--                   p_delta_sums numeric[]) -> bigint
+--
+-- Scoring on arrival, called by the trigger on `transactions` in the
+-- database transaction that changed it. For each account i whose rows
+-- changed (added, removed or altered) at or after the position
+-- (p_from_ts[i], p_from_transaction_ids[i]), with p_delta_counts[i] rows and
+-- p_delta_sums[i] of amount more than before (negative for removals):
+--   1. account_states gets the deltas (row locks taken in account_id order,
+--      so concurrent writers of one account queue up instead of racing);
+--   2. the rows from the position on are scored by the rule code
+--      (_evaluate_from) with the live rules, given the totals before the
+--      position (running totals minus those rows): a row stored after all
+--      others reads only itself, its predecessor and its velocity window;
+--      a late arrival re-scores the rows after it;
+--   3. the account's alerts from the position on become exactly that
+--      result: alerts that no longer fire are deleted, new ones inserted,
+--      changed ones updated in place (same alert_id), unchanged ones kept;
+--   4. pg_notify('pgfraud_alerts', <number of new alerts>) when any is new
+--      (delivered at commit).
+-- Accounts must be distinct. Returns the number of new alerts. Holds the
+-- shared side of the rule-change lock (see rescore_alerts), so rules cannot
+-- change between reading them and committing their alerts.
+CREATE OR REPLACE FUNCTION _rescore_accounts(
+    p_account_ids bigint[],
+    p_from_ts timestamptz[],
+    p_from_transaction_ids bigint[],
+    p_delta_counts bigint[],
+    p_delta_sums numeric[]
+)
+RETURNS bigint
+LANGUAGE plpgsql
+VOLATILE
+AS $$
+DECLARE
+    v_rules jsonb;
+    v_account_ids bigint[];
+    v_from_ts timestamptz[];
+    v_from_transaction_ids bigint[];
+    v_base_counts bigint[];
+    v_base_sums numeric[];
+    v_new bigint;
+BEGIN
+    IF cardinality(p_account_ids) IS NULL OR cardinality(p_account_ids) = 0 THEN
+        RETURN 0;
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(7231546390112208);
+
+    INSERT INTO account_states AS a (account_id, transaction_count, amount_sum)
+    SELECT d.account_id, d.delta_count, d.delta_sum
+    FROM unnest(p_account_ids, p_delta_counts, p_delta_sums) AS d(account_id, delta_count, delta_sum)
+    WHERE d.delta_count <> 0 OR d.delta_sum <> 0
+    ORDER BY d.account_id
+    ON CONFLICT ON CONSTRAINT account_states_pkey DO UPDATE
+    SET transaction_count = a.transaction_count + excluded.transaction_count,
+        amount_sum = a.amount_sum + excluded.amount_sum;
+    DELETE FROM account_states AS a
+    WHERE a.account_id = ANY (p_account_ids) AND a.transaction_count = 0;
+
+    -- Totals before each position: running totals minus the rows from it on.
+    SELECT array_agg(s.account_id), array_agg(s.from_ts), array_agg(s.from_transaction_id),
+           array_agg(a.transaction_count - r.row_count), array_agg(a.amount_sum - r.amount_sum)
+    INTO v_account_ids, v_from_ts, v_from_transaction_ids, v_base_counts, v_base_sums
+    FROM unnest(p_account_ids, p_from_ts, p_from_transaction_ids)
+        AS s(account_id, from_ts, from_transaction_id)
+    JOIN account_states AS a ON a.account_id = s.account_id
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS row_count, coalesce(sum(t.amount), 0) AS amount_sum
+        FROM transactions AS t
+        WHERE t.account_id = s.account_id
+          AND (t.ts, t.transaction_id) >= (s.from_ts, s.from_transaction_id)
+    ) AS r;
+
+    v_rules := active_rule_parameters();
+    WITH computed AS MATERIALIZED (
+        SELECT e.*
+        FROM _evaluate_from(v_rules, coalesce(v_account_ids, '{}'), coalesce(v_from_ts, '{}'),
+                            coalesce(v_from_transaction_ids, '{}'), coalesce(v_base_counts, '{}'),
+                            coalesce(v_base_sums, '{}')) AS e
+    ),
+    removed AS (
+        DELETE FROM alerts AS al
+        USING unnest(p_account_ids, p_from_ts, p_from_transaction_ids)
+            AS s(account_id, from_ts, from_transaction_id)
+        WHERE al.account_id = s.account_id
+          AND (al.ts, al.transaction_id) >= (s.from_ts, s.from_transaction_id)
+          AND NOT EXISTS (
+              SELECT FROM computed AS c
+              WHERE c.account_id = al.account_id AND c.ts = al.ts
+                AND c.transaction_id = al.transaction_id AND c.rule_id = al.rule_id
+          )
+    ),
+    upserted AS (
+        INSERT INTO alerts AS al (transaction_id, account_id, ts, amount, rule_id, observed,
+                                  threshold, reason, parameters)
+        SELECT c.transaction_id, c.account_id, c.ts, c.amount, c.rule_id, c.observed,
+               c.threshold, c.reason, v_rules -> c.rule_id
+        FROM computed AS c
+        ON CONFLICT ON CONSTRAINT alerts_account_ts_transaction_rule_key DO UPDATE
+        SET amount = excluded.amount,
+            observed = excluded.observed,
+            threshold = excluded.threshold,
+            reason = excluded.reason,
+            parameters = excluded.parameters
+        WHERE (al.amount, al.observed, al.threshold, al.reason, al.parameters)
+              IS DISTINCT FROM
+              (excluded.amount, excluded.observed, excluded.threshold, excluded.reason,
+               excluded.parameters)
+        RETURNING al.xmax = 0 AS inserted
+    )
+    SELECT count(*) FILTER (WHERE u.inserted) INTO v_new FROM upserted AS u;
+
+    IF v_new > 0 THEN
+        PERFORM pg_notify('pgfraud_alerts', v_new::text);
+    END IF;
+    RETURN v_new;
+END;
+$$;
+
+COMMENT ON FUNCTION _rescore_accounts(bigint[], timestamptz[], bigint[], bigint[], numeric[]) IS
+    'Scoring on arrival: updates account_states by the deltas and makes each account''s alerts from the given position on equal the rule code''s result; returns the number of new alerts.';
+
+REVOKE ALL ON FUNCTION _rescore_accounts(bigint[], timestamptz[], bigint[], bigint[], numeric[]) FROM PUBLIC;

@@ -1,0 +1,82 @@
+-- get_alerts(p_account_id bigint, p_rule_id text, p_review_status text,
+--            p_from timestamptz, p_to timestamptz, p_before_alert_id bigint,
+--            p_limit integer)
+--     -> TABLE (alert_id, transaction_id, account_id, ts, amount, rule_id,
+--               observed, threshold, reason, parameters, raised_at,
+--               review_status, review_note, reviewer, reviewed_at)
+--
+-- The alert queue, newest first (descending alert_id, the order alerts were
+-- raised), at most p_limit (1..10000) rows with alert_id < p_before_alert_id
+-- (NULL: from the newest). Filters, each NULL for any: the account; the rule;
+-- the review status of the alert's transaction ('unreviewed',
+-- 'confirmed_fraud', 'false_positive': its latest review); the transaction
+-- time in [p_from, p_to). Each row carries its transaction's latest review.
+-- Errors: PF001 (invalid_input) for a limit out of range or an unknown review
+-- status, naming the field.
+CREATE OR REPLACE FUNCTION get_alerts(
+    p_account_id bigint DEFAULT NULL,
+    p_rule_id text DEFAULT NULL,
+    p_review_status text DEFAULT NULL,
+    p_from timestamptz DEFAULT NULL,
+    p_to timestamptz DEFAULT NULL,
+    p_before_alert_id bigint DEFAULT NULL,
+    p_limit integer DEFAULT 100
+)
+RETURNS TABLE (
+    alert_id bigint,
+    transaction_id bigint,
+    account_id bigint,
+    ts timestamptz,
+    amount numeric,
+    rule_id text,
+    observed numeric,
+    threshold numeric,
+    reason text,
+    parameters jsonb,
+    raised_at timestamptz,
+    review_status text,
+    review_note text,
+    reviewer text,
+    reviewed_at timestamptz
+)
+LANGUAGE plpgsql
+STABLE
+AS $$
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 10000 THEN
+        RAISE EXCEPTION 'limit must be between 1 and 10000' USING ERRCODE = 'PF001', COLUMN = 'limit';
+    END IF;
+    IF p_review_status IS NOT NULL
+       AND p_review_status NOT IN ('unreviewed', 'confirmed_fraud', 'false_positive') THEN
+        RAISE EXCEPTION 'review_status must be unreviewed, confirmed_fraud or false_positive'
+            USING ERRCODE = 'PF001', COLUMN = 'review_status';
+    END IF;
+    RETURN QUERY
+        SELECT al.alert_id, al.transaction_id, al.account_id, al.ts, al.amount, al.rule_id,
+               al.observed, al.threshold, al.reason, al.parameters, al.raised_at,
+               coalesce(r.status, 'unreviewed'), r.note, r.reviewer, r.reviewed_at
+        FROM alerts AS al
+        LEFT JOIN LATERAL (
+            SELECT rv.status, rv.note, rv.reviewer, rv.reviewed_at
+            FROM reviews AS rv
+            WHERE rv.transaction_id = al.transaction_id
+            ORDER BY rv.review_id DESC
+            LIMIT 1
+        ) AS r ON true
+        WHERE (p_account_id IS NULL OR al.account_id = p_account_id)
+          AND (p_rule_id IS NULL OR al.rule_id = p_rule_id)
+          AND (p_from IS NULL OR al.ts >= p_from)
+          AND (p_to IS NULL OR al.ts < p_to)
+          AND (p_before_alert_id IS NULL OR al.alert_id < p_before_alert_id)
+          AND (p_review_status IS NULL OR coalesce(r.status, 'unreviewed') = p_review_status)
+        ORDER BY al.alert_id DESC
+        LIMIT p_limit;
+END;
+$$;
+
+COMMENT ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer) IS
+    'The alert queue, newest first, filtered by account, rule, review status and transaction time, paged by alert_id; PF001 for a bad limit or review status.';
+
+REVOKE ALL ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer)
+    TO pgfraud_app, pgfraud_readonly;

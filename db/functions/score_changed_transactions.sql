@@ -1,0 +1,95 @@
+-- score_changed_transactions() -> trigger
+--
+-- Statement-level trigger function on `transactions`: whatever path stores
+-- rows (HTTP, store_transactions, pgfraud load, COPY or INSERT in psql), the
+-- statement's rows are scored set-based in the same database transaction,
+-- once per statement (a whole COPY in one pass): per account, the earliest
+-- changed position and the change in count and sum go to _rescore_accounts.
+--   INSERT: the new rows (transition table new_rows);
+--   DELETE: the removed rows (old_rows), with negative deltas; their alerts go;
+--   UPDATE: both (an account_id change touches both accounts);
+--   TRUNCATE: alerts and account_states are emptied (reviews are kept).
+-- SECURITY DEFINER: the service role may INSERT into transactions but not
+-- write alerts or account_states; this function (owned by the schema owner)
+-- does, with a fixed search_path.
+CREATE OR REPLACE FUNCTION score_changed_transactions()
+RETURNS trigger
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $$
+DECLARE
+    v_changed text;
+    v_account_ids bigint[];
+    v_from_ts timestamptz[];
+    v_from_transaction_ids bigint[];
+    v_delta_counts bigint[];
+    v_delta_sums numeric[];
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        TRUNCATE alerts, account_states;
+        RETURN NULL;
+    END IF;
+    -- The changed rows with their sign; only the transition tables this
+    -- trigger has can be named, hence one fixed text per operation.
+    v_changed := CASE TG_OP
+        WHEN 'INSERT' THEN
+            'SELECT n.account_id, n.ts, n.transaction_id, 1 AS sign, n.amount FROM new_rows AS n'
+        WHEN 'DELETE' THEN
+            'SELECT o.account_id, o.ts, o.transaction_id, -1 AS sign, o.amount FROM old_rows AS o'
+        ELSE
+            'SELECT o.account_id, o.ts, o.transaction_id, -1 AS sign, o.amount FROM old_rows AS o'
+            ' UNION ALL '
+            'SELECT n.account_id, n.ts, n.transaction_id, 1 AS sign, n.amount FROM new_rows AS n'
+    END;
+    EXECUTE format($query$
+        WITH changed AS (%s),
+        firsts AS (
+            SELECT DISTINCT ON (c.account_id) c.account_id, c.ts, c.transaction_id
+            FROM changed AS c
+            ORDER BY c.account_id, c.ts, c.transaction_id
+        ),
+        deltas AS (
+            SELECT c.account_id, sum(c.sign) AS delta_count, sum(c.sign * c.amount) AS delta_sum
+            FROM changed AS c
+            GROUP BY c.account_id
+        )
+        SELECT array_agg(f.account_id ORDER BY f.account_id),
+               array_agg(f.ts ORDER BY f.account_id),
+               array_agg(f.transaction_id ORDER BY f.account_id),
+               array_agg(d.delta_count ORDER BY f.account_id),
+               array_agg(d.delta_sum ORDER BY f.account_id)
+        FROM firsts AS f
+        JOIN deltas AS d ON d.account_id = f.account_id
+    $query$, v_changed)
+    INTO v_account_ids, v_from_ts, v_from_transaction_ids, v_delta_counts, v_delta_sums;
+    PERFORM _rescore_accounts(v_account_ids, v_from_ts, v_from_transaction_ids,
+                              v_delta_counts, v_delta_sums);
+    RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION score_changed_transactions() IS
+    'Trigger: scores the rows a statement adds, removes or changes in transactions (set-based, same database transaction) and keeps alerts and account_states exact.';
+
+REVOKE ALL ON FUNCTION score_changed_transactions() FROM PUBLIC;
+
+CREATE OR REPLACE TRIGGER transactions_score_inserted
+    AFTER INSERT ON transactions
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION score_changed_transactions();
+
+CREATE OR REPLACE TRIGGER transactions_score_deleted
+    AFTER DELETE ON transactions
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION score_changed_transactions();
+
+CREATE OR REPLACE TRIGGER transactions_score_updated
+    AFTER UPDATE ON transactions
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION score_changed_transactions();
+
+CREATE OR REPLACE TRIGGER transactions_score_truncated
+    AFTER TRUNCATE ON transactions
+    FOR EACH STATEMENT EXECUTE FUNCTION score_changed_transactions();

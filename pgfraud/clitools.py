@@ -1,0 +1,99 @@
+"""Shared pieces of the `pgfraud` commands: bounded number types and one-line errors.
+
+Every numeric option takes one of :class:`Int` or :class:`Float`: a stated
+range (shown in ``--help``), NaN and infinities refused, and a message that
+names the environment variable when the value came from one. Every command
+runs under :func:`one_line_errors`, so a failure is one ``error: …`` line on
+stderr and exit 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from click.core import ParameterSource
+
+from pgfraud.errors import PgfraudError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _from_env(param: click.Parameter | None, ctx: click.Context | None) -> str | None:
+    """The environment variable that gave ``param`` its value, if one did."""
+    if param is None or ctx is None or param.name is None:
+        return None
+    if ctx.get_parameter_source(param.name) is not ParameterSource.ENVIRONMENT:
+        return None
+    names = param.envvar if isinstance(param.envvar, list | tuple) else [param.envvar]
+    return next((name for name in names if name and os.environ.get(name) is not None), None)
+
+
+class _EnvNamed(click.ParamType):
+    def fail(
+        self, message: str, param: click.Parameter | None = None, ctx: click.Context | None = None
+    ) -> Any:
+        env = _from_env(param, ctx)
+        if env:
+            message = f"{message} (from the environment variable {env})"
+        super().fail(message, param, ctx)
+
+
+class Int(_EnvNamed, click.IntRange):
+    """An integer within ``[min, max]`` (both required: every number has a stated range)."""
+
+    def __init__(self, min: int, max: int) -> None:  # noqa: A002 (click's own names)
+        super().__init__(min, max)
+
+
+class Float(_EnvNamed, click.FloatRange):
+    """A finite number within ``[min, max]`` (``min_open``: above ``min``); NaN and
+    infinities are refused."""
+
+    def __init__(self, min: float, max: float, *, min_open: bool = False) -> None:  # noqa: A002
+        super().__init__(min, max, min_open=min_open)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx) if isinstance(value, str) else value
+        if isinstance(number, float) and not math.isfinite(number):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``<file>: <reason>`` for a failed file operation."""
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+def one_line_errors(command: F) -> F:
+    """Run ``command`` so that a PgfraudError or an OSError ends it with one
+    ``error: …`` line on stderr and exit 1 (click's own usage errors pass
+    through; they exit 2). Anything else is a bug: still one line, naming
+    the exception, with PGFRAUD_DEBUG=1 to see the traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except PgfraudError as exc:
+            message = exc.message.replace("\n", " ").strip()
+        except OSError as exc:
+            message = describe_os_error(exc)
+        except Exception as exc:  # noqa: BLE001 (the last line of defence: no tracebacks)
+            if os.environ.get("PGFRAUD_DEBUG"):
+                raise
+            message = (
+                f"internal error ({type(exc).__name__}: {exc}); PGFRAUD_DEBUG=1 shows the traceback"
+            )
+        click.echo(f"error: {message}", err=True)
+        sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]

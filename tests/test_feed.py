@@ -1,0 +1,345 @@
+"""The HTTP faces of score on arrival, through a real HTTP server and client:
+paged /is_fraud, /alerts, review, and the server-sent events feed (live,
+resumable, heartbeat, clean disconnect, surviving a PostgreSQL restart)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import waitress
+
+from pgfraud import db
+from pgfraud.cli import prepare
+from pgfraud.config import Database
+from pgfraud.db.server import LocalServer
+
+LARGE = {
+    "account_id": 42,
+    "transaction_id": 9001,
+    "timestamp": "2024-06-01T12:00:00Z",
+    "amount": "25000.00",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def serve():
+    """serve(app) -> base URL of the app under waitress in a thread, on 127.0.0.1."""
+    servers = []
+
+    def start(app) -> str:
+        port = free_port()
+        server = waitress.create_server(app, host="127.0.0.1", port=port, threads=8)
+        threading.Thread(target=server.run, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+class Stream:
+    """A server-sent events client: events and comments, read line by line."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        self.response = requests.get(url, stream=True, timeout=(5, 10), headers=headers or {})
+        self.lines = self.response.iter_lines(decode_unicode=True)
+
+    def next_message(self) -> dict[str, str]:
+        """The next event (id, event, data) or comment (comment), up to its blank line."""
+        message: dict[str, str] = {}
+        for line in self.lines:
+            if line == "":
+                if message:
+                    return message
+                continue
+            if line.startswith(":"):
+                message.setdefault("comment", line[1:].strip())
+                continue
+            field, _, value = line.partition(":")
+            message[field] = value.lstrip()
+        raise AssertionError("the stream ended")
+
+    def next_event(self) -> dict[str, str]:
+        while True:
+            message = self.next_message()
+            if "event" in message:
+                return message
+
+    def close(self) -> None:
+        self.response.close()
+
+
+def post(base: str, body, **headers) -> requests.Response:
+    return requests.post(f"{base}/store_data", json=body, timeout=10, headers=headers)
+
+
+def test_a_post_answers_with_its_alert_and_the_stream_carries_it(app, serve):
+    base = serve(app)
+    stream = Stream(f"{base}/alerts/stream")
+    assert stream.next_message()["comment"] == "connected"
+    response = post(base, LARGE)
+    assert response.status_code == 201
+    (alert,) = response.json()["alerts"]
+    assert (alert["rule_id"], alert["observed"], alert["threshold"]) == (
+        "large_amount",
+        "25000.00",
+        "10000",
+    )
+    event = stream.next_event()
+    assert event["event"] == "alert"
+    data = json.loads(event["data"])
+    assert (data["alert_id"], data["transaction_id"], data["rule_id"], data["amount"]) == (
+        alert["alert_id"],
+        9001,
+        "large_amount",
+        "25000.00",
+    )
+    assert data["timestamp"] == "2024-06-01T12:00:00.000Z"
+    stream.close()
+    # And it is in the queue.
+    queue = requests.get(f"{base}/alerts", timeout=10).json()
+    assert [(a["alert_id"], a["review_status"]) for a in queue["alerts"]] == [
+        (alert["alert_id"], "unreviewed")
+    ]
+
+
+def test_the_stream_resumes_after_last_event_id(app, serve):
+    base = serve(app)
+    stream = Stream(f"{base}/alerts/stream")
+    stream.next_message()
+    post(base, LARGE)
+    post(base, {**LARGE, "transaction_id": 9002, "account_id": 43})
+    first, second = stream.next_event(), stream.next_event()
+    stream.close()
+    resumed = Stream(f"{base}/alerts/stream", {"Last-Event-ID": first["id"]})
+    assert resumed.next_event()["id"] == second["id"]
+    resumed.close()
+    by_query = Stream(f"{base}/alerts/stream?last_event_id={first['id']}")
+    assert json.loads(by_query.next_event()["data"])["transaction_id"] == 9002
+    by_query.close()
+    bad = requests.get(f"{base}/alerts/stream", headers={"Last-Event-ID": "x"}, timeout=5)
+    assert bad.status_code == 400
+    assert bad.json()["error"]["field"] == "Last-Event-ID"
+
+
+def test_the_stream_sends_heartbeats_and_a_closed_client_leaves_nothing(app, serve, admin_conn):
+    app.config["FEED_HEARTBEAT_S"] = 0.2
+    base = serve(app)
+
+    def service_connections() -> tuple[int, int]:
+        # (listeners, connections left inside a transaction) of the service's
+        # login; a stream reads in short transactions, so "active" comes and goes.
+        return admin_conn.execute(
+            "SELECT count(*) FILTER (WHERE query = 'LISTEN pgfraud_alerts'),"
+            " count(*) FILTER (WHERE state LIKE 'idle in transaction%')"
+            " FROM pg_stat_activity WHERE usename = 'pgfraud_service'"
+        ).fetchone()
+
+    stream = Stream(f"{base}/alerts/stream")
+    assert stream.next_message()["comment"] == "connected"
+    assert stream.next_message()["comment"] == "heartbeat"
+    streams = [Stream(f"{base}/alerts/stream") for _ in range(3)]
+    for s in streams:
+        s.next_message()
+    # One listener for every stream; a waiting stream holds no connection.
+    assert service_connections() == (1, 0)
+    for s in [stream, *streams]:
+        s.close()
+    time.sleep(1)  # a heartbeat finds each closed socket
+    assert service_connections() == (1, 0)
+    # The server still answers (no thread is stuck on a dead stream).
+    assert requests.get(f"{base}/health", timeout=5).status_code == 200
+
+
+def test_is_fraud_pages_with_a_next_link(client, database):
+    body = [
+        {**LARGE, "transaction_id": 9000 + i, "timestamp": f"2024-06-01T12:00:0{i}Z"}
+        for i in range(3)
+    ]
+    client.post("/store_data", json=body)
+    # 9000: large; 9001, 9002: large + rapid_succession (1 s gaps): 5 events.
+    first = client.get("/is_fraud/42?limit=2").get_json()
+    assert first["count"] == 2
+    assert [(e["transaction_id"], e["rule_id"]) for e in first["events"]] == [
+        (9000, "large_amount"),
+        (9001, "large_amount"),
+    ]
+    assert first["next"] == "/is_fraud/42?limit=2&after=1717243201000.9001.large_amount"
+    second = client.get(first["next"]).get_json()
+    assert [(e["transaction_id"], e["rule_id"]) for e in second["events"]] == [
+        (9001, "rapid_succession"),
+        (9002, "large_amount"),
+    ]
+    third = client.get(second["next"]).get_json()
+    assert (third["count"], third["next"]) == (1, None)
+    everything = client.get("/is_fraud/42/").get_json()
+    assert everything["events"] == first["events"] + second["events"] + third["events"]
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("limit=0", "limit"),
+        ("limit=10001", "limit"),
+        ("limit=1&limit=2", "limit"),
+        ("after=nonsense", "after"),
+        ("after=1.99999999999999999999.x", "after"),
+        ("page=2", "page"),
+    ],
+)
+def test_is_fraud_paging_errors_name_the_parameter(client, database, query, field):
+    client.post("/store_data", json=LARGE)
+    response = client.get(f"/is_fraud/42?{query}")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["field"] == field
+
+
+def test_alerts_filters_and_next_link(client, database):
+    client.post(
+        "/store_data",
+        json=[
+            LARGE,
+            {**LARGE, "transaction_id": 9002, "account_id": 43},
+            {
+                **LARGE,
+                "transaction_id": 9003,
+                "account_id": 43,
+                "timestamp": "2024-06-01T12:00:01Z",
+            },
+        ],
+    )
+    everything = client.get("/alerts").get_json()["alerts"]
+    assert [(a["transaction_id"], a["rule_id"]) for a in everything] == [
+        (9003, "rapid_succession"),
+        (9003, "large_amount"),
+        (9002, "large_amount"),
+        (9001, "large_amount"),
+    ]
+    page = client.get("/alerts?account_id=43&limit=2").get_json()
+    assert page["count"] == 2
+    assert page["next"] == f"/alerts?account_id=43&limit=2&before={everything[1]['alert_id']}"
+    rest = client.get(page["next"]).get_json()
+    assert [a["transaction_id"] for a in rest["alerts"]] == [9002]
+    assert rest["next"] is None
+    ranged = client.get("/alerts?from=2024-06-01T12:00:01Z&rule_id=large_amount").get_json()
+    assert [a["transaction_id"] for a in ranged["alerts"]] == [9003]
+    for query, field in [
+        ("review_status=open", "review_status"),
+        ("limit=1001", "limit"),
+        ("from=yesterday", "from"),
+        ("rule_id=Large", "rule_id"),
+        ("colour=red", "colour"),
+    ]:
+        response = client.get(f"/alerts?{query}")
+        assert response.status_code == 400, query
+        assert response.get_json()["error"]["field"] == field
+
+
+def test_review_over_http(app, client, database):
+    client.post("/store_data", json=LARGE)
+    response = client.post(
+        "/transactions/9001/review", json={"status": "confirmed_fraud", "note": "called the bank"}
+    )
+    assert response.status_code == 201
+    review = response.get_json()
+    assert (review["transaction_id"], review["account_id"], review["status"]) == (
+        9001,
+        42,
+        "confirmed_fraud",
+    )
+    assert (review["note"], review["reviewer"]) == ("called the bank", "pgfraud_service")
+    queue = client.get("/alerts?review_status=confirmed_fraud").get_json()["alerts"]
+    assert [(a["transaction_id"], a["review_note"]) for a in queue] == [(9001, "called the bank")]
+    assert client.get("/alerts?review_status=unreviewed").get_json()["alerts"] == []
+
+    missing = client.post("/transactions/9999/review", json={"status": "false_positive"})
+    assert missing.status_code == 404
+    assert missing.get_json()["error"]["code"] == "transaction_not_found"
+    for body, field in [
+        ({"status": "fraud"}, "status"),
+        ({}, "status"),
+        ({"status": "false_positive", "note": "x" * 2001}, "note"),
+        ({"status": "false_positive", "reviewer": ""}, "reviewer"),
+        ({"status": "false_positive", "extra": 1}, "extra"),
+    ]:
+        bad = client.post("/transactions/9001/review", json=body)
+        assert bad.status_code == 400, body
+        assert bad.get_json()["error"]["field"] == field
+    assert client.post("/transactions/9001/review", data="x").status_code == 415
+    assert client.post("/transactions/abc/review", json={}).status_code == 400
+    app.config["API_TOKEN"] = "s3cret-token"
+    assert (
+        client.post("/transactions/9001/review", json={"status": "false_positive"}).status_code
+        == 401
+    )
+    ok = client.post(
+        "/transactions/9001/review",
+        json={"status": "false_positive"},
+        headers={"Authorization": "Bearer s3cret-token"},
+    )
+    assert ok.status_code == 201
+
+
+@pytest.fixture
+def own_server() -> Iterator[tuple[LocalServer, Database]]:
+    """A PostgreSQL of its own (this test restarts it), migrated."""
+    base = Path(tempfile.mkdtemp(prefix="pgfraud-feed-", dir="/tmp"))
+    os.chmod(base, 0o755)
+    server = LocalServer(base / "home")
+    server.start()
+    database = Database(server.url(admin=True), server.url(), server)
+    prepare(database)
+    try:
+        yield server, database
+    finally:
+        server.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_the_stream_survives_a_postgresql_restart(own_server, serve):
+    from pgfraud.service import create_app
+    from pgfraud.service.database import close_pool
+    from pgfraud.service.feed import stop_listener
+
+    server, database = own_server
+    app = create_app({"TESTING": True, "DATABASE_URL": database.app_url, "FEED_HEARTBEAT_S": 0.3})
+    base = serve(app)
+    try:
+        stream = Stream(f"{base}/alerts/stream")
+        stream.next_message()
+        assert post(base, LARGE).status_code == 201
+        before = stream.next_event()
+        server.stop()
+        server.start()
+        # The first POST after the restart may meet a stale pooled connection.
+        deadline = time.monotonic() + 20
+        while post(base, {**LARGE, "transaction_id": 9002}).status_code != 201:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        after = stream.next_event()
+        assert json.loads(after["data"])["transaction_id"] == 9002
+        assert after["id"] != before["id"]
+        stream.close()
+        with db.connect(database.app_url) as conn:
+            # 9001: large_amount; 9002: large_amount and rapid_succession (same time).
+            assert conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 3
+    finally:
+        stop_listener(app)
+        close_pool(app)
