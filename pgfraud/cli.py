@@ -496,8 +496,8 @@ def run(
         )
         sys.exit(2)
 
-    try:
-        sock = serve.bind(host, port)
+    try:  # a busy port is refused now, before PostgreSQL starts or seeding runs
+        serve.bind(host, port).close()
     except PgfraudError as exc:
         _fail(exc)
 
@@ -559,6 +559,8 @@ def run(
                     "threads)",
                 ]
             )
+            # Bound for good only now, so that nobody connects while seeding runs.
+            sock = serve.bind(host, port)
             try:
                 serve.serve(
                     app,
