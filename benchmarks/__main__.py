@@ -471,7 +471,7 @@ def main() -> None:
                 )
                 out = wrk(url, 8, None, HTTP_SECONDS)
                 results.add("HTTP is_fraud largest account, 8 connections", out["rate"], "req/s")
-        api_n = min(n, 200_000)
+        api_n = min(n // 10, 50_000)
         for r in range(repeat):
             seconds, _ = run_measured(
                 [
@@ -567,11 +567,11 @@ def report(
             f"generate --to copy {N}", f"psql \\copy {N}"
         ),
         "API batched ingest / generate --to copy": ratio(
-            f"generate --to api, batches of 5000 ({min(n, 200_000):,} rows)",
+            f"generate --to api, batches of 5000 ({min(n // 10, 50_000):,} rows)",
             f"generate --to copy {N}",
         ),
         "API batched ingest / peer POST": ratio(
-            f"generate --to api, batches of 5000 ({min(n, 200_000):,} rows)",
+            f"generate --to api, batches of 5000 ({min(n // 10, 50_000):,} rows)",
             "peer POST 1 transaction, 8 connections",
         ),
         "HTTP is_fraud / SQL is_fraud, 8": ratio(
