@@ -181,6 +181,13 @@ COPY_STAGED = (
 )
 
 
+def lift_statement_timeout(conn: psycopg.Connection) -> None:
+    """No statement timeout for the rest of the caller's database transaction
+    (SET LOCAL): a bulk load with its scoring on arrival may run for minutes,
+    past the 30 s service logins have."""
+    conn.execute("SET LOCAL statement_timeout = 0")
+
+
 def any_stored(conn: psycopg.Connection, ids: list[int] | tuple[int, int]) -> bool:
     """Whether any of ``ids`` (a list) is stored, or any id in ``(low, high)``
     inclusive (a tuple)."""
@@ -253,11 +260,13 @@ def store_copy_text(
     (or appears twice), the attempt is rolled back and the rows go through
     the staging table and ``store_staged_transactions`` (duplicates counted,
     PF003 on conflicts), as they do at once when ``direct`` is false (use it
-    when ids are likely stored already). Returns ``{"stored", "duplicate"}``,
+    when ids are likely stored already). No statement timeout applies to the
+    load (SET LOCAL in the caller's transaction). Returns ``{"stored", "duplicate"}``,
     or None when ``valid()`` says, after a COPY, that the caller found bad
     rows (the caller then reports them and rolls back).
     Errors: TransactionConflict, InvalidInput.
     """
+    lift_statement_timeout(conn)
     if direct:
         conn.execute("SAVEPOINT pgfraud_direct_copy")
         try:

@@ -166,6 +166,7 @@ def to_copy(
         used = True
         return copy_text(counted(), numbered=numbered)
 
+    db.lift_statement_timeout(conn)
     direct = id_range is not None and not db.any_stored(conn, id_range)
     counts = db.store_copy_text(conn, chunks, direct=direct)
     assert counts is not None

@@ -186,6 +186,7 @@ def load_csv(conn: psycopg.Connection, path: Path, progress: bool = False) -> di
         if buffer and not errors:
             yield "".join(buffer)
 
+    db.lift_statement_timeout(conn)
     # Probe: are the file's first ids stored already (a file loaded again)?
     for _, values in _rows(path):
         if values[1] is not None and values[1].strip().isdigit() and len(first_ids) < CHUNK:

@@ -230,3 +230,21 @@ def test_an_id_twice_with_other_content_is_a_conflict_on_the_direct_path(tmp_pat
     with pytest.raises(TransactionConflict) as info:
         load_csv(app_conn, path)
     assert info.value.row == 4
+
+
+def test_a_load_is_not_cut_by_the_logins_statement_timeout(tmp_path, database):
+    # Service logins have statement_timeout 30 s; a big load (COPY plus its
+    # scoring) may take longer, so the load lifts it for its own transaction.
+    # Shown with a 1 ms timeout on the session instead of a slow load.
+    path = tmp_path / "tx.csv"
+    lines = [
+        f"{i % 50},{i},2024-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}Z,3.00\n"
+        for i in range(1, 20_001)
+    ]
+    path.write_text("account_id,transaction_id,timestamp,amount\n" + "".join(lines))
+    with db.connect(database.app_url) as conn:
+        conn.execute("SET statement_timeout = 1")
+        assert load_csv(conn, path) == {"rows": 20_000, "stored": 20_000, "duplicate": 0}
+        conn.commit()
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "1ms"
+    assert count(database) == 20_000
