@@ -200,7 +200,7 @@ request = function()
   counter = counter + 1
   local body = string.format(
     '{"account_id": %d, "transaction_id": %d, '
-    .. '"timestamp": "2024-06-01T12:00:00.000Z", "amount": "12.34"}',
+    .. '"timestamp": "2025-06-01T12:00:00.000Z", "amount": "12.34"}',
     counter % accounts + 1, base + counter)
   return wrk.format("POST", "/store_data", {["Content-Type"] = "application/json"}, body)
 end
@@ -388,7 +388,7 @@ def main() -> None:
             f"\\set a random(1, {accounts})\n"
             "SELECT * FROM store_transactions(json_build_array(json_build_object("
             "'account_id', :a::bigint, 'transaction_id', :id::bigint,"
-            " 'timestamp', '2024-06-01T12:00:00Z'::text,"
+            " 'timestamp', '2025-06-01T12:00:00Z'::text,"
             " 'amount', '12.34'::text))::jsonb);\n"
         )
         for _ in range(repeat):
@@ -489,6 +489,9 @@ def main() -> None:
                     "5000",
                     "--seed",
                     str(100 + r),
+                    # After everything stored (new arrivals, not late ones that re-score).
+                    "--start",
+                    f"{2026 + r}-01-01T00:00:00Z",
                     "--first-transaction-id",
                     str(5_000_000_000_000 + r * 10**9),
                     "--labels",
