@@ -16,8 +16,10 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+import simplejson
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 
 from pgfraud.errors import (
     SQLSTATE_ERRORS,
@@ -26,6 +28,16 @@ from pgfraud.errors import (
     PgfraudError,
     TransactionConflict,
 )
+
+# json and jsonb values from the database keep their numbers exact: decimals
+# load as Decimal (0.123456789012345678 stays so), never float.
+set_json_loads(lambda data: simplejson.loads(data, use_decimal=True))
+
+
+def dumps_json(value: Any) -> str:
+    """JSON text with Decimals written as exact JSON numbers (never through float)."""
+    return simplejson.dumps(value, use_decimal=True)
+
 
 # CHECK constraint of `transactions` -> the wire field it guards.
 CONSTRAINT_FIELDS = {
@@ -400,7 +412,7 @@ FROM is_fraud(%(account)s, %(limit)s + 1, %(after_ts)s, %(after_transaction)s, %
 CROSS JOIN LATERAL (
     SELECT e.transaction_id, e.account_id,
            to_char(e.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "timestamp",
-           e.amount::text AS amount, e.rule_id, e.observed::text AS observed,
+           round(e.amount, 2)::text AS amount, e.rule_id, e.observed::text AS observed,
            e.threshold::text AS threshold, e.reason
 ) AS w
 """
@@ -417,7 +429,7 @@ def is_fraud_json(
 
     Returns ``(count, events, last)``: ``events`` is a JSON array (text) of at
     most ``limit`` (1..10000) objects {transaction_id, account_id, timestamp
-    (ISO, ms, Z), amount, rule_id, observed, threshold (exact decimal strings,
+    (ISO, ms, Z), amount (2 places), rule_id, observed, threshold (exact decimal strings,
     or null), reason}, in (ts, transaction_id, rule_id) order, after the
     position ``after``; ``last`` is the position of the page's last event when
     a next page exists, else None.
@@ -555,7 +567,8 @@ def evaluate_rules(
 ) -> list[dict[str, Any]]:
     """Precision and recall per rule and scenario (SQL ``evaluate_rules``).
 
-    ``rules``: {rule_id: parameters} to measure (None: the enabled rules);
+    ``rules``: {rule_id: parameters} to measure (None: the enabled rules),
+    checked by SQL ``validate_rules`` (InvalidInput naming rule and parameter);
     ``start``/``end``: the time range [start, end) (None: unbounded). Rows:
     rule_id, scenario, labelled, flagged, true_positives, precision_ratio,
     recall_ratio (Decimal, 4 places, None when undefined).
@@ -563,5 +576,5 @@ def evaluate_rules(
     with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "SELECT * FROM evaluate_rules(%s::jsonb, %s, %s)",
-            (json.dumps(rules) if rules is not None else None, start, end),
+            (dumps_json(rules) if rules is not None else None, start, end),
         ).fetchall()

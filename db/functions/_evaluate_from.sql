@@ -28,8 +28,10 @@
 --   velocity (window_seconds, max_transactions): transactions in
 --       (ts - window, ts], this one included, > max_transactions.
 --   rapid_succession (min_gap_seconds): ts - previous ts < min_gap_seconds.
--- Cost per account: the rows from its position on, one index probe for the
--- row before it, and for velocity an index range scan of each row's window.
+-- Cost per account: one index range scan of the rows from its position on
+-- and of those inside the velocity window before it, one index probe for the
+-- row before it, and window functions over those rows (velocity counts by a
+-- RANGE frame over elapsed time, not a probe per row).
 -- Rows come in no particular order. Raises nothing itself; a missing
 -- parameter of a listed rule makes that rule's comparison NULL, so it does
 -- not fire (set_rule refuses such parameters).
@@ -59,8 +61,6 @@ AS $$
             (p_rules #>> '{large_amount,threshold}')::numeric AS large_amount_threshold,
             p_rules ? 'velocity' AS velocity_on,
             (p_rules #>> '{velocity,window_seconds}')::numeric AS velocity_window_seconds,
-            make_interval(secs => (p_rules #>> '{velocity,window_seconds}')::double precision)
-                AS velocity_window,
             (p_rules #>> '{velocity,max_transactions}')::numeric AS velocity_max_transactions,
             p_rules ? 'rapid_succession' AS rapid_succession_on,
             (p_rules #>> '{rapid_succession,min_gap_seconds}')::numeric AS rapid_succession_min_gap_seconds
@@ -81,21 +81,54 @@ AS $$
             LIMIT 1
         ) AS b ON true
     ),
-    history AS (
+    span AS (
+        -- The rows to score (from each position on) and, before them, the
+        -- rows inside the velocity window of the first one, which count in
+        -- windows but are not scored.
         SELECT
             t.transaction_id,
             t.account_id,
             t.ts,
             t.amount,
-            s.base_count + count(*) OVER prior AS prior_count,
-            s.base_sum + coalesce(sum(t.amount) OVER prior, 0) AS prior_sum,
-            coalesce(lag(t.ts) OVER account_order, s.before_ts) AS previous_ts
+            (t.ts, t.transaction_id) >= (s.from_ts, s.from_transaction_id) AS scored,
+            s.base_count,
+            s.base_sum,
+            s.before_ts
         FROM starts AS s
         JOIN transactions AS t
           ON t.account_id = s.account_id
-         AND (t.ts, t.transaction_id) >= (s.from_ts, s.from_transaction_id)
-        WINDOW account_order AS (PARTITION BY t.account_id ORDER BY t.ts, t.transaction_id),
+         AND t.ts >= s.from_ts - make_interval(
+                 secs => coalesce((p_rules #>> '{velocity,window_seconds}')::double precision, 0))
+    ),
+    windowed AS (
+        SELECT
+            w.*,
+            w.base_count + count(*) FILTER (WHERE w.scored) OVER prior AS prior_count,
+            w.base_sum + coalesce(sum(w.amount) FILTER (WHERE w.scored) OVER prior, 0) AS prior_sum,
+            coalesce(lag(w.ts) OVER account_order, w.before_ts) AS previous_ts,
+            -- Prior rows in (ts - window, ts): the rows before this one in the
+            -- span, less those at or before ts - window (all of them prior).
+            -- With a zero window that difference is negative: none.
+            greatest(
+                count(*) OVER prior
+                - count(*) OVER (
+                    PARTITION BY w.account_id
+                    ORDER BY w.ts
+                    RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
+                        secs => coalesce((p_rules #>> '{velocity,window_seconds}')::double precision, 0))
+                        PRECEDING
+                ),
+                0
+            ) AS prior_in_window
+        FROM span AS w
+        WINDOW account_order AS (PARTITION BY w.account_id ORDER BY w.ts, w.transaction_id),
                prior AS (account_order ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+    ),
+    history AS (
+        SELECT h.transaction_id, h.account_id, h.ts, h.amount, h.prior_count, h.prior_sum,
+               h.previous_ts, h.prior_in_window
+        FROM windowed AS h
+        WHERE h.scored
     ),
     below_average AS (
         SELECT
@@ -143,22 +176,14 @@ AS $$
         SELECT
             h.transaction_id, h.account_id, h.ts, h.amount,
             'velocity'::text,
-            (w.prior_in_window + 1)::numeric,
+            (h.prior_in_window + 1)::numeric,
             p.velocity_max_transactions,
             format('%s transactions within %s seconds (this one included); the limit is %s',
-                   w.prior_in_window + 1, p.velocity_window_seconds, p.velocity_max_transactions)
+                   h.prior_in_window + 1, p.velocity_window_seconds, p.velocity_max_transactions)
         FROM history AS h
         CROSS JOIN parameters AS p
-        CROSS JOIN LATERAL (
-            -- Prior transactions of the account in (ts - window, ts): an index-only range scan.
-            SELECT count(*) AS prior_in_window
-            FROM transactions AS w
-            WHERE w.account_id = h.account_id
-              AND w.ts > h.ts - p.velocity_window
-              AND (w.ts, w.transaction_id) < (h.ts, h.transaction_id)
-        ) AS w
         WHERE p.velocity_on
-          AND w.prior_in_window + 1 > p.velocity_max_transactions
+          AND h.prior_in_window + 1 > p.velocity_max_transactions
     ),
     rapid_succession AS (
         SELECT
