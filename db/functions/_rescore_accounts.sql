@@ -34,6 +34,10 @@ CREATE OR REPLACE FUNCTION _rescore_accounts(
 RETURNS bigint
 LANGUAGE plpgsql
 VOLATILE
+-- JIT compiles the big set-based queries at a cost (seconds) that their run
+-- rarely earns back here (measured: a 5,000-row store 5.4 s with it, 1.9 s
+-- without).
+SET jit = off
 AS $$
 DECLARE
     v_rules jsonb;
@@ -45,6 +49,7 @@ DECLARE
     v_new bigint;
     v_existing boolean;
     v_plan_cache_mode text := current_setting('plan_cache_mode');
+    v_work_mem text := current_setting('work_mem');
 BEGIN
     IF cardinality(p_account_ids) IS NULL OR cardinality(p_account_ids) = 0 THEN
         RETURN 0;
@@ -56,6 +61,10 @@ BEGIN
                        CASE WHEN cardinality(p_account_ids) <= 100 THEN 'force_generic_plan'
                             ELSE 'force_custom_plan' END,
                        true);
+    -- Many accounts: sorts of the window pass stay in memory.
+    IF cardinality(p_account_ids) > 100 THEN
+        PERFORM set_config('work_mem', '256MB', true);
+    END IF;
     PERFORM pg_advisory_xact_lock_shared(7231546390112208);
 
     INSERT INTO account_states AS a (account_id, transaction_count, amount_sum)
@@ -69,19 +78,24 @@ BEGIN
     DELETE FROM account_states AS a
     WHERE a.account_id = ANY (p_account_ids) AND a.transaction_count = 0;
 
-    -- Totals before each position: running totals minus the rows from it on.
+    -- Totals before each position: running totals minus the rows from it on;
+    -- nothing to read for an account whose every row came in this change (a
+    -- new account, a load into an empty table): its base is 0.
     SELECT array_agg(s.account_id), array_agg(s.from_ts), array_agg(s.from_transaction_id),
-           array_agg(a.transaction_count - r.row_count), array_agg(a.amount_sum - r.amount_sum)
+           array_agg(coalesce(a.transaction_count - r.row_count, 0)),
+           array_agg(coalesce(a.amount_sum - r.amount_sum, 0))
     INTO v_account_ids, v_from_ts, v_from_transaction_ids, v_base_counts, v_base_sums
-    FROM unnest(p_account_ids, p_from_ts, p_from_transaction_ids)
-        AS s(account_id, from_ts, from_transaction_id)
+    FROM unnest(p_account_ids, p_from_ts, p_from_transaction_ids, p_delta_counts)
+        AS s(account_id, from_ts, from_transaction_id, delta_count)
     JOIN account_states AS a ON a.account_id = s.account_id
-    CROSS JOIN LATERAL (
+    LEFT JOIN LATERAL (
         SELECT count(*) AS row_count, coalesce(sum(t.amount), 0) AS amount_sum
         FROM transactions AS t
         WHERE t.account_id = s.account_id
           AND (t.ts, t.transaction_id) >= (s.from_ts, s.from_transaction_id)
-    ) AS r;
+          AND a.transaction_count <> s.delta_count
+        HAVING a.transaction_count <> s.delta_count
+    ) AS r ON true;
 
     v_rules := active_rule_parameters();
     -- Rows appended after every alert of their accounts (the usual arrival,
@@ -147,6 +161,7 @@ BEGIN
     END IF;
 
     PERFORM set_config('plan_cache_mode', v_plan_cache_mode, true);
+    PERFORM set_config('work_mem', v_work_mem, true);
     IF v_new > 0 THEN
         PERFORM pg_notify('pgfraud_alerts', v_new::text);
     END IF;

@@ -17,6 +17,7 @@ LANGUAGE plpgsql
 VOLATILE
 SECURITY DEFINER
 SET search_path = public, pg_temp
+SET jit = off
 AS $$
 DECLARE
     v_account_ids bigint[];

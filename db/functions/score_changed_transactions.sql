@@ -18,6 +18,7 @@ LANGUAGE plpgsql
 VOLATILE
 SECURITY DEFINER
 SET search_path = public, pg_temp
+SET jit = off
 AS $$
 DECLARE
     v_changed text;
