@@ -21,9 +21,12 @@ MIGRATION_NAME = re.compile(r"^\d{4}_[a-z][a-z0-9_]*\.sql$")
 
 # Work a migration needs from the function files, run once after they are
 # applied in the same database transaction, when that migration was applied
-# now: 0005 scores the transactions already stored (alerts, account_states).
+# now: 0005 scores the transactions already stored (alerts, account_states),
+# 0008 re-scores them with the new rules.
 AFTER_FUNCTIONS = {
     "0005_create_alerts": "SELECT rescore_alerts(true)",
+    # 0008 adds rules and windows: the stored transactions are scored again.
+    "0008_add_merchants": "SELECT rescore_alerts(false)",
 }
 
 
