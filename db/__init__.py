@@ -105,7 +105,8 @@ def store_transactions(conn: psycopg.Connection, transactions: list[dict[str, An
     """Store validated transactions all-or-nothing (SQL ``store_transactions``).
 
     ``transactions``: dicts with account_id (int), transaction_id (int),
-    timestamp (aware datetime, ms), amount (Decimal). Returns one dict per
+    timestamp (aware datetime, ms), amount (Decimal), optional merchant_id
+    (int or None). Returns one dict per
     input, in order: ``{"row", "transaction_id", "status", "alerts"}`` with
     status ``stored`` or ``duplicate`` and the verdict: the transaction's
     alerts, scored in the same database transaction, as dicts ``{"alert_id",
@@ -127,23 +128,24 @@ def store_transactions(conn: psycopg.Connection, transactions: list[dict[str, An
 
 
 def stage_transactions(
-    conn: psycopg.Connection, rows: Iterable[tuple[int, int, int, datetime, Decimal]]
+    conn: psycopg.Connection, rows: Iterable[tuple]
 ) -> None:
     """COPY rows into this session's staging table (SQL ``create_staging_table``).
 
-    ``rows``: (row_number, transaction_id, account_id, ts, amount) tuples,
-    already validated; row_number is what errors report (a CSV line, say).
+    ``rows``: (row_number, transaction_id, account_id, ts, amount) tuples, or
+    with a sixth element merchant_id (int or None), already validated;
+    row_number is what errors report (a CSV line, say).
     Follow with :func:`store_staged` in the same database transaction.
     Errors: InvalidInput for a value the table's constraints refuse.
     """
     with wrap_errors():
         conn.execute("SELECT create_staging_table()")
         with conn.cursor().copy(
-            "COPY pg_temp.staged_transactions (row_number, transaction_id, account_id, ts, amount)"
-            " FROM STDIN"
+            "COPY pg_temp.staged_transactions"
+            " (row_number, transaction_id, account_id, ts, amount, merchant_id) FROM STDIN"
         ) as copy:
             for row in rows:
-                copy.write_row(row)
+                copy.write_row(row if len(row) == 6 else (*row, None))
 
 
 def store_staged(conn: psycopg.Connection) -> dict[str, int]:
@@ -162,7 +164,7 @@ def store_staged(conn: psycopg.Connection) -> dict[str, int]:
 
 
 def copy_transactions(
-    conn: psycopg.Connection, rows: Iterable[tuple[int, int, int, datetime, Decimal]]
+    conn: psycopg.Connection, rows: Iterable[tuple]
 ) -> dict[str, int]:
     """Store rows by COPY through the staging table, all-or-nothing and idempotent.
 

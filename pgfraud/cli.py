@@ -201,28 +201,45 @@ def create_user(name: str, password: str | None, read_only: bool) -> None:
 
 @main.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def load(path: Path) -> None:
+@click.option(
+    "--label-column",
+    default=None,
+    help="Column of fraud labels (1/0, true/false, yes/no): fraud rows are stored as labels "
+    "with the transactions, for `pgfraud evaluate` and compromised_merchant.",
+)
+@click.option(
+    "--scenario-column",
+    default=None,
+    help="With --label-column: column of scenario codes (a name, or a number n kept as "
+    "scenario_<n>).",
+)
+def load(path: Path, label_column: str | None, scenario_column: str | None) -> None:
     """Load a CSV of transactions by COPY, all-or-nothing.
 
     Header: account_id, transaction_id, amount, and timestamp (ISO 8601) or
-    timestamp_ms (epoch milliseconds); other columns are ignored. Every bad
-    line is reported and nothing is stored; rows already stored unchanged are
-    counted as duplicates.
+    timestamp_ms (epoch milliseconds); merchant_id if present (empty: unknown);
+    other columns are ignored. Every bad line is reported and nothing is
+    stored; rows already stored unchanged are counted as duplicates.
     """
     from pgfraud.load import load_csv
 
+    if scenario_column and not label_column:
+        raise click.BadParameter("needs --label-column", param_hint="--scenario-column")
     try:
         with config.existing_database() as database:
             prepare(database)
-            with db.connect(database.app_url) as conn:
-                counts = load_csv(conn, path)
+            # Labels are the owner's data: with them, load as the owner.
+            url = database.admin_url if label_column else database.app_url
+            with db.connect(url) as conn:
+                counts = load_csv(conn, path, label_column, scenario_column)
                 conn.commit()
     except PgfraudError as exc:
         _fail(exc, unit="line")
+    labels = f", {counts['labels']} labelled fraud" if "labels" in counts else ""
     click.echo(
         f"loaded {path}: {counts['rows']} row{'s' if counts['rows'] != 1 else ''}, "
         f"{counts['stored']} stored, "
-        f"{counts['duplicate']} duplicates"
+        f"{counts['duplicate']} duplicates{labels}"
     )
 
 

@@ -11,6 +11,7 @@ staging table, so loading the same file twice stores nothing new.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from pgfraud.errors import MAX_LISTED_ERRORS, InvalidInput
 from pgfraud.wire import Transaction, parse_transactions
 
 REQUIRED = ("account_id", "transaction_id", "amount")
+OPTIONAL = ("merchant_id",)  # read when the header has it; an empty cell is unknown
 CHUNK = 10_000
 
 
@@ -50,8 +52,44 @@ def utf8_lines(path: Path) -> Iterator[str]:
             yield line
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, {field: text}) per data row.
+TRUE_LABELS = frozenset({"1", "true", "t", "yes", "y"})
+FALSE_LABELS = frozenset({"0", "false", "f", "no", "n"})
+_SCENARIO_TEXT = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+def parse_label(
+    value: str | None, scenario: str | None, label_column: str, scenario_column: str | None
+) -> tuple[str | None, dict[str, str] | None]:
+    """(scenario name or None for not fraud, error or None) of one row's label cells.
+
+    ``value``: 1/0, true/false, t/f, yes/no, y/n (any case); ``scenario``:
+    a lower_snake_case name, or a numeric code n stored as ``scenario_<n>``;
+    no scenario column (or an empty cell) gives ``labelled``. An error is
+    ``{"field", "message"}`` naming the column.
+    """
+    text = (value or "").strip().lower()
+    if text in FALSE_LABELS:
+        return None, None
+    if text not in TRUE_LABELS:
+        return None, {
+            "field": label_column,
+            "message": f"must be 1/0, true/false or yes/no, not {value!r}",
+        }
+    code = (scenario or "").strip()
+    if not code:
+        return "labelled", None
+    if code.isdigit() and len(code) <= 18:
+        return f"scenario_{int(code)}", None
+    if _SCENARIO_TEXT.fullmatch(code):
+        return code, None
+    return None, {
+        "field": scenario_column or "",
+        "message": f"must be a number or a lower_snake_case name, not {code[:40]!r}",
+    }
+
+
+def _rows(path: Path, extra: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, {field: text}) per data row; ``extra``: more columns the header must have.
 
     InvalidInput for a bad header, bytes that are not UTF-8 (on their line),
     or broken CSV (an unterminated quote, a field over 131,072 characters),
@@ -59,20 +97,20 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """
     reader = csv.reader(utf8_lines(path), strict=True)
     try:
-        yield from _read(path, reader)
+        yield from _read(path, reader, extra)
     except csv.Error as exc:
         raise InvalidInput(
             f"line {reader.line_num}: not valid CSV ({exc})", row=reader.line_num
         ) from None
 
 
-def _read(path: Path, reader: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read(path: Path, reader: Any, extra: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
     """Header check, then (line, {field: text}) per non-blank data row."""
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         raise InvalidInput(f"{path} is empty: it needs a header line") from None
-    missing = [name for name in REQUIRED if name not in header]
+    missing = [name for name in (*REQUIRED, *extra) if name not in header]
     time_column = next((c for c in ("timestamp", "timestamp_ms") if c in header), None)
     if time_column is None:
         missing.append("timestamp (or timestamp_ms)")
@@ -82,7 +120,8 @@ def _read(path: Path, reader: Any) -> Iterator[tuple[int, dict[str, Any]]]:
             field=missing[0].split()[0],
             row=1,
         )
-    index = {name: header.index(name) for name in (*REQUIRED, time_column)}
+    optional = tuple(name for name in OPTIONAL if name in header)
+    index = {name: header.index(name) for name in (*REQUIRED, time_column, *optional, *extra)}
     for values in reader:
         if not values or all(not v.strip() for v in values):
             continue  # blank line
@@ -92,30 +131,45 @@ def _read(path: Path, reader: Any) -> Iterator[tuple[int, dict[str, Any]]]:
         yield line, {k: v for k, v in row.items() if v is not None}
 
 
-def _check(chunk: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, Transaction]]:
+def _check(
+    chunk: list[tuple[int, dict[str, Any]]], extra: tuple[str, ...] = ()
+) -> list[tuple[int, Transaction]]:
     lines = [line for line, _ in chunk]
-    return list(zip(lines, parse_transactions([row for _, row in chunk], rows=lines), strict=True))
+    rows = [{k: v for k, v in row.items() if k not in extra} for _, row in chunk]
+    return list(zip(lines, parse_transactions(rows, rows=lines), strict=True))
 
 
-def load_csv(conn: psycopg.Connection, path: Path) -> dict[str, int]:
+def load_csv(
+    conn: psycopg.Connection,
+    path: Path,
+    label_column: str | None = None,
+    scenario_column: str | None = None,
+) -> dict[str, int]:
     """Validate and store ``path`` by COPY in one pass, in the caller's database transaction.
 
     Rows are validated in chunks and streamed into the staging table; after
     the first bad row nothing more is staged, but validation goes on so that
     every bad line (up to 100) is reported. Only a file without bad rows is
     merged into ``transactions``; otherwise the caller rolls back. Returns
-    ``{"rows": n, "stored": s, "duplicate": d}``. Errors: InvalidInput (bad
+    ``{"rows": n, "stored": s, "duplicate": d}``, and ``"labels"`` (fraud rows)
+    when ``label_column`` names the column of fraud labels (see
+    :func:`parse_label`; ``scenario_column``: the scenario codes): those are
+    stored in ``fraud_labels`` before the transactions, so scoring on
+    arrival already reads them, which needs the owner's connection.
+    Errors: InvalidInput (bad
     header or rows, ``errors`` holds ``{"row"/"line", "field", "message"}`` per
     problem), TransactionConflict (an id already stored with other content;
     ``row`` is its line).
     """
     errors: list[dict[str, Any]] = []
+    labels: list[tuple[int, str]] = []
     count = 0
+    extra = tuple(c for c in (label_column, scenario_column) if c)
 
     def staged_rows() -> Iterator[tuple[int, int, int, Any, Any]]:
         nonlocal count
         chunk: list[tuple[int, dict[str, Any]]] = []
-        for item in _rows(path):
+        for item in _rows(path, extra):
             count += 1
             chunk.append(item)
             if len(chunk) == CHUNK:
@@ -127,19 +181,35 @@ def load_csv(conn: psycopg.Connection, path: Path) -> dict[str, int]:
             yield from validate(chunk)
 
     def validate(chunk: list[tuple[int, dict[str, Any]]]) -> Iterator[tuple]:
+        fraud: dict[int, str] = {}
+        if label_column:
+            for line, row in chunk:
+                scenario, error = parse_label(
+                    row.get(label_column), row.get(scenario_column or ""),
+                    label_column, scenario_column,
+                )
+                if error:
+                    errors.append({"row": line, **error})
+                elif scenario:
+                    fraud[line] = scenario
         try:
-            good = _check(chunk)
+            good = _check(chunk, extra)
         except InvalidInput as exc:
             errors.extend(exc.errors)
+            errors.sort(key=lambda e: e["row"])
             return
         if not errors:
+            labels.extend((t.transaction_id, fraud[line]) for line, t in good if line in fraud)
             for line, t in good:
-                yield (line, t.transaction_id, t.account_id, t.timestamp, t.amount)
+                yield (line, t.transaction_id, t.account_id, t.timestamp, t.amount, t.merchant_id)
 
     db.stage_transactions(conn, staged_rows())
     if errors:
         raise refused_file(path, errors)
-    return {"rows": count, **db.store_staged(conn)}
+    if not label_column:
+        return {"rows": count, **db.store_staged(conn)}
+    db.store_labels(conn, labels)
+    return {"rows": count, **db.store_staged(conn), "labels": len(labels)}
 
 
 def refused_file(path: Path, errors: list[dict[str, Any]]) -> InvalidInput:

@@ -23,7 +23,7 @@ BEGIN
     INTO v_conflict
     FROM pg_temp.staged_transactions AS s
     GROUP BY s.transaction_id
-    HAVING count(DISTINCT (s.account_id, s.ts, s.amount)) > 1
+    HAVING count(DISTINCT (s.account_id, s.ts, s.amount, s.merchant_id)) > 1
     ORDER BY min(s.row_number)
     LIMIT 1;
     IF FOUND THEN
@@ -36,8 +36,9 @@ BEGIN
     END IF;
 
     WITH inserted AS (
-        INSERT INTO transactions AS t (transaction_id, account_id, ts, amount)
-        SELECT DISTINCT ON (s.transaction_id) s.transaction_id, s.account_id, s.ts, s.amount
+        INSERT INTO transactions AS t (transaction_id, account_id, ts, amount, merchant_id)
+        SELECT DISTINCT ON (s.transaction_id) s.transaction_id, s.account_id, s.ts, s.amount,
+               s.merchant_id
         FROM pg_temp.staged_transactions AS s
         ORDER BY s.transaction_id, s.row_number
         ON CONFLICT ON CONSTRAINT transactions_pkey DO NOTHING
@@ -49,7 +50,8 @@ BEGIN
     INTO v_conflict
     FROM pg_temp.staged_transactions AS s
     JOIN transactions AS t ON t.transaction_id = s.transaction_id
-    WHERE (t.account_id, t.ts, t.amount) IS DISTINCT FROM (s.account_id, s.ts, s.amount)
+    WHERE (t.account_id, t.ts, t.amount, t.merchant_id)
+          IS DISTINCT FROM (s.account_id, s.ts, s.amount, s.merchant_id)
     ORDER BY s.row_number
     LIMIT 1;
     IF FOUND THEN
