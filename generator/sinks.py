@@ -29,7 +29,8 @@ from pgfraud.errors import PgfraudError
 from pgfraud.generator.stream import GeneratedTransaction
 from pgfraud.wire import format_timestamp
 
-CSV_HEADER = "account_id,transaction_id,timestamp,amount\n"
+CSV_HEADER = "account_id,transaction_id,timestamp,amount,merchant_id\n"
+LABELLED_CSV_HEADER = "account_id,transaction_id,timestamp,amount,merchant_id,is_fraud,fraud_scenario\n"
 SINKS = ("copy", "insert", "api", "csv")
 
 Counts = dict[str, int | None]
@@ -109,9 +110,9 @@ def copy_rows(
     transactions: Iterable[GeneratedTransaction],
 ) -> Iterator[tuple[int, int, int, datetime, Decimal]]:
     """The rows pgfraud.db.copy_transactions takes, lazily:
-    ``(row_number, transaction_id, account_id, ts, amount)``, row_number from 1."""
+    ``(row_number, transaction_id, account_id, ts, amount, merchant_id)``, row_number from 1."""
     for row_number, t in enumerate(transactions, start=1):
-        yield row_number, t.transaction_id, t.account_id, t.timestamp, t.amount
+        yield row_number, t.transaction_id, t.account_id, t.timestamp, t.amount, t.merchant_id
 
 
 def to_copy(conn: psycopg.Connection, transactions: Iterable[GeneratedTransaction]) -> Counts:
@@ -153,6 +154,7 @@ def to_insert(
                 "transaction_id": t.transaction_id,
                 "timestamp": t.timestamp,
                 "amount": t.amount,
+                "merchant_id": t.merchant_id,
             }
             for t in batch
         ]
@@ -169,6 +171,7 @@ def to_json(t: GeneratedTransaction) -> dict[str, Any]:
         "transaction_id": t.transaction_id,
         "timestamp": format_timestamp(t.timestamp),
         "amount": str(t.amount),
+        "merchant_id": t.merchant_id,
     }
 
 
@@ -251,12 +254,20 @@ def to_api(
     return {"written": written, "stored": stored, "duplicates": duplicates}
 
 
-def to_csv(out: TextIO, transactions: Iterable[GeneratedTransaction]) -> Counts:
-    """Write CSV to ``out``: header ``account_id,transaction_id,timestamp,amount``,
-    ``\\n`` line ends, ISO timestamps with milliseconds and Z, amounts with 2 decimals."""
-    out.write(CSV_HEADER)
+def to_csv(
+    out: TextIO, transactions: Iterable[GeneratedTransaction], label_columns: bool = False
+) -> Counts:
+    """Write CSV to ``out``: header ``account_id,transaction_id,timestamp,amount,merchant_id``
+    (``label_columns``: then ``is_fraud`` 1/0 and ``fraud_scenario``, empty when not
+    fraud), ``\\n`` line ends, ISO timestamps with milliseconds and Z, amounts with 2
+    decimals."""
+    out.write(LABELLED_CSV_HEADER if label_columns else CSV_HEADER)
     written = 0
     for t in transactions:
-        out.write(f"{t.account_id},{t.transaction_id},{format_timestamp(t.timestamp)},{t.amount}\n")
+        merchant = "" if t.merchant_id is None else t.merchant_id
+        line = f"{t.account_id},{t.transaction_id},{format_timestamp(t.timestamp)},{t.amount},{merchant}"
+        if label_columns:
+            line += f",1,{t.scenario}" if t.scenario else ",0,"
+        out.write(line + "\n")
         written += 1
     return {"written": written, "stored": None, "duplicates": None}
