@@ -23,7 +23,7 @@ from werkzeug.exceptions import MethodNotAllowed, Unauthorized, UnsupportedMedia
 from pgfraud import __version__, db
 from pgfraud.errors import DatabaseUnavailable, InvalidInput, MalformedJson, TooManyRows
 from pgfraud.service import feed
-from pgfraud.service.database import transaction
+from pgfraud.service.database import read, transaction
 from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
     AlertQuery,
@@ -55,7 +55,12 @@ def _json_value(value: Any) -> Any:
 
 def _serialise(row: dict[str, Any], rename: dict[str, str] | None = None) -> dict[str, Any]:
     rename = rename or {}
-    return {rename.get(k, k): _json_value(v) for k, v in row.items()}
+    out = {rename.get(k, k): _json_value(v) for k, v in row.items()}
+    if isinstance(row.get("amount"), Decimal):
+        # Always 2 places ("13.00"), also for a row stored before the store
+        # functions wrote scale 2; stored amounts never have more than 2.
+        out["amount"] = f"{row['amount']:.2f}"
+    return out
 
 
 def requires_token(view: Callable) -> Callable:
@@ -103,8 +108,7 @@ def index():
 @bp.get("/health")
 def health():
     """200 ``{"status": "ok", "database": {...}}`` when the database answers; 503 otherwise."""
-    with transaction() as conn:
-        info = db.check_health(conn)
+    info = read(db.check_health)
     return jsonify({"status": "ok", "database": info})
 
 
@@ -117,8 +121,7 @@ def openapi():
 @bp.get("/rules")
 def rules():
     """The rule catalogue: ``{"rules": [{rule_id, enabled, parameters, description}]}``."""
-    with transaction() as conn:
-        rows = db.get_rules(conn)
+    rows = read(db.get_rules)
     return jsonify({"rules": [_serialise(r) for r in rows]})
 
 
@@ -149,8 +152,7 @@ def is_fraud(account_id: str):
     page = parse_model(EventPage, _single_value_args())
     after = parse_event_cursor(page.after) if page.after is not None else None
     # One more than the page: tells whether there is a next page without a count.
-    with transaction() as conn:
-        events = db.is_fraud(conn, account, page.limit + 1, after)
+    events = read(lambda conn: db.is_fraud(conn, account, page.limit + 1, after))
     following = None
     if len(events) > page.limit:
         events = events[: page.limit]
@@ -182,8 +184,8 @@ def alerts():
     the bad parameter.
     """
     query = parse_model(AlertQuery, _single_value_args())
-    with transaction() as conn:
-        rows = db.get_alerts(
+    rows = read(
+        lambda conn: db.get_alerts(
             conn,
             account_id=query.account_id,
             rule_id=query.rule_id,
@@ -193,6 +195,7 @@ def alerts():
             before=query.before,
             limit=query.limit + 1,
         )
+    )
     following = None
     if len(rows) > query.limit:
         rows = rows[: query.limit]
@@ -230,8 +233,7 @@ def alert_stream():
     if last:
         position = parse_feed_position(last, "Last-Event-ID")
     else:
-        with transaction() as conn:
-            position = parse_feed_position(db.get_alert_feed_start(conn))
+        position = parse_feed_position(read(db.get_alert_feed_start))
     listener = feed.get_listener()
     heartbeat = float(current_app.config["FEED_HEARTBEAT_S"])
 
@@ -312,8 +314,8 @@ def account_transactions(account_id: str):
         raise InvalidInput("limit is given more than once", field="limit")
     if not LIMIT.fullmatch(limits[0]) or not 1 <= int(limits[0]) <= 10_000:
         raise InvalidInput("limit must be an integer from 1 to 10000", field="limit")
-    with transaction() as conn:
-        rows = db.get_account_transactions(conn, account, int(limits[0]))
+    limit = int(limits[0])
+    rows = read(lambda conn: db.get_account_transactions(conn, account, limit))
     return jsonify(
         {"account_id": account, "transactions": [_serialise(r, {"ts": "timestamp"}) for r in rows]}
     )
