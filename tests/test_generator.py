@@ -584,3 +584,54 @@ def test_labels_go_into_a_folder_that_does_not_exist_yet(tmp_path: Path) -> None
     )
     assert result.exit_code == 0, result.output
     assert labels.read_text().splitlines()[0] == "transaction_id,scenario"
+
+
+def test_merchants_favourites_and_scenarios_follow_their_definitions() -> None:
+    from pgfraud.generator.profiles import favourite_merchants, merchant_compromised
+
+    settings = Settings(num_transactions=20_000, accounts=50, merchants=200, fraud_rate=0.05)
+    rows = list(generate_transactions(settings))
+    assert all(1 <= t.merchant_id <= 200 for t in rows)
+    normal = [t for t in rows if t.scenario is None]
+    at_favourite = sum(
+        t.merchant_id in favourite_merchants(42, t.account_id, 200) for t in normal
+    )
+    # 85% at a favourite, plus random picks that land on one.
+    assert 0.85 <= at_favourite / len(normal) <= 0.95
+    by_account: dict[int, list] = {}
+    for t in rows:
+        by_account.setdefault(t.account_id, []).append(t)
+    drains = 0
+    for history in by_account.values():
+        for i, t in enumerate(history):
+            if t.scenario != "compromised_merchant" or (
+                i and history[i - 1].scenario == "compromised_merchant"
+            ):
+                continue
+            drains += 1
+            # The first payment of a drain: 1 to 5 days after a normal
+            # purchase at a merchant compromised at that moment.
+            visits = [
+                p
+                for p in history[:i]
+                if p.scenario is None
+                and timedelta(days=1) <= t.timestamp - p.timestamp <= timedelta(days=5, hours=1)
+                and merchant_compromised(
+                    42, p.merchant_id, int(p.timestamp.timestamp() * 1000), 0.05
+                )
+            ]
+            assert visits, t
+    assert drains > 0
+    for name, low, high in (("card_testing", 6, 12), ("bot_burst", 10, 30)):
+        # Each burst is one merchant (runs of the scenario in one account).
+        runs = []
+        for history in by_account.values():
+            run: list = []
+            for t in history + [None]:
+                if t is not None and t.scenario == name:
+                    run.append(t)
+                elif run:
+                    runs.append(run)
+                    run = []
+        assert runs
+        assert all(len({t.merchant_id for t in r}) == 1 for r in runs if low <= len(r) <= high)
