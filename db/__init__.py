@@ -139,9 +139,7 @@ def store_transactions(conn: psycopg.Connection, transactions: list[dict[str, An
     ]
 
 
-def stage_transactions(
-    conn: psycopg.Connection, rows: Iterable[tuple]
-) -> None:
+def stage_transactions(conn: psycopg.Connection, rows: Iterable[tuple]) -> None:
     """COPY rows into this session's staging table (SQL ``create_staging_table``).
 
     ``rows``: (row_number, transaction_id, account_id, ts, amount) tuples, or
@@ -175,9 +173,7 @@ def store_staged(conn: psycopg.Connection) -> dict[str, int]:
     return {"stored": counts[0], "duplicate": counts[1]}
 
 
-def copy_transactions(
-    conn: psycopg.Connection, rows: Iterable[tuple]
-) -> dict[str, int]:
+def copy_transactions(conn: psycopg.Connection, rows: Iterable[tuple]) -> dict[str, int]:
     """Store rows by COPY through the staging table, all-or-nothing and idempotent.
 
     :func:`stage_transactions` then :func:`store_staged`, in the caller's

@@ -30,7 +30,9 @@ from pgfraud.generator.stream import GeneratedTransaction
 from pgfraud.wire import format_timestamp
 
 CSV_HEADER = "account_id,transaction_id,timestamp,amount,merchant_id\n"
-LABELLED_CSV_HEADER = "account_id,transaction_id,timestamp,amount,merchant_id,is_fraud,fraud_scenario\n"
+LABELLED_CSV_HEADER = (
+    "account_id,transaction_id,timestamp,amount,merchant_id,is_fraud,fraud_scenario\n"
+)
 SINKS = ("copy", "insert", "api", "csv")
 
 Counts = dict[str, int | None]
@@ -265,7 +267,8 @@ def to_csv(
     written = 0
     for t in transactions:
         merchant = "" if t.merchant_id is None else t.merchant_id
-        line = f"{t.account_id},{t.transaction_id},{format_timestamp(t.timestamp)},{t.amount},{merchant}"
+        ts = format_timestamp(t.timestamp)
+        line = f"{t.account_id},{t.transaction_id},{ts},{t.amount},{merchant}"
         if label_columns:
             line += f",1,{t.scenario}" if t.scenario else ",0,"
         out.write(line + "\n")

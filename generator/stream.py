@@ -141,7 +141,9 @@ def account_events(settings: Settings, profile: Profile, first_ms: int) -> Itera
     merchants = settings.merchants
     favourites = favourite_merchants(settings.seed, profile.account_id, merchants)
     drawn = [SCENARIOS[name] for name in settings.scenarios if not SCENARIOS[name].scheduled]
-    drain = SCENARIOS["compromised_merchant"] if "compromised_merchant" in settings.scenarios else None
+    drain = (
+        SCENARIOS["compromised_merchant"] if "compromised_merchant" in settings.scenarios else None
+    )
     fraud_rate = settings.fraud_rate
 
     def pick(r: random.Random) -> int:
@@ -179,7 +181,8 @@ def account_events(settings: Settings, profile: Profile, first_ms: int) -> Itera
             ):
                 start = last + rng.randint(DAY_MS, 5 * DAY_MS)
                 pending = [
-                    (start + offset, c, m) for offset, c, m in drain.draw(rng, profile, pick, anywhere)
+                    (start + offset, c, m)
+                    for offset, c, m in drain.draw(rng, profile, pick, anywhere)
                 ]
             ms = last
         ms += profile.next_gap_ms(rng)

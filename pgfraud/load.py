@@ -104,7 +104,9 @@ def _rows(path: Path, extra: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[s
         ) from None
 
 
-def _read(path: Path, reader: Any, extra: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read(
+    path: Path, reader: Any, extra: tuple[str, ...] = ()
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """Header check, then (line, {field: text}) per non-blank data row."""
     try:
         header = [h.strip() for h in next(reader)]
@@ -185,8 +187,10 @@ def load_csv(
         if label_column:
             for line, row in chunk:
                 scenario, error = parse_label(
-                    row.get(label_column), row.get(scenario_column or ""),
-                    label_column, scenario_column,
+                    row.get(label_column),
+                    row.get(scenario_column or ""),
+                    label_column,
+                    scenario_column,
                 )
                 if error:
                     errors.append({"row": line, **error})

@@ -92,9 +92,7 @@ def events(
             low = tx.ts - timedelta(days=r["window_days"])
             high = tx.ts - timedelta(days=r["delay_days"])
             seen = [
-                m
-                for m in merchant_rows
-                if m.merchant_id == tx.merchant_id and low <= m.ts < high
+                m for m in merchant_rows if m.merchant_id == tx.merchant_id and low <= m.ts < high
             ]
             known = sum(1 for m in seen if m.known_fraud)
             share = Decimal(str(r["min_fraud_share"]))

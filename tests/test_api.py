@@ -195,7 +195,12 @@ def test_is_fraud_answers_with_and_without_trailing_slash(client, database):
         client,
         [
             {**GOOD, "transaction_id": 1, "amount": "100.00"},
-            {**GOOD, "transaction_id": 2, "amount": "20000.00", "timestamp": "2024-01-02T00:00:00Z"},
+            {
+                **GOOD,
+                "transaction_id": 2,
+                "amount": "20000.00",
+                "timestamp": "2024-01-02T00:00:00Z",
+            },
         ],
     )
     with_slash = client.get("/is_fraud/1/")

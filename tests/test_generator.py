@@ -468,7 +468,13 @@ def test_labels_never_reach_the_transactions_table(database: Database, tmp_path:
             "SELECT column_name FROM information_schema.columns"
             " WHERE table_name = 'transactions' ORDER BY ordinal_position"
         ).fetchall()
-    assert [c[0] for c in columns] == ["transaction_id", "account_id", "ts", "amount", "merchant_id"]
+    assert [c[0] for c in columns] == [
+        "transaction_id",
+        "account_id",
+        "ts",
+        "amount",
+        "merchant_id",
+    ]
     assert len(read_rows(tmp_path / "l.csv")) == 50
 
 
@@ -593,9 +599,7 @@ def test_merchants_favourites_and_scenarios_follow_their_definitions() -> None:
     rows = list(generate_transactions(settings))
     assert all(1 <= t.merchant_id <= 200 for t in rows)
     normal = [t for t in rows if t.scenario is None]
-    at_favourite = sum(
-        t.merchant_id in favourite_merchants(42, t.account_id, 200) for t in normal
-    )
+    at_favourite = sum(t.merchant_id in favourite_merchants(42, t.account_id, 200) for t in normal)
     # 85% at a favourite, plus random picks that land on one.
     assert 0.85 <= at_favourite / len(normal) <= 0.95
     by_account: dict[int, list] = {}

@@ -215,14 +215,28 @@ def test_cli_loads_a_generated_file_with_its_labels(tmp_path, external):
     out, labels = tmp_path / "g.csv", tmp_path / "l.csv"
     result = CliRunner().invoke(
         generate,
-        ["--to", "csv", "--output", str(out), "--labels", str(labels), "--label-columns",
-         "--num-transactions", "300", "--accounts", "5", "--fraud-rate", "0.2"],
+        [
+            "--to",
+            "csv",
+            "--output",
+            str(out),
+            "--labels",
+            str(labels),
+            "--label-columns",
+            "--num-transactions",
+            "300",
+            "--accounts",
+            "5",
+            "--fraud-rate",
+            "0.2",
+        ],
     )
     assert result.exit_code == 0, result.output
     with out.open() as f:
         sidecar = sum(1 for row in csv.DictReader(f) if row["is_fraud"] == "1")
     result = CliRunner().invoke(
-        main, ["load", str(out), "--label-column", "is_fraud", "--scenario-column", "fraud_scenario"]
+        main,
+        ["load", str(out), "--label-column", "is_fraud", "--scenario-column", "fraud_scenario"],
     )
     assert result.exit_code == 0, result.output
     with db.connect(external.admin_url) as conn:

@@ -108,8 +108,10 @@ def test_below_average_window_needs_min_history_inside_it(app_conn, admin_conn):
 
 
 def test_equal_times_are_same_timestamp_not_rapid_succession(app_conn, admin_conn):
-    only(admin_conn, {"rapid_succession": {"min_gap_seconds": 10},
-                      "same_timestamp": {"max_transactions": 1}})
+    only(
+        admin_conn,
+        {"rapid_succession": {"min_gap_seconds": 10}, "same_timestamp": {"max_transactions": 1}},
+    )
     store(
         app_conn,
         [(21, 7, 0, "1.00", None), (22, 7, 0, "1.00", None), (23, 7, 5, "1.00", None)],

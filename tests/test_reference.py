@@ -129,9 +129,7 @@ def test_every_rule_agrees_with_the_python_reference(app_conn, admin_conn, own, 
         )
         for i, (offset, amount, merchant) in enumerate(own)
     ]
-    rows = [
-        (base + t.transaction_id, account, t.ts, t.amount, t.merchant_id) for t in txs
-    ]
+    rows = [(base + t.transaction_id, account, t.ts, t.amount, t.merchant_id) for t in txs]
     merchant_rows = [MerchantTx(t.merchant_id, t.ts, False) for t in txs if t.merchant_id]
     labels, reviews = [], []
     for j, (offset, merchant, labelled, review) in enumerate(others):

@@ -41,7 +41,7 @@ def seed_parameters(admin_conn):
     (0.9, 1) and velocity (3600 s, 5), not the measured defaults of 0008."""
     admin_conn.execute(
         "UPDATE rules SET parameters = CASE rule_id"
-        " WHEN 'below_average' THEN '{\"factor\": 0.9, \"min_history\": 1, \"window_days\": 0}'"
+        ' WHEN \'below_average\' THEN \'{"factor": 0.9, "min_history": 1, "window_days": 0}\''
         " WHEN 'velocity' THEN '{\"window_seconds\": 3600, \"max_transactions\": 5}'"
         " ELSE parameters END"
     )
