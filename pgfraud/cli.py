@@ -302,15 +302,25 @@ def describe_labels(counts: dict[str, int]) -> list[str]:
     "--from", "start", type=TimestampType(), default=None, help="Start, inclusive (ISO 8601)."
 )
 @click.option("--to", "end", type=TimestampType(), default=None, help="End, exclusive (ISO 8601).")
-def evaluate(rules_json: str | None, start, end) -> None:
-    """Precision and recall of each rule against the stored fraud labels (a backtest).
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object: parameters that ran, transactions evaluated, and the rows.",
+)
+def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
+    """Precision, recall, F1 and alerts per 1,000 transactions of each rule against
+    the stored fraud labels (a backtest), per scenario and overall.
 
     Each rule is judged alone; "any" is a transaction flagged by at least one
     rule. --rules is the whole set to run (rules not named do not run), so
     candidate parameters are measured without changing the live rules. Load
-    labels first with `pgfraud load-labels FILE`.
+    labels first with `pgfraud load-labels FILE` or `pgfraud load FILE
+    --label-column COLUMN`.
     """
-    from pgfraud.evaluate import format_report
+    import json
+
+    from pgfraud.evaluate import evaluation, format_report
     from pgfraud.wire import loads_json
 
     rules = None
@@ -323,13 +333,21 @@ def evaluate(rules_json: str | None, start, end) -> None:
         with config.existing_database() as database:
             prepare(database)
             with db.connect(database.admin_url) as conn:
-                rows = db.evaluate_rules(conn, rules, start, end)
+                result = evaluation(conn, rules, start, end)
     except InvalidInput as exc:  # from SQL validate_rules: names the rule and parameter
         raise click.BadParameter(exc.message, param_hint="--rules") from None
     except PgfraudError as exc:
         _fail(exc)
+    rows = result["rows"]
     if not rows or rows[0]["labelled"] == 0:
         click.echo("no labels stored: load some with `pgfraud load-labels FILE`", err=True)
+    if as_json:
+        click.echo(json.dumps(result, default=str, indent=1))
+        return
+    click.echo(
+        f"{result['transactions']:,} transactions; rules that ran: "
+        f"{json.dumps(result['parameters'], sort_keys=True, default=str)}"
+    )
     for line in format_report(rows):
         click.echo(line)
 
