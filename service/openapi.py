@@ -20,6 +20,11 @@ _ID_IN = {
     "description": "0 .. 2^63-1; an integer-valued JSON number (13.0) counts as the integer",
 }
 _DECIMAL = {"type": "string", "pattern": r"^[0-9]{1,13}(\.[0-9]{1,2})?$"}
+_MERCHANT_IN = {
+    "oneOf": [*_ID_IN["oneOf"], {"type": "null"}, {"type": "string", "pattern": r"^\s*$"}],
+    "description": "optional: where the card was used, 0 .. 2^63-1; null or empty: unknown "
+    "(read by the merchant rules)",
+}
 _AMOUNT_IN = {
     "oneOf": [
         {"type": "string", "pattern": r"^\s*\+?([0-9]{1,13}(\.[0-9]{0,2}0*)?|\.[0-9]{1,2}0*)\s*$"},
@@ -119,6 +124,7 @@ def openapi_document() -> dict[str, Any]:
                         "transaction_id": _ID_IN,
                         "timestamp": _TIMESTAMP_IN,
                         "amount": _AMOUNT_IN,
+                        "merchant_id": _MERCHANT_IN,
                     },
                 },
                 "StoreResult": {
@@ -373,6 +379,12 @@ def openapi_document() -> dict[str, Any]:
                             "schema": _TIMESTAMP_IN,
                         },
                         {"name": "amount", "in": "query", "required": True, "schema": _DECIMAL},
+                        {
+                            "name": "merchant_id",
+                            "in": "query",
+                            "required": False,
+                            "schema": _MERCHANT_IN,
+                        },
                     ],
                     "responses": {
                         "201": _json("StoreResult", "stored"),
