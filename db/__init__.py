@@ -288,6 +288,26 @@ def get_account_transactions(conn: psycopg.Connection, account_id: int, limit: i
         ).fetchall()
 
 
+def add_rule(
+    conn: psycopg.Connection,
+    rule_id: str,
+    expression: str,
+    description: str | None = None,
+    enabled: bool = False,
+) -> dict[str, Any]:
+    """Add or replace a user's rule (SQL ``add_rule``), in the caller's transaction.
+
+    ``expression``: a boolean SQL expression over the features of
+    ``rule_features`` (see README); off unless ``enabled``. Returns the rule:
+    rule_id, enabled, parameters ({}), description, expression. Errors:
+    InvalidInput naming rule_id, expression or description.
+    """
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM add_rule(%s, %s, %s, %s)", (rule_id, expression, description, enabled)
+        ).fetchone()
+
+
 def get_rules(conn: psycopg.Connection) -> list[dict[str, Any]]:
     """The rule catalogue (SQL ``get_rules``): rule_id, enabled, parameters, description."""
     with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:

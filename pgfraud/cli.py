@@ -464,6 +464,63 @@ def review(transaction_id: int, status: str, note: str, reviewer: str | None) ->
     )
 
 
+@main.group(name="rule")
+def rule_group() -> None:
+    """Rules users write: add one, backtest it, switch it on or off."""
+
+
+@rule_group.command(name="add")
+@click.argument("rule_id")
+@click.argument("expression")
+@click.option("--description", default=None, help="What it catches (default: the expression).")
+@click.option("--enable", is_flag=True, help="Switch it on now (default: off, to backtest first).")
+def rule_add(rule_id: str, expression: str, description: str | None, enable: bool) -> None:
+    """Add (or replace) RULE_ID: a boolean SQL EXPRESSION over the features
+    amount, prior_count, prior_average, seconds_since_previous, count_1h,
+    sum_1h, count_24h, sum_24h, merchant_id and first_at_merchant, like
+    'amount > 5 * prior_average AND count_24h >= 3'.
+
+    Backtest it with `pgfraud evaluate --rules '{"RULE_ID": {}}'`, then
+    `pgfraud rule enable RULE_ID`.
+    """
+    try:
+        with config.existing_database() as database:
+            prepare(database)
+            with db.connect(database.admin_url) as conn:
+                row = db.add_rule(conn, rule_id, expression, description, enable)
+                conn.commit()
+    except PgfraudError as exc:
+        _fail(exc)
+    state = "on" if row["enabled"] else "off"
+    click.echo(f"rule {row['rule_id']} added ({state}): {row['expression']}")
+
+
+def _switch_rule(rule_id: str, enabled: bool) -> None:
+    try:
+        with config.existing_database() as database:
+            prepare(database)
+            with db.connect(database.admin_url) as conn, db.wrap_errors():
+                conn.execute("SELECT set_rule(%s, %s)", (rule_id, enabled))
+                conn.commit()
+    except PgfraudError as exc:
+        _fail(exc)
+    click.echo(f"rule {rule_id} {'on' if enabled else 'off'}; stored transactions re-scored")
+
+
+@rule_group.command(name="enable")
+@click.argument("rule_id")
+def rule_enable(rule_id: str) -> None:
+    """Switch RULE_ID on (built-in or a user's); the stored transactions are re-scored."""
+    _switch_rule(rule_id, True)
+
+
+@rule_group.command(name="disable")
+@click.argument("rule_id")
+def rule_disable(rule_id: str) -> None:
+    """Switch RULE_ID off; its alerts go."""
+    _switch_rule(rule_id, False)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

@@ -172,6 +172,29 @@ def openapi_document() -> dict[str, Any]:
                         "reviewed_at": {"type": ["string", "null"], "format": "date-time"},
                     },
                 },
+                "RuleIn": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["rule_id", "expression"],
+                    "properties": {
+                        "rule_id": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"},
+                        "expression": {
+                            "type": "string",
+                            "maxLength": 1000,
+                            "pattern": "^[^\\x00]*$",
+                            "description": "boolean SQL over the features amount, prior_count, "
+                            "prior_average, seconds_since_previous, count_1h, sum_1h, count_24h, "
+                            "sum_24h, merchant_id, first_at_merchant (README: Rules users write)",
+                        },
+                        "description": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 500,
+                            "pattern": "^[^\\x00]*$",
+                        },
+                        "enabled": {"type": "boolean"},
+                    },
+                },
                 "ReviewIn": {
                     "type": "object",
                     "additionalProperties": False,
@@ -221,7 +244,23 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "The rule catalogue",
                     "responses": {"200": {"description": "rules"}},
-                }
+                },
+                "post": {
+                    "summary": "Add or replace a user's rule (a boolean expression over features)",
+                    "security": [{"bearer": []}, {}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/RuleIn"}}
+                        },
+                    },
+                    "responses": {
+                        "201": {"description": "the rule"},
+                        "400": _error("invalid field or malformed JSON"),
+                        "401": _error("token required"),
+                        "415": _error("not JSON"),
+                    },
+                },
             },
             "/is_fraud/{account_id}": {
                 "get": {

@@ -125,6 +125,41 @@ def rules():
     return jsonify({"rules": [_serialise(r) for r in rows]})
 
 
+@bp.post("/rules")
+@requires_token
+def add_rule():
+    """Add (or replace) a user's rule (SQL ``add_rule``).
+
+    Body (JSON): ``{"rule_id": lower_snake_case, "expression": boolean SQL
+    over the features of rule_features, "description": text (optional),
+    "enabled": boolean (optional, default false: backtest it first with
+    ``pgfraud evaluate --rules '{"<rule_id>": {}}'``)}``. 201 with the rule
+    ``{rule_id, enabled, parameters, description, expression}``; 400 naming
+    the bad field (an expression that uses anything but the features,
+    numbers, operators and the allowed functions, or is not boolean); 401
+    without the token (when one is configured); 415 unless JSON.
+    """
+    body = _json_body()
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object with rule_id and expression")
+    unknown = sorted(set(body) - {"rule_id", "expression", "description", "enabled"})
+    if unknown:
+        raise InvalidInput(f"{unknown[0]} is not a field of a rule", field=unknown[0])
+    for field in ("rule_id", "expression", "description"):
+        value = body.get(field)
+        if (value is not None or field != "description") and not isinstance(value, str):
+            raise InvalidInput(f"{field} must be a string", field=field)
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidInput(f"{field} may not contain the character NUL", field=field)
+    description = body.get("description")
+    enabled = body.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise InvalidInput("enabled must be true or false", field="enabled")
+    with transaction() as conn:
+        row = db.add_rule(conn, body["rule_id"], body["expression"], description, enabled)
+    return jsonify(_serialise(row)), 201
+
+
 def _single_value_args() -> dict[str, str]:
     """The query parameters as a dict; InvalidInput for one given more than once."""
     duplicated = [k for k in request.args if len(request.args.getlist(k)) > 1]

@@ -50,6 +50,12 @@
 --       false_positive, or whose latest review is confirmed_fraud (the labels
 --       of evaluate_rules). delay_days is the reporting delay: fraud is
 --       assumed known delay_days after it happened, never sooner.
+--   users' rules (add_rule): a boolean expression over the row's features
+--       (rule_features: amount, prior_count, prior_average (4 places),
+--       seconds_since_previous (3 places), count_1h, sum_1h, count_24h,
+--       sum_24h, merchant_id, first_at_merchant), compiled into
+--       _custom_rule_events; observed and threshold NULL, the reason shows
+--       the values of the features used.
 -- What a row's result depends on, for the re-scoring that keeps alerts exact:
 -- its own account's earlier rows (re-scored from a changed position on by
 -- _rescore_accounts), and for compromised_merchant the merchant's other
@@ -104,8 +110,14 @@ AS $$
             (p_rules #>> '{compromised_merchant,delay_days}')::numeric AS compromised_merchant_delay_days,
             greatest((p_rules #>> '{compromised_merchant,min_known_fraud}')::numeric, 1) AS compromised_merchant_min_known_fraud,
             (p_rules #>> '{compromised_merchant,min_fraud_share}')::numeric AS compromised_merchant_min_fraud_share,
+            -- A user's rule (add_rule) among p_rules: its features are computed.
+            EXISTS (SELECT FROM rules AS r
+                    WHERE r.expression IS NOT NULL AND p_rules ? r.rule_id) AS custom_on,
             -- How far before a position the scored rows' windows reach.
             make_interval(secs => greatest(
+                CASE WHEN EXISTS (SELECT FROM rules AS r
+                                  WHERE r.expression IS NOT NULL AND p_rules ? r.rule_id)
+                     THEN 86400 ELSE 0 END,
                 coalesce((p_rules #>> '{velocity,window_seconds}')::double precision, 0),
                 coalesce((p_rules #>> '{below_average,window_days}')::double precision, 0) * 86400,
                 coalesce((p_rules #>> '{amount_spike,window_days}')::double precision, 0) * 86400
@@ -165,7 +177,14 @@ AS $$
                 - coalesce(sum(w.amount) OVER spike_out, 0) AS spike_window_sum,
             count(*) OVER prior - count(*) OVER below_out AS below_window_count,
             coalesce(sum(w.amount) OVER prior, 0)
-                - coalesce(sum(w.amount) OVER below_out, 0) AS below_window_sum
+                - coalesce(sum(w.amount) OVER below_out, 0) AS below_window_sum,
+            -- Users' rules: this one and the prior rows in (ts - 1 h, ts] and (ts - 24 h, ts].
+            count(*) OVER prior - count(*) OVER hour_out + 1 AS count_1h,
+            coalesce(sum(w.amount) OVER prior, 0) - coalesce(sum(w.amount) OVER hour_out, 0)
+                + w.amount AS sum_1h,
+            count(*) OVER prior - count(*) OVER day_out + 1 AS count_24h,
+            coalesce(sum(w.amount) OVER prior, 0) - coalesce(sum(w.amount) OVER day_out, 0)
+                + w.amount AS sum_24h
         FROM span AS w
         WINDOW account_order AS (PARTITION BY w.account_id ORDER BY w.ts, w.transaction_id),
                prior AS (account_order ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
@@ -181,11 +200,14 @@ AS $$
                    PRECEDING),
                below_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
                    secs => coalesce((p_rules #>> '{below_average,window_days}')::double precision, 0) * 86400)
-                   PRECEDING)
+                   PRECEDING),
+               hour_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '1 hour' PRECEDING),
+               day_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '24 hours' PRECEDING)
     ),
     history AS (
         SELECT h.transaction_id, h.account_id, h.ts, h.amount, h.merchant_id,
                h.prior_count, h.prior_sum, h.previous_ts, h.same_time_count, h.prior_in_window,
+               h.count_1h, h.sum_1h, h.count_24h, h.sum_24h,
                CASE WHEN p.amount_spike_window_days > 0 THEN h.spike_window_count
                     ELSE h.prior_count END AS spike_count,
                CASE WHEN p.amount_spike_window_days > 0 THEN h.spike_window_sum
@@ -378,6 +400,31 @@ AS $$
         WHERE c.fraud_count >= p.compromised_merchant_min_known_fraud
           AND c.fraud_count >= p.compromised_merchant_min_fraud_share * c.merchant_count
     ),
+    custom AS (
+        -- Users' rules (add_rule), compiled into _custom_rule_events, over
+        -- each scored row's features (rule_features).
+        SELECT c.*
+        FROM parameters AS p
+        CROSS JOIN LATERAL _custom_rule_events(
+            p_rules,
+            ARRAY(
+                SELECT ROW(
+                    h.transaction_id, h.account_id, h.ts, h.amount, h.merchant_id,
+                    h.prior_count,
+                    CASE WHEN h.prior_count > 0 THEN round(h.prior_sum / h.prior_count, 4) END,
+                    round(extract(epoch FROM h.ts - h.previous_ts), 3),
+                    h.count_1h, h.sum_1h, h.count_24h, h.sum_24h,
+                    CASE WHEN h.merchant_id IS NOT NULL THEN NOT EXISTS (
+                        SELECT FROM transactions AS t
+                        WHERE t.account_id = h.account_id
+                          AND t.merchant_id = h.merchant_id
+                          AND (t.ts, t.transaction_id) < (h.ts, h.transaction_id)) END
+                )::rule_features
+                FROM history AS h
+            )
+        ) AS c
+        WHERE p.custom_on
+    ),
     events AS (
         SELECT * FROM below_average
         UNION ALL SELECT * FROM amount_spike
@@ -387,6 +434,7 @@ AS $$
         UNION ALL SELECT * FROM same_timestamp
         UNION ALL SELECT * FROM new_merchant_large
         UNION ALL SELECT * FROM compromised_merchant
+        UNION ALL SELECT * FROM custom
     )
     SELECT e.transaction_id, e.account_id, e.ts, e.amount, e.rule_id, e.observed, e.threshold, e.reason
     FROM events AS e;

@@ -4,7 +4,8 @@
 -- (set_rule, the rules table's trigger, evaluate_account, score_transactions,
 -- evaluate_rules, and so `pgfraud evaluate --rules`). p_rules is
 -- {rule_id: {parameter: number}}; every rule named must be one of
--- rule_parameter_ranges() and give exactly its parameters, each a JSON number
+-- rule_parameter_ranges() (or a user's rule of add_rule, with no parameters)
+-- and give exactly its parameters, each a JSON number
 -- of the parameter's kind and range; an optional parameter
 -- (rule_parameter_defaults) may be left out and gets its default. Returns
 -- p_rules normalised: integer parameters written as integers (5.0 -> 5),
@@ -18,7 +19,7 @@
 CREATE OR REPLACE FUNCTION validate_rules(p_rules jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
-IMMUTABLE
+STABLE
 STRICT
 PARALLEL SAFE
 AS $$
@@ -36,7 +37,10 @@ BEGIN
     ),
     given AS (
         SELECT g.key AS rule_id, g.value AS parameters,
-               EXISTS (SELECT FROM ranges AS s WHERE s.rule_id = g.key) AS known
+               EXISTS (SELECT FROM ranges AS s WHERE s.rule_id = g.key)
+               -- A user's rule (add_rule): no parameters, so {} passes.
+               OR EXISTS (SELECT FROM rules AS r
+                          WHERE r.rule_id = g.key AND r.expression IS NOT NULL) AS known
         FROM jsonb_each(p_rules) AS g
     ),
     problems AS (
