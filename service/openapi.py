@@ -418,12 +418,7 @@ def openapi_document() -> dict[str, Any]:
                             "schema": _TIMESTAMP_IN,
                         },
                         {"name": "amount", "in": "query", "required": True, "schema": _DECIMAL},
-                        {
-                            "name": "merchant_id",
-                            "in": "query",
-                            "required": False,
-                            "schema": _MERCHANT_IN,
-                        },
+                        {"name": "merchant_id", "in": "query", "required": False, "schema": _ID},
                     ],
                     "responses": {
                         "201": _json("StoreResult", "stored"),

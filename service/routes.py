@@ -385,7 +385,7 @@ def _single_answer(result: dict[str, Any]):
 @requires_token
 def store_data_query():
     """Store one transaction from query parameters (the seed's form):
-    ``?account_id=…&transaction_id=…&timestamp=…&amount=…``.
+    ``?account_id=…&transaction_id=…&timestamp=…&amount=…[&merchant_id=…]``.
 
     201 ``{"transaction_id", "status": "stored", "alerts": [...]}``; 200 with
     status ``duplicate`` when it was already stored unchanged; 400 naming the
@@ -401,7 +401,14 @@ def store_data_query():
             "give account_id, transaction_id, timestamp and amount as query parameters, "
             "or POST JSON"
         )
-    transaction_in = parse_transaction(_single_value_args())
+    args = _single_value_args()
+    # Optional here means absent: a given merchant_id must be an integer.
+    if "merchant_id" in args and not args["merchant_id"].strip():
+        raise InvalidInput(
+            "merchant_id must be an integer from 0 to 9223372036854775807 (or left out)",
+            field="merchant_id",
+        )
+    transaction_in = parse_transaction(args)
     return _single_answer(_store([to_record(transaction_in)])[0])
 
 
