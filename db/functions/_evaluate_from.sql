@@ -407,7 +407,8 @@ AS $$
         FROM parameters AS p
         CROSS JOIN LATERAL _custom_rule_events(
             p_rules,
-            ARRAY(
+            -- Features only when a user's rule runs (CASE skips the subquery).
+            CASE WHEN p.custom_on THEN ARRAY(
                 SELECT ROW(
                     h.transaction_id, h.account_id, h.ts, h.amount, h.merchant_id,
                     h.prior_count,
@@ -421,7 +422,7 @@ AS $$
                           AND (t.ts, t.transaction_id) < (h.ts, h.transaction_id)) END
                 )::rule_features
                 FROM history AS h
-            )
+            ) ELSE '{}'::rule_features[] END
         ) AS c
         WHERE p.custom_on
     ),
