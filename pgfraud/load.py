@@ -2,7 +2,9 @@
 
 The header must name ``account_id``, ``transaction_id``, ``amount`` and
 ``timestamp`` (ISO 8601, or epoch milliseconds) or ``timestamp_ms`` (epoch
-milliseconds); other columns are ignored. Every row is validated
+milliseconds); ``merchant_id`` is read when present (empty: unknown), and
+the label columns when asked (``label_column``, ``scenario_column``); other
+columns are ignored. Every row is validated
 (pgfraud.wire rules) and every bad row is reported by its line number (the
 header is line 1); only a file with no bad row is stored, through the
 staging table, so loading the same file twice stores nothing new.
@@ -10,9 +12,12 @@ staging table, so loading the same file twice stores nothing new.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import re
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,37 +25,17 @@ import psycopg
 
 from pgfraud import db
 from pgfraud.errors import MAX_LISTED_ERRORS, InvalidInput
-from pgfraud.wire import Transaction, parse_transactions
+from pgfraud.wire import copy_line, parse_transactions, plain_copy_line
 
 REQUIRED = ("account_id", "transaction_id", "amount")
-OPTIONAL = ("merchant_id",)  # read when the header has it; an empty cell is unknown
 CHUNK = 10_000
 
 
-def utf8_lines(path: Path) -> Iterator[str]:
-    """The lines of ``path`` as text (UTF-8, a leading BOM dropped), line ends kept as
-    csv wants them (``newline=""``), for ``csv.reader``.
-
-    Each line is checked on its own, so a byte that is not UTF-8 is reported
-    on its own line, however far into the file: the file is decoded with
-    ``surrogateescape`` (a bad byte becomes a lone surrogate instead of
-    failing a whole 8 KiB read-ahead block) and a line holding one is
-    refused. Errors: InvalidInput ``line N: the file is not UTF-8 text
-    (byte 0xNN at column C)``, ``row`` N.
-    """
-    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                line.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                byte = ord(line[exc.start]) - 0xDC00
-                raise InvalidInput(
-                    f"line {number}: the file is not UTF-8 text "
-                    f"(byte 0x{byte:02x} at column {exc.start + 1})",
-                    row=number,
-                ) from None
-            yield line
-
+FIELDS = ("account_id", "transaction_id", "timestamp", "amount", "merchant_id")
+# account_id, transaction_id, timestamp, amount, merchant_id, label, scenario:
+# None for a required value the row lacks; "" for an optional one (or column).
+Values = tuple[str | None, ...]
+_PLAIN_MERCHANT = re.compile(r"[0-9]{1,18}")
 
 TRUE_LABELS = frozenset({"1", "true", "t", "yes", "y"})
 FALSE_LABELS = frozenset({"0", "false", "f", "no", "n"})
@@ -88,16 +73,57 @@ def parse_label(
     }
 
 
-def _rows(path: Path, extra: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, {field: text}) per data row; ``extra``: more columns the header must have.
+def utf8_lines(path: Path, opened: Callable[[Any], None] | None = None) -> Iterator[str]:
+    """The lines of ``path`` as text (UTF-8, a leading BOM dropped), line ends kept as
+    csv wants them (``newline=""``), for ``csv.reader``.
+
+    Each line is checked on its own, so a byte that is not UTF-8 is reported
+    on its own line, however far into the file: the file is decoded with
+    ``surrogateescape`` (a bad byte becomes a lone surrogate instead of
+    failing a whole 8 KiB read-ahead block) and a line holding one is
+    refused. ``opened(handle)`` is called with the open file (to follow its
+    position). Errors: InvalidInput ``line N: the file is not UTF-8 text
+    (byte 0xNN at column C)``, ``row`` N.
+    """
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        if opened is not None:
+            opened(handle)
+        for number, line in enumerate(handle, start=1):
+            if line.isascii():  # the common case, checked in C without a copy
+                yield line
+                continue
+            try:
+                line.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                byte = ord(line[exc.start]) - 0xDC00
+                raise InvalidInput(
+                    f"line {number}: the file is not UTF-8 text "
+                    f"(byte 0x{byte:02x} at column {exc.start + 1})",
+                    row=number,
+                ) from None
+            yield line
+
+
+def _rows(
+    path: Path,
+    seen: Callable[[int], None] | None = None,
+    labels: tuple[str | None, str | None] = (None, None),
+) -> Iterator[tuple[int, Values]]:
+    """(line number, (account_id, transaction_id, timestamp, amount) texts) per
+    data row; None for a value the row lacks. ``seen(bytes)`` is told how far
+    into the file reading has got, every CHUNK rows (for a progress bar).
 
     InvalidInput for a bad header, bytes that are not UTF-8 (on their line),
     or broken CSV (an unterminated quote, a field over 131,072 characters),
     naming the line.
     """
-    reader = csv.reader(utf8_lines(path), strict=True)
+    holder: list[Any] = []
+    reader = csv.reader(utf8_lines(path, holder.append), strict=True)
     try:
-        yield from _read(path, reader, extra)
+        for n, item in enumerate(_read(path, reader, labels), start=1):
+            yield item
+            if seen is not None and n % CHUNK == 0:
+                seen(holder[0].buffer.tell())
     except csv.Error as exc:
         raise InvalidInput(
             f"line {reader.line_num}: not valid CSV ({exc})", row=reader.line_num
@@ -105,14 +131,14 @@ def _rows(path: Path, extra: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[s
 
 
 def _read(
-    path: Path, reader: Any, extra: tuple[str, ...] = ()
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Header check, then (line, {field: text}) per non-blank data row."""
+    path: Path, reader: Any, labels: tuple[str | None, str | None] = (None, None)
+) -> Iterator[tuple[int, Values]]:
+    """Header check, then (line, values) per non-blank data row."""
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         raise InvalidInput(f"{path} is empty: it needs a header line") from None
-    missing = [name for name in (*REQUIRED, *extra) if name not in header]
+    missing = [name for name in (*REQUIRED, *(c for c in labels if c)) if name not in header]
     time_column = next((c for c in ("timestamp", "timestamp_ms") if c in header), None)
     if time_column is None:
         missing.append("timestamp (or timestamp_ms)")
@@ -122,98 +148,174 @@ def _read(
             field=missing[0].split()[0],
             row=1,
         )
-    optional = tuple(name for name in OPTIONAL if name in header)
-    index = {name: header.index(name) for name in (*REQUIRED, time_column, *optional, *extra)}
+    required = [header.index(n) for n in ("account_id", "transaction_id", time_column, "amount")]
+    # Optional columns: -1 when absent (read as "").
+    optional = [header.index(n) if n and n in header else -1 for n in ("merchant_id", *labels)]
+    columns = required + optional
+    width = max(required) + 1
     for values in reader:
-        if not values or all(not v.strip() for v in values):
-            continue  # blank line
-        line = reader.line_num
-        row = {name: values[i] if i < len(values) else None for name, i in index.items()}
-        row["timestamp"] = row.pop(time_column)
-        yield line, {k: v for k, v in row.items() if v is not None}
+        if len(values) >= width or (values and not all(not v.strip() for v in values)):
+            short = len(values) < width
+            yield (
+                reader.line_num,
+                tuple(
+                    (values[i] if 0 <= i < len(values) else ("" if k >= 4 else None))
+                    if short or k >= 4
+                    else values[i]
+                    for k, i in enumerate(columns)
+                ),
+            )
 
 
-def _check(
-    chunk: list[tuple[int, dict[str, Any]]], extra: tuple[str, ...] = ()
-) -> list[tuple[int, Transaction]]:
-    lines = [line for line, _ in chunk]
-    rows = [{k: v for k, v in row.items() if k not in extra} for _, row in chunk]
-    return list(zip(lines, parse_transactions(rows, rows=lines), strict=True))
+def _full_check(
+    slow: list[tuple[int, Values]], errors: list[dict[str, Any]]
+) -> list[tuple[int, str]]:
+    """The full wire rules (pydantic) for rows the plain path did not take:
+    (line, COPY line) of the good ones; the problems go to ``errors``."""
+    lines = [line for line, _ in slow]
+    rows = [
+        {k: v for k, v in zip(FIELDS, values[:5], strict=True) if v is not None}
+        for _, values in slow
+    ]
+    try:
+        checked = parse_transactions(rows, rows=lines)
+    except InvalidInput as exc:
+        errors.extend(exc.errors)
+        return []
+    return [(line, copy_line(t)) for line, t in zip(lines, checked, strict=True)]
 
 
 def load_csv(
     conn: psycopg.Connection,
     path: Path,
+    progress: bool = False,
     label_column: str | None = None,
     scenario_column: str | None = None,
 ) -> dict[str, int]:
     """Validate and store ``path`` by COPY in one pass, in the caller's database transaction.
 
-    Rows are validated in chunks and streamed into the staging table; after
-    the first bad row nothing more is staged, but validation goes on so that
-    every bad line (up to 100) is reported. Only a file without bad rows is
-    merged into ``transactions``; otherwise the caller rolls back. Returns
-    ``{"rows": n, "stored": s, "duplicate": d}``, and ``"labels"`` (fraud rows)
-    when ``label_column`` names the column of fraud labels (see
-    :func:`parse_label`; ``scenario_column``: the scenario codes): those are
-    stored in ``fraud_labels`` before the transactions, so scoring on
-    arrival already reads them, which needs the owner's connection.
-    Errors: InvalidInput (bad
-    header or rows, ``errors`` holds ``{"row"/"line", "field", "message"}`` per
-    problem), TransactionConflict (an id already stored with other content;
-    ``row`` is its line).
+    Rows in the plain form pgfraud writes are checked by fast code
+    (pgfraud.wire.plain_copy_line) and sent as COPY text; other rows go
+    through the full rules (pgfraud.wire.parse_transactions), which refuse
+    bad ones with a message. When the file's first ids are not stored yet,
+    the rows are copied straight into ``transactions`` (as fast as
+    PostgreSQL's COPY); otherwise, or when an id turns out to be stored
+    after all, through the staging table with duplicates counted (the file
+    is then read a second time). After the first bad row nothing more is
+    sent, but validation goes on so that every bad line (up to 100) is
+    reported; a file with bad rows stores nothing (the caller rolls back).
+    ``progress``: a progress bar on stderr (rows, rows/s, ETA). Memory is
+    flat in the size of the file. Returns ``{"rows": n, "stored": s,
+    "duplicate": d}``, and ``"labels"`` (fraud rows) when ``label_column``
+    names the column of fraud labels (:func:`parse_label`; ``scenario_column``
+    its scenario codes): they are stored in ``fraud_labels`` in the same
+    database transaction, after the transactions (the labels' trigger
+    re-scores what compromised_merchant reads), which needs the owner's
+    connection. Errors: InvalidInput (bad header or rows, ``errors``
+    holds ``{"row"/"line", "field", "message"}`` per problem),
+    TransactionConflict (an id already stored with other content; ``row`` is
+    its line).
     """
     errors: list[dict[str, Any]] = []
     labels: list[tuple[int, str]] = []
     count = 0
-    extra = tuple(c for c in (label_column, scenario_column) if c)
+    first_ids: list[int] = []
+    columns = (label_column, scenario_column if label_column else None)
 
-    def staged_rows() -> Iterator[tuple[int, int, int, Any, Any]]:
+    def chunks(numbered: bool) -> Iterator[str]:
         nonlocal count
-        chunk: list[tuple[int, dict[str, Any]]] = []
-        for item in _rows(path, extra):
-            count += 1
-            chunk.append(item)
-            if len(chunk) == CHUNK:
-                yield from validate(chunk)
-                chunk = []
-                if len(errors) >= MAX_LISTED_ERRORS:
-                    return
-        if chunk:
-            yield from validate(chunk)
-
-    def validate(chunk: list[tuple[int, dict[str, Any]]]) -> Iterator[tuple]:
-        fraud: dict[int, str] = {}
-        if label_column:
-            for line, row in chunk:
-                scenario, error = parse_label(
-                    row.get(label_column),
-                    row.get(scenario_column or ""),
-                    label_column,
-                    scenario_column,
+        errors.clear()
+        labels.clear()
+        count = 0
+        with _progress(path, progress) as seen:
+            buffer: list[str] = []
+            slow: list[tuple[int, Values]] = []
+            for line, values in _rows(path, seen, columns):
+                count += 1
+                if label_column:
+                    scenario, error = parse_label(
+                        values[5], values[6], label_column, scenario_column
+                    )
+                    if error:
+                        errors.append({"row": line, **error})
+                    elif scenario and (values[1] or "").strip().isdigit():
+                        labels.append((int(values[1].strip()), scenario))  # type: ignore[union-attr]
+                merchant = (values[4] or "").strip()
+                text = (
+                    None
+                    if None in values[:4]
+                    or not (merchant == "" or _PLAIN_MERCHANT.fullmatch(merchant))
+                    else plain_copy_line(*values[:4])  # type: ignore[arg-type]
                 )
-                if error:
-                    errors.append({"row": line, **error})
-                elif scenario:
-                    fraud[line] = scenario
-        try:
-            good = _check(chunk, extra)
-        except InvalidInput as exc:
-            errors.extend(exc.errors)
-            errors.sort(key=lambda e: e["row"])
-            return
-        if not errors:
-            labels.extend((t.transaction_id, fraud[line]) for line, t in good if line in fraud)
-            for line, t in good:
-                yield (line, t.transaction_id, t.account_id, t.timestamp, t.amount, t.merchant_id)
+                if text is not None:
+                    text += "\t" + (merchant or "\\N")
+                if text is None:
+                    slow.append((line, values))
+                elif numbered:
+                    buffer.append(f"{line}\t{text}\n")
+                else:
+                    buffer.append(text + "\n")
+                if count % CHUNK == 0:
+                    yield from flush(buffer, slow, numbered)
+                    buffer, slow = [], []
+                    if len(errors) >= MAX_LISTED_ERRORS:
+                        return
+            yield from flush(buffer, slow, numbered)
 
-    db.stage_transactions(conn, staged_rows())
-    if errors:
-        raise refused_file(path, errors)
+    def flush(buffer: list[str], slow: list[tuple[int, Values]], numbered: bool) -> Iterator[str]:
+        if slow:
+            for line, text in _full_check(slow, errors):
+                buffer.append(f"{line}\t{text}\n" if numbered else text + "\n")
+        if buffer and not errors:
+            yield "".join(buffer)
+
+    db.lift_statement_timeout(conn)
+    # Probe: are the file's first ids stored already (a file loaded again)?
+    for _, values in _rows(path, None, columns):
+        if values[1] is not None and values[1].strip().isdigit() and len(first_ids) < CHUNK:
+            first_ids.append(min(int(values[1].strip()), 2**63 - 1))
+        if len(first_ids) >= CHUNK:
+            break
+    direct = not db.any_stored(conn, first_ids) if first_ids else True
+    counts = db.store_copy_text(conn, chunks, direct=direct, valid=lambda: not errors)
+    if errors or counts is None:
+        raise refused_file(path, sorted(errors, key=lambda e: e["row"]))
     if not label_column:
-        return {"rows": count, **db.store_staged(conn)}
+        return {"rows": count, **counts}
     db.store_labels(conn, labels)
-    return {"rows": count, **db.store_staged(conn), "labels": len(labels)}
+    return {"rows": count, **counts, "labels": len(labels)}
+
+
+@contextlib.contextmanager
+def _progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+    """A tqdm bar over the file's bytes showing rows and rows/s (None when disabled)."""
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    size = path.stat().st_size
+    started = time.monotonic()
+    rows = 0
+    with tqdm(
+        total=size,
+        unit="B",
+        unit_scale=True,
+        file=sys.stderr,
+        desc=f"loading {path.name}",
+        bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {postfix} [{elapsed}<{remaining}]",
+        mininterval=0.5,
+    ) as bar:
+
+        def seen(position: int) -> None:
+            nonlocal rows
+            rows += CHUNK
+            rate = rows / max(time.monotonic() - started, 1e-9)
+            bar.set_postfix_str(f"{rows:,} rows, {rate:,.0f} rows/s", refresh=False)
+            bar.update(position - bar.n)
+
+        yield seen
+        bar.update(size - bar.n)
 
 
 def refused_file(path: Path, errors: list[dict[str, Any]]) -> InvalidInput:

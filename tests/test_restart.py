@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -138,4 +139,57 @@ def test_ingest_through_a_restart_loses_and_doubles_nothing(app, own_server):
         ).fetchall()
     sent = sorted((t["transaction_id"], t["account_id"], t["amount"]) for b in batches for t in b)
     assert len(rows) == 6000
+    assert rows == sent
+
+
+def test_generate_to_api_through_a_restart_stores_every_transaction_once(app, own_server):
+    import socket
+
+    import waitress
+
+    from pgfraud.generator import Settings
+    from pgfraud.generator.sinks import to_api
+    from pgfraud.generator.stream import generate_transactions
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = waitress.create_server(app, host="127.0.0.1", port=port, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    settings = Settings(num_transactions=4000, accounts=40, seed=11)
+    sent = sorted(
+        (t.transaction_id, t.account_id, str(t.amount)) for t in generate_transactions(settings)
+    )
+    started = threading.Event()
+
+    def pace():
+        for t in generate_transactions(settings):
+            if t.transaction_id == 1500:
+                started.set()
+            yield t
+
+    # The database stays down past the pool's wait, so the API answers 503
+    # for a while: the sink must send those batches again.
+    app.config["POOL_TIMEOUT_S"] = 0.5
+    counts = {}
+    worker = threading.Thread(
+        target=lambda: counts.update(
+            to_api(f"http://127.0.0.1:{port}/store_data", pace(), batch_size=50)
+        )
+    )
+    try:
+        worker.start()
+        assert started.wait(timeout=60)
+        own_server.terminate()
+        time.sleep(3)
+        own_server.start()
+        worker.join(timeout=120)
+        assert not worker.is_alive()
+    finally:
+        server.close()
+    assert counts["written"] == 4000
+    with db.connect(admin_url(own_server)) as conn:
+        rows = conn.execute(
+            "SELECT transaction_id, account_id, amount::text FROM transactions ORDER BY 1"
+        ).fetchall()
     assert rows == sent
