@@ -164,7 +164,7 @@ def test_merchant_id_and_labels_from_the_same_file(tmp_path, owner_conn):
         + "2,3,2024-01-01T00:00:03Z,12.00,8,true,card_testing\n"
         + "2,4,2024-01-01T00:00:04Z,13.00,8,yes,\n"  # fraud without a scenario
     )
-    counts = load_csv(admin_conn, path, "is_fraud", "fraud_scenario")
+    counts = load_csv(admin_conn, path, label_column="is_fraud", scenario_column="fraud_scenario")
     admin_conn.commit()
     assert counts == {"rows": 4, "stored": 4, "duplicate": 0, "labels": 3}
     assert admin_conn.execute(
@@ -185,7 +185,7 @@ def test_bad_labels_and_merchants_are_refused_by_line(tmp_path, owner_conn):
         + "1,3,2024-01-01T00:00:03Z,11.00,4,1,Bad Name\n"
     )
     with pytest.raises(InvalidInput) as info:
-        load_csv(admin_conn, path, "is_fraud", "fraud_scenario")
+        load_csv(admin_conn, path, label_column="is_fraud", scenario_column="fraud_scenario")
     assert [(e["line"], e["field"]) for e in info.value.errors] == [
         (2, "is_fraud"),
         (3, "merchant_id"),
@@ -200,7 +200,7 @@ def test_a_missing_label_column_is_named(tmp_path, owner_conn):
     path = tmp_path / "tx.csv"
     path.write_text(HEADER + rows(2))
     with pytest.raises(InvalidInput) as info:
-        load_csv(admin_conn, path, "is_fraud")
+        load_csv(admin_conn, path, label_column="is_fraud")
     assert info.value.field == "is_fraud"
 
 
