@@ -117,7 +117,8 @@ def store_transactions(conn: psycopg.Connection, transactions: list[dict[str, An
     """Store validated transactions all-or-nothing (SQL ``store_transactions``).
 
     ``transactions``: dicts with account_id (int), transaction_id (int),
-    timestamp (aware datetime, ms), amount (Decimal). Returns one dict per
+    timestamp (aware datetime, ms), amount (Decimal), optional merchant_id
+    (int or None). Returns one dict per
     input, in order: ``{"row", "transaction_id", "status", "alerts"}`` with
     status ``stored`` or ``duplicate`` and the verdict: the transaction's
     alerts, scored in the same database transaction, as dicts ``{"alert_id",
@@ -138,24 +139,23 @@ def store_transactions(conn: psycopg.Connection, transactions: list[dict[str, An
     ]
 
 
-def stage_transactions(
-    conn: psycopg.Connection, rows: Iterable[tuple[int, int, int, datetime, Decimal]]
-) -> None:
+def stage_transactions(conn: psycopg.Connection, rows: Iterable[tuple]) -> None:
     """COPY rows into this session's staging table (SQL ``create_staging_table``).
 
-    ``rows``: (row_number, transaction_id, account_id, ts, amount) tuples,
-    already validated; row_number is what errors report (a CSV line, say).
+    ``rows``: (row_number, transaction_id, account_id, ts, amount) tuples, or
+    with a sixth element merchant_id (int or None), already validated;
+    row_number is what errors report (a CSV line, say).
     Follow with :func:`store_staged` in the same database transaction.
     Errors: InvalidInput for a value the table's constraints refuse.
     """
     with wrap_errors():
         conn.execute("SELECT create_staging_table()")
         with conn.cursor().copy(
-            "COPY pg_temp.staged_transactions (row_number, transaction_id, account_id, ts, amount)"
-            " FROM STDIN"
+            "COPY pg_temp.staged_transactions"
+            " (row_number, transaction_id, account_id, ts, amount, merchant_id) FROM STDIN"
         ) as copy:
             for row in rows:
-                copy.write_row(row)
+                copy.write_row(row if len(row) == 6 else (*row, None))
 
 
 def store_staged(conn: psycopg.Connection) -> dict[str, int]:
@@ -173,9 +173,7 @@ def store_staged(conn: psycopg.Connection) -> dict[str, int]:
     return {"stored": counts[0], "duplicate": counts[1]}
 
 
-def copy_transactions(
-    conn: psycopg.Connection, rows: Iterable[tuple[int, int, int, datetime, Decimal]]
-) -> dict[str, int]:
+def copy_transactions(conn: psycopg.Connection, rows: Iterable[tuple]) -> dict[str, int]:
     """Store rows by COPY through the staging table, all-or-nothing and idempotent.
 
     :func:`stage_transactions` then :func:`store_staged`, in the caller's
@@ -186,10 +184,10 @@ def copy_transactions(
     return store_staged(conn)
 
 
-COPY_DIRECT = "COPY transactions (transaction_id, account_id, ts, amount) FROM STDIN"
+COPY_DIRECT = "COPY transactions (transaction_id, account_id, ts, amount, merchant_id) FROM STDIN"
 COPY_STAGED = (
-    "COPY pg_temp.staged_transactions (row_number, transaction_id, account_id, ts, amount)"
-    " FROM STDIN"
+    "COPY pg_temp.staged_transactions"
+    " (row_number, transaction_id, account_id, ts, amount, merchant_id) FROM STDIN"
 )
 
 
@@ -458,6 +456,26 @@ def get_account_transactions(conn: psycopg.Connection, account_id: int, limit: i
         return cur.execute(
             "SELECT * FROM get_account_transactions(%s, %s)", (account_id, limit)
         ).fetchall()
+
+
+def add_rule(
+    conn: psycopg.Connection,
+    rule_id: str,
+    expression: str,
+    description: str | None = None,
+    enabled: bool = False,
+) -> dict[str, Any]:
+    """Add or replace a user's rule (SQL ``add_rule``), in the caller's transaction.
+
+    ``expression``: a boolean SQL expression over the features of
+    ``rule_features`` (see README); off unless ``enabled``. Returns the rule:
+    rule_id, enabled, parameters ({}), description, expression. Errors:
+    InvalidInput naming rule_id, expression or description.
+    """
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM add_rule(%s, %s, %s, %s)", (rule_id, expression, description, enabled)
+        ).fetchone()
 
 
 def get_rules(conn: psycopg.Connection) -> list[dict[str, Any]]:

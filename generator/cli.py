@@ -74,6 +74,14 @@ def _env(name: str) -> str:
     help="Number of accounts; account ids are 1..ACCOUNTS.",
 )
 @click.option(
+    "--merchants",
+    type=Int(1, MAX_ID),
+    default=1000,
+    show_default=True,
+    envvar=_env("merchants"),
+    help="Number of merchants; merchant ids are 1..MERCHANTS.",
+)
+@click.option(
     "--seed",
     type=Int(0, MAX_ID),
     default=42,
@@ -189,10 +197,20 @@ def _env(name: str) -> str:
     help=f"Progress bar on stderr (default: on when stderr is a terminal and "
     f"NUM_TRANSACTIONS >= {AUTO_PROGRESS_FROM:,}).",
 )
+@click.option(
+    "--label-columns",
+    is_flag=True,
+    default=False,
+    envvar=_env("label_columns"),
+    help="--to csv: also write the labels as columns is_fraud (1/0) and fraud_scenario "
+    "(load them with `pgfraud load FILE --label-column is_fraud --scenario-column "
+    "fraud_scenario`).",
+)
 @one_line_errors
 def generate(
     num_transactions: int,
     accounts: int,
+    merchants: int,
     seed: int,
     start: datetime,
     fraud_rate: float,
@@ -208,6 +226,7 @@ def generate(
     first_transaction_id: int,
     append: bool,
     progress: bool | None,
+    label_columns: bool,
 ) -> None:
     """Generate realistic, labelled fake transactions.
 
@@ -219,6 +238,8 @@ def generate(
     """
     if output is not None and sink != "csv":
         raise click.UsageError("--output is for --to csv")
+    if label_columns and sink != "csv":
+        raise click.UsageError("--label-columns is for --to csv")
     if rate is not None and sink not in ("api", "insert"):
         raise click.UsageError("--rate is for --to api or --to insert")
     if append and sink not in ("copy", "insert"):
@@ -236,10 +257,11 @@ def generate(
             fraud_rate=fraud_rate,
             scenarios=scenarios,
             first_transaction_id=first_transaction_id,
+            merchants=merchants,
         )
     except PgfraudError as exc:
         message = exc.message
-        for field in ("first_transaction_id", "num_transactions", "accounts", "start"):
+        for field in ("first_transaction_id", "num_transactions", "accounts", "merchants", "start"):
             message = message.replace(field, "--" + field.replace("_", "-"))
         raise click.UsageError(message) from None
 
@@ -263,5 +285,6 @@ def generate(
             output=output or "-",
             append=append,
             progress=progress,
+            label_columns=label_columns,
         )
     click.echo(summary_line(summary), err=True)

@@ -14,12 +14,27 @@ many other accounts there are:
   used a few times a day to twice a week). Gaps
   are exponential (a Poisson process per account).
 
+Merchants (ids 1..merchants) have profiles too, drawn from ``(seed,
+merchant_id)`` only:
+
+- popularity: a random purchase lands on merchant ``floor((merchants+1)^u)``
+  for uniform ``u`` (log-uniform: low ids are the big shops; merchant 1 takes
+  about 10% of random purchases among 1,000);
+- a compromise schedule: in each 30-day period (counted from the Unix
+  epoch), a merchant is compromised with probability ``2 x fraud_rate``
+  (capped at 1), for 2 to 5 days starting at a uniform time in the period.
+
+Each account has 2 to 8 favourite merchants (drawn by popularity from its
+own stream) and makes 85% of its normal purchases at one of them, the rest
+at a merchant drawn by popularity.
+
 Amounts are whole cents (ints) until they leave the generator as Decimal;
 floats are used only to draw, never in output.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -36,6 +51,12 @@ BIG_SPENDER_FACTOR = 10
 SPREAD_RANGE = (0.25, 0.8)
 MEAN_GAP_RANGE_MS = (2 * HOUR_MS, 3 * DAY_MS)
 MAX_CENTS = 10**15 - 1  # amounts stay below 10^13 currency units
+
+FAVOURITES_RANGE = (2, 8)
+FAVOURITE_SHARE = 0.85
+COMPROMISE_PERIOD_MS = 30 * DAY_MS
+COMPROMISE_LENGTH_MS = (2 * DAY_MS, 5 * DAY_MS)
+COMPROMISE_PER_FRAUD_RATE = 2.0  # chance per merchant and period = this x fraud_rate
 
 
 def account_rng(seed: int, account_id: int, stream: str) -> random.Random:
@@ -86,3 +107,37 @@ def make_profile(seed: int, account_id: int) -> Profile:
         spread=spread,
         mean_gap_ms=round(mean_gap),
     )
+
+
+def pick_merchant(rng: random.Random, merchants: int) -> int:
+    """A merchant drawn by popularity: ``floor((merchants + 1) ** u)``, in 1..merchants."""
+    return min(merchants, max(1, math.floor(math.exp(rng.random() * math.log(merchants + 1)))))
+
+
+def favourite_merchants(seed: int, account_id: int, merchants: int) -> tuple[int, ...]:
+    """The account's 2..8 favourite merchants (drawn by popularity, repeats dropped)."""
+    rng = account_rng(seed, account_id, "merchants")
+    count = rng.randint(*FAVOURITES_RANGE)
+    return tuple(dict.fromkeys(pick_merchant(rng, merchants) for _ in range(count)))
+
+
+@functools.lru_cache(maxsize=200_000)
+def _compromise(seed: int, merchant_id: int, period: int, chance: float) -> tuple[int, int] | None:
+    rng = account_rng(seed, merchant_id, f"merchant-compromise/{period}")
+    if rng.random() >= chance:
+        return None
+    start = period * COMPROMISE_PERIOD_MS + rng.randrange(COMPROMISE_PERIOD_MS)
+    return start, start + rng.randint(*COMPROMISE_LENGTH_MS)
+
+
+def merchant_compromised(seed: int, merchant_id: int, ms: int, fraud_rate: float) -> bool:
+    """Whether the merchant is compromised at epoch ms ``ms`` (see the module docstring)."""
+    chance = min(1.0, COMPROMISE_PER_FRAUD_RATE * fraud_rate)
+    if chance <= 0.0:
+        return False
+    period = ms // COMPROMISE_PERIOD_MS
+    for p in (period, period - 1):  # a compromise may run over into the next period
+        window = _compromise(seed, merchant_id, p, chance)
+        if window is not None and window[0] <= ms < window[1]:
+            return True
+    return False

@@ -209,8 +209,12 @@ def generate_to(
     output: str | Path = "-",
     append: bool = False,
     progress: bool = False,
+    label_columns: bool = False,
 ) -> dict[str, Any]:
     """Generate ``settings`` into ``sink`` (one of sinks.SINKS), labels to ``labels_path``.
+
+    ``label_columns`` (csv): the labels also go in the CSV itself, as columns
+    is_fraud and fraud_scenario (for ``pgfraud load --label-column``).
 
     ``copy`` and ``insert`` need ``database_url`` (libpq URL; the service's
     login is enough) and run in one database transaction; ``insert`` sends
@@ -244,6 +248,8 @@ def generate_to(
         raise InvalidInput(f"the {sink} sink needs a database URL", field="database_url")
     if sink == "api" and not post_url:
         raise InvalidInput("the api sink needs a post URL", field="post_url")
+    if label_columns and sink != "csv":
+        raise InvalidInput("label columns go in CSV output only", field="label_columns")
     if append and sink not in ("copy", "insert"):
         raise InvalidInput("append works with the copy and insert sinks only", field="append")
 
@@ -301,13 +307,13 @@ def generate_to(
                 )
             elif str(output) == "-":
                 destination = "stdout"
-                counts = sinks.to_csv(sys.stdout, stream(settings, labels))
+                counts = sinks.to_csv(sys.stdout, stream(settings, labels), label_columns)
                 sys.stdout.flush()
             else:
                 destination = str(output)
                 output_file = _AtomicFile(Path(output))
                 with output_file as out:
-                    counts = sinks.to_csv(out, stream(settings, labels))
+                    counts = sinks.to_csv(out, stream(settings, labels), label_columns)
                     output_file.commit()
             labels_file.commit()
     except PgfraudError as exc:

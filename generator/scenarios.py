@@ -1,18 +1,38 @@
-"""Injected fraud scenarios: short bursts of fraudulent transactions in one account.
+"""Injected fraud scenarios, each imitating a real-world pattern.
 
-A scenario starts where the account's next normal transaction would have
-been, and replaces it. It returns its transactions as ``(offset_ms, cents)``
-pairs: milliseconds after the scenario's start (the first is 0, then strictly
-increasing) and the amount in cents. Every one of them is labelled with the
-scenario's name.
+A scenario drawn by the fraud rate starts where the account's next normal
+transaction would have been, and replaces it. It returns its transactions as
+``(offset_ms, cents, merchant_id)`` triples: milliseconds after the
+scenario's start (the first is 0, then strictly increasing), the amount in
+cents and where. Every one of them is labelled with the scenario's name.
+``pick`` draws a merchant (popular ones more often: see
+:func:`pgfraud.generator.profiles.pick_merchant`); ``anywhere`` draws one
+uniformly (a shop the account has most likely never used).
 
 - ``card_testing``: a thief checks a stolen card with 6 to 12 tiny payments
-  (0.00 .. 2.00 currency units), 1 to 9 seconds apart. Made to trip the
-  ``rapid_succession`` (under 10 s since the previous transaction) and
-  ``velocity`` (more than 5 in an hour) rules.
+  (0.00 .. 2.00) at one merchant, 1 to 9 seconds apart. Real pattern: bots
+  validating stolen card numbers on a weak checkout. Caught by
+  ``rapid_succession``, ``velocity`` and, for the first tiny payment,
+  ``below_average``.
 - ``account_takeover``: 1 to 3 payments of 10 to 50 times the account's
-  typical amount, 2 to 30 minutes apart. Made to trip ``amount_spike``
-  (above 5 times the prior average) and, for big spenders, ``large_amount``.
+  typical amount, 2 to 30 minutes apart, at shops new to the account. Real
+  pattern: a fraudster with the login buys resellable goods. Caught by
+  ``amount_spike``, ``new_merchant_large``, ``large_amount``.
+- ``compromised_merchant``: not drawn by the fraud rate but by the
+  merchants' compromise schedule (see :mod:`pgfraud.generator.profiles`):
+  every card used at a merchant while it is compromised is drained 1 to 5
+  days later by 2 to 4 payments of 5 to 20 times its typical amount, 1 to 20
+  minutes apart, at shops new to it. Real pattern: a skimmer or a breached
+  checkout, the stolen cards cashed out days later. Caught by
+  ``new_merchant_large`` and ``amount_spike``.
+- ``slow_compromise``: 4 to 12 payments of 2 to 5 times the account's
+  normal amounts, twice as often as it usually pays (mean gap half its own,
+  at least 30 minutes: hours to days in all), at shops new to it. Real pattern:
+  a fraudster who stays under the limits to last longer. Partly caught by
+  ``new_merchant_large`` (the hardest pattern here: see README).
+- ``bot_burst``: 10 to 30 payments of the account's normal amounts at one
+  merchant, 5 to 60 seconds apart. Real pattern: scripted purchases
+  (ticket or sneaker bots) with a stolen card. Caught by ``velocity``.
 """
 
 from __future__ import annotations
@@ -23,36 +43,78 @@ from dataclasses import dataclass
 
 from pgfraud.generator.profiles import MAX_CENTS, MINUTE_MS, Profile
 
-Burst = list[tuple[int, int]]
+Burst = list[tuple[int, int, int]]
+Pick = Callable[[random.Random], int]
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """A named fraud pattern; ``draw(rng, profile)`` returns its ``(offset_ms, cents)`` pairs."""
+    """A named fraud pattern; ``draw(rng, profile, pick, anywhere)`` returns its triples.
+
+    ``scheduled``: drawn by the merchants' compromise schedule, not by the
+    fraud rate (its draw is then the drain of one card).
+    """
 
     name: str
     description: str
-    draw: Callable[[random.Random, Profile], Burst]
+    draw: Callable[[random.Random, Profile, Pick, Pick], Burst]
+    scheduled: bool = False
 
 
-def _card_testing(rng: random.Random, profile: Profile) -> Burst:
+def _card_testing(rng: random.Random, profile: Profile, pick: Pick, anywhere: Pick) -> Burst:
+    merchant = anywhere(rng)
     burst: Burst = []
     offset = 0
     for i in range(rng.randint(6, 12)):
         if i:
             offset += rng.randint(1_000, 9_000)
-        burst.append((offset, rng.randint(0, 200)))
+        burst.append((offset, rng.randint(0, 200), merchant))
     return burst
 
 
-def _account_takeover(rng: random.Random, profile: Profile) -> Burst:
+def _account_takeover(rng: random.Random, profile: Profile, pick: Pick, anywhere: Pick) -> Burst:
     burst: Burst = []
     offset = 0
     for i in range(rng.randint(1, 3)):
         if i:
             offset += rng.randint(2 * MINUTE_MS, 30 * MINUTE_MS)
         cents = round(profile.typical_cents * rng.uniform(10.0, 50.0))
-        burst.append((offset, min(cents, MAX_CENTS)))
+        burst.append((offset, min(cents, MAX_CENTS), anywhere(rng)))
+    return burst
+
+
+def _drain(rng: random.Random, profile: Profile, pick: Pick, anywhere: Pick) -> Burst:
+    burst: Burst = []
+    offset = 0
+    for i in range(rng.randint(2, 4)):
+        if i:
+            offset += rng.randint(MINUTE_MS, 20 * MINUTE_MS)
+        cents = round(profile.typical_cents * rng.uniform(5.0, 20.0))
+        burst.append((offset, min(cents, MAX_CENTS), anywhere(rng)))
+    return burst
+
+
+def _slow_compromise(rng: random.Random, profile: Profile, pick: Pick, anywhere: Pick) -> Burst:
+    factor = rng.uniform(2.0, 5.0)
+    mean_gap = max(30 * MINUTE_MS, profile.mean_gap_ms // 2)
+    burst: Burst = []
+    offset = 0
+    for i in range(rng.randint(4, 12)):
+        if i:
+            offset += max(1, round(rng.expovariate(1.0 / mean_gap)))
+        cents = round(profile.normal_cents(rng) * factor)
+        burst.append((offset, min(max(cents, 1), MAX_CENTS), anywhere(rng)))
+    return burst
+
+
+def _bot_burst(rng: random.Random, profile: Profile, pick: Pick, anywhere: Pick) -> Burst:
+    merchant = pick(rng)
+    burst: Burst = []
+    offset = 0
+    for i in range(rng.randint(10, 30)):
+        if i:
+            offset += rng.randint(5_000, 60_000)
+        burst.append((offset, profile.normal_cents(rng), merchant))
     return burst
 
 
@@ -61,13 +123,30 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario(
             "card_testing",
-            "6-12 payments of 0.00-2.00, 1-9 seconds apart",
+            "6-12 payments of 0.00-2.00 at one merchant, 1-9 seconds apart",
             _card_testing,
         ),
         Scenario(
             "account_takeover",
-            "1-3 payments of 10-50x the account's typical amount, 2-30 minutes apart",
+            "1-3 payments of 10-50x the account's typical amount, 2-30 minutes apart, new shops",
             _account_takeover,
+        ),
+        Scenario(
+            "compromised_merchant",
+            "cards used at a compromised merchant drained 1-5 days later: 2-4 payments of "
+            "5-20x typical, 1-20 minutes apart, new shops",
+            _drain,
+            scheduled=True,
+        ),
+        Scenario(
+            "slow_compromise",
+            "4-12 payments of 2-5x the normal amounts, twice as often, new shops",
+            _slow_compromise,
+        ),
+        Scenario(
+            "bot_burst",
+            "10-30 payments of normal amounts at one merchant, 5-60 seconds apart",
+            _bot_burst,
         ),
     )
 }

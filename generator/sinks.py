@@ -30,7 +30,10 @@ from pgfraud.errors import PgfraudError, TransactionConflict
 from pgfraud.generator.stream import EPOCH, GeneratedTransaction, RawTransaction
 from pgfraud.wire import format_timestamp
 
-CSV_HEADER = "account_id,transaction_id,timestamp,amount\n"
+CSV_HEADER = "account_id,transaction_id,timestamp,amount,merchant_id\n"
+LABELLED_CSV_HEADER = (
+    "account_id,transaction_id,timestamp,amount,merchant_id,is_fraud,fraud_scenario\n"
+)
 SINKS = ("copy", "insert", "api", "csv")
 
 Counts = dict[str, int | None]
@@ -109,14 +112,14 @@ def _batches(
 def copy_text(
     rows: Iterable[RawTransaction], numbered: bool = False, chunk: int = 10_000
 ) -> Iterator[str]:
-    """Generated rows as COPY text (``transaction_id, account_id, ts, amount``
+    """Generated rows as COPY text (``transaction_id, account_id, ts, amount, merchant_id``
     lines, after the row number from 1 when ``numbered``), ``chunk`` rows per
     piece: ts as ISO UTC with milliseconds and Z, amount with 2 decimals; the
     date and minute are formatted once per minute."""
     minute_of = -1
     prefix = ""
     lines: list[str] = []
-    for number, (transaction_id, account_id, ms, cents, _) in enumerate(rows, start=1):
+    for number, (transaction_id, account_id, ms, cents, _, merchant) in enumerate(rows, start=1):
         minute, rest = divmod(ms, 60_000)
         if minute != minute_of:
             minute_of = minute
@@ -124,7 +127,8 @@ def copy_text(
         seconds, millis = divmod(rest, 1000)
         euros, cent = divmod(cents, 100)
         ts = f"{prefix}{seconds:02d}.{millis:03d}Z"
-        line = f"{transaction_id}\t{account_id}\t{ts}\t{euros}.{cent:02d}\n"
+        shop = "\\N" if merchant is None else merchant
+        line = f"{transaction_id}\t{account_id}\t{ts}\t{euros}.{cent:02d}\t{shop}\n"
         lines.append(f"{number}\t{line}" if numbered else line)
         if len(lines) == chunk:
             yield "".join(lines)
@@ -196,6 +200,7 @@ def to_insert(
                 "transaction_id": t.transaction_id,
                 "timestamp": t.timestamp,
                 "amount": t.amount,
+                "merchant_id": t.merchant_id,
             }
             for t in batch
         ]
@@ -212,6 +217,7 @@ def to_json(t: GeneratedTransaction) -> dict[str, Any]:
         "transaction_id": t.transaction_id,
         "timestamp": format_timestamp(t.timestamp),
         "amount": str(t.amount),
+        "merchant_id": t.merchant_id,
     }
 
 
@@ -320,12 +326,21 @@ def to_api(
     return {"written": written, "stored": stored, "duplicates": duplicates}
 
 
-def to_csv(out: TextIO, transactions: Iterable[GeneratedTransaction]) -> Counts:
-    """Write CSV to ``out``: header ``account_id,transaction_id,timestamp,amount``,
-    ``\\n`` line ends, ISO timestamps with milliseconds and Z, amounts with 2 decimals."""
-    out.write(CSV_HEADER)
+def to_csv(
+    out: TextIO, transactions: Iterable[GeneratedTransaction], label_columns: bool = False
+) -> Counts:
+    """Write CSV to ``out``: header ``account_id,transaction_id,timestamp,amount,merchant_id``
+    (``label_columns``: then ``is_fraud`` 1/0 and ``fraud_scenario``, empty when not
+    fraud), ``\\n`` line ends, ISO timestamps with milliseconds and Z, amounts with 2
+    decimals."""
+    out.write(LABELLED_CSV_HEADER if label_columns else CSV_HEADER)
     written = 0
     for t in transactions:
-        out.write(f"{t.account_id},{t.transaction_id},{format_timestamp(t.timestamp)},{t.amount}\n")
+        merchant = "" if t.merchant_id is None else t.merchant_id
+        ts = format_timestamp(t.timestamp)
+        line = f"{t.account_id},{t.transaction_id},{ts},{t.amount},{merchant}"
+        if label_columns:
+            line += f",1,{t.scenario}" if t.scenario else ",0,"
+        out.write(line + "\n")
         written += 1
     return {"written": written, "stored": None, "duplicates": None}

@@ -19,13 +19,23 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
 from pgfraud.errors import InvalidInput
-from pgfraud.generator.profiles import DAY_MS, Profile, account_rng, make_profile
+from pgfraud.generator.profiles import (
+    DAY_MS,
+    FAVOURITE_SHARE,
+    Profile,
+    account_rng,
+    favourite_merchants,
+    make_profile,
+    merchant_compromised,
+    pick_merchant,
+)
 from pgfraud.generator.scenarios import SCENARIOS
 from pgfraud.wire import MAX_ID, MAX_MS, MAX_TIME, MIN_TIME, format_timestamp
 
@@ -40,7 +50,7 @@ class GeneratedTransaction(NamedTuple):
     ``timestamp``: aware UTC datetime, whole milliseconds; ``amount``: Decimal
     currency units with exactly 2 decimal places; ``scenario``: the fraud
     scenario's name, or None for a normal transaction (the ground-truth label,
-    never stored with the transaction).
+    never stored with the transaction); ``merchant_id``: where (1..merchants).
     """
 
     transaction_id: int
@@ -48,6 +58,7 @@ class GeneratedTransaction(NamedTuple):
     timestamp: datetime
     amount: Decimal
     scenario: str | None
+    merchant_id: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +69,8 @@ class Settings:
     any int; ``start``: aware datetime in 2000..2100, every timestamp is after
     it; ``fraud_rate`` in [0, 1]: the chance that an account's next event
     starts a fraud scenario instead of a normal transaction; ``scenarios``:
-    names from SCENARIOS (at least one); ``first_transaction_id`` >= 0.
+    names from SCENARIOS (at least one); ``first_transaction_id`` >= 0;
+    ``merchants`` >= 1 (ids 1..merchants).
     Errors: InvalidInput naming the field.
     """
 
@@ -69,6 +81,7 @@ class Settings:
     fraud_rate: float = 0.01
     scenarios: tuple[str, ...] = tuple(SCENARIOS)
     first_transaction_id: int = 1
+    merchants: int = 1000
 
     def __post_init__(self) -> None:
         def bad(field: str, message: str) -> InvalidInput:
@@ -89,6 +102,8 @@ class Settings:
         unknown = [s for s in self.scenarios if s not in SCENARIOS]
         if unknown:
             raise bad("scenarios", f"has an unknown scenario {unknown[0]!r}")
+        if not 1 <= self.merchants <= MAX_ID:
+            raise bad("merchants", "must be from 1 to 9223372036854775807")
         if self.first_transaction_id < 0:
             raise bad("first_transaction_id", "must be >= 0")
         if self.first_transaction_id + self.num_transactions - 1 > MAX_ID:
@@ -101,36 +116,75 @@ class Settings:
         return delta // timedelta(milliseconds=1)
 
 
-# One event of an account: (epoch ms, cents, scenario name or None).
-Event = tuple[int, int, str | None]
+# One event of an account: (epoch ms, cents, scenario name or None, merchant id).
+Event = tuple[int, int, str | None, int]
 
 
 def account_events(settings: Settings, profile: Profile, first_ms: int) -> Iterator[Event]:
     """The endless event stream of one account, in strictly increasing time, from ``first_ms``.
 
     Its random stream depends on the seed, the account and the first
-    transaction id (the profile on the seed and the account only).
+    transaction id (the profile and favourite merchants on the seed and the
+    account only).
 
     Each step decides whether a fraud scenario starts (probability
     ``fraud_rate``, drawn even when it is 0 so that the rate does not shift
     the normal stream's draws before the first scenario), then draws an
-    exponential gap to the next step.
+    exponential gap to the next step. A normal purchase at a merchant that is
+    compromised at that moment (with ``compromised_merchant`` among the
+    scenarios) schedules the card's drain 1 to 5 days later, once per card
+    at a time. Times that would collide move 1 ms later.
     """
     # Keyed by the first id too, so that a run appended after stored data
     # (same seed, later ids) continues each account instead of repeating it.
     rng = account_rng(settings.seed, profile.account_id, f"events/{settings.first_transaction_id}")
-    scenarios = [SCENARIOS[name] for name in settings.scenarios]
+    merchants = settings.merchants
+    favourites = favourite_merchants(settings.seed, profile.account_id, merchants)
+    drawn = [SCENARIOS[name] for name in settings.scenarios if not SCENARIOS[name].scheduled]
+    drain = (
+        SCENARIOS["compromised_merchant"] if "compromised_merchant" in settings.scenarios else None
+    )
     fraud_rate = settings.fraud_rate
+
+    def pick(r: random.Random) -> int:
+        return pick_merchant(r, merchants)
+
+    def anywhere(r: random.Random) -> int:
+        return r.randint(1, merchants)
+
+    pending: list[tuple[int, int, int]] = []  # the drain: (ms, cents, merchant), in order
+    last = first_ms - 1
     ms = first_ms
     while True:
-        if rng.random() < fraud_rate:
-            scenario = scenarios[rng.randrange(len(scenarios))]
-            burst = scenario.draw(rng, profile)
-            for offset, cents in burst:
-                yield ms + offset, cents, scenario.name
-            ms += burst[-1][0]
+        while pending and pending[0][0] <= ms:
+            due, cents, merchant = pending.pop(0)
+            last = max(due, last + 1)
+            yield last, cents, "compromised_merchant", merchant
+        if rng.random() < fraud_rate and drawn:
+            scenario = drawn[rng.randrange(len(drawn))]
+            for offset, cents, merchant in scenario.draw(rng, profile, pick, anywhere):
+                last = max(ms + offset, last + 1)
+                yield last, cents, scenario.name, merchant
+            ms = last
         else:
-            yield ms, profile.normal_cents(rng), None
+            if rng.random() < FAVOURITE_SHARE:
+                merchant = favourites[rng.randrange(len(favourites))]
+            else:
+                merchant = pick(rng)
+            cents = profile.normal_cents(rng)
+            last = max(ms, last + 1)
+            yield last, cents, None, merchant
+            if (
+                drain is not None
+                and not pending
+                and merchant_compromised(settings.seed, merchant, last, fraud_rate)
+            ):
+                start = last + rng.randint(DAY_MS, 5 * DAY_MS)
+                pending = [
+                    (start + offset, c, m)
+                    for offset, c, m in drain.draw(rng, profile, pick, anywhere)
+                ]
+            ms = last
         ms += profile.next_gap_ms(rng)
 
 
@@ -153,16 +207,16 @@ def first_uses(settings: Settings) -> Iterator[int]:
 
 
 # One transaction before it becomes a GeneratedTransaction: (transaction_id,
-# account_id, epoch ms, cents, scenario); the fields at 0 and 4 are the same
-# as GeneratedTransaction's.
-RawTransaction = tuple[int, int, int, int, str | None]
+# account_id, epoch ms, cents, scenario, merchant_id); the fields at 0, 1, 4
+# and 5 are the same as GeneratedTransaction's.
+RawTransaction = tuple[int, int, int, int, str | None, int | None]
 
 
 def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
     """:func:`generate_transactions` as plain tuples (epoch ms, integer cents):
     the same transactions, without building a datetime and a Decimal for each
     (the COPY sink formats them as text directly)."""
-    heap: list[tuple[int, int, int, str | None, Iterator[Event]]] = []
+    heap: list[tuple[int, int, int, str | None, int, Iterator[Event]]] = []
     first = first_uses(settings)
     next_account = 1
     next_first = next(first)  # there is at least one account
@@ -176,12 +230,12 @@ def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
         # transaction (ties: the active account, which has the lower id).
         if next_first is not None and (not heap or next_first < heap[0][0]):
             events = account_events(settings, make_profile(settings.seed, next_account), next_first)
-            ms, cents, scenario = next(events)
-            heapq.heappush(heap, (ms, next_account, cents, scenario, events))
+            ms, cents, scenario, merchant = next(events)
+            heapq.heappush(heap, (ms, next_account, cents, scenario, merchant, events))
             next_account += 1
             next_first = next(first, None)
         # (ms, account_id) is unique: one account's times strictly increase.
-        ms, account_id, cents, scenario, events = heap[0]
+        ms, account_id, cents, scenario, merchant, events = heap[0]
         if ms >= MAX_MS:
             raise InvalidInput(
                 f"transaction {transaction_id} would be at or after "
@@ -189,21 +243,22 @@ def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
                 "fewer transactions or an earlier start",
                 field="start",
             )
-        yield transaction_id, account_id, ms, cents, scenario
+        yield transaction_id, account_id, ms, cents, scenario, merchant
         transaction_id += 1
-        next_ms, next_cents, next_scenario = next(events)
-        replace(heap, (next_ms, account_id, next_cents, next_scenario, events))
+        next_ms, next_cents, next_scenario, next_merchant = next(events)
+        replace(heap, (next_ms, account_id, next_cents, next_scenario, next_merchant, events))
 
 
 def to_transaction(raw: RawTransaction) -> GeneratedTransaction:
     """A RawTransaction as a GeneratedTransaction (aware datetime, Decimal amount)."""
-    transaction_id, account_id, ms, cents, scenario = raw
+    transaction_id, account_id, ms, cents, scenario, merchant = raw
     return GeneratedTransaction(
         transaction_id,
         account_id,
         EPOCH + timedelta(milliseconds=ms),
         Decimal(cents).scaleb(-2),
         scenario,
+        merchant,
     )
 
 

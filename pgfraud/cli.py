@@ -201,28 +201,45 @@ def create_user(name: str, password: str | None, read_only: bool) -> None:
 
 @main.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def load(path: Path) -> None:
+@click.option(
+    "--label-column",
+    default=None,
+    help="Column of fraud labels (1/0, true/false, yes/no): fraud rows are stored as labels "
+    "with the transactions, for `pgfraud evaluate` and compromised_merchant.",
+)
+@click.option(
+    "--scenario-column",
+    default=None,
+    help="With --label-column: column of scenario codes (a name, or a number n kept as "
+    "scenario_<n>).",
+)
+def load(path: Path, label_column: str | None, scenario_column: str | None) -> None:
     """Load a CSV of transactions by COPY, all-or-nothing.
 
     Header: account_id, transaction_id, amount, and timestamp (ISO 8601) or
-    timestamp_ms (epoch milliseconds); other columns are ignored. Every bad
-    line is reported and nothing is stored; rows already stored unchanged are
-    counted as duplicates.
+    timestamp_ms (epoch milliseconds); merchant_id if present (empty: unknown);
+    other columns are ignored. Every bad line is reported and nothing is
+    stored; rows already stored unchanged are counted as duplicates.
     """
     from pgfraud.load import load_csv
 
+    if scenario_column and not label_column:
+        raise click.BadParameter("needs --label-column", param_hint="--scenario-column")
     try:
         with config.existing_database() as database:
             prepare(database)
-            with db.connect(database.app_url) as conn:
-                counts = load_csv(conn, path, progress=sys.stderr.isatty())
+            # Labels are the owner's data: with them, load as the owner.
+            url = database.admin_url if label_column else database.app_url
+            with db.connect(url) as conn:
+                counts = load_csv(conn, path, sys.stderr.isatty(), label_column, scenario_column)
                 conn.commit()
     except PgfraudError as exc:
         _fail(exc, unit="line")
+    labels = f", {counts['labels']} labelled fraud" if "labels" in counts else ""
     click.echo(
         f"loaded {path}: {counts['rows']} row{'s' if counts['rows'] != 1 else ''}, "
         f"{counts['stored']} stored, "
-        f"{counts['duplicate']} duplicates"
+        f"{counts['duplicate']} duplicates{labels}"
     )
 
 
@@ -285,15 +302,25 @@ def describe_labels(counts: dict[str, int]) -> list[str]:
     "--from", "start", type=TimestampType(), default=None, help="Start, inclusive (ISO 8601)."
 )
 @click.option("--to", "end", type=TimestampType(), default=None, help="End, exclusive (ISO 8601).")
-def evaluate(rules_json: str | None, start, end) -> None:
-    """Precision and recall of each rule against the stored fraud labels (a backtest).
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object: parameters that ran, transactions evaluated, and the rows.",
+)
+def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
+    """Precision, recall, F1 and alerts per 1,000 transactions of each rule against
+    the stored fraud labels (a backtest), per scenario and overall.
 
     Each rule is judged alone; "any" is a transaction flagged by at least one
     rule. --rules is the whole set to run (rules not named do not run), so
     candidate parameters are measured without changing the live rules. Load
-    labels first with `pgfraud load-labels FILE`.
+    labels first with `pgfraud load-labels FILE` or `pgfraud load FILE
+    --label-column COLUMN`.
     """
-    from pgfraud.evaluate import format_report
+    import json
+
+    from pgfraud.evaluate import evaluation, format_report
     from pgfraud.wire import loads_json
 
     rules = None
@@ -306,13 +333,21 @@ def evaluate(rules_json: str | None, start, end) -> None:
         with config.existing_database() as database:
             prepare(database)
             with db.connect(database.admin_url) as conn:
-                rows = db.evaluate_rules(conn, rules, start, end)
+                result = evaluation(conn, rules, start, end)
     except InvalidInput as exc:  # from SQL validate_rules: names the rule and parameter
         raise click.BadParameter(exc.message, param_hint="--rules") from None
     except PgfraudError as exc:
         _fail(exc)
+    rows = result["rows"]
     if not rows or rows[0]["labelled"] == 0:
         click.echo("no labels stored: load some with `pgfraud load-labels FILE`", err=True)
+    if as_json:
+        click.echo(json.dumps(result, default=str, indent=1))
+        return
+    click.echo(
+        f"{result['transactions']:,} transactions; rules that ran: "
+        f"{json.dumps(result['parameters'], sort_keys=True, default=str)}"
+    )
     for line in format_report(rows):
         click.echo(line)
 
@@ -427,6 +462,63 @@ def review(transaction_id: int, status: str, note: str, reviewer: str | None) ->
         f"transaction {row['transaction_id']} (account {row['account_id']}): {row['status']}"
         f" by {row['reviewer']}"
     )
+
+
+@main.group(name="rule")
+def rule_group() -> None:
+    """Rules users write: add one, backtest it, switch it on or off."""
+
+
+@rule_group.command(name="add")
+@click.argument("rule_id")
+@click.argument("expression")
+@click.option("--description", default=None, help="What it catches (default: the expression).")
+@click.option("--enable", is_flag=True, help="Switch it on now (default: off, to backtest first).")
+def rule_add(rule_id: str, expression: str, description: str | None, enable: bool) -> None:
+    """Add (or replace) RULE_ID: a boolean SQL EXPRESSION over the features
+    amount, prior_count, prior_average, seconds_since_previous, count_1h,
+    sum_1h, count_24h, sum_24h, merchant_id and first_at_merchant, like
+    'amount > 5 * prior_average AND count_24h >= 3'.
+
+    Backtest it with `pgfraud evaluate --rules '{"RULE_ID": {}}'`, then
+    `pgfraud rule enable RULE_ID`.
+    """
+    try:
+        with config.existing_database() as database:
+            prepare(database)
+            with db.connect(database.admin_url) as conn:
+                row = db.add_rule(conn, rule_id, expression, description, enable)
+                conn.commit()
+    except PgfraudError as exc:
+        _fail(exc)
+    state = "on" if row["enabled"] else "off"
+    click.echo(f"rule {row['rule_id']} added ({state}): {row['expression']}")
+
+
+def _switch_rule(rule_id: str, enabled: bool) -> None:
+    try:
+        with config.existing_database() as database:
+            prepare(database)
+            with db.connect(database.admin_url) as conn, db.wrap_errors():
+                conn.execute("SELECT set_rule(%s, %s)", (rule_id, enabled))
+                conn.commit()
+    except PgfraudError as exc:
+        _fail(exc)
+    click.echo(f"rule {rule_id} {'on' if enabled else 'off'}; stored transactions re-scored")
+
+
+@rule_group.command(name="enable")
+@click.argument("rule_id")
+def rule_enable(rule_id: str) -> None:
+    """Switch RULE_ID on (built-in or a user's); the stored transactions are re-scored."""
+    _switch_rule(rule_id, True)
+
+
+@rule_group.command(name="disable")
+@click.argument("rule_id")
+def rule_disable(rule_id: str) -> None:
+    """Switch RULE_ID off; its alerts go."""
+    _switch_rule(rule_id, False)
 
 
 def _is_loopback(host: str) -> bool:

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
+from pgfraud import db
 from pgfraud.errors import InvalidInput
 from pgfraud.load import refused_file, utf8_lines
 from pgfraud.wire import parse_labels
@@ -43,18 +48,96 @@ def read_labels(path: Path) -> list[tuple[int, str]]:
     return [(label.transaction_id, label.scenario) for label in labels]
 
 
+FOUR_PLACES = Decimal("0.0001")
+
+
+def _ratio(numerator: int, denominator: int, scale: int = 1) -> Decimal | None:
+    if not denominator:
+        return None
+    return (Decimal(numerator * scale) / Decimal(denominator)).quantize(FOUR_PLACES, ROUND_HALF_UP)
+
+
+def add_measures(rows: list[dict[str, Any]], transactions: int) -> list[dict[str, Any]]:
+    """evaluate_rules rows with ``f1`` and ``alerts_per_1000`` added (Decimal, 4 places).
+
+    ``f1`` = 2 x TP / (flagged + labelled), the harmonic mean of precision and
+    recall, for scenario ``all`` only (a false positive belongs to no
+    scenario); ``alerts_per_1000`` = flagged x 1000 / ``transactions`` (the
+    transactions in the evaluated range), also for ``all`` only. None where
+    undefined.
+    """
+    out = []
+    for r in rows:
+        overall = r["scenario"] == "all"
+        flagged = r["flagged"] or 0
+        out.append(
+            {
+                **r,
+                "f1": _ratio(2 * r["true_positives"], flagged + r["labelled"]) if overall else None,
+                "alerts_per_1000": _ratio(flagged, transactions, 1000) if overall else None,
+            }
+        )
+    return out
+
+
+def evaluation(
+    conn: psycopg.Connection,
+    rules: dict[str, Any] | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> dict[str, Any]:
+    """The whole evaluation: ``{"parameters", "transactions", "rows"}``.
+
+    ``parameters``: the rules that ran, as validated and normalised by SQL
+    (defaults filled in; the enabled rules when ``rules`` is None);
+    ``transactions``: how many were evaluated ([start, end), None: unbounded);
+    ``rows``: evaluate_rules rows with f1 and alerts_per_1000 (add_measures).
+    Errors: InvalidInput from SQL validate_rules, naming the rule and parameter.
+    """
+    rows = db.evaluate_rules(conn, rules, start, end)
+    with db.wrap_errors():
+        parameters, transactions = conn.execute(
+            "SELECT coalesce(validate_rules(%s::jsonb), active_rule_parameters()),"
+            " (SELECT count(*) FROM transactions AS t"
+            "  WHERE (%s::timestamptz IS NULL OR t.ts >= %s)"
+            "  AND (%s::timestamptz IS NULL OR t.ts < %s))",
+            (db.dumps_json(rules) if rules is not None else None, start, start, end, end),
+        ).fetchone()
+    return {
+        "parameters": parameters,
+        "transactions": transactions,
+        "rows": add_measures(rows, transactions),
+    }
+
+
 def format_report(rows: list[dict[str, Any]]) -> Iterator[str]:
-    """Lines of a plain-text table of evaluate_rules rows."""
-    header = ("rule", "scenario", "labelled", "flagged", "caught", "precision", "recall")
+    """Lines of a plain-text table of evaluation rows (add_measures)."""
+    header = (
+        "rule",
+        "scenario",
+        "labelled",
+        "flagged",
+        "caught",
+        "precision",
+        "recall",
+        "f1",
+        "per_1000",
+    )
+
+    def text(value: Any) -> str:
+        return "" if value is None else str(value)
+
     table = [header] + [
         (
             r["rule_id"],
             r["scenario"],
             str(r["labelled"]),
-            "" if r["flagged"] is None else str(r["flagged"]),
+            text(r["flagged"]),
             str(r["true_positives"]),
-            "" if r["precision_ratio"] is None else str(r["precision_ratio"]),
-            "" if r["recall_ratio"] is None else str(r["recall_ratio"]),
+            text(r["precision_ratio"]),
+            text(r["recall_ratio"]),
+            text(r.get("f1")),
+            text(r.get("alerts_per_1000")),
         )
         for r in rows
     ]

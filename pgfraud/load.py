@@ -2,7 +2,9 @@
 
 The header must name ``account_id``, ``transaction_id``, ``amount`` and
 ``timestamp`` (ISO 8601, or epoch milliseconds) or ``timestamp_ms`` (epoch
-milliseconds); other columns are ignored. Every row is validated
+milliseconds); ``merchant_id`` is read when present (empty: unknown), and
+the label columns when asked (``label_column``, ``scenario_column``); other
+columns are ignored. Every row is validated
 (pgfraud.wire rules) and every bad row is reported by its line number (the
 header is line 1); only a file with no bad row is stored, through the
 staging table, so loading the same file twice stores nothing new.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -28,8 +31,46 @@ REQUIRED = ("account_id", "transaction_id", "amount")
 CHUNK = 10_000
 
 
-FIELDS = ("account_id", "transaction_id", "timestamp", "amount")
-Values = tuple[str | None, str | None, str | None, str | None]
+FIELDS = ("account_id", "transaction_id", "timestamp", "amount", "merchant_id")
+# account_id, transaction_id, timestamp, amount, merchant_id, label, scenario:
+# None for a required value the row lacks; "" for an optional one (or column).
+Values = tuple[str | None, ...]
+_PLAIN_MERCHANT = re.compile(r"[0-9]{1,18}")
+
+TRUE_LABELS = frozenset({"1", "true", "t", "yes", "y"})
+FALSE_LABELS = frozenset({"0", "false", "f", "no", "n"})
+_SCENARIO_TEXT = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+def parse_label(
+    value: str | None, scenario: str | None, label_column: str, scenario_column: str | None
+) -> tuple[str | None, dict[str, str] | None]:
+    """(scenario name or None for not fraud, error or None) of one row's label cells.
+
+    ``value``: 1/0, true/false, t/f, yes/no, y/n (any case); ``scenario``:
+    a lower_snake_case name, or a numeric code n stored as ``scenario_<n>``;
+    no scenario column (or an empty cell) gives ``labelled``. An error is
+    ``{"field", "message"}`` naming the column.
+    """
+    text = (value or "").strip().lower()
+    if text in FALSE_LABELS:
+        return None, None
+    if text not in TRUE_LABELS:
+        return None, {
+            "field": label_column,
+            "message": f"must be 1/0, true/false or yes/no, not {value!r}",
+        }
+    code = (scenario or "").strip()
+    if not code:
+        return "labelled", None
+    if code.isdigit() and len(code) <= 18:
+        return f"scenario_{int(code)}", None
+    if _SCENARIO_TEXT.fullmatch(code):
+        return code, None
+    return None, {
+        "field": scenario_column or "",
+        "message": f"must be a number or a lower_snake_case name, not {code[:40]!r}",
+    }
 
 
 def utf8_lines(path: Path, opened: Callable[[Any], None] | None = None) -> Iterator[str]:
@@ -63,7 +104,11 @@ def utf8_lines(path: Path, opened: Callable[[Any], None] | None = None) -> Itera
             yield line
 
 
-def _rows(path: Path, seen: Callable[[int], None] | None = None) -> Iterator[tuple[int, Values]]:
+def _rows(
+    path: Path,
+    seen: Callable[[int], None] | None = None,
+    labels: tuple[str | None, str | None] = (None, None),
+) -> Iterator[tuple[int, Values]]:
     """(line number, (account_id, transaction_id, timestamp, amount) texts) per
     data row; None for a value the row lacks. ``seen(bytes)`` is told how far
     into the file reading has got, every CHUNK rows (for a progress bar).
@@ -75,7 +120,7 @@ def _rows(path: Path, seen: Callable[[int], None] | None = None) -> Iterator[tup
     holder: list[Any] = []
     reader = csv.reader(utf8_lines(path, holder.append), strict=True)
     try:
-        for n, item in enumerate(_read(path, reader), start=1):
+        for n, item in enumerate(_read(path, reader, labels), start=1):
             yield item
             if seen is not None and n % CHUNK == 0:
                 seen(holder[0].buffer.tell())
@@ -85,13 +130,15 @@ def _rows(path: Path, seen: Callable[[int], None] | None = None) -> Iterator[tup
         ) from None
 
 
-def _read(path: Path, reader: Any) -> Iterator[tuple[int, Values]]:
+def _read(
+    path: Path, reader: Any, labels: tuple[str | None, str | None] = (None, None)
+) -> Iterator[tuple[int, Values]]:
     """Header check, then (line, values) per non-blank data row."""
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         raise InvalidInput(f"{path} is empty: it needs a header line") from None
-    missing = [name for name in REQUIRED if name not in header]
+    missing = [name for name in (*REQUIRED, *(c for c in labels if c)) if name not in header]
     time_column = next((c for c in ("timestamp", "timestamp_ms") if c in header), None)
     if time_column is None:
         missing.append("timestamp (or timestamp_ms)")
@@ -101,17 +148,22 @@ def _read(path: Path, reader: Any) -> Iterator[tuple[int, Values]]:
             field=missing[0].split()[0],
             row=1,
         )
-    a, t, ts, amt = (
-        header.index(n) for n in ("account_id", "transaction_id", time_column, "amount")
-    )
-    width = max(a, t, ts, amt) + 1
+    required = [header.index(n) for n in ("account_id", "transaction_id", time_column, "amount")]
+    # Optional columns: -1 when absent (read as "").
+    optional = [header.index(n) if n and n in header else -1 for n in ("merchant_id", *labels)]
+    columns = required + optional
+    width = max(required) + 1
     for values in reader:
-        if len(values) >= width:
-            yield reader.line_num, (values[a], values[t], values[ts], values[amt])
-        elif values and not all(not v.strip() for v in values):  # short; blank lines skipped
+        if len(values) >= width or (values and not all(not v.strip() for v in values)):
+            short = len(values) < width
             yield (
                 reader.line_num,
-                tuple(values[i] if i < len(values) else None for i in (a, t, ts, amt)),
+                tuple(
+                    (values[i] if 0 <= i < len(values) else ("" if k >= 4 else None))
+                    if short or k >= 4
+                    else values[i]
+                    for k, i in enumerate(columns)
+                ),
             )
 
 
@@ -122,7 +174,8 @@ def _full_check(
     (line, COPY line) of the good ones; the problems go to ``errors``."""
     lines = [line for line, _ in slow]
     rows = [
-        {k: v for k, v in zip(FIELDS, values, strict=True) if v is not None} for _, values in slow
+        {k: v for k, v in zip(FIELDS, values[:5], strict=True) if v is not None}
+        for _, values in slow
     ]
     try:
         checked = parse_transactions(rows, rows=lines)
@@ -132,7 +185,13 @@ def _full_check(
     return [(line, copy_line(t)) for line, t in zip(lines, checked, strict=True)]
 
 
-def load_csv(conn: psycopg.Connection, path: Path, progress: bool = False) -> dict[str, int]:
+def load_csv(
+    conn: psycopg.Connection,
+    path: Path,
+    progress: bool = False,
+    label_column: str | None = None,
+    scenario_column: str | None = None,
+) -> dict[str, int]:
     """Validate and store ``path`` by COPY in one pass, in the caller's database transaction.
 
     Rows in the plain form pgfraud writes are checked by fast code
@@ -147,25 +206,49 @@ def load_csv(conn: psycopg.Connection, path: Path, progress: bool = False) -> di
     reported; a file with bad rows stores nothing (the caller rolls back).
     ``progress``: a progress bar on stderr (rows, rows/s, ETA). Memory is
     flat in the size of the file. Returns ``{"rows": n, "stored": s,
-    "duplicate": d}``. Errors: InvalidInput (bad header or rows, ``errors``
+    "duplicate": d}``, and ``"labels"`` (fraud rows) when ``label_column``
+    names the column of fraud labels (:func:`parse_label`; ``scenario_column``
+    its scenario codes): they are stored in ``fraud_labels`` in the same
+    database transaction, after the transactions (the labels' trigger
+    re-scores what compromised_merchant reads), which needs the owner's
+    connection. Errors: InvalidInput (bad header or rows, ``errors``
     holds ``{"row"/"line", "field", "message"}`` per problem),
     TransactionConflict (an id already stored with other content; ``row`` is
     its line).
     """
     errors: list[dict[str, Any]] = []
+    labels: list[tuple[int, str]] = []
     count = 0
     first_ids: list[int] = []
+    columns = (label_column, scenario_column if label_column else None)
 
     def chunks(numbered: bool) -> Iterator[str]:
         nonlocal count
         errors.clear()
+        labels.clear()
         count = 0
         with _progress(path, progress) as seen:
             buffer: list[str] = []
             slow: list[tuple[int, Values]] = []
-            for line, values in _rows(path, seen):
+            for line, values in _rows(path, seen, columns):
                 count += 1
-                text = None if None in values else plain_copy_line(*values)  # type: ignore[arg-type]
+                if label_column:
+                    scenario, error = parse_label(
+                        values[5], values[6], label_column, scenario_column
+                    )
+                    if error:
+                        errors.append({"row": line, **error})
+                    elif scenario and (values[1] or "").strip().isdigit():
+                        labels.append((int(values[1].strip()), scenario))  # type: ignore[union-attr]
+                merchant = (values[4] or "").strip()
+                text = (
+                    None
+                    if None in values[:4]
+                    or not (merchant == "" or _PLAIN_MERCHANT.fullmatch(merchant))
+                    else plain_copy_line(*values[:4])  # type: ignore[arg-type]
+                )
+                if text is not None:
+                    text += "\t" + (merchant or "\\N")
                 if text is None:
                     slow.append((line, values))
                 elif numbered:
@@ -188,7 +271,7 @@ def load_csv(conn: psycopg.Connection, path: Path, progress: bool = False) -> di
 
     db.lift_statement_timeout(conn)
     # Probe: are the file's first ids stored already (a file loaded again)?
-    for _, values in _rows(path):
+    for _, values in _rows(path, None, columns):
         if values[1] is not None and values[1].strip().isdigit() and len(first_ids) < CHUNK:
             first_ids.append(min(int(values[1].strip()), 2**63 - 1))
         if len(first_ids) >= CHUNK:
@@ -196,8 +279,11 @@ def load_csv(conn: psycopg.Connection, path: Path, progress: bool = False) -> di
     direct = not db.any_stored(conn, first_ids) if first_ids else True
     counts = db.store_copy_text(conn, chunks, direct=direct, valid=lambda: not errors)
     if errors or counts is None:
-        raise refused_file(path, errors)
-    return {"rows": count, **counts}
+        raise refused_file(path, sorted(errors, key=lambda e: e["row"]))
+    if not label_column:
+        return {"rows": count, **counts}
+    db.store_labels(conn, labels)
+    return {"rows": count, **counts, "labels": len(labels)}
 
 
 @contextlib.contextmanager

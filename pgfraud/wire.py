@@ -9,6 +9,7 @@ One transaction on the wire (JSON object, query string or CSV row)::
                     integer of epoch *milliseconds*; 2000-01-01 .. 2100-01-01
     amount          currency units: decimal text or JSON number, >= 0, < 10^13,
                     at most 2 decimal places (more is refused, never rounded)
+    merchant_id     optional: integer 0 .. 2^63-1, or null / empty (unknown)
 
 Sub-millisecond digits of an ISO timestamp are truncated to the millisecond.
 Integers that look like epoch seconds or microseconds are refused with a
@@ -41,7 +42,7 @@ MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 MIN_MS = int(MIN_TIME.timestamp() * 1000)  # 946684800000
 MAX_MS = int(MAX_TIME.timestamp() * 1000)  # 4102444800000
-FIELDS = ("account_id", "transaction_id", "timestamp", "amount")
+FIELDS = ("account_id", "transaction_id", "timestamp", "amount", "merchant_id")
 
 _DIGITS = re.compile(r"[0-9]{1,30}")
 _DECIMAL = re.compile(r"[+-]?([0-9]{1,40}(\.[0-9]{0,40})?|\.[0-9]{1,40})")
@@ -91,6 +92,13 @@ def _parse_id(value: Any) -> int:
     if value > MAX_ID:
         raise _error("must be at most 9223372036854775807 (a signed 64-bit integer)")
     return value
+
+
+def _parse_optional_id(value: Any) -> int | None:
+    """An optional id (merchant_id): None, "" or blank text mean unknown; else as _parse_id."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return _parse_id(value)
 
 
 def _parse_scenario(value: Any) -> str:
@@ -234,10 +242,15 @@ def plain_copy_line(
 def copy_line(transaction: Transaction) -> str:
     """A validated transaction as one COPY text line (as :func:`plain_copy_line`)."""
     t = transaction
-    return f"{t.transaction_id}\t{t.account_id}\t{format_timestamp(t.timestamp)}\t{t.amount}"
+    merchant = "\\N" if t.merchant_id is None else t.merchant_id
+    return (
+        f"{t.transaction_id}\t{t.account_id}\t{format_timestamp(t.timestamp)}\t{t.amount}"
+        f"\t{merchant}"
+    )
 
 
 Id = Annotated[int, BeforeValidator(_parse_id)]
+OptionalId = Annotated[int | None, BeforeValidator(_parse_optional_id)]
 Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp)]
 Amount = Annotated[Decimal, BeforeValidator(_parse_amount)]
 
@@ -251,6 +264,7 @@ class Transaction(BaseModel):
     transaction_id: Id
     timestamp: Timestamp
     amount: Amount
+    merchant_id: OptionalId = None
 
 
 class Label(BaseModel):

@@ -20,6 +20,11 @@ _ID_IN = {
     "description": "0 .. 2^63-1; an integer-valued JSON number (13.0) counts as the integer",
 }
 _DECIMAL = {"type": "string", "pattern": r"^[0-9]{1,13}(\.[0-9]{1,2})?$"}
+_MERCHANT_IN = {
+    "oneOf": [*_ID_IN["oneOf"], {"type": "null"}, {"type": "string", "pattern": r"^\s*$"}],
+    "description": "optional: where the card was used, 0 .. 2^63-1; null or empty: unknown "
+    "(read by the merchant rules)",
+}
 _AMOUNT_IN = {
     "oneOf": [
         {"type": "string", "pattern": r"^\s*\+?([0-9]{1,13}(\.[0-9]{0,2}0*)?|\.[0-9]{1,2}0*)\s*$"},
@@ -119,6 +124,7 @@ def openapi_document() -> dict[str, Any]:
                         "transaction_id": _ID_IN,
                         "timestamp": _TIMESTAMP_IN,
                         "amount": _AMOUNT_IN,
+                        "merchant_id": _MERCHANT_IN,
                     },
                 },
                 "StoreResult": {
@@ -164,6 +170,29 @@ def openapi_document() -> dict[str, Any]:
                         "review_note": {"type": ["string", "null"]},
                         "reviewer": {"type": ["string", "null"]},
                         "reviewed_at": {"type": ["string", "null"], "format": "date-time"},
+                    },
+                },
+                "RuleIn": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["rule_id", "expression"],
+                    "properties": {
+                        "rule_id": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"},
+                        "expression": {
+                            "type": "string",
+                            "maxLength": 1000,
+                            "pattern": "^[^\\x00]*$",
+                            "description": "boolean SQL over the features amount, prior_count, "
+                            "prior_average, seconds_since_previous, count_1h, sum_1h, count_24h, "
+                            "sum_24h, merchant_id, first_at_merchant (README: Rules users write)",
+                        },
+                        "description": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 500,
+                            "pattern": "^[^\\x00]*$",
+                        },
+                        "enabled": {"type": "boolean"},
                     },
                 },
                 "ReviewIn": {
@@ -215,7 +244,23 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "The rule catalogue",
                     "responses": {"200": {"description": "rules"}},
-                }
+                },
+                "post": {
+                    "summary": "Add or replace a user's rule (a boolean expression over features)",
+                    "security": [{"bearer": []}, {}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/RuleIn"}}
+                        },
+                    },
+                    "responses": {
+                        "201": {"description": "the rule"},
+                        "400": _error("invalid field or malformed JSON"),
+                        "401": _error("token required"),
+                        "415": _error("not JSON"),
+                    },
+                },
             },
             "/is_fraud/{account_id}": {
                 "get": {
@@ -373,6 +418,7 @@ def openapi_document() -> dict[str, Any]:
                             "schema": _TIMESTAMP_IN,
                         },
                         {"name": "amount", "in": "query", "required": True, "schema": _DECIMAL},
+                        {"name": "merchant_id", "in": "query", "required": False, "schema": _ID},
                     ],
                     "responses": {
                         "201": _json("StoreResult", "stored"),

@@ -125,6 +125,41 @@ def rules():
     return jsonify({"rules": [_serialise(r) for r in rows]})
 
 
+@bp.post("/rules")
+@requires_token
+def add_rule():
+    """Add (or replace) a user's rule (SQL ``add_rule``).
+
+    Body (JSON): ``{"rule_id": lower_snake_case, "expression": boolean SQL
+    over the features of rule_features, "description": text (optional),
+    "enabled": boolean (optional, default false: backtest it first with
+    ``pgfraud evaluate --rules '{"<rule_id>": {}}'``)}``. 201 with the rule
+    ``{rule_id, enabled, parameters, description, expression}``; 400 naming
+    the bad field (an expression that uses anything but the features,
+    numbers, operators and the allowed functions, or is not boolean); 401
+    without the token (when one is configured); 415 unless JSON.
+    """
+    body = _json_body()
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object with rule_id and expression")
+    unknown = sorted(set(body) - {"rule_id", "expression", "description", "enabled"})
+    if unknown:
+        raise InvalidInput(f"{unknown[0]} is not a field of a rule", field=unknown[0])
+    for field in ("rule_id", "expression", "description"):
+        value = body.get(field)
+        if (value is not None or field != "description") and not isinstance(value, str):
+            raise InvalidInput(f"{field} must be a string", field=field)
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidInput(f"{field} may not contain the character NUL", field=field)
+    description = body.get("description")
+    enabled = body.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise InvalidInput("enabled must be true or false", field="enabled")
+    with transaction() as conn:
+        row = db.add_rule(conn, body["rule_id"], body["expression"], description, enabled)
+    return jsonify(_serialise(row)), 201
+
+
 def _single_value_args() -> dict[str, str]:
     """The query parameters as a dict; InvalidInput for one given more than once."""
     duplicated = [k for k in request.args if len(request.args.getlist(k)) > 1]
@@ -344,7 +379,7 @@ def _single_answer(result: dict[str, Any]):
 @requires_token
 def store_data_query():
     """Store one transaction from query parameters (the seed's form):
-    ``?account_id=…&transaction_id=…&timestamp=…&amount=…``.
+    ``?account_id=…&transaction_id=…&timestamp=…&amount=…[&merchant_id=…]``.
 
     201 ``{"transaction_id", "status": "stored", "alerts": [...]}``; 200 with
     status ``duplicate`` when it was already stored unchanged; 400 naming the
@@ -360,7 +395,14 @@ def store_data_query():
             "give account_id, transaction_id, timestamp and amount as query parameters, "
             "or POST JSON"
         )
-    transaction_in = parse_transaction(_single_value_args())
+    args = _single_value_args()
+    # Optional here means absent: a given merchant_id must be an integer.
+    if "merchant_id" in args and not args["merchant_id"].strip():
+        raise InvalidInput(
+            "merchant_id must be an integer from 0 to 9223372036854775807 (or left out)",
+            field="merchant_id",
+        )
+    transaction_in = parse_transaction(args)
     return _single_answer(_store([to_record(transaction_in)])[0])
 
 

@@ -1,6 +1,6 @@
 """A second, independent implementation of the rules, in plain Python, for tests only.
 
-It follows the rule definitions of README.md / db/functions/evaluate_account.sql
+It follows the rule definitions of README.md / db/functions/_evaluate_from.sql
 with Decimal arithmetic and no SQL, so that the SQL can be checked against it on
 generated data (test_reference.py). Not used by pgfraud itself.
 """
@@ -11,16 +11,41 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+MS = timedelta(milliseconds=1)
+
 
 @dataclass(frozen=True)
 class Tx:
     transaction_id: int
     ts: datetime
     amount: Decimal
+    merchant_id: int | None = None
 
 
-def events(history: list[Tx], rules: dict[str, dict]) -> list[tuple[int, str]]:
-    """(transaction_id, rule_id) of every fired rule, in (ts, id, rule_id) order."""
+@dataclass(frozen=True)
+class MerchantTx:
+    """Any account's transaction at a merchant, and whether it is known fraud."""
+
+    merchant_id: int
+    ts: datetime
+    known_fraud: bool
+
+
+def _average_base(prior: list[Tx], tx: Tx, window_days) -> tuple[int, Decimal]:
+    if window_days:
+        prior = [p for p in prior if p.ts > tx.ts - timedelta(days=window_days)]
+    return len(prior), sum((p.amount for p in prior), Decimal(0))
+
+
+def events(
+    history: list[Tx], rules: dict[str, dict], merchant_rows: list[MerchantTx] = ()
+) -> list[tuple[int, str]]:
+    """(transaction_id, rule_id) of every fired rule, in (ts, id, rule_id) order.
+
+    ``history``: one account's transactions; ``merchant_rows``: every stored
+    transaction at a merchant (all accounts, this one's included), for
+    compromised_merchant.
+    """
     ordered = sorted(history, key=lambda t: (t.ts, t.transaction_id))
     fired: list[tuple[datetime, int, str]] = []
     for i, tx in enumerate(ordered):
@@ -29,12 +54,14 @@ def events(history: list[Tx], rules: dict[str, dict]) -> list[tuple[int, str]]:
         total = sum((p.amount for p in prior), Decimal(0))
         if "below_average" in rules:
             r = rules["below_average"]
-            if n >= max(r["min_history"], 1) and tx.amount * n < Decimal(str(r["factor"])) * total:
+            k, s = _average_base(prior, tx, r.get("window_days", 0))
+            if k >= max(r["min_history"], 1) and tx.amount * k < Decimal(str(r["factor"])) * s:
                 fired.append((tx.ts, tx.transaction_id, "below_average"))
         if "amount_spike" in rules:
             r = rules["amount_spike"]
             multiplier = Decimal(str(r["multiplier"]))
-            if n >= max(r["min_history"], 1) and tx.amount * n > multiplier * total:
+            k, s = _average_base(prior, tx, r.get("window_days", 0))
+            if k >= max(r["min_history"], 1) and tx.amount * k > multiplier * s:
                 fired.append((tx.ts, tx.transaction_id, "amount_spike"))
         if "large_amount" in rules:
             if tx.amount >= Decimal(str(rules["large_amount"]["threshold"])):
@@ -45,8 +72,30 @@ def events(history: list[Tx], rules: dict[str, dict]) -> list[tuple[int, str]]:
             in_window = sum(1 for p in prior if p.ts > tx.ts - window) + 1
             if in_window > r["max_transactions"]:
                 fired.append((tx.ts, tx.transaction_id, "velocity"))
-        if "rapid_succession" in rules and prior:
-            gap = tx.ts - prior[-1].ts
+        earlier = [p.ts for p in prior if p.ts < tx.ts]
+        if "rapid_succession" in rules and earlier:
+            gap = tx.ts - max(earlier)
             if gap < timedelta(seconds=rules["rapid_succession"]["min_gap_seconds"]):
                 fired.append((tx.ts, tx.transaction_id, "rapid_succession"))
+        if "same_timestamp" in rules:
+            same = sum(1 for p in prior if p.ts == tx.ts) + 1
+            if same > rules["same_timestamp"]["max_transactions"]:
+                fired.append((tx.ts, tx.transaction_id, "same_timestamp"))
+        if "new_merchant_large" in rules and tx.merchant_id is not None:
+            r = rules["new_merchant_large"]
+            first = all(p.merchant_id != tx.merchant_id for p in prior)
+            multiplier = Decimal(str(r["multiplier"]))
+            if first and n >= max(r["min_history"], 1) and tx.amount * n > multiplier * total:
+                fired.append((tx.ts, tx.transaction_id, "new_merchant_large"))
+        if "compromised_merchant" in rules and tx.merchant_id is not None:
+            r = rules["compromised_merchant"]
+            low = tx.ts - timedelta(days=r["window_days"])
+            high = tx.ts - timedelta(days=r["delay_days"])
+            seen = [
+                m for m in merchant_rows if m.merchant_id == tx.merchant_id and low <= m.ts < high
+            ]
+            known = sum(1 for m in seen if m.known_fraud)
+            share = Decimal(str(r["min_fraud_share"]))
+            if known >= max(r["min_known_fraud"], 1) and known >= share * len(seen):
+                fired.append((tx.ts, tx.transaction_id, "compromised_merchant"))
     return [(tid, rule) for _, tid, rule in sorted(fired)]

@@ -202,7 +202,11 @@ def test_a_late_arrival_rescores_the_rows_after_it(app_conn, admin_conn):
 def test_an_in_order_arrival_uses_the_running_totals(app_conn, admin_conn):
     # below_average (0.9, min 1): prior sum 10 + 20 = 30 over 2 -> average 15,
     # threshold 13.5; 13.49 fires with that threshold.
-    admin_conn.execute("UPDATE rules SET enabled = (rule_id = 'below_average')")
+    admin_conn.execute(
+        "UPDATE rules SET enabled = (rule_id = 'below_average'), parameters = CASE"
+        " WHEN rule_id = 'below_average' THEN '{\"factor\": 0.9, \"min_history\": 1}'"
+        " ELSE parameters END"
+    )
     db.store_transactions(app_conn, [record(1, 8, 0, "10.00"), record(2, 8, 1000, "20.00")])
     app_conn.commit()
     db.store_transactions(app_conn, [record(3, 8, 2000, "13.49")])

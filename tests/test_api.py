@@ -52,8 +52,19 @@ def test_store_and_read_back(client, database):
             "account_id": 1,
             "timestamp": "2024-01-01T00:00:00.000Z",
             "amount": "19.99",
+            "merchant_id": None,
         }
     ]
+
+
+def test_merchant_id_is_stored_and_read_back(client, database):
+    assert post(client, {**GOOD, "merchant_id": "42"}).status_code == 201
+    assert post(client, {**GOOD, "transaction_id": 101, "merchant_id": None}).status_code == 201
+    rows = client.get("/accounts/1/transactions").get_json()["transactions"]
+    assert [(r["transaction_id"], r["merchant_id"]) for r in rows] == [(101, None), (100, 42)]
+    response = post(client, {**GOOD, "transaction_id": 102, "merchant_id": -1})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["errors"][0]["field"] == "merchant_id"
 
 
 @pytest.mark.parametrize(
@@ -184,7 +195,12 @@ def test_is_fraud_answers_with_and_without_trailing_slash(client, database):
         client,
         [
             {**GOOD, "transaction_id": 1, "amount": "100.00"},
-            {**GOOD, "transaction_id": 2, "amount": "50.00", "timestamp": "2024-01-02T00:00:00Z"},
+            {
+                **GOOD,
+                "transaction_id": 2,
+                "amount": "20000.00",
+                "timestamp": "2024-01-02T00:00:00Z",
+            },
         ],
     )
     with_slash = client.get("/is_fraud/1/")
@@ -196,11 +212,11 @@ def test_is_fraud_answers_with_and_without_trailing_slash(client, database):
             "transaction_id": 2,
             "account_id": 1,
             "timestamp": "2024-01-02T00:00:00.000Z",
-            "amount": "50.00",
-            "rule_id": "below_average",
-            "observed": "50.00",
-            "threshold": "90.0000",
-            "reason": "amount 50.00 is below 0.9 x the average 100.0000 of 1 prior transactions",
+            "amount": "20000.00",
+            "rule_id": "large_amount",
+            "observed": "20000.00",
+            "threshold": "10000",
+            "reason": "amount 20000.00 is at or above the limit 10000",
         }
     ]
 
@@ -250,14 +266,20 @@ def test_batch_reports_every_bad_row_and_stores_nothing(client, database):
 
 def test_batch_stores_and_reports_duplicates(client, database):
     post(client, {**GOOD, "transaction_id": 1})
-    response = post(client, [{**GOOD, "transaction_id": 1}, {**GOOD, "transaction_id": 2}])
+    response = post(
+        client,
+        [
+            {**GOOD, "transaction_id": 1},
+            {**GOOD, "transaction_id": 2, "timestamp": "2024-01-01T00:00:05Z"},
+        ],
+    )
     assert response.status_code == 201
     assert response.get_json() == {
         "stored": 1,
         "duplicates": 1,
         "results": [
             {"row": 0, "transaction_id": 1, "status": "duplicate", "alerts": []},
-            # Same account, same time as transaction 1: 0 s since the previous one.
+            # Same account, 5 s after transaction 1.
             {
                 "row": 1,
                 "transaction_id": 2,
@@ -266,9 +288,9 @@ def test_batch_stores_and_reports_duplicates(client, database):
                     {
                         "alert_id": 1,
                         "rule_id": "rapid_succession",
-                        "observed": "0.000",
+                        "observed": "5.000",
                         "threshold": "10",
-                        "reason": "0.000 seconds since the previous transaction; the minimum is 10",
+                        "reason": "5.000 seconds since the previous transaction; the minimum is 10",
                     }
                 ],
             },
@@ -332,9 +354,14 @@ def test_unknown_route_and_method_are_json(client):
 def test_health_and_rules(client):
     health = client.get("/health").get_json()
     assert health["status"] == "ok"
-    assert health["database"]["migrations"] == len(migration_files()) == 6
+    assert health["database"]["migrations"] == len(migration_files()) == 8
     rules = {r["rule_id"]: r for r in client.get("/rules").get_json()["rules"]}
-    assert rules["below_average"]["parameters"] == {"factor": 0.9, "min_history": 1}
+    # The measured defaults of migration 0008.
+    assert rules["below_average"]["parameters"] == {
+        "factor": 0.05,
+        "min_history": 5,
+        "window_days": 0,
+    }
 
 
 def test_writes_need_the_token_when_one_is_set(app, database):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -88,7 +89,11 @@ def test_cli_load_labels_and_evaluate(tmp_path, database, app_conn, admin_conn, 
     )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == [
+    assert lines[0] == (
+        '5 transactions; rules that ran: {"below_average": '
+        '{"factor": "0.9", "min_history": 1, "window_days": 0}}'
+    )
+    assert lines[1].split() == [
         "rule",
         "scenario",
         "labelled",
@@ -96,8 +101,37 @@ def test_cli_load_labels_and_evaluate(tmp_path, database, app_conn, admin_conn, 
         "caught",
         "precision",
         "recall",
+        "f1",
+        "per_1000",
     ]
-    assert lines[1].split() == ["below_average", "all", "2", "2", "1", "0.5000", "0.5000"]
+    # F1 = 2 x 1 / (2 flagged + 2 labelled) = 0.5; 2 alerts in 5 transactions = 400 per 1,000.
+    assert lines[2].split() == [
+        "below_average",
+        "all",
+        "2",
+        "2",
+        "1",
+        "0.5000",
+        "0.5000",
+        "0.5000",
+        "400.0000",
+    ]
+    result = CliRunner().invoke(
+        main,
+        ["evaluate", "--json", "--rules", '{"below_average": {"factor": 0.9, "min_history": 1}}'],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["transactions"] == 5
+    assert report["parameters"] == {
+        "below_average": {"factor": "0.9", "min_history": 1, "window_days": 0}
+    }
+    card = next(
+        r
+        for r in report["rows"]
+        if (r["rule_id"], r["scenario"]) == ("below_average", "card_testing")
+    )
+    assert (card["true_positives"], card["recall_ratio"], card["f1"]) == (1, "1.0000", None)
     result = CliRunner().invoke(main, ["evaluate", "--rules", "[1]"])
     assert result.exit_code == 2
     assert "--rules" in result.output
@@ -117,8 +151,11 @@ def test_cli_evaluate_takes_iso_times_with_z(database, app_conn, admin_conn, mon
         ],
     )
     assert result.exit_code == 0, result.output
-    # tx 4 (labelled, missed) and tx 5 (flagged, not fraud), as in the range test above.
-    assert result.output.splitlines()[1].split() == [
+    # tx 4 (labelled, missed) and tx 5 (flagged, not fraud), as in the range test above:
+    # F1 0; 1 alert in the 2 transactions of the range = 500 per 1,000.
+    lines = result.output.splitlines()
+    assert lines[0].startswith("2 transactions; ")
+    assert lines[2].split() == [
         "below_average",
         "all",
         "1",
@@ -126,4 +163,6 @@ def test_cli_evaluate_takes_iso_times_with_z(database, app_conn, admin_conn, mon
         "0",
         "0.0000",
         "0.0000",
+        "0.0000",
+        "500.0000",
     ]

@@ -593,7 +593,7 @@ def test_wrong_methods_and_paths(client, database):
         ("put", "/store_data", 405),
         ("delete", "/store_data", 405),
         ("patch", "/store_data", 405),
-        ("post", "/rules", 405),
+        ("put", "/rules", 405),
         ("delete", "/is_fraud/1/", 405),
         ("post", "/accounts/1/transactions", 405),
         ("get", "/no/such/path", 404),

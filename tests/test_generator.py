@@ -83,7 +83,7 @@ def test_same_seed_gives_the_same_bytes(tmp_path: Path) -> None:
     # header + 500 rows, "\n" line ends only
     assert data.count(b"\n") == 501
     assert b"\r" not in data
-    assert data.startswith(b"account_id,transaction_id,timestamp,amount\n")
+    assert data.startswith(b"account_id,transaction_id,timestamp,amount,merchant_id\n")
 
 
 def test_different_seed_gives_different_data(tmp_path: Path) -> None:
@@ -99,7 +99,11 @@ def test_scenario_order_does_not_change_the_data(tmp_path: Path) -> None:
     base = ("--num-transactions", "300", "--accounts", "4", "--fraud-rate", "0.2")
     run_csv(tmp_path, *base, "--scenarios", "card_testing,account_takeover", name="a")
     run_csv(tmp_path, *base, "--scenarios", "account_takeover, card_testing", name="b")
-    run_csv(tmp_path, *base, "--scenarios", "all", name="c")
+    run_csv(tmp_path, *base, "--scenarios", "card_testing,account_takeover", name="c")
+    everything = "bot_burst,slow_compromise,compromised_merchant,account_takeover,card_testing"
+    run_csv(tmp_path, *base, "--scenarios", everything, name="d")
+    run_csv(tmp_path, *base, "--scenarios", "all", name="e")
+    assert (tmp_path / "d.csv").read_bytes() == (tmp_path / "e.csv").read_bytes()
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "c.csv").read_bytes()
 
@@ -109,10 +113,12 @@ def test_seed_42_first_rows_are_pinned() -> None:
     # that users and the evaluation have already made; do it on purpose only.
     # Changed on purpose once: accounts now come into use lazily (first uses
     # spread over the first 3 days), so --accounts costs no memory up front.
+    # And again: purchases have merchants (each draw of one comes first).
     rows = list(generate_transactions(Settings(num_transactions=3, accounts=3, fraud_rate=0)))
     assert [(t.transaction_id, t.account_id) for t in rows] == [(1, 1), (2, 2), (3, 2)]
     assert rows[0].timestamp == datetime(2024, 1, 1, 6, 6, 5, 547_000, tzinfo=UTC)
-    assert [str(t.amount) for t in rows] == ["9.87", "415.80", "473.65"]
+    assert [str(t.amount) for t in rows] == ["27.68", "461.65", "362.34"]
+    assert [t.merchant_id for t in rows] == [41, 4, 20]
     assert [t.scenario for t in rows] == [None, None, None]
     # Account 1's first use, worked out from its definition: the smallest of 3
     # uniform draws over (start, start + 3 days] is 1 - exp(-E / 3), E ~ Exp(1).
@@ -197,7 +203,7 @@ def test_csv_to_stdout(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "account_id,transaction_id,timestamp,amount"
+    assert lines[0] == "account_id,transaction_id,timestamp,amount,merchant_id"
     assert len(lines) == 5
     # The summary goes to stderr, so stdout stays clean CSV.
     assert "generated 4 transactions (ids 1..4" in result.stderr
@@ -462,7 +468,13 @@ def test_labels_never_reach_the_transactions_table(database: Database, tmp_path:
             "SELECT column_name FROM information_schema.columns"
             " WHERE table_name = 'transactions' ORDER BY ordinal_position"
         ).fetchall()
-    assert [c[0] for c in columns] == ["transaction_id", "account_id", "ts", "amount"]
+    assert [c[0] for c in columns] == [
+        "transaction_id",
+        "account_id",
+        "ts",
+        "amount",
+        "merchant_id",
+    ]
     assert len(read_rows(tmp_path / "l.csv")) == 50
 
 
@@ -578,3 +590,52 @@ def test_labels_go_into_a_folder_that_does_not_exist_yet(tmp_path: Path) -> None
     )
     assert result.exit_code == 0, result.output
     assert labels.read_text().splitlines()[0] == "transaction_id,scenario"
+
+
+def test_merchants_favourites_and_scenarios_follow_their_definitions() -> None:
+    from pgfraud.generator.profiles import favourite_merchants, merchant_compromised
+
+    settings = Settings(num_transactions=20_000, accounts=50, merchants=200, fraud_rate=0.05)
+    rows = list(generate_transactions(settings))
+    assert all(1 <= t.merchant_id <= 200 for t in rows)
+    normal = [t for t in rows if t.scenario is None]
+    at_favourite = sum(t.merchant_id in favourite_merchants(42, t.account_id, 200) for t in normal)
+    # 85% at a favourite, plus random picks that land on one.
+    assert 0.85 <= at_favourite / len(normal) <= 0.95
+    by_account: dict[int, list] = {}
+    for t in rows:
+        by_account.setdefault(t.account_id, []).append(t)
+    drains = 0
+    for history in by_account.values():
+        for i, t in enumerate(history):
+            if t.scenario != "compromised_merchant" or (
+                i and history[i - 1].scenario == "compromised_merchant"
+            ):
+                continue
+            drains += 1
+            # The first payment of a drain: 1 to 5 days after a normal
+            # purchase at a merchant compromised at that moment.
+            visits = [
+                p
+                for p in history[:i]
+                if p.scenario is None
+                and timedelta(days=1) <= t.timestamp - p.timestamp <= timedelta(days=5, hours=1)
+                and merchant_compromised(
+                    42, p.merchant_id, int(p.timestamp.timestamp() * 1000), 0.05
+                )
+            ]
+            assert visits, t
+    assert drains > 0
+    for name, low, high in (("card_testing", 6, 12), ("bot_burst", 10, 30)):
+        # Each burst is one merchant (runs of the scenario in one account).
+        runs = []
+        for history in by_account.values():
+            run: list = []
+            for t in history + [None]:
+                if t is not None and t.scenario == name:
+                    run.append(t)
+                elif run:
+                    runs.append(run)
+                    run = []
+        assert runs
+        assert all(len({t.merchant_id for t in r}) == 1 for r in runs if low <= len(r) <= high)

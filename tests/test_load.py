@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -141,6 +142,111 @@ def test_more_bad_rows_than_listed_says_at_least(tmp_path, app_conn):
         load_csv(app_conn, path)
     assert info.value.message.startswith(f"{path}: at least 100 bad row(s), at line(s) 2, 3, ")
     assert [e["line"] for e in info.value.errors] == list(range(2, 102))
+
+
+LABELLED = "account_id,transaction_id,timestamp,amount,merchant_id,is_fraud,fraud_scenario\n"
+
+
+@pytest.fixture
+def owner_conn(database):
+    """The owner's connection in a transaction (labels are the owner's data)."""
+    with db.connect(database.admin_url) as conn:
+        yield conn
+
+
+def test_merchant_id_and_labels_from_the_same_file(tmp_path, owner_conn):
+    admin_conn = owner_conn
+    path = tmp_path / "labelled.csv"
+    path.write_text(
+        LABELLED
+        + "1,1,2024-01-01T00:00:01Z,10.00,7,0,\n"
+        + "1,2,2024-01-01T00:00:02Z,11.00,,1,2\n"  # numeric scenario code
+        + "2,3,2024-01-01T00:00:03Z,12.00,8,true,card_testing\n"
+        + "2,4,2024-01-01T00:00:04Z,13.00,8,yes,\n"  # fraud without a scenario
+    )
+    counts = load_csv(admin_conn, path, label_column="is_fraud", scenario_column="fraud_scenario")
+    admin_conn.commit()
+    assert counts == {"rows": 4, "stored": 4, "duplicate": 0, "labels": 3}
+    assert admin_conn.execute(
+        "SELECT transaction_id, merchant_id FROM transactions ORDER BY transaction_id"
+    ).fetchall() == [(1, 7), (2, None), (3, 8), (4, 8)]
+    assert admin_conn.execute(
+        "SELECT transaction_id, scenario FROM fraud_labels ORDER BY transaction_id"
+    ).fetchall() == [(2, "scenario_2"), (3, "card_testing"), (4, "labelled")]
+
+
+def test_bad_labels_and_merchants_are_refused_by_line(tmp_path, owner_conn):
+    admin_conn = owner_conn
+    path = tmp_path / "labelled.csv"
+    path.write_text(
+        LABELLED
+        + "1,1,2024-01-01T00:00:01Z,10.00,7,maybe,\n"
+        + "1,2,2024-01-01T00:00:02Z,11.00,-3,0,\n"
+        + "1,3,2024-01-01T00:00:03Z,11.00,4,1,Bad Name\n"
+    )
+    with pytest.raises(InvalidInput) as info:
+        load_csv(admin_conn, path, label_column="is_fraud", scenario_column="fraud_scenario")
+    assert [(e["line"], e["field"]) for e in info.value.errors] == [
+        (2, "is_fraud"),
+        (3, "merchant_id"),
+        (4, "fraud_scenario"),
+    ]
+    admin_conn.rollback()
+    assert admin_conn.execute("SELECT count(*) FROM fraud_labels").fetchone()[0] == 0
+
+
+def test_a_missing_label_column_is_named(tmp_path, owner_conn):
+    admin_conn = owner_conn
+    path = tmp_path / "tx.csv"
+    path.write_text(HEADER + rows(2))
+    with pytest.raises(InvalidInput) as info:
+        load_csv(admin_conn, path, label_column="is_fraud")
+    assert info.value.field == "is_fraud"
+
+
+@pytest.fixture
+def external(database, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    monkeypatch.delenv("PGFRAUD_APP_DATABASE_URL", raising=False)
+    return database
+
+
+def test_cli_loads_a_generated_file_with_its_labels(tmp_path, external):
+    from pgfraud.generator.cli import generate
+
+    out, labels = tmp_path / "g.csv", tmp_path / "l.csv"
+    result = CliRunner().invoke(
+        generate,
+        [
+            "--to",
+            "csv",
+            "--output",
+            str(out),
+            "--labels",
+            str(labels),
+            "--label-columns",
+            "--num-transactions",
+            "300",
+            "--accounts",
+            "5",
+            "--fraud-rate",
+            "0.2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    with out.open() as f:
+        sidecar = sum(1 for row in csv.DictReader(f) if row["is_fraud"] == "1")
+    result = CliRunner().invoke(
+        main,
+        ["load", str(out), "--label-column", "is_fraud", "--scenario-column", "fraud_scenario"],
+    )
+    assert result.exit_code == 0, result.output
+    with db.connect(external.admin_url) as conn:
+        stored = conn.execute("SELECT count(*) FROM fraud_labels").fetchone()[0]
+        same = conn.execute(
+            "SELECT count(*) FROM fraud_labels AS f JOIN transactions AS t USING (transaction_id)"
+        ).fetchone()[0]
+    assert stored == same == sidecar == len(labels.read_text().splitlines()) - 1 > 0
 
 
 def stored(database, *ids: int) -> list[tuple]:

@@ -95,7 +95,7 @@ def test_table_constraints_refuse_bad_rows_from_any_path(admin_conn, values, con
 def test_copy_is_refused_by_the_same_constraints(admin_conn):
     with pytest.raises(psycopg.errors.CheckViolation):
         with admin_conn.cursor().copy("COPY transactions FROM STDIN") as copy:
-            copy.write_row((1, 1, "2024-01-01Z", "12.345"))
+            copy.write_row((1, 1, "2024-01-01Z", "12.345", None))
 
 
 def test_service_role_cannot_change_schema_or_delete(app_conn):
@@ -189,4 +189,5 @@ def test_migrate_validates_the_stored_rules_with_the_new_functions(database):
         row = conn.execute(
             "SELECT parameters::text FROM rules WHERE rule_id = 'below_average'"
         ).fetchone()
-    assert row == ('{"factor": 0.9, "min_history": 2}',)
+    # window_days is optional: its default is written in.
+    assert row == ('{"factor": 0.9, "min_history": 2, "window_days": 0}',)

@@ -6,11 +6,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pgfraud import db
-from tests.reference import Tx, events
+from tests.reference import MerchantTx, Tx, events
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 RULES = {
@@ -70,3 +70,114 @@ def test_sql_rules_agree_with_the_python_reference(app_conn, history, rules):
     ).fetchall()
     app_conn.commit()
     assert [(tid - base, rule) for tid, rule in rows] == events(txs, rules)
+
+
+# -- every rule, merchants, labels and reviews ----------------------------------
+
+ALL_RULES = {
+    **RULES,
+    "below_average": {"factor": 0.9, "min_history": 2, "window_days": 1},
+    "amount_spike": {"multiplier": 3, "min_history": 2, "window_days": 0.125},
+    "same_timestamp": {"max_transactions": 1},
+    "new_merchant_large": {"multiplier": 2, "min_history": 2},
+    "compromised_merchant": {
+        "window_days": 0.125,
+        "delay_days": 0.01,
+        "min_known_fraud": 1,
+        "min_fraud_share": 0.3,
+    },
+}
+merchants = st.one_of(st.none(), st.integers(1, 3))
+# One account's rows, then other accounts' rows at the same merchants, each
+# perhaps labelled and perhaps reviewed (None: no review).
+own_rows = st.lists(st.tuples(offsets, amounts, merchants), min_size=1, max_size=20)
+other_rows = st.lists(
+    st.tuples(
+        st.one_of(st.integers(-10_800_000, 3_600_000), st.sampled_from([-864_000, -10_800_000])),
+        st.integers(1, 3),
+        st.booleans(),
+        st.sampled_from([None, "confirmed_fraud", "false_positive"]),
+    ),
+    max_size=25,
+)
+all_rule_sets = st.dictionaries(st.sampled_from(sorted(ALL_RULES)), st.just(None), min_size=1).map(
+    lambda chosen: {name: ALL_RULES[name] for name in chosen}
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(own=own_rows, others=other_rows, rules=all_rule_sets)
+def test_every_rule_agrees_with_the_python_reference(app_conn, admin_conn, own, others, rules):
+    account = app_conn.execute(
+        "SELECT coalesce(max(account_id), 0) + 10 FROM transactions"
+    ).fetchone()[0]
+    base = app_conn.execute("SELECT coalesce(max(transaction_id), 0) FROM transactions").fetchone()[
+        0
+    ]
+    # Fresh merchant ids per example, so earlier examples' rows are not read.
+    merchant_base = app_conn.execute(
+        "SELECT coalesce(max(merchant_id), 0) FROM transactions"
+    ).fetchone()[0]
+    txs = [
+        Tx(
+            transaction_id=i + 1,
+            ts=T0 + timedelta(milliseconds=offset),
+            amount=amount,
+            merchant_id=None if merchant is None else merchant_base + merchant,
+        )
+        for i, (offset, amount, merchant) in enumerate(own)
+    ]
+    rows = [(base + t.transaction_id, account, t.ts, t.amount, t.merchant_id) for t in txs]
+    merchant_rows = [MerchantTx(t.merchant_id, t.ts, False) for t in txs if t.merchant_id]
+    labels, reviews = [], []
+    for j, (offset, merchant, labelled, review) in enumerate(others):
+        tid = base + len(txs) + j + 1
+        ts = T0 + timedelta(milliseconds=offset)
+        # Each other row on its own account (account + 1 + j).
+        rows.append((tid, account + 1 + j % 5, ts, Decimal("1.00"), merchant_base + merchant))
+        if labelled:
+            labels.append(tid)
+        if review:
+            reviews.append((tid, review))
+        known = (labelled and review != "false_positive") or review == "confirmed_fraud"
+        merchant_rows.append(MerchantTx(merchant_base + merchant, ts, known))
+    # Rules first, then rows, labels and reviews: the triggers keep alerts exact.
+    admin_conn.execute(
+        "UPDATE rules SET enabled = (rule_id = ANY(%s)),"
+        " parameters = coalesce((%s::jsonb) -> rule_id, parameters)",
+        (list(rules), json.dumps(rules)),
+    )
+    admin_conn.commit()
+    with app_conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO transactions (transaction_id, account_id, ts, amount, merchant_id)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            rows,
+        )
+    app_conn.commit()
+    admin_conn.execute(
+        "INSERT INTO fraud_labels (transaction_id, scenario) SELECT unnest(%s::bigint[]), 'x'",
+        (labels,),
+    )
+    admin_conn.commit()
+    for tid, status in reviews:
+        db.review_transaction(app_conn, tid, status, "", "test")
+    app_conn.commit()
+    fired = app_conn.execute(
+        "SELECT transaction_id, rule_id FROM evaluate_account(%s, %s::jsonb)",
+        (account, json.dumps(rules)),
+    ).fetchall()
+    persisted = app_conn.execute(
+        "SELECT transaction_id, rule_id FROM alerts WHERE account_id = %s"
+        " ORDER BY ts, transaction_id, rule_id",
+        (account,),
+    ).fetchall()
+    app_conn.commit()
+    expected = events(txs, rules, merchant_rows)
+    for rule in sorted({rule for _, rule in expected}):
+        event(f"fired {rule}")
+    assert [(tid - base, rule) for tid, rule in fired] == expected
+    # Labels and reviews arrived after the rows: the alerts followed them.
+    assert [(tid - base, rule) for tid, rule in persisted] == expected

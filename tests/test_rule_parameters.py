@@ -20,12 +20,20 @@ from pgfraud import db
 from pgfraud.cli import main
 from pgfraud.errors import InvalidInput
 
-LIVE = {
-    "amount_spike": {"min_history": 3, "multiplier": 5},
-    "below_average": {"factor": Decimal("0.9"), "min_history": 1},
+LIVE = {  # the defaults of migration 0008
+    "amount_spike": {"min_history": 3, "multiplier": 5, "window_days": 0},
+    "below_average": {"factor": Decimal("0.05"), "min_history": 5, "window_days": 0},
+    "compromised_merchant": {
+        "window_days": 30,
+        "delay_days": 1,
+        "min_known_fraud": 3,
+        "min_fraud_share": Decimal("0.5"),
+    },
     "large_amount": {"threshold": 10000},
+    "new_merchant_large": {"multiplier": 2, "min_history": 5},
     "rapid_succession": {"min_gap_seconds": 10},
-    "velocity": {"max_transactions": 5, "window_seconds": 3600},
+    "same_timestamp": {"max_transactions": 1},
+    "velocity": {"max_transactions": 2, "window_seconds": 600},
 }
 
 # (rules given, COLUMN, message): each kind of bad input, the first problem reported.
@@ -39,12 +47,14 @@ REFUSED = [
         '{"large_amounts": {"threshold": 220}}',
         "large_amounts",
         "unknown rule large_amounts; the rules are amount_spike, below_average, "
-        "large_amount, rapid_succession, velocity",
+        "compromised_merchant, large_amount, new_merchant_large, rapid_succession, "
+        "same_timestamp, velocity",
     ),
     (
         '{"below_average": {"factor": 0.9, "min_hist": 5}}',
         "below_average.min_hist",
-        "rule below_average has no parameter min_hist; its parameters are factor, min_history",
+        "rule below_average has no parameter min_hist; its parameters are factor, min_history, "
+        "window_days",
     ),
     (
         '{"velocity": {"window_seconds": 60, "max_transactions": 5, "window_days": 1}}',
@@ -192,19 +202,20 @@ def test_integers_are_normalised_and_numbers_kept_exactly(admin_conn):
     # (jsonb orders keys by length, then bytes)
     assert normalised == (
         '{"velocity": {"window_seconds": 60, "max_transactions": 5},'
-        ' "below_average": {"factor": 0.123456789012345678, "min_history": 10}}'
+        ' "below_average": {"factor": 0.123456789012345678, "min_history": 10,'
+        ' "window_days": 0}}'
     )
     row = admin_conn.execute(
         "SELECT parameters::text FROM set_rule('velocity', NULL, '{\"window_seconds\": 7.0}')"
     ).fetchone()
-    assert row[0] == '{"window_seconds": 7, "max_transactions": 5}'
+    assert row[0] == '{"window_seconds": 7, "max_transactions": 2}'
 
 
 @pytest.mark.parametrize(
     "rules",
     [
         '{"large_amount": {"threshold": 9999999999999.99}}',
-        '{"below_average": {"factor": 1000, "min_history": 1000000}}',
+        '{"below_average": {"factor": 1000, "min_history": 1000000, "window_days": 3660}}',
         '{"velocity": {"window_seconds": 31622400, "max_transactions": 1}}',
         '{"rapid_succession": {"min_gap_seconds": 0}}',
         "{}",
@@ -227,7 +238,11 @@ def test_rules_endpoint_shows_parameters_exactly(admin_conn, client):
     assert b'"factor":0.123456789012345678' in response.get_data().replace(b" ", b"")
     rules = json.loads(response.get_data(), parse_float=Decimal)["rules"]
     below = next(r for r in rules if r["rule_id"] == "below_average")
-    assert below["parameters"] == {"factor": Decimal("0.123456789012345678"), "min_history": 1}
+    assert below["parameters"] == {
+        "factor": Decimal("0.123456789012345678"),
+        "min_history": 5,
+        "window_days": 0,
+    }
 
 
 @pytest.mark.parametrize(

@@ -16,22 +16,56 @@
 -- the rules to run (a rule absent from it does not run).
 --
 -- Event time, never look-ahead: a transaction is judged only against the same
--- account's transactions strictly before it, ordered by (ts, transaction_id).
--- Windows are elapsed time. Comparisons are exact numeric arithmetic
--- (amount x n < factor x sum, never a rounded average); the threshold shown is
--- rounded to 4 decimal places.
+-- account's transactions strictly before it, ordered by (ts, transaction_id),
+-- and (merchant rules) against the merchant's transactions of other accounts
+-- strictly before it in time. Windows are elapsed time. Comparisons are exact
+-- numeric arithmetic (amount x n < factor x sum, never a rounded average); the
+-- threshold shown is rounded to 4 decimal places.
 --
 -- Rules (parameters):
---   below_average (factor, min_history): amount < factor x prior average.
---   amount_spike (multiplier, min_history): amount > multiplier x prior average.
+--   below_average (factor, min_history, window_days): amount < factor x
+--       prior average; window_days > 0 averages only the prior transactions
+--       in (ts - window_days, ts), 0 or absent the whole past.
+--   amount_spike (multiplier, min_history, window_days): amount >
+--       multiplier x prior average (window_days as for below_average).
 --   large_amount (threshold): amount >= threshold (currency units).
 --   velocity (window_seconds, max_transactions): transactions in
 --       (ts - window, ts], this one included, > max_transactions.
---   rapid_succession (min_gap_seconds): ts - previous ts < min_gap_seconds.
+--   rapid_succession (min_gap_seconds): 0 < ts - previous ts <
+--       min_gap_seconds, where the previous ts is the latest EARLIER time of
+--       the account (equal times are same_timestamp's business).
+--   same_timestamp (max_transactions): the account's transactions at exactly
+--       this ts up to this one (by transaction_id), this one included, >
+--       max_transactions.
+--   new_merchant_large (multiplier, min_history): merchant_id known, the
+--       account has no prior transaction at that merchant, and amount >
+--       multiplier x the account's prior average (whole past, at least
+--       min_history prior transactions).
+--   compromised_merchant (window_days, delay_days, min_known_fraud,
+--       min_fraud_share): merchant_id known and, among the merchant's
+--       transactions (all accounts) with time in
+--       [ts - window_days, ts - delay_days), at least min_known_fraud are
+--       known fraud and known >= min_fraud_share x all of them. Known fraud:
+--       labelled in fraud_labels unless the latest review says
+--       false_positive, or whose latest review is confirmed_fraud (the labels
+--       of evaluate_rules). delay_days is the reporting delay: fraud is
+--       assumed known delay_days after it happened, never sooner.
+--   users' rules (add_rule): a boolean expression over the row's features
+--       (rule_features: amount, prior_count, prior_average (4 places),
+--       seconds_since_previous (3 places), count_1h, sum_1h, count_24h,
+--       sum_24h, merchant_id, first_at_merchant), compiled into
+--       _custom_rule_events; observed and threshold NULL, the reason shows
+--       the values of the features used.
+-- What a row's result depends on, for the re-scoring that keeps alerts exact:
+-- its own account's earlier rows (re-scored from a changed position on by
+-- _rescore_accounts), and for compromised_merchant the merchant's other
+-- rows and their labels and reviews (re-scored by _rescore_merchant_rows when
+-- those change: see score_merchant_neighbours and rescore_on_label_change).
 -- Cost per account: one index range scan of the rows from its position on
--- and of those inside the velocity window before it, one index probe for the
--- row before it, and window functions over those rows (velocity counts by a
--- RANGE frame over elapsed time, not a probe per row).
+-- and of those inside the largest window before it, one index probe for the
+-- earlier time before it, window functions over those rows; per scored row
+-- with a merchant, one probe for new_merchant_large; per merchant, one index
+-- range scan of its rows inside the compromised_merchant window.
 -- Rows come in no particular order. Raises nothing itself; a missing
 -- parameter of a listed rule makes that rule's comparison NULL, so it does
 -- not fire (set_rule refuses such parameters).
@@ -54,20 +88,44 @@ AS $$
             p_rules ? 'below_average' AS below_average_on,
             (p_rules #>> '{below_average,factor}')::numeric AS below_average_factor,
             greatest((p_rules #>> '{below_average,min_history}')::bigint, 1) AS below_average_min_history,
+            coalesce((p_rules #>> '{below_average,window_days}')::numeric, 0) AS below_average_window_days,
             p_rules ? 'amount_spike' AS amount_spike_on,
             (p_rules #>> '{amount_spike,multiplier}')::numeric AS amount_spike_multiplier,
             greatest((p_rules #>> '{amount_spike,min_history}')::bigint, 1) AS amount_spike_min_history,
+            coalesce((p_rules #>> '{amount_spike,window_days}')::numeric, 0) AS amount_spike_window_days,
             p_rules ? 'large_amount' AS large_amount_on,
             (p_rules #>> '{large_amount,threshold}')::numeric AS large_amount_threshold,
             p_rules ? 'velocity' AS velocity_on,
             (p_rules #>> '{velocity,window_seconds}')::numeric AS velocity_window_seconds,
             (p_rules #>> '{velocity,max_transactions}')::numeric AS velocity_max_transactions,
             p_rules ? 'rapid_succession' AS rapid_succession_on,
-            (p_rules #>> '{rapid_succession,min_gap_seconds}')::numeric AS rapid_succession_min_gap_seconds
+            (p_rules #>> '{rapid_succession,min_gap_seconds}')::numeric AS rapid_succession_min_gap_seconds,
+            p_rules ? 'same_timestamp' AS same_timestamp_on,
+            (p_rules #>> '{same_timestamp,max_transactions}')::numeric AS same_timestamp_max_transactions,
+            p_rules ? 'new_merchant_large' AS new_merchant_large_on,
+            (p_rules #>> '{new_merchant_large,multiplier}')::numeric AS new_merchant_large_multiplier,
+            greatest((p_rules #>> '{new_merchant_large,min_history}')::bigint, 1) AS new_merchant_large_min_history,
+            p_rules ? 'compromised_merchant' AS compromised_merchant_on,
+            (p_rules #>> '{compromised_merchant,window_days}')::numeric AS compromised_merchant_window_days,
+            (p_rules #>> '{compromised_merchant,delay_days}')::numeric AS compromised_merchant_delay_days,
+            greatest((p_rules #>> '{compromised_merchant,min_known_fraud}')::numeric, 1) AS compromised_merchant_min_known_fraud,
+            (p_rules #>> '{compromised_merchant,min_fraud_share}')::numeric AS compromised_merchant_min_fraud_share,
+            -- A user's rule (add_rule) among p_rules: its features are computed.
+            EXISTS (SELECT FROM rules AS r
+                    WHERE r.expression IS NOT NULL AND p_rules ? r.rule_id) AS custom_on,
+            -- How far before a position the scored rows' windows reach.
+            make_interval(secs => greatest(
+                CASE WHEN EXISTS (SELECT FROM rules AS r
+                                  WHERE r.expression IS NOT NULL AND p_rules ? r.rule_id)
+                     THEN 86400 ELSE 0 END,
+                coalesce((p_rules #>> '{velocity,window_seconds}')::double precision, 0),
+                coalesce((p_rules #>> '{below_average,window_days}')::double precision, 0) * 86400,
+                coalesce((p_rules #>> '{amount_spike,window_days}')::double precision, 0) * 86400
+            )) AS reach
     ),
     starts AS (
-        -- Each account's position, base totals, and the time of its last
-        -- transaction before the position (one index probe).
+        -- Each account's position, base totals, and the latest time of the
+        -- account strictly before the position's time (one index probe).
         SELECT s.account_id, s.from_ts, s.from_transaction_id, s.base_count, s.base_sum,
                b.ts AS before_ts
         FROM unnest(p_account_ids, p_from_ts, p_from_transaction_ids, p_base_counts, p_base_sums)
@@ -76,58 +134,90 @@ AS $$
             SELECT t.ts
             FROM transactions AS t
             WHERE t.account_id = s.account_id
-              AND (t.ts, t.transaction_id) < (s.from_ts, s.from_transaction_id)
+              AND t.ts < s.from_ts
             ORDER BY t.ts DESC, t.transaction_id DESC
             LIMIT 1
         ) AS b ON true
     ),
     span AS (
         -- The rows to score (from each position on) and, before them, the
-        -- rows inside the velocity window of the first one, which count in
-        -- windows but are not scored.
+        -- rows inside the widest window of the first one (every row at the
+        -- position's time included), which count in windows but are not scored.
         SELECT
             t.transaction_id,
             t.account_id,
             t.ts,
             t.amount,
+            t.merchant_id,
             (t.ts, t.transaction_id) >= (s.from_ts, s.from_transaction_id) AS scored,
             s.base_count,
             s.base_sum,
             s.before_ts
         FROM starts AS s
+        CROSS JOIN parameters AS p
         JOIN transactions AS t
           ON t.account_id = s.account_id
-         AND t.ts >= s.from_ts - make_interval(
-                 secs => coalesce((p_rules #>> '{velocity,window_seconds}')::double precision, 0))
+         AND t.ts >= s.from_ts - p.reach
     ),
     windowed AS (
         SELECT
             w.*,
             w.base_count + count(*) FILTER (WHERE w.scored) OVER prior AS prior_count,
             w.base_sum + coalesce(sum(w.amount) FILTER (WHERE w.scored) OVER prior, 0) AS prior_sum,
-            coalesce(lag(w.ts) OVER account_order, w.before_ts) AS previous_ts,
+            -- The latest earlier time: every row at an earlier time within
+            -- the span, else the probe.
+            greatest(max(w.ts) OVER earlier, w.before_ts) AS previous_ts,
+            count(*) OVER same_time AS same_time_count,
             -- Prior rows in (ts - window, ts): the rows before this one in the
             -- span, less those at or before ts - window (all of them prior).
             -- With a zero window that difference is negative: none.
-            greatest(
-                count(*) OVER prior
-                - count(*) OVER (
-                    PARTITION BY w.account_id
-                    ORDER BY w.ts
-                    RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
-                        secs => coalesce((p_rules #>> '{velocity,window_seconds}')::double precision, 0))
-                        PRECEDING
-                ),
-                0
-            ) AS prior_in_window
+            greatest(count(*) OVER prior - count(*) OVER velocity_out, 0) AS prior_in_window,
+            count(*) OVER prior - count(*) OVER spike_out AS spike_window_count,
+            coalesce(sum(w.amount) OVER prior, 0)
+                - coalesce(sum(w.amount) OVER spike_out, 0) AS spike_window_sum,
+            count(*) OVER prior - count(*) OVER below_out AS below_window_count,
+            coalesce(sum(w.amount) OVER prior, 0)
+                - coalesce(sum(w.amount) OVER below_out, 0) AS below_window_sum,
+            -- Users' rules: this one and the prior rows in (ts - 1 h, ts] and (ts - 24 h, ts].
+            count(*) OVER prior - count(*) OVER hour_out + 1 AS count_1h,
+            coalesce(sum(w.amount) OVER prior, 0) - coalesce(sum(w.amount) OVER hour_out, 0)
+                + w.amount AS sum_1h,
+            count(*) OVER prior - count(*) OVER day_out + 1 AS count_24h,
+            coalesce(sum(w.amount) OVER prior, 0) - coalesce(sum(w.amount) OVER day_out, 0)
+                + w.amount AS sum_24h
         FROM span AS w
         WINDOW account_order AS (PARTITION BY w.account_id ORDER BY w.ts, w.transaction_id),
-               prior AS (account_order ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+               prior AS (account_order ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+               by_time AS (PARTITION BY w.account_id ORDER BY w.ts),
+               earlier AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '1 millisecond' PRECEDING),
+               same_time AS (PARTITION BY w.account_id, w.ts ORDER BY w.transaction_id
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+               velocity_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
+                   secs => coalesce((p_rules #>> '{velocity,window_seconds}')::double precision, 0))
+                   PRECEDING),
+               spike_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
+                   secs => coalesce((p_rules #>> '{amount_spike,window_days}')::double precision, 0) * 86400)
+                   PRECEDING),
+               below_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
+                   secs => coalesce((p_rules #>> '{below_average,window_days}')::double precision, 0) * 86400)
+                   PRECEDING),
+               hour_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '1 hour' PRECEDING),
+               day_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '24 hours' PRECEDING)
     ),
     history AS (
-        SELECT h.transaction_id, h.account_id, h.ts, h.amount, h.prior_count, h.prior_sum,
-               h.previous_ts, h.prior_in_window
+        SELECT h.transaction_id, h.account_id, h.ts, h.amount, h.merchant_id,
+               h.prior_count, h.prior_sum, h.previous_ts, h.same_time_count, h.prior_in_window,
+               h.count_1h, h.sum_1h, h.count_24h, h.sum_24h,
+               CASE WHEN p.amount_spike_window_days > 0 THEN h.spike_window_count
+                    ELSE h.prior_count END AS spike_count,
+               CASE WHEN p.amount_spike_window_days > 0 THEN h.spike_window_sum
+                    ELSE h.prior_sum END AS spike_sum,
+               CASE WHEN p.below_average_window_days > 0 THEN h.below_window_count
+                    ELSE h.prior_count END AS below_count,
+               CASE WHEN p.below_average_window_days > 0 THEN h.below_window_sum
+                    ELSE h.prior_sum END AS below_sum
         FROM windowed AS h
+        CROSS JOIN parameters AS p
         WHERE h.scored
     ),
     below_average AS (
@@ -135,30 +225,34 @@ AS $$
             h.transaction_id, h.account_id, h.ts, h.amount,
             'below_average'::text AS rule_id,
             h.amount AS observed,
-            round(p.below_average_factor * h.prior_sum / h.prior_count, 4) AS threshold,
-            format('amount %s is below %s x the average %s of %s prior transactions',
-                   h.amount, p.below_average_factor, round(h.prior_sum / h.prior_count, 4),
-                   h.prior_count) AS reason
+            round(p.below_average_factor * h.below_sum / h.below_count, 4) AS threshold,
+            format('amount %s is below %s x the average %s of %s prior transactions%s',
+                   h.amount, p.below_average_factor, round(h.below_sum / h.below_count, 4),
+                   h.below_count,
+                   CASE WHEN p.below_average_window_days > 0
+                        THEN format(' in %s days', p.below_average_window_days) ELSE '' END) AS reason
         FROM history AS h
         CROSS JOIN parameters AS p
         WHERE p.below_average_on
-          AND h.prior_count >= p.below_average_min_history
-          AND h.amount * h.prior_count < p.below_average_factor * h.prior_sum
+          AND h.below_count >= p.below_average_min_history
+          AND h.amount * h.below_count < p.below_average_factor * h.below_sum
     ),
     amount_spike AS (
         SELECT
             h.transaction_id, h.account_id, h.ts, h.amount,
             'amount_spike'::text,
             h.amount,
-            round(p.amount_spike_multiplier * h.prior_sum / h.prior_count, 4),
-            format('amount %s is above %s x the average %s of %s prior transactions',
-                   h.amount, p.amount_spike_multiplier, round(h.prior_sum / h.prior_count, 4),
-                   h.prior_count)
+            round(p.amount_spike_multiplier * h.spike_sum / h.spike_count, 4),
+            format('amount %s is above %s x the average %s of %s prior transactions%s',
+                   h.amount, p.amount_spike_multiplier, round(h.spike_sum / h.spike_count, 4),
+                   h.spike_count,
+                   CASE WHEN p.amount_spike_window_days > 0
+                        THEN format(' in %s days', p.amount_spike_window_days) ELSE '' END)
         FROM history AS h
         CROSS JOIN parameters AS p
         WHERE p.amount_spike_on
-          AND h.prior_count >= p.amount_spike_min_history
-          AND h.amount * h.prior_count > p.amount_spike_multiplier * h.prior_sum
+          AND h.spike_count >= p.amount_spike_min_history
+          AND h.amount * h.spike_count > p.amount_spike_multiplier * h.spike_sum
     ),
     large_amount AS (
         SELECT
@@ -200,12 +294,148 @@ AS $$
           AND h.previous_ts IS NOT NULL
           AND extract(epoch FROM h.ts - h.previous_ts) < p.rapid_succession_min_gap_seconds
     ),
+    same_timestamp AS (
+        SELECT
+            h.transaction_id, h.account_id, h.ts, h.amount,
+            'same_timestamp'::text,
+            h.same_time_count::numeric,
+            p.same_timestamp_max_transactions,
+            format('%s transactions at exactly %s (this one included); the limit is %s',
+                   h.same_time_count, h.ts, p.same_timestamp_max_transactions)
+        FROM history AS h
+        CROSS JOIN parameters AS p
+        WHERE p.same_timestamp_on
+          AND h.same_time_count > p.same_timestamp_max_transactions
+    ),
+    new_merchant_large AS (
+        SELECT
+            h.transaction_id, h.account_id, h.ts, h.amount,
+            'new_merchant_large'::text,
+            h.amount,
+            round(p.new_merchant_large_multiplier * h.prior_sum / h.prior_count, 4),
+            format('first payment at merchant %s; amount %s is above %s x the average %s of %s prior transactions',
+                   h.merchant_id, h.amount, p.new_merchant_large_multiplier,
+                   round(h.prior_sum / h.prior_count, 4), h.prior_count)
+        FROM history AS h
+        CROSS JOIN parameters AS p
+        WHERE p.new_merchant_large_on
+          AND h.merchant_id IS NOT NULL
+          AND h.prior_count >= p.new_merchant_large_min_history
+          AND h.amount * h.prior_count > p.new_merchant_large_multiplier * h.prior_sum
+          AND NOT EXISTS (
+              SELECT FROM transactions AS t
+              WHERE t.account_id = h.account_id
+                AND t.merchant_id = h.merchant_id
+                AND (t.ts, t.transaction_id) < (h.ts, h.transaction_id)
+          )
+    ),
+    merchant_bounds AS (
+        -- The merchants of the scored rows and the time range their windows cover.
+        SELECT h.merchant_id, min(h.ts) AS first_ts, max(h.ts) AS last_ts
+        FROM history AS h
+        CROSS JOIN parameters AS p
+        WHERE p.compromised_merchant_on AND h.merchant_id IS NOT NULL
+        GROUP BY h.merchant_id
+    ),
+    decisions AS (
+        -- The latest review of each reviewed transaction.
+        SELECT DISTINCT ON (rv.transaction_id) rv.transaction_id, rv.status
+        FROM reviews AS rv
+        WHERE EXISTS (SELECT FROM merchant_bounds)
+        ORDER BY rv.transaction_id, rv.review_id DESC
+    ),
+    merchant_rows AS (
+        -- The merchant's transactions inside the windows (known fraud or not),
+        -- and the scored rows as probes, in one time line per merchant.
+        SELECT t.merchant_id, t.ts, NULL::bigint AS transaction_id,
+               (l.transaction_id IS NOT NULL AND d.status IS DISTINCT FROM 'false_positive')
+                   OR d.status = 'confirmed_fraud' AS known_fraud
+        FROM merchant_bounds AS b
+        CROSS JOIN parameters AS p
+        JOIN transactions AS t
+          ON t.merchant_id = b.merchant_id
+         AND t.ts >= b.first_ts - make_interval(secs => p.compromised_merchant_window_days::double precision * 86400)
+         AND t.ts < b.last_ts
+        LEFT JOIN fraud_labels AS l ON l.transaction_id = t.transaction_id
+        LEFT JOIN decisions AS d ON d.transaction_id = t.transaction_id
+        UNION ALL
+        SELECT h.merchant_id, h.ts, h.transaction_id, NULL
+        FROM history AS h
+        CROSS JOIN parameters AS p
+        WHERE p.compromised_merchant_on AND h.merchant_id IS NOT NULL
+    ),
+    merchant_counts AS (
+        -- Per probe: the merchant's transactions in [ts - window, ts - delay)
+        -- (ms resolution: at or before ts - delay - 1 ms) and the known fraud among them.
+        SELECT m.transaction_id, m.merchant_id, m.merchant_count, m.fraud_count
+        FROM (
+            SELECT r.merchant_id, r.transaction_id,
+                   count(*) FILTER (WHERE r.transaction_id IS NULL) OVER merchant_window AS merchant_count,
+                   count(*) FILTER (WHERE r.known_fraud) OVER merchant_window AS fraud_count
+            FROM merchant_rows AS r
+            WINDOW merchant_window AS (
+                PARTITION BY r.merchant_id ORDER BY r.ts
+                RANGE BETWEEN make_interval(secs => coalesce(
+                                  (p_rules #>> '{compromised_merchant,window_days}')::double precision, 0) * 86400)
+                              PRECEDING
+                          AND make_interval(secs => coalesce(
+                                  (p_rules #>> '{compromised_merchant,delay_days}')::double precision, 0) * 86400 + 0.001)
+                              PRECEDING)
+        ) AS m
+        WHERE m.transaction_id IS NOT NULL
+    ),
+    compromised_merchant AS (
+        SELECT
+            h.transaction_id, h.account_id, h.ts, h.amount,
+            'compromised_merchant'::text,
+            round(c.fraud_count::numeric / c.merchant_count, 4),
+            p.compromised_merchant_min_fraud_share,
+            format('merchant %s: %s of its %s transactions from %s to %s days before are known fraud; the limits are %s and a share of %s',
+                   h.merchant_id, c.fraud_count, c.merchant_count,
+                   p.compromised_merchant_window_days, p.compromised_merchant_delay_days,
+                   p.compromised_merchant_min_known_fraud, p.compromised_merchant_min_fraud_share)
+        FROM history AS h
+        JOIN merchant_counts AS c ON c.transaction_id = h.transaction_id
+        CROSS JOIN parameters AS p
+        WHERE c.fraud_count >= p.compromised_merchant_min_known_fraud
+          AND c.fraud_count >= p.compromised_merchant_min_fraud_share * c.merchant_count
+    ),
+    custom AS (
+        -- Users' rules (add_rule), compiled into _custom_rule_events, over
+        -- each scored row's features (rule_features).
+        SELECT c.*
+        FROM parameters AS p
+        CROSS JOIN LATERAL _custom_rule_events(
+            p_rules,
+            -- Features only when a user's rule runs (CASE skips the subquery).
+            CASE WHEN p.custom_on THEN ARRAY(
+                SELECT ROW(
+                    h.transaction_id, h.account_id, h.ts, h.amount, h.merchant_id,
+                    h.prior_count,
+                    CASE WHEN h.prior_count > 0 THEN round(h.prior_sum / h.prior_count, 4) END,
+                    round(extract(epoch FROM h.ts - h.previous_ts), 3),
+                    h.count_1h, h.sum_1h, h.count_24h, h.sum_24h,
+                    CASE WHEN h.merchant_id IS NOT NULL THEN NOT EXISTS (
+                        SELECT FROM transactions AS t
+                        WHERE t.account_id = h.account_id
+                          AND t.merchant_id = h.merchant_id
+                          AND (t.ts, t.transaction_id) < (h.ts, h.transaction_id)) END
+                )::rule_features
+                FROM history AS h
+            ) ELSE '{}'::rule_features[] END
+        ) AS c
+        WHERE p.custom_on
+    ),
     events AS (
         SELECT * FROM below_average
         UNION ALL SELECT * FROM amount_spike
         UNION ALL SELECT * FROM large_amount
         UNION ALL SELECT * FROM velocity
         UNION ALL SELECT * FROM rapid_succession
+        UNION ALL SELECT * FROM same_timestamp
+        UNION ALL SELECT * FROM new_merchant_large
+        UNION ALL SELECT * FROM compromised_merchant
+        UNION ALL SELECT * FROM custom
     )
     SELECT e.transaction_id, e.account_id, e.ts, e.amount, e.rule_id, e.observed, e.threshold, e.reason
     FROM events AS e;

@@ -15,6 +15,14 @@ BEGIN
     IF current_setting('pgfraud.migrating', true) = 'on' THEN
         RETURN NEW;
     END IF;
+    -- A user's rule (add_rule) has an expression and no parameters.
+    IF NEW.expression IS NOT NULL THEN
+        IF NEW.parameters <> '{}' THEN
+            RAISE EXCEPTION 'rule % is written by its expression and has no parameters', NEW.rule_id
+                USING ERRCODE = 'PF001', COLUMN = NEW.rule_id;
+        END IF;
+        RETURN NEW;
+    END IF;
     NEW.parameters := validate_rules(jsonb_build_object(NEW.rule_id, NEW.parameters)) -> NEW.rule_id;
     RETURN NEW;
 END;

@@ -8,8 +8,10 @@
 -- exactly); minimum <= value <= maximum (value < maximum when
 -- maximum_excluded). validate_rules() refuses anything else. A new rule or
 -- parameter adds a line here (and its code to evaluate_account).
--- Units: seconds for *_seconds, currency units for threshold, counts for
--- min_history and max_transactions, plain factors for factor and multiplier.
+-- Units: seconds for *_seconds, days for *_days (fractions allowed), currency
+-- units for threshold, counts for min_history, max_transactions and
+-- min_known_fraud, plain factors for factor and multiplier, a share (0..1)
+-- for min_fraud_share.
 -- Raises nothing.
 CREATE OR REPLACE FUNCTION rule_parameter_ranges()
 RETURNS TABLE (
@@ -27,13 +29,23 @@ AS $$
     VALUES
         ('below_average',    'factor',           'number',  0, 1000,           false),
         ('below_average',    'min_history',      'integer', 1, 1000000,        false),
+        -- window_days: 0 is the whole past (optional: rule_parameter_defaults).
+        ('below_average',    'window_days',      'number',  0, 3660,           false),
         ('amount_spike',     'multiplier',       'number',  0, 1000,           false),
         ('amount_spike',     'min_history',      'integer', 1, 1000000,        false),
+        ('amount_spike',     'window_days',      'number',  0, 3660,           false),
         ('large_amount',     'threshold',        'number',  0, 10000000000000, true),
         -- 31,622,400 s = 366 days.
         ('velocity',         'window_seconds',   'integer', 1, 31622400,       false),
         ('velocity',         'max_transactions', 'integer', 1, 1000000,        false),
-        ('rapid_succession', 'min_gap_seconds',  'number',  0, 86400,          false)
+        ('rapid_succession', 'min_gap_seconds',  'number',  0, 86400,          false),
+        ('same_timestamp',   'max_transactions', 'integer', 1, 1000000,        false),
+        ('new_merchant_large', 'multiplier',     'number',  0, 1000,           false),
+        ('new_merchant_large', 'min_history',    'integer', 1, 1000000,        false),
+        ('compromised_merchant', 'window_days',  'number',  0, 3660,           false),
+        ('compromised_merchant', 'delay_days',   'number',  0, 3660,           false),
+        ('compromised_merchant', 'min_known_fraud', 'integer', 1, 1000000,     false),
+        ('compromised_merchant', 'min_fraud_share', 'number', 0, 1,            false)
 $$;
 
 COMMENT ON FUNCTION rule_parameter_ranges() IS

@@ -22,7 +22,7 @@ BEGIN
     INTO v_conflict
     FROM pg_temp.staged_transactions AS s
     GROUP BY s.transaction_id
-    HAVING count(DISTINCT (s.account_id, s.ts, s.amount)) > 1
+    HAVING count(DISTINCT (s.account_id, s.ts, s.amount, s.merchant_id)) > 1
     ORDER BY min(s.row_number)
     LIMIT 1;
     IF FOUND THEN
@@ -40,11 +40,11 @@ BEGIN
     -- answer with everything else.
     RETURN QUERY
         WITH inserted AS (
-            INSERT INTO transactions AS t (transaction_id, account_id, ts, amount)
+            INSERT INTO transactions AS t (transaction_id, account_id, ts, amount, merchant_id)
             -- Amounts are stored with exactly 2 decimal places (13 -> 13.00); the
             -- staging table's CHECK already refused more places.
             SELECT DISTINCT ON (s.transaction_id) s.transaction_id, s.account_id, s.ts,
-                   round(s.amount, 2)
+                   round(s.amount, 2), s.merchant_id
             FROM pg_temp.staged_transactions AS s
             ORDER BY s.transaction_id, s.row_number
             ON CONFLICT ON CONSTRAINT transactions_pkey DO NOTHING
@@ -62,7 +62,8 @@ BEGIN
     INTO v_conflict
     FROM pg_temp.staged_transactions AS s
     JOIN transactions AS t ON t.transaction_id = s.transaction_id
-    WHERE (t.account_id, t.ts, t.amount) IS DISTINCT FROM (s.account_id, s.ts, s.amount)
+    WHERE (t.account_id, t.ts, t.amount, t.merchant_id)
+          IS DISTINCT FROM (s.account_id, s.ts, s.amount, s.merchant_id)
     ORDER BY s.row_number
     LIMIT 1;
     IF FOUND THEN

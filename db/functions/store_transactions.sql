@@ -33,13 +33,16 @@ BEGIN
         RAISE EXCEPTION 'expected a JSON array of transaction objects' USING ERRCODE = 'PF001';
     END IF;
     PERFORM create_staging_table();
-    INSERT INTO pg_temp.staged_transactions (row_number, transaction_id, account_id, ts, amount)
+    INSERT INTO pg_temp.staged_transactions (row_number, transaction_id, account_id, ts, amount,
+                                             merchant_id)
     SELECT e.ordinality - 1, r.transaction_id, r.account_id, r."timestamp",
            -- Scale 2 when that loses nothing; otherwise the CHECK refuses it.
-           CASE WHEN r.amount = round(r.amount, 2) THEN round(r.amount, 2) ELSE r.amount END
+           CASE WHEN r.amount = round(r.amount, 2) THEN round(r.amount, 2) ELSE r.amount END,
+           r.merchant_id
     FROM jsonb_array_elements(p_transactions) WITH ORDINALITY AS e(value, ordinality)
     CROSS JOIN LATERAL jsonb_to_record(e.value)
-        AS r(transaction_id bigint, account_id bigint, "timestamp" timestamptz, amount numeric);
+        AS r(transaction_id bigint, account_id bigint, "timestamp" timestamptz, amount numeric,
+             merchant_id bigint);
     -- Stored first (the trigger scores in that statement), read back after:
     -- a later statement sees the alerts the store raised.
     SELECT array_agg(s.row_number ORDER BY s.row_number),
@@ -64,7 +67,7 @@ END;
 $$;
 
 COMMENT ON FUNCTION store_transactions(jsonb) IS
-    'Stores a JSON array of {account_id, transaction_id, timestamp, amount} all-or-nothing; status stored/duplicate and the alerts raised per element; PF003 on conflict.';
+    'Stores a JSON array of {account_id, transaction_id, timestamp, amount, merchant_id (optional)} all-or-nothing; status stored/duplicate and the alerts raised per element; PF003 on conflict.';
 
 REVOKE ALL ON FUNCTION store_transactions(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION store_transactions(jsonb) TO pgfraud_app;

@@ -4,9 +4,12 @@
 -- (set_rule, the rules table's trigger, evaluate_account, score_transactions,
 -- evaluate_rules, and so `pgfraud evaluate --rules`). p_rules is
 -- {rule_id: {parameter: number}}; every rule named must be one of
--- rule_parameter_ranges() and give exactly its parameters, each a JSON number
--- of the parameter's kind and range. Returns p_rules normalised: integer
--- parameters written as integers (5.0 -> 5), other numbers exactly as given.
+-- rule_parameter_ranges() (or a user's rule of add_rule, with no parameters)
+-- and give exactly its parameters, each a JSON number
+-- of the parameter's kind and range; an optional parameter
+-- (rule_parameter_defaults) may be left out and gets its default. Returns
+-- p_rules normalised: integer parameters written as integers (5.0 -> 5),
+-- other numbers exactly as given, defaults filled in.
 -- NULL for NULL (STRICT), so callers can coalesce to the live rules.
 -- Errors: PF001 (invalid_input), for the first problem in rule_id order, with
 -- COLUMN 'rules', '<rule_id>' or '<rule_id>.<parameter>' and a message naming
@@ -16,7 +19,7 @@
 CREATE OR REPLACE FUNCTION validate_rules(p_rules jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
-IMMUTABLE
+STABLE
 STRICT
 PARALLEL SAFE
 AS $$
@@ -34,7 +37,10 @@ BEGIN
     ),
     given AS (
         SELECT g.key AS rule_id, g.value AS parameters,
-               EXISTS (SELECT FROM ranges AS s WHERE s.rule_id = g.key) AS known
+               EXISTS (SELECT FROM ranges AS s WHERE s.rule_id = g.key)
+               -- A user's rule (add_rule): no parameters, so {} passes.
+               OR EXISTS (SELECT FROM rules AS r
+                          WHERE r.rule_id = g.key AND r.expression IS NOT NULL) AS known
         FROM jsonb_each(p_rules) AS g
     ),
     problems AS (
@@ -66,6 +72,9 @@ BEGIN
         FROM given AS g
         JOIN ranges AS s ON s.rule_id = g.rule_id
         WHERE jsonb_typeof(g.parameters) = 'object' AND NOT g.parameters ? s.parameter
+          -- An optional parameter may be left out (rule_parameter_defaults).
+          AND NOT EXISTS (SELECT FROM rule_parameter_defaults() AS d
+                          WHERE d.rule_id = g.rule_id AND d.parameter = s.parameter)
         UNION ALL
         SELECT g.rule_id, 5, s.parameter,
                format('parameter %s of rule %s must be %s from %s to %s%s; got %s',
@@ -104,10 +113,13 @@ BEGIN
     CROSS JOIN LATERAL (
         SELECT coalesce(jsonb_object_agg(
                    s.parameter,
-                   CASE WHEN s.kind = 'integer' THEN to_jsonb(trunc((g.value -> s.parameter)::numeric))
-                        ELSE g.value -> s.parameter END
+                   CASE WHEN s.kind = 'integer'
+                        THEN to_jsonb(trunc(coalesce(g.value -> s.parameter, d.value)::numeric))
+                        ELSE coalesce(g.value -> s.parameter, d.value) END
                ), '{}'::jsonb) AS parameters
         FROM rule_parameter_ranges() AS s
+        LEFT JOIN rule_parameter_defaults() AS d
+          ON d.rule_id = s.rule_id AND d.parameter = s.parameter
         WHERE s.rule_id = g.key
     ) AS n;
     RETURN v_result;

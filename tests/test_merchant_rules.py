@@ -1,0 +1,232 @@
+"""Windows, equal times and the merchant rules in SQL, with values worked out by hand.
+
+Also: alerts stay equal to the rules from scratch when what compromised_merchant
+reads changes outside the row's account (labels, reviews, another account's
+late transaction at the merchant).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from pgfraud import db
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+DAY = 86_400
+
+
+def store(conn, rows):
+    """rows: (transaction_id, account_id, seconds after T0, amount text, merchant_id)."""
+    db.store_transactions(
+        conn,
+        [
+            {
+                "transaction_id": tid,
+                "account_id": account,
+                "timestamp": T0 + timedelta(seconds=seconds),
+                "amount": Decimal(amount),
+                "merchant_id": merchant,
+            }
+            for tid, account, seconds, amount, merchant in rows
+        ],
+    )
+    conn.commit()
+
+
+def only(admin_conn, rules):
+    """Enable exactly these rules ({rule_id: parameters})."""
+    admin_conn.execute(
+        "UPDATE rules SET enabled = (rule_id = ANY(%s)),"
+        " parameters = coalesce((%s::jsonb) -> rule_id, parameters)",
+        (list(rules), json.dumps(rules)),
+    )
+    admin_conn.commit()
+
+
+def alerts(conn, account):
+    rows = conn.execute(
+        "SELECT transaction_id, rule_id, observed, threshold, reason FROM alerts"
+        " WHERE account_id = %s ORDER BY ts, transaction_id, rule_id",
+        (account,),
+    ).fetchall()
+    scratch = conn.execute(
+        "SELECT transaction_id, rule_id, observed, threshold, reason"
+        " FROM evaluate_account(%s, active_rule_parameters())",
+        (account,),
+    ).fetchall()
+    conn.commit()
+    assert rows == scratch
+    return rows
+
+
+def test_amount_spike_averages_over_window_days(app_conn, admin_conn):
+    # Whole past before 11.0 days: (100 + 10 + 10) / 3 = 40, x3 = 120: 50 does not fire.
+    # In the 2 days before it (after day 9): 10 and 10, average 10, x3 = 30: 50 fires.
+    only(admin_conn, {"amount_spike": {"multiplier": 3, "min_history": 2, "window_days": 2}})
+    store(
+        app_conn,
+        [
+            (1, 5, 0, "100.00", None),
+            (2, 5, 10 * DAY, "10.00", None),
+            (3, 5, 10.5 * DAY, "10.00", None),
+            (4, 5, 11 * DAY, "50.00", None),
+        ],
+    )
+    assert alerts(app_conn, 5) == [
+        (
+            4,
+            "amount_spike",
+            Decimal("50.00"),
+            Decimal("30.0000"),
+            "amount 50.00 is above 3 x the average 10.0000 of 2 prior transactions in 2 days",
+        )
+    ]
+    only(admin_conn, {"amount_spike": {"multiplier": 3, "min_history": 2, "window_days": 0}})
+    assert alerts(app_conn, 5) == []
+
+
+def test_below_average_window_needs_min_history_inside_it(app_conn, admin_conn):
+    # 5.00 at day 20: only one prior transaction in the last 3 days (40.00 at
+    # day 18), below min_history 2, so the windowed rule does not fire.
+    only(admin_conn, {"below_average": {"factor": 0.5, "min_history": 2, "window_days": 3}})
+    store(
+        app_conn,
+        [
+            (11, 6, 0, "40.00", None),
+            (12, 6, DAY, "40.00", None),
+            (13, 6, 18 * DAY, "40.00", None),
+            (14, 6, 20 * DAY, "5.00", None),
+            (15, 6, 20.5 * DAY, "5.00", None),
+        ],
+    )
+    # 15: in the 3 days before it 40.00 and 5.00, average 22.50, x0.5 = 11.25 > 5.00.
+    assert [(t, r, th) for t, r, _, th, _ in alerts(app_conn, 6)] == [
+        (15, "below_average", Decimal("11.2500"))
+    ]
+
+
+def test_equal_times_are_same_timestamp_not_rapid_succession(app_conn, admin_conn):
+    only(
+        admin_conn,
+        {"rapid_succession": {"min_gap_seconds": 10}, "same_timestamp": {"max_transactions": 1}},
+    )
+    store(
+        app_conn,
+        [(21, 7, 0, "1.00", None), (22, 7, 0, "1.00", None), (23, 7, 5, "1.00", None)],
+    )
+    # 22: a second transaction at the same instant; 23: 5 s after the
+    # latest earlier time (0 s), equal times not counted as gaps.
+    assert alerts(app_conn, 7) == [
+        (
+            22,
+            "same_timestamp",
+            Decimal("2"),
+            Decimal("1"),
+            "2 transactions at exactly 2024-03-01 00:00:00+00 (this one included); the limit is 1",
+        ),
+        (
+            23,
+            "rapid_succession",
+            Decimal("5.000"),
+            Decimal("10"),
+            "5.000 seconds since the previous transaction; the minimum is 10",
+        ),
+    ]
+
+
+def test_new_merchant_large_needs_a_first_visit_and_a_large_amount(app_conn, admin_conn):
+    only(admin_conn, {"new_merchant_large": {"multiplier": 2, "min_history": 2}})
+    store(
+        app_conn,
+        [
+            (31, 8, 0, "10.00", 1),
+            (32, 8, 100, "10.00", 1),
+            # Not a first visit: 25.00 > 2 x 10.00 does not matter.
+            (33, 8, 200, "25.00", 1),
+            # First visit at 2; average (10 + 10 + 25) / 3 = 15, x2 = 30: 31.00 fires.
+            (34, 8, 300, "31.00", 2),
+            # Second visit at 2: no; unknown merchant: no.
+            (35, 8, 400, "500.00", 2),
+            (36, 8, 500, "500.00", None),
+        ],
+    )
+    assert alerts(app_conn, 8) == [
+        (
+            34,
+            "new_merchant_large",
+            Decimal("31.00"),
+            Decimal("30.0000"),
+            "first payment at merchant 2; amount 31.00 is above 2 x the average 15.0000"
+            " of 3 prior transactions",
+        )
+    ]
+
+
+def test_compromised_merchant_follows_labels_reviews_and_late_rows(app_conn, admin_conn):
+    only(
+        admin_conn,
+        {
+            "compromised_merchant": {
+                "window_days": 10,
+                "delay_days": 1,
+                "min_known_fraud": 2,
+                "min_fraud_share": 0.5,
+            }
+        },
+    )
+    store(
+        app_conn,
+        [
+            (101, 51, 0, "1.00", 900),
+            (102, 52, 0.5 * DAY, "1.00", 900),
+            (103, 53, DAY, "1.00", 900),
+            # Account 60 at day 2.25: it reads merchant 900 in [day -7.75, day 1.25): 101..103.
+            (201, 60, 2.25 * DAY, "1.00", 900),
+            # Account 61 at day 1.5 reads [.., day 0.5): 101 only (102 is not before 0.5).
+            (202, 61, 1.5 * DAY, "1.00", 900),
+        ],
+    )
+    assert alerts(app_conn, 60) == []
+
+    def label(tid):
+        admin_conn.execute(
+            "INSERT INTO fraud_labels (transaction_id, scenario) VALUES (%s, 'skimming')", (tid,)
+        )
+        admin_conn.commit()
+
+    label(101)
+    assert alerts(app_conn, 60) == []  # 1 known fraud: under min_known_fraud 2
+    label(102)
+    reason = (
+        "merchant 900: {} of its {} transactions from 10 to 1 days before are known fraud;"
+        " the limits are 2 and a share of 0.5"
+    )
+    assert alerts(app_conn, 60) == [
+        (201, "compromised_merchant", Decimal("0.6667"), Decimal("0.5"), reason.format(2, 3))
+    ]
+    assert alerts(app_conn, 61) == []  # the reporting delay hides 102 from 202
+
+    db.review_transaction(app_conn, 102, "false_positive", "", "analyst")
+    app_conn.commit()
+    assert alerts(app_conn, 60) == []
+    db.review_transaction(app_conn, 103, "confirmed_fraud", "", "analyst")
+    app_conn.commit()
+    assert alerts(app_conn, 60) == [
+        (201, "compromised_merchant", Decimal("0.6667"), Decimal("0.5"), reason.format(2, 3))
+    ]
+
+    # A late transaction of another account, already labelled, at day 1.1:
+    # 3 known of 4 for 201.
+    label(104)
+    store(app_conn, [(104, 54, 1.1 * DAY, "1.00", 900)])
+    assert alerts(app_conn, 60) == [
+        (201, "compromised_merchant", Decimal("0.7500"), Decimal("0.5"), reason.format(3, 4))
+    ]
+    # Removing it (the owner, by hand) re-scores 201 too.
+    admin_conn.execute("DELETE FROM transactions WHERE transaction_id = 104")
+    admin_conn.commit()
+    assert alerts(app_conn, 60) == [
+        (201, "compromised_merchant", Decimal("0.6667"), Decimal("0.5"), reason.format(2, 3))
+    ]
