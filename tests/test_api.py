@@ -356,7 +356,7 @@ def test_health_and_rules(client):
     assert health["status"] == "ok"
     assert health["database"]["migrations"] == len(migration_files()) == 8
     rules = {r["rule_id"]: r for r in client.get("/rules").get_json()["rules"]}
-    # The measured defaults of migration 0008.
+    # The measured defaults of migration 0007.
     assert rules["below_average"]["parameters"] == {
         "factor": 0.05,
         "min_history": 5,

@@ -20,7 +20,7 @@ from pgfraud import db
 from pgfraud.cli import main
 from pgfraud.errors import InvalidInput
 
-LIVE = {  # the defaults of migration 0008
+LIVE = {  # the defaults of migration 0007
     "amount_spike": {"min_history": 3, "multiplier": 5, "window_days": 0},
     "below_average": {"factor": Decimal("0.05"), "min_history": 5, "window_days": 0},
     "compromised_merchant": {

@@ -38,7 +38,7 @@ def store(conn, rows):
 @pytest.fixture(autouse=True)
 def seed_parameters(admin_conn):
     """These cases were worked out with the seed's parameters of below_average
-    (0.9, 1) and velocity (3600 s, 5), not the measured defaults of 0008."""
+    (0.9, 1) and velocity (3600 s, 5), not the measured defaults of 0007."""
     admin_conn.execute(
         "UPDATE rules SET parameters = CASE rule_id"
         ' WHEN \'below_average\' THEN \'{"factor": 0.9, "min_history": 1, "window_days": 0}\''

@@ -1,4 +1,4 @@
--- 0008: merchants, time windows and the rules that use them.
+-- 0007: merchants, time windows and the rules that use them.
 --
 -- transactions.merchant_id: optional (NULL: unknown merchant), >= 0. Two
 -- indexes serve the merchant rules:

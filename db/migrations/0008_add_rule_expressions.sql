@@ -1,4 +1,4 @@
--- 0009: rules users write: a boolean SQL expression over per-transaction features.
+-- 0008: rules users write: a boolean SQL expression over per-transaction features.
 --
 -- rules.expression: NULL for the built-in rules (code in _evaluate_from);
 -- for a user's rule, an expression checked by check_rule_expression (only
