@@ -112,6 +112,13 @@ class DatabaseUnavailable(PgfraudError):
     status = 503
 
 
+class TooManyStreams(PgfraudError):
+    """Too many alert streams are open; try again later."""
+
+    code = "too_many_streams"
+    status = 503
+
+
 class ConfigurationError(PgfraudError):
     """pgfraud is not set up as this command needs."""
 

@@ -25,6 +25,13 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(PgfraudError)
     def handle_pgfraud_error(exc: PgfraudError):
+        if exc.status == 503:
+            # Expected while the database restarts or streams are full: one line.
+            app.logger.warning("answered 503: %s (%s)", exc, exc.__cause__ or "no cause")
+            response = jsonify(exc.to_dict())
+            response.status_code = 503
+            response.headers["Retry-After"] = "1"
+            return response
         if exc.status >= 500:
             app.logger.error("request failed: %s", exc, exc_info=exc.__cause__ or exc)
         return jsonify(exc.to_dict()), exc.status

@@ -20,7 +20,7 @@ import psycopg
 from flask import current_app
 
 from pgfraud import db
-from pgfraud.errors import PgfraudError
+from pgfraud.errors import PgfraudError, TooManyStreams
 
 CHANNEL = "pgfraud_alerts"
 _EXTENSION = "pgfraud_feed"
@@ -89,6 +89,39 @@ def get_listener() -> Listener:
                 listener = Listener(app.config["DATABASE_URL"]).start()
                 app.extensions[_EXTENSION] = listener
     return listener
+
+
+class StreamSlots:
+    """How many alert streams this app has open in this process, at most ``limit``."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self._lock = threading.Lock()
+
+    def take(self, limit: int):
+        """One more open stream, or TooManyStreams when ``limit`` are open;
+        returns the function that gives the slot back (once)."""
+        with self._lock:
+            if self.open >= limit:
+                raise TooManyStreams(
+                    f"{limit} alert streams are open on this server process; try again later"
+                )
+            self.open += 1
+        released = threading.Event()
+
+        def release() -> None:
+            if not released.is_set():
+                released.set()
+                with self._lock:
+                    self.open -= 1
+
+        return release
+
+
+def take_stream_slot(limit: int):
+    """A stream slot of the current app (see StreamSlots.take)."""
+    slots = current_app.extensions.setdefault("pgfraud_streams", StreamSlots())
+    return slots.take(limit)
 
 
 def stop_listener(app) -> None:

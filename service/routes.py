@@ -9,7 +9,6 @@ from __future__ import annotations
 import hmac
 import json
 import re
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -239,6 +238,9 @@ def alerts():
     )
 
 
+FEED_HELD_POLL_S = 0.25  # seconds between reads while alerts are held back
+
+
 def _sse(event_id: str, event: str, data: dict[str, Any]) -> str:
     return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data)}\n\n"
 
@@ -255,28 +257,39 @@ def alert_stream():
     ``Last-Event-ID`` header (browsers send it when they reconnect) or the
     ``last_event_id`` query parameter; otherwise starts from now. While the
     database is unreachable the stream stays open, says so in a comment, and
-    catches up when it is back. 400 for a malformed position.
+    catches up when it is back. Each stream holds a server thread: at most
+    FEED_MAX_STREAMS (default 16) per server process, so that requests always
+    find a thread; one more is answered 503 (too_many_streams) with
+    Retry-After. 400 for a malformed position or an unknown parameter.
     """
     args = _single_value_args()
-    last = request.headers.get("Last-Event-ID") or args.get("last_event_id")
-    if last:
-        position = parse_feed_position(last, "Last-Event-ID")
+    unknown = sorted(set(args) - {"last_event_id"})
+    if unknown:
+        raise InvalidInput(
+            f"{unknown[0]} is not a parameter here (parameters: last_event_id)", field=unknown[0]
+        )
+    if request.headers.get("Last-Event-ID"):
+        position = parse_feed_position(request.headers["Last-Event-ID"], "Last-Event-ID")
+    elif args.get("last_event_id"):
+        position = parse_feed_position(args["last_event_id"], "last_event_id")
     else:
         position = parse_feed_position(read(db.get_alert_feed_start))
     listener = feed.get_listener()
     heartbeat = float(current_app.config["FEED_HEARTBEAT_S"])
+    release = feed.take_stream_slot(int(current_app.config["FEED_MAX_STREAMS"]))
 
     def events() -> Iterator[str]:
         nonlocal position
         seen = listener.generation
         yield "retry: 1000\n: connected\n\n"
-        # After a notification the alert may wait for older database
-        # transactions to finish (see get_alert_feed): read again soon.
-        eager_until = 0.0
         while True:
+            held = False
             try:
                 with transaction() as conn:
                     rows = db.get_alert_feed(conn, position)
+                    if len(rows) < 1000:
+                        last = parse_feed_position(rows[-1]["event_id"]) if rows else position
+                        held = db.is_alert_feed_held(conn, last)
             except DatabaseUnavailable:
                 rows = []
                 yield ": the database is unavailable; retrying\n\n"
@@ -288,20 +301,22 @@ def alert_stream():
                 yield _sse(row["event_id"], "alert", data)
             if len(rows) >= 1000:
                 continue
-            now = time.monotonic()
-            timeout = 0.1 if now < eager_until else heartbeat
+            # Alerts held back by an older running transaction (see
+            # get_alert_feed) come without a notification: look again soon.
+            timeout = FEED_HELD_POLL_S if held else heartbeat
             generation = listener.wait(seen, timeout)
             if generation != seen:
                 seen = generation
-                eager_until = time.monotonic() + 2.0
-            elif timeout == heartbeat:
+            elif not held:
                 yield ": heartbeat\n\n"
 
-    return Response(
+    response = Response(
         stream_with_context(events()),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+    response.call_on_close(release)
+    return response
 
 
 @bp.post("/transactions/<transaction_id>/review")

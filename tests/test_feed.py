@@ -355,3 +355,54 @@ def test_the_stream_survives_a_postgresql_restart(own_server, serve):
     finally:
         stop_listener(app)
         close_pool(app)
+
+
+def test_an_alert_held_back_by_an_older_transaction_comes_when_it_ends(app, serve, database):
+    # Heartbeats far apart: the alert must not wait for one.
+    app.config["FEED_HEARTBEAT_S"] = 60
+    base = serve(app)
+    stream = Stream(f"{base}/alerts/stream")
+    stream.next_message()
+    older = db.connect(database.app_url)
+    try:
+        older.execute("SELECT pg_current_xact_id()")  # an open transaction with an id
+        assert post(base, LARGE).status_code == 201
+        time.sleep(0.5)
+        older.commit()  # raises no alert, so sends no notification
+        event = stream.next_event()  # read timeout 10 s, far below the heartbeat
+        assert json.loads(event["data"])["transaction_id"] == 9001
+    finally:
+        older.close()
+        stream.close()
+
+
+def test_streams_are_capped_per_process_and_slots_come_back(app, serve):
+    app.config["FEED_MAX_STREAMS"] = 2
+    app.config["FEED_HEARTBEAT_S"] = 0.2
+    base = serve(app)
+    first, second = Stream(f"{base}/alerts/stream"), Stream(f"{base}/alerts/stream")
+    first.next_message(), second.next_message()
+    refused = requests.get(f"{base}/alerts/stream", timeout=5)
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "too_many_streams"
+    assert refused.headers["Retry-After"] == "1"
+    first.close()
+    deadline = time.monotonic() + 5
+    while True:  # the closed stream's slot returns at its next write (a heartbeat)
+        third = requests.get(f"{base}/alerts/stream", stream=True, timeout=5)
+        if third.status_code == 200:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    third.close()
+    second.close()
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [("last_event_id=garbage", "last_event_id"), ("foo=1", "foo")],
+)
+def test_stream_parameters_are_checked(client, database, query, field):
+    response = client.get(f"/alerts/stream?{query}")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["field"] == field
