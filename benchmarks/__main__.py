@@ -292,9 +292,8 @@ def main() -> None:
             else:
                 sql(f"TRUNCATE {table}")
             start = time.perf_counter()
-            command = (
-                f"\\copy {table} (account_id, transaction_id, ts, amount) FROM '{path}' CSV HEADER"
-            )
+            columns = "account_id, transaction_id, ts, amount, merchant_id"
+            command = f"\\copy {table} ({columns}) FROM '{path}' CSV HEADER"
             subprocess.run([psql, admin, "-qc", command], check=True)
             return time.perf_counter() - start
 
@@ -366,6 +365,18 @@ def main() -> None:
                     "SELECT rule_id, count(*) FROM score_transactions() GROUP BY rule_id"
                 ).fetchall()
             )
+        # -- a rule change: re-scores the stored history (set_rule's trigger) --
+        with db.connect(admin, autocommit=True) as conn:
+            live = conn.execute(
+                "SELECT parameters -> 'max_transactions' FROM rules WHERE rule_id = 'velocity'"
+            ).fetchone()[0]
+            for candidate in (live + 1, live):  # change, then back to the live value
+                start = time.perf_counter()
+                conn.execute(
+                    "SELECT set_rule('velocity', NULL, jsonb_build_object('max_transactions', %s))",
+                    (candidate,),
+                )
+                results.add(f"rule change (set_rule) {n:,}", time.perf_counter() - start, "s")
         for _ in range(repeat):
             seconds, events = score()
             results.add(f"score_transactions {n:,}", seconds, "s", events=events)
@@ -388,7 +399,10 @@ def main() -> None:
             f"\\set a random(1, {accounts})\n"
             "SELECT * FROM store_transactions(json_build_array(json_build_object("
             "'account_id', :a::bigint, 'transaction_id', :id::bigint,"
-            " 'timestamp', '2025-06-01T12:00:00Z'::text,"
+            # New arrivals: after the stored data and later each time (a
+            # fixed time would make most stores late arrivals at one instant).
+            " 'timestamp', date_trunc('milliseconds', timestamptz '2090-01-01 00:00:00+00'"
+            " + (clock_timestamp() - timestamptz '2026-01-01 00:00:00+00'))::text,"
             " 'amount', '12.34'::text))::jsonb);\n"
         )
         for _ in range(repeat):
