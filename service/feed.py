@@ -42,9 +42,16 @@ class Listener:
         self._thread.start()
         return self
 
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called: streams end instead of waiting again."""
+        return self._stop.is_set()
+
     def stop(self) -> None:
-        """Ask the loop to end (within a second) and wait for it."""
+        """Ask the loop to end (within a second), wake every waiting stream so
+        it can end, and wait for the loop."""
         self._stop.set()
+        self._bump()
         self._thread.join(timeout=5)
 
     def wait(self, seen: int, timeout: float) -> int:

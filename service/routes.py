@@ -305,6 +305,8 @@ def alert_stream():
             # get_alert_feed) come without a notification: look again soon.
             timeout = FEED_HELD_POLL_S if held else heartbeat
             generation = listener.wait(seen, timeout)
+            if listener.stopping:  # the server is shutting down
+                return
             if generation != seen:
                 seen = generation
             elif not held:

@@ -22,6 +22,7 @@ from pgfraud import db
 from pgfraud.cli import prepare
 from pgfraud.config import Database
 from pgfraud.db.server import LocalServer
+from pgfraud.service.feed import stop_listener
 
 LARGE = {
     "account_id": 42,
@@ -46,11 +47,18 @@ def serve():
         port = free_port()
         server = waitress.create_server(app, host="127.0.0.1", port=port, threads=8)
         threading.Thread(target=server.run, daemon=True).start()
-        servers.append(server)
+        servers.append((server, app))
         return f"http://127.0.0.1:{port}"
 
     yield start
-    for server in servers:
+    for server, app in servers:
+        # End the streams first (stopping the listener wakes them), so that no
+        # request is left running on a closed server: waitress would write to
+        # a file descriptor that a later test's connection may have reused.
+        stop_listener(app)
+        deadline = time.monotonic() + 5
+        while server.task_dispatcher.active_count and time.monotonic() < deadline:
+            time.sleep(0.05)
         server.close()
 
 
