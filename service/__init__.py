@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import Flask
 
-from pgfraud.service import database, errors, routes
+from pgfraud.service import database, errors, pages, routes
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -48,4 +48,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     database.init_app(app)
     errors.init_app(app)
     app.register_blueprint(routes.bp)
+    app.register_blueprint(pages.bp)
     return app
