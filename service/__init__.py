@@ -12,7 +12,9 @@ Configuration (``create_app(test_config)`` keys, or the environment):
 10,000 transactions per POST), ``STATEMENT_TIMEOUT_MS`` (default 10,000),
 ``POOL_MAX_SIZE`` (default 8), ``POOL_TIMEOUT_S`` (seconds to wait for a
 connection before answering 503, default 5), ``FEED_HEARTBEAT_S`` (seconds
-between heartbeats on /alerts/stream, default 15).
+between heartbeats on /alerts/stream, default 15), ``PAGE_HEALTH_INTERVAL_S``
+(seconds between the analyst's page's checks of /health, default 10; every
+2 s while the database is down).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         POOL_MAX_SIZE=8,
         POOL_TIMEOUT_S=5,
         FEED_HEARTBEAT_S=15,
+        PAGE_HEALTH_INTERVAL_S=10,
     )
     if test_config:
         app.config.update(test_config)

@@ -65,7 +65,10 @@ def _render(template: str, status: int = 200, **context: Any):
     context.setdefault("error", None)
     context.setdefault("database_down", False)
     token_needed = bool(current_app.config.get("API_TOKEN"))
-    return render_template(template, token_needed=token_needed, **context), status
+    health_ms = int(float(current_app.config["PAGE_HEALTH_INTERVAL_S"]) * 1000)
+    return render_template(
+        template, token_needed=token_needed, health_interval_ms=health_ms, **context
+    ), status
 
 
 def _failure(template: str, exc: PgfraudError, **context: Any):

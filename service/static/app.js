@@ -82,7 +82,8 @@ const pgfraud = (() => {
       showBanner(true);
     }
   }
-  setInterval(checkHealth, renderedDown ? 2000 : 10000);
+  const every = Number(document.body.dataset.healthIntervalMs) || 10000;
+  setInterval(checkHealth, renderedDown ? Math.min(every, 2000) : every);
 
   return { api, escapeHtml, errorText, fixed, showBanner };
 })();

@@ -31,11 +31,6 @@
     return { params, bad };
   }
 
-  function jsonWithNumbers(value) {
-    // parameters hold number tokens as text: write them as JSON numbers.
-    return JSON.parse(JSON.stringify(value), (k, v) => v);
-  }
-
   function row(results, rule) {
     return results.find((r) => r.rule_id === rule && r.scenario === "all") || {};
   }
@@ -65,10 +60,7 @@
       <tbody>${lines}</tbody></table>`;
   }
 
-  async function post(url, rulesText) {
-    // The rules object is sent as text so that decimals stay as typed.
-    return pgfraud.api("POST", url, rulesText);
-  }
+  const post = (url, body) => pgfraud.api("POST", url, body);
 
   document.querySelectorAll(".rule-card").forEach((card) => {
     const rule = card.dataset.ruleId;
