@@ -48,6 +48,9 @@
       },
       plugins: {
         tooltip: {
+          // A transaction flagged by two rules is a point in each rule's
+          // dataset: list it once.
+          filter: (item, index, items) => items.findIndex((o) => o.raw === item.raw) === index,
           callbacks: {
             title: (items) => time(items[0].raw.x),
             label: (item) => {

@@ -35,28 +35,28 @@
     return results.find((r) => r.rule_id === rule && r.scenario === "all") || {};
   }
 
-  function cell(live, next, places) {
+  function cells(live, next, places) {
     const a = live === null || live === undefined ? null : Number(live);
     const b = next === null || next === undefined ? null : Number(next);
     const change = a === null || b === null ? "" : (b - a >= 0 ? "+" : "") + (b - a).toFixed(places);
     return `<td class="num">${pgfraud.fixed(a, places)}</td><td class="num">${pgfraud.fixed(b, places)}</td><td class="num change">${esc(change)}</td>`;
   }
 
+  // Rows: for the rule, then for any rule: alerts per 1,000 transactions,
+  // precision, recall; columns: live, candidate, change.
   function table(rule, live, next) {
+    const metrics = [["alerts / 1,000", "flagged_per_1000", 2], ["precision", "precision_ratio", 4], ["recall", "recall_ratio", 4]];
     const lines = [[rule, rule], ["any rule", "any"]].map(([label, id]) => {
       const a = row(live, id);
       const b = row(next, id);
-      return `<tr><th scope="row">${esc(label)}</th>
-        ${cell(a.flagged_per_1000, b.flagged_per_1000, 2)}
-        ${cell(a.precision_ratio, b.precision_ratio, 4)}
-        ${cell(a.recall_ratio, b.recall_ratio, 4)}</tr>`;
+      return metrics.map(([name, key, places], i) => `<tr${i === 0 ? ' class="group"' : ""}>
+        ${i === 0 ? `<th scope="rowgroup" rowspan="3">${esc(label)}</th>` : ""}<th scope="row">${name}</th>
+        ${cells(a[key], b[key], places)}</tr>`).join("");
     }).join("");
     const n = (row(next, "any").transactions ?? row(next, rule).transactions ?? 0);
     return `<table class="backtest-result">
-      <caption>Backtest over ${esc(n)} transactions: live parameters → candidate</caption>
-      <thead><tr><th scope="col"></th><th scope="col">alerts / 1,000 live</th><th scope="col">candidate</th><th scope="col">change</th>
-      <th scope="col">precision live</th><th scope="col">candidate</th><th scope="col">change</th>
-      <th scope="col">recall live</th><th scope="col">candidate</th><th scope="col">change</th></tr></thead>
+      <caption>Backtest over ${esc(n)} transactions</caption>
+      <thead><tr><th scope="col"></th><th scope="col"></th><th scope="col">live</th><th scope="col">candidate</th><th scope="col">change</th></tr></thead>
       <tbody>${lines}</tbody></table>`;
   }
 
