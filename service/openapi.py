@@ -49,6 +49,137 @@ def openapi_document() -> dict[str, Any]:
         "required": True,
         "schema": _ID,
     }
+    document = _document(account_param)
+    document["paths"].update(_page_paths(account_param))
+    return document
+
+
+def _page_paths(account_param: dict[str, Any]) -> dict[str, Any]:
+    """The index and the endpoints the analyst's page reads and writes through."""
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
+    }
+    return {
+        "/": {
+            "get": {
+                "summary": "The analyst's page (HTML) for browsers; the JSON index otherwise",
+                "responses": {"200": {"description": "HTML when Accept prefers text/html"}},
+            }
+        },
+        "/api": {
+            "get": {
+                "summary": "The JSON index: where the endpoints are",
+                "responses": {"200": {"description": "service, version, endpoints"}},
+            }
+        },
+        "/overview": {
+            "get": {
+                "summary": "Transactions and alerts per hour (last day stored), alerts by rule, "
+                "review backlog",
+                "responses": {"200": {"description": "until, hours, by_rule, backlog"}},
+            }
+        },
+        "/accounts/{account_id}/history": {
+            "get": {
+                "summary": "An account's transactions, newest first, with alerts and review",
+                "parameters": [
+                    account_param,
+                    limit,
+                    {"name": "before", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {"description": "transactions and next (a URL or null)"},
+                    "400": _error("bad id, limit or cursor"),
+                    "404": _error("account has no transactions"),
+                },
+            }
+        },
+        "/accounts/{account_id}/reviews": {
+            "get": {
+                "summary": "An account's review history, newest first",
+                "parameters": [account_param, limit],
+                "responses": {
+                    "200": {"description": "reviews"},
+                    "400": _error("bad id or limit"),
+                },
+            }
+        },
+        "/evaluate": {
+            "post": {
+                "summary": "Precision and recall per rule and scenario (live rules or a backtest)",
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "rules": {
+                                        "type": "object",
+                                        "additionalProperties": {
+                                            "type": "object",
+                                            "additionalProperties": {"type": "number"},
+                                        },
+                                    },
+                                    "from": {"type": "string", "format": "date-time"},
+                                    "to": {"type": "string", "format": "date-time"},
+                                },
+                            }
+                        }
+                    }
+                },
+                "responses": {
+                    "200": {"description": "results"},
+                    "400": _error("invalid field"),
+                    "415": _error("Content-Type is not application/json"),
+                },
+            }
+        },
+        "/rules/{rule_id}": {
+            "patch": {
+                "summary": "Turn a rule on/off and/or change its parameters (re-scores history)",
+                "security": [{"bearer": []}, {}],
+                "parameters": [
+                    {
+                        "name": "rule_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "enabled": {"type": "boolean"},
+                                    "parameters": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "number"},
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "the rule"},
+                    "400": _error("invalid field or parameter (the validator's message)"),
+                    "401": _error("token required"),
+                    "404": _error("no such rule"),
+                    "415": _error("Content-Type is not application/json"),
+                },
+            }
+        },
+    }
+
+
+def _document(account_param: dict[str, Any]) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {

@@ -73,6 +73,8 @@ const pgfraud = (() => {
     return value === null || value === undefined ? "–" : Number(value).toFixed(places);
   }
 
+  // /health every PAGE_HEALTH_INTERVAL_S (10 s), every 2 s at most while down.
+  const every = Number(document.body.dataset.healthIntervalMs) || 10000;
   async function checkHealth() {
     try {
       const response = await fetch("/health", { headers: { Accept: "application/json" } });
@@ -81,9 +83,9 @@ const pgfraud = (() => {
     } catch (err) {
       showBanner(true);
     }
+    setTimeout(checkHealth, banner && !banner.hidden ? Math.min(every, 2000) : every);
   }
-  const every = Number(document.body.dataset.healthIntervalMs) || 10000;
-  setInterval(checkHealth, renderedDown ? Math.min(every, 2000) : every);
+  setTimeout(checkHealth, renderedDown ? Math.min(every, 2000) : every);
 
   return { api, escapeHtml, errorText, fixed, showBanner };
 })();
