@@ -149,7 +149,9 @@ def test_every_page_loads_with_its_data(site):
     ]
     assert rows.first.locator("td:nth-child(3)").inner_text() == "20000.00"
 
-    page.goto(base + "/ui/accounts/7")
+    # An account by typing its id in the box at the top.
+    page.locator("#find-account").fill("7")
+    page.locator("#find-account").press("Enter")
     assert page.locator("h1").inner_text() == "Account 7"
     assert page.locator("#history tbody tr").count() == 4
     assert page.locator("#no-reviews").inner_text() == "No reviews yet."
