@@ -168,6 +168,12 @@ def test_every_page_loads_with_its_data(site):
 
     page.goto(base + "/ui/overview")
     assert page.locator("#hours-chart").get_attribute("data-drawn-points") == "24"
+    page.get_by_text("The numbers per hour").click()
+    assert page.locator("#hours tbody tr").last.locator("td").all_inner_texts() == [
+        "2024-03-01 06:00",
+        "1",
+        "2",
+    ]
     assert page.locator("#backlog dd").all_inner_texts() == ["1", "0", "0"]
     by_rule = page.locator("#by-rule tbody tr", has_text="large_amount").locator("td")
     assert by_rule.all_inner_texts() == ["large_amount", "1", "1"]
@@ -321,6 +327,11 @@ def test_a_parameter_is_backtested_then_switched_on(site, database):
     assert next(r for r in rules if r["rule_id"] == "large_amount")["parameters"] == {
         "threshold": 30000
     }
+
+    # Off with the switch: amount_spike no longer flags 704.
+    page.locator("#rule-amount_spike").get_by_label("on").uncheck()
+    page.locator("#rule-amount_spike .outcome", has_text="amount_spike is now off.").wait_for()
+    assert requests.get(base + "/is_fraud/7", timeout=10).json()["events"] == []
 
 
 def test_the_threshold_sweep_draws_precision_against_recall(site, database):
