@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import HTTPException
 
@@ -157,7 +157,7 @@ def account(account_id: str | None = None):
     if len(history) > HISTORY_PAGE:
         history = history[:HISTORY_PAGE]
         cursor = format_history_cursor(history[-1]["ts"], history[-1]["transaction_id"])
-        following = "?" + urlencode({"before": cursor})
+        following = url_for("pages.account", account_id=account_ref, before=cursor)
     return _render(
         "account.html",
         asked=True,

@@ -246,3 +246,25 @@ def test_the_service_role_changes_rules_only_through_change_rule(app_conn):
     app_conn.rollback()
     row = db.change_rule(app_conn, "velocity", False)
     assert row["enabled"] is False
+
+
+def test_the_account_table_pages_from_a_typed_account(client, app_conn):
+    rows = [
+        {
+            "account_id": 3,
+            "transaction_id": 300 + i,
+            "timestamp": 1709251200000 + i * 3_600_000,  # hourly from 2024-03-01
+            "amount": "1.00",
+        }
+        for i in range(55)
+    ]
+    assert client.post("/store_data", json=rows).status_code == 201
+    first = client.get("/ui/accounts?account_id=3").get_data(as_text=True)
+    assert first.count('<td class="time">') == 50
+    older = "/ui/accounts/3?before="
+    assert older in first
+    link = first[first.index(older) :].split('"')[0].replace("&amp;", "&")
+    second = client.get(link).get_data(as_text=True)
+    # 55 transactions, 50 on the first page: the 5 oldest on the second.
+    assert second.count('<td class="time">') == 5
+    assert "Older transactions" not in second
