@@ -14,7 +14,7 @@ N ?= 10000
 SEED ?= $(shell date +%s)
 
 .DEFAULT_GOAL := help
-.PHONY: help install postgres browser run seed test test-floors bench lint format clean distclean db-url
+.PHONY: help install postgres browser run seed test test-pg16 test-floors bench lint format clean distclean db-url
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -78,6 +78,15 @@ test-floors: postgres browser ## Run the tests with the lowest dependency versio
 	$(FLOORS)/bin/python -m pip install --quiet -r .ci/floors.txt
 	PYTHONWARNINGS='ignore:Editable installation' $(FLOORS)/bin/python -m pip install --quiet --no-deps -e .
 	$(FLOORS)/bin/pytest -q -p no:cacheprovider
+
+# A second major version for CI: PostgreSQL 16 from the pgserver wheel (the
+# machine's own is 15); PGFRAUD_PG_BIN makes the tests' server use it.
+test-pg16: install ## Run the tests on PostgreSQL 16 (pip-installs the pgserver wheel into .venv)
+	$(BIN)/python -m pip install --quiet 'pgserver>=0.1.4'
+	@bin="$$($(BIN)/python -W ignore -c 'import pathlib, pgserver; \
+		print(pathlib.Path(pgserver.__file__).parent / "pginstall" / "bin")')"; \
+	echo "tests on $$("$$bin/postgres" --version)"; \
+	PGFRAUD_PG_BIN="$$bin" $(MAKE) test
 
 bench: install ## Measure load and scoring speed (BENCH_N=200000 transactions)
 	$(BIN)/python -m benchmarks

@@ -16,8 +16,10 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+import simplejson
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 
 from pgfraud.errors import (
     SQLSTATE_ERRORS,
@@ -26,6 +28,16 @@ from pgfraud.errors import (
     PgfraudError,
     TransactionConflict,
 )
+
+# json and jsonb values from the database keep their numbers exact: decimals
+# load as Decimal (0.123456789012345678 stays so), never float.
+set_json_loads(lambda data: simplejson.loads(data, use_decimal=True))
+
+
+def dumps_json(value: Any) -> str:
+    """JSON text with Decimals written as exact JSON numbers (never through float)."""
+    return simplejson.dumps(value, use_decimal=True)
+
 
 # CHECK constraint of `transactions` -> the wire field it guards.
 CONSTRAINT_FIELDS = {
@@ -385,7 +397,8 @@ def evaluate_rules(
 ) -> list[dict[str, Any]]:
     """Precision and recall per rule and scenario (SQL ``evaluate_rules``).
 
-    ``rules``: {rule_id: parameters} to measure (None: the enabled rules);
+    ``rules``: {rule_id: parameters} to measure (None: the enabled rules),
+    checked by SQL ``validate_rules`` (InvalidInput naming rule and parameter);
     ``start``/``end``: the time range [start, end) (None: unbounded). Rows:
     rule_id, scenario, labelled, flagged, true_positives, precision_ratio,
     recall_ratio (Decimal, 4 places, None when undefined).
@@ -393,7 +406,7 @@ def evaluate_rules(
     with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "SELECT * FROM evaluate_rules(%s::jsonb, %s, %s)",
-            (json.dumps(rules) if rules is not None else None, start, end),
+            (dumps_json(rules) if rules is not None else None, start, end),
         ).fetchall()
 
 

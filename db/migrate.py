@@ -15,16 +15,15 @@ from importlib.abc import Traversable
 
 import psycopg
 
+from pgfraud.errors import ConfigurationError
+
+# The oldest PostgreSQL the schema runs on: 14 (extract() returns numeric, so
+# round(extract(epoch ...), 3) works; CREATE OR REPLACE TRIGGER).
+MIN_SERVER_VERSION_NUM = 140000
+
 # Key of the advisory lock that serialises migrators (any fixed bigint).
 MIGRATION_LOCK_KEY = 7_231_546_390_112_207
 MIGRATION_NAME = re.compile(r"^\d{4}_[a-z][a-z0-9_]*\.sql$")
-
-# Work a migration needs from the function files, run once after they are
-# applied in the same database transaction, when that migration was applied
-# now: 0005 scores the transactions already stored (alerts, account_states).
-AFTER_FUNCTIONS = {
-    "0005_create_alerts": "SELECT rescore_alerts(true)",
-}
 
 
 def _sql_files(folder: str) -> list[Traversable]:
@@ -65,15 +64,44 @@ def _apply(conn: psycopg.Connection, f: Traversable) -> None:
         raise MigrationError(f.name, exc) from exc
 
 
+def _version_text(server_version_num: int) -> str:
+    major = server_version_num // 10000
+    if major >= 10:
+        return f"{major}.{server_version_num % 10000}"
+    return f"{major}.{server_version_num // 100 % 100}.{server_version_num % 100}"
+
+
+def check_server_version(server_version_num: int) -> None:
+    """Refuse a server older than MIN_SERVER_VERSION_NUM.
+
+    ``server_version_num``: PostgreSQL's integer form (150004 for 15.4,
+    90624 for 9.6.24). Errors: ConfigurationError, one line naming the version
+    found and the one needed.
+    """
+    if server_version_num < MIN_SERVER_VERSION_NUM:
+        raise ConfigurationError(
+            f"PostgreSQL {_version_text(server_version_num)} found; pgfraud needs "
+            f"PostgreSQL {_version_text(MIN_SERVER_VERSION_NUM).split('.')[0]} or later"
+        )
+
+
 def migrate(conn: psycopg.Connection) -> list[str]:
     """Bring the database ``conn`` points at up to date; returns the migrations applied now.
 
     Needs a role that may create tables, types and roles (the database owner).
-    Errors: MigrationError naming the file that failed; nothing is applied then.
+    Stored rule parameters are checked (validate_rules) after the function
+    files, so a migration may add a rule that only the new files know.
+    Errors: ConfigurationError for a server older than PostgreSQL 14 (nothing
+    is applied); MigrationError naming the file that failed, or "the rules
+    table" with the rule and parameter that fail validate_rules; nothing is
+    applied then.
     """
+    check_server_version(conn.info.server_version)
     applied_now: list[str] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        # The rules trigger waits until the new function files are in (see below).
+        conn.execute("SET LOCAL pgfraud.migrating = 'on'")
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version text NOT NULL CONSTRAINT schema_migrations_pkey PRIMARY KEY,"
@@ -93,10 +121,24 @@ def migrate(conn: psycopg.Connection) -> list[str]:
         for f in function_files():
             _apply(conn, f)
         conn.execute("SET LOCAL check_function_bodies = on")
-        for version in applied_now:
-            if version in AFTER_FUNCTIONS:
-                try:
-                    conn.execute(AFTER_FUNCTIONS[version])
-                except psycopg.Error as exc:
-                    raise MigrationError(f"{version}.sql (after functions)", exc) from exc
+        # Every stored rule against the schema of the functions just applied;
+        # rows whose normalised form differs are rewritten.
+        try:
+            changed = conn.execute(
+                "UPDATE rules AS r SET parameters = v.parameters"
+                " FROM (SELECT s.rule_id, validate_rules(jsonb_build_object(s.rule_id,"
+                " s.parameters)) -> s.rule_id AS parameters FROM rules AS s) AS v"
+                " WHERE v.rule_id = r.rule_id AND v.parameters IS DISTINCT FROM r.parameters"
+                " RETURNING r.rule_id"
+            ).fetchall()
+        except psycopg.Error as exc:
+            raise MigrationError("the rules table", exc) from exc
+        # The rules' triggers wait while migrating: score the stored history
+        # once now if a migration ran or a rule changed (0005 also fills the
+        # running state of transactions stored before it).
+        if applied_now or changed:
+            try:
+                conn.execute("SELECT rescore_alerts(%s)", ("0005_create_alerts" in applied_now,))
+            except psycopg.Error as exc:
+                raise MigrationError("scoring the stored transactions", exc) from exc
     return applied_now

@@ -23,6 +23,8 @@ from typing import Any, TextIO
 
 import psycopg
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from pgfraud import db
 from pgfraud.errors import PgfraudError
@@ -183,6 +185,28 @@ def _server_error(response: requests.Response) -> str:
     return json.dumps(body, default=str)[:2000]
 
 
+# A store is idempotent (a re-sent batch is answered duplicate, stored once),
+# so a POST that met a restarting server (503, or a refused or dropped
+# connection) is sent again: 8 tries over about 25 s, backing off.
+RETRY = Retry(
+    total=8,
+    backoff_factor=0.2,
+    backoff_max=8,
+    status_forcelist=(502, 503, 504),
+    allowed_methods=None,  # every method, POST included: stores are idempotent
+    raise_on_status=False,
+)
+
+
+def api_session() -> requests.Session:
+    """A requests session that retries idempotent stores (see RETRY)."""
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=RETRY)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 def to_api(
     url: str,
     transactions: Iterable[GeneratedTransaction],
@@ -204,10 +228,14 @@ def to_api(
     seconds per request. Counts come from the answers' ``stored`` and
     ``duplicates``. Each batch is all-or-nothing on the server; earlier
     batches stay stored when a later one fails, and sending again is harmless.
-    Errors: SinkError naming the batch and its transaction ids, with the
-    server's JSON error, on a non-2xx answer or when the server cannot be reached.
+    A batch answered 502/503/504, or whose connection was refused or cut, is
+    sent again (RETRY: up to 8 tries over about 25 s), which is safe because
+    stores are idempotent: a database restart during a run loses and doubles
+    nothing. Errors: SinkError naming the batch and its transaction ids, with
+    the server's JSON error, on another non-2xx answer or when the server
+    cannot be reached after the retries.
     """
-    http = session or requests.Session()
+    http = session or api_session()
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"

@@ -22,7 +22,7 @@ from pgfraud.clitools import Int, one_line_errors
 from pgfraud.db.migrate import MigrationError
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
-from pgfraud.errors import ConfigurationError, PgfraudError
+from pgfraud.errors import ConfigurationError, InvalidInput, PgfraudError
 from pgfraud.generator.cli import TimestampType, generate
 from pgfraud.wire import MAX_ID
 
@@ -293,25 +293,22 @@ def evaluate(rules_json: str | None, start, end) -> None:
     candidate parameters are measured without changing the live rules. Load
     labels first with `pgfraud load-labels FILE`.
     """
-    import json
-
     from pgfraud.evaluate import format_report
+    from pgfraud.wire import loads_json
 
     rules = None
     if rules_json is not None:
-        try:
-            rules = json.loads(rules_json)
+        try:  # exact numbers; the rules themselves are checked by SQL validate_rules
+            rules = loads_json(rules_json)
         except ValueError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--rules") from None
-        if not isinstance(rules, dict) or not all(isinstance(v, dict) for v in rules.values()):
-            raise click.BadParameter(
-                "must be a JSON object {rule_id: {parameter: number}}", param_hint="--rules"
-            )
     try:
         with config.existing_database() as database:
             prepare(database)
             with db.connect(database.admin_url) as conn:
                 rows = db.evaluate_rules(conn, rules, start, end)
+    except InvalidInput as exc:  # from SQL validate_rules: names the rule and parameter
+        raise click.BadParameter(exc.message, param_hint="--rules") from None
     except PgfraudError as exc:
         _fail(exc)
     if not rows or rows[0]["labelled"] == 0:

@@ -2,7 +2,8 @@
 
 One transaction on the wire (JSON object, query string or CSV row)::
 
-    account_id      integer 0 .. 2^63-1 (JSON integer or decimal digits)
+    account_id      integer 0 .. 2^63-1 (JSON integer, integer-valued JSON number
+                    such as 13004713924.0, or decimal digits)
     transaction_id  integer 0 .. 2^63-1
     timestamp       ISO 8601 text ("Z" or an offset; none means UTC), or an
                     integer of epoch *milliseconds*; 2000-01-01 .. 2100-01-01
@@ -61,8 +62,21 @@ def _error(message: str) -> PydanticCustomError:
     return PydanticCustomError("pgfraud", message)
 
 
+def _integral(value: Decimal) -> int | None:
+    """A JSON number with no fractional part (13004713924.0, 1.3e10) as an int, exactly;
+    None for any other Decimal (NaN, Infinity, 2.5)."""
+    if value.is_finite() and value == value.to_integral_value():
+        if value.adjusted() > 30:  # no field takes it; int() of 1e999999 would be huge
+            return MAX_ID + 1 if value > 0 else -1
+        return int(value)
+    return None
+
+
 def _parse_id(value: Any) -> int:
-    """An account or transaction id: int 0 .. 2^63-1, from a JSON integer or digit text."""
+    """An account or transaction id: int 0 .. 2^63-1, from a JSON integer, an
+    integer-valued JSON number (13004713924.0) or digit text."""
+    if isinstance(value, Decimal):
+        value = _integral(value)
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise _error("must be an integer from 0 to 9223372036854775807")
     if isinstance(value, str):
@@ -106,6 +120,8 @@ def _parse_timestamp(value: Any) -> datetime:
     """An aware UTC datetime at millisecond resolution (see the module docstring)."""
     if isinstance(value, bool):
         raise _error("must be an ISO 8601 string or an integer of epoch milliseconds")
+    if isinstance(value, Decimal) and _integral(value) is not None:
+        value = _integral(value)  # 1704067200000.0 is the integer it equals
     if isinstance(value, int):
         return _from_epoch_ms(value)
     if isinstance(value, datetime):
@@ -513,7 +529,7 @@ class Backtest(BaseModel):
 
 
 class RuleChange(BaseModel):
-    """A change to one rule (PATCH /rules/<rule_id> body)."""
+    """A change to one rule (a value of the PATCH /rules body)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -521,12 +537,40 @@ class RuleChange(BaseModel):
     parameters: Annotated[dict[str, Any], BeforeValidator(_parse_parameters)] | None = None
 
 
+def parse_rule_changes(data: Any) -> dict[str, RuleChange]:
+    """The PATCH /rules body ``{rule_id: {enabled?, parameters?}}``, at least one rule,
+    each with enabled, parameters or both; InvalidInput naming ``<rule_id>.<field>``."""
+    if not isinstance(data, dict) or not data:
+        raise InvalidInput(
+            "the body must be a JSON object {rule_id: {enabled, parameters}} naming a rule",
+            field="rules",
+        )
+    changes = {}
+    for rule_id, change in data.items():
+        if not _RULE_ID.fullmatch(rule_id):
+            raise InvalidInput(f"{_show(rule_id)} is not a rule id", field=rule_id)
+        if not isinstance(change, dict) or not change:
+            raise InvalidInput(
+                f"{rule_id} must be an object with enabled, parameters or both", field=rule_id
+            )
+        for key, value in change.items():
+            if value is None:
+                raise InvalidInput(f"{rule_id}: {key} must not be null", field=f"{rule_id}.{key}")
+        try:
+            changes[rule_id] = parse_model(RuleChange, change)
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"{rule_id}: {exc.message}", field=f"{rule_id}.{exc.field or ''}".rstrip(".")
+            ) from None
+    return changes
+
+
 class HistoryPage(BaseModel):
     """Paging of an account's history (GET /accounts/<id>/history query parameters)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    limit: Annotated[int, BeforeValidator(_parse_limit(10_000))] = 100
+    limit: Annotated[int, BeforeValidator(_parse_limit(1000))] = 100
     before: str | None = None
 
 

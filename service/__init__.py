@@ -20,11 +20,32 @@ between heartbeats on /alerts/stream, default 15), ``PAGE_HEALTH_INTERVAL_S``
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from typing import Any
 
+import simplejson
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from pgfraud.service import database, errors, pages, routes
+
+
+class ExactJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, except that a Decimal is written as an exact JSON number
+    (rule parameters: 0.123456789012345678, never through float). Amounts and
+    other money values are turned into strings by the views before this."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("default", self._default)
+        kwargs.setdefault("ensure_ascii", self.ensure_ascii)
+        kwargs.setdefault("sort_keys", self.sort_keys)
+        return simplejson.dumps(obj, use_decimal=True, **kwargs)
+
+    @staticmethod
+    def _default(value: Any) -> Any:
+        if isinstance(value, Decimal):  # not reached with use_decimal; kept exact anyway
+            return simplejson.RawJSON(str(value))
+        return DefaultJSONProvider.default(value)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -44,6 +65,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     if test_config:
         app.config.update(test_config)
+    app.json = ExactJSONProvider(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # Answer, never redirect: no 308 for "//" in a path or a missing trailing slash.
     app.url_map.merge_slashes = False

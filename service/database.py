@@ -5,6 +5,13 @@ WSGI server forks its workers, never at import time) and closed with the
 process. Each view borrows a connection with :func:`transaction`, runs one
 call in one database transaction, and gives it back committed or rolled back,
 so a failed request cannot poison the next one.
+
+After a database restart the pooled connections are dead. The pool checks
+each connection as it is handed out (one empty query); the first dead one
+found makes the pool check all its idle connections, and the request waits
+for a fresh one (about a second, psycopg_pool's back-off) instead of failing.
+A read that still loses its connection mid-way (:func:`read`) is tried once
+more on a fresh connection.
 """
 
 from __future__ import annotations
@@ -12,14 +19,17 @@ from __future__ import annotations
 import atexit
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import psycopg
 from flask import Flask, current_app
+from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pgfraud.errors import ConfigurationError, DatabaseUnavailable
 
+T = TypeVar("T")
 _EXTENSION = "pgfraud_pool"
 _lock = threading.Lock()
 
@@ -48,12 +58,25 @@ def get_pool() -> ConnectionPool:
                 max_size=int(app.config["POOL_MAX_SIZE"]),
                 kwargs={"options": f"-c timezone=UTC -c statement_timeout={timeout}"},
                 timeout=float(app.config["POOL_TIMEOUT_S"]),
+                check=lambda conn: _check_connection(pool, conn),
                 open=True,
                 name="pgfraud",
             )
             atexit.register(pool.close)
             app.extensions[_EXTENSION] = pool
     return pool
+
+
+def _check_connection(pool: ConnectionPool, conn: psycopg.Connection) -> None:
+    """The pool's check on checkout: one empty query. A connection broken by a
+    server restart is not handed out; the pool's other idle connections are
+    checked at once (ConnectionPool.check) so the retry finds a good one
+    instead of each stale connection costing a back-off of its own."""
+    try:
+        ConnectionPool.check_connection(conn)
+    except psycopg.Error:
+        pool.check()
+        raise
 
 
 def close_pool(app: Flask) -> None:
@@ -74,3 +97,26 @@ def transaction() -> Iterator[psycopg.Connection]:
             yield conn
     except (PoolTimeout, psycopg.OperationalError) as exc:
         raise DatabaseUnavailable() from exc
+
+
+def _connection_lost(exc: DatabaseUnavailable) -> bool:
+    """True when ``exc`` wraps a lost connection, not a timeout (statement or pool)."""
+    cause = exc.__cause__
+    return isinstance(cause, psycopg.OperationalError) and not isinstance(
+        cause, pg_errors.QueryCanceled | PoolTimeout
+    )
+
+
+def read(work: Callable[[psycopg.Connection], T]) -> T:
+    """Run an idempotent read ``work(conn)`` in :func:`transaction`; if the
+    connection is lost on the way (a restart between the pool's check and the
+    query), run it once more on a fresh connection. DatabaseUnavailable when
+    that fails too, or on a timeout (never retried)."""
+    try:
+        with transaction() as conn:
+            return work(conn)
+    except DatabaseUnavailable as exc:
+        if not _connection_lost(exc):
+            raise
+    with transaction() as conn:
+        return work(conn)

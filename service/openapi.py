@@ -6,8 +6,54 @@ from typing import Any
 
 from pgfraud import __version__
 
-_ID = {"type": "integer", "minimum": 0, "maximum": 9223372036854775807}
-_DECIMAL = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,2})?$"}
+_MAX_ID = 9223372036854775807
+# What the server answers with: a JSON integer.
+_ID = {"type": "integer", "minimum": 0, "maximum": _MAX_ID}
+# What it accepts: a JSON integer, or a JSON number with no fractional part
+# (13004713924.0 is 13004713924: numbers are parsed exactly, never as floats),
+# or digit text (values above 2^63-1 are refused: JSON Schema cannot bound text).
+_ID_IN = {
+    "oneOf": [
+        {"type": "integer", "minimum": 0, "maximum": _MAX_ID},
+        {"type": "string", "pattern": r"^\s*[0-9]{1,19}\s*$"},
+    ],
+    "description": "0 .. 2^63-1; an integer-valued JSON number (13.0) counts as the integer",
+}
+_DECIMAL = {"type": "string", "pattern": r"^[0-9]{1,13}(\.[0-9]{1,2})?$"}
+_AMOUNT_IN = {
+    "oneOf": [
+        {"type": "string", "pattern": r"^\s*\+?([0-9]{1,13}(\.[0-9]{0,2}0*)?|\.[0-9]{1,2}0*)\s*$"},
+        {"type": "number", "minimum": 0, "exclusiveMaximum": 1e13, "multipleOf": 0.01},
+    ],
+    "description": (
+        "currency units, 0 <= amount < 10^13, at most 2 decimal places (more are refused,"
+        " not rounded); decimal text or a JSON number, read exactly"
+    ),
+}
+_TIMESTAMP_IN = {
+    "oneOf": [
+        {
+            # JSON Schema cannot bound a date-time's range, so the pattern spells out
+            # 2000-01-01 .. 2099-12-28 in UTC (days 29-31 and other offsets are
+            # accepted as well; see the description).
+            "type": "string",
+            "pattern": (
+                r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+                r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|\+00:00)?$"
+            ),
+            "description": (
+                "ISO 8601 date and time, 2000-01-01 .. 2100-01-01 UTC; without an offset it is"
+                " UTC; an offset other than Z converts to UTC; finer than ms is truncated"
+            ),
+        },
+        {
+            "type": "integer",
+            "description": "epoch milliseconds",
+            "minimum": 946684800000,
+            "maximum": 4102444799999,
+        },
+    ]
+}
 _ERROR = {
     "type": "object",
     "required": ["error"],
@@ -25,6 +71,10 @@ _ERROR = {
         }
     },
 }
+
+
+# A position in an account's events: <epoch ms>.<transaction_id>.<rule_id>.
+_CURSOR = "^[0-9]{12,13}\\.[0-9]{1,18}\\.[a-z][a-z0-9_]{0,62}$"
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -50,8 +100,47 @@ def openapi_document() -> dict[str, Any]:
         "schema": _ID,
     }
     document = _document(account_param)
-    document["paths"].update(_page_paths(account_param))
+    for path, operations in _page_paths(account_param).items():
+        document["paths"].setdefault(path, {}).update(operations)
     return document
+
+
+# Every rule's parameters as SQL rule_parameter_ranges() lists them (kind,
+# minimum, maximum, maximum excluded); tests/test_page_api.py checks this copy
+# against the database, so the document cannot drift from the validator.
+RULE_PARAMETERS: dict[str, dict[str, tuple[str, int, int, bool]]] = {
+    "amount_spike": {
+        "multiplier": ("number", 0, 1000, False),
+        "min_history": ("integer", 1, 1000000, False),
+    },
+    "below_average": {
+        "factor": ("number", 0, 1000, False),
+        "min_history": ("integer", 1, 1000000, False),
+    },
+    "large_amount": {"threshold": ("number", 0, 10000000000000, True)},
+    "rapid_succession": {"min_gap_seconds": ("number", 0, 86400, False)},
+    "velocity": {
+        "window_seconds": ("integer", 1, 31622400, False),
+        "max_transactions": ("integer", 1, 1000000, False),
+    },
+}
+
+
+def _parameters_schema(rule_id: str, complete: bool) -> dict[str, Any]:
+    """The JSON Schema of one rule's parameters: all of them (complete) or some."""
+    properties = {}
+    for name, (kind, low, high, excluded) in RULE_PARAMETERS[rule_id].items():
+        bound = "exclusiveMaximum" if excluded else "maximum"
+        properties[name] = {"type": kind, "minimum": low, bound: high}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": properties,
+    }
+    if complete:
+        schema["required"] = list(properties)
+    return schema
 
 
 def _page_paths(account_param: dict[str, Any]) -> dict[str, Any]:
@@ -86,8 +175,16 @@ def _page_paths(account_param: dict[str, Any]) -> dict[str, Any]:
                 "summary": "An account's transactions, newest first, with alerts and review",
                 "parameters": [
                     account_param,
-                    limit,
-                    {"name": "before", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": r"^[0-9]{1,13}\.[0-9]{1,18}$"},
+                    },
                 ],
                 "responses": {
                     "200": {"description": "transactions and next (a URL or null)"},
@@ -110,6 +207,7 @@ def _page_paths(account_param: dict[str, Any]) -> dict[str, Any]:
             "post": {
                 "summary": "Precision and recall per rule and scenario (live rules or a backtest)",
                 "requestBody": {
+                    "required": True,
                     "content": {
                         "application/json": {
                             "schema": {
@@ -117,18 +215,27 @@ def _page_paths(account_param: dict[str, Any]) -> dict[str, Any]:
                                 "additionalProperties": False,
                                 "properties": {
                                     "rules": {
-                                        "type": "object",
-                                        "additionalProperties": {
-                                            "type": "object",
-                                            "additionalProperties": {"type": "number"},
-                                        },
+                                        "anyOf": [
+                                            {
+                                                "type": "object",
+                                                "additionalProperties": False,
+                                                "minProperties": 1,
+                                                "properties": {
+                                                    r: _parameters_schema(r, True)
+                                                    for r in RULE_PARAMETERS
+                                                },
+                                            },
+                                            {"type": "null"},
+                                        ],
+                                        "description": "the whole set of rules to run, each"
+                                        " with all its parameters; absent or null: the live ones",
                                     },
-                                    "from": {"type": "string", "format": "date-time"},
-                                    "to": {"type": "string", "format": "date-time"},
+                                    "from": {"anyOf": [_TIMESTAMP_IN, {"type": "null"}]},
+                                    "to": {"anyOf": [_TIMESTAMP_IN, {"type": "null"}]},
                                 },
                             }
                         }
-                    }
+                    },
                 },
                 "responses": {
                     "200": {"description": "results"},
@@ -137,18 +244,11 @@ def _page_paths(account_param: dict[str, Any]) -> dict[str, Any]:
                 },
             }
         },
-        "/rules/{rule_id}": {
+        "/rules": {
             "patch": {
-                "summary": "Turn a rule on/off and/or change its parameters (re-scores history)",
+                "summary": "Turn rules on/off and/or change their parameters, all-or-nothing"
+                " (re-scores history)",
                 "security": [{"bearer": []}, {}],
-                "parameters": [
-                    {
-                        "name": "rule_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -156,19 +256,25 @@ def _page_paths(account_param: dict[str, Any]) -> dict[str, Any]:
                             "schema": {
                                 "type": "object",
                                 "additionalProperties": False,
+                                "minProperties": 1,
                                 "properties": {
-                                    "enabled": {"type": "boolean"},
-                                    "parameters": {
+                                    r: {
                                         "type": "object",
-                                        "additionalProperties": {"type": "number"},
-                                    },
+                                        "additionalProperties": False,
+                                        "minProperties": 1,
+                                        "properties": {
+                                            "enabled": {"type": "boolean"},
+                                            "parameters": _parameters_schema(r, False),
+                                        },
+                                    }
+                                    for r in RULE_PARAMETERS
                                 },
                             }
                         }
                     },
                 },
                 "responses": {
-                    "200": {"description": "the rule"},
+                    "200": {"description": "the changed rules, in rule_id order"},
                     "400": _error("invalid field or parameter (the validator's message)"),
                     "401": _error("token required"),
                     "404": _error("no such rule"),
@@ -196,26 +302,10 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                     "additionalProperties": False,
                     "required": ["account_id", "transaction_id", "timestamp", "amount"],
                     "properties": {
-                        "account_id": _ID,
-                        "transaction_id": _ID,
-                        "timestamp": {
-                            "oneOf": [
-                                {"type": "string", "format": "date-time"},
-                                {
-                                    "type": "integer",
-                                    "description": "epoch milliseconds",
-                                    "minimum": 946684800000,
-                                    "maximum": 4102444799999,
-                                },
-                            ]
-                        },
-                        "amount": {
-                            "oneOf": [
-                                _DECIMAL,
-                                {"type": "number", "minimum": 0, "exclusiveMaximum": 1e13},
-                            ],
-                            "description": "currency units, at most 2 decimal places",
-                        },
+                        "account_id": _ID_IN,
+                        "transaction_id": _ID_IN,
+                        "timestamp": _TIMESTAMP_IN,
+                        "amount": _AMOUNT_IN,
                     },
                 },
                 "StoreResult": {
@@ -223,6 +313,59 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                     "properties": {
                         "transaction_id": _ID,
                         "status": {"enum": ["stored", "duplicate"]},
+                        "alerts": {
+                            "type": "array",
+                            "description": "the verdict: alerts raised by this transaction",
+                            "items": {"$ref": "#/components/schemas/Verdict"},
+                        },
+                    },
+                },
+                "Verdict": {
+                    "type": "object",
+                    "required": ["alert_id", "rule_id", "observed", "threshold", "reason"],
+                    "properties": {
+                        "alert_id": {"type": "integer"},
+                        "rule_id": {"type": "string"},
+                        "observed": {"type": "string"},
+                        "threshold": {"type": "string"},
+                        "reason": {"type": "string"},
+                    },
+                },
+                "Alert": {
+                    "type": "object",
+                    "properties": {
+                        "alert_id": {"type": "integer"},
+                        "transaction_id": _ID,
+                        "account_id": _ID,
+                        "timestamp": {"type": "string", "format": "date-time"},
+                        "amount": _DECIMAL,
+                        "rule_id": {"type": "string"},
+                        "observed": {"type": "string"},
+                        "threshold": {"type": "string"},
+                        "reason": {"type": "string"},
+                        "parameters": {"type": "object"},
+                        "raised_at": {"type": "string", "format": "date-time"},
+                        "review_status": {
+                            "enum": ["unreviewed", "confirmed_fraud", "false_positive"]
+                        },
+                        "review_note": {"type": ["string", "null"]},
+                        "reviewer": {"type": ["string", "null"]},
+                        "reviewed_at": {"type": ["string", "null"], "format": "date-time"},
+                    },
+                },
+                "ReviewIn": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["status"],
+                    "properties": {
+                        "status": {"enum": ["confirmed_fraud", "false_positive"]},
+                        "note": {"type": "string", "maxLength": 2000, "pattern": "^[^\\x00]*$"},
+                        "reviewer": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 200,
+                            "pattern": "^[^\\x00]*$",
+                        },
                     },
                 },
                 "BatchResult": {
@@ -263,12 +406,125 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
             },
             "/is_fraud/{account_id}": {
                 "get": {
-                    "summary": "Fraud events of one account (also with a trailing slash)",
-                    "parameters": [account_param],
+                    "summary": "A page of one account's fraud events (also with a trailing slash)",
+                    "parameters": [
+                        account_param,
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "description": "events per page (default 1000)",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
+                        },
+                        {
+                            "name": "after",
+                            "in": "query",
+                            "description": "the cursor in the previous page's next link",
+                            "schema": {"type": "string", "pattern": _CURSOR},
+                        },
+                    ],
                     "responses": {
-                        "200": {"description": "events (FraudEvent items under 'events')"},
-                        "400": _error("bad account id"),
+                        "200": {
+                            "description": "events (FraudEvent items under 'events'); 'next' is"
+                            " the URL of the next page or null"
+                        },
+                        "400": _error("bad account id, limit or cursor"),
                         "404": _error("account has no transactions"),
+                    },
+                }
+            },
+            "/alerts": {
+                "get": {
+                    "summary": "The alert queue, newest first",
+                    "parameters": [
+                        {"name": "account_id", "in": "query", "schema": _ID},
+                        {
+                            "name": "rule_id",
+                            "in": "query",
+                            "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"},
+                        },
+                        {
+                            "name": "review_status",
+                            "in": "query",
+                            "schema": {"enum": ["unreviewed", "confirmed_fraud", "false_positive"]},
+                        },
+                        {"name": "from", "in": "query", "schema": _TIMESTAMP_IN},
+                        {"name": "to", "in": "query", "schema": _TIMESTAMP_IN},
+                        {"name": "before", "in": "query", "schema": _ID},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "{count, alerts: [Alert], next}",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "count": {"type": "integer"},
+                                            "alerts": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/Alert"},
+                                            },
+                                            "next": {"type": ["string", "null"]},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "400": _error("a bad parameter"),
+                    },
+                }
+            },
+            "/alerts/stream": {
+                "get": {
+                    "summary": "Server-sent events: one 'alert' event per new alert, as raised",
+                    "parameters": [
+                        {
+                            "name": "Last-Event-ID",
+                            "in": "header",
+                            "schema": {"type": "string", "pattern": "^[0-9]{1,19}-[0-9]{1,18}$"},
+                        },
+                        {
+                            "name": "last_event_id",
+                            "in": "query",
+                            "schema": {"type": "string", "pattern": "^[0-9]{1,19}-[0-9]{1,18}$"},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "an endless text/event-stream",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        "400": _error("a malformed Last-Event-ID"),
+                    },
+                }
+            },
+            "/transactions/{transaction_id}/review": {
+                "post": {
+                    "summary": "Record an analyst's decision on a stored transaction",
+                    "security": [{"bearer": []}, {}],
+                    "parameters": [
+                        {"name": "transaction_id", "in": "path", "required": True, "schema": _ID}
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ReviewIn"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": {"description": "the review"},
+                        "400": _error("invalid field or malformed JSON"),
+                        "401": _error("token required"),
+                        "404": _error("transaction not stored"),
+                        "413": _error("body too large"),
+                        "415": _error("Content-Type is not application/json"),
                     },
                 }
             },
@@ -295,8 +551,15 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                     "summary": "Store one transaction from query parameters",
                     "security": [{"bearer": []}, {}],
                     "parameters": [
-                        {"name": n, "in": "query", "required": True, "schema": {"type": "string"}}
-                        for n in ("account_id", "transaction_id", "timestamp", "amount")
+                        {"name": "account_id", "in": "query", "required": True, "schema": _ID},
+                        {"name": "transaction_id", "in": "query", "required": True, "schema": _ID},
+                        {
+                            "name": "timestamp",
+                            "in": "query",
+                            "required": True,
+                            "schema": _TIMESTAMP_IN,
+                        },
+                        {"name": "amount", "in": "query", "required": True, "schema": _DECIMAL},
                     ],
                     "responses": {
                         "201": _json("StoreResult", "stored"),

@@ -175,7 +175,7 @@ def account(account_id: str | None = None):
 def rules():
     """The rules with their description, switch and parameters (SQL ``get_rules``);
     editing a parameter backtests it (POST /evaluate) before it is switched on
-    (PATCH /rules/<rule_id>)."""
+    (PATCH /rules)."""
     try:
         with transaction() as conn:
             rows = db.get_rules(conn)

@@ -23,7 +23,7 @@ from werkzeug.exceptions import MethodNotAllowed, Unauthorized, UnsupportedMedia
 from pgfraud import __version__, db
 from pgfraud.errors import DatabaseUnavailable, InvalidInput, MalformedJson, TooManyRows
 from pgfraud.service import feed
-from pgfraud.service.database import transaction
+from pgfraud.service.database import read, transaction
 from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
     AlertQuery,
@@ -31,7 +31,6 @@ from pgfraud.wire import (
     EventPage,
     HistoryPage,
     Review,
-    RuleChange,
     format_event_cursor,
     format_history_cursor,
     format_timestamp,
@@ -41,6 +40,7 @@ from pgfraud.wire import (
     parse_history_cursor,
     parse_id,
     parse_model,
+    parse_rule_changes,
     parse_transaction,
     parse_transactions,
     to_record,
@@ -60,7 +60,12 @@ def _json_value(value: Any) -> Any:
 
 def _serialise(row: dict[str, Any], rename: dict[str, str] | None = None) -> dict[str, Any]:
     rename = rename or {}
-    return {rename.get(k, k): _json_value(v) for k, v in row.items()}
+    out = {rename.get(k, k): _json_value(v) for k, v in row.items()}
+    if isinstance(row.get("amount"), Decimal):
+        # Always 2 places ("13.00"), also for a row stored before the store
+        # functions wrote scale 2; stored amounts never have more than 2.
+        out["amount"] = f"{row['amount']:.2f}"
+    return out
 
 
 def requires_token(view: Callable) -> Callable:
@@ -104,7 +109,7 @@ def index():
                 "account_reviews": "/accounts/<account_id>/reviews?limit=100",
                 "overview": url_for("api.overview"),
                 "evaluate": "/evaluate (POST JSON: rules, from, to)",
-                "change_rule": "/rules/<rule_id> (PATCH JSON: enabled, parameters)",
+                "change_rules": "/rules (PATCH JSON: {rule_id: {enabled, parameters}})",
                 "openapi": url_for("api.openapi"),
                 "page": url_for("pages.queue"),
             },
@@ -115,8 +120,7 @@ def index():
 @bp.get("/health")
 def health():
     """200 ``{"status": "ok", "database": {...}}`` when the database answers; 503 otherwise."""
-    with transaction() as conn:
-        info = db.check_health(conn)
+    info = read(db.check_health)
     return jsonify({"status": "ok", "database": info})
 
 
@@ -129,8 +133,7 @@ def openapi():
 @bp.get("/rules")
 def rules():
     """The rule catalogue: ``{"rules": [{rule_id, enabled, parameters, description}]}``."""
-    with transaction() as conn:
-        rows = db.get_rules(conn)
+    rows = read(db.get_rules)
     return jsonify({"rules": [_serialise(r) for r in rows]})
 
 
@@ -161,8 +164,7 @@ def is_fraud(account_id: str):
     page = parse_model(EventPage, _single_value_args())
     after = parse_event_cursor(page.after) if page.after is not None else None
     # One more than the page: tells whether there is a next page without a count.
-    with transaction() as conn:
-        events = db.is_fraud(conn, account, page.limit + 1, after)
+    events = read(lambda conn: db.is_fraud(conn, account, page.limit + 1, after))
     following = None
     if len(events) > page.limit:
         events = events[: page.limit]
@@ -194,8 +196,8 @@ def alerts():
     the bad parameter.
     """
     query = parse_model(AlertQuery, _single_value_args())
-    with transaction() as conn:
-        rows = db.get_alerts(
+    rows = read(
+        lambda conn: db.get_alerts(
             conn,
             account_id=query.account_id,
             rule_id=query.rule_id,
@@ -205,6 +207,7 @@ def alerts():
             before=query.before,
             limit=query.limit + 1,
         )
+    )
     following = None
     if len(rows) > query.limit:
         rows = rows[: query.limit]
@@ -242,8 +245,7 @@ def alert_stream():
     if last:
         position = parse_feed_position(last, "Last-Event-ID")
     else:
-        with transaction() as conn:
-            position = parse_feed_position(db.get_alert_feed_start(conn))
+        position = parse_feed_position(read(db.get_alert_feed_start))
     listener = feed.get_listener()
     heartbeat = float(current_app.config["FEED_HEARTBEAT_S"])
 
@@ -324,8 +326,8 @@ def account_transactions(account_id: str):
         raise InvalidInput("limit is given more than once", field="limit")
     if not LIMIT.fullmatch(limits[0]) or not 1 <= int(limits[0]) <= 10_000:
         raise InvalidInput("limit must be an integer from 1 to 10000", field="limit")
-    with transaction() as conn:
-        rows = db.get_account_transactions(conn, account, int(limits[0]))
+    limit = int(limits[0])
+    rows = read(lambda conn: db.get_account_transactions(conn, account, limit))
     return jsonify(
         {"account_id": account, "transactions": [_serialise(r, {"ts": "timestamp"}) for r in rows]}
     )
@@ -428,7 +430,7 @@ def account_history(account_id: str):
     """An account's transactions, newest first, each with the alerts it raised and its
     latest review (SQL ``get_account_history``), a page at a time.
 
-    ``?limit=`` 1..10000 (default 100); ``?before=`` the cursor from the
+    ``?limit=`` 1..1000 (default 100); ``?before=`` the cursor from the
     previous page's ``next``. 200 ``{"account_id", "transactions":
     [{transaction_id, account_id, timestamp, amount, alerts: [{alert_id,
     rule_id, observed, threshold, reason}], review_status}], "next"}``
@@ -497,24 +499,26 @@ def evaluate():
     return jsonify({"results": backtest_json(rows)})
 
 
-@bp.patch("/rules/<rule_id>")
+@bp.patch("/rules")
 @requires_token
-def change_rule(rule_id: str):
-    """Turn a rule on or off and/or change its parameters (SQL ``change_rule``, which
-    calls ``set_rule`` and its validator); the stored history is re-scored.
+def change_rules():
+    """Turn rules on or off and/or change their parameters, all-or-nothing (SQL
+    ``change_rule`` per rule, which calls ``set_rule`` and its validator); the
+    stored history is re-scored in the same database transaction.
 
-    Body (JSON): ``{"enabled": true|false (optional), "parameters":
-    {name: number} (optional, merged over the current ones)}``. 200 the rule
-    ``{rule_id, enabled, parameters, description}``; 400 naming the bad
-    field (the validator's message for a bad parameter); 401 without the
-    token (when one is configured); 404 (rule_not_found); 415 unless JSON.
+    Body (JSON): ``{rule_id: {"enabled": true|false (optional), "parameters":
+    {name: number} (optional, merged over the current ones)}}``, at least one
+    rule. 200 ``{"rules": [{rule_id, enabled, parameters, description}]}``,
+    the changed rules in rule_id order; 400 naming the bad field (the
+    validator's message for a bad parameter, naming rule and parameter); 401
+    without the token (when one is configured); 404 (rule_not_found); 415
+    unless JSON. A refused change changes nothing.
     """
     body = _json_body()
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object with enabled and parameters")
-    change = parse_model(RuleChange, body)
-    if change.enabled is None and change.parameters is None:
-        raise InvalidInput("give enabled, parameters or both", field="parameters")
+    changes = parse_rule_changes(body)
     with transaction() as conn:
-        row = db.change_rule(conn, rule_id, change.enabled, change.parameters)
-    return jsonify(_serialise(row))
+        rows = [
+            db.change_rule(conn, rule_id, change.enabled, change.parameters)
+            for rule_id, change in sorted(changes.items())
+        ]
+    return jsonify({"rules": [_serialise(r) for r in rows]})

@@ -283,8 +283,10 @@ def test_nul_surrogates_and_long_strings_are_a_400(client, database):
 
 
 def test_good_id_forms(client, database):
+    # Integer-valued JSON numbers are the integers they equal (read exactly, not as floats).
     cases = ['"0001"', '" 5 "', "0", "-0", '"9223372036854775807"', "9223372036854775807"]
-    values = [1, 5, 0, 0, 2**63 - 1, 2**63 - 1]
+    cases += ["1.0", "1e2", "1E+2", "9223372036854775807.0"]
+    values = [1, 5, 0, 0, 2**63 - 1, 2**63 - 1, 1, 100, 100, 2**63 - 1]
 
     def check(raw):
         tid = 1000 + cases.index(raw)
@@ -296,9 +298,9 @@ def test_good_id_forms(client, database):
 
 def test_bad_id_forms_are_a_400(client, database):
     raws = [
-        "1.0",
-        "1e2",
-        "1E+2",
+        "1.5",
+        "1e-2",
+        "9223372036854775808.0",
         "-1",
         "9223372036854775808",
         "true",
@@ -406,6 +408,7 @@ def test_timestamp_edges_and_offsets(client, database):
         (" 2024-03-10T12:00:00Z\n", "2024-03-10T12:00:00.000Z"),
         ("2024-W10-1", "2024-03-04T00:00:00.000Z"),
         (946684800000, "2000-01-01T00:00:00.000Z"),
+        (1717243500123.0, "2024-06-01T12:05:00.123Z"),
         (4102444799999, "2099-12-31T23:59:59.999Z"),
         ("4102444799999", "2099-12-31T23:59:59.999Z"),
     ]
@@ -445,7 +448,7 @@ def test_bad_timestamps_are_a_400(client, database):
         1717243500123000,  # microseconds
         -1,
         10**30,
-        1717243500123.0,
+        1717243500123.5,
         True,
         None,
         [],

@@ -125,3 +125,68 @@ def test_wheel_installs_one_namespace_with_the_sql(tmp_path):
     assert "pgfraud/db/migrations/0001_create_transactions.sql" in names
     assert "pgfraud/db/functions/is_fraud.sql" in names
     assert "pgfraud/service/routes.py" in names
+
+
+@pytest.mark.parametrize(
+    "server_version_num, message",
+    [
+        (130014, "PostgreSQL 13.14 found; pgfraud needs PostgreSQL 14 or later"),
+        (120000, "PostgreSQL 12.0 found; pgfraud needs PostgreSQL 14 or later"),
+        (90624, "PostgreSQL 9.6.24 found; pgfraud needs PostgreSQL 14 or later"),
+    ],
+)
+def test_servers_older_than_14_are_refused_in_one_line(server_version_num, message):
+    from pgfraud.db.migrate import check_server_version
+    from pgfraud.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as info:
+        check_server_version(server_version_num)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("server_version_num", [140000, 150004, 160002, 180000])
+def test_servers_from_14_on_pass(server_version_num):
+    from pgfraud.db.migrate import check_server_version
+
+    assert check_server_version(server_version_num) is None
+
+
+def test_the_test_server_passes_the_check(database):
+    from pgfraud.db.migrate import MIN_SERVER_VERSION_NUM
+
+    with db.connect(database.admin_url) as conn:
+        version = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()[0]
+        assert conn.info.server_version == version >= MIN_SERVER_VERSION_NUM
+        assert migrate(conn) == []
+
+
+def test_migrate_validates_the_stored_rules_with_the_new_functions(database):
+    from pgfraud.db.migrate import MigrationError
+
+    with db.connect(database.admin_url) as conn:
+        # Stored before validation existed (or by a migration that bypassed the trigger).
+        conn.execute("SET pgfraud.migrating = 'on'")
+        conn.execute(
+            'UPDATE rules SET parameters = \'{"factor": 0.9, "min_history": 1e20}\''
+            " WHERE rule_id = 'below_average'"
+        )
+        conn.execute("RESET pgfraud.migrating")
+        conn.commit()
+        with pytest.raises(MigrationError) as info:
+            migrate(conn)
+        conn.rollback()
+        assert str(info.value) == (
+            "the rules table: parameter min_history of rule below_average must be an integer"
+            " from 1 to 1000000; got 100000000000000000000"
+        )
+        conn.execute(
+            'UPDATE rules SET parameters = \'{"factor": 0.9, "min_history": 2.0}\''
+            " WHERE rule_id = 'below_average'"
+        )
+        conn.commit()
+        assert migrate(conn) == []
+        conn.commit()
+        row = conn.execute(
+            "SELECT parameters::text FROM rules WHERE rule_id = 'below_average'"
+        ).fetchone()
+    assert row == ('{"factor": 0.9, "min_history": 2}',)

@@ -183,7 +183,7 @@ def test_evaluate_backtests_candidate_rules(client, history, admin_conn):
         ({"rules": {"large_amount": {"threshold": "ten"}}}, "rules"),
         ({"from": "tomorrow"}, "from"),
         ({"window": 1}, "window"),
-        ({"from": "2024-03-02T00:00:00Z", "to": "2024-03-01T00:00:00Z"}, "to"),
+        ({"rules": {"large_amount": {"threshold": -1}}}, "large_amount.threshold"),
     ],
 )
 def test_evaluate_names_the_bad_field(client, body, field):
@@ -192,46 +192,71 @@ def test_evaluate_names_the_bad_field(client, body, field):
     assert answer.get_json()["error"]["field"] == field
 
 
-def test_change_rule_through_the_api(client, history):
-    answer = client.patch("/rules/large_amount", json={"parameters": {"threshold": 30000}})
+def test_change_rules_through_the_api(client, history):
+    answer = client.patch("/rules", json={"large_amount": {"parameters": {"threshold": 30000}}})
     assert answer.status_code == 200
-    assert answer.get_json()["parameters"] == {"threshold": 30000}
+    assert [(r["rule_id"], r["parameters"]) for r in answer.get_json()["rules"]] == [
+        ("large_amount", {"threshold": 30000})
+    ]
     events = client.get("/is_fraud/7").get_json()["events"]
     assert [e["rule_id"] for e in events] == ["amount_spike"]
-    off = client.patch("/rules/amount_spike", json={"enabled": False}).get_json()
-    assert off["enabled"] is False
+    both = client.patch(
+        "/rules",
+        json={"velocity": {"enabled": False}, "amount_spike": {"enabled": False}},
+    ).get_json()["rules"]
+    assert [(r["rule_id"], r["enabled"]) for r in both] == [
+        ("amount_spike", False),
+        ("velocity", False),
+    ]
     assert client.get("/is_fraud/7").get_json()["events"] == []
-    exact = client.patch("/rules/below_average", json={"parameters": {"factor": 0.85}})
-    assert exact.get_json()["parameters"]["factor"] == 0.85
 
-    refused = client.patch("/rules/large_amount", json={"parameters": {"limit": 5}})
-    assert refused.status_code == 400
-    assert "large_amount" in refused.get_json()["error"]["message"]
-    assert "limit" in refused.get_json()["error"]["message"]
-    assert client.patch("/rules/nope", json={"enabled": True}).status_code == 404
-    assert (
-        client.patch("/rules/velocity", json={"enabled": "yes"}).get_json()["error"]["field"]
-        == "enabled"
+    # All-or-nothing: the bad second rule leaves the first unchanged.
+    refused = client.patch(
+        "/rules",
+        json={"amount_spike": {"enabled": True}, "large_amount": {"parameters": {"limit": 5}}},
     )
-    assert client.patch("/rules/velocity", json={}).status_code == 400
-    assert client.patch("/rules/velocity", data="x").status_code == 415
+    assert refused.status_code == 400
+    message = refused.get_json()["error"]["message"]
+    assert "large_amount" in message and "limit" in message
+    assert client.get("/is_fraud/7").get_json()["events"] == []
+
+    assert client.patch("/rules", json={"nope": {"enabled": True}}).status_code == 404
+    error = client.patch("/rules", json={"velocity": {"enabled": "yes"}}).get_json()["error"]
+    assert error["field"] == "velocity.enabled"
+    assert client.patch("/rules", json={}).status_code == 400
+    assert client.patch("/rules", json={"velocity": {}}).status_code == 400
+    assert client.patch("/rules", data="x").status_code == 415
 
 
-def test_change_rule_needs_the_token_when_one_is_set(database, history):
+def test_change_rules_needs_the_token_when_one_is_set(database, history):
     from pgfraud.service import create_app
     from pgfraud.service.database import close_pool
 
     app = create_app({"DATABASE_URL": database.app_url, "API_TOKEN": "rule-token-123"})
     try:
         client = app.test_client()
-        body = {"parameters": {"threshold": 1}}
-        assert client.patch("/rules/large_amount", json=body).status_code == 401
+        body = {"large_amount": {"parameters": {"threshold": 1}}}
+        assert client.patch("/rules", json=body).status_code == 401
         headers = {"Authorization": "Bearer rule-token-123"}
-        assert client.patch("/rules/large_amount", json=body, headers=headers).status_code == 200
+        assert client.patch("/rules", json=body, headers=headers).status_code == 200
         # Reads stay open: the backtest needs no token.
         assert client.post("/evaluate", json={}).status_code == 200
     finally:
         close_pool(app)
+
+
+def test_the_documented_rule_parameters_are_the_validators(app_conn):
+    from pgfraud.service.openapi import RULE_PARAMETERS
+
+    rows = app_conn.execute(
+        "SELECT rule_id, parameter, kind, minimum, maximum, maximum_excluded "
+        "FROM rule_parameter_ranges()"
+    ).fetchall()
+    assert {
+        (rule, name, kind, low, high, excluded)
+        for rule, names in RULE_PARAMETERS.items()
+        for name, (kind, low, high, excluded) in names.items()
+    } == set(rows)
 
 
 def test_the_service_role_changes_rules_only_through_change_rule(app_conn):

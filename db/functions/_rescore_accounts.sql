@@ -16,7 +16,9 @@
 --      a late arrival re-scores the rows after it;
 --   3. the account's alerts from the position on become exactly that
 --      result: alerts that no longer fire are deleted, new ones inserted,
---      changed ones updated in place (same alert_id), unchanged ones kept;
+--      changed ones updated in place (same alert_id), unchanged ones kept
+--      (when no alert exists from the positions on, as for rows appended in
+--      time order, the result is simply inserted);
 --   4. pg_notify('pgfraud_alerts', <number of new alerts>) when any is new
 --      (delivered at commit).
 -- Accounts must be distinct. Returns the number of new alerts. Holds the
@@ -41,6 +43,7 @@ DECLARE
     v_base_counts bigint[];
     v_base_sums numeric[];
     v_new bigint;
+    v_existing boolean;
     v_plan_cache_mode text := current_setting('plan_cache_mode');
 BEGIN
     IF cardinality(p_account_ids) IS NULL OR cardinality(p_account_ids) = 0 THEN
@@ -81,42 +84,62 @@ BEGIN
     ) AS r;
 
     v_rules := active_rule_parameters();
-    WITH computed AS MATERIALIZED (
-        SELECT e.*
+    -- Rows appended after every alert of their accounts (the usual arrival,
+    -- and a load into an empty table) have no alerts to compare with: insert.
+    SELECT EXISTS (
+        SELECT FROM unnest(p_account_ids, p_from_ts, p_from_transaction_ids)
+            AS s(account_id, from_ts, from_transaction_id)
+        JOIN alerts AS al
+          ON al.account_id = s.account_id
+         AND (al.ts, al.transaction_id) >= (s.from_ts, s.from_transaction_id)
+    ) INTO v_existing;
+    IF NOT v_existing THEN
+        INSERT INTO alerts (transaction_id, account_id, ts, amount, rule_id, observed,
+                            threshold, reason, parameters)
+        SELECT e.transaction_id, e.account_id, e.ts, e.amount, e.rule_id, e.observed,
+               e.threshold, e.reason, v_rules -> e.rule_id
         FROM _evaluate_from(v_rules, coalesce(v_account_ids, '{}'), coalesce(v_from_ts, '{}'),
                             coalesce(v_from_transaction_ids, '{}'), coalesce(v_base_counts, '{}'),
-                            coalesce(v_base_sums, '{}')) AS e
-    ),
-    removed AS (
-        DELETE FROM alerts AS al
-        USING unnest(p_account_ids, p_from_ts, p_from_transaction_ids)
-            AS s(account_id, from_ts, from_transaction_id)
-        WHERE al.account_id = s.account_id
-          AND (al.ts, al.transaction_id) >= (s.from_ts, s.from_transaction_id)
-          -- A hashed lookup (never NULL on either side), whatever the plan's row estimates.
-          AND (al.transaction_id, al.rule_id, al.ts) NOT IN (
-              SELECT c.transaction_id, c.rule_id, c.ts FROM computed AS c
-          )
-    ),
-    upserted AS (
-        INSERT INTO alerts AS al (transaction_id, account_id, ts, amount, rule_id, observed,
-                                  threshold, reason, parameters)
-        SELECT c.transaction_id, c.account_id, c.ts, c.amount, c.rule_id, c.observed,
-               c.threshold, c.reason, v_rules -> c.rule_id
-        FROM computed AS c
-        ON CONFLICT ON CONSTRAINT alerts_account_ts_transaction_rule_key DO UPDATE
-        SET amount = excluded.amount,
-            observed = excluded.observed,
-            threshold = excluded.threshold,
-            reason = excluded.reason,
-            parameters = excluded.parameters
-        WHERE (al.amount, al.observed, al.threshold, al.reason, al.parameters)
-              IS DISTINCT FROM
-              (excluded.amount, excluded.observed, excluded.threshold, excluded.reason,
-               excluded.parameters)
-        RETURNING al.xmax = 0 AS inserted
-    )
-    SELECT count(*) FILTER (WHERE u.inserted) INTO v_new FROM upserted AS u;
+                            coalesce(v_base_sums, '{}')) AS e;
+        GET DIAGNOSTICS v_new = ROW_COUNT;
+    ELSE
+        WITH computed AS MATERIALIZED (
+            SELECT e.*
+            FROM _evaluate_from(v_rules, coalesce(v_account_ids, '{}'), coalesce(v_from_ts, '{}'),
+                                coalesce(v_from_transaction_ids, '{}'), coalesce(v_base_counts, '{}'),
+                                coalesce(v_base_sums, '{}')) AS e
+        ),
+        removed AS (
+            DELETE FROM alerts AS al
+            USING unnest(p_account_ids, p_from_ts, p_from_transaction_ids)
+                AS s(account_id, from_ts, from_transaction_id)
+            WHERE al.account_id = s.account_id
+              AND (al.ts, al.transaction_id) >= (s.from_ts, s.from_transaction_id)
+              -- A hashed lookup (never NULL on either side), whatever the plan's row estimates.
+              AND (al.transaction_id, al.rule_id, al.ts) NOT IN (
+                  SELECT c.transaction_id, c.rule_id, c.ts FROM computed AS c
+              )
+        ),
+        upserted AS (
+            INSERT INTO alerts AS al (transaction_id, account_id, ts, amount, rule_id, observed,
+                                      threshold, reason, parameters)
+            SELECT c.transaction_id, c.account_id, c.ts, c.amount, c.rule_id, c.observed,
+                   c.threshold, c.reason, v_rules -> c.rule_id
+            FROM computed AS c
+            ON CONFLICT ON CONSTRAINT alerts_account_ts_transaction_rule_key DO UPDATE
+            SET amount = excluded.amount,
+                observed = excluded.observed,
+                threshold = excluded.threshold,
+                reason = excluded.reason,
+                parameters = excluded.parameters
+            WHERE (al.amount, al.observed, al.threshold, al.reason, al.parameters)
+                  IS DISTINCT FROM
+                  (excluded.amount, excluded.observed, excluded.threshold, excluded.reason,
+                   excluded.parameters)
+            RETURNING al.xmax = 0 AS inserted
+        )
+        SELECT count(*) FILTER (WHERE u.inserted) INTO v_new FROM upserted AS u;
+    END IF;
 
     PERFORM set_config('plan_cache_mode', v_plan_cache_mode, true);
     IF v_new > 0 THEN

@@ -7,7 +7,9 @@
 -- live ones, a backtest passes candidates. The rules themselves are in
 -- _evaluate_from (one implementation for scoring from scratch, on arrival and
 -- in batch). Rows in (ts, transaction_id, rule_id) order; none for an
--- account with no transactions. Raises nothing.
+-- account with no transactions.
+-- Errors: PF001 (invalid_input) from validate_rules for p_rules that are not
+-- valid (unknown rule or parameter, missing, wrong type, out of range).
 CREATE OR REPLACE FUNCTION evaluate_account(p_account_id bigint, p_rules jsonb)
 RETURNS SETOF fraud_event
 LANGUAGE sql
@@ -16,7 +18,7 @@ PARALLEL SAFE
 AS $$
     SELECT e.*
     FROM _evaluate_from(
-        p_rules,
+        validate_rules(p_rules),
         ARRAY[p_account_id],
         ARRAY['-infinity'::timestamptz],
         ARRAY[0::bigint],

@@ -13,7 +13,8 @@
 -- false positive belongs to no scenario). Ratios have 4 decimal places; NULL
 -- when the denominator is 0. Source: the usual definitions (precision =
 -- TP / (TP + FP), recall = TP / (TP + FN)) counted per transaction.
--- Raises nothing.
+-- Errors: PF001 (invalid_input) from validate_rules for p_rules that are not
+-- valid (unknown rule or parameter, missing, wrong type, out of range).
 CREATE OR REPLACE FUNCTION evaluate_rules(
     p_rules jsonb DEFAULT NULL,
     p_from timestamptz DEFAULT NULL,
@@ -32,7 +33,7 @@ LANGUAGE sql
 STABLE
 AS $$
     WITH parameters AS (
-        SELECT coalesce(p_rules, active_rule_parameters()) AS rules
+        SELECT coalesce(validate_rules(p_rules), active_rule_parameters()) AS rules
     ),
     decisions AS (
         -- The latest review of each reviewed transaction.

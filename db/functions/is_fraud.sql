@@ -8,7 +8,7 @@
 -- rule fires. Reads the alerts persisted when the transactions were stored
 -- (no recomputation: an index range scan, whatever the account's size); they
 -- equal evaluate_account(p_account_id, active_rule_parameters()) at every
--- commit. The paged form returns at most p_limit (1..10000; NULL: all) rows after the
+-- commit. The paged form returns at most p_limit (1..100000; NULL: all) rows after the
 -- position (p_after_ts, p_after_transaction_id, p_after_rule_id) (NULLs:
 -- from the start).
 -- Errors: PF002 (account_not_found) when the account has no transactions;
@@ -25,8 +25,8 @@ LANGUAGE plpgsql
 STABLE
 AS $$
 BEGIN
-    IF p_limit IS NOT NULL AND (p_limit < 1 OR p_limit > 10000) THEN
-        RAISE EXCEPTION 'limit must be between 1 and 10000' USING ERRCODE = 'PF001', COLUMN = 'limit';
+    IF p_limit IS NOT NULL AND (p_limit < 1 OR p_limit > 100000) THEN
+        RAISE EXCEPTION 'limit must be between 1 and 100000' USING ERRCODE = 'PF001', COLUMN = 'limit';
     END IF;
     IF (p_after_ts IS NULL) <> (p_after_transaction_id IS NULL)
        OR (p_after_ts IS NULL) <> (p_after_rule_id IS NULL) THEN

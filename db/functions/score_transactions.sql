@@ -7,7 +7,10 @@
 -- exactly what evaluate_account returns per account; history before
 -- p_from is still seen. Pass other parameters as p_rules for a backtest that
 -- leaves the live rules alone. Rows in (account_id, ts, transaction_id,
--- rule_id) order. Raises nothing.
+-- rule_id) order. Errors: PF001 (invalid_input) from validate_rules for
+-- p_rules that are not valid. p_from/p_to are timestamptz: give them with an
+-- offset (or as timestamptz values); a literal without one is read in the
+-- session's TimeZone by PostgreSQL before this function is called.
 CREATE OR REPLACE FUNCTION score_transactions(
     p_from timestamptz DEFAULT NULL,
     p_to timestamptz DEFAULT NULL,
@@ -24,7 +27,7 @@ AS $$
         FROM account_states AS a
     ),
     parameters AS (
-        SELECT coalesce(p_rules, active_rule_parameters()) AS rules
+        SELECT coalesce(validate_rules(p_rules), active_rule_parameters()) AS rules
     )
     SELECT e.*
     FROM accounts AS a

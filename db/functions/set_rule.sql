@@ -1,10 +1,11 @@
 -- set_rule(p_rule_id text, p_enabled boolean, p_parameters jsonb) -> rules
 --
 -- Turns a rule on or off and/or changes its parameters (NULL: keep). The new
--- parameters are merged over the old ones; every value must be a number >= 0
--- and the keys must be the rule's own. Returns the updated row.
--- Errors: PF004 (rule_not_found), PF001 (invalid_input) for an unknown key or
--- a value that is not a non-negative number.
+-- parameters are merged over the old ones and the result must pass
+-- validate_rules (the rule's own parameters, each of its kind and range, see
+-- rule_parameter_ranges). Returns the updated row.
+-- Errors: PF004 (rule_not_found), PF001 (invalid_input) naming the rule and
+-- parameter (COLUMN '<rule_id>.<parameter>').
 CREATE OR REPLACE FUNCTION set_rule(
     p_rule_id text,
     p_enabled boolean DEFAULT NULL,
@@ -16,8 +17,6 @@ VOLATILE
 AS $$
 DECLARE
     v_rule rules;
-    v_key text;
-    v_value jsonb;
 BEGIN
     SELECT * INTO v_rule FROM rules AS r WHERE r.rule_id = p_rule_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -27,18 +26,9 @@ BEGIN
         IF jsonb_typeof(p_parameters) <> 'object' THEN
             RAISE EXCEPTION 'parameters must be a JSON object' USING ERRCODE = 'PF001', COLUMN = 'parameters';
         END IF;
-        FOR v_key, v_value IN SELECT * FROM jsonb_each(p_parameters) LOOP
-            IF NOT v_rule.parameters ? v_key THEN
-                RAISE EXCEPTION 'rule % has no parameter %', p_rule_id, v_key
-                    USING ERRCODE = 'PF001', COLUMN = 'parameters',
-                          HINT = format('its parameters are %s', v_rule.parameters);
-            END IF;
-            IF jsonb_typeof(v_value) <> 'number' OR v_value::text::numeric < 0 THEN
-                RAISE EXCEPTION 'parameter % of rule % must be a number >= 0', v_key, p_rule_id
-                    USING ERRCODE = 'PF001', COLUMN = 'parameters';
-            END IF;
-        END LOOP;
-        v_rule.parameters := v_rule.parameters || p_parameters;
+        -- The merged result must be complete and valid (validate_rules names the problem).
+        v_rule.parameters := validate_rules(
+            jsonb_build_object(p_rule_id, v_rule.parameters || p_parameters)) -> p_rule_id;
     END IF;
     UPDATE rules AS r
     SET enabled = coalesce(p_enabled, r.enabled),

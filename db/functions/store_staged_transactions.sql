@@ -3,8 +3,8 @@
 -- Moves the rows of pg_temp.staged_transactions into `transactions`,
 -- all-or-nothing and idempotently: a transaction already stored with the same
 -- account, time and amount is a 'duplicate' (stored once; within one input the
--- first row wins); otherwise it is 'stored'. One row per staged row, in
--- row_number order.
+-- first row wins); otherwise it is 'stored', its amount with 2 decimal
+-- places. One row per staged row, in row_number order.
 -- Errors: PF003 (transaction_conflict) when a transaction_id is already stored
 -- with other content, or appears twice in the input with different content;
 -- DETAIL is JSON {"row": ..., "transaction_id": ...}. Nothing is stored then.
@@ -37,7 +37,9 @@ BEGIN
 
     WITH inserted AS (
         INSERT INTO transactions AS t (transaction_id, account_id, ts, amount)
-        SELECT DISTINCT ON (s.transaction_id) s.transaction_id, s.account_id, s.ts, s.amount
+        -- Amounts are stored with exactly 2 decimal places (13 -> 13.00); the
+        -- staging table's CHECK already refused more places.
+        SELECT DISTINCT ON (s.transaction_id) s.transaction_id, s.account_id, s.ts, round(s.amount, 2)
         FROM pg_temp.staged_transactions AS s
         ORDER BY s.transaction_id, s.row_number
         ON CONFLICT ON CONSTRAINT transactions_pkey DO NOTHING

@@ -3,7 +3,10 @@
 --
 -- Stores a JSON array of transactions all-or-nothing; each element is
 -- {"account_id": int, "transaction_id": int, "timestamp": ISO 8601 text
--- (an offset or Z; UTC meant), "amount": decimal text or number}. Returns one
+-- (with an offset or Z; without one it is UTC, whatever the session's
+-- TimeZone: the function runs with TimeZone UTC), "amount": decimal text or
+-- number, stored with 2 decimal places (13 -> 13.00, 12.340 -> 12.34; more
+-- places than 2 that are not zeros are refused, never rounded)}. Returns one
 -- row per element (row_number = its 0-based array index) with status 'stored'
 -- or 'duplicate' (already stored unchanged) and the verdict: the transaction's
 -- alerts, scored in this same database transaction, as a JSON array of
@@ -16,6 +19,8 @@ CREATE OR REPLACE FUNCTION store_transactions(p_transactions jsonb)
 RETURNS TABLE (row_number bigint, transaction_id bigint, status text, alerts jsonb)
 LANGUAGE plpgsql
 VOLATILE
+-- The wire contract: a timestamp without an offset is UTC, not the caller's zone.
+SET timezone = 'UTC'
 AS $$
 DECLARE
     v_row_numbers bigint[];
@@ -29,7 +34,9 @@ BEGIN
     END IF;
     PERFORM create_staging_table();
     INSERT INTO pg_temp.staged_transactions (row_number, transaction_id, account_id, ts, amount)
-    SELECT e.ordinality - 1, r.transaction_id, r.account_id, r."timestamp", r.amount
+    SELECT e.ordinality - 1, r.transaction_id, r.account_id, r."timestamp",
+           -- Scale 2 when that loses nothing; otherwise the CHECK refuses it.
+           CASE WHEN r.amount = round(r.amount, 2) THEN round(r.amount, 2) ELSE r.amount END
     FROM jsonb_array_elements(p_transactions) WITH ORDINALITY AS e(value, ordinality)
     CROSS JOIN LATERAL jsonb_to_record(e.value)
         AS r(transaction_id bigint, account_id bigint, "timestamp" timestamptz, amount numeric);

@@ -1,6 +1,6 @@
 // The rules page: switch a rule on/off; edit a parameter, backtest it
 // (POST /evaluate with the candidate rule set and with the live one, over the
-// chosen range), then "Switch on" (PATCH /rules/<id>): the button is enabled
+// chosen range), then "Switch on" (PATCH /rules): the button is enabled
 // only for the exact values just backtested.
 "use strict";
 
@@ -103,7 +103,8 @@
 
     apply.addEventListener("click", async () => {
       if (!tested) return;
-      const result = await pgfraud.api("PATCH", `/rules/${encodeURIComponent(rule)}`, { parameters: tested, enabled: true });
+      const answer = await pgfraud.api("PATCH", "/rules", { [rule]: { parameters: tested, enabled: true } });
+      const result = answer.ok ? { ...answer, data: answer.data.rules[0] } : answer;
       const note = document.createElement("p");
       if (!result.ok) {
         note.className = "failed";
@@ -127,7 +128,8 @@
 
     card.querySelector(".enabled").addEventListener("change", async (event) => {
       const box = event.target;
-      const result = await pgfraud.api("PATCH", `/rules/${encodeURIComponent(rule)}`, { enabled: box.checked });
+      const answer = await pgfraud.api("PATCH", "/rules", { [rule]: { enabled: box.checked } });
+      const result = answer.ok ? { ...answer, data: answer.data.rules[0] } : answer;
       if (!result.ok) {
         box.checked = !box.checked;
         outcome.className = "outcome failed";

@@ -1,0 +1,103 @@
+"""The API document and the API agree (issue 7, fault 14): a property-based
+fuzzer (schemathesis) generates requests from /openapi.json, valid and not,
+and checks every answer against the document: no server error, a status the
+document lists, a body of the documented schema, valid data accepted and
+invalid data refused.
+
+The app is built once at import (its pool opens on the first request), and
+each operation's test points it at a fresh database. Examples are bounded
+(max_examples) so the fuzzer adds seconds, not minutes, to the suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.config import SchemathesisConfig
+
+from pgfraud.config import Database
+from pgfraud.service import create_app
+from pgfraud.service.database import close_pool
+
+APP = create_app({"TESTING": True})
+# A refused request may also be answered 413 (too many rows: the document's maxItems).
+CONFIG = SchemathesisConfig.from_dict(
+    {"checks": {"negative_data_rejection": {"expected-statuses": [400, 404, 405, 409, 413, 415]}}}
+)
+# The live feed never ends, so it is not fuzzed here (tests/test_feed.py reads it).
+schema = schemathesis.openapi.from_wsgi("/openapi.json", APP, config=CONFIG).exclude(
+    path="/alerts/stream"
+)
+
+
+@pytest.fixture
+def served(database: Database) -> Iterator[None]:
+    APP.config["DATABASE_URL"] = database.app_url
+    yield
+    close_pool(APP)
+
+
+@schema.parametrize()
+@settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,  # the same cases every run: a failure is a finding, never a flake
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_api_matches_its_document(case, served):
+    case.call_and_validate()
+
+
+@pytest.mark.parametrize(
+    "body_ids, stored",
+    [
+        ('"account_id": 13004713924.0, "transaction_id": 1e3', (13004713924, 1000)),
+        ('"account_id": 9223372036854775807.0, "transaction_id": 0.0', (2**63 - 1, 0)),
+    ],
+)
+def test_integral_json_numbers_are_the_integers_they_equal(client, database, body_ids, stored):
+    body = "{" + body_ids + ', "timestamp": 1704067200000.0, "amount": 13}'
+    response = client.post("/store_data", data=body, content_type="application/json")
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json() == {"transaction_id": stored[1], "status": "stored", "alerts": []}
+    from pgfraud import db
+
+    with db.connect(database.admin_url) as conn:
+        row = conn.execute(
+            "SELECT account_id, transaction_id, ts = '2024-01-01Z', amount::text FROM transactions"
+        ).fetchone()
+    assert row == (*stored, True, "13.00")
+
+
+@pytest.mark.parametrize(
+    "ids, field",
+    [
+        ('"account_id": 2.5, "transaction_id": 1', "account_id"),
+        ('"account_id": 1, "transaction_id": 9223372036854775808.0', "transaction_id"),
+        ('"account_id": -1.0, "transaction_id": 1', "account_id"),
+        ('"account_id": 1e400, "transaction_id": 1', "account_id"),
+    ],
+)
+def test_other_numbers_are_refused_as_ids(client, ids, field):
+    body = "{" + ids + ', "timestamp": "2024-01-01T00:00:00Z", "amount": "1.00"}'
+    response = client.post("/store_data", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["field"] == field
+
+
+def test_the_document_lists_413_and_requires_typed_query_parameters(client):
+    document = client.get("/openapi.json").get_json()
+    post = document["paths"]["/store_data"]["post"]
+    assert "413" in post["responses"]
+    query = document["paths"]["/store_data"]["get"]["parameters"]
+    assert [(p["name"], p["schema"].get("type")) for p in query] == [
+        ("account_id", "integer"),
+        ("transaction_id", "integer"),
+        ("timestamp", None),
+        ("amount", "string"),
+    ]
+    response = client.get("/store_data?account_id=&transaction_id=&timestamp=&amount=")
+    assert response.status_code == 400

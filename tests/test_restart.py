@@ -1,0 +1,195 @@
+"""A PostgreSQL restart under a running API (issue 7, fault 6).
+
+These tests restart a server of their own (not the session's), as
+`pg_ctl restart -m fast` does: a fast stop, then a start. With the pool warm,
+no request after the restart fails, /health says ok, and an ingest that runs
+through the restart, retrying what was answered 503, stores every sent
+transaction exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import testing.postgresql
+
+from pgfraud import db
+from pgfraud.db.migrate import migrate
+from pgfraud.db.server import APP_USER
+from pgfraud.service import create_app
+from pgfraud.service.database import close_pool, get_pool
+
+APP_PASSWORD = "restart-test-password"
+
+
+@pytest.fixture(scope="module")
+def own_server(postgresql_factory) -> Iterator[testing.postgresql.Postgresql]:
+    """A migrated server of these tests' own (from the cached initdb), to restart."""
+    server = postgresql_factory()
+    try:
+        with db.connect(server.url()) as conn:
+            migrate(conn)
+            db.create_app_user(conn, APP_USER, APP_PASSWORD, False)
+            conn.commit()
+        yield server
+    finally:
+        server.stop()
+
+
+def admin_url(server) -> str:
+    return server.url()
+
+
+def app_url(server) -> str:
+    return server.url().replace("postgres@", f"{APP_USER}:{APP_PASSWORD}@", 1)
+
+
+def restart(server: testing.postgresql.Postgresql) -> None:
+    """`pg_ctl restart -m fast`: a fast shutdown (SIGINT) cuts every connection; then start."""
+    server.terminate()
+    server.start()
+
+
+@pytest.fixture
+def app(own_server):
+    app = create_app({"TESTING": True, "DATABASE_URL": app_url(own_server), "POOL_MAX_SIZE": 8})
+    with db.connect(admin_url(own_server), autocommit=True) as conn:
+        conn.execute("TRUNCATE transactions")
+    yield app
+    close_pool(app)
+
+
+def warm(app, size: int = 8) -> None:
+    """Open `size` pooled connections (as 8 concurrent requests would)."""
+    with app.app_context():
+        pool = get_pool()
+        conns = [pool.getconn() for _ in range(size)]
+        for conn in conns:
+            pool.putconn(conn)
+        assert pool.get_stats()["pool_size"] == size
+
+
+def test_no_request_fails_after_a_restart(app, own_server):
+    client = app.test_client()
+    body = {
+        "account_id": 1,
+        "transaction_id": 1,
+        "timestamp": "2024-01-01T00:00:00Z",
+        "amount": "5",
+    }
+    assert client.post("/store_data", json=body).status_code == 201
+    warm(app)
+    restart(own_server)
+    statuses = [client.get(path).status_code for path in ["/health", "/rules"] * 4]
+    statuses += [client.get("/is_fraud/1").status_code for _ in range(8)]
+    statuses += [client.get("/accounts/1/transactions").status_code for _ in range(8)]
+    assert statuses == [200] * 24
+    assert client.get("/health").get_json()["status"] == "ok"
+    assert client.post("/store_data", json=body).get_json()["status"] == "duplicate"
+
+
+def test_ingest_through_a_restart_loses_and_doubles_nothing(app, own_server):
+    client = app.test_client()
+    warm(app)
+    batches = [
+        [
+            {
+                "account_id": b % 7,
+                "transaction_id": b * 100 + i,
+                "timestamp": f"2024-01-01T00:{b % 60:02d}:{i % 60:02d}.{i:03d}Z",
+                "amount": f"{b}.{i % 100:02d}",
+            }
+            for i in range(100)
+        ]
+        for b in range(60)
+    ]
+    answers: list[tuple[int, int]] = []  # (batch, status) of the answer that ended each batch
+    retried = 0
+    halfway = threading.Event()
+
+    def ingest() -> None:
+        nonlocal retried
+        for b, batch in enumerate(batches):
+            if b == len(batches) // 3:
+                halfway.set()
+            for _ in range(200):  # a client that retries on 503, as `generate --to api` does
+                response = client.post(
+                    "/store_data", data=json.dumps(batch), content_type="application/json"
+                )
+                if response.status_code != 503:
+                    break
+                retried += 1
+            answers.append((b, response.status_code))
+
+    worker = threading.Thread(target=ingest)
+    worker.start()
+    halfway.wait(timeout=60)
+    restart(own_server)
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    assert [status for _, status in answers if status not in (200, 201)] == []
+    assert len(answers) == 60
+    with db.connect(admin_url(own_server)) as conn:
+        rows = conn.execute(
+            "SELECT transaction_id, account_id, amount::text FROM transactions ORDER BY 1"
+        ).fetchall()
+    sent = sorted((t["transaction_id"], t["account_id"], t["amount"]) for b in batches for t in b)
+    assert len(rows) == 6000
+    assert rows == sent
+
+
+def test_generate_to_api_through_a_restart_stores_every_transaction_once(app, own_server):
+    import socket
+
+    import waitress
+
+    from pgfraud.generator import Settings
+    from pgfraud.generator.sinks import to_api
+    from pgfraud.generator.stream import generate_transactions
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = waitress.create_server(app, host="127.0.0.1", port=port, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    settings = Settings(num_transactions=4000, accounts=40, seed=11)
+    sent = sorted(
+        (t.transaction_id, t.account_id, str(t.amount)) for t in generate_transactions(settings)
+    )
+    started = threading.Event()
+
+    def pace():
+        for t in generate_transactions(settings):
+            if t.transaction_id == 1500:
+                started.set()
+            yield t
+
+    # The database stays down past the pool's wait, so the API answers 503
+    # for a while: the sink must send those batches again.
+    app.config["POOL_TIMEOUT_S"] = 0.5
+    counts = {}
+    worker = threading.Thread(
+        target=lambda: counts.update(
+            to_api(f"http://127.0.0.1:{port}/store_data", pace(), batch_size=50)
+        )
+    )
+    try:
+        worker.start()
+        assert started.wait(timeout=60)
+        own_server.terminate()
+        time.sleep(3)
+        own_server.start()
+        worker.join(timeout=120)
+        assert not worker.is_alive()
+    finally:
+        server.close()
+    assert counts["written"] == 4000
+    with db.connect(admin_url(own_server)) as conn:
+        rows = conn.execute(
+            "SELECT transaction_id, account_id, amount::text FROM transactions ORDER BY 1"
+        ).fetchall()
+    assert rows == sent
