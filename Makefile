@@ -88,7 +88,11 @@ test-pg16: install ## Run the tests on PostgreSQL 16 (pip-installs the pgserver 
 	echo "tests on $$("$$bin/postgres" --version)"; \
 	PGFRAUD_PG_BIN="$$bin" $(MAKE) test
 
-bench: install ## Measure load and scoring speed (BENCH_N=200000 transactions)
+bench: install ## Measure the data paths against psql/pgbench and a peer (BENCH_N=1000000)
+	@$(BIN)/python -c 'import pandas' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& { apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; }; } \
+		|| echo "wrk not found (as root: apt-get install wrk): no HTTP figures"
 	$(BIN)/python -m benchmarks
 
 lint: install ## ruff check and format check

@@ -1,121 +1,636 @@
-"""`make bench`: load and scoring speed on generated data, in a throwaway PostgreSQL.
+"""`make bench`: pgfraud's data paths side by side with their ceiling and a floor.
 
-Measures, on N generated transactions (BENCH_N, default 200,000; N/100 accounts):
+On BENCH_N generated transactions (default 1,000,000; BENCH_N/100 accounts)
+in a throwaway PostgreSQL of its own (the project's local server in a
+temporary folder, removed at the end), it measures:
 
-- generating the data to CSV (the generator alone);
-- loading that CSV with `psql \\copy` straight into the table (the floor);
-- loading it with `pgfraud load` (validate every row, COPY through the staging
-  table, idempotent merge);
-- `is_fraud(account)` latency over 500 random accounts (p50/p95/p99, ms);
-- a full `score_transactions()` pass over every account.
+- the ceiling: ``psql \\copy`` of the same CSV into the same table and
+  indexes; the SQL functions alone (pgbench, prepared statements, 1 and 8
+  clients);
+- pgfraud: ``generate --to copy``, ``pgfraud load`` of the CSV, ``generate
+  --to api`` (batched POSTs), single-transaction POSTs at 8 connections,
+  ``GET /is_fraud`` (1 connection for latency, 8 and 32 for throughput),
+  all against the server ``pgfraud run`` starts (gunicorn), a full
+  ``score_transactions()`` pass;
+- the floor: benchmarks/peer.py (Flask's development server, a connection
+  per request, one INSERT + commit per row, rules in Python);
+- pandas: the same rules over all rows fed by ``COPY … TO STDOUT``
+  (benchmarks/pandas_rules.py), checked to count the same events;
+- growth: load and batch scoring at 100,000 rows and BENCH_N (BENCH_SIZES
+  adds sizes, e.g. ``BENCH_SIZES=100000,1000000,10000000``); peak RSS of
+  the generator, the loader and the server.
 
-Nothing is asserted; numbers go to stdout. The server is the project's own
-local server in a temporary folder, removed at the end.
+Each figure is measured BENCH_REPEAT times (default 3): the table shows the
+median and the spread (min..max); everything goes to bench-results.json.
+HTTP load comes from wrk (Debian's package; ``make bench`` installs it when
+run as root), only to 127.0.0.1; every loop is bounded by a count or a
+duration. Nothing is asserted: this is a measurement, not a test.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import random
+import re
 import shutil
+import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import requests
 
 from pgfraud import db
 from pgfraud.cli import prepare
 from pgfraud.config import Database
 from pgfraud.db.server import LocalServer, find_bindir
-from pgfraud.generator import Settings, generate_to
-from pgfraud.load import load_csv
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+PGFRAUD = str(BIN / "pgfraud")
+HTTP_SECONDS = int(os.environ.get("BENCH_HTTP_SECONDS", "8"))
 
 
-def timed(label: str, results: list[tuple[str, str]], fn, count: int | None = None):
+class Results:
+    """Figures by name: every run, then median and spread; a table at the end."""
+
+    def __init__(self) -> None:
+        self.figures: dict[str, dict[str, Any]] = {}
+        self.order: list[str] = []
+
+    def add(self, name: str, value: float, unit: str, **extra: Any) -> None:
+        if name not in self.figures:
+            self.figures[name] = {"unit": unit, "runs": [], **extra}
+            self.order.append(name)
+        self.figures[name]["runs"].append(value)
+        self.figures[name].update(extra)
+        runs = self.figures[name]["runs"]
+        self.figures[name].update(median=statistics.median(runs), min=min(runs), max=max(runs))
+        print(f"  {name}: {value:,.2f} {unit}", flush=True)
+
+    def median(self, name: str) -> float | None:
+        figure = self.figures.get(name)
+        return figure["median"] if figure else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_measured(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Run a command; (seconds, its peak RSS in MiB) via os.wait4."""
     start = time.perf_counter()
-    value = fn()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - start
-    rate = f"  ({count / elapsed:,.0f} rows/s)" if count else ""
-    results.append((label, f"{elapsed:8.2f} s{rate}"))
-    print(f"{label}: {elapsed:.2f} s{rate}", flush=True)
-    return value
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:3])} failed ({proc.returncode}):\n{err[-2000:]!r}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def wait_http(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited early: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer in {seconds} s")
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, connections: int, script: Path, seconds: int, *args: str) -> dict[str, float]:
+    """Run wrk (threads = min(connections, 2)); requests/s, p50/p99 in ms, errors."""
+    threads = str(min(connections, 2))
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            threads,
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+            *(["--", *args] if args else []),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    result = {"rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for pct in ("50", "99"):
+        m = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)\b", out)
+        result[f"p{pct}"] = float(m.group(1)) * _UNITS[m.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    result["non_2xx"] = float(bad.group(1)) if bad else 0.0
+    if errors:
+        result["socket_errors"] = errors.group(0)  # type: ignore[assignment]
+    return result
+
+
+def pgbench(url: str, script: str, clients: int, seconds: int, work: Path) -> float:
+    """Transactions per second of ``script`` (prepared statements)."""
+    path = work / f"pgbench-{abs(hash(script))}.sql"
+    path.write_text(script)
+    out = subprocess.run(
+        [
+            "pgbench",
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            str(clients),
+            "-j",
+            str(min(clients, 2)),
+            "-T",
+            str(seconds),
+            "-f",
+            str(path),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    return float(re.search(r"tps = ([\d.]+)", out).group(1))
+
+
+IS_FRAUD_LUA = """
+local accounts = 0
+function init(args) accounts = tonumber(args[1]); math.randomseed(os.time() + math.random(1000)) end
+request = function()
+  return wrk.format("GET", "/is_fraud/" .. math.random(1, accounts))
+end
+"""
+
+POST_LUA = """
+local counter = 0
+local next_thread = 0
+local base = 0
+local accounts = 0
+function setup(thread) thread:set("thread_number", next_thread); next_thread = next_thread + 1 end
+function init(args)
+  base = tonumber(args[1]) + thread_number * 1000000000
+  accounts = tonumber(args[2])
+end
+request = function()
+  counter = counter + 1
+  local body = string.format(
+    '{"account_id": %d, "transaction_id": %d, '
+    .. '"timestamp": "2025-06-01T12:00:00.000Z", "amount": "12.34"}',
+    counter % accounts + 1, base + counter)
+  return wrk.format("POST", "/store_data", {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def rss_of_tree(pid: int) -> float:
+    """Peak RSS (VmHWM) of a process and its children, MiB."""
+    total = 0
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(p) for p in (task / "children").read_text().split()]
+    for p in pids:
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        m = re.search(r"VmHWM:\s+(\d+) kB", status)
+        total += int(m.group(1)) if m else 0
+    return total / 1024
 
 
 def main() -> None:
-    n = int(os.environ.get("BENCH_N", "200000"))
+    n = int(os.environ.get("BENCH_N", "1000000"))
+    repeat = int(os.environ.get("BENCH_REPEAT", "3"))
+    sizes = sorted({int(s) for s in os.environ.get("BENCH_SIZES", f"100000,{n}").split(",")} | {n})
+    sizes = [s for s in sizes if s <= n]
     accounts = max(1, n // 100)
-    results: list[tuple[str, str]] = []
-    base = Path(tempfile.mkdtemp(prefix="pgfraud-bench-", dir="/tmp"))
+    have_wrk = shutil.which("wrk") is not None
+    results = Results()
+    base = Path(tempfile.mkdtemp(prefix="pgfraud-bench-", dir="/var/tmp"))
     os.chmod(base, 0o755)
     server = LocalServer(base / "home")
+    procs: list[subprocess.Popen] = []
+    started = time.monotonic()
     try:
         server.start()
         database = Database(server.url(admin=True), server.url(), server)
         prepare(database)
-        csv_path = base / "transactions.csv"
-        settings = Settings(num_transactions=n, accounts=accounts, seed=1)
-        timed(
-            f"generate {n:,} transactions to CSV",
-            results,
-            lambda: generate_to(
-                settings, "csv", output=str(csv_path), labels_path=base / "labels.csv"
-            ),
-            n,
-        )
+        admin, app = database.admin_url, database.app_url
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PGFRAUD")}
+        env.update(DATABASE_URL=admin, PGFRAUD_APP_DATABASE_URL=app)
         psql = shutil.which("psql") or str(find_bindir() / "psql")
-        with db.connect(database.admin_url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE copy_floor (LIKE transactions INCLUDING ALL)")
-        timed(
-            "psql \\copy into a bare table (floor)",
-            results,
-            lambda: subprocess.run(
+        pg_version = subprocess.run(
+            [psql, admin, "-Atc", "SHOW server_version"], capture_output=True, text=True
+        ).stdout.strip()
+
+        def sql(statement: str) -> None:
+            with db.connect(admin, autocommit=True) as conn:
+                conn.execute(statement)
+
+        def empty() -> None:
+            sql("TRUNCATE transactions")  # its trigger empties alerts and account_states
+
+        csv = {size: base / f"tx-{size}.csv" for size in sizes}
+        print(f"pgfraud bench: {n:,} transactions over {accounts:,} accounts, {repeat} runs each")
+
+        # -- the generator alone, and the CSV every load reads ----------------
+        for size in sizes:
+            seconds, rss = run_measured(
                 [
-                    psql,
-                    database.admin_url,
-                    "-qc",
-                    f"\\copy copy_floor (account_id, transaction_id, ts, amount) "
-                    f"FROM '{csv_path}' CSV HEADER",
+                    PGFRAUD,
+                    "generate",
+                    "--to",
+                    "csv",
+                    "--output",
+                    str(csv[size]),
+                    "--num-transactions",
+                    str(size),
+                    "--accounts",
+                    str(max(1, size // 100)),
+                    "--seed",
+                    "1",
+                    "--labels",
+                    str(base / f"labels-{size}.csv"),
                 ],
-                check=True,
-            ),
-            n,
-        )
-        with db.connect(database.app_url) as conn:
-            timed(
-                "pgfraud load (validate + COPY + merge)",
-                results,
-                lambda: (load_csv(conn, csv_path), conn.commit()),
-                n,
+                env,
             )
-        with db.connect(database.admin_url, autocommit=True) as conn:
-            conn.execute("DROP TABLE copy_floor")
-            conn.execute("VACUUM ANALYZE transactions")
-        with db.connect(database.app_url, autocommit=True) as conn:
+            results.add(f"generate --to csv {size:,}", size / seconds, "rows/s")
+            results.add(f"RSS generate {size:,}", rss, "MiB")
+
+        # The ceiling: the same table and indexes without pgfraud's triggers
+        # (scoring on arrival), filled by PostgreSQL's own COPY.
+        sql("CREATE TABLE copy_ceiling (LIKE transactions INCLUDING ALL)")
+
+        def psql_copy(path: Path, table: str = "copy_ceiling") -> float:
+            if table == "transactions":
+                empty()
+            else:
+                sql(f"TRUNCATE {table}")
+            start = time.perf_counter()
+            command = (
+                f"\\copy {table} (account_id, transaction_id, ts, amount) FROM '{path}' CSV HEADER"
+            )
+            subprocess.run([psql, admin, "-qc", command], check=True)
+            return time.perf_counter() - start
+
+        def score() -> tuple[float, int]:
+            with db.connect(app, autocommit=True) as conn:
+                start = time.perf_counter()
+                count = conn.execute("SELECT count(*) FROM score_transactions()").fetchone()[0]
+                return time.perf_counter() - start, count
+
+        # -- growth: load and batch scoring at each size ----------------------
+        for size in sizes:
+            if size == n:
+                continue  # measured below with the repeats
+            seconds = psql_copy(csv[size])
+            results.add(f"psql \\copy {size:,}", size / seconds, "rows/s")
+            empty()
+            seconds, rss = run_measured([PGFRAUD, "load", str(csv[size])], env)
+            results.add(f"pgfraud load {size:,}", size / seconds, "rows/s")
+            results.add(f"RSS pgfraud load {size:,}", rss, "MiB")
+            sql("VACUUM ANALYZE transactions")
+            results.add(f"score_transactions {size:,}", score()[0], "s")
+
+        # -- bulk load at n: ceiling and pgfraud, repeated ---------------------
+        for _ in range(repeat):
+            results.add(f"psql \\copy {n:,}", n / psql_copy(csv[n]), "rows/s")
+            seconds = psql_copy(csv[n], "transactions")
+            results.add(
+                f"psql \\copy into transactions (scored on arrival) {n:,}", n / seconds, "rows/s"
+            )
+            empty()
+            seconds, rss = run_measured([PGFRAUD, "load", str(csv[n])], env)
+            results.add(f"pgfraud load {n:,}", n / seconds, "rows/s")
+            results.add(f"RSS pgfraud load {n:,}", rss, "MiB")
+            empty()
+            seconds, rss = run_measured(
+                [
+                    PGFRAUD,
+                    "generate",
+                    "--to",
+                    "copy",
+                    "--num-transactions",
+                    str(n),
+                    "--accounts",
+                    str(accounts),
+                    "--seed",
+                    "1",
+                    "--labels",
+                    str(base / "l.csv"),
+                ],
+                env,
+            )
+            results.add(f"generate --to copy {n:,}", n / seconds, "rows/s")
+            results.add(f"RSS generate --to copy {n:,}", rss, "MiB")
+        # Loading the same file again: every row a duplicate (the staging path).
+        seconds, rss = run_measured([PGFRAUD, "load", str(csv[n])], env)
+        results.add(f"pgfraud load again (all duplicates) {n:,}", n / seconds, "rows/s")
+        sql("DROP TABLE copy_ceiling")
+        sql("VACUUM ANALYZE")
+
+        # -- batch scoring: SQL and pandas ------------------------------------
+        from benchmarks.pandas_rules import score as pandas_score
+
+        with db.connect(app, autocommit=True) as conn:
+            rules = dict(
+                conn.execute("SELECT rule_id, parameters FROM rules WHERE enabled").fetchall()
+            )
+            by_rule = dict(
+                conn.execute(
+                    "SELECT rule_id, count(*) FROM score_transactions() GROUP BY rule_id"
+                ).fetchall()
+            )
+        for _ in range(repeat):
+            seconds, events = score()
+            results.add(f"score_transactions {n:,}", seconds, "s", events=events)
+            with db.connect(app, autocommit=True) as conn:
+                start = time.perf_counter()
+                counted = pandas_score(conn, rules)
+                results.add(
+                    f"pandas rules {n:,}",
+                    time.perf_counter() - start,
+                    "s",
+                    same_events=counted == by_rule,
+                )
+
+        # -- the SQL functions alone ------------------------------------------
+        work = base / "scripts"
+        work.mkdir()
+        is_fraud_sql = f"\\set a random(1, {accounts})\nSELECT * FROM is_fraud(:a);\n"
+        store_sql = (
+            "\\set id random(3000000000000, 3999999999999)\n"
+            f"\\set a random(1, {accounts})\n"
+            "SELECT * FROM store_transactions(json_build_array(json_build_object("
+            "'account_id', :a::bigint, 'transaction_id', :id::bigint,"
+            " 'timestamp', '2025-06-01T12:00:00Z'::text,"
+            " 'amount', '12.34'::text))::jsonb);\n"
+        )
+        for _ in range(repeat):
+            results.add("SQL is_fraud, 1 client", pgbench(app, is_fraud_sql, 1, 5, work), "calls/s")
+            results.add(
+                "SQL is_fraud, 8 clients", pgbench(app, is_fraud_sql, 8, 5, work), "calls/s"
+            )
+            results.add(
+                "SQL store_transactions (1 row), 8 clients",
+                pgbench(app, store_sql, 8, 5, work),
+                "calls/s",
+            )
+        with db.connect(app, autocommit=True) as conn:
             rng = random.Random(7)
             latencies = []
-            for _ in range(500):
+            for _ in range(2000):
                 account = rng.randint(1, accounts)
                 start = time.perf_counter()
                 conn.execute("SELECT * FROM is_fraud(%s)", (account,), prepare=True).fetchall()
                 latencies.append((time.perf_counter() - start) * 1000)
-            q = statistics.quantiles(latencies, n=100)
-            line = f"p50 {q[49]:.2f} ms, p95 {q[94]:.2f} ms, p99 {q[98]:.2f} ms"
-            results.append(("is_fraud(account), 500 calls on random accounts", line))
-            print(f"is_fraud latency: {line}", flush=True)
-            events = timed(
-                "score_transactions() over all accounts",
-                results,
-                lambda: conn.execute("SELECT count(*) FROM score_transactions()").fetchone()[0],
-                n,
+            results.add("SQL is_fraud p50, 1 client", statistics.median(latencies), "ms")
+
+        # -- pgfraud's HTTP server, as `pgfraud run` starts it ------------------
+        port = free_port()
+        http = f"http://127.0.0.1:{port}"
+        server_env = {**env, "PORT": str(port), "PGFRAUD_SEED_TRANSACTIONS": "0"}
+        proc = subprocess.Popen(
+            [PGFRAUD, "run"],
+            env=server_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        wait_http(f"{http}/health", proc)
+        scripts = {"is_fraud": base / "is_fraud.lua", "post": base / "post.lua"}
+        scripts["is_fraud"].write_text(IS_FRAUD_LUA)
+        scripts["post"].write_text(POST_LUA)
+        if have_wrk:
+            for r in range(repeat):
+                one = wrk(http, 1, scripts["is_fraud"], HTTP_SECONDS, str(accounts))
+                results.add("HTTP is_fraud p50, 1 connection", one["p50"], "ms")
+                results.add("HTTP is_fraud p99, 1 connection", one["p99"], "ms")
+                for c in (8, 32):
+                    out = wrk(http, c, scripts["is_fraud"], HTTP_SECONDS, str(accounts))
+                    results.add(
+                        f"HTTP is_fraud, {c} connections",
+                        out["rate"],
+                        "req/s",
+                        non_2xx=out["non_2xx"],
+                    )
+                    results.add(f"HTTP is_fraud p99, {c} connections", out["p99"], "ms")
+                out = wrk(
+                    http,
+                    8,
+                    scripts["post"],
+                    HTTP_SECONDS,
+                    str(4_000_000_000_000 + r * 10**11),
+                    str(accounts),
+                )
+                results.add(
+                    "HTTP POST 1 transaction, 8 connections",
+                    out["rate"],
+                    "req/s",
+                    non_2xx=out["non_2xx"],
+                )
+                results.add("HTTP POST p50, 8 connections", out["p50"], "ms")
+                results.add("HTTP POST p99, 8 connections", out["p99"], "ms")
+            with db.connect(app, autocommit=True) as conn:
+                largest, alerts = conn.execute(
+                    "SELECT account_id, count(*) FROM alerts GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
+                ).fetchone() or (1, 0)
+            for _ in range(repeat):
+                url = f"{http}/is_fraud/{largest}"
+                one = wrk(url, 1, None, HTTP_SECONDS)
+                results.add(
+                    f"HTTP is_fraud largest account ({alerts:,} alerts, first page) p50",
+                    one["p50"],
+                    "ms",
+                )
+                out = wrk(url, 8, None, HTTP_SECONDS)
+                results.add("HTTP is_fraud largest account, 8 connections", out["rate"], "req/s")
+        api_n = min(n // 10, 50_000)
+        for r in range(repeat):
+            seconds, _ = run_measured(
+                [
+                    PGFRAUD,
+                    "generate",
+                    "--to",
+                    "api",
+                    "--post-url",
+                    f"{http}/store_data",
+                    "--num-transactions",
+                    str(api_n),
+                    "--accounts",
+                    str(accounts),
+                    "--batch-size",
+                    "5000",
+                    "--seed",
+                    str(100 + r),
+                    # After everything stored (new arrivals, not late ones that re-score).
+                    "--start",
+                    f"{2026 + r}-01-01T00:00:00Z",
+                    "--first-transaction-id",
+                    str(5_000_000_000_000 + r * 10**9),
+                    "--labels",
+                    str(base / "api-labels.csv"),
+                ],
+                env,
             )
-        print()
-        print(f"pgfraud benchmark: {n:,} transactions, {accounts:,} accounts, {events:,} events")
-        for label, value in results:
-            print(f"  {label:<45} {value}")
+            results.add(
+                f"generate --to api, batches of 5000 ({api_n:,} rows)", api_n / seconds, "rows/s"
+            )
+        results.add("RSS server (master + workers)", rss_of_tree(proc.pid), "MiB")
+        proc.terminate()
+        proc.wait(timeout=60)
+
+        # -- the floor: the peer ------------------------------------------------
+        port = free_port()
+        peer_url = f"http://127.0.0.1:{port}"
+        peer = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.peer", "--port", str(port), "--database-url", app],
+            cwd=HERE.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        procs.append(peer)
+        wait_http(f"{peer_url}/is_fraud/1", peer)
+        if have_wrk:
+            for r in range(repeat):
+                out = wrk(peer_url, 8, scripts["is_fraud"], HTTP_SECONDS, str(accounts))
+                results.add("peer is_fraud, 8 connections", out["rate"], "req/s")
+                out = wrk(
+                    peer_url,
+                    8,
+                    scripts["post"],
+                    HTTP_SECONDS,
+                    str(6_000_000_000_000 + r * 10**11),
+                    str(accounts),
+                )
+                results.add("peer POST 1 transaction, 8 connections", out["rate"], "req/s")
+        peer.terminate()
+        peer.wait(timeout=30)
     finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
         server.destroy()
         shutil.rmtree(base, ignore_errors=True)
+
+    report(results, n, accounts, repeat, pg_version, time.monotonic() - started, have_wrk)
+
+
+def report(
+    results: Results,
+    n: int,
+    accounts: int,
+    repeat: int,
+    pg_version: str,
+    seconds: float,
+    have_wrk: bool,
+) -> None:
+    m = results.median
+    N = f"{n:,}"
+
+    def ratio(a: str, b: str) -> float | None:
+        x, y = m(a), m(b)
+        return round(x / y, 2) if x and y else None
+
+    ratios = {
+        "pgfraud load (scored) / psql \\copy (not scored)": ratio(
+            f"pgfraud load {N}", f"psql \\copy {N}"
+        ),
+        "generate --to copy (scored) / psql \\copy (not scored)": ratio(
+            f"generate --to copy {N}", f"psql \\copy {N}"
+        ),
+        "API batched ingest / generate --to copy": ratio(
+            f"generate --to api, batches of 5000 ({min(n // 10, 50_000):,} rows)",
+            f"generate --to copy {N}",
+        ),
+        "API batched ingest / peer POST": ratio(
+            f"generate --to api, batches of 5000 ({min(n // 10, 50_000):,} rows)",
+            "peer POST 1 transaction, 8 connections",
+        ),
+        "HTTP is_fraud / SQL is_fraud, 8": ratio(
+            "HTTP is_fraud, 8 connections", "SQL is_fraud, 8 clients"
+        ),
+        "HTTP is_fraud / peer, 8": ratio(
+            "HTTP is_fraud, 8 connections", "peer is_fraud, 8 connections"
+        ),
+        "HTTP POST / SQL store_transactions, 8": ratio(
+            "HTTP POST 1 transaction, 8 connections", "SQL store_transactions (1 row), 8 clients"
+        ),
+        "pandas / score_transactions (time)": ratio(f"pandas rules {N}", f"score_transactions {N}"),
+    }
+    machine = {
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "postgresql": pg_version,
+        "postgresql_settings": "initdb defaults (fsync on); timezone=UTC",
+        "load_average_at_end": os.getloadavg(),
+    }
+    print()
+    print(
+        f"pgfraud bench: {N} transactions, {accounts:,} accounts, median of {repeat} runs "
+        f"[min..max]; {seconds / 60:.1f} min"
+    )
+    print(
+        f"machine: {machine['cores']} cores, {machine['memory_gib']} GiB, PostgreSQL {pg_version}"
+    )
+    print(f"| {'figure':<58} | {'median':>12} | {'spread':>21} | unit |")
+    print(f"|{'-' * 60}|{'-' * 14}|{'-' * 23}|------|")
+    for name in results.order:
+        f = results.figures[name]
+        spread = f"{f['min']:,.1f}..{f['max']:,.1f}"
+        print(f"| {name:<58} | {f['median']:>12,.2f} | {spread:>21} | {f['unit']} |")
+    print()
+    for name, value in ratios.items():
+        print(f"  {name:<45} {value if value is not None else 'n/a'}")
+    if not have_wrk:
+        print("  (no HTTP figures: wrk is not installed; `apt-get install wrk` as root)")
+    out = Path("bench-results.json")
+    out.write_text(
+        json.dumps(
+            {
+                "n": n,
+                "accounts": accounts,
+                "repeat": repeat,
+                "machine": machine,
+                "minutes": round(seconds / 60, 1),
+                "figures": results.figures,
+                "ratios": ratios,
+            },
+            indent=2,
+        )
+    )
+    print(f"\nwritten: {out.resolve()}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -186,6 +186,121 @@ def copy_transactions(
     return store_staged(conn)
 
 
+COPY_DIRECT = "COPY transactions (transaction_id, account_id, ts, amount) FROM STDIN"
+COPY_STAGED = (
+    "COPY pg_temp.staged_transactions (row_number, transaction_id, account_id, ts, amount)"
+    " FROM STDIN"
+)
+
+
+def lift_statement_timeout(conn: psycopg.Connection) -> None:
+    """No statement timeout for the rest of the caller's database transaction
+    (SET LOCAL): a bulk load with its scoring on arrival may run for minutes,
+    past the 30 s service logins have."""
+    conn.execute("SET LOCAL statement_timeout = 0")
+
+
+def any_stored(conn: psycopg.Connection, ids: list[int] | tuple[int, int]) -> bool:
+    """Whether any of ``ids`` (a list) is stored, or any id in ``(low, high)``
+    inclusive (a tuple)."""
+    with wrap_errors():
+        if isinstance(ids, tuple):
+            query = (
+                "SELECT EXISTS (SELECT FROM transactions WHERE transaction_id BETWEEN %s AND %s)"
+            )
+            return conn.execute(query, ids).fetchone()[0]
+        query = "SELECT EXISTS (SELECT FROM transactions WHERE transaction_id = ANY(%s))"
+        return conn.execute(query, (ids,)).fetchone()[0]
+
+
+def _ahead(pieces: Iterable[str], depth: int = 4) -> Iterator[str]:
+    """``pieces``, made by a helper thread up to ``depth`` pieces ahead, so that
+    making the next piece (Python) overlaps sending the last one (the server
+    parsing and indexing it). An exception in the maker is raised here; the
+    maker stops when the consumer stops early."""
+    import queue
+    import threading
+
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def make() -> None:
+        try:
+            for piece in pieces:
+                while not stop.is_set():
+                    try:
+                        handoff.put(piece, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            handoff.put(exc)
+
+    maker = threading.Thread(target=make, name="pgfraud-copy", daemon=True)
+    maker.start()
+    try:
+        while (piece := handoff.get()) is not done:
+            if isinstance(piece, BaseException):
+                raise piece
+            yield piece
+    finally:
+        stop.set()
+        maker.join()
+
+
+def store_copy_text(
+    conn: psycopg.Connection,
+    chunks: Callable[[bool], Iterable[str]],
+    *,
+    direct: bool,
+    valid: Callable[[], bool] = lambda: True,
+) -> dict[str, int] | None:
+    """Store validated rows given as COPY text, all-or-nothing, in the caller's
+    database transaction; the fast path of bulk loads.
+
+    ``chunks(numbered)`` yields pieces of COPY text (tab-separated lines,
+    ``transaction_id, account_id, ts, amount``; with ``numbered`` each line
+    starts with its row_number, what errors report). It may be called twice.
+
+    ``direct``: first try one COPY straight into ``transactions`` (inside a
+    savepoint): when every id is new this is the whole load (every row
+    ``stored``), as fast as PostgreSQL's own COPY. If an id is already stored
+    (or appears twice), the attempt is rolled back and the rows go through
+    the staging table and ``store_staged_transactions`` (duplicates counted,
+    PF003 on conflicts), as they do at once when ``direct`` is false (use it
+    when ids are likely stored already). No statement timeout applies to the
+    load (SET LOCAL in the caller's transaction). Returns ``{"stored", "duplicate"}``,
+    or None when ``valid()`` says, after a COPY, that the caller found bad
+    rows (the caller then reports them and rolls back).
+    Errors: TransactionConflict, InvalidInput.
+    """
+    lift_statement_timeout(conn)
+    if direct:
+        conn.execute("SAVEPOINT pgfraud_direct_copy")
+        try:
+            with conn.cursor() as cur:
+                with cur.copy(COPY_DIRECT) as copy:
+                    for chunk in _ahead(chunks(False)):
+                        copy.write(chunk)
+                stored = cur.rowcount
+            conn.execute("RELEASE SAVEPOINT pgfraud_direct_copy")
+            return {"stored": stored, "duplicate": 0} if valid() else None
+        except pg_errors.UniqueViolation:
+            conn.execute("ROLLBACK TO SAVEPOINT pgfraud_direct_copy")
+        except psycopg.Error as exc:
+            raise translate_error(exc) from exc
+    with wrap_errors():
+        conn.execute("SELECT create_staging_table()")
+        with conn.cursor().copy(COPY_STAGED) as copy:
+            for chunk in _ahead(chunks(True)):
+                copy.write(chunk)
+    return store_staged(conn) if valid() else None
+
+
 def is_fraud(
     conn: psycopg.Connection,
     account_id: int,
@@ -277,6 +392,61 @@ def review_transaction(
             "SELECT * FROM review_transaction(%s, %s, %s, %s)",
             (transaction_id, status, note, reviewer),
         ).fetchone()
+
+
+# A page of is_fraud's events in their wire form, built by PostgreSQL: keys in
+# fraud_event's order (ts as "timestamp"), timestamps ISO 8601 UTC with
+# milliseconds and Z, decimals as exact strings; row_to_json writes compact JSON.
+# One row more than the page is read: it tells whether a next page exists.
+_EVENTS_JSON = """
+SELECT count(*) FILTER (WHERE e.n <= %(limit)s),
+       '[' || coalesce(string_agg(row_to_json(w)::text, ',' ORDER BY e.n)
+                       FILTER (WHERE e.n <= %(limit)s), '') || ']',
+       count(*) > %(limit)s,
+       min(e.ts) FILTER (WHERE e.n = %(limit)s),
+       min(e.transaction_id) FILTER (WHERE e.n = %(limit)s),
+       min(e.rule_id) FILTER (WHERE e.n = %(limit)s)
+FROM is_fraud(%(account)s, %(limit)s + 1, %(after_ts)s, %(after_transaction)s, %(after_rule)s)
+         WITH ORDINALITY
+         AS e(transaction_id, account_id, ts, amount, rule_id, observed, threshold, reason, n)
+CROSS JOIN LATERAL (
+    SELECT e.transaction_id, e.account_id,
+           to_char(e.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "timestamp",
+           round(e.amount, 2)::text AS amount, e.rule_id, e.observed::text AS observed,
+           e.threshold::text AS threshold, e.reason
+) AS w
+"""
+
+
+def is_fraud_json(
+    conn: psycopg.Connection,
+    account_id: int,
+    limit: int,
+    after: tuple[datetime, int, str] | None = None,
+) -> tuple[int, str, tuple[datetime, int, str] | None]:
+    """A page of one account's fraud events (SQL ``is_fraud``), serialised by
+    PostgreSQL (the hot path of ``GET /is_fraud``; :func:`is_fraud` gives dicts).
+
+    Returns ``(count, events, last)``: ``events`` is a JSON array (text) of at
+    most ``limit`` (1..10000) objects {transaction_id, account_id, timestamp
+    (ISO, ms, Z), amount (2 places), rule_id, observed, threshold (exact decimal strings,
+    or null), reason}, in (ts, transaction_id, rule_id) order, after the
+    position ``after``; ``last`` is the position of the page's last event when
+    a next page exists, else None.
+    Errors: AccountNotFound; InvalidInput for a limit out of range.
+    """
+    after_ts, after_transaction, after_rule = after or (None, None, None)
+    params = {
+        "account": account_id,
+        "limit": limit,
+        "after_ts": after_ts,
+        "after_transaction": after_transaction,
+        "after_rule": after_rule,
+    }
+    with wrap_errors():
+        row = conn.execute(_EVENTS_JSON, params, prepare=True).fetchone()
+    count, events, more, last_ts, last_transaction, last_rule = row
+    return count, events, (last_ts, last_transaction, last_rule) if more else None
 
 
 def get_account_transactions(conn: psycopg.Connection, account_id: int, limit: int) -> list[dict]:

@@ -28,11 +28,19 @@ import psycopg
 from pgfraud import db
 from pgfraud.errors import ConfigurationError, InvalidInput, PgfraudError
 from pgfraud.generator import sinks
-from pgfraud.generator.stream import GeneratedTransaction, Settings, generate_transactions
+from pgfraud.generator.stream import (
+    GeneratedTransaction,
+    RawTransaction,
+    Settings,
+    generate_raw,
+    generate_transactions,
+    to_transaction,
+)
 from pgfraud.wire import MAX_ID, MAX_TIME, format_timestamp
 
 LABELS_HEADER = "transaction_id,scenario\n"
 PROGRESS_EVERY = 1000
+Row = GeneratedTransaction | RawTransaction
 
 
 class _AtomicFile:
@@ -86,25 +94,44 @@ class _Tally:
     fraud: Counter[str] = dataclasses.field(default_factory=Counter)
 
 
-def _labelled(
-    transactions: Iterable[GeneratedTransaction], labels: TextIO, tally: _Tally
-) -> Iterator[GeneratedTransaction]:
-    """Pass transactions through, writing ``transaction_id,scenario`` for fraudulent ones."""
+def _labelled(transactions: Iterable[Row], labels: TextIO, tally: _Tally) -> Iterator[Row]:
+    """Pass transactions through, writing ``transaction_id,scenario`` for fraudulent ones.
+
+    Rows are GeneratedTransaction or RawTransaction tuples: both have the id
+    at 0 and the scenario at 4.
+    """
+    write = labels.write
+    fraud = tally.fraud
+    first = None
+    count = 0
+    t = None
     for t in transactions:
-        if t.scenario is not None:
-            labels.write(f"{t.transaction_id},{t.scenario}\n")
-            tally.fraud[t.scenario] += 1
-        if tally.first is None:
-            tally.first = t
-        tally.last = t
-        tally.count += 1
+        if t[4] is not None:
+            write(f"{t[0]},{t[4]}\n")
+            fraud[t[4]] += 1
+        if first is None:
+            first = tally.first = _as_transaction(t)
+        count += 1
+        tally.count = count
+        tally.last = t  # type: ignore[assignment]
         yield t
+    if t is not None:
+        tally.last = _as_transaction(t)
+
+
+def _as_transaction(t: Row) -> GeneratedTransaction:
+    return t if isinstance(t, GeneratedTransaction) else to_transaction(t)
 
 
 def _with_progress(
-    transactions: Iterable[GeneratedTransaction], total: int, label: str, then: str | None
-) -> Iterator[GeneratedTransaction]:
-    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+    transactions: Iterable[Row], total: int, label: str, then: str | None
+) -> Iterator[Row]:
+    """Pass transactions through a tqdm bar on stderr: rows, rows/s, ETA."""
+    from tqdm import tqdm
+
+    with tqdm(
+        total=total, desc=label, unit=" rows", unit_scale=True, file=sys.stderr, mininterval=0.5
+    ) as bar:
         pending = 0
         for t in transactions:
             yield t
@@ -224,8 +251,8 @@ def generate_to(
     keep_labels = append and _has_labels_header(labels_path)
     labels_file = _AtomicFile(labels_path, keep=keep_labels)
 
-    def stream(run_settings: Settings, labels: TextIO) -> Iterator[GeneratedTransaction]:
-        rows: Iterable[GeneratedTransaction] = generate_transactions(run_settings)
+    def stream(run_settings: Settings, labels: TextIO, raw: bool = False) -> Iterator[Row]:
+        rows: Iterable[Row] = (generate_raw if raw else generate_transactions)(run_settings)
         rows = _labelled(rows, labels, tally)
         if progress:
             then = "storing (one database transaction) ..." if sink == "copy" else None
@@ -248,13 +275,19 @@ def generate_to(
                                 settings, first_transaction_id=last_id + 1, start=last_ts
                             )
                     destination = _where(conn)
-                    rows = stream(settings, labels)
                     try:
                         if sink == "copy":
-                            counts = sinks.to_copy(conn, rows)
+                            first = settings.first_transaction_id
+                            counts = sinks.to_copy(
+                                conn,
+                                stream(settings, labels, raw=True),  # type: ignore[arg-type]
+                                id_range=(first, first + settings.num_transactions - 1),
+                            )
                         else:
                             schedule = sinks.Schedule(rate) if rate is not None else None
-                            counts = sinks.to_insert(conn, rows, batch_size, schedule=schedule)
+                            counts = sinks.to_insert(
+                                conn, stream(settings, labels), batch_size, schedule=schedule
+                            )
                     except InvalidInput as exc:
                         if last_ts is None or exc.field != "start":
                             raise

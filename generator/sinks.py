@@ -17,8 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
-from decimal import Decimal
+from datetime import timedelta
 from typing import Any, TextIO
 
 import psycopg
@@ -27,8 +26,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from pgfraud import db
-from pgfraud.errors import PgfraudError
-from pgfraud.generator.stream import GeneratedTransaction
+from pgfraud.errors import PgfraudError, TransactionConflict
+from pgfraud.generator.stream import EPOCH, GeneratedTransaction, RawTransaction
 from pgfraud.wire import format_timestamp
 
 CSV_HEADER = "account_id,transaction_id,timestamp,amount\n"
@@ -107,30 +106,72 @@ def _batches(
         yield batch
 
 
-def copy_rows(
-    transactions: Iterable[GeneratedTransaction],
-) -> Iterator[tuple[int, int, int, datetime, Decimal]]:
-    """The rows pgfraud.db.copy_transactions takes, lazily:
-    ``(row_number, transaction_id, account_id, ts, amount)``, row_number from 1."""
-    for row_number, t in enumerate(transactions, start=1):
-        yield row_number, t.transaction_id, t.account_id, t.timestamp, t.amount
+def copy_text(
+    rows: Iterable[RawTransaction], numbered: bool = False, chunk: int = 10_000
+) -> Iterator[str]:
+    """Generated rows as COPY text (``transaction_id, account_id, ts, amount``
+    lines, after the row number from 1 when ``numbered``), ``chunk`` rows per
+    piece: ts as ISO UTC with milliseconds and Z, amount with 2 decimals; the
+    date and minute are formatted once per minute."""
+    minute_of = -1
+    prefix = ""
+    lines: list[str] = []
+    for number, (transaction_id, account_id, ms, cents, _) in enumerate(rows, start=1):
+        minute, rest = divmod(ms, 60_000)
+        if minute != minute_of:
+            minute_of = minute
+            prefix = (EPOCH + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:")
+        seconds, millis = divmod(rest, 1000)
+        euros, cent = divmod(cents, 100)
+        ts = f"{prefix}{seconds:02d}.{millis:03d}Z"
+        line = f"{transaction_id}\t{account_id}\t{ts}\t{euros}.{cent:02d}\n"
+        lines.append(f"{number}\t{line}" if numbered else line)
+        if len(lines) == chunk:
+            yield "".join(lines)
+            lines = []
+    if lines:
+        yield "".join(lines)
 
 
-def to_copy(conn: psycopg.Connection, transactions: Iterable[GeneratedTransaction]) -> Counts:
-    """Store by one streamed COPY (pgfraud.db.copy_transactions), in the caller's transaction.
+def to_copy(
+    conn: psycopg.Connection,
+    rows: Iterable[RawTransaction],
+    id_range: tuple[int, int] | None = None,
+) -> Counts:
+    """Store by one streamed COPY, in the caller's transaction (pgfraud.db.store_copy_text).
 
-    Errors: TransactionConflict when an id is stored with other content,
-    InvalidInput, DatabaseUnavailable (nothing is stored; the caller rolls back).
+    ``rows``: generated rows (stream.generate_raw), consumed once.
+    ``id_range``: (first, last) transaction id of the rows; when none of
+    them is stored the COPY goes straight into ``transactions``; otherwise
+    (or without it) through the staging table, duplicates counted.
+    Errors: TransactionConflict when an id is stored with other content (or
+    written meanwhile by someone else), InvalidInput, DatabaseUnavailable
+    (nothing is stored; the caller rolls back).
     """
     written = 0
+    used = False
 
-    def counted() -> Iterator[tuple[int, int, int, datetime, Decimal]]:
+    def counted() -> Iterator[RawTransaction]:
         nonlocal written
-        for row in copy_rows(transactions):
+        for row in rows:
             written += 1
             yield row
 
-    counts = db.copy_transactions(conn, counted())
+    def chunks(numbered: bool) -> Iterator[str]:
+        nonlocal used
+        if used:  # the stream is consumed: an id stored meanwhile by another writer
+            raise TransactionConflict(
+                "a generated transaction id was stored by someone else during the load; "
+                "run it again (stored ones then count as duplicates)",
+                field="transaction_id",
+            )
+        used = True
+        return copy_text(counted(), numbered=numbered)
+
+    db.lift_statement_timeout(conn)
+    direct = id_range is not None and not db.any_stored(conn, id_range)
+    counts = db.store_copy_text(conn, chunks, direct=direct)
+    assert counts is not None
     return {"written": written, "stored": counts["stored"], "duplicates": counts["duplicate"]}
 
 

@@ -152,22 +152,23 @@ def first_uses(settings: Settings) -> Iterator[int]:
         yield start_ms + 1 + math.floor(-math.expm1(log_rest) * (FIRST_USE_WINDOW_MS - 1))
 
 
-def generate_transactions(settings: Settings) -> Iterator[GeneratedTransaction]:
-    """Yield ``settings.num_transactions`` transactions in time order, lazily.
+# One transaction before it becomes a GeneratedTransaction: (transaction_id,
+# account_id, epoch ms, cents, scenario); the fields at 0 and 4 are the same
+# as GeneratedTransaction's.
+RawTransaction = tuple[int, int, int, int, str | None]
 
-    Ids run from ``first_transaction_id`` up by one; timestamps never
-    decrease (ties: lower account first). Same settings, same transactions,
-    on every run. Memory: one heap entry per account used so far (at most
-    one more than the transactions yielded). Errors: InvalidInput (field
-    ``start``) when a timestamp would reach 2100-01-01, raised when that
-    transaction is reached.
-    """
+
+def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
+    """:func:`generate_transactions` as plain tuples (epoch ms, integer cents):
+    the same transactions, without building a datetime and a Decimal for each
+    (the COPY sink formats them as text directly)."""
     heap: list[tuple[int, int, int, str | None, Iterator[Event]]] = []
     first = first_uses(settings)
     next_account = 1
     next_first = next(first)  # there is at least one account
 
     transaction_id = settings.first_transaction_id
+    replace = heapq.heapreplace
     for _ in range(settings.num_transactions):
         # The next account not yet used comes in when its first-use time is
         # before every active account's next event; its first transaction is
@@ -188,13 +189,32 @@ def generate_transactions(settings: Settings) -> Iterator[GeneratedTransaction]:
                 "fewer transactions or an earlier start",
                 field="start",
             )
-        yield GeneratedTransaction(
-            transaction_id,
-            account_id,
-            EPOCH + timedelta(milliseconds=ms),
-            Decimal(cents).scaleb(-2),
-            scenario,
-        )
+        yield transaction_id, account_id, ms, cents, scenario
         transaction_id += 1
         next_ms, next_cents, next_scenario = next(events)
-        heapq.heapreplace(heap, (next_ms, account_id, next_cents, next_scenario, events))
+        replace(heap, (next_ms, account_id, next_cents, next_scenario, events))
+
+
+def to_transaction(raw: RawTransaction) -> GeneratedTransaction:
+    """A RawTransaction as a GeneratedTransaction (aware datetime, Decimal amount)."""
+    transaction_id, account_id, ms, cents, scenario = raw
+    return GeneratedTransaction(
+        transaction_id,
+        account_id,
+        EPOCH + timedelta(milliseconds=ms),
+        Decimal(cents).scaleb(-2),
+        scenario,
+    )
+
+
+def generate_transactions(settings: Settings) -> Iterator[GeneratedTransaction]:
+    """Yield ``settings.num_transactions`` transactions in time order, lazily.
+
+    Ids run from ``first_transaction_id`` up by one; timestamps never
+    decrease (ties: lower account first). Same settings, same transactions,
+    on every run. Memory: one heap entry per account used so far (at most
+    one more than the transactions yielded). Errors: InvalidInput (field
+    ``start``) when a timestamp would reach 2100-01-01, raised when that
+    transaction is reached.
+    """
+    return map(to_transaction, generate_raw(settings))

@@ -215,7 +215,7 @@ def load(path: Path) -> None:
         with config.existing_database() as database:
             prepare(database)
             with db.connect(database.app_url) as conn:
-                counts = load_csv(conn, path)
+                counts = load_csv(conn, path, progress=sys.stderr.isatty())
                 conn.commit()
     except PgfraudError as exc:
         _fail(exc, unit="line")
@@ -443,7 +443,21 @@ def _is_loopback(host: str) -> bool:
 @click.option(
     "--port", envvar="PORT", default=5000, show_default=True, type=click.IntRange(1, 65535)
 )
-@click.option("--threads", envvar="PGFRAUD_THREADS", default=8, show_default=True, type=Int(1, 256))
+@click.option(
+    "--workers",
+    envvar="PGFRAUD_WORKERS",
+    default=None,
+    type=Int(1, 64),
+    help="Worker processes (default: one per core).",
+)
+@click.option(
+    "--threads",
+    envvar="PGFRAUD_THREADS",
+    default=32,
+    show_default=True,
+    type=Int(1, 256),
+    help="Threads per worker (long-lived streams each hold one).",
+)
 @click.option(
     "--seed-transactions",
     envvar="PGFRAUD_SEED_TRANSACTIONS",
@@ -453,10 +467,21 @@ def _is_loopback(host: str) -> bool:
     help="Transactions generated into an empty database on first run (0: none).",
 )
 @click.option("--seed-accounts", default=SEED_ACCOUNTS, show_default=True, type=Int(1, MAX_ID))
-def run(host: str, port: int, threads: int, seed_transactions: int, seed_accounts: int) -> None:
-    """Get a database, migrate it, seed it once, and serve the API (waitress) until Ctrl-C."""
-    import waitress
+def run(
+    host: str,
+    port: int,
+    workers: int | None,
+    threads: int,
+    seed_transactions: int,
+    seed_accounts: int,
+) -> None:
+    """Get a database, migrate it, seed it once, and serve the API until Ctrl-C.
 
+    The server is gunicorn: one worker process per core (--workers), each with
+    --threads threads and its own connection pool. The port is bound first: a
+    port in use is a one-line error before anything starts.
+    """
+    from pgfraud import serve
     from pgfraud.service import create_app
 
     token = os.environ.get("PGFRAUD_API_TOKEN")
@@ -467,6 +492,11 @@ def run(host: str, port: int, threads: int, seed_transactions: int, seed_account
             err=True,
         )
         sys.exit(2)
+
+    try:  # a busy port is refused now, before PostgreSQL starts or seeding runs
+        serve.bind(host, port).close()
+    except PgfraudError as exc:
+        _fail(exc)
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -512,21 +542,30 @@ def run(host: str, port: int, threads: int, seed_transactions: int, seed_account
                     conn.commit()
             app = create_app({"DATABASE_URL": database.app_url, "API_TOKEN": token or None})
             base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-            click.echo(
-                "\n".join(
-                    [
-                        f"pgfraud is serving on {base}  (Ctrl-C stops it)",
-                        f"  curl {base}/health",
-                        f"  curl {base}/is_fraud/1",
-                        f"  curl {base}/rules",
-                        f"  curl '{base}/store_data?account_id=1&transaction_id=800000001"
-                        "&timestamp=2024-06-01T12:00:00Z&amount=19.99'",
-                        '  psql "$(.venv/bin/pgfraud db url)" -c "SELECT * FROM is_fraud(1)"',
-                    ]
-                )
+            workers = workers or serve.default_workers()
+            banner = "\n".join(
+                [
+                    f"pgfraud is serving on {base}  (Ctrl-C stops it)",
+                    f"  curl {base}/health",
+                    f"  curl {base}/is_fraud/1",
+                    f"  curl {base}/rules",
+                    f"  curl '{base}/store_data?account_id=1&transaction_id=800000001"
+                    "&timestamp=2024-06-01T12:00:00Z&amount=19.99'",
+                    '  psql "$(.venv/bin/pgfraud db url)" -c "SELECT * FROM is_fraud(1)"',
+                    f"  ({workers} worker process{'es' if workers != 1 else ''} x {threads} "
+                    "threads)",
+                ]
             )
+            # Bound for good only now, so that nobody connects while seeding runs.
+            sock = serve.bind(host, port)
             try:
-                waitress.serve(app, host=host, port=port, threads=threads, ident="pgfraud")
+                serve.serve(
+                    app,
+                    sock,
+                    workers=workers,
+                    threads=threads,
+                    on_ready=lambda: click.echo(banner),
+                )
             except KeyboardInterrupt:
                 pass
             finally:

@@ -10,8 +10,11 @@ staging table, so loading the same file twice stores nothing new.
 
 from __future__ import annotations
 
+import contextlib
 import csv
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +22,17 @@ import psycopg
 
 from pgfraud import db
 from pgfraud.errors import MAX_LISTED_ERRORS, InvalidInput
-from pgfraud.wire import Transaction, parse_transactions
+from pgfraud.wire import copy_line, parse_transactions, plain_copy_line
 
 REQUIRED = ("account_id", "transaction_id", "amount")
 CHUNK = 10_000
 
 
-def utf8_lines(path: Path) -> Iterator[str]:
+FIELDS = ("account_id", "transaction_id", "timestamp", "amount")
+Values = tuple[str | None, str | None, str | None, str | None]
+
+
+def utf8_lines(path: Path, opened: Callable[[Any], None] | None = None) -> Iterator[str]:
     """The lines of ``path`` as text (UTF-8, a leading BOM dropped), line ends kept as
     csv wants them (``newline=""``), for ``csv.reader``.
 
@@ -33,11 +40,17 @@ def utf8_lines(path: Path) -> Iterator[str]:
     on its own line, however far into the file: the file is decoded with
     ``surrogateescape`` (a bad byte becomes a lone surrogate instead of
     failing a whole 8 KiB read-ahead block) and a line holding one is
-    refused. Errors: InvalidInput ``line N: the file is not UTF-8 text
+    refused. ``opened(handle)`` is called with the open file (to follow its
+    position). Errors: InvalidInput ``line N: the file is not UTF-8 text
     (byte 0xNN at column C)``, ``row`` N.
     """
     with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        if opened is not None:
+            opened(handle)
         for number, line in enumerate(handle, start=1):
+            if line.isascii():  # the common case, checked in C without a copy
+                yield line
+                continue
             try:
                 line.encode("utf-8")
             except UnicodeEncodeError as exc:
@@ -50,24 +63,30 @@ def utf8_lines(path: Path) -> Iterator[str]:
             yield line
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, {field: text}) per data row.
+def _rows(path: Path, seen: Callable[[int], None] | None = None) -> Iterator[tuple[int, Values]]:
+    """(line number, (account_id, transaction_id, timestamp, amount) texts) per
+    data row; None for a value the row lacks. ``seen(bytes)`` is told how far
+    into the file reading has got, every CHUNK rows (for a progress bar).
 
     InvalidInput for a bad header, bytes that are not UTF-8 (on their line),
     or broken CSV (an unterminated quote, a field over 131,072 characters),
     naming the line.
     """
-    reader = csv.reader(utf8_lines(path), strict=True)
+    holder: list[Any] = []
+    reader = csv.reader(utf8_lines(path, holder.append), strict=True)
     try:
-        yield from _read(path, reader)
+        for n, item in enumerate(_read(path, reader), start=1):
+            yield item
+            if seen is not None and n % CHUNK == 0:
+                seen(holder[0].buffer.tell())
     except csv.Error as exc:
         raise InvalidInput(
             f"line {reader.line_num}: not valid CSV ({exc})", row=reader.line_num
         ) from None
 
 
-def _read(path: Path, reader: Any) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Header check, then (line, {field: text}) per non-blank data row."""
+def _read(path: Path, reader: Any) -> Iterator[tuple[int, Values]]:
+    """Header check, then (line, values) per non-blank data row."""
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
@@ -82,64 +101,135 @@ def _read(path: Path, reader: Any) -> Iterator[tuple[int, dict[str, Any]]]:
             field=missing[0].split()[0],
             row=1,
         )
-    index = {name: header.index(name) for name in (*REQUIRED, time_column)}
+    a, t, ts, amt = (
+        header.index(n) for n in ("account_id", "transaction_id", time_column, "amount")
+    )
+    width = max(a, t, ts, amt) + 1
     for values in reader:
-        if not values or all(not v.strip() for v in values):
-            continue  # blank line
-        line = reader.line_num
-        row = {name: values[i] if i < len(values) else None for name, i in index.items()}
-        row["timestamp"] = row.pop(time_column)
-        yield line, {k: v for k, v in row.items() if v is not None}
+        if len(values) >= width:
+            yield reader.line_num, (values[a], values[t], values[ts], values[amt])
+        elif values and not all(not v.strip() for v in values):  # short; blank lines skipped
+            yield (
+                reader.line_num,
+                tuple(values[i] if i < len(values) else None for i in (a, t, ts, amt)),
+            )
 
 
-def _check(chunk: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, Transaction]]:
-    lines = [line for line, _ in chunk]
-    return list(zip(lines, parse_transactions([row for _, row in chunk], rows=lines), strict=True))
+def _full_check(
+    slow: list[tuple[int, Values]], errors: list[dict[str, Any]]
+) -> list[tuple[int, str]]:
+    """The full wire rules (pydantic) for rows the plain path did not take:
+    (line, COPY line) of the good ones; the problems go to ``errors``."""
+    lines = [line for line, _ in slow]
+    rows = [
+        {k: v for k, v in zip(FIELDS, values, strict=True) if v is not None} for _, values in slow
+    ]
+    try:
+        checked = parse_transactions(rows, rows=lines)
+    except InvalidInput as exc:
+        errors.extend(exc.errors)
+        return []
+    return [(line, copy_line(t)) for line, t in zip(lines, checked, strict=True)]
 
 
-def load_csv(conn: psycopg.Connection, path: Path) -> dict[str, int]:
+def load_csv(conn: psycopg.Connection, path: Path, progress: bool = False) -> dict[str, int]:
     """Validate and store ``path`` by COPY in one pass, in the caller's database transaction.
 
-    Rows are validated in chunks and streamed into the staging table; after
-    the first bad row nothing more is staged, but validation goes on so that
-    every bad line (up to 100) is reported. Only a file without bad rows is
-    merged into ``transactions``; otherwise the caller rolls back. Returns
-    ``{"rows": n, "stored": s, "duplicate": d}``. Errors: InvalidInput (bad
-    header or rows, ``errors`` holds ``{"row"/"line", "field", "message"}`` per
-    problem), TransactionConflict (an id already stored with other content;
-    ``row`` is its line).
+    Rows in the plain form pgfraud writes are checked by fast code
+    (pgfraud.wire.plain_copy_line) and sent as COPY text; other rows go
+    through the full rules (pgfraud.wire.parse_transactions), which refuse
+    bad ones with a message. When the file's first ids are not stored yet,
+    the rows are copied straight into ``transactions`` (as fast as
+    PostgreSQL's COPY); otherwise, or when an id turns out to be stored
+    after all, through the staging table with duplicates counted (the file
+    is then read a second time). After the first bad row nothing more is
+    sent, but validation goes on so that every bad line (up to 100) is
+    reported; a file with bad rows stores nothing (the caller rolls back).
+    ``progress``: a progress bar on stderr (rows, rows/s, ETA). Memory is
+    flat in the size of the file. Returns ``{"rows": n, "stored": s,
+    "duplicate": d}``. Errors: InvalidInput (bad header or rows, ``errors``
+    holds ``{"row"/"line", "field", "message"}`` per problem),
+    TransactionConflict (an id already stored with other content; ``row`` is
+    its line).
     """
     errors: list[dict[str, Any]] = []
     count = 0
+    first_ids: list[int] = []
 
-    def staged_rows() -> Iterator[tuple[int, int, int, Any, Any]]:
+    def chunks(numbered: bool) -> Iterator[str]:
         nonlocal count
-        chunk: list[tuple[int, dict[str, Any]]] = []
-        for item in _rows(path):
-            count += 1
-            chunk.append(item)
-            if len(chunk) == CHUNK:
-                yield from validate(chunk)
-                chunk = []
-                if len(errors) >= MAX_LISTED_ERRORS:
-                    return
-        if chunk:
-            yield from validate(chunk)
+        errors.clear()
+        count = 0
+        with _progress(path, progress) as seen:
+            buffer: list[str] = []
+            slow: list[tuple[int, Values]] = []
+            for line, values in _rows(path, seen):
+                count += 1
+                text = None if None in values else plain_copy_line(*values)  # type: ignore[arg-type]
+                if text is None:
+                    slow.append((line, values))
+                elif numbered:
+                    buffer.append(f"{line}\t{text}\n")
+                else:
+                    buffer.append(text + "\n")
+                if count % CHUNK == 0:
+                    yield from flush(buffer, slow, numbered)
+                    buffer, slow = [], []
+                    if len(errors) >= MAX_LISTED_ERRORS:
+                        return
+            yield from flush(buffer, slow, numbered)
 
-    def validate(chunk: list[tuple[int, dict[str, Any]]]) -> Iterator[tuple]:
-        try:
-            good = _check(chunk)
-        except InvalidInput as exc:
-            errors.extend(exc.errors)
-            return
-        if not errors:
-            for line, t in good:
-                yield (line, t.transaction_id, t.account_id, t.timestamp, t.amount)
+    def flush(buffer: list[str], slow: list[tuple[int, Values]], numbered: bool) -> Iterator[str]:
+        if slow:
+            for line, text in _full_check(slow, errors):
+                buffer.append(f"{line}\t{text}\n" if numbered else text + "\n")
+        if buffer and not errors:
+            yield "".join(buffer)
 
-    db.stage_transactions(conn, staged_rows())
-    if errors:
+    db.lift_statement_timeout(conn)
+    # Probe: are the file's first ids stored already (a file loaded again)?
+    for _, values in _rows(path):
+        if values[1] is not None and values[1].strip().isdigit() and len(first_ids) < CHUNK:
+            first_ids.append(min(int(values[1].strip()), 2**63 - 1))
+        if len(first_ids) >= CHUNK:
+            break
+    direct = not db.any_stored(conn, first_ids) if first_ids else True
+    counts = db.store_copy_text(conn, chunks, direct=direct, valid=lambda: not errors)
+    if errors or counts is None:
         raise refused_file(path, errors)
-    return {"rows": count, **db.store_staged(conn)}
+    return {"rows": count, **counts}
+
+
+@contextlib.contextmanager
+def _progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+    """A tqdm bar over the file's bytes showing rows and rows/s (None when disabled)."""
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    size = path.stat().st_size
+    started = time.monotonic()
+    rows = 0
+    with tqdm(
+        total=size,
+        unit="B",
+        unit_scale=True,
+        file=sys.stderr,
+        desc=f"loading {path.name}",
+        bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {postfix} [{elapsed}<{remaining}]",
+        mininterval=0.5,
+    ) as bar:
+
+        def seen(position: int) -> None:
+            nonlocal rows
+            rows += CHUNK
+            rate = rows / max(time.monotonic() - started, 1e-9)
+            bar.set_postfix_str(f"{rows:,} rows, {rate:,.0f} rows/s", refresh=False)
+            bar.update(position - bar.n)
+
+        yield seen
+        bar.update(size - bar.n)
 
 
 def refused_file(path: Path, errors: list[dict[str, Any]]) -> InvalidInput:

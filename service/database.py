@@ -56,7 +56,11 @@ def get_pool() -> ConnectionPool:
                 url,
                 min_size=1,
                 max_size=int(app.config["POOL_MAX_SIZE"]),
-                kwargs={"options": f"-c timezone=UTC -c statement_timeout={timeout}"},
+                kwargs={
+                    "options": f"-c timezone=UTC -c statement_timeout={timeout}",
+                    # Reads are one statement: no BEGIN/COMMIT round trips for them.
+                    "autocommit": True,
+                },
                 timeout=float(app.config["POOL_TIMEOUT_S"]),
                 check=lambda conn: _check_connection(pool, conn),
                 open=True,
@@ -93,6 +97,18 @@ def transaction() -> Iterator[psycopg.Connection]:
     block ends normally, rolled back when it raises. DatabaseUnavailable when no
     connection can be had."""
     try:
+        with get_pool().connection() as conn, conn.transaction():
+            yield conn
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise DatabaseUnavailable() from exc
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[psycopg.Connection]:
+    """A pooled connection in autocommit mode, for a view whose one statement
+    only reads (each statement is its own snapshot; no BEGIN/COMMIT round
+    trips). DatabaseUnavailable when no connection can be had."""
+    try:
         with get_pool().connection() as conn:
             yield conn
     except (PoolTimeout, psycopg.OperationalError) as exc:
@@ -108,15 +124,16 @@ def _connection_lost(exc: DatabaseUnavailable) -> bool:
 
 
 def read(work: Callable[[psycopg.Connection], T]) -> T:
-    """Run an idempotent read ``work(conn)`` in :func:`transaction`; if the
+    """Run an idempotent read ``work(conn)`` on an autocommit connection
+    (:func:`reading`: one statement, no BEGIN/COMMIT round trips); if the
     connection is lost on the way (a restart between the pool's check and the
     query), run it once more on a fresh connection. DatabaseUnavailable when
     that fails too, or on a timeout (never retried)."""
     try:
-        with transaction() as conn:
+        with reading() as conn:
             return work(conn)
     except DatabaseUnavailable as exc:
         if not _connection_lost(exc):
             raise
-    with transaction() as conn:
+    with reading() as conn:
         return work(conn)

@@ -332,7 +332,7 @@ def test_unknown_route_and_method_are_json(client):
 def test_health_and_rules(client):
     health = client.get("/health").get_json()
     assert health["status"] == "ok"
-    assert health["database"]["migrations"] == len(migration_files()) == 5
+    assert health["database"]["migrations"] == len(migration_files()) == 6
     rules = {r["rule_id"]: r for r in client.get("/rules").get_json()["rules"]}
     assert rules["below_average"]["parameters"] == {"factor": 0.9, "min_history": 1}
 

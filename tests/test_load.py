@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -139,3 +141,110 @@ def test_more_bad_rows_than_listed_says_at_least(tmp_path, app_conn):
         load_csv(app_conn, path)
     assert info.value.message.startswith(f"{path}: at least 100 bad row(s), at line(s) 2, 3, ")
     assert [e["line"] for e in info.value.errors] == list(range(2, 102))
+
+
+def stored(database, *ids: int) -> list[tuple]:
+    with db.connect(database.admin_url) as conn:
+        return conn.execute(
+            "SELECT transaction_id, account_id,"
+            " to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS'), amount::text"
+            " FROM transactions WHERE transaction_id = ANY(%s) ORDER BY transaction_id",
+            (list(ids),),
+        ).fetchall()
+
+
+def test_plain_and_other_forms_store_the_same_exact_values(tmp_path, app_conn, database):
+    # Rows 1-3 take the plain (fast) path, rows 4-7 the full rules: the same
+    # rules, so amounts get 2 decimals and times are UTC milliseconds either way.
+    path = tmp_path / "tx.csv"
+    path.write_text(
+        "account_id,transaction_id,timestamp,amount\n"
+        "5,1,2024-01-01T00:00:00Z,13\n"
+        "5,2,2024-01-01T00:00:00.120Z,13.5\n"
+        "5,3,2024-02-29T23:59:59.999Z,0.07\n"
+        "5,4, 2024-01-01T02:00:00+02:00 ,13\n"
+        "5,5,1704067200250,  7.1 \n"
+        "5,6,2024-01-01T00:00:00.123999Z,1.000\n"
+        "5,9223372036854775807,2024-01-01T00:00:00Z,2\n"
+    )
+    assert load_csv(app_conn, path) == {"rows": 7, "stored": 7, "duplicate": 0}
+    app_conn.commit()
+    assert stored(database, 1, 2, 3, 4, 5, 6, 9223372036854775807) == [
+        (1, 5, "2024-01-01 00:00:00.000", "13.00"),
+        (2, 5, "2024-01-01 00:00:00.120", "13.50"),
+        (3, 5, "2024-02-29 23:59:59.999", "0.07"),
+        (4, 5, "2024-01-01 00:00:00.000", "13.00"),
+        (5, 5, "2024-01-01 00:00:00.250", "7.10"),
+        (6, 5, "2024-01-01 00:00:00.123", "1.00"),
+        (9223372036854775807, 5, "2024-01-01 00:00:00.000", "2.00"),
+    ]
+
+
+def test_a_plain_looking_impossible_date_is_refused_by_line(tmp_path, app_conn):
+    path = tmp_path / "tx.csv"
+    path.write_text(
+        "account_id,transaction_id,timestamp,amount\n"
+        "5,1,2024-01-01T00:00:00Z,1.00\n"
+        "5,2,2023-02-29T00:00:00Z,1.00\n"
+    )
+    with pytest.raises(InvalidInput) as info:
+        load_csv(app_conn, path)
+    assert [(e["line"], e["field"]) for e in info.value.errors] == [(3, "timestamp")]
+
+
+def test_an_id_stored_past_the_first_ids_falls_back_to_counting_duplicates(
+    tmp_path, app_conn, database
+):
+    # The first 10,000 ids are new, so the load starts as one COPY straight
+    # into the table; id 10,003 is stored already (same content), so that
+    # attempt is undone and the file goes through staging: one duplicate.
+    with db.connect(database.app_url) as conn:
+        db.store_transactions(
+            conn,
+            [
+                {
+                    "account_id": 1,
+                    "transaction_id": 10_003,
+                    "timestamp": datetime(2024, 1, 1, tzinfo=UTC),
+                    "amount": Decimal("3.00"),
+                }
+            ],
+        )
+        conn.commit()
+    path = tmp_path / "tx.csv"
+    lines = [f"1,{i},2024-01-01T00:00:00Z,3.00\n" for i in range(1, 10_006)]
+    path.write_text("account_id,transaction_id,timestamp,amount\n" + "".join(lines))
+    assert load_csv(app_conn, path) == {"rows": 10_005, "stored": 10_004, "duplicate": 1}
+    app_conn.commit()
+    assert count(database) == 10_005
+
+
+def test_an_id_twice_with_other_content_is_a_conflict_on_the_direct_path(tmp_path, app_conn):
+    path = tmp_path / "tx.csv"
+    path.write_text(
+        "account_id,transaction_id,timestamp,amount\n"
+        "1,7,2024-01-01T00:00:00Z,3.00\n"
+        "1,8,2024-01-01T00:00:00Z,3.00\n"
+        "1,7,2024-01-01T00:00:00Z,4.00\n"
+    )
+    with pytest.raises(TransactionConflict) as info:
+        load_csv(app_conn, path)
+    assert info.value.row == 4
+
+
+def test_a_load_is_not_cut_by_the_logins_statement_timeout(tmp_path, database):
+    # Service logins have statement_timeout 30 s; a big load (COPY plus its
+    # scoring) may take longer, so the load lifts it for its own transaction.
+    # Shown with a 1 ms timeout on the session instead of a slow load.
+    path = tmp_path / "tx.csv"
+    lines = [
+        f"{i % 50},{i},2024-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}Z,3.00\n"
+        for i in range(1, 20_001)
+    ]
+    path.write_text("account_id,transaction_id,timestamp,amount\n" + "".join(lines))
+    with db.connect(database.app_url) as conn:
+        conn.execute("SET statement_timeout = 1")
+        assert load_csv(conn, path) == {"rows": 20_000, "stored": 20_000, "duplicate": 0}
+        conn.commit()
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "1ms"
+    assert count(database) == 20_000

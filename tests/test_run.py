@@ -1,6 +1,7 @@
 """`pgfraud run` end to end, as `make run` starts it: local server, seed, serve, Ctrl-C.
 
-Also the generator's `--to api` sink against the real server (waitress).
+Also the generator's `--to api` sink against the real server (gunicorn), a busy port,
+and SIGTERM.
 """
 
 from __future__ import annotations
@@ -136,3 +137,58 @@ def test_run_refuses_a_public_address_without_a_token(run_env):
     )
     assert result.returncode == 2
     assert "refusing to listen on 0.0.0.0 without PGFRAUD_API_TOKEN" in result.stderr
+
+
+def children(pid: int) -> set[int]:
+    """The live child processes of ``pid`` (Linux /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.update(int(p) for p in text)
+    return found
+
+
+def test_run_refuses_a_busy_port_in_one_line_before_starting_anything(run_env):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [PGFRAUD, "run", "--port", str(port)], env=run_env, capture_output=True, text=True
+        )
+    assert result.returncode == 1
+    assert result.stdout == ""  # no banner, no "migrated", no seeding
+    assert result.stderr == (
+        f"error: port {port} on 127.0.0.1 is already in use (another `pgfraud run`?); "
+        "choose another with --port or PORT=...\n"
+    )
+    # The local PostgreSQL was never made, let alone started.
+    assert not (Path(run_env["PGFRAUD_HOME"]) / "data").exists()
+
+
+def test_run_serves_with_worker_processes_and_sigterm_stops_them_and_postgres(run_env):
+    run_env = {**run_env, "PGFRAUD_WORKERS": "3", "PGFRAUD_THREADS": "4"}
+    base = f"http://127.0.0.1:{run_env['PORT']}"
+    proc = start(run_env)
+    try:
+        assert wait_for(f"{base}/health", proc).status_code == 200
+        # The master's children are its workers (PostgreSQL is daemonised by pg_ctl).
+        deadline = time.monotonic() + 30
+        while len(workers := children(proc.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(workers) == 3, workers
+        answers = [requests.get(f"{base}/is_fraud/1", timeout=5) for _ in range(20)]
+        assert {a.status_code for a in answers} == {200}
+        assert answers[0].headers["Content-Type"] == "application/json"
+        assert answers[0].json()["account_id"] == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    assert "3 worker processes x 4 threads" in output
+    assert "Traceback" not in output
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or b"Z" in Path(f"/proc/{pid}/stat").read_bytes()
+    status = subprocess.run([PGFRAUD, "db", "status"], env=run_env, capture_output=True, text=True)
+    assert status.returncode == 1, status.stdout
+    assert status.stdout.startswith("local PostgreSQL: stopped\n")

@@ -103,6 +103,9 @@ BEGIN
                             coalesce(v_base_sums, '{}')) AS e;
         GET DIAGNOSTICS v_new = ROW_COUNT;
     ELSE
+        -- Planned for the actual sizes (a late arrival into a big account, a
+        -- rule change): the anti-join below must be a hash join, never a loop.
+        PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
         WITH computed AS MATERIALIZED (
             SELECT e.*
             FROM _evaluate_from(v_rules, coalesce(v_account_ids, '{}'), coalesce(v_from_ts, '{}'),
@@ -115,9 +118,11 @@ BEGIN
                 AS s(account_id, from_ts, from_transaction_id)
             WHERE al.account_id = s.account_id
               AND (al.ts, al.transaction_id) >= (s.from_ts, s.from_transaction_id)
-              -- A hashed lookup (never NULL on either side), whatever the plan's row estimates.
-              AND (al.transaction_id, al.rule_id, al.ts) NOT IN (
-                  SELECT c.transaction_id, c.rule_id, c.ts FROM computed AS c
+              AND NOT EXISTS (
+                  SELECT FROM computed AS c
+                  WHERE c.transaction_id = al.transaction_id
+                    AND c.rule_id = al.rule_id
+                    AND c.ts = al.ts
               )
         ),
         upserted AS (

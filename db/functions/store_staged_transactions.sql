@@ -17,7 +17,6 @@ VOLATILE
 AS $$
 DECLARE
     v_conflict record;
-    v_inserted bigint[];
 BEGIN
     SELECT s.transaction_id, min(s.row_number) AS first_row, max(s.row_number) AS last_row
     INTO v_conflict
@@ -35,17 +34,29 @@ BEGIN
                   HINT = format('rows %s and %s differ', v_conflict.first_row, v_conflict.last_row);
     END IF;
 
-    WITH inserted AS (
-        INSERT INTO transactions AS t (transaction_id, account_id, ts, amount)
-        -- Amounts are stored with exactly 2 decimal places (13 -> 13.00); the
-        -- staging table's CHECK already refused more places.
-        SELECT DISTINCT ON (s.transaction_id) s.transaction_id, s.account_id, s.ts, round(s.amount, 2)
+    -- The rows are inserted and answered in one statement (no array of the
+    -- inserted ids, so a load of millions of rows costs no memory for them);
+    -- the conflict check below still sees them, and its error discards the
+    -- answer with everything else.
+    RETURN QUERY
+        WITH inserted AS (
+            INSERT INTO transactions AS t (transaction_id, account_id, ts, amount)
+            -- Amounts are stored with exactly 2 decimal places (13 -> 13.00); the
+            -- staging table's CHECK already refused more places.
+            SELECT DISTINCT ON (s.transaction_id) s.transaction_id, s.account_id, s.ts,
+                   round(s.amount, 2)
+            FROM pg_temp.staged_transactions AS s
+            ORDER BY s.transaction_id, s.row_number
+            ON CONFLICT ON CONSTRAINT transactions_pkey DO NOTHING
+            RETURNING t.transaction_id
+        )
+        SELECT s.row_number, s.transaction_id,
+               CASE WHEN i.transaction_id IS NOT NULL
+                         AND s.row_number = min(s.row_number) OVER (PARTITION BY s.transaction_id)
+                    THEN 'stored' ELSE 'duplicate' END
         FROM pg_temp.staged_transactions AS s
-        ORDER BY s.transaction_id, s.row_number
-        ON CONFLICT ON CONSTRAINT transactions_pkey DO NOTHING
-        RETURNING t.transaction_id
-    )
-    SELECT coalesce(array_agg(i.transaction_id), '{}') INTO v_inserted FROM inserted AS i;
+        LEFT JOIN inserted AS i ON i.transaction_id = s.transaction_id
+        ORDER BY s.row_number;
 
     SELECT s.row_number, s.transaction_id
     INTO v_conflict
@@ -62,14 +73,6 @@ BEGIN
                   HINT = 'a transaction id names one transaction; send it again only unchanged';
     END IF;
 
-    RETURN QUERY
-        SELECT s.row_number, s.transaction_id,
-               CASE WHEN i.transaction_id IS NOT NULL
-                         AND s.row_number = min(s.row_number) OVER (PARTITION BY s.transaction_id)
-                    THEN 'stored' ELSE 'duplicate' END
-        FROM pg_temp.staged_transactions AS s
-        LEFT JOIN unnest(v_inserted) AS i(transaction_id) ON i.transaction_id = s.transaction_id
-        ORDER BY s.row_number;
 END;
 $$;
 
