@@ -434,8 +434,7 @@ def account_history(account_id: str):
     account = parse_id(account_id, "account_id")
     page = parse_model(HistoryPage, _single_value_args())
     before = parse_history_cursor(page.before) if page.before is not None else None
-    with transaction() as conn:
-        rows = db.get_account_history(conn, account, page.limit + 1, before)
+    rows = read(lambda conn: db.get_account_history(conn, account, page.limit + 1, before))
     following = None
     if len(rows) > page.limit:
         rows = rows[: page.limit]
@@ -452,8 +451,7 @@ def account_reviews(account_id: str):
     reviewed_at}]}`` (empty when none); 400 for a bad id or limit."""
     account = parse_id(account_id, "account_id")
     limit = _limit_arg(100, 10_000)
-    with transaction() as conn:
-        rows = db.get_account_reviews(conn, account, limit)
+    rows = read(lambda conn: db.get_account_reviews(conn, account, limit))
     return jsonify({"account_id": account, "reviews": [_serialise(r) for r in rows]})
 
 
@@ -463,8 +461,7 @@ def overview():
     review backlog (SQL ``get_overview``): 200 ``{"until", "hours": [{hour,
     transactions, alerts}], "by_rule": [{rule_id, alerts, unreviewed}],
     "backlog": {unreviewed, confirmed_fraud, false_positive}}``."""
-    with transaction() as conn:
-        return jsonify(db.get_overview(conn))
+    return jsonify(read(db.get_overview))
 
 
 def backtest_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -488,8 +485,7 @@ def evaluate():
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object with rules, from and to")
     query = parse_model(Backtest, body)
-    with transaction() as conn:
-        rows = db.backtest_rules(conn, query.rules, query.from_, query.to)
+    rows = read(lambda conn: db.backtest_rules(conn, query.rules, query.from_, query.to))
     return jsonify({"results": backtest_json(rows)})
 
 
