@@ -229,7 +229,8 @@ def test_a_posted_alert_appears_live_in_the_queue(site):
     assert cells[5] == "amount 25000.00 is at or above the limit 10000"
     # From the live row to its account: the chart shows the flagged point.
     row.locator("a").click()
-    canvas = page.locator("#account-chart")
+    canvas = page.locator("#account-chart[data-drawn-points]")  # once the chart is drawn
+    canvas.wait_for()
     assert canvas.get_attribute("data-drawn-points") == "1"
     assert canvas.get_attribute("data-flagged-points") == "1"
 
@@ -249,7 +250,8 @@ def _point_position(page, dataset: int) -> dict:
 def test_the_account_chart_draws_its_points_and_the_reasons(site):
     base, page = site
     page.goto(base + "/ui/accounts/7")
-    canvas = page.locator("#account-chart")
+    canvas = page.locator("#account-chart[data-drawn-points]")
+    canvas.wait_for()
     # 3 plain points; transaction 704 once per rule that flagged it.
     assert canvas.get_attribute("data-drawn-points") == "5"
     assert canvas.get_attribute("data-flagged-points") == "2"
