@@ -14,7 +14,7 @@ N ?= 10000
 SEED ?= $(shell date +%s)
 
 .DEFAULT_GOAL := help
-.PHONY: help install postgres run seed test test-pg16 test-floors bench lint format clean distclean db-url
+.PHONY: help install postgres browser run seed test test-pg16 test-floors bench lint format clean distclean db-url
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,20 @@ postgres: $(STAMP) ## Make sure PostgreSQL server binaries exist
 		$(BIN)/python -m pip install --quiet 'pgserver>=0.1.4'; \
 	fi
 
+# The browser tests (tests/test_pages.py) drive Debian's Chromium through
+# Playwright (never Playwright's own browser downloads).
+browser: ## Make sure Chromium is there for the browser tests (Debian's chromium, chromium-driver)
+	@if [ -x /usr/bin/chromium ]; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Chromium from Debian's packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else \
+		echo "error: the browser tests need Chromium at /usr/bin/chromium; install it as root:" >&2; \
+		echo "  apt-get install chromium chromium-driver   (or run make test as root)" >&2; \
+		exit 1; \
+	fi
+
 run: install ## Serve the API on http://127.0.0.1:5000 (seeds 100,000 transactions on first run)
 	$(BIN)/pgfraud run
 
@@ -54,11 +68,11 @@ seed: install ## Add N (default 10000) generated transactions to the database, b
 		--labels .pgfraud/labels-$(SEED).csv
 	$(BIN)/pgfraud load-labels .pgfraud/labels-$(SEED).csv
 
-test: install ## Run the tests against a throwaway PostgreSQL
+test: install browser ## Run the tests against a throwaway PostgreSQL
 	$(BIN)/pytest -q
 
 FLOORS := .venv-floors
-test-floors: postgres ## Run the tests with the lowest dependency versions allowed (.ci/floors.txt)
+test-floors: postgres browser ## Run the tests with the lowest dependency versions allowed (.ci/floors.txt)
 	rm -rf $(FLOORS)
 	$(PYTHON) -m venv $(FLOORS)
 	$(FLOORS)/bin/python -m pip install --quiet -r .ci/floors.txt

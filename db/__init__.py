@@ -606,3 +606,100 @@ def evaluate_rules(
             "SELECT * FROM evaluate_rules(%s::jsonb, %s, %s)",
             (dumps_json(rules) if rules is not None else None, start, end),
         ).fetchall()
+
+
+def _json_numbers(value: Any) -> str:
+    """JSON text of dicts, lists, strings, booleans, None, ints and Decimals, with
+    Decimals written as exact JSON numbers (rule parameters are numbers)."""
+    if isinstance(value, dict):
+        items = (f"{json.dumps(str(k))}: {_json_numbers(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_json_numbers(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise InvalidInput("parameters must be finite numbers", field="parameters")
+        return format(value, "f")
+    return json.dumps(value)
+
+
+def get_account_history(
+    conn: psycopg.Connection,
+    account_id: int,
+    limit: int = 100,
+    before: tuple[datetime, int] | None = None,
+) -> list[dict[str, Any]]:
+    """One account's transactions, newest first, with their alerts and latest review
+    (SQL ``get_account_history``): dicts with transaction_id, account_id, ts,
+    amount (Decimal), alerts (list of {alert_id, rule_id, observed, threshold,
+    reason}, decimals as strings), review_status. ``before``: the (ts,
+    transaction_id) position to continue after (the next page).
+    Errors: AccountNotFound, InvalidInput (limit outside 1..10000).
+    """
+    before_ts, before_transaction = before or (None, None)
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM get_account_history(%s, %s, %s, %s)",
+            (account_id, limit, before_ts, before_transaction),
+        ).fetchall()
+
+
+def get_account_reviews(
+    conn: psycopg.Connection, account_id: int, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The review history of one account, newest first (SQL ``get_account_reviews``):
+    dicts with review_id, transaction_id, account_id, status, note, reviewer,
+    reviewed_at. Errors: InvalidInput (limit outside 1..10000)."""
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM get_account_reviews(%s, %s)", (account_id, limit)
+        ).fetchall()
+
+
+def get_overview(conn: psycopg.Connection) -> dict[str, Any]:
+    """The overview (SQL ``get_overview``): {until, hours: [{hour, transactions,
+    alerts}] (24, oldest first), by_rule: [{rule_id, alerts, unreviewed}],
+    backlog: {unreviewed, confirmed_fraud, false_positive}}."""
+    with wrap_errors():
+        return conn.execute("SELECT get_overview()").fetchone()[0]
+
+
+def backtest_rules(
+    conn: psycopg.Connection,
+    rules: dict[str, Any] | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> list[dict[str, Any]]:
+    """evaluate_rules plus the transactions in range and flagged per 1,000 (SQL
+    ``backtest_rules``), callable by the service's role. ``rules``:
+    {rule_id: parameters} (None: the enabled rules); [start, end) the
+    transaction time (None: unbounded). Rows: rule_id, scenario, labelled,
+    flagged, true_positives, precision_ratio, recall_ratio, transactions,
+    flagged_per_1000 (Decimal or None). Errors: InvalidInput.
+    """
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM backtest_rules(%s::jsonb, %s, %s)",
+            (_json_numbers(rules) if rules is not None else None, start, end),
+        ).fetchall()
+
+
+def change_rule(
+    conn: psycopg.Connection,
+    rule_id: str,
+    enabled: bool | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Turn a rule on/off and/or merge parameters (SQL ``change_rule``, set_rule for
+    the service role); re-scores the stored history. Returns rule_id, enabled,
+    parameters, description. Errors: RuleNotFound, InvalidInput (the
+    validator's message naming rule and parameter)."""
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM change_rule(%s, %s, %s::jsonb)",
+            (
+                rule_id,
+                enabled,
+                _json_numbers(parameters) if parameters is not None else None,
+            ),
+        ).fetchone()

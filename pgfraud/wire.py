@@ -542,3 +542,118 @@ def loads_json(body: bytes | str) -> Any:
         )
     except RecursionError:
         raise ValueError("nested too deeply") from None
+
+
+def _parse_parameters(value: Any) -> dict[str, int | Decimal]:
+    """Rule parameters: an object of names to JSON numbers (exact decimals)."""
+    if not isinstance(value, dict) or not value:
+        raise _error("must be an object of parameter names to numbers")
+    for name, number in value.items():
+        if not _RULE_ID.fullmatch(name):
+            raise _error(f"has a parameter name that is not one: {_show(name)}")
+        if isinstance(number, bool) or not isinstance(number, int | Decimal):
+            raise _error(f"{name} must be a number, not {_show(number)}")
+        if isinstance(number, Decimal) and not number.is_finite():
+            raise _error(f"{name} must be a finite number")
+    return value
+
+
+def _parse_rule_set(value: Any) -> dict[str, dict[str, int | Decimal]]:
+    if not isinstance(value, dict) or not value:
+        raise _error("must be an object {rule_id: {parameter: number}}")
+    for rule_id, parameters in value.items():
+        _parse_rule_id(rule_id)
+        try:
+            _parse_parameters(parameters)
+        except PydanticCustomError as exc:
+            raise _error(f"{rule_id}: parameters {exc}") from None
+    return value
+
+
+def _parse_switch(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _error("must be true or false")
+    return value
+
+
+class Backtest(BaseModel):
+    """A backtest (POST /evaluate body): the rules to run and the time range."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules: Annotated[dict[str, Any], BeforeValidator(_parse_rule_set)] | None = None
+    from_: Annotated[Timestamp | None, Field(alias="from")] = None
+    to: Timestamp | None = None
+
+
+class RuleChange(BaseModel):
+    """A change to one rule (a value of the PATCH /rules body)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: Annotated[bool, BeforeValidator(_parse_switch)] | None = None
+    parameters: Annotated[dict[str, Any], BeforeValidator(_parse_parameters)] | None = None
+
+
+def parse_rule_changes(data: Any) -> dict[str, RuleChange]:
+    """The PATCH /rules body ``{rule_id: {enabled?, parameters?}}``, at least one rule,
+    each with enabled, parameters or both; InvalidInput naming ``<rule_id>.<field>``."""
+    if not isinstance(data, dict) or not data:
+        raise InvalidInput(
+            "the body must be a JSON object {rule_id: {enabled, parameters}} naming a rule",
+            field="rules",
+        )
+    changes = {}
+    for rule_id, change in data.items():
+        if not _RULE_ID.fullmatch(rule_id):
+            raise InvalidInput(f"{_show(rule_id)} is not a rule id", field=rule_id)
+        if not isinstance(change, dict) or not change:
+            raise InvalidInput(
+                f"{rule_id} must be an object with enabled, parameters or both", field=rule_id
+            )
+        for key, value in change.items():
+            if value is None:
+                raise InvalidInput(f"{rule_id}: {key} must not be null", field=f"{rule_id}.{key}")
+        try:
+            changes[rule_id] = parse_model(RuleChange, change)
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"{rule_id}: {exc.message}", field=f"{rule_id}.{exc.field or ''}".rstrip(".")
+            ) from None
+    return changes
+
+
+class HistoryPage(BaseModel):
+    """Paging of an account's history (GET /accounts/<id>/history query parameters)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limit: Annotated[int, BeforeValidator(_parse_limit(1000))] = 100
+    before: str | None = None
+
+
+_HISTORY_CURSOR = re.compile(r"([0-9]{1,15})\.([0-9]{1,19})")
+
+
+def format_history_cursor(ts: datetime, transaction_id: int) -> str:
+    """The position before one transaction of an account, ``<epoch ms>.<transaction_id>``."""
+    ms = int((ts - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000)
+    return f"{ms}.{transaction_id}"
+
+
+def parse_history_cursor(text: str) -> tuple[datetime, int]:
+    """(ts, transaction_id) of a cursor made by format_history_cursor; InvalidInput
+    naming ``before`` otherwise."""
+    match = _HISTORY_CURSOR.fullmatch(text)
+    if not match or int(match[2]) > MAX_ID:
+        raise InvalidInput(
+            "before must be a cursor from a previous page's next link "
+            "(<epoch ms>.<transaction_id>)",
+            field="before",
+        )
+    seconds, millis = divmod(int(match[1]), 1000)
+    try:
+        ts = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=millis * 1000)
+    except (OverflowError, ValueError, OSError):
+        raise InvalidInput("before is out of range", field="before") from None
+    return ts, int(match[2])

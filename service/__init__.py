@@ -13,7 +13,9 @@ Configuration (``create_app(test_config)`` keys, or the environment):
 ``POOL_MAX_SIZE`` (default 8), ``POOL_TIMEOUT_S`` (seconds to wait for a
 connection before answering 503, default 5), ``FEED_HEARTBEAT_S`` (seconds
 between heartbeats on /alerts/stream, default 15), ``FEED_MAX_STREAMS``
-(open streams per server process, default 16; each holds a thread).
+(open streams per server process, default 16; each holds a thread),
+``PAGE_HEALTH_INTERVAL_S`` (seconds between the analyst's page's checks of
+/health, default 10; every 2 s while the database is down).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import simplejson
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from pgfraud.service import database, errors, routes
+from pgfraud.service import database, errors, pages, routes
 
 
 class ExactJSONProvider(DefaultJSONProvider):
@@ -61,6 +63,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         POOL_TIMEOUT_S=5,
         FEED_HEARTBEAT_S=15,
         FEED_MAX_STREAMS=16,
+        PAGE_HEALTH_INTERVAL_S=10,
     )
     if test_config:
         app.config.update(test_config)
@@ -72,4 +75,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     database.init_app(app)
     errors.init_app(app)
     app.register_blueprint(routes.bp)
+    app.register_blueprint(pages.bp)
     return app

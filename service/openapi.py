@@ -104,6 +104,208 @@ def openapi_document() -> dict[str, Any]:
         "required": True,
         "schema": _ID,
     }
+    document = _document(account_param)
+    for path, operations in _page_paths(account_param).items():
+        document["paths"].setdefault(path, {}).update(operations)
+    return document
+
+
+# Every rule's parameters as SQL rule_parameter_ranges() lists them (kind,
+# minimum, maximum, maximum excluded); tests/test_page_api.py checks this copy
+# against the database, so the document cannot drift from the validator.
+RULE_PARAMETERS: dict[str, dict[str, tuple[str, int, int, bool]]] = {
+    "amount_spike": {
+        "multiplier": ("number", 0, 1000, False),
+        "min_history": ("integer", 1, 1000000, False),
+        "window_days": ("number", 0, 3660, False),
+    },
+    "below_average": {
+        "factor": ("number", 0, 1000, False),
+        "min_history": ("integer", 1, 1000000, False),
+        "window_days": ("number", 0, 3660, False),
+    },
+    "compromised_merchant": {
+        "window_days": ("number", 0, 3660, False),
+        "delay_days": ("number", 0, 3660, False),
+        "min_known_fraud": ("integer", 1, 1000000, False),
+        "min_fraud_share": ("number", 0, 1, False),
+    },
+    "large_amount": {"threshold": ("number", 0, 10000000000000, True)},
+    "new_merchant_large": {
+        "multiplier": ("number", 0, 1000, False),
+        "min_history": ("integer", 1, 1000000, False),
+    },
+    "rapid_succession": {"min_gap_seconds": ("number", 0, 86400, False)},
+    "same_timestamp": {"max_transactions": ("integer", 1, 1000000, False)},
+    "velocity": {
+        "window_seconds": ("integer", 1, 31622400, False),
+        "max_transactions": ("integer", 1, 1000000, False),
+    },
+}
+# Parameters with a default (SQL rule_parameter_defaults()): never required.
+OPTIONAL_PARAMETERS = {("amount_spike", "window_days"), ("below_average", "window_days")}
+
+
+def _parameters_schema(rule_id: str, complete: bool) -> dict[str, Any]:
+    """The JSON Schema of one rule's parameters: all of them (complete) or some."""
+    properties = {}
+    for name, (kind, low, high, excluded) in RULE_PARAMETERS[rule_id].items():
+        bound = "exclusiveMaximum" if excluded else "maximum"
+        properties[name] = {"type": kind, "minimum": low, bound: high}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": properties,
+    }
+    if complete:
+        schema["required"] = [n for n in properties if (rule_id, n) not in OPTIONAL_PARAMETERS]
+    return schema
+
+
+def _page_paths(account_param: dict[str, Any]) -> dict[str, Any]:
+    """The index and the endpoints the analyst's page reads and writes through."""
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
+    }
+    return {
+        "/": {
+            "get": {
+                "summary": "The analyst's page (HTML) for browsers; the JSON index otherwise",
+                "responses": {"200": {"description": "HTML when Accept prefers text/html"}},
+            }
+        },
+        "/api": {
+            "get": {
+                "summary": "The JSON index: where the endpoints are",
+                "responses": {"200": {"description": "service, version, endpoints"}},
+            }
+        },
+        "/overview": {
+            "get": {
+                "summary": "Transactions and alerts per hour (last day stored), alerts by rule, "
+                "review backlog",
+                "responses": {"200": {"description": "until, hours, by_rule, backlog"}},
+            }
+        },
+        "/accounts/{account_id}/history": {
+            "get": {
+                "summary": "An account's transactions, newest first, with alerts and review",
+                "parameters": [
+                    account_param,
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": r"^[0-9]{1,13}\.[0-9]{1,18}$"},
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "transactions and next (a URL or null)"},
+                    "400": _error("bad id, limit or cursor"),
+                    "404": _error("account has no transactions"),
+                },
+            }
+        },
+        "/accounts/{account_id}/reviews": {
+            "get": {
+                "summary": "An account's review history, newest first",
+                "parameters": [account_param, limit],
+                "responses": {
+                    "200": {"description": "reviews"},
+                    "400": _error("bad id or limit"),
+                },
+            }
+        },
+        "/evaluate": {
+            "post": {
+                "summary": "Precision and recall per rule and scenario (live rules or a backtest)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "rules": {
+                                        "anyOf": [
+                                            {
+                                                "type": "object",
+                                                "additionalProperties": False,
+                                                "minProperties": 1,
+                                                "properties": {
+                                                    r: _parameters_schema(r, True)
+                                                    for r in RULE_PARAMETERS
+                                                },
+                                            },
+                                            {"type": "null"},
+                                        ],
+                                        "description": "the whole set of rules to run, each"
+                                        " with all its parameters; absent or null: the live ones",
+                                    },
+                                    "from": {"anyOf": [_TIMESTAMP_IN, {"type": "null"}]},
+                                    "to": {"anyOf": [_TIMESTAMP_IN, {"type": "null"}]},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "results"},
+                    "400": _error("invalid field"),
+                    "415": _error("Content-Type is not application/json"),
+                },
+            }
+        },
+        "/rules": {
+            "patch": {
+                "summary": "Turn rules on/off and/or change their parameters, all-or-nothing"
+                " (re-scores history)",
+                "security": [{"bearer": []}, {}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "minProperties": 1,
+                                "properties": {
+                                    r: {
+                                        "type": "object",
+                                        "additionalProperties": False,
+                                        "minProperties": 1,
+                                        "properties": {
+                                            "enabled": {"type": "boolean"},
+                                            "parameters": _parameters_schema(r, False),
+                                        },
+                                    }
+                                    for r in RULE_PARAMETERS
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "the changed rules, in rule_id order"},
+                    "400": _error("invalid field or parameter (the validator's message)"),
+                    "401": _error("token required"),
+                    "404": _error("no such rule"),
+                    "415": _error("Content-Type is not application/json"),
+                },
+            }
+        },
+    }
+
+
+def _document(account_param: dict[str, Any]) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {

@@ -26,15 +26,20 @@ from pgfraud.service.database import read, transaction
 from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
     AlertQuery,
+    Backtest,
     EventPage,
+    HistoryPage,
     Review,
     format_event_cursor,
+    format_history_cursor,
     format_timestamp,
     loads_json,
     parse_event_cursor,
     parse_feed_position,
+    parse_history_cursor,
     parse_id,
     parse_model,
+    parse_rule_changes,
     parse_transaction,
     parse_transactions,
     to_record,
@@ -82,9 +87,10 @@ def requires_token(view: Callable) -> Callable:
     return wrapper
 
 
-@bp.get("/")
+@bp.get("/api")
 def index():
-    """Where to go: the endpoints of this service."""
+    """Where to go: the endpoints of this service (also ``/`` for clients that do
+    not ask for HTML; browsers get the analyst's page there)."""
     return jsonify(
         {
             "service": "pgfraud",
@@ -98,7 +104,13 @@ def index():
                 "review": "/transactions/<transaction_id>/review (POST JSON)",
                 "account_transactions": "/accounts/<account_id>/transactions?limit=100",
                 "store_data": "/store_data (POST JSON, or GET with query parameters)",
+                "account_history": "/accounts/<account_id>/history?limit=100&before=<cursor>",
+                "account_reviews": "/accounts/<account_id>/reviews?limit=100",
+                "overview": url_for("api.overview"),
+                "evaluate": "/evaluate (POST JSON: rules, from, to)",
+                "change_rules": "/rules (PATCH JSON: {rule_id: {enabled, parameters}})",
                 "openapi": url_for("api.openapi"),
+                "page": url_for("pages.queue"),
             },
         }
     )
@@ -450,3 +462,112 @@ def store_data_json():
     stored = sum(1 for r in results if r["status"] == "stored")
     body = {"stored": stored, "duplicates": len(results) - stored, "results": results}
     return jsonify(body), 201 if stored else 200
+
+
+def _limit_arg(default: int, maximum: int) -> int:
+    limits = request.args.getlist("limit") or [str(default)]
+    if len(limits) > 1:
+        raise InvalidInput("limit is given more than once", field="limit")
+    if not LIMIT.fullmatch(limits[0]) or not 1 <= int(limits[0]) <= maximum:
+        raise InvalidInput(f"limit must be an integer from 1 to {maximum}", field="limit")
+    return int(limits[0])
+
+
+def history_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of get_account_history as JSON objects (timestamp, amount as a string)."""
+    return [_serialise(r, {"ts": "timestamp"}) for r in rows]
+
+
+@bp.get("/accounts/<account_id>/history")
+def account_history(account_id: str):
+    """An account's transactions, newest first, each with the alerts it raised and its
+    latest review (SQL ``get_account_history``), a page at a time.
+
+    ``?limit=`` 1..1000 (default 100); ``?before=`` the cursor from the
+    previous page's ``next``. 200 ``{"account_id", "transactions":
+    [{transaction_id, account_id, timestamp, amount, alerts: [{alert_id,
+    rule_id, observed, threshold, reason}], review_status}], "next"}``
+    (``next`` null on the last page); 400 for a bad id, limit or cursor; 404
+    for an unknown account.
+    """
+    account = parse_id(account_id, "account_id")
+    page = parse_model(HistoryPage, _single_value_args())
+    before = parse_history_cursor(page.before) if page.before is not None else None
+    rows = read(lambda conn: db.get_account_history(conn, account, page.limit + 1, before))
+    following = None
+    if len(rows) > page.limit:
+        rows = rows[: page.limit]
+        cursor = format_history_cursor(rows[-1]["ts"], rows[-1]["transaction_id"])
+        following = f"{request.path}?{urlencode({'limit': page.limit, 'before': cursor})}"
+    return jsonify({"account_id": account, "transactions": history_json(rows), "next": following})
+
+
+@bp.get("/accounts/<account_id>/reviews")
+def account_reviews(account_id: str):
+    """The review history of one account, newest first (SQL ``get_account_reviews``):
+    ``?limit=`` 1..10000 (default 100). 200 ``{"account_id", "reviews":
+    [{review_id, transaction_id, account_id, status, note, reviewer,
+    reviewed_at}]}`` (empty when none); 400 for a bad id or limit."""
+    account = parse_id(account_id, "account_id")
+    limit = _limit_arg(100, 10_000)
+    rows = read(lambda conn: db.get_account_reviews(conn, account, limit))
+    return jsonify({"account_id": account, "reviews": [_serialise(r) for r in rows]})
+
+
+@bp.get("/overview")
+def overview():
+    """Transactions and alerts per hour over the last day stored, alerts by rule and the
+    review backlog (SQL ``get_overview``): 200 ``{"until", "hours": [{hour,
+    transactions, alerts}], "by_rule": [{rule_id, alerts, unreviewed}],
+    "backlog": {unreviewed, confirmed_fraud, false_positive}}``."""
+    return jsonify(read(db.get_overview))
+
+
+def backtest_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of backtest_rules as JSON objects (ratios as decimal strings)."""
+    return [_serialise(r) for r in rows]
+
+
+@bp.post("/evaluate")
+def evaluate():
+    """Precision and recall per rule and scenario, for the live rules or a backtest of
+    candidate parameters (SQL ``backtest_rules``, i.e. ``evaluate_rules``). Reads only.
+
+    Body (JSON, each optional): ``{"rules": {rule_id: {parameter: number}}``
+    (the whole set of rules to run; absent: the enabled rules), ``"from"``,
+    ``"to"`` (transaction time [from, to), ISO 8601 or epoch ms)}. 200
+    ``{"results": [{rule_id, scenario, labelled, flagged, true_positives,
+    precision_ratio, recall_ratio, transactions, flagged_per_1000}]}``, ratios
+    as decimal strings or null; 400 naming the bad field; 415 unless JSON.
+    """
+    body = _json_body()
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object with rules, from and to")
+    query = parse_model(Backtest, body)
+    rows = read(lambda conn: db.backtest_rules(conn, query.rules, query.from_, query.to))
+    return jsonify({"results": backtest_json(rows)})
+
+
+@bp.patch("/rules")
+@requires_token
+def change_rules():
+    """Turn rules on or off and/or change their parameters, all-or-nothing (SQL
+    ``change_rule`` per rule, which calls ``set_rule`` and its validator); the
+    stored history is re-scored in the same database transaction.
+
+    Body (JSON): ``{rule_id: {"enabled": true|false (optional), "parameters":
+    {name: number} (optional, merged over the current ones)}}``, at least one
+    rule. 200 ``{"rules": [{rule_id, enabled, parameters, description}]}``,
+    the changed rules in rule_id order; 400 naming the bad field (the
+    validator's message for a bad parameter, naming rule and parameter); 401
+    without the token (when one is configured); 404 (rule_not_found); 415
+    unless JSON. A refused change changes nothing.
+    """
+    body = _json_body()
+    changes = parse_rule_changes(body)
+    with transaction() as conn:
+        rows = [
+            db.change_rule(conn, rule_id, change.enabled, change.parameters)
+            for rule_id, change in sorted(changes.items())
+        ]
+    return jsonify({"rules": [_serialise(r) for r in rows]})

@@ -1,0 +1,232 @@
+"""The analyst's page: server-rendered HTML over the same SQL functions as the API.
+
+A blueprint of its own (templates in service/templates, vendored static files
+in service/static). Every view reads through the functions of pgfraud.db that
+the JSON API calls, and the page's JavaScript writes through the JSON API
+itself (reviews, rule changes, backtests), so psql, HTTP and the page agree.
+
+Pages: ``/`` (the alert queue for browsers; JSON index for other clients),
+``/ui/alerts``, ``/ui/accounts/<id>`` (or ``/ui/accounts?account_id=``),
+``/ui/rules``, ``/ui/evaluation``, ``/ui/overview``. A failure renders as a
+page with a message (never a stack trace); a database that is down renders
+a banner, and the page reloads itself when /health answers again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, current_app, render_template, request, url_for
+from pydantic import BaseModel, ConfigDict, Field
+from werkzeug.exceptions import HTTPException
+
+from pgfraud import db
+from pgfraud.errors import DatabaseUnavailable, InvalidInput, PgfraudError
+from pgfraud.service import routes
+from pgfraud.service.database import transaction
+from pgfraud.wire import (
+    AlertQuery,
+    Timestamp,
+    format_history_cursor,
+    format_timestamp,
+    parse_history_cursor,
+    parse_id,
+    parse_model,
+)
+
+# Templates and static files are the app's own folders (service/templates,
+# service/static, served at /static): the app and this blueprint share a root.
+bp = Blueprint("pages", __name__)
+
+QUEUE_PAGE = 50  # alerts per page of the queue
+HISTORY_PAGE = 50  # transactions per page of an account's table
+CHART_POINTS = 2000  # an account's latest transactions drawn in its chart
+REVIEW_STATUSES = ("unreviewed", "confirmed_fraud", "false_positive")
+
+
+class TimeRange(BaseModel):
+    """A [from, to) transaction-time range from a page's form (empty: unbounded)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    from_: Timestamp | None = Field(default=None, alias="from")
+    to: Timestamp | None = None
+
+
+def _form_args() -> dict[str, str]:
+    """The page's query parameters, empty ones dropped (an empty field means any)."""
+    return {k: v.strip() for k, v in request.args.items() if v.strip()}
+
+
+def _render(template: str, status: int = 200, **context: Any):
+    """Render a page; ``api_token_needed`` tells the page whether writes ask for a token."""
+    context.setdefault("error", None)
+    context.setdefault("database_down", False)
+    token_needed = bool(current_app.config.get("API_TOKEN"))
+    health_ms = int(float(current_app.config["PAGE_HEALTH_INTERVAL_S"]) * 1000)
+    return render_template(
+        template, token_needed=token_needed, health_interval_ms=health_ms, **context
+    ), status
+
+
+def _failure(template: str, exc: PgfraudError, **context: Any):
+    """The page with a message instead of its data: the banner when the database is down."""
+    if isinstance(exc, DatabaseUnavailable):
+        return _render(template, 503, database_down=True, **context)
+    return _render(template, exc.status, error=exc, **context)
+
+
+@bp.app_template_filter("ts")
+def _ts_filter(value: datetime | None) -> str:
+    """A timestamp as shown on the page: UTC, seconds, ``2024-01-01 10:00:00``."""
+    if value is None:
+        return ""
+    return format_timestamp(value)[:19].replace("T", " ")
+
+
+@bp.app_template_filter("ratio")
+def _ratio_filter(value: Any) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+@bp.get("/")
+def home():
+    """The alert queue for a browser (Accept prefers text/html); the JSON index of the
+    API for any other client (curl, scripts), as before."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    if best == "text/html":
+        return queue()
+    return routes.index()
+
+
+@bp.get("/ui/alerts")
+def queue():
+    """The alert queue (SQL ``get_alerts``), newest first, filtered by the form."""
+    args = _form_args()
+    rule_ids: list[str] = []
+    context: dict[str, Any] = {"args": args, "rule_ids": rule_ids, "statuses": REVIEW_STATUSES}
+    try:
+        query = parse_model(AlertQuery, {**args, "limit": str(QUEUE_PAGE)})
+        with transaction() as conn:
+            rule_ids += [r["rule_id"] for r in db.get_rules(conn)]
+            rows = db.get_alerts(
+                conn,
+                account_id=query.account_id,
+                rule_id=query.rule_id,
+                review_status=query.review_status,
+                start=query.from_,
+                end=query.to,
+                before=query.before,
+                limit=QUEUE_PAGE + 1,
+            )
+    except PgfraudError as exc:
+        return _failure("queue.html", exc, alerts=[], older=None, live=False, **context)
+    older = None
+    if len(rows) > QUEUE_PAGE:
+        rows = rows[:QUEUE_PAGE]
+        older = "?" + urlencode({**args, "before": rows[-1]["alert_id"]})
+    return _render("queue.html", alerts=rows, older=older, live="before" not in args, **context)
+
+
+@bp.get("/ui/accounts")
+@bp.get("/ui/accounts/<account_id>")
+def account(account_id: str | None = None):
+    """One account: chart of its latest transactions (flagged ones by rule), the paged
+    table (SQL ``get_account_history``) and its review history (``get_account_reviews``)."""
+    args = _form_args()
+    raw = account_id if account_id is not None else args.get("account_id")
+    context: dict[str, Any] = {"account_id": raw or "", "history": [], "chart": [], "reviews": []}
+    if raw is None:
+        return _render("account.html", asked=False, **context)
+    try:
+        account_ref = parse_id(raw, "account_id")
+        before = parse_history_cursor(args["before"]) if "before" in args else None
+        with transaction() as conn:
+            chart = db.get_account_history(conn, account_ref, CHART_POINTS)
+            history = (
+                chart[: HISTORY_PAGE + 1]
+                if before is None
+                else db.get_account_history(conn, account_ref, HISTORY_PAGE + 1, before)
+            )
+            reviews = db.get_account_reviews(conn, account_ref, 100)
+    except PgfraudError as exc:
+        return _failure("account.html", exc, asked=True, **context)
+    following = None
+    if len(history) > HISTORY_PAGE:
+        history = history[:HISTORY_PAGE]
+        cursor = format_history_cursor(history[-1]["ts"], history[-1]["transaction_id"])
+        following = url_for("pages.account", account_id=account_ref, before=cursor)
+    return _render(
+        "account.html",
+        asked=True,
+        account_id=account_ref,
+        history=history,
+        chart=routes.history_json(chart),
+        chart_limit=CHART_POINTS,
+        reviews=reviews,
+        following=following,
+        first_page=before is None,
+    )
+
+
+@bp.get("/ui/rules")
+def rules():
+    """The rules with their description, switch and parameters (SQL ``get_rules``);
+    editing a parameter backtests it (POST /evaluate) before it is switched on
+    (PATCH /rules)."""
+    try:
+        with transaction() as conn:
+            rows = db.get_rules(conn)
+    except PgfraudError as exc:
+        return _failure("rules.html", exc, rules=[])
+    return _render("rules.html", rules=rows)
+
+
+@bp.get("/ui/evaluation")
+def evaluation():
+    """Precision and recall per rule x scenario of the live rules (SQL
+    ``backtest_rules``) over the form's time range, and a precision-recall sweep
+    for one rule (drawn by the page, one POST /evaluate per threshold)."""
+    args = _form_args()
+    context: dict[str, Any] = {"args": args, "results": [], "rules": [], "range_error": None}
+    try:
+        span = TimeRange.model_validate(args) if args else TimeRange()
+    except ValueError:
+        exc = InvalidInput("from and to must be times like 2024-01-01T00:00:00Z", field="from")
+        return _failure("evaluation.html", exc, **context)
+    try:
+        with transaction() as conn:
+            rows = db.get_rules(conn)
+            results = db.backtest_rules(conn, None, span.from_, span.to)
+    except PgfraudError as exc:
+        return _failure("evaluation.html", exc, **context)
+    context.update(results=results, rules=rows)
+    return _render("evaluation.html", **context)
+
+
+@bp.get("/ui/overview")
+def overview():
+    """Transactions and alerts per hour over the last day stored, alerts by rule and
+    the review backlog (SQL ``get_overview``)."""
+    try:
+        with transaction() as conn:
+            data = db.get_overview(conn)
+    except PgfraudError as exc:
+        return _failure("overview.html", exc, data=None)
+    return _render("overview.html", data=data)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    """A page's own HTTP errors (a method not allowed, say) as a page, not JSON."""
+    error = PgfraudError(exc.description or exc.name)
+    error.status = exc.code or 500
+    return _render("error.html", error.status, error=error)
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception):
+    current_app.logger.exception("unexpected error on a page")
+    return _render("error.html", 500, error=PgfraudError("internal error"))

@@ -1,0 +1,427 @@
+"""The analyst's page in a real browser: Debian's Chromium driven by Playwright.
+
+The app runs under waitress in a thread on 127.0.0.1, connected as the
+service's role to a fresh test database holding a small, hand-made history:
+
+* account 7: 10.00 at 00:00, 02:00 and 04:00 on 2024-03-01, then 20000.00 at
+  06:00 (transaction 704), which fires amount_spike (20000 > 5 x average 10)
+  and large_amount (20000 >= 10000): two alerts, nothing else fires (the gaps
+  are hours, the amounts equal);
+* account 8: 5.00 at 01:00 (transaction 801), no history, no alert.
+
+Chromium comes from Debian's `chromium` package (`make test` installs it as
+root); without it these tests fail with a message saying what to install.
+Playwright's own browser downloads are never used.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import requests
+import waitress
+
+from pgfraud import db
+
+CHROMIUM = Path("/usr/bin/chromium")
+HISTORY = [
+    (7, 701, "2024-03-01T00:00:00", "10.00"),
+    (8, 801, "2024-03-01T01:00:00", "5.00"),
+    (7, 702, "2024-03-01T02:00:00", "10.00"),
+    (7, 703, "2024-03-01T04:00:00", "10.00"),
+    (7, 704, "2024-03-01T06:00:00", "20000.00"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium from /usr/bin/chromium (Debian's package), once per session."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            "the browser tests need Debian's Chromium at /usr/bin/chromium: install it with "
+            "`apt-get install chromium chromium-driver` as root (`make test` does so when "
+            "run as root)",
+            pytrace=False,
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield chromium
+        chromium.close()
+
+
+def store_history(conn) -> None:
+    rows = [
+        {
+            "account_id": account,
+            "transaction_id": transaction,
+            "timestamp": datetime.fromisoformat(ts).replace(tzinfo=UTC),
+            "amount": Decimal(amount),
+        }
+        for account, transaction, ts, amount in HISTORY
+    ]
+    db.store_transactions(conn, rows)
+    conn.commit()
+
+
+@pytest.fixture
+def serve(database):
+    """serve(**config) -> (base URL, app): the app under waitress on 127.0.0.1."""
+    from pgfraud.service import create_app
+    from pgfraud.service.database import close_pool
+    from pgfraud.service.feed import stop_listener
+
+    started = []
+
+    def start(**config):
+        settings = {
+            "DATABASE_URL": database.app_url,
+            "FEED_HEARTBEAT_S": 0.3,
+            "PAGE_HEALTH_INTERVAL_S": 0.2,
+            **config,
+        }
+        app = create_app(settings)
+        port = free_port()
+        server = waitress.create_server(app, host="127.0.0.1", port=port, threads=12)
+        threading.Thread(target=server.run, daemon=True).start()
+        started.append((server, app))
+        return f"http://127.0.0.1:{port}", app
+
+    yield start
+    for server, app in started:
+        # Let the streams of closed pages end (at their next heartbeat) first,
+        # so that no request is left running on a closed server.
+        deadline = time.monotonic() + 5
+        while server.task_dispatcher.active_count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.close()
+        stop_listener(app)
+        close_pool(app)
+
+
+@pytest.fixture
+def site(serve, app_conn, browser) -> Iterator[tuple[str, object]]:
+    """(base URL, a fresh browser page at 1280x800) with the hand-made history stored.
+    Fails the test on any error the page's JavaScript reports."""
+    store_history(app_conn)
+    base, _ = serve()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    # A refused write (400, 401) is part of the page's flow; any other error is not.
+    refused = ("status of 400 (BAD REQUEST)", "status of 401 (UNAUTHORIZED)")
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(m.text) if m.type == "error" and not m.text.endswith(refused) else None
+        ),
+    )
+    page.set_default_timeout(10_000)
+    yield base, page
+    context.close()
+    assert problems == []
+
+
+def test_every_page_loads_with_its_data(site):
+    base, page = site
+    page.goto(base + "/")
+    assert page.title() == "Alerts · pgfraud"
+    rows = page.locator("#alerts tbody tr")
+    assert rows.count() == 2
+    assert sorted(rows.locator("td:nth-child(4)").all_inner_texts()) == [
+        "amount_spike",
+        "large_amount",
+    ]
+    assert rows.first.locator("td:nth-child(3)").inner_text() == "20000.00"
+
+    # An account by typing its id in the box at the top.
+    page.locator("#find-account").fill("7")
+    page.locator("#find-account").press("Enter")
+    assert page.locator("h1").inner_text() == "Account 7"
+    assert page.locator("#history tbody tr").count() == 4
+    assert page.locator("#no-reviews").inner_text() == "No reviews yet."
+
+    page.goto(base + "/ui/rules")
+    assert page.locator(".rule-card").count() == 5
+    assert page.locator("#p-large_amount-threshold").input_value() == "10000"
+
+    page.goto(base + "/ui/evaluation")
+    overall = page.locator("#evaluation tr.overall", has_text="large_amount")
+    # No labels stored: nothing labelled, one transaction flagged, none caught.
+    cells = overall.locator("td").all_inner_texts()
+    assert cells[1:] == ["all", "0", "1", "0", "0.0000", "–", "200.00"]
+
+    page.goto(base + "/ui/overview")
+    assert page.locator("#hours-chart").get_attribute("data-drawn-points") == "24"
+    page.get_by_text("The numbers per hour").click()
+    assert page.locator("#hours tbody tr").last.locator("td").all_inner_texts() == [
+        "2024-03-01 06:00",
+        "1",
+        "2",
+    ]
+    assert page.locator("#backlog dd").all_inner_texts() == ["1", "0", "0"]
+    by_rule = page.locator("#by-rule tbody tr", has_text="large_amount").locator("td")
+    assert by_rule.all_inner_texts() == ["large_amount", "1", "1"]
+
+
+def test_a_review_from_the_row_with_the_keyboard_counts_as_a_label(site, database):
+    base, page = site
+    page.goto(base + "/")
+    page.locator("body").press("j")  # the newest alert's row
+    page.keyboard.press("n")
+    page.keyboard.type("customer confirmed it was not them")
+    page.keyboard.press("Enter")  # from the note to the Fraud button
+    page.keyboard.press("Enter")
+    message = page.locator("#review-message")
+    message.filter(has_text="Transaction 704 marked confirmed fraud.").wait_for()
+    statuses = page.locator('#alerts tr[data-transaction-id="704"] td.status')
+    assert [s.split("\n")[0] for s in statuses.all_inner_texts()] == ["confirmed fraud"] * 2
+
+    with db.connect(database.admin_url) as conn:
+        reviews = db.get_account_reviews(conn, 7)
+        evaluation = db.evaluate_rules(conn, None, None, None)
+    assert [(r["transaction_id"], r["status"], r["note"]) for r in reviews] == [
+        (704, "confirmed_fraud", "customer confirmed it was not them")
+    ]
+    large = next(r for r in evaluation if r["rule_id"] == "large_amount" and r["scenario"] == "all")
+    assert (large["labelled"], large["flagged"], large["true_positives"]) == (1, 1, 1)
+
+    page.goto(base + "/ui/accounts/7")
+    history = page.locator("#reviews tbody tr td").all_inner_texts()
+    assert history[1:4] == ["704", "confirmed fraud", "customer confirmed it was not them"]
+
+
+def test_a_posted_alert_appears_live_in_the_queue(site):
+    base, page = site
+    page.goto(base + "/")
+    page.locator('#alerts[data-streaming="true"]').wait_for(state="attached")
+    answer = requests.post(
+        base + "/store_data",
+        json={
+            "account_id": 9,
+            "transaction_id": 901,
+            "timestamp": "2024-03-02T00:00:00Z",
+            "amount": "25000.00",
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 201
+    row = page.locator('#alerts tbody tr[data-transaction-id="901"]')
+    row.wait_for(timeout=5_000)
+    assert page.locator("#alerts tbody tr").first.get_attribute("data-transaction-id") == "901"
+    cells = row.locator("td").all_inner_texts()
+    assert cells[:4] == ["2024-03-02 00:00:00", "9", "25000.00", "large_amount"]
+    assert cells[5] == "amount 25000.00 is at or above the limit 10000"
+    # From the live row to its account: the chart shows the flagged point.
+    row.locator("a").click()
+    canvas = page.locator("#account-chart[data-drawn-points]")  # once the chart is drawn
+    canvas.wait_for()
+    assert canvas.get_attribute("data-drawn-points") == "1"
+    assert canvas.get_attribute("data-flagged-points") == "1"
+
+
+def _point_position(page, dataset: int) -> dict:
+    return page.evaluate(
+        """(i) => {
+            const canvas = document.getElementById('account-chart');
+            const el = Chart.getChart(canvas).getDatasetMeta(i).data[0];
+            const box = canvas.getBoundingClientRect();
+            return {x: box.left + el.x, y: box.top + el.y};
+        }""",
+        dataset,
+    )
+
+
+def test_the_account_chart_draws_its_points_and_the_reasons(site):
+    base, page = site
+    page.goto(base + "/ui/accounts/7")
+    canvas = page.locator("#account-chart[data-drawn-points]")
+    canvas.wait_for()
+    # 3 plain points; transaction 704 once per rule that flagged it.
+    assert canvas.get_attribute("data-drawn-points") == "5"
+    assert canvas.get_attribute("data-flagged-points") == "2"
+    # The flagged marks are really painted: pixels of the first rule's colour (#c0392b).
+    red = page.evaluate(
+        """() => {
+            const c = document.getElementById('account-chart');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            const near = (v, w) => Math.abs(v - w) < 8;
+            for (let i = 0; i < d.length; i += 4)
+                if (near(d[i], 192) && near(d[i + 1], 57) && near(d[i + 2], 43)) n++;
+            return n;
+        }"""
+    )
+    assert red > 10
+    point = _point_position(page, 1)
+    page.mouse.move(point["x"], point["y"])
+    lines = page.evaluate(
+        "() => Chart.getChart(document.getElementById('account-chart')).tooltip.body"
+        ".flatMap((b) => b.lines)"
+    )
+    assert lines[0] == "transaction 704: 20000.00"
+    assert "large_amount: amount 20000.00 is at or above the limit 10000" in lines
+    assert any(line.startswith("amount_spike: amount 20000.00 is above 5 x") for line in lines)
+
+    page.get_by_label("Log scale").check()
+    assert canvas.get_attribute("data-scale") == "logarithmic"
+    assert canvas.get_attribute("data-drawn-points") == "5"
+
+
+def test_a_parameter_is_backtested_then_switched_on(site, database):
+    base, page = site
+    with db.connect(database.admin_url) as conn:
+        db.store_labels(conn, [(704, "account_takeover")])
+        conn.commit()
+    page.goto(base + "/ui/rules")
+    card = page.locator("#rule-large_amount")
+    apply = card.get_by_role("button", name="Switch on")
+    assert apply.is_disabled()
+    card.get_by_label("threshold").fill("30000")
+    card.get_by_role("button", name="Backtest").click()
+    result = card.locator("table.backtest-result")
+    result.wait_for()
+    assert result.locator("caption").inner_text() == "Backtest over 5 transactions"
+    # live: 704 flagged and labelled (1 of 5 transactions = 200 per 1,000); 30000: none.
+    rows = [r.locator("th, td").all_inner_texts() for r in result.locator("tbody tr").all()]
+    assert rows[:3] == [
+        ["large_amount", "alerts / 1,000", "200.00", "0.00", "-200.00"],
+        ["precision", "1.0000", "–", ""],
+        ["recall", "1.0000", "0.0000", "-1.0000"],
+    ]
+    # Any rule: amount_spike still flags 704, so nothing changes.
+    assert rows[3] == ["any rule", "alerts / 1,000", "200.00", "200.00", "+0.00"]
+    apply.click()
+    card.locator(".applied").wait_for()
+    rules = requests.get(base + "/rules", timeout=10).json()["rules"]
+    large = next(r for r in rules if r["rule_id"] == "large_amount")
+    assert large["parameters"] == {"threshold": 30000}
+    events = requests.get(base + "/is_fraud/7", timeout=10).json()["events"]
+    assert [(e["transaction_id"], e["rule_id"]) for e in events] == [(704, "amount_spike")]
+
+    # A value the SQL validator refuses: its message, naming rule and parameter,
+    # at the backtest (when backtests validate too) or at the switch.
+    card.get_by_label("threshold").fill("-1")
+    card.get_by_role("button", name="Backtest").click()
+    page.wait_for_function(
+        """() => {
+            const card = document.querySelector('#rule-large_amount');
+            return !card.querySelector('.apply').disabled || card.querySelector('.outcome.failed');
+        }"""
+    )
+    if apply.is_enabled():
+        apply.click()
+        refusal = card.get_by_role("alert")
+    else:
+        refusal = card.locator(".outcome.failed")
+    refusal.wait_for()
+    text = refusal.inner_text()
+    assert text.startswith(("Refused: ", "Backtest refused: "))
+    assert "large_amount" in text and "threshold" in text
+    rules = requests.get(base + "/rules", timeout=10).json()["rules"]
+    assert next(r for r in rules if r["rule_id"] == "large_amount")["parameters"] == {
+        "threshold": 30000
+    }
+
+    # Off with the switch: amount_spike no longer flags 704.
+    page.locator("#rule-amount_spike").get_by_label("on").uncheck()
+    page.locator("#rule-amount_spike .outcome", has_text="amount_spike is now off.").wait_for()
+    assert requests.get(base + "/is_fraud/7", timeout=10).json()["events"] == []
+
+
+def test_the_threshold_sweep_draws_precision_against_recall(site, database):
+    base, page = site
+    with db.connect(database.admin_url) as conn:
+        db.store_labels(conn, [(704, "account_takeover")])
+        conn.commit()
+    page.goto(base + "/ui/evaluation")
+    page.get_by_label("Rule", exact=True).select_option("large_amount")
+    page.get_by_label("Parameter", exact=True).select_option("threshold")
+    page.get_by_label("Values (comma separated)").fill("5000, 15000, 25000")
+    page.get_by_role("button", name="Draw").click()
+    page.locator("#sweep-status", has_text="3 values backtested").wait_for()
+    rows = page.locator("#sweep-table tbody tr")
+    assert [r.locator("td").all_inner_texts() for r in rows.all()] == [
+        ["5000", "1", "1", "1.0000", "1.0000", "200.00"],
+        ["15000", "1", "1", "1.0000", "1.0000", "200.00"],
+        ["25000", "0", "0", "–", "0.0000", "0.00"],
+    ]
+    # 25000 flags nothing: no precision, so no point.
+    assert page.locator("#sweep-chart").get_attribute("data-drawn-points") == "2"
+
+
+def test_writes_ask_for_the_token_once(serve, app_conn, browser):
+    store_history(app_conn)
+    base, _ = serve(API_TOKEN="a-token-for-the-page-test")
+    page = browser.new_page()
+    page.goto(base + "/")
+    page.locator('tr[data-transaction-id="704"]').first.get_by_role(
+        "button", name="Confirm fraud on transaction 704"
+    ).click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Token").fill("a-token-for-the-page-test")
+    dialog.get_by_role("button", name="Use token").click()
+    page.locator("#review-message", has_text="Transaction 704 marked confirmed fraud.").wait_for()
+    page.locator('tr[data-transaction-id="704"]').first.get_by_role(
+        "button", name="False positive on transaction 704"
+    ).click()
+    page.locator("#review-message", has_text="Transaction 704 marked false positive.").wait_for()
+    assert not dialog.is_visible()
+    assert [r["status"] for r in db.get_account_reviews(app_conn, 7)] == [
+        "false_positive",
+        "confirmed_fraud",
+    ]
+    page.close()
+
+
+def test_a_database_that_is_down_shows_a_banner_and_the_page_recovers(
+    serve, app_conn, browser, database
+):
+    from pgfraud.service.database import close_pool
+
+    store_history(app_conn)
+    closed = f"postgresql://nobody:nothing@127.0.0.1:{free_port()}/nowhere"
+    base, app = serve(DATABASE_URL=closed, POOL_TIMEOUT_S=0.5)
+    page = browser.new_page()
+    response = page.goto(base + "/")
+    assert response.status == 503
+    banner = page.locator("#db-banner")
+    assert banner.is_visible()
+    assert banner.inner_text().startswith("The database is not answering.")
+    assert "Traceback" not in page.content()
+    # The database comes back: the page notices by itself and shows the queue.
+    close_pool(app)
+    app.config["DATABASE_URL"] = database.app_url
+    page.locator("#alerts tbody tr").first.wait_for()
+    assert not banner.is_visible()
+    assert page.locator("#alerts tbody tr").count() == 2
+    # And a page that loaded fine shows the banner while /health fails.
+    page.route("**/health", lambda route: route.abort())
+    banner.wait_for(state="visible")
+    page.unroute("**/health")
+    banner.wait_for(state="hidden")
+    page.close()
+
+
+def test_the_queue_reads_well_at_phone_width(site):
+    base, page = site
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(base + "/")
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 390
+    assert page.get_by_role("button", name="Confirm fraud on transaction 704").first.is_visible()
