@@ -159,66 +159,95 @@ AS $$
           ON t.account_id = s.account_id
          AND t.ts >= s.from_ts - p.reach
     ),
-    windowed AS (
+    windowed AS NOT MATERIALIZED (
+        -- The windows every rule set needs, in three window passes (one in
+        -- (ts, transaction_id) order, two in time): the prior count and sum,
+        -- the latest earlier time, the rows at this time so far, and the
+        -- velocity window.
         SELECT
             w.*,
             w.base_count + count(*) FILTER (WHERE w.scored) OVER prior AS prior_count,
             w.base_sum + coalesce(sum(w.amount) FILTER (WHERE w.scored) OVER prior, 0) AS prior_sum,
+            count(*) OVER prior AS span_prior_count,
+            coalesce(sum(w.amount) OVER prior, 0) AS span_prior_sum,
             -- The latest earlier time: every row at an earlier time within
             -- the span, else the probe.
             greatest(max(w.ts) OVER earlier, w.before_ts) AS previous_ts,
-            count(*) OVER same_time AS same_time_count,
+            -- The rows before this one less those at an earlier time (ts has
+            -- millisecond resolution): the prior rows at this time, plus this one.
+            count(*) OVER prior - count(*) OVER earlier + 1 AS same_time_count,
             -- Prior rows in (ts - window, ts): the rows before this one in the
             -- span, less those at or before ts - window (all of them prior).
             -- With a zero window that difference is negative: none.
-            greatest(count(*) OVER prior - count(*) OVER velocity_out, 0) AS prior_in_window,
-            count(*) OVER prior - count(*) OVER spike_out AS spike_window_count,
-            coalesce(sum(w.amount) OVER prior, 0)
-                - coalesce(sum(w.amount) OVER spike_out, 0) AS spike_window_sum,
-            count(*) OVER prior - count(*) OVER below_out AS below_window_count,
-            coalesce(sum(w.amount) OVER prior, 0)
-                - coalesce(sum(w.amount) OVER below_out, 0) AS below_window_sum,
-            -- Users' rules: this one and the prior rows in (ts - 1 h, ts] and (ts - 24 h, ts].
-            count(*) OVER prior - count(*) OVER hour_out + 1 AS count_1h,
-            coalesce(sum(w.amount) OVER prior, 0) - coalesce(sum(w.amount) OVER hour_out, 0)
-                + w.amount AS sum_1h,
-            count(*) OVER prior - count(*) OVER day_out + 1 AS count_24h,
-            coalesce(sum(w.amount) OVER prior, 0) - coalesce(sum(w.amount) OVER day_out, 0)
-                + w.amount AS sum_24h
+            greatest(count(*) OVER prior - count(*) OVER velocity_out, 0) AS prior_in_window
         FROM span AS w
         WINDOW account_order AS (PARTITION BY w.account_id ORDER BY w.ts, w.transaction_id),
                prior AS (account_order ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
                by_time AS (PARTITION BY w.account_id ORDER BY w.ts),
                earlier AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '1 millisecond' PRECEDING),
-               same_time AS (PARTITION BY w.account_id, w.ts ORDER BY w.transaction_id
-                             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
                velocity_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
                    secs => coalesce((p_rules #>> '{velocity,window_seconds}')::double precision, 0))
-                   PRECEDING),
-               spike_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
-                   secs => coalesce((p_rules #>> '{amount_spike,window_days}')::double precision, 0) * 86400)
-                   PRECEDING),
-               below_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
-                   secs => coalesce((p_rules #>> '{below_average,window_days}')::double precision, 0) * 86400)
-                   PRECEDING),
-               hour_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '1 hour' PRECEDING),
-               day_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '24 hours' PRECEDING)
+                   PRECEDING)
     ),
     history AS (
+        -- The scored rows with their features. Each window pass costs about
+        -- as much as the rest of the rule code, so the windows only some
+        -- rule sets need (averages over window_days, users' rules' 1 h and
+        -- 24 h sums) are computed in a second branch that runs only for
+        -- those rule sets: its condition depends on p_rules alone, so
+        -- PostgreSQL evaluates it once and skips the branch that is off.
         SELECT h.transaction_id, h.account_id, h.ts, h.amount, h.merchant_id,
                h.prior_count, h.prior_sum, h.previous_ts, h.same_time_count, h.prior_in_window,
-               h.count_1h, h.sum_1h, h.count_24h, h.sum_24h,
-               CASE WHEN p.amount_spike_window_days > 0 THEN h.spike_window_count
-                    ELSE h.prior_count END AS spike_count,
-               CASE WHEN p.amount_spike_window_days > 0 THEN h.spike_window_sum
-                    ELSE h.prior_sum END AS spike_sum,
-               CASE WHEN p.below_average_window_days > 0 THEN h.below_window_count
-                    ELSE h.prior_count END AS below_count,
-               CASE WHEN p.below_average_window_days > 0 THEN h.below_window_sum
-                    ELSE h.prior_sum END AS below_sum
+               NULL::bigint AS count_1h, NULL::numeric AS sum_1h,
+               NULL::bigint AS count_24h, NULL::numeric AS sum_24h,
+               h.prior_count AS spike_count, h.prior_sum AS spike_sum,
+               h.prior_count AS below_count, h.prior_sum AS below_sum
         FROM windowed AS h
-        CROSS JOIN parameters AS p
         WHERE h.scored
+          AND NOT (coalesce((p_rules #>> '{amount_spike,window_days}')::numeric, 0) > 0
+                   OR coalesce((p_rules #>> '{below_average,window_days}')::numeric, 0) > 0
+                   OR EXISTS (SELECT FROM rules AS r
+                              WHERE r.expression IS NOT NULL AND p_rules ? r.rule_id))
+        UNION ALL
+        SELECT e.transaction_id, e.account_id, e.ts, e.amount, e.merchant_id,
+               e.prior_count, e.prior_sum, e.previous_ts, e.same_time_count, e.prior_in_window,
+               e.count_1h, e.sum_1h, e.count_24h, e.sum_24h,
+               CASE WHEN coalesce((p_rules #>> '{amount_spike,window_days}')::numeric, 0) > 0
+                    THEN e.spike_window_count ELSE e.prior_count END,
+               CASE WHEN coalesce((p_rules #>> '{amount_spike,window_days}')::numeric, 0) > 0
+                    THEN e.spike_window_sum ELSE e.prior_sum END,
+               CASE WHEN coalesce((p_rules #>> '{below_average,window_days}')::numeric, 0) > 0
+                    THEN e.below_window_count ELSE e.prior_count END,
+               CASE WHEN coalesce((p_rules #>> '{below_average,window_days}')::numeric, 0) > 0
+                    THEN e.below_window_sum ELSE e.prior_sum END
+        FROM (
+            SELECT
+                w.*,
+                w.span_prior_count - count(*) OVER spike_out AS spike_window_count,
+                w.span_prior_sum - coalesce(sum(w.amount) OVER spike_out, 0) AS spike_window_sum,
+                w.span_prior_count - count(*) OVER below_out AS below_window_count,
+                w.span_prior_sum - coalesce(sum(w.amount) OVER below_out, 0) AS below_window_sum,
+                -- Users' rules: this one and the prior rows in (ts - 1 h, ts] and (ts - 24 h, ts].
+                w.span_prior_count - count(*) OVER hour_out + 1 AS count_1h,
+                w.span_prior_sum - coalesce(sum(w.amount) OVER hour_out, 0) + w.amount AS sum_1h,
+                w.span_prior_count - count(*) OVER day_out + 1 AS count_24h,
+                w.span_prior_sum - coalesce(sum(w.amount) OVER day_out, 0) + w.amount AS sum_24h
+            FROM windowed AS w
+            WHERE coalesce((p_rules #>> '{amount_spike,window_days}')::numeric, 0) > 0
+               OR coalesce((p_rules #>> '{below_average,window_days}')::numeric, 0) > 0
+               OR EXISTS (SELECT FROM rules AS r
+                          WHERE r.expression IS NOT NULL AND p_rules ? r.rule_id)
+            WINDOW by_time AS (PARTITION BY w.account_id ORDER BY w.ts),
+                   spike_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
+                       secs => coalesce((p_rules #>> '{amount_spike,window_days}')::double precision, 0) * 86400)
+                       PRECEDING),
+                   below_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
+                       secs => coalesce((p_rules #>> '{below_average,window_days}')::double precision, 0) * 86400)
+                       PRECEDING),
+                   hour_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '1 hour' PRECEDING),
+                   day_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '24 hours' PRECEDING)
+        ) AS e
+        WHERE e.scored
     ),
     below_average AS (
         SELECT
