@@ -66,6 +66,9 @@
 -- earlier time before it, window functions over those rows; per scored row
 -- with a merchant, one probe for new_merchant_large; per merchant, one index
 -- range scan of its rows inside the compromised_merchant window.
+-- Each rule's part is conditioned on p_rules ? '<rule>', an expression of the
+-- argument alone, which PostgreSQL evaluates once (a one-time filter): a rule
+-- that is off costs nothing, not even a pass over the scored rows.
 -- Rows come in no particular order. Raises nothing itself; a missing
 -- parameter of a listed rule makes that rule's comparison NULL, so it does
 -- not fire (set_rule refuses such parameters).
@@ -85,27 +88,19 @@ AS $$
     WITH parameters AS MATERIALIZED (
         -- Read once per call (not once per row), typed in one place.
         SELECT
-            p_rules ? 'below_average' AS below_average_on,
             (p_rules #>> '{below_average,factor}')::numeric AS below_average_factor,
             greatest((p_rules #>> '{below_average,min_history}')::bigint, 1) AS below_average_min_history,
             coalesce((p_rules #>> '{below_average,window_days}')::numeric, 0) AS below_average_window_days,
-            p_rules ? 'amount_spike' AS amount_spike_on,
             (p_rules #>> '{amount_spike,multiplier}')::numeric AS amount_spike_multiplier,
             greatest((p_rules #>> '{amount_spike,min_history}')::bigint, 1) AS amount_spike_min_history,
             coalesce((p_rules #>> '{amount_spike,window_days}')::numeric, 0) AS amount_spike_window_days,
-            p_rules ? 'large_amount' AS large_amount_on,
             (p_rules #>> '{large_amount,threshold}')::numeric AS large_amount_threshold,
-            p_rules ? 'velocity' AS velocity_on,
             (p_rules #>> '{velocity,window_seconds}')::numeric AS velocity_window_seconds,
             (p_rules #>> '{velocity,max_transactions}')::numeric AS velocity_max_transactions,
-            p_rules ? 'rapid_succession' AS rapid_succession_on,
             (p_rules #>> '{rapid_succession,min_gap_seconds}')::numeric AS rapid_succession_min_gap_seconds,
-            p_rules ? 'same_timestamp' AS same_timestamp_on,
             (p_rules #>> '{same_timestamp,max_transactions}')::numeric AS same_timestamp_max_transactions,
-            p_rules ? 'new_merchant_large' AS new_merchant_large_on,
             (p_rules #>> '{new_merchant_large,multiplier}')::numeric AS new_merchant_large_multiplier,
             greatest((p_rules #>> '{new_merchant_large,min_history}')::bigint, 1) AS new_merchant_large_min_history,
-            p_rules ? 'compromised_merchant' AS compromised_merchant_on,
             (p_rules #>> '{compromised_merchant,window_days}')::numeric AS compromised_merchant_window_days,
             (p_rules #>> '{compromised_merchant,delay_days}')::numeric AS compromised_merchant_delay_days,
             greatest((p_rules #>> '{compromised_merchant,min_known_fraud}')::numeric, 1) AS compromised_merchant_min_known_fraud,
@@ -169,7 +164,6 @@ AS $$
             w.base_count + count(*) FILTER (WHERE w.scored) OVER prior AS prior_count,
             w.base_sum + coalesce(sum(w.amount) FILTER (WHERE w.scored) OVER prior, 0) AS prior_sum,
             count(*) OVER prior AS span_prior_count,
-            coalesce(sum(w.amount) OVER prior, 0) AS span_prior_sum,
             -- The latest earlier time: every row at an earlier time within
             -- the span, else the probe.
             greatest(max(w.ts) OVER earlier, w.before_ts) AS previous_ts,
@@ -224,20 +218,22 @@ AS $$
             SELECT
                 w.*,
                 w.span_prior_count - count(*) OVER spike_out AS spike_window_count,
-                w.span_prior_sum - coalesce(sum(w.amount) OVER spike_out, 0) AS spike_window_sum,
+                coalesce(sum(w.amount) OVER prior, 0) - coalesce(sum(w.amount) OVER spike_out, 0) AS spike_window_sum,
                 w.span_prior_count - count(*) OVER below_out AS below_window_count,
-                w.span_prior_sum - coalesce(sum(w.amount) OVER below_out, 0) AS below_window_sum,
+                coalesce(sum(w.amount) OVER prior, 0) - coalesce(sum(w.amount) OVER below_out, 0) AS below_window_sum,
                 -- Users' rules: this one and the prior rows in (ts - 1 h, ts] and (ts - 24 h, ts].
                 w.span_prior_count - count(*) OVER hour_out + 1 AS count_1h,
-                w.span_prior_sum - coalesce(sum(w.amount) OVER hour_out, 0) + w.amount AS sum_1h,
+                coalesce(sum(w.amount) OVER prior, 0) - coalesce(sum(w.amount) OVER hour_out, 0) + w.amount AS sum_1h,
                 w.span_prior_count - count(*) OVER day_out + 1 AS count_24h,
-                w.span_prior_sum - coalesce(sum(w.amount) OVER day_out, 0) + w.amount AS sum_24h
+                coalesce(sum(w.amount) OVER prior, 0) - coalesce(sum(w.amount) OVER day_out, 0) + w.amount AS sum_24h
             FROM windowed AS w
             WHERE coalesce((p_rules #>> '{amount_spike,window_days}')::numeric, 0) > 0
                OR coalesce((p_rules #>> '{below_average,window_days}')::numeric, 0) > 0
                OR EXISTS (SELECT FROM rules AS r
                           WHERE r.expression IS NOT NULL AND p_rules ? r.rule_id)
-            WINDOW by_time AS (PARTITION BY w.account_id ORDER BY w.ts),
+            WINDOW prior AS (PARTITION BY w.account_id ORDER BY w.ts, w.transaction_id
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+                   by_time AS (PARTITION BY w.account_id ORDER BY w.ts),
                    spike_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
                        secs => coalesce((p_rules #>> '{amount_spike,window_days}')::double precision, 0) * 86400)
                        PRECEDING),
@@ -262,7 +258,7 @@ AS $$
                         THEN format(' in %s days', p.below_average_window_days) ELSE '' END) AS reason
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.below_average_on
+        WHERE p_rules ? 'below_average'
           AND h.below_count >= p.below_average_min_history
           AND h.amount * h.below_count < p.below_average_factor * h.below_sum
     ),
@@ -279,7 +275,7 @@ AS $$
                         THEN format(' in %s days', p.amount_spike_window_days) ELSE '' END)
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.amount_spike_on
+        WHERE p_rules ? 'amount_spike'
           AND h.spike_count >= p.amount_spike_min_history
           AND h.amount * h.spike_count > p.amount_spike_multiplier * h.spike_sum
     ),
@@ -292,7 +288,7 @@ AS $$
             format('amount %s is at or above the limit %s', h.amount, p.large_amount_threshold)
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.large_amount_on
+        WHERE p_rules ? 'large_amount'
           AND h.amount >= p.large_amount_threshold
     ),
     velocity AS (
@@ -305,7 +301,7 @@ AS $$
                    h.prior_in_window + 1, p.velocity_window_seconds, p.velocity_max_transactions)
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.velocity_on
+        WHERE p_rules ? 'velocity'
           AND h.prior_in_window + 1 > p.velocity_max_transactions
     ),
     rapid_succession AS (
@@ -319,7 +315,7 @@ AS $$
                    p.rapid_succession_min_gap_seconds)
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.rapid_succession_on
+        WHERE p_rules ? 'rapid_succession'
           AND h.previous_ts IS NOT NULL
           AND extract(epoch FROM h.ts - h.previous_ts) < p.rapid_succession_min_gap_seconds
     ),
@@ -333,7 +329,7 @@ AS $$
                    h.same_time_count, h.ts, p.same_timestamp_max_transactions)
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.same_timestamp_on
+        WHERE p_rules ? 'same_timestamp'
           AND h.same_time_count > p.same_timestamp_max_transactions
     ),
     new_merchant_large AS (
@@ -347,7 +343,7 @@ AS $$
                    round(h.prior_sum / h.prior_count, 4), h.prior_count)
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.new_merchant_large_on
+        WHERE p_rules ? 'new_merchant_large'
           AND h.merchant_id IS NOT NULL
           AND h.prior_count >= p.new_merchant_large_min_history
           AND h.amount * h.prior_count > p.new_merchant_large_multiplier * h.prior_sum
@@ -363,7 +359,7 @@ AS $$
         SELECT h.merchant_id, min(h.ts) AS first_ts, max(h.ts) AS last_ts
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.compromised_merchant_on AND h.merchant_id IS NOT NULL
+        WHERE p_rules ? 'compromised_merchant' AND h.merchant_id IS NOT NULL
         GROUP BY h.merchant_id
     ),
     decisions AS (
@@ -391,7 +387,7 @@ AS $$
         SELECT h.merchant_id, h.ts, h.transaction_id, NULL
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.compromised_merchant_on AND h.merchant_id IS NOT NULL
+        WHERE p_rules ? 'compromised_merchant' AND h.merchant_id IS NOT NULL
     ),
     merchant_counts AS (
         -- Per probe: the merchant's transactions in [ts - window, ts - delay)
