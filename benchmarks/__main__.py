@@ -187,21 +187,30 @@ end
 """
 
 POST_LUA = """
+-- One new transaction per request, in time order per account as a card
+-- network sends them: thread t of n takes accounts t+1, t+1+n, ... in turn,
+-- each request one second after the thread's previous one (args: first
+-- transaction id, accounts, first epoch second).
 local counter = 0
 local next_thread = 0
+local threads = 1
 local base = 0
 local accounts = 0
+local start = 0
 function setup(thread) thread:set("thread_number", next_thread); next_thread = next_thread + 1 end
 function init(args)
   base = tonumber(args[1]) + thread_number * 1000000000
   accounts = tonumber(args[2])
+  start = tonumber(args[3])
+  threads = tonumber(args[4])
 end
 request = function()
   counter = counter + 1
   local body = string.format(
     '{"account_id": %d, "transaction_id": %d, '
-    .. '"timestamp": "2025-06-01T12:00:00.000Z", "amount": "12.34"}',
-    counter % accounts + 1, base + counter)
+    .. '"timestamp": "%s.%03dZ", "amount": "12.34"}',
+    ((counter * threads + thread_number) % accounts) + 1, base + counter,
+    os.date("!%Y-%m-%dT%H:%M:%S", start + counter), thread_number)
   return wrk.format("POST", "/store_data", {["Content-Type"] = "application/json"}, body)
 end
 """
@@ -462,6 +471,9 @@ def main() -> None:
                     HTTP_SECONDS,
                     str(4_000_000_000_000 + r * 10**11),
                     str(accounts),
+                    # After everything stored, each run after the one before.
+                    str(1_893_456_000 + r * 10**7),  # 2030-01-01T00:00:00Z
+                    "2",  # wrk's threads at 8 connections (see wrk())
                 )
                 results.add(
                     "HTTP POST 1 transaction, 8 connections",
