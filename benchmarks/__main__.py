@@ -471,8 +471,9 @@ def main() -> None:
                     HTTP_SECONDS,
                     str(4_000_000_000_000 + r * 10**11),
                     str(accounts),
-                    # After everything stored, each run after the one before.
-                    str(1_893_456_000 + r * 10**7),  # 2030-01-01T00:00:00Z
+                    # After the generated rows (2024), before the API ingest
+                    # below (2026 on), each run after the one before.
+                    str(1_748_736_000 + r * 10**6),  # 2025-06-01T00:00:00Z
                     "2",  # wrk's threads at 8 connections (see wrk())
                 )
                 results.add(
