@@ -123,6 +123,16 @@ def reading() -> Iterator[psycopg.Connection]:
         raise DatabaseUnavailable() from exc
 
 
+@contextlib.contextmanager
+def single_statement() -> Iterator[psycopg.Connection]:
+    """A pooled connection in autocommit mode, for a view whose one statement
+    writes: a statement (one SQL function call) is atomic on its own, so it
+    needs no BEGIN/COMMIT round trips (two of the three a single-row POST
+    made). DatabaseUnavailable when no connection can be had."""
+    with reading() as conn:
+        yield conn
+
+
 def _connection_lost(exc: DatabaseUnavailable) -> bool:
     """True when ``exc`` wraps a lost connection, not a timeout (statement or pool)."""
     cause = exc.__cause__

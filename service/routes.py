@@ -22,7 +22,7 @@ from werkzeug.exceptions import MethodNotAllowed, Unauthorized, UnsupportedMedia
 from pgfraud import __version__, db
 from pgfraud.errors import DatabaseUnavailable, InvalidInput, MalformedJson, TooManyRows
 from pgfraud.service import feed
-from pgfraud.service.database import read, transaction
+from pgfraud.service.database import read, single_statement, transaction
 from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
     AlertQuery,
@@ -391,7 +391,7 @@ def _json_body() -> Any:
 
 
 def _store(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    with transaction() as conn:
+    with single_statement() as conn:
         return db.store_transactions(conn, records)
 
 
