@@ -555,6 +555,8 @@ def main() -> None:
                     HTTP_SECONDS,
                     str(6_000_000_000_000 + r * 10**11),
                     str(accounts),
+                    str(1_893_456_000 + r * 10**6),  # 2030-01-01T00:00:00Z: after all
+                    "2",
                 )
                 results.add("peer POST 1 transaction, 8 connections", out["rate"], "req/s")
         peer.terminate()
