@@ -37,10 +37,11 @@
 --   same_timestamp (max_transactions): the account's transactions at exactly
 --       this ts up to this one (by transaction_id), this one included, >
 --       max_transactions.
---   new_merchant_large (multiplier, min_history): merchant_id known, the
---       account has no prior transaction at that merchant, and amount >
---       multiplier x the account's prior average (whole past, at least
---       min_history prior transactions).
+--   new_merchant_large (multiplier, min_history, unused_days): merchant_id
+--       known, the account has no prior transaction at that merchant (with
+--       unused_days > 0: none with time in (ts - unused_days, ts]; 0 or absent:
+--       none ever), and amount > multiplier x the account's prior average
+--       (whole past, at least min_history prior transactions).
 --   compromised_merchant (window_days, delay_days, min_known_fraud,
 --       min_fraud_share): merchant_id known and, among the merchant's
 --       transactions (all accounts) with time in
@@ -105,6 +106,7 @@ AS $$
             p_rules ? 'new_merchant_large' AS new_merchant_large_on,
             (p_rules #>> '{new_merchant_large,multiplier}')::numeric AS new_merchant_large_multiplier,
             greatest((p_rules #>> '{new_merchant_large,min_history}')::bigint, 1) AS new_merchant_large_min_history,
+            coalesce((p_rules #>> '{new_merchant_large,unused_days}')::numeric, 0) AS new_merchant_large_unused_days,
             p_rules ? 'compromised_merchant' AS compromised_merchant_on,
             (p_rules #>> '{compromised_merchant,window_days}')::numeric AS compromised_merchant_window_days,
             (p_rules #>> '{compromised_merchant,delay_days}')::numeric AS compromised_merchant_delay_days,
@@ -313,7 +315,10 @@ AS $$
             'new_merchant_large'::text,
             h.amount,
             round(p.new_merchant_large_multiplier * h.prior_sum / h.prior_count, 4),
-            format('first payment at merchant %s; amount %s is above %s x the average %s of %s prior transactions',
+            format('%s at merchant %s; amount %s is above %s x the average %s of %s prior transactions',
+                   CASE WHEN p.new_merchant_large_unused_days > 0
+                        THEN format('no payment in %s days', p.new_merchant_large_unused_days)
+                        ELSE 'first payment' END,
                    h.merchant_id, h.amount, p.new_merchant_large_multiplier,
                    round(h.prior_sum / h.prior_count, 4), h.prior_count)
         FROM history AS h
@@ -327,6 +332,11 @@ AS $$
               WHERE t.account_id = h.account_id
                 AND t.merchant_id = h.merchant_id
                 AND (t.ts, t.transaction_id) < (h.ts, h.transaction_id)
+                -- One index range: the time bound is -infinity for "ever".
+                AND t.ts > CASE WHEN p.new_merchant_large_unused_days > 0
+                                THEN h.ts - make_interval(
+                                    secs => p.new_merchant_large_unused_days::double precision * 86400)
+                                ELSE '-infinity'::timestamptz END
           )
     ),
     merchant_bounds AS (

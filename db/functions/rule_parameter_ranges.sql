@@ -42,6 +42,8 @@ AS $$
         ('same_timestamp',   'max_transactions', 'integer', 1, 1000000,        false),
         ('new_merchant_large', 'multiplier',     'number',  0, 1000,           false),
         ('new_merchant_large', 'min_history',    'integer', 1, 1000000,        false),
+        -- unused_days: 0 is "never paid there" (optional: rule_parameter_defaults).
+        ('new_merchant_large', 'unused_days',    'number',  0, 3660,           false),
         ('compromised_merchant', 'window_days',  'number',  0, 3660,           false),
         ('compromised_merchant', 'delay_days',   'number',  0, 3660,           false),
         ('compromised_merchant', 'min_known_fraud', 'integer', 1, 1000000,     false),
