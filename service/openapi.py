@@ -136,6 +136,12 @@ RULE_PARAMETERS: dict[str, dict[str, tuple[str, int, int, bool]]] = {
         "min_history": ("integer", 1, 1000000, False),
         "unused_days": ("number", 0, 3660, False),
     },
+    "new_merchant_run": {
+        "multiplier": ("number", 0, 1000, False),
+        "max_run": ("integer", 2, 1000, False),
+        "unused_days": ("number", 0, 3660, False),
+        "min_history": ("integer", 1, 1000000, False),
+    },
     "rapid_succession": {"min_gap_seconds": ("number", 0, 86400, False)},
     "same_timestamp": {"max_transactions": ("integer", 1, 1000000, False)},
     "velocity": {

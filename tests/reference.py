@@ -83,7 +83,13 @@ def events(
                 fired.append((tx.ts, tx.transaction_id, "same_timestamp"))
         if "new_merchant_large" in rules and tx.merchant_id is not None:
             r = rules["new_merchant_large"]
-            first = all(p.merchant_id != tx.merchant_id for p in prior)
+            # New: no prior payment there (unused_days > 0: none in (ts - unused_days, ts]).
+            days = r.get("unused_days", 0)
+            first = all(
+                p.merchant_id != tx.merchant_id
+                or (days and p.ts <= tx.ts - timedelta(days=days))
+                for p in prior
+            )
             multiplier = Decimal(str(r["multiplier"]))
             if first and n >= max(r["min_history"], 1) and tx.amount * n > multiplier * total:
                 fired.append((tx.ts, tx.transaction_id, "new_merchant_large"))

@@ -164,6 +164,46 @@ def test_new_merchant_large_needs_a_first_visit_and_a_large_amount(app_conn, adm
     ]
 
 
+def test_new_merchant_large_with_unused_days_counts_a_merchant_unused_for_days_as_new(
+    app_conn, admin_conn
+):
+    only(admin_conn, {"new_merchant_large": {"multiplier": 2, "min_history": 2, "unused_days": 1}})
+    store(
+        app_conn,
+        [
+            (41, 9, 0, "10.00", 1),
+            (42, 9, 100, "10.00", 2),
+            # Merchant 1 used half a day before: not new (25.00 > 2 x 10.00 does not matter).
+            (43, 9, 0.5 * DAY, "25.00", 1),
+            # Last used 1.5 days before: new; average (10 + 10 + 25) / 3 = 15, x2 = 30.
+            (44, 9, 2 * DAY, "40.00", 1),
+            # Last used exactly 1 day before, outside (ts - 1 day, ts]: new;
+            # average 85 / 4 = 21.25, x2 = 42.5.
+            (45, 9, 3 * DAY, "100.00", 1),
+            # Used 1 second before: not new.
+            (46, 9, 3 * DAY + 1, "500.00", 1),
+        ],
+    )
+    assert alerts(app_conn, 9) == [
+        (
+            44,
+            "new_merchant_large",
+            Decimal("40.00"),
+            Decimal("30.0000"),
+            "no payment at merchant 1 in the last 1 days; amount 40.00 is above 2 x the"
+            " average 15.0000 of 3 prior transactions",
+        ),
+        (
+            45,
+            "new_merchant_large",
+            Decimal("100.00"),
+            Decimal("42.5000"),
+            "no payment at merchant 1 in the last 1 days; amount 100.00 is above 2 x the"
+            " average 21.2500 of 4 prior transactions",
+        ),
+    ]
+
+
 def test_compromised_merchant_follows_labels_reviews_and_late_rows(app_conn, admin_conn):
     only(
         admin_conn,

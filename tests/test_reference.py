@@ -28,7 +28,7 @@ amounts = st.one_of(
 ).map(lambda cents: Decimal(cents).scaleb(-2))
 offsets = st.one_of(
     st.integers(0, 3 * 3_600_000),
-    st.sampled_from([0, 9_999, 10_000, 3_600_000, 3_599_999, 3_600_001]),
+    st.sampled_from([0, 9_999, 10_000, 3_600_000, 3_599_999, 3_600_001, 5_400_000]),
 )
 histories = st.lists(st.tuples(offsets, amounts), min_size=1, max_size=25)
 rule_sets = st.dictionaries(st.sampled_from(sorted(RULES)), st.just(None), min_size=1).map(
@@ -100,8 +100,19 @@ other_rows = st.lists(
     ),
     max_size=25,
 )
-all_rule_sets = st.dictionaries(st.sampled_from(sorted(ALL_RULES)), st.just(None), min_size=1).map(
-    lambda chosen: {name: ALL_RULES[name] for name in chosen}
+# new_merchant_large's "new": never paid there (0), or not in the last 1.5 h.
+all_rule_sets = st.tuples(
+    st.dictionaries(st.sampled_from(sorted(ALL_RULES)), st.just(None), min_size=1),
+    st.sampled_from([0, 0.0625]),
+).map(
+    lambda drawn: {
+        name: (
+            {**ALL_RULES[name], "unused_days": drawn[1]}
+            if name == "new_merchant_large"
+            else ALL_RULES[name]
+        )
+        for name in drawn[0]
+    }
 )
 
 
