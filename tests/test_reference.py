@@ -80,6 +80,7 @@ ALL_RULES = {
     "amount_spike": {"multiplier": 3, "min_history": 2, "window_days": 0.125},
     "same_timestamp": {"max_transactions": 1},
     "new_merchant_large": {"multiplier": 2, "min_history": 2},
+    "new_merchant_run": {"multiplier": 1.2, "max_run": 3, "min_history": 2},
     "compromised_merchant": {
         "window_days": 0.125,
         "delay_days": 0.01,
@@ -100,7 +101,7 @@ other_rows = st.lists(
     ),
     max_size=25,
 )
-# new_merchant_large's "new": never paid there (0), or not in the last 1.5 h.
+# The merchant rules' "new": never paid there (0), or not in the last 1.5 h.
 all_rule_sets = st.tuples(
     st.dictionaries(st.sampled_from(sorted(ALL_RULES)), st.just(None), min_size=1),
     st.sampled_from([0, 0.0625]),
@@ -108,7 +109,7 @@ all_rule_sets = st.tuples(
     lambda drawn: {
         name: (
             {**ALL_RULES[name], "unused_days": drawn[1]}
-            if name == "new_merchant_large"
+            if name in ("new_merchant_large", "new_merchant_run")
             else ALL_RULES[name]
         )
         for name in drawn[0]

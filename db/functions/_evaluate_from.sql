@@ -74,7 +74,10 @@
 -- Cost per account: one index range scan of the rows from its position on
 -- and of those inside the largest window before it, one index probe for the
 -- earlier time before it, window functions over those rows; per scored row
--- with a merchant, one probe for new_merchant_large; per merchant, one index
+-- with a merchant, one backward index probe (its latest earlier payment
+-- there) for new_merchant_large and one for new_merchant_run, and for a row
+-- that new_merchant_run finds new, one index range of the account's last
+-- max_run payments and a probe each; per merchant, one index
 -- range scan of its rows inside the compromised_merchant window.
 -- Rows come in no particular order. Raises nothing itself; a missing
 -- parameter of a listed rule makes that rule's comparison NULL, so it does
@@ -363,11 +366,12 @@ AS $$
             'new_merchant_run'::text,
             round(r.run_sum / r.run_length, 4),
             round(p.new_merchant_run_multiplier * h.prior_sum / h.prior_count, 4),
-            format('%s payments in a row at merchants new to the account%s (this one included),'
-                   ' together %s, average %s is above %s x the average %s of %s prior transactions',
+            format('%s payments in a row (this one included) at merchants %s, together %s:'
+                   ' an average %s above %s x the average %s of %s prior transactions',
                    r.run_length,
                    CASE WHEN p.new_merchant_run_unused_days > 0
-                        THEN format(' in %s days', p.new_merchant_run_unused_days) ELSE '' END,
+                        THEN format('not used in the last %s days', p.new_merchant_run_unused_days)
+                        ELSE 'new to the account' END,
                    r.run_sum, round(r.run_sum / r.run_length, 4), p.new_merchant_run_multiplier,
                    round(h.prior_sum / h.prior_count, 4), h.prior_count)
         FROM history AS h
