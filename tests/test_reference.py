@@ -80,7 +80,7 @@ ALL_RULES = {
     "amount_spike": {"multiplier": 3, "min_history": 2, "window_days": 0.125},
     "same_timestamp": {"max_transactions": 1},
     "new_merchant_large": {"multiplier": 2, "min_history": 2},
-    "new_merchant_run": {"multiplier": 1.2, "max_run": 3, "min_history": 2},
+    "new_merchant_run": {"multiplier": 0.5, "max_run": 3, "min_history": 1},
     "compromised_merchant": {
         "window_days": 0.125,
         "delay_days": 0.01,
