@@ -79,6 +79,9 @@
 -- that new_merchant_run finds new, one index range of the account's last
 -- max_run payments and a probe each; per merchant, one index
 -- range scan of its rows inside the compromised_merchant window.
+-- Each rule's part is conditioned on p_rules ? '<rule>', an expression of the
+-- argument alone, which PostgreSQL evaluates once (a one-time filter): a rule
+-- that is off costs nothing, not even a pass over the scored rows.
 -- Rows come in no particular order. Raises nothing itself; a missing
 -- parameter of a listed rule makes that rule's comparison NULL, so it does
 -- not fire (set_rule refuses such parameters).
@@ -98,33 +101,24 @@ AS $$
     WITH parameters AS MATERIALIZED (
         -- Read once per call (not once per row), typed in one place.
         SELECT
-            p_rules ? 'below_average' AS below_average_on,
             (p_rules #>> '{below_average,factor}')::numeric AS below_average_factor,
             greatest((p_rules #>> '{below_average,min_history}')::bigint, 1) AS below_average_min_history,
             coalesce((p_rules #>> '{below_average,window_days}')::numeric, 0) AS below_average_window_days,
-            p_rules ? 'amount_spike' AS amount_spike_on,
             (p_rules #>> '{amount_spike,multiplier}')::numeric AS amount_spike_multiplier,
             greatest((p_rules #>> '{amount_spike,min_history}')::bigint, 1) AS amount_spike_min_history,
             coalesce((p_rules #>> '{amount_spike,window_days}')::numeric, 0) AS amount_spike_window_days,
-            p_rules ? 'large_amount' AS large_amount_on,
             (p_rules #>> '{large_amount,threshold}')::numeric AS large_amount_threshold,
-            p_rules ? 'velocity' AS velocity_on,
             (p_rules #>> '{velocity,window_seconds}')::numeric AS velocity_window_seconds,
             (p_rules #>> '{velocity,max_transactions}')::numeric AS velocity_max_transactions,
-            p_rules ? 'rapid_succession' AS rapid_succession_on,
             (p_rules #>> '{rapid_succession,min_gap_seconds}')::numeric AS rapid_succession_min_gap_seconds,
-            p_rules ? 'same_timestamp' AS same_timestamp_on,
             (p_rules #>> '{same_timestamp,max_transactions}')::numeric AS same_timestamp_max_transactions,
-            p_rules ? 'new_merchant_large' AS new_merchant_large_on,
             (p_rules #>> '{new_merchant_large,multiplier}')::numeric AS new_merchant_large_multiplier,
             greatest((p_rules #>> '{new_merchant_large,min_history}')::bigint, 1) AS new_merchant_large_min_history,
             coalesce((p_rules #>> '{new_merchant_large,unused_days}')::numeric, 0) AS new_merchant_large_unused_days,
-            p_rules ? 'new_merchant_run' AS new_merchant_run_on,
             (p_rules #>> '{new_merchant_run,multiplier}')::numeric AS new_merchant_run_multiplier,
             (p_rules #>> '{new_merchant_run,max_run}')::bigint AS new_merchant_run_max_run,
             (p_rules #>> '{new_merchant_run,unused_days}')::numeric AS new_merchant_run_unused_days,
             greatest((p_rules #>> '{new_merchant_run,min_history}')::bigint, 1) AS new_merchant_run_min_history,
-            p_rules ? 'compromised_merchant' AS compromised_merchant_on,
             (p_rules #>> '{compromised_merchant,window_days}')::numeric AS compromised_merchant_window_days,
             (p_rules #>> '{compromised_merchant,delay_days}')::numeric AS compromised_merchant_delay_days,
             greatest((p_rules #>> '{compromised_merchant,min_known_fraud}')::numeric, 1) AS compromised_merchant_min_known_fraud,
@@ -178,66 +172,96 @@ AS $$
           ON t.account_id = s.account_id
          AND t.ts >= s.from_ts - p.reach
     ),
-    windowed AS (
+    windowed AS NOT MATERIALIZED (
+        -- The windows every rule set needs, in three window passes (one in
+        -- (ts, transaction_id) order, two in time): the prior count and sum,
+        -- the latest earlier time, the rows at this time so far, and the
+        -- velocity window.
         SELECT
             w.*,
             w.base_count + count(*) FILTER (WHERE w.scored) OVER prior AS prior_count,
             w.base_sum + coalesce(sum(w.amount) FILTER (WHERE w.scored) OVER prior, 0) AS prior_sum,
+            count(*) OVER prior AS span_prior_count,
             -- The latest earlier time: every row at an earlier time within
             -- the span, else the probe.
             greatest(max(w.ts) OVER earlier, w.before_ts) AS previous_ts,
-            count(*) OVER same_time AS same_time_count,
+            -- The rows before this one less those at an earlier time (ts has
+            -- millisecond resolution): the prior rows at this time, plus this one.
+            count(*) OVER prior - count(*) OVER earlier + 1 AS same_time_count,
             -- Prior rows in (ts - window, ts): the rows before this one in the
             -- span, less those at or before ts - window (all of them prior).
             -- With a zero window that difference is negative: none.
-            greatest(count(*) OVER prior - count(*) OVER velocity_out, 0) AS prior_in_window,
-            count(*) OVER prior - count(*) OVER spike_out AS spike_window_count,
-            coalesce(sum(w.amount) OVER prior, 0)
-                - coalesce(sum(w.amount) OVER spike_out, 0) AS spike_window_sum,
-            count(*) OVER prior - count(*) OVER below_out AS below_window_count,
-            coalesce(sum(w.amount) OVER prior, 0)
-                - coalesce(sum(w.amount) OVER below_out, 0) AS below_window_sum,
-            -- Users' rules: this one and the prior rows in (ts - 1 h, ts] and (ts - 24 h, ts].
-            count(*) OVER prior - count(*) OVER hour_out + 1 AS count_1h,
-            coalesce(sum(w.amount) OVER prior, 0) - coalesce(sum(w.amount) OVER hour_out, 0)
-                + w.amount AS sum_1h,
-            count(*) OVER prior - count(*) OVER day_out + 1 AS count_24h,
-            coalesce(sum(w.amount) OVER prior, 0) - coalesce(sum(w.amount) OVER day_out, 0)
-                + w.amount AS sum_24h
+            greatest(count(*) OVER prior - count(*) OVER velocity_out, 0) AS prior_in_window
         FROM span AS w
         WINDOW account_order AS (PARTITION BY w.account_id ORDER BY w.ts, w.transaction_id),
                prior AS (account_order ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
                by_time AS (PARTITION BY w.account_id ORDER BY w.ts),
                earlier AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '1 millisecond' PRECEDING),
-               same_time AS (PARTITION BY w.account_id, w.ts ORDER BY w.transaction_id
-                             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
                velocity_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
                    secs => coalesce((p_rules #>> '{velocity,window_seconds}')::double precision, 0))
-                   PRECEDING),
-               spike_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
-                   secs => coalesce((p_rules #>> '{amount_spike,window_days}')::double precision, 0) * 86400)
-                   PRECEDING),
-               below_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
-                   secs => coalesce((p_rules #>> '{below_average,window_days}')::double precision, 0) * 86400)
-                   PRECEDING),
-               hour_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '1 hour' PRECEDING),
-               day_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '24 hours' PRECEDING)
+                   PRECEDING)
     ),
     history AS (
+        -- The scored rows with their features. Each window pass costs about
+        -- as much as the rest of the rule code, so the windows only some
+        -- rule sets need (averages over window_days, users' rules' 1 h and
+        -- 24 h sums) are computed in a second branch that runs only for
+        -- those rule sets: its condition depends on p_rules alone, so
+        -- PostgreSQL evaluates it once and skips the branch that is off.
         SELECT h.transaction_id, h.account_id, h.ts, h.amount, h.merchant_id,
                h.prior_count, h.prior_sum, h.previous_ts, h.same_time_count, h.prior_in_window,
-               h.count_1h, h.sum_1h, h.count_24h, h.sum_24h,
-               CASE WHEN p.amount_spike_window_days > 0 THEN h.spike_window_count
-                    ELSE h.prior_count END AS spike_count,
-               CASE WHEN p.amount_spike_window_days > 0 THEN h.spike_window_sum
-                    ELSE h.prior_sum END AS spike_sum,
-               CASE WHEN p.below_average_window_days > 0 THEN h.below_window_count
-                    ELSE h.prior_count END AS below_count,
-               CASE WHEN p.below_average_window_days > 0 THEN h.below_window_sum
-                    ELSE h.prior_sum END AS below_sum
+               NULL::bigint AS count_1h, NULL::numeric AS sum_1h,
+               NULL::bigint AS count_24h, NULL::numeric AS sum_24h,
+               h.prior_count AS spike_count, h.prior_sum AS spike_sum,
+               h.prior_count AS below_count, h.prior_sum AS below_sum
         FROM windowed AS h
-        CROSS JOIN parameters AS p
         WHERE h.scored
+          AND NOT (coalesce((p_rules #>> '{amount_spike,window_days}')::numeric, 0) > 0
+                   OR coalesce((p_rules #>> '{below_average,window_days}')::numeric, 0) > 0
+                   OR EXISTS (SELECT FROM rules AS r
+                              WHERE r.expression IS NOT NULL AND p_rules ? r.rule_id))
+        UNION ALL
+        SELECT e.transaction_id, e.account_id, e.ts, e.amount, e.merchant_id,
+               e.prior_count, e.prior_sum, e.previous_ts, e.same_time_count, e.prior_in_window,
+               e.count_1h, e.sum_1h, e.count_24h, e.sum_24h,
+               CASE WHEN coalesce((p_rules #>> '{amount_spike,window_days}')::numeric, 0) > 0
+                    THEN e.spike_window_count ELSE e.prior_count END,
+               CASE WHEN coalesce((p_rules #>> '{amount_spike,window_days}')::numeric, 0) > 0
+                    THEN e.spike_window_sum ELSE e.prior_sum END,
+               CASE WHEN coalesce((p_rules #>> '{below_average,window_days}')::numeric, 0) > 0
+                    THEN e.below_window_count ELSE e.prior_count END,
+               CASE WHEN coalesce((p_rules #>> '{below_average,window_days}')::numeric, 0) > 0
+                    THEN e.below_window_sum ELSE e.prior_sum END
+        FROM (
+            SELECT
+                w.*,
+                w.span_prior_count - count(*) OVER spike_out AS spike_window_count,
+                coalesce(sum(w.amount) OVER prior, 0) - coalesce(sum(w.amount) OVER spike_out, 0) AS spike_window_sum,
+                w.span_prior_count - count(*) OVER below_out AS below_window_count,
+                coalesce(sum(w.amount) OVER prior, 0) - coalesce(sum(w.amount) OVER below_out, 0) AS below_window_sum,
+                -- Users' rules: this one and the prior rows in (ts - 1 h, ts] and (ts - 24 h, ts].
+                w.span_prior_count - count(*) OVER hour_out + 1 AS count_1h,
+                coalesce(sum(w.amount) OVER prior, 0) - coalesce(sum(w.amount) OVER hour_out, 0) + w.amount AS sum_1h,
+                w.span_prior_count - count(*) OVER day_out + 1 AS count_24h,
+                coalesce(sum(w.amount) OVER prior, 0) - coalesce(sum(w.amount) OVER day_out, 0) + w.amount AS sum_24h
+            FROM windowed AS w
+            WHERE coalesce((p_rules #>> '{amount_spike,window_days}')::numeric, 0) > 0
+               OR coalesce((p_rules #>> '{below_average,window_days}')::numeric, 0) > 0
+               OR EXISTS (SELECT FROM rules AS r
+                          WHERE r.expression IS NOT NULL AND p_rules ? r.rule_id)
+            WINDOW prior AS (PARTITION BY w.account_id ORDER BY w.ts, w.transaction_id
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+                   by_time AS (PARTITION BY w.account_id ORDER BY w.ts),
+                   spike_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
+                       secs => coalesce((p_rules #>> '{amount_spike,window_days}')::double precision, 0) * 86400)
+                       PRECEDING),
+                   below_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND make_interval(
+                       secs => coalesce((p_rules #>> '{below_average,window_days}')::double precision, 0) * 86400)
+                       PRECEDING),
+                   hour_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '1 hour' PRECEDING),
+                   day_out AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '24 hours' PRECEDING)
+        ) AS e
+        WHERE e.scored
     ),
     below_average AS (
         SELECT
@@ -252,7 +276,7 @@ AS $$
                         THEN format(' in %s days', p.below_average_window_days) ELSE '' END) AS reason
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.below_average_on
+        WHERE p_rules ? 'below_average'
           AND h.below_count >= p.below_average_min_history
           AND h.amount * h.below_count < p.below_average_factor * h.below_sum
     ),
@@ -269,7 +293,7 @@ AS $$
                         THEN format(' in %s days', p.amount_spike_window_days) ELSE '' END)
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.amount_spike_on
+        WHERE p_rules ? 'amount_spike'
           AND h.spike_count >= p.amount_spike_min_history
           AND h.amount * h.spike_count > p.amount_spike_multiplier * h.spike_sum
     ),
@@ -282,7 +306,7 @@ AS $$
             format('amount %s is at or above the limit %s', h.amount, p.large_amount_threshold)
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.large_amount_on
+        WHERE p_rules ? 'large_amount'
           AND h.amount >= p.large_amount_threshold
     ),
     velocity AS (
@@ -295,7 +319,7 @@ AS $$
                    h.prior_in_window + 1, p.velocity_window_seconds, p.velocity_max_transactions)
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.velocity_on
+        WHERE p_rules ? 'velocity'
           AND h.prior_in_window + 1 > p.velocity_max_transactions
     ),
     rapid_succession AS (
@@ -309,7 +333,7 @@ AS $$
                    p.rapid_succession_min_gap_seconds)
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.rapid_succession_on
+        WHERE p_rules ? 'rapid_succession'
           AND h.previous_ts IS NOT NULL
           AND extract(epoch FROM h.ts - h.previous_ts) < p.rapid_succession_min_gap_seconds
     ),
@@ -323,7 +347,7 @@ AS $$
                    h.same_time_count, h.ts, p.same_timestamp_max_transactions)
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.same_timestamp_on
+        WHERE p_rules ? 'same_timestamp'
           AND h.same_time_count > p.same_timestamp_max_transactions
     ),
     new_merchant_large AS (
@@ -341,7 +365,7 @@ AS $$
                    round(h.prior_sum / h.prior_count, 4), h.prior_count)
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.new_merchant_large_on
+        WHERE p_rules ? 'new_merchant_large'
           AND h.merchant_id IS NOT NULL
           AND h.prior_count >= p.new_merchant_large_min_history
           AND h.amount * h.prior_count > p.new_merchant_large_multiplier * h.prior_sum
@@ -407,7 +431,7 @@ AS $$
             ORDER BY q.n DESC
             LIMIT 1
         ) AS r
-        WHERE p.new_merchant_run_on
+        WHERE p_rules ? 'new_merchant_run'
           AND h.merchant_id IS NOT NULL
           AND h.prior_count >= p.new_merchant_run_min_history
           -- This row's merchant new (one probe, as in new_merchant_large) before the run is read.
@@ -427,7 +451,7 @@ AS $$
         SELECT h.merchant_id, min(h.ts) AS first_ts, max(h.ts) AS last_ts
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.compromised_merchant_on AND h.merchant_id IS NOT NULL
+        WHERE p_rules ? 'compromised_merchant' AND h.merchant_id IS NOT NULL
         GROUP BY h.merchant_id
     ),
     decisions AS (
@@ -455,7 +479,7 @@ AS $$
         SELECT h.merchant_id, h.ts, h.transaction_id, NULL
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p.compromised_merchant_on AND h.merchant_id IS NOT NULL
+        WHERE p_rules ? 'compromised_merchant' AND h.merchant_id IS NOT NULL
     ),
     merchant_counts AS (
         -- Per probe: the merchant's transactions in [ts - window, ts - delay)

@@ -17,35 +17,36 @@ CREATE OR REPLACE FUNCTION score_transactions(
     p_rules jsonb DEFAULT NULL
 )
 RETURNS SETOF fraud_event
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
--- A whole-table pass: sorts in memory, and no JIT (it costs more than it saves here).
 SET jit = off
 SET work_mem = '256MB'
 AS $$
-    WITH accounts AS (
-        -- Every account with a stored transaction, from the running state
-        -- (one row per account) rather than a pass over transactions.
-        SELECT coalesce(array_agg(a.account_id), '{}') AS account_ids
-        FROM account_states AS a
-    ),
-    parameters AS (
-        SELECT coalesce(validate_rules(p_rules), active_rule_parameters()) AS rules
-    )
-    SELECT e.*
-    FROM accounts AS a
-    CROSS JOIN parameters AS p
-    CROSS JOIN LATERAL _evaluate_from(
-        p.rules,
-        a.account_ids,
-        array_fill('-infinity'::timestamptz, ARRAY[cardinality(a.account_ids)]),
-        array_fill(0::bigint, ARRAY[cardinality(a.account_ids)]),
-        array_fill(0::bigint, ARRAY[cardinality(a.account_ids)]),
-        array_fill(0::numeric, ARRAY[cardinality(a.account_ids)])
-    ) AS e
-    WHERE (p_from IS NULL OR e.ts >= p_from)
-      AND (p_to IS NULL OR e.ts < p_to)
-    ORDER BY e.account_id, e.ts, e.transaction_id, e.rule_id;
+DECLARE
+    v_rules jsonb := coalesce(validate_rules(p_rules), active_rule_parameters());
+    -- Every account with a stored transaction, from the running state (one
+    -- row per account) rather than a pass over transactions.
+    v_account_ids bigint[] := ARRAY(SELECT a.account_id FROM account_states AS a);
+BEGIN
+    -- EXECUTE plans with the arrays' values, so the planner knows how many
+    -- accounts there are: it reads transactions in one scan and hashes it
+    -- to the accounts (0.6 s at 1M rows) instead of an index range scan per
+    -- account (1.2 s), which is what it picks for an array of unknown size.
+    RETURN QUERY EXECUTE $query$
+        SELECT e.*
+        FROM _evaluate_from(
+            $1, $2,
+            array_fill('-infinity'::timestamptz, ARRAY[cardinality($2)]),
+            array_fill(0::bigint, ARRAY[cardinality($2)]),
+            array_fill(0::bigint, ARRAY[cardinality($2)]),
+            array_fill(0::numeric, ARRAY[cardinality($2)])
+        ) AS e
+        WHERE ($3::timestamptz IS NULL OR e.ts >= $3)
+          AND ($4::timestamptz IS NULL OR e.ts < $4)
+        ORDER BY e.account_id, e.ts, e.transaction_id, e.rule_id
+    $query$
+    USING v_rules, v_account_ids, p_from, p_to;
+END;
 $$;
 
 COMMENT ON FUNCTION score_transactions(timestamptz, timestamptz, jsonb) IS
