@@ -28,8 +28,10 @@ uniformly (a shop the account has most likely never used).
 - ``slow_compromise``: 4 to 12 payments of 2 to 5 times the account's
   normal amounts, twice as often as it usually pays (mean gap half its own,
   at least 30 minutes: hours to days in all), at shops new to it. Real pattern:
-  a fraudster who stays under the limits to last longer. Partly caught by
-  ``new_merchant_large`` (the hardest pattern here: see README).
+  a fraudster who stays under the limits to last longer. Caught by
+  ``new_merchant_run`` (several payments in a row at shops unused for 30
+  days, above the usual together) and ``new_merchant_large`` (the hardest
+  pattern here: see README).
 - ``bot_burst``: 10 to 30 payments of the account's normal amounts at one
   merchant, 5 to 60 seconds apart. Real pattern: scripted purchases
   (ticket or sneaker bots) with a stolen card. Caught by ``velocity``.

@@ -134,6 +134,13 @@ RULE_PARAMETERS: dict[str, dict[str, tuple[str, int, int, bool]]] = {
     "new_merchant_large": {
         "multiplier": ("number", 0, 1000, False),
         "min_history": ("integer", 1, 1000000, False),
+        "unused_days": ("number", 0, 3660, False),
+    },
+    "new_merchant_run": {
+        "multiplier": ("number", 0, 1000, False),
+        "max_run": ("integer", 2, 1000, False),
+        "unused_days": ("number", 0, 3660, False),
+        "min_history": ("integer", 1, 1000000, False),
     },
     "rapid_succession": {"min_gap_seconds": ("number", 0, 86400, False)},
     "same_timestamp": {"max_transactions": ("integer", 1, 1000000, False)},
@@ -143,7 +150,11 @@ RULE_PARAMETERS: dict[str, dict[str, tuple[str, int, int, bool]]] = {
     },
 }
 # Parameters with a default (SQL rule_parameter_defaults()): never required.
-OPTIONAL_PARAMETERS = {("amount_spike", "window_days"), ("below_average", "window_days")}
+OPTIONAL_PARAMETERS = {
+    ("amount_spike", "window_days"),
+    ("below_average", "window_days"),
+    ("new_merchant_large", "unused_days"),
+}
 
 
 def _parameters_schema(rule_id: str, complete: bool) -> dict[str, Any]:

@@ -37,6 +37,16 @@ def _average_base(prior: list[Tx], tx: Tx, window_days) -> tuple[int, Decimal]:
     return len(prior), sum((p.amount for p in prior), Decimal(0))
 
 
+def _new_merchant(prior: list[Tx], tx: Tx, unused_days) -> bool:
+    """tx is at a known merchant with no payment in prior there (unused_days > 0: none
+    in (ts - unused_days, ts])."""
+    return tx.merchant_id is not None and all(
+        p.merchant_id != tx.merchant_id
+        or (unused_days and p.ts <= tx.ts - timedelta(days=unused_days))
+        for p in prior
+    )
+
+
 def events(
     history: list[Tx], rules: dict[str, dict], merchant_rows: list[MerchantTx] = ()
 ) -> list[tuple[int, str]]:
@@ -83,10 +93,23 @@ def events(
                 fired.append((tx.ts, tx.transaction_id, "same_timestamp"))
         if "new_merchant_large" in rules and tx.merchant_id is not None:
             r = rules["new_merchant_large"]
-            first = all(p.merchant_id != tx.merchant_id for p in prior)
+            first = _new_merchant(prior, tx, r.get("unused_days", 0))
             multiplier = Decimal(str(r["multiplier"]))
             if first and n >= max(r["min_history"], 1) and tx.amount * n > multiplier * total:
                 fired.append((tx.ts, tx.transaction_id, "new_merchant_large"))
+        if "new_merchant_run" in rules and n >= max(rules["new_merchant_run"]["min_history"], 1):
+            r = rules["new_merchant_run"]
+            multiplier = Decimal(str(r["multiplier"]))
+            run_sum, fires = Decimal(0), False
+            # This payment and the ones just before it, newest first, while each is new.
+            for length in range(1, r["max_run"] + 1):
+                j = i - length + 1
+                if j < 0 or not _new_merchant(ordered[:j], ordered[j], r["unused_days"]):
+                    break
+                run_sum += ordered[j].amount
+                fires = fires or (length >= 2 and run_sum * n > multiplier * length * total)
+            if fires:
+                fired.append((tx.ts, tx.transaction_id, "new_merchant_run"))
         if "compromised_merchant" in rules and tx.merchant_id is not None:
             r = rules["compromised_merchant"]
             low = tx.ts - timedelta(days=r["window_days"])

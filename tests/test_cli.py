@@ -69,7 +69,7 @@ def test_create_read_only_user_cannot_write(external):
         parts = urlsplit(external.admin_url)
         url = urlunsplit(parts._replace(netloc=f"{name}:{password}@{parts.hostname}:{parts.port}"))
         with psycopg.connect(url) as conn:
-            assert conn.execute("SELECT count(*) FROM get_rules()").fetchone()[0] == 8
+            assert conn.execute("SELECT count(*) FROM get_rules()").fetchone()[0] == 9
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("INSERT INTO transactions VALUES (1, 1, '2024-01-01Z', 1.00)")
     finally:

@@ -164,6 +164,92 @@ def test_new_merchant_large_needs_a_first_visit_and_a_large_amount(app_conn, adm
     ]
 
 
+def test_new_merchant_large_with_unused_days_counts_a_merchant_unused_for_days_as_new(
+    app_conn, admin_conn
+):
+    only(admin_conn, {"new_merchant_large": {"multiplier": 2, "min_history": 2, "unused_days": 1}})
+    store(
+        app_conn,
+        [
+            (41, 9, 0, "10.00", 1),
+            (42, 9, 100, "10.00", 2),
+            # Merchant 1 used half a day before: not new (25.00 > 2 x 10.00 does not matter).
+            (43, 9, 0.5 * DAY, "25.00", 1),
+            # Last used 1.5 days before: new; average (10 + 10 + 25) / 3 = 15, x2 = 30.
+            (44, 9, 2 * DAY, "40.00", 1),
+            # Last used exactly 1 day before, outside (ts - 1 day, ts]: new;
+            # average 85 / 4 = 21.25, x2 = 42.5.
+            (45, 9, 3 * DAY, "100.00", 1),
+            # Used 1 second before: not new.
+            (46, 9, 3 * DAY + 1, "500.00", 1),
+        ],
+    )
+    assert alerts(app_conn, 9) == [
+        (
+            44,
+            "new_merchant_large",
+            Decimal("40.00"),
+            Decimal("30.0000"),
+            "no payment at merchant 1 in the last 1 days; amount 40.00 is above 2 x the"
+            " average 15.0000 of 3 prior transactions",
+        ),
+        (
+            45,
+            "new_merchant_large",
+            Decimal("100.00"),
+            Decimal("42.5000"),
+            "no payment at merchant 1 in the last 1 days; amount 100.00 is above 2 x the"
+            " average 21.2500 of 4 prior transactions",
+        ),
+    ]
+
+
+def test_new_merchant_run_sums_the_payments_in_a_row_at_new_merchants(app_conn, admin_conn):
+    only(
+        admin_conn,
+        {"new_merchant_run": {"multiplier": 1.2, "max_run": 3, "unused_days": 1, "min_history": 2}},
+    )
+    store(
+        app_conn,
+        [
+            (61, 12, 0, "10.00", 1),
+            (62, 12, 100, "10.00", 1),  # merchant 1 used 100 s before: not new
+            # New, but the run is this one alone (62 was not new): never fires.
+            (63, 12, 200, "13.00", 2),
+            # Run 64, 63: (12 + 13) / 2 = 12.5, not above 1.2 x 33 / 3 = 13.2.
+            (64, 12, 300, "12.00", 3),
+            # Run 65, 64, 63 (max_run 3); average 45 / 4 = 11.25, x1.2 = 13.5:
+            # 2 long (20 + 12) / 2 = 16 and 3 long 45 / 3 = 15 both above; 3 is shown.
+            (65, 12, 400, "20.00", 4),
+            (66, 12, 500, "1.00", 2),  # merchant 2 used 300 s before: not new
+            # Merchant 1 unused for 2 days: new, but 66 before it was not: a run of 1.
+            (67, 12, 2 * DAY, "30.00", 1),
+            # Run 68, 67: (5 + 30) / 2 = 17.5 above 1.2 x 96 / 7 = 16.457..., though 5.00 is small.
+            (68, 12, 2 * DAY + 10, "5.00", 5),
+        ],
+    )
+    assert alerts(app_conn, 12) == [
+        (
+            65,
+            "new_merchant_run",
+            Decimal("15.0000"),
+            Decimal("13.5000"),
+            "3 payments in a row (this one included) at merchants not used in the last 1 days,"
+            " together 45.00: an average 15.0000 above 1.2 x the average 11.2500 of 4 prior"
+            " transactions",
+        ),
+        (
+            68,
+            "new_merchant_run",
+            Decimal("17.5000"),
+            Decimal("16.4571"),
+            "2 payments in a row (this one included) at merchants not used in the last 1 days,"
+            " together 35.00: an average 17.5000 above 1.2 x the average 13.7143 of 7 prior"
+            " transactions",
+        ),
+    ]
+
+
 def test_compromised_merchant_follows_labels_reviews_and_late_rows(app_conn, admin_conn):
     only(
         admin_conn,

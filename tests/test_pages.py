@@ -157,7 +157,7 @@ def test_every_page_loads_with_its_data(site):
     assert page.locator("#no-reviews").inner_text() == "No reviews yet."
 
     page.goto(base + "/ui/rules")
-    assert page.locator(".rule-card").count() == 8
+    assert page.locator(".rule-card").count() == 9
     assert page.locator("#p-large_amount-threshold").input_value() == "10000"
 
     page.goto(base + "/ui/evaluation")

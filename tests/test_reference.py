@@ -28,7 +28,7 @@ amounts = st.one_of(
 ).map(lambda cents: Decimal(cents).scaleb(-2))
 offsets = st.one_of(
     st.integers(0, 3 * 3_600_000),
-    st.sampled_from([0, 9_999, 10_000, 3_600_000, 3_599_999, 3_600_001]),
+    st.sampled_from([0, 9_999, 10_000, 3_600_000, 3_599_999, 3_600_001, 5_400_000]),
 )
 histories = st.lists(st.tuples(offsets, amounts), min_size=1, max_size=25)
 rule_sets = st.dictionaries(st.sampled_from(sorted(RULES)), st.just(None), min_size=1).map(
@@ -80,6 +80,7 @@ ALL_RULES = {
     "amount_spike": {"multiplier": 3, "min_history": 2, "window_days": 0.125},
     "same_timestamp": {"max_transactions": 1},
     "new_merchant_large": {"multiplier": 2, "min_history": 2},
+    "new_merchant_run": {"multiplier": 0.5, "max_run": 3, "min_history": 1},
     "compromised_merchant": {
         "window_days": 0.125,
         "delay_days": 0.01,
@@ -100,8 +101,19 @@ other_rows = st.lists(
     ),
     max_size=25,
 )
-all_rule_sets = st.dictionaries(st.sampled_from(sorted(ALL_RULES)), st.just(None), min_size=1).map(
-    lambda chosen: {name: ALL_RULES[name] for name in chosen}
+# The merchant rules' "new": never paid there (0), or not in the last 1.5 h.
+all_rule_sets = st.tuples(
+    st.dictionaries(st.sampled_from(sorted(ALL_RULES)), st.just(None), min_size=1),
+    st.sampled_from([0, 0.0625]),
+).map(
+    lambda drawn: {
+        name: (
+            {**ALL_RULES[name], "unused_days": drawn[1]}
+            if name in ("new_merchant_large", "new_merchant_run")
+            else ALL_RULES[name]
+        )
+        for name in drawn[0]
+    }
 )
 
 

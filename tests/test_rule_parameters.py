@@ -20,7 +20,7 @@ from pgfraud import db
 from pgfraud.cli import main
 from pgfraud.errors import InvalidInput
 
-LIVE = {  # the defaults of migration 0007
+LIVE = {  # the defaults of migrations 0007 and 0009
     "amount_spike": {"min_history": 3, "multiplier": 5, "window_days": 0},
     "below_average": {"factor": Decimal("0.05"), "min_history": 5, "window_days": 0},
     "compromised_merchant": {
@@ -30,7 +30,13 @@ LIVE = {  # the defaults of migration 0007
         "min_fraud_share": Decimal("0.5"),
     },
     "large_amount": {"threshold": 10000},
-    "new_merchant_large": {"multiplier": 2, "min_history": 5},
+    "new_merchant_large": {"multiplier": 2, "min_history": 5, "unused_days": 30},
+    "new_merchant_run": {
+        "multiplier": Decimal("1.2"),
+        "max_run": 4,
+        "unused_days": 30,
+        "min_history": 5,
+    },
     "rapid_succession": {"min_gap_seconds": 10},
     "same_timestamp": {"max_transactions": 1},
     "velocity": {"max_transactions": 2, "window_seconds": 600},
@@ -47,8 +53,8 @@ REFUSED = [
         '{"large_amounts": {"threshold": 220}}',
         "large_amounts",
         "unknown rule large_amounts; the rules are amount_spike, below_average, "
-        "compromised_merchant, large_amount, new_merchant_large, rapid_succession, "
-        "same_timestamp, velocity",
+        "compromised_merchant, large_amount, new_merchant_large, new_merchant_run, "
+        "rapid_succession, same_timestamp, velocity",
     ),
     (
         '{"below_average": {"factor": 0.9, "min_hist": 5}}',

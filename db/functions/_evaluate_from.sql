@@ -37,10 +37,20 @@
 --   same_timestamp (max_transactions): the account's transactions at exactly
 --       this ts up to this one (by transaction_id), this one included, >
 --       max_transactions.
---   new_merchant_large (multiplier, min_history): merchant_id known, the
---       account has no prior transaction at that merchant, and amount >
---       multiplier x the account's prior average (whole past, at least
---       min_history prior transactions).
+--   new_merchant_large (multiplier, min_history, unused_days): merchant_id
+--       known, the account has no prior transaction at that merchant (with
+--       unused_days > 0: none with time in (ts - unused_days, ts]; 0 or absent:
+--       none ever), and amount > multiplier x the account's prior average
+--       (whole past, at least min_history prior transactions).
+--   new_merchant_run (multiplier, max_run, unused_days, min_history): a run
+--       of payments at merchants new to the account: this one and the ones
+--       just before it (in (ts, transaction_id) order, at most max_run in
+--       all), each at a known merchant where the account had no prior
+--       transaction with time in (its ts - unused_days, its ts] (0: none
+--       ever), the run stopping at the first that is not. Fires when, for
+--       some length L >= 2 of that run, the last L amounts sum to more than
+--       multiplier x L x this row's prior average (whole past, at least
+--       min_history prior transactions); the longest such L is shown.
 --   compromised_merchant (window_days, delay_days, min_known_fraud,
 --       min_fraud_share): merchant_id known and, among the merchant's
 --       transactions (all accounts) with time in
@@ -64,7 +74,10 @@
 -- Cost per account: one index range scan of the rows from its position on
 -- and of those inside the largest window before it, one index probe for the
 -- earlier time before it, window functions over those rows; per scored row
--- with a merchant, one probe for new_merchant_large; per merchant, one index
+-- with a merchant, one backward index probe (its latest earlier payment
+-- there) for new_merchant_large and one for new_merchant_run, and for a row
+-- that new_merchant_run finds new, one index range of the account's last
+-- max_run payments and a probe each; per merchant, one index
 -- range scan of its rows inside the compromised_merchant window.
 -- Each rule's part is conditioned on p_rules ? '<rule>', an expression of the
 -- argument alone, which PostgreSQL evaluates once (a one-time filter): a rule
@@ -101,6 +114,11 @@ AS $$
             (p_rules #>> '{same_timestamp,max_transactions}')::numeric AS same_timestamp_max_transactions,
             (p_rules #>> '{new_merchant_large,multiplier}')::numeric AS new_merchant_large_multiplier,
             greatest((p_rules #>> '{new_merchant_large,min_history}')::bigint, 1) AS new_merchant_large_min_history,
+            coalesce((p_rules #>> '{new_merchant_large,unused_days}')::numeric, 0) AS new_merchant_large_unused_days,
+            (p_rules #>> '{new_merchant_run,multiplier}')::numeric AS new_merchant_run_multiplier,
+            (p_rules #>> '{new_merchant_run,max_run}')::bigint AS new_merchant_run_max_run,
+            (p_rules #>> '{new_merchant_run,unused_days}')::numeric AS new_merchant_run_unused_days,
+            greatest((p_rules #>> '{new_merchant_run,min_history}')::bigint, 1) AS new_merchant_run_min_history,
             (p_rules #>> '{compromised_merchant,window_days}')::numeric AS compromised_merchant_window_days,
             (p_rules #>> '{compromised_merchant,delay_days}')::numeric AS compromised_merchant_delay_days,
             greatest((p_rules #>> '{compromised_merchant,min_known_fraud}')::numeric, 1) AS compromised_merchant_min_known_fraud,
@@ -338,8 +356,12 @@ AS $$
             'new_merchant_large'::text,
             h.amount,
             round(p.new_merchant_large_multiplier * h.prior_sum / h.prior_count, 4),
-            format('first payment at merchant %s; amount %s is above %s x the average %s of %s prior transactions',
-                   h.merchant_id, h.amount, p.new_merchant_large_multiplier,
+            format('%s; amount %s is above %s x the average %s of %s prior transactions',
+                   CASE WHEN p.new_merchant_large_unused_days > 0
+                        THEN format('no payment at merchant %s in the last %s days',
+                                    h.merchant_id, p.new_merchant_large_unused_days)
+                        ELSE format('first payment at merchant %s', h.merchant_id) END,
+                   h.amount, p.new_merchant_large_multiplier,
                    round(h.prior_sum / h.prior_count, 4), h.prior_count)
         FROM history AS h
         CROSS JOIN parameters AS p
@@ -347,12 +369,82 @@ AS $$
           AND h.merchant_id IS NOT NULL
           AND h.prior_count >= p.new_merchant_large_min_history
           AND h.amount * h.prior_count > p.new_merchant_large_multiplier * h.prior_sum
-          AND NOT EXISTS (
-              SELECT FROM transactions AS t
+          -- The account's latest earlier payment there (one index probe,
+          -- backwards) is none, or at or before ts - unused_days.
+          AND coalesce((
+              SELECT max(t.ts)
+              FROM transactions AS t
               WHERE t.account_id = h.account_id
                 AND t.merchant_id = h.merchant_id
                 AND (t.ts, t.transaction_id) < (h.ts, h.transaction_id)
-          )
+          ) <= CASE WHEN p.new_merchant_large_unused_days > 0
+                    THEN h.ts - make_interval(
+                        secs => p.new_merchant_large_unused_days::double precision * 86400)
+                    ELSE '-infinity'::timestamptz END, true)
+    ),
+    new_merchant_run AS (
+        -- Per row at a merchant: the account's last max_run payments up to
+        -- it, newest first (one index range), each probed for a new merchant.
+        SELECT
+            h.transaction_id, h.account_id, h.ts, h.amount,
+            'new_merchant_run'::text,
+            round(r.run_sum / r.run_length, 4),
+            round(p.new_merchant_run_multiplier * h.prior_sum / h.prior_count, 4),
+            format('%s payments in a row (this one included) at merchants %s, together %s:'
+                   ' an average %s above %s x the average %s of %s prior transactions',
+                   r.run_length,
+                   CASE WHEN p.new_merchant_run_unused_days > 0
+                        THEN format('not used in the last %s days', p.new_merchant_run_unused_days)
+                        ELSE 'new to the account' END,
+                   r.run_sum, round(r.run_sum / r.run_length, 4), p.new_merchant_run_multiplier,
+                   round(h.prior_sum / h.prior_count, 4), h.prior_count)
+        FROM history AS h
+        CROSS JOIN parameters AS p
+        CROSS JOIN LATERAL (
+            SELECT q.n AS run_length, q.run_sum
+            FROM (
+                SELECT row_number() OVER newest AS n,
+                       sum(l.amount) OVER newest AS run_sum,
+                       bool_and(l.merchant_id IS NOT NULL AND coalesce((
+                           SELECT max(u.ts)
+                           FROM transactions AS u
+                           WHERE u.account_id = l.account_id
+                             AND u.merchant_id = l.merchant_id
+                             AND (u.ts, u.transaction_id) < (l.ts, l.transaction_id)
+                       ) <= CASE WHEN p.new_merchant_run_unused_days > 0
+                                 THEN l.ts - make_interval(secs =>
+                                     p.new_merchant_run_unused_days::double precision * 86400)
+                                 ELSE '-infinity'::timestamptz END, true)) OVER newest AS all_new
+                FROM (
+                    SELECT t.account_id, t.transaction_id, t.ts, t.amount, t.merchant_id
+                    FROM transactions AS t
+                    WHERE t.account_id = h.account_id
+                      AND (t.ts, t.transaction_id) <= (h.ts, h.transaction_id)
+                    ORDER BY t.ts DESC, t.transaction_id DESC
+                    LIMIT p.new_merchant_run_max_run
+                ) AS l
+                WINDOW newest AS (ORDER BY l.ts DESC, l.transaction_id DESC)
+            ) AS q
+            WHERE q.n >= 2
+              AND q.all_new
+              AND q.run_sum * h.prior_count > p.new_merchant_run_multiplier * q.n * h.prior_sum
+            ORDER BY q.n DESC
+            LIMIT 1
+        ) AS r
+        WHERE p_rules ? 'new_merchant_run'
+          AND h.merchant_id IS NOT NULL
+          AND h.prior_count >= p.new_merchant_run_min_history
+          -- This row's merchant new (one probe, as in new_merchant_large) before the run is read.
+          AND coalesce((
+              SELECT max(t.ts)
+              FROM transactions AS t
+              WHERE t.account_id = h.account_id
+                AND t.merchant_id = h.merchant_id
+                AND (t.ts, t.transaction_id) < (h.ts, h.transaction_id)
+          ) <= CASE WHEN p.new_merchant_run_unused_days > 0
+                    THEN h.ts - make_interval(
+                        secs => p.new_merchant_run_unused_days::double precision * 86400)
+                    ELSE '-infinity'::timestamptz END, true)
     ),
     merchant_bounds AS (
         -- The merchants of the scored rows and the time range their windows cover.
@@ -459,6 +551,7 @@ AS $$
         UNION ALL SELECT * FROM rapid_succession
         UNION ALL SELECT * FROM same_timestamp
         UNION ALL SELECT * FROM new_merchant_large
+        UNION ALL SELECT * FROM new_merchant_run
         UNION ALL SELECT * FROM compromised_merchant
         UNION ALL SELECT * FROM custom
     )

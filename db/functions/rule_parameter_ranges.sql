@@ -9,7 +9,7 @@
 -- maximum_excluded). validate_rules() refuses anything else. A new rule or
 -- parameter adds a line here (and its code to evaluate_account).
 -- Units: seconds for *_seconds, days for *_days (fractions allowed), currency
--- units for threshold, counts for min_history, max_transactions and
+-- units for threshold, counts for min_history, max_transactions, max_run and
 -- min_known_fraud, plain factors for factor and multiplier, a share (0..1)
 -- for min_fraud_share.
 -- Raises nothing.
@@ -42,6 +42,13 @@ AS $$
         ('same_timestamp',   'max_transactions', 'integer', 1, 1000000,        false),
         ('new_merchant_large', 'multiplier',     'number',  0, 1000,           false),
         ('new_merchant_large', 'min_history',    'integer', 1, 1000000,        false),
+        -- unused_days: 0 is "never paid there" (optional: rule_parameter_defaults).
+        ('new_merchant_large', 'unused_days',    'number',  0, 3660,           false),
+        ('new_merchant_run', 'multiplier',       'number',  0, 1000,           false),
+        -- max_run: payments in the run, this one included (a run has at least 2).
+        ('new_merchant_run', 'max_run',          'integer', 2, 1000,           false),
+        ('new_merchant_run', 'unused_days',      'number',  0, 3660,           false),
+        ('new_merchant_run', 'min_history',      'integer', 1, 1000000,        false),
         ('compromised_merchant', 'window_days',  'number',  0, 3660,           false),
         ('compromised_merchant', 'delay_days',   'number',  0, 3660,           false),
         ('compromised_merchant', 'min_known_fraud', 'integer', 1, 1000000,     false),
