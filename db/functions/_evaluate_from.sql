@@ -210,6 +210,7 @@ AS $$
         -- PostgreSQL evaluates it once and skips the branch that is off.
         SELECT h.transaction_id, h.account_id, h.ts, h.amount, h.merchant_id,
                h.prior_count, h.prior_sum, h.previous_ts, h.same_time_count, h.prior_in_window,
+               h.base_count,
                NULL::bigint AS count_1h, NULL::numeric AS sum_1h,
                NULL::bigint AS count_24h, NULL::numeric AS sum_24h,
                h.prior_count AS spike_count, h.prior_sum AS spike_sum,
@@ -223,6 +224,7 @@ AS $$
         UNION ALL
         SELECT e.transaction_id, e.account_id, e.ts, e.amount, e.merchant_id,
                e.prior_count, e.prior_sum, e.previous_ts, e.same_time_count, e.prior_in_window,
+               e.base_count,
                e.count_1h, e.sum_1h, e.count_24h, e.sum_24h,
                CASE WHEN coalesce((p_rules #>> '{amount_spike,window_days}')::numeric, 0) > 0
                     THEN e.spike_window_count ELSE e.prior_count END,
@@ -350,6 +352,33 @@ AS $$
         WHERE p_rules ? 'same_timestamp'
           AND h.same_time_count > p.same_timestamp_max_transactions
     ),
+    merchant_visits AS (
+        -- For the merchant rules: each scored row at a known merchant with the
+        -- time of the account's latest earlier payment there (NULL: none),
+        -- from the scored rows themselves (one window pass), else, when the
+        -- account has rows before the position (base_count > 0, an arrival),
+        -- one backward index probe. Scoring from scratch needs no probe.
+        SELECT v.*,
+               CASE WHEN v.merchant_id IS NULL THEN NULL
+                    WHEN v.previous_in_span IS NOT NULL THEN v.previous_in_span
+                    WHEN v.base_count = 0 THEN NULL
+                    ELSE (SELECT max(t.ts)
+                          FROM transactions AS t
+                          WHERE t.account_id = v.account_id
+                            AND t.merchant_id = v.merchant_id
+                            AND (t.ts, t.transaction_id) < (v.ts, v.transaction_id))
+               END AS previous_at_merchant
+        FROM (
+            SELECT h.transaction_id, h.account_id, h.ts, h.amount, h.merchant_id,
+                   h.prior_count, h.prior_sum, h.base_count,
+                   max(h.ts) OVER (PARTITION BY h.account_id, h.merchant_id
+                                   ORDER BY h.ts, h.transaction_id
+                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous_in_span
+            FROM history AS h
+            WHERE h.merchant_id IS NOT NULL
+              AND (p_rules ? 'new_merchant_large' OR p_rules ? 'new_merchant_run')
+        ) AS v
+    ),
     new_merchant_large AS (
         SELECT
             h.transaction_id, h.account_id, h.ts, h.amount,
@@ -363,28 +392,27 @@ AS $$
                         ELSE format('first payment at merchant %s', h.merchant_id) END,
                    h.amount, p.new_merchant_large_multiplier,
                    round(h.prior_sum / h.prior_count, 4), h.prior_count)
-        FROM history AS h
+        FROM merchant_visits AS h
         CROSS JOIN parameters AS p
         WHERE p_rules ? 'new_merchant_large'
           AND h.merchant_id IS NOT NULL
           AND h.prior_count >= p.new_merchant_large_min_history
           AND h.amount * h.prior_count > p.new_merchant_large_multiplier * h.prior_sum
-          -- The account's latest earlier payment there (one index probe,
-          -- backwards) is none, or at or before ts - unused_days.
-          AND coalesce((
-              SELECT max(t.ts)
-              FROM transactions AS t
-              WHERE t.account_id = h.account_id
-                AND t.merchant_id = h.merchant_id
-                AND (t.ts, t.transaction_id) < (h.ts, h.transaction_id)
-          ) <= CASE WHEN p.new_merchant_large_unused_days > 0
+          -- The account's latest earlier payment there is none, or at or
+          -- before ts - unused_days.
+          AND coalesce(h.previous_at_merchant <= CASE WHEN p.new_merchant_large_unused_days > 0
                     THEN h.ts - make_interval(
                         secs => p.new_merchant_large_unused_days::double precision * 86400)
                     ELSE '-infinity'::timestamptz END, true)
     ),
     new_merchant_run AS (
-        -- Per row at a merchant: the account's last max_run payments up to
-        -- it, newest first (one index range), each probed for a new merchant.
+        -- Candidates: rows at a merchant new to the account whose previous
+        -- row at a merchant (account order) is new too, or is not scored here
+        -- (an arrival's first): a run of 2 or more needs both (a row with no
+        -- merchant between them ends the run, which the run's own read below
+        -- sees). For each,
+        -- the account's last max_run payments up to it, newest first (one
+        -- index range), each probed for a new merchant.
         SELECT
             h.transaction_id, h.account_id, h.ts, h.amount,
             'new_merchant_run'::text,
@@ -398,7 +426,22 @@ AS $$
                         ELSE 'new to the account' END,
                    r.run_sum, round(r.run_sum / r.run_length, 4), p.new_merchant_run_multiplier,
                    round(h.prior_sum / h.prior_count, 4), h.prior_count)
-        FROM history AS h
+        FROM (
+            SELECT c.*,
+                   lag(c.is_new) OVER (PARTITION BY c.account_id
+                                       ORDER BY c.ts, c.transaction_id) AS previous_is_new
+            FROM (
+                SELECT mv.*,
+                       mv.merchant_id IS NOT NULL AND coalesce(mv.previous_at_merchant <= CASE
+                           WHEN p.new_merchant_run_unused_days > 0
+                           THEN mv.ts - make_interval(
+                               secs => p.new_merchant_run_unused_days::double precision * 86400)
+                           ELSE '-infinity'::timestamptz END, true) AS is_new
+                FROM merchant_visits AS mv
+                CROSS JOIN parameters AS p
+                WHERE p_rules ? 'new_merchant_run'
+            ) AS c
+        ) AS h
         CROSS JOIN parameters AS p
         CROSS JOIN LATERAL (
             SELECT q.n AS run_length, q.run_sum
@@ -431,20 +474,9 @@ AS $$
             ORDER BY q.n DESC
             LIMIT 1
         ) AS r
-        WHERE p_rules ? 'new_merchant_run'
-          AND h.merchant_id IS NOT NULL
+        WHERE h.is_new
+          AND coalesce(h.previous_is_new, true)
           AND h.prior_count >= p.new_merchant_run_min_history
-          -- This row's merchant new (one probe, as in new_merchant_large) before the run is read.
-          AND coalesce((
-              SELECT max(t.ts)
-              FROM transactions AS t
-              WHERE t.account_id = h.account_id
-                AND t.merchant_id = h.merchant_id
-                AND (t.ts, t.transaction_id) < (h.ts, h.transaction_id)
-          ) <= CASE WHEN p.new_merchant_run_unused_days > 0
-                    THEN h.ts - make_interval(
-                        secs => p.new_merchant_run_unused_days::double precision * 86400)
-                    ELSE '-infinity'::timestamptz END, true)
     ),
     merchant_bounds AS (
         -- The merchants of the scored rows and the time range their windows cover.
