@@ -143,17 +143,22 @@ def test_a_row_whose_expression_overflows_does_not_fire_and_is_stored(app_conn, 
     store(app_conn, [(2, 8, 60, "5.00")])
     reason = "rule huge: count_1h * 4611686018427387904 > 0 with count_1h = 1"
     expected = [(1, "huge", None, None, reason)]
-    assert app_conn.execute(
-        "SELECT transaction_id, rule_id, observed, threshold, reason FROM alerts"
-        " WHERE account_id = 8 ORDER BY transaction_id"
-    ).fetchall() == expected
-    assert app_conn.execute(
-        "SELECT transaction_id, rule_id, observed, threshold, reason"
-        " FROM evaluate_account(8, active_rule_parameters())"
-    ).fetchall() == expected
-    assert app_conn.execute("SELECT count(*) FROM transactions WHERE account_id = 8").fetchone() == (
-        2,
+    assert (
+        app_conn.execute(
+            "SELECT transaction_id, rule_id, observed, threshold, reason FROM alerts"
+            " WHERE account_id = 8 ORDER BY transaction_id"
+        ).fetchall()
+        == expected
     )
+    assert (
+        app_conn.execute(
+            "SELECT transaction_id, rule_id, observed, threshold, reason"
+            " FROM evaluate_account(8, active_rule_parameters())"
+        ).fetchall()
+        == expected
+    )
+    stored = app_conn.execute("SELECT count(*) FROM transactions WHERE account_id = 8").fetchone()
+    assert stored == (2,)
 
 
 def test_cli_adds_backtests_and_switches_on(database, app_conn, admin_conn, monkeypatch):
