@@ -84,11 +84,19 @@ def _check_connection(pool: ConnectionPool, conn: psycopg.Connection) -> None:
     each stale connection costing a back-off of its own. (An empty query on
     every checkout cost a round trip per request.)"""
     try:
-        if conn.closed or select.select([conn.fileno()], [], [], 0)[0]:
+        if conn.closed or _readable(conn.fileno()):
             ConnectionPool.check_connection(conn)
     except (psycopg.Error, OSError, ValueError):
         pool.check()
         raise psycopg.OperationalError("the connection was lost") from None
+
+
+def _readable(fd: int) -> bool:
+    """Whether the socket ``fd`` has something to read now (poll, not select:
+    any descriptor number, select() refuses those of 1024 and above)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def close_pool(app: Flask) -> None:

@@ -8,6 +8,7 @@ late transaction at the merchant).
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -316,3 +317,62 @@ def test_compromised_merchant_follows_labels_reviews_and_late_rows(app_conn, adm
     assert alerts(app_conn, 60) == [
         (201, "compromised_merchant", Decimal("0.6667"), Decimal("0.5"), reason.format(2, 3))
     ]
+
+
+def test_compromised_merchant_sees_a_concurrent_store_at_the_merchant(
+    app_conn, admin_conn, database
+):
+    # Two known-fraud payments at merchant 910 on day 0; window 10 days, delay 0.5 day.
+    # A (account 71, day 2, not fraud) and B (account 72, day 3) store at once, A first:
+    # from scratch B reads 101, 102 and A's 301: 2 known of 3 = 0.6667 (share 0.6 fires).
+    # Had B scored without A's uncommitted row it would say 2 of 2 = 1.0000.
+    only(
+        admin_conn,
+        {
+            "compromised_merchant": {
+                "window_days": 10,
+                "delay_days": 0.5,
+                "min_known_fraud": 2,
+                "min_fraud_share": 0.6,
+            }
+        },
+    )
+    store(app_conn, [(101, 61, 0, "1.00", 910), (102, 62, 0.1 * DAY, "1.00", 910)])
+    admin_conn.execute(
+        "INSERT INTO fraud_labels (transaction_id, scenario) VALUES (101, 'x'), (102, 'x')"
+    )
+    admin_conn.commit()
+    store_a = [(301, 71, 2 * DAY, "1.00", 910)]
+    db.store_transactions(app_conn, [_record(*row) for row in store_a])  # A: not committed yet
+    result: list = []
+
+    def store_b() -> None:
+        with db.connect(database.app_url) as other:
+            result.append(db.store_transactions(other, [_record(302, 72, 3 * DAY, "1.00", 910)]))
+            other.commit()
+
+    b = threading.Thread(target=store_b)
+    b.start()
+    b.join(timeout=1.0)
+    assert b.is_alive()  # B waits for A's merchant lock ...
+    app_conn.commit()
+    b.join(timeout=30)
+    assert not b.is_alive()  # ... and scores once A has committed
+    reason = (
+        "merchant 910: 2 of its 3 transactions from 10 to 0.5 days before are known fraud;"
+        " the limits are 2 and a share of 0.6"
+    )
+    assert alerts(app_conn, 72) == [
+        (302, "compromised_merchant", Decimal("0.6667"), Decimal("0.6"), reason)
+    ]
+    assert result[0][0]["alerts"][0]["observed"] == "0.6667"
+
+
+def _record(tid, account, seconds, amount, merchant):
+    return {
+        "transaction_id": tid,
+        "account_id": account,
+        "timestamp": T0 + timedelta(seconds=seconds),
+        "amount": Decimal(amount),
+        "merchant_id": merchant,
+    }

@@ -193,3 +193,34 @@ def test_generate_to_api_through_a_restart_stores_every_transaction_once(app, ow
             "SELECT transaction_id, account_id, amount::text FROM transactions ORDER BY 1"
         ).fetchall()
     assert rows == sent
+
+
+def test_the_checkout_check_takes_a_healthy_connection_at_any_descriptor_number(database):
+    # select() refuses descriptors of 1024 and above; a busy worker's pool
+    # reaches them. The check must hand such a healthy connection out.
+    import os
+    import resource
+
+    from pgfraud.service.database import _check_connection
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    spare = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+
+    class Pool:
+        checked = 0
+
+        def check(self) -> None:
+            Pool.checked += 1
+
+    try:
+        with db.connect(database.app_url, autocommit=True) as conn:
+            assert conn.fileno() >= 1024
+            _check_connection(Pool(), conn)  # no error: handed out
+            assert Pool.checked == 0
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        for fd in spare:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

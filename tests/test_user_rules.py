@@ -131,6 +131,36 @@ def test_backtest_switch_on_and_explain(app_conn, admin_conn):
     ).fetchall() == [(5,), (8,), (9,)]
 
 
+def test_a_row_whose_expression_overflows_does_not_fire_and_is_stored(app_conn, admin_conn):
+    # count_1h * 4611686018427387904 is 4611686018427387904 for the first payment
+    # of an hour (fires: > 0) and overflows bigint for the second (2^63): that
+    # row does not fire, and both are stored.
+    admin_conn.execute("UPDATE rules SET enabled = false")
+    db.add_rule(admin_conn, "huge", "count_1h * 4611686018427387904 > 0", "overflows at 2")
+    admin_conn.execute("SELECT set_rule('huge', true)")
+    admin_conn.commit()
+    store(app_conn, [(1, 8, 0, "5.00")])
+    store(app_conn, [(2, 8, 60, "5.00")])
+    reason = "rule huge: count_1h * 4611686018427387904 > 0 with count_1h = 1"
+    expected = [(1, "huge", None, None, reason)]
+    assert (
+        app_conn.execute(
+            "SELECT transaction_id, rule_id, observed, threshold, reason FROM alerts"
+            " WHERE account_id = 8 ORDER BY transaction_id"
+        ).fetchall()
+        == expected
+    )
+    assert (
+        app_conn.execute(
+            "SELECT transaction_id, rule_id, observed, threshold, reason"
+            " FROM evaluate_account(8, active_rule_parameters())"
+        ).fetchall()
+        == expected
+    )
+    stored = app_conn.execute("SELECT count(*) FROM transactions WHERE account_id = 8").fetchone()
+    assert stored == (2,)
+
+
 def test_cli_adds_backtests_and_switches_on(database, app_conn, admin_conn, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", database.admin_url)
     admin_conn.execute("UPDATE rules SET enabled = false")

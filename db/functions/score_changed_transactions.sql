@@ -32,6 +32,27 @@ BEGIN
         TRUNCATE alerts, account_states;
         RETURN NULL;
     END IF;
+    -- compromised_merchant reads other accounts' rows at the same merchant:
+    -- two statements storing at one merchant at once would each score
+    -- without the other's rows (not committed yet), and neither's re-scoring
+    -- of the merchant's later rows would see them either. So when the rule
+    -- is on, a statement first takes a lock per merchant it touches (hashed
+    -- into 256 buckets, so a big load holds at most 256 locks; taken in
+    -- order, so no deadlock): a concurrent one waits for this one's commit,
+    -- and then (READ COMMITTED, the default: each statement below sees what
+    -- committed before it started) scores with its rows.
+    IF EXISTS (SELECT FROM rules AS r WHERE r.rule_id = 'compromised_merchant' AND r.enabled) THEN
+        EXECUTE format(
+            'SELECT count(pg_advisory_xact_lock(72315463, b.bucket))'
+            ' FROM (SELECT DISTINCT hashint8(c.merchant_id) & 255 AS bucket'
+            '       FROM (%s) AS c WHERE c.merchant_id IS NOT NULL ORDER BY 1) AS b',
+            CASE TG_OP
+                WHEN 'INSERT' THEN 'SELECT n.merchant_id FROM new_rows AS n'
+                WHEN 'DELETE' THEN 'SELECT o.merchant_id FROM old_rows AS o'
+                ELSE 'SELECT o.merchant_id FROM old_rows AS o'
+                     ' UNION ALL SELECT n.merchant_id FROM new_rows AS n'
+            END);
+    END IF;
     IF TG_OP = 'INSERT' THEN
         -- The common case, as a static query (planned once per session).
         WITH firsts AS (
