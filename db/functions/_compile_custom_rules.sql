@@ -61,7 +61,7 @@ BEGIN
             $branch$
     IF p_rules ? %1$L THEN
         BEGIN
-            v_events := ARRAY(%2$s);
+            v_events := ARRAY(SELECT e::fraud_event FROM (%2$s) AS e);
             RETURN QUERY SELECT * FROM unnest(v_events);
         EXCEPTION WHEN data_exception THEN
             FOREACH v_feature IN ARRAY p_features LOOP
