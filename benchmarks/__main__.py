@@ -433,10 +433,12 @@ def main() -> None:
             f"\\set a random(1, {accounts})\n"
             "SELECT * FROM store_transactions(json_build_array(json_build_object("
             "'account_id', :a::bigint, 'transaction_id', :id::bigint,"
-            # New arrivals: after the stored data and later each time (a
-            # fixed time would make most stores late arrivals at one instant).
-            " 'timestamp', date_trunc('milliseconds', timestamptz '2090-01-01 00:00:00+00'"
-            " + (clock_timestamp() - timestamptz '2026-01-01 00:00:00+00'))::text,"
+            # New arrivals: after the stored data (2024) and later each time
+            # (a fixed time would make most stores late arrivals at one
+            # instant), on 2025-01-01, before the HTTP POSTs (2025-06) and
+            # the API ingest (2026 on), so that those are arrivals too.
+            " 'timestamp', date_trunc('milliseconds', timestamptz '2025-01-01 00:00:00+00'"
+            " + (clock_timestamp() - pg_postmaster_start_time()))::text,"
             " 'amount', '12.34'::text))::jsonb);\n"
         )
         for _ in range(repeat):
