@@ -125,7 +125,8 @@ def test_equal_times_are_same_timestamp_not_rapid_succession(app_conn, admin_con
             "same_timestamp",
             Decimal("2"),
             Decimal("1"),
-            "2 transactions at exactly 2024-03-01 00:00:00+00 (this one included); the limit is 1",
+            "2 transactions at exactly 2024-03-01T00:00:00.000Z (this one included);"
+            " the limit is 1",
         ),
         (
             23,
@@ -135,6 +136,21 @@ def test_equal_times_are_same_timestamp_not_rapid_succession(app_conn, admin_con
             "5.000 seconds since the previous transaction; the minimum is 10",
         ),
     ]
+
+
+def test_a_reason_does_not_depend_on_the_writers_time_zone(app_conn, admin_conn):
+    # Stored by a session in New York, compared with a from-scratch run in UTC.
+    only(admin_conn, {"same_timestamp": {"max_transactions": 1}})
+    admin_conn.execute("SET TIME ZONE 'America/New_York'")
+    admin_conn.execute(
+        "INSERT INTO transactions (transaction_id, account_id, ts, amount)"
+        " VALUES (31, 9, '2024-03-01T00:00:00Z', 1), (32, 9, '2024-03-01T00:00:00Z', 1)"
+    )
+    admin_conn.commit()
+    reason = (
+        "2 transactions at exactly 2024-03-01T00:00:00.000Z (this one included); the limit is 1"
+    )
+    assert alerts(app_conn, 9) == [(32, "same_timestamp", Decimal("2"), Decimal("1"), reason)]
 
 
 def test_new_merchant_large_needs_a_first_visit_and_a_large_amount(app_conn, admin_conn):

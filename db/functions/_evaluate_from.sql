@@ -345,8 +345,12 @@ AS $$
             'same_timestamp'::text,
             h.same_time_count::numeric,
             p.same_timestamp_max_transactions,
+            -- The time as on the wire (UTC, ms), never in the session's zone,
+            -- so the reason is the same whoever's session scores the row.
             format('%s transactions at exactly %s (this one included); the limit is %s',
-                   h.same_time_count, h.ts, p.same_timestamp_max_transactions)
+                   h.same_time_count,
+                   to_char(h.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                   p.same_timestamp_max_transactions)
         FROM history AS h
         CROSS JOIN parameters AS p
         WHERE p_rules ? 'same_timestamp'
