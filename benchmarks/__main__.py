@@ -11,7 +11,8 @@ temporary folder, removed at the end), it measures:
   --to api`` (batched POSTs), single-transaction POSTs at 8 connections,
   ``GET /is_fraud`` (1 connection for latency, 8 and 32 for throughput),
   all against the server ``pgfraud run`` starts (gunicorn), a full
-  ``score_transactions()`` pass;
+  ``score_transactions()`` pass (the live rules: a read of the persisted
+  alerts) and the same pass from scratch (``p_recompute``);
 - the floor: benchmarks/peer.py (Flask's development server, a connection
   per request, one INSERT + commit per row, rules in Python);
 - pandas: the same rules over all rows fed by ``COPY … TO STDOUT``
@@ -321,10 +322,15 @@ def main() -> None:
             conn.execute("SET statement_timeout = 0")
             return conn
 
-        def score() -> tuple[float, int]:
+        def score(recompute: bool = False) -> tuple[float, int]:
+            """score_transactions() with the live rules: a read of the alerts
+            scoring on arrival keeps; with ``recompute``, every rule from
+            scratch (the rule code's own cost)."""
             with batch_connection() as conn:
                 start = time.perf_counter()
-                count = conn.execute("SELECT count(*) FROM score_transactions()").fetchone()[0]
+                count = conn.execute(
+                    "SELECT count(*) FROM score_transactions(NULL, NULL, NULL, %s)", (recompute,)
+                ).fetchone()[0]
                 return time.perf_counter() - start, count
 
         # -- growth: load and batch scoring at each size ----------------------
@@ -339,6 +345,7 @@ def main() -> None:
             results.add(f"RSS pgfraud load {size:,}", rss, "MiB")
             sql("VACUUM ANALYZE transactions")
             results.add(f"score_transactions {size:,}", score()[0], "s")
+            results.add(f"score_transactions from scratch {size:,}", score(True)[0], "s")
 
         # -- bulk load at n: ceiling and pgfraud, repeated ---------------------
         for _ in range(repeat):
@@ -409,17 +416,27 @@ def main() -> None:
         for _ in range(repeat):
             seconds, events = score()
             results.add(f"score_transactions {n:,}", seconds, "s", events=events)
+            seconds, recomputed = score(True)
+            results.add(
+                f"score_transactions from scratch {n:,}",
+                seconds,
+                "s",
+                events=recomputed,
+                same_events=recomputed == events,
+            )
             with batch_connection() as conn:
-                start = time.perf_counter()
-                conn.execute(
-                    f"SELECT count(*) FROM score_transactions(NULL, NULL, {FIVE})",
-                    (list(PANDAS_RULES),),
-                ).fetchone()
-                results.add(
-                    f"score_transactions, pandas's five rules {n:,}",
-                    time.perf_counter() - start,
-                    "s",
-                )
+                # The five rules, live: read from the alerts; then from scratch.
+                for recompute, name in ((False, ""), (True, " from scratch")):
+                    start = time.perf_counter()
+                    conn.execute(
+                        f"SELECT count(*) FROM score_transactions(NULL, NULL, {FIVE}, %s)",
+                        (list(PANDAS_RULES), recompute),
+                    ).fetchone()
+                    results.add(
+                        f"score_transactions, pandas's five rules{name} {n:,}",
+                        time.perf_counter() - start,
+                        "s",
+                    )
                 start = time.perf_counter()
                 counted = pandas_score(conn, rules)
                 results.add(
@@ -649,6 +666,9 @@ def report(
         ),
         "pandas / score_transactions, the same five rules (time)": ratio(
             f"pandas rules {N}", f"score_transactions, pandas's five rules {N}"
+        ),
+        "pandas / score_transactions from scratch, five rules (time)": ratio(
+            f"pandas rules {N}", f"score_transactions, pandas's five rules from scratch {N}"
         ),
     }
     machine = {
