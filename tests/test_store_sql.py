@@ -130,3 +130,61 @@ def test_a_row_stored_before_scale_2_reads_back_with_two_places(database, client
     events = client.get("/is_fraud/7").get_json()["events"]
     # amount_spike needs 3 prior transactions (min_history 3); large_amount fires at 10000.
     assert [(e["rule_id"], e["amount"]) for e in events] == [("large_amount", "20000.50")]
+
+
+def _store(conn, *rows):
+    """store_transactions of these rows (dicts), as (row_number, status) pairs;
+    or the error as (sqlstate, column, detail, constraint)."""
+    import json
+
+    try:
+        result = conn.execute(
+            "SELECT row_number, status FROM store_transactions(%s::jsonb)", (json.dumps(rows),)
+        ).fetchall()
+    except psycopg.Error as exc:
+        conn.rollback()
+        return (
+            exc.sqlstate,
+            exc.diag.column_name,
+            exc.diag.message_detail,
+            exc.diag.constraint_name,
+        )
+    conn.commit()
+    return result
+
+
+def test_one_transaction_and_a_batch_answer_alike(app_conn):
+    # One transaction takes a path of its own (no staging table); its answers
+    # and errors are those of the batch path.
+    a = {"account_id": 7, "transaction_id": 70, "timestamp": "2024-01-01T00:00:00Z", "amount": "5"}
+    b = dict(a, transaction_id=71)
+    assert _store(app_conn, a) == [(0, "stored")]
+    assert app_conn.execute(
+        "SELECT amount::text FROM transactions WHERE transaction_id = 70"
+    ).fetchone() == ("5.00",)
+    assert _store(app_conn, a) == [(0, "duplicate")]
+    assert _store(app_conn, a, b) == [(0, "duplicate"), (1, "stored")]
+    # The same id with another amount: PF003, naming the row.
+    other = dict(a, amount="6")
+    assert _store(app_conn, other) == (
+        "PF003",
+        "transaction_id",
+        '{"row" : 0, "transaction_id" : 70}',
+        None,
+    )
+    assert _store(app_conn, dict(b, transaction_id=72), other) == (
+        "PF003",
+        "transaction_id",
+        '{"row" : 1, "transaction_id" : 70}',
+        None,
+    )
+    # A missing field and a negative amount: the table's own errors, alike.
+    missing = {k: v for k, v in dict(a, transaction_id=73).items() if k != "account_id"}
+    assert (
+        _store(app_conn, missing)[:2] == _store(app_conn, b, missing)[:2] == ("23502", "account_id")
+    )
+    negative = dict(a, transaction_id=74, amount="-1")
+    single, batch = _store(app_conn, negative), _store(app_conn, b, negative)
+    assert single[0] == batch[0] == "23514"
+    assert single[3] == batch[3] == "transactions_amount_check"
+    assert app_conn.execute("SELECT count(*) FROM transactions").fetchone() == (2,)
