@@ -247,6 +247,58 @@ def test_a_rule_change_rescores_history_and_keeps_unchanged_alerts(app_conn, adm
     app_conn.commit()
 
 
+def test_a_rule_change_rescores_that_rule_alone(app_conn, admin_conn):
+    admin_conn.execute(
+        "UPDATE rules SET enabled = (rule_id IN ('large_amount', 'rapid_succession'))"
+    )
+    # 2 is 5 s after 1 (rapid_succession, gap 10 s); 1 is 10000.00 (large_amount).
+    db.store_transactions(app_conn, [record(1, 9, 0, "10000.00"), record(2, 9, 5000, "500.00")])
+    app_conn.commit()
+
+    def rows():
+        return app_conn.execute(
+            "SELECT transaction_id, rule_id, ctid::text, xmin::text FROM alerts"
+            " ORDER BY transaction_id, rule_id"
+        ).fetchall()
+
+    assert [r[:2] for r in rows()] == [(1, "large_amount"), (2, "rapid_succession")]
+    # Threshold 500: transaction 2 fires large_amount too. rapid_succession
+    # is not re-scored: its alert, deleted by the owner first, stays gone
+    # (a full re-score brings it back, same content), and no row of it is
+    # rewritten (same ctid and xmin).
+    admin_conn.execute("DELETE FROM alerts WHERE rule_id = 'rapid_succession'")
+    admin_conn.execute("SELECT set_rule('large_amount', NULL, '{\"threshold\": 500}')")
+    assert [r[:2] for r in rows()] == [(1, "large_amount"), (2, "large_amount")]
+    admin_conn.execute("SELECT rescore_alerts()")
+    after = rows()
+    assert [r[:2] for r in after] == [
+        (1, "large_amount"),
+        (2, "large_amount"),
+        (2, "rapid_succession"),
+    ]
+    admin_conn.execute("SELECT set_rule('large_amount', NULL, '{\"threshold\": 400}')")
+    assert rows()[2] == after[2]
+    after = rows()
+    # A description alone changes no rule: no alert row is touched.
+    admin_conn.execute("UPDATE rules SET description = 'big' WHERE rule_id = 'large_amount'")
+    assert rows() == after
+    # Two rules in one statement, one of them off: rapid_succession with a
+    # 1 s gap no longer fires; large_amount's rows are untouched.
+    admin_conn.execute(
+        "UPDATE rules SET parameters = CASE rule_id WHEN 'rapid_succession'"
+        ' THEN \'{"min_gap_seconds": 1}\' ELSE \'{"window_seconds": 60,'
+        ' "max_transactions": 1}\' END::jsonb'
+        " WHERE rule_id IN ('rapid_succession', 'velocity')"
+    )
+    assert rows() == after[:2]
+    # A rule deleted in psql loses its alerts.
+    admin_conn.execute("DELETE FROM rules WHERE rule_id = 'large_amount'")
+    assert rows() == []
+    assert_invariant(app_conn, [9])
+    admin_conn.rollback()
+    app_conn.commit()
+
+
 def test_owner_deletes_updates_and_truncates_keep_the_invariant(app_conn, admin_conn):
     admin_conn.execute(
         "UPDATE rules SET enabled = (rule_id IN ('rapid_succession', 'large_amount'))"

@@ -1,10 +1,14 @@
 -- _rescore_on_rule_change() -> trigger
 --
--- Statement-level trigger on `rules`: any change to the live rules (set_rule,
--- or INSERT/UPDATE/DELETE in psql) re-scores the stored history with
--- rescore_alerts(), in the same database transaction, so persisted alerts
--- always equal what the live rules compute. While `pgfraud migrate` runs
--- (pgfraud.migrating = on) it waits: migrate re-scores once at its end.
+-- Statement-level triggers on `rules`: a change to the live rules (set_rule,
+-- add_rule, or INSERT/UPDATE/DELETE in psql) re-scores the stored history
+-- in the same database transaction, so persisted alerts always equal what
+-- the live rules compute. Only the rules whose enabled flag, parameters
+-- (as normalised JSON text) or expression the statement changed are
+-- re-scored (rescore_rules): the others' alerts cannot change. A renamed
+-- rule counts as its old id (its alerts go) and its new one. While
+-- `pgfraud migrate` runs (pgfraud.migrating = on) it waits: migrate
+-- re-scores once at its end.
 CREATE OR REPLACE FUNCTION _rescore_on_rule_change()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -12,20 +16,46 @@ VOLATILE
 SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
+DECLARE
+    v_rule_ids text[];
 BEGIN
     IF current_setting('pgfraud.migrating', true) = 'on' THEN
         RETURN NULL;
     END IF;
-    PERFORM rescore_alerts(false);
+    IF TG_OP = 'INSERT' THEN
+        SELECT array_agg(n.rule_id) INTO v_rule_ids FROM new_rules AS n WHERE n.enabled;
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT array_agg(o.rule_id) INTO v_rule_ids FROM old_rules AS o;
+    ELSE
+        SELECT array_agg(DISTINCT c.rule_id) INTO v_rule_ids
+        FROM (
+            (SELECT o.rule_id, o.enabled, o.parameters::text, o.expression FROM old_rules AS o
+             EXCEPT
+             SELECT n.rule_id, n.enabled, n.parameters::text, n.expression FROM new_rules AS n)
+            UNION ALL
+            (SELECT n.rule_id, n.enabled, n.parameters::text, n.expression FROM new_rules AS n
+             EXCEPT
+             SELECT o.rule_id, o.enabled, o.parameters::text, o.expression FROM old_rules AS o)
+        ) AS c;
+    END IF;
+    PERFORM rescore_rules(v_rule_ids);
     RETURN NULL;
 END;
 $$;
 
 COMMENT ON FUNCTION _rescore_on_rule_change() IS
-    'Trigger: re-scores stored transactions after any change to the rules table.';
+    'Trigger: re-scores stored transactions for the rules a statement on the rules table changed.';
 
 REVOKE ALL ON FUNCTION _rescore_on_rule_change() FROM PUBLIC;
 
-CREATE OR REPLACE TRIGGER rules_rescore_alerts
-    AFTER INSERT OR UPDATE OR DELETE ON rules
+-- One trigger per event: transition tables allow no more.
+DROP TRIGGER IF EXISTS rules_rescore_alerts ON rules;
+CREATE OR REPLACE TRIGGER rules_rescore_inserted
+    AFTER INSERT ON rules REFERENCING NEW TABLE AS new_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION _rescore_on_rule_change();
+CREATE OR REPLACE TRIGGER rules_rescore_updated
+    AFTER UPDATE ON rules REFERENCING OLD TABLE AS old_rules NEW TABLE AS new_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION _rescore_on_rule_change();
+CREATE OR REPLACE TRIGGER rules_rescore_deleted
+    AFTER DELETE ON rules REFERENCING OLD TABLE AS old_rules
     FOR EACH STATEMENT EXECUTE FUNCTION _rescore_on_rule_change();

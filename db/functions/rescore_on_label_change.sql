@@ -7,7 +7,7 @@
 -- (_rescore_merchant_rows), so alerts stay equal to evaluate_account from
 -- scratch. A label of a transaction not stored (yet) re-scores nothing: the
 -- transaction's own arrival reads it. TRUNCATE of fraud_labels re-scores
--- everything (rescore_alerts). Does nothing while compromised_merchant is off.
+-- compromised_merchant over everything (rescore_rules). Does nothing while compromised_merchant is off.
 -- SECURITY DEFINER, fixed search_path: the writer may not write alerts.
 CREATE OR REPLACE FUNCTION rescore_on_label_change()
 RETURNS trigger
@@ -25,7 +25,7 @@ BEGIN
         RETURN NULL;
     END IF;
     IF TG_OP = 'TRUNCATE' THEN
-        PERFORM rescore_alerts(false);
+        PERFORM rescore_rules(ARRAY['compromised_merchant']);
         RETURN NULL;
     END IF;
     v_changed := CASE TG_OP
