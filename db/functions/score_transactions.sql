@@ -50,8 +50,15 @@ DECLARE
     -- The rules that run from scratch.
     v_fresh jsonb := v_rules - v_stored;
     v_account_ids bigint[];
+    v_enable_sort text;
 BEGIN
     IF v_fresh = '{}' THEN
+        -- The order asked for is the order of alerts' unique index: read it
+        -- in order rather than sort the rows (1.5M alerts at 10M
+        -- transactions: 0.8 s against 2.7 s for a scan and a sort that
+        -- spills to disk, EXPLAIN ANALYZE).
+        v_enable_sort := current_setting('enable_sort');
+        PERFORM set_config('enable_sort', 'off', true);
         RETURN QUERY
             SELECT al.transaction_id, al.account_id, al.ts, al.amount, al.rule_id, al.observed,
                    al.threshold, al.reason
@@ -60,6 +67,7 @@ BEGIN
               AND (p_from IS NULL OR al.ts >= p_from)
               AND (p_to IS NULL OR al.ts < p_to)
             ORDER BY al.account_id, al.ts, al.transaction_id, al.rule_id;
+        PERFORM set_config('enable_sort', v_enable_sort, true);
         RETURN;
     END IF;
     -- Every account with a stored transaction, from the running state (one
