@@ -15,6 +15,7 @@ import re
 import socket
 import stat
 import threading
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -36,6 +37,7 @@ from pgfraud.generator import (
     seed_database,
 )
 from pgfraud.generator.profiles import account_rng, favourite_merchants, make_profile
+from pgfraud.generator.stream import generate_raw
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 AMOUNT = re.compile(r"^[0-9]+\.[0-9]{2}$")
@@ -205,6 +207,25 @@ def test_stream_is_lazy() -> None:
     settings = Settings(num_transactions=10**15, accounts=3)
     first = list(itertools.islice(generate_transactions(settings), 5))
     assert [t.transaction_id for t in first] == [1, 2, 3, 4, 5]
+
+
+def test_an_account_in_use_costs_under_200_bytes() -> None:
+    # Every account in use is numbers in flat arrays: its profile (3 x 8
+    # bytes), 8 favourite slots (8 x 8) and their count (1), its next event
+    # (8 + 8 + 1), and one heap slot (8) holding a 106-bit int key (40): 154
+    # bytes, plus the arrays' and the heap's spare room (at most 1/8) -> under
+    # 200. (At fraud rate 0 there are no bursts, drains or merchant schedules
+    # to count.) A random.Random per account alone would be 2,560 bytes.
+    accounts = 2_000
+    tracemalloc.start()
+    try:
+        for row in generate_raw(Settings(num_transactions=10**9, accounts=accounts, fraud_rate=0)):
+            if row[1] == accounts:  # the last account's first transaction: all are in use
+                break
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 154 * accounts < peak < 200 * accounts
 
 
 def test_environment_variables_set_options(tmp_path: Path) -> None:
