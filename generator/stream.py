@@ -179,9 +179,11 @@ def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
     has more (an entry in ``resume`` or ``pending``). About 160 bytes per
     account in use, so 10^5 accounts cost about 16 MB.
 
-    Each account steps as the module docstring says; after one of its
-    events goes out, the account's next event is drawn from the run's
-    stream (in output order), in this order:
+    Each account steps as the module docstring says. The run's random
+    stream is ``account_rng(seed, 0, "events/<first transaction id>")``. An
+    account's first event is drawn from it when the account comes into use
+    (a step at its first-use time); after each of its events goes out, its
+    next one, in this order:
 
     - in a fraud burst: its next payment (no draw);
     - else the step time: the one before a drain payment went out, or else
