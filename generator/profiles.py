@@ -60,7 +60,9 @@ COMPROMISE_PER_FRAUD_RATE = 2.0  # chance per merchant and period = this x fraud
 
 
 def account_rng(seed: int, account_id: int, stream: str) -> random.Random:
-    """A random stream for one account and purpose (``"profile"``, ``"events/<first id>"``).
+    """A random stream for one account and purpose (``"profile"``, ``"merchants"``).
+
+    Account 0 is the run's own: ``"first-uses/<first id>"``, ``"events/<first id>"``.
 
     Seeded from SHA-256 of ``pgfraud/<seed>/<account_id>/<stream>``, so it is
     the same on every run and platform, and independent of other accounts.
@@ -84,12 +86,22 @@ class Profile:
 
     def next_gap_ms(self, rng: random.Random) -> int:
         """Milliseconds to the next transaction: exponential with mean ``mean_gap_ms``, >= 1."""
-        return max(1, round(rng.expovariate(1.0 / self.mean_gap_ms)))
+        return gap_ms(rng, self.mean_gap_ms)
 
     def normal_cents(self, rng: random.Random) -> int:
         """A normal amount in cents: lognormal around ``typical_cents``, 1 .. MAX_CENTS."""
-        cents = round(self.typical_cents * math.exp(rng.gauss(0.0, self.spread)))
-        return min(max(cents, 1), MAX_CENTS)
+        return normal_cents(rng, self.typical_cents, self.spread)
+
+
+def gap_ms(rng: random.Random, mean_gap_ms: int) -> int:
+    """:meth:`Profile.next_gap_ms` from the profile's ``mean_gap_ms`` alone."""
+    return max(1, round(rng.expovariate(1.0 / mean_gap_ms)))
+
+
+def normal_cents(rng: random.Random, typical_cents: int, spread: float) -> int:
+    """:meth:`Profile.normal_cents` from the profile's two numbers alone."""
+    cents = round(typical_cents * math.exp(rng.gauss(0.0, spread)))
+    return min(max(cents, 1), MAX_CENTS)
 
 
 def make_profile(seed: int, account_id: int) -> Profile:

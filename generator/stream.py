@@ -1,15 +1,29 @@
 """The transaction stream: every account's events merged in time order.
 
-Each account is a lazy stream of events (its own random generator, see
-:mod:`pgfraud.generator.profiles`). Accounts come into use one by one, in id
-order: the first transactions of the ``accounts`` accounts are spread
-uniformly at random over the first ``FIRST_USE_WINDOW_MS`` after the start
-(drawn as sorted uniform order statistics, one at a time), and an account's
-profile and stream are made only when its first transaction is reached. A
-heap keyed by each active account's next timestamp merges the streams, so
-memory grows with the accounts that have transacted so far (at most one
-per transaction), never with ``accounts`` itself: one transaction from 10^8
-accounts costs one profile.
+Accounts come into use one by one, in id order: the first transactions of
+the ``accounts`` accounts are spread uniformly at random over the first
+``FIRST_USE_WINDOW_MS`` after the start (drawn as sorted uniform order
+statistics, one at a time), and an account's profile and favourite
+merchants (drawn from its own random streams, see
+:mod:`pgfraud.generator.profiles`) are made only when its first transaction
+is reached. A heap keyed by each active account's next timestamp merges the
+accounts, so memory grows with the accounts that have transacted so far (at
+most one per transaction), never with ``accounts`` itself: one transaction
+from 10^8 accounts costs one profile. An account in use is a few numbers in
+flat arrays (about 160 bytes), not an object with a random generator of its
+own: its events are drawn from one random stream for the whole run, in
+output order (see :func:`generate_raw`).
+
+Each account steps along its own time line, from its first use: each step
+decides whether a fraud scenario starts (probability ``fraud_rate``) and
+then, if none did, makes a normal purchase (a favourite merchant 85% of the
+time, else one by popularity; a lognormal amount), and the next step comes
+an exponential gap later (after a burst: after its last payment). A normal
+purchase at a merchant that is compromised at that moment (with
+``compromised_merchant`` among the scenarios) schedules the card's drain 1
+to 5 days later, once per card at a time; its payments go out before the
+first step at or after them. Times that would collide move 1 ms later.
+
 Transaction ids are given out in output order, so they are sequential and in
 time order (ties in time: lower account id first).
 """
@@ -20,20 +34,24 @@ import dataclasses
 import heapq
 import math
 import random
+from array import array
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pgfraud.errors import InvalidInput
 from pgfraud.generator.profiles import (
     DAY_MS,
     FAVOURITE_SHARE,
+    FAVOURITES_RANGE,
     Profile,
     account_rng,
     favourite_merchants,
+    gap_ms,
     make_profile,
     merchant_compromised,
+    normal_cents,
     pick_merchant,
 )
 from pgfraud.generator.scenarios import SCENARIOS
@@ -116,76 +134,13 @@ class Settings:
         return delta // timedelta(milliseconds=1)
 
 
-# One event of an account: (epoch ms, cents, scenario name or None, merchant id).
-Event = tuple[int, int, str | None, int]
-
-
-def account_events(settings: Settings, profile: Profile, first_ms: int) -> Iterator[Event]:
-    """The endless event stream of one account, in strictly increasing time, from ``first_ms``.
-
-    Its random stream depends on the seed, the account and the first
-    transaction id (the profile and favourite merchants on the seed and the
-    account only).
-
-    Each step decides whether a fraud scenario starts (probability
-    ``fraud_rate``, drawn even when it is 0 so that the rate does not shift
-    the normal stream's draws before the first scenario), then draws an
-    exponential gap to the next step. A normal purchase at a merchant that is
-    compromised at that moment (with ``compromised_merchant`` among the
-    scenarios) schedules the card's drain 1 to 5 days later, once per card
-    at a time. Times that would collide move 1 ms later.
-    """
-    # Keyed by the first id too, so that a run appended after stored data
-    # (same seed, later ids) continues each account instead of repeating it.
-    rng = account_rng(settings.seed, profile.account_id, f"events/{settings.first_transaction_id}")
-    merchants = settings.merchants
-    favourites = favourite_merchants(settings.seed, profile.account_id, merchants)
-    drawn = [SCENARIOS[name] for name in settings.scenarios if not SCENARIOS[name].scheduled]
-    drain = (
-        SCENARIOS["compromised_merchant"] if "compromised_merchant" in settings.scenarios else None
-    )
-    fraud_rate = settings.fraud_rate
-
-    def pick(r: random.Random) -> int:
-        return pick_merchant(r, merchants)
-
-    def anywhere(r: random.Random) -> int:
-        return r.randint(1, merchants)
-
-    pending: list[tuple[int, int, int]] = []  # the drain: (ms, cents, merchant), in order
-    last = first_ms - 1
-    ms = first_ms
-    while True:
-        while pending and pending[0][0] <= ms:
-            due, cents, merchant = pending.pop(0)
-            last = max(due, last + 1)
-            yield last, cents, "compromised_merchant", merchant
-        if rng.random() < fraud_rate and drawn:
-            scenario = drawn[rng.randrange(len(drawn))]
-            for offset, cents, merchant in scenario.draw(rng, profile, pick, anywhere):
-                last = max(ms + offset, last + 1)
-                yield last, cents, scenario.name, merchant
-            ms = last
-        else:
-            if rng.random() < FAVOURITE_SHARE:
-                merchant = favourites[rng.randrange(len(favourites))]
-            else:
-                merchant = pick(rng)
-            cents = profile.normal_cents(rng)
-            last = max(ms, last + 1)
-            yield last, cents, None, merchant
-            if (
-                drain is not None
-                and not pending
-                and merchant_compromised(settings.seed, merchant, last, fraud_rate)
-            ):
-                start = last + rng.randint(DAY_MS, 5 * DAY_MS)
-                pending = [
-                    (start + offset, c, m)
-                    for offset, c, m in drain.draw(rng, profile, pick, anywhere)
-                ]
-            ms = last
-        ms += profile.next_gap_ms(rng)
+# The scenario of a transaction as a small code (arrays hold codes, not names):
+# 0 is a normal transaction, k is the k-th scenario of SCENARIOS.
+SCENARIO_NAMES: tuple[str | None, ...] = (None, *SCENARIOS)
+_SCENARIO_CODE = {name: code for code, name in enumerate(SCENARIO_NAMES)}
+_DRAIN_CODE = _SCENARIO_CODE["compromised_merchant"]
+_KEY_SHIFT = 64  # a heap key is (epoch ms << 64) | account index: time, then lower id first
+_KEY_MASK = (1 << _KEY_SHIFT) - 1
 
 
 def first_uses(settings: Settings) -> Iterator[int]:
@@ -215,11 +170,122 @@ RawTransaction = tuple[int, int, int, int, str | None, int | None]
 def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
     """:func:`generate_transactions` as plain tuples (epoch ms, integer cents):
     the same transactions, without building a datetime and a Decimal for each
-    (the COPY sink formats them as text directly)."""
-    heap: list[tuple[int, int, int, str | None, int, Iterator[Event]]] = []
+    (the COPY sink formats them as text directly).
+
+    Every account in use is a few numbers at its index (account_id - 1) in
+    flat arrays: its profile, its favourite merchants and its next event (the
+    heap holds one int per account: that event's time and the index). Only
+    an account in the middle of a fraud burst, or with a drain scheduled,
+    has more (an entry in ``resume`` or ``pending``). About 160 bytes per
+    account in use, so 10^5 accounts cost about 16 MB.
+
+    Each account steps as the module docstring says. The run's random
+    stream is ``account_rng(seed, 0, "events/<first transaction id>")``. An
+    account's first event is drawn from it when the account comes into use
+    (a step at its first-use time); after each of its events goes out, its
+    next one, in this order:
+
+    - in a fraud burst: its next payment (no draw);
+    - else the step time: the one before a drain payment went out, or else
+      ``last + gap`` (an exponential gap, ``Profile.next_gap_ms``);
+    - at the step time: the first drain payment due by then if any (no
+      draw), else whether a fraud scenario starts (``random() <
+      fraud_rate``, drawn even when the rate is 0); if it does, which one
+      (``randrange``) and its burst (``Scenario.draw``); if not, a favourite
+      merchant (``random() < FAVOURITE_SHARE``, then ``randrange`` over the
+      favourites) or one by popularity, the amount
+      (``Profile.normal_cents``), and, if the merchant is compromised then
+      and no drain is pending, the drain (``randint`` of its delay, then its
+      draw). Times that would collide move 1 ms later.
+    """
+    seed = settings.seed
+    merchants = settings.merchants
+    fraud_rate = settings.fraud_rate
+    drawn = [
+        (SCENARIOS[name], _SCENARIO_CODE[name])
+        for name in settings.scenarios
+        if not SCENARIOS[name].scheduled
+    ]
+    drain = (
+        SCENARIOS["compromised_merchant"] if "compromised_merchant" in settings.scenarios else None
+    )
+    # Keyed by the first id too, so that a run appended after stored data
+    # (same seed, later ids) goes on differently instead of repeating it.
+    rng = account_rng(seed, 0, f"events/{settings.first_transaction_id}")
+    random_ = rng.random
+    randrange = rng.randrange
+    most = FAVOURITES_RANGE[1]
+
+    # Per account in use, at index account_id - 1.
+    typical = array("q")  # Profile.typical_cents
+    spread = array("d")  # Profile.spread
+    mean_gap = array("q")  # Profile.mean_gap_ms
+    favourites = array("q")  # `most` slots per account, the first favourite_count used
+    favourite_count = array("B")
+    next_cents = array("q")  # the account's next event (its time is in the heap key)
+    next_merchant = array("q")
+    next_scenario = array("B")  # a code of SCENARIO_NAMES
+    # Rare: an account in a burst -> [burst, next position, code, burst start ms];
+    # an account whose drain payment is next -> the step time it goes before.
+    resume: dict[int, list[Any] | int] = {}
+    pending: dict[int, list[tuple[int, int, int]]] = {}  # drains scheduled, in time order
+
+    def pick(r: random.Random) -> int:
+        return pick_merchant(r, merchants)
+
+    def anywhere(r: random.Random) -> int:
+        return r.randint(1, merchants)
+
+    def profile(i: int) -> Profile:
+        return Profile(i + 1, typical[i], spread[i], mean_gap[i])
+
+    def step(i: int, ms: int, last: int) -> int:
+        """Draw account index i's next event at step time ``ms`` (its latest event
+        at ``last``) into the next_* arrays; return its epoch ms."""
+        queue = pending.get(i)
+        if queue is not None and queue[0][0] <= ms:
+            due, cents, merchant = queue.pop(0)
+            if not queue:
+                del pending[i]
+            resume[i] = ms
+            next_cents[i] = cents
+            next_merchant[i] = merchant
+            next_scenario[i] = _DRAIN_CODE
+            return max(due, last + 1)
+        if random_() < fraud_rate and drawn:
+            scenario, code = drawn[randrange(len(drawn))]
+            burst = scenario.draw(rng, profile(i), pick, anywhere)
+            offset, cents, merchant = burst[0]
+            if len(burst) > 1:
+                resume[i] = [burst, 1, code, ms]
+            next_cents[i] = cents
+            next_merchant[i] = merchant
+            next_scenario[i] = code
+            return max(ms + offset, last + 1)
+        if random_() < FAVOURITE_SHARE:
+            merchant = favourites[i * most + randrange(favourite_count[i])]
+        else:
+            merchant = pick_merchant(rng, merchants)
+        next_cents[i] = normal_cents(rng, typical[i], spread[i])
+        next_merchant[i] = merchant
+        next_scenario[i] = 0
+        at = max(ms, last + 1)
+        if (
+            drain is not None
+            and i not in pending
+            and merchant_compromised(seed, merchant, at, fraud_rate)
+        ):
+            start = at + rng.randint(DAY_MS, 5 * DAY_MS)
+            pending[i] = [
+                (start + offset, c, m)
+                for offset, c, m in drain.draw(rng, profile(i), pick, anywhere)
+            ]
+        return at
+
+    heap: list[int] = []
     first = first_uses(settings)
-    next_account = 1
-    next_first = next(first)  # there is at least one account
+    next_index = 0  # the next account not yet in use, as an index
+    next_first: int | None = next(first)  # there is at least one account
 
     transaction_id = settings.first_transaction_id
     replace = heapq.heapreplace
@@ -228,14 +294,25 @@ def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
         # before every active account's next event; its first transaction is
         # then the next one out, so at most one account comes in per
         # transaction (ties: the active account, which has the lower id).
-        if next_first is not None and (not heap or next_first < heap[0][0]):
-            events = account_events(settings, make_profile(settings.seed, next_account), next_first)
-            ms, cents, scenario, merchant = next(events)
-            heapq.heappush(heap, (ms, next_account, cents, scenario, merchant, events))
-            next_account += 1
+        if next_first is not None and (not heap or next_first < heap[0] >> _KEY_SHIFT):
+            i = next_index
+            account = make_profile(seed, i + 1)
+            typical.append(account.typical_cents)
+            spread.append(account.spread)
+            mean_gap.append(account.mean_gap_ms)
+            liked = favourite_merchants(seed, i + 1, merchants)
+            favourite_count.append(len(liked))
+            favourites.extend(liked + (0,) * (most - len(liked)))
+            next_cents.append(0)
+            next_merchant.append(0)
+            next_scenario.append(0)
+            heapq.heappush(heap, step(i, next_first, next_first - 1) << _KEY_SHIFT | i)
+            next_index += 1
             next_first = next(first, None)
-        # (ms, account_id) is unique: one account's times strictly increase.
-        ms, account_id, cents, scenario, merchant, events = heap[0]
+        # (ms, account) is unique: one account's times strictly increase.
+        key = heap[0]
+        ms = key >> _KEY_SHIFT
+        i = key & _KEY_MASK
         if ms >= MAX_MS:
             raise InvalidInput(
                 f"transaction {transaction_id} would be at or after "
@@ -243,10 +320,29 @@ def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
                 "fewer transactions or an earlier start",
                 field="start",
             )
-        yield transaction_id, account_id, ms, cents, scenario, merchant
+        yield (
+            transaction_id,
+            i + 1,
+            ms,
+            next_cents[i],
+            SCENARIO_NAMES[next_scenario[i]],
+            next_merchant[i],
+        )
         transaction_id += 1
-        next_ms, next_cents, next_scenario, next_merchant = next(events)
-        replace(heap, (next_ms, account_id, next_cents, next_scenario, next_merchant, events))
+        then = resume.pop(i, None)
+        if then is None:
+            at = step(i, ms + gap_ms(rng, mean_gap[i]), ms)
+        elif type(then) is int:
+            at = step(i, then, ms)
+        else:
+            burst, position, code, start = then
+            offset, next_cents[i], next_merchant[i] = burst[position]
+            next_scenario[i] = code
+            if position + 1 < len(burst):
+                then[1] = position + 1
+                resume[i] = then
+            at = max(start + offset, ms + 1)
+        replace(heap, at << _KEY_SHIFT | i)
 
 
 def to_transaction(raw: RawTransaction) -> GeneratedTransaction:

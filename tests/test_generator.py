@@ -15,6 +15,7 @@ import re
 import socket
 import stat
 import threading
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -35,7 +36,8 @@ from pgfraud.generator import (
     generate_transactions,
     seed_database,
 )
-from pgfraud.generator.profiles import account_rng, make_profile
+from pgfraud.generator.profiles import account_rng, favourite_merchants, make_profile
+from pgfraud.generator.stream import generate_raw
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 AMOUNT = re.compile(r"^[0-9]+\.[0-9]{2}$")
@@ -114,11 +116,13 @@ def test_seed_42_first_rows_are_pinned() -> None:
     # Changed on purpose once: accounts now come into use lazily (first uses
     # spread over the first 3 days), so --accounts costs no memory up front.
     # And again: purchases have merchants (each draw of one comes first).
+    # And again: one random stream for the run's events instead of a random
+    # generator per account (2.5 KB each), so memory stays flat.
     rows = list(generate_transactions(Settings(num_transactions=3, accounts=3, fraud_rate=0)))
     assert [(t.transaction_id, t.account_id) for t in rows] == [(1, 1), (2, 2), (3, 2)]
     assert rows[0].timestamp == datetime(2024, 1, 1, 6, 6, 5, 547_000, tzinfo=UTC)
-    assert [str(t.amount) for t in rows] == ["27.68", "461.65", "362.34"]
-    assert [t.merchant_id for t in rows] == [41, 4, 20]
+    assert [str(t.amount) for t in rows] == ["42.28", "369.02", "344.19"]
+    assert [t.merchant_id for t in rows] == [103, 20, 20]
     assert [t.scenario for t in rows] == [None, None, None]
     # Account 1's first use, worked out from its definition: the smallest of 3
     # uniform draws over (start, start + 3 days] is 1 - exp(-E / 3), E ~ Exp(1).
@@ -126,6 +130,27 @@ def test_seed_42_first_rows_are_pinned() -> None:
     window = 3 * 24 * 3600 * 1000
     first_ms = 1 + math.floor(-math.expm1(-e / 3) * (window - 1))
     assert rows[0].timestamp == START + timedelta(milliseconds=first_ms)
+    # The first two purchases, worked out from the order of the draws in the
+    # run's stream: account 1's first step (fraud?, favourite?, which merchant,
+    # amount), then, once it is out, its gap and next step, then account 2's
+    # first step.
+    rng = account_rng(42, 0, "events/1")
+
+    def purchase(account_id: int) -> tuple[str, int]:
+        profile = make_profile(42, account_id)
+        assert rng.random() >= 0  # fraud? (never at rate 0)
+        if rng.random() < 0.85:
+            favourites = favourite_merchants(42, account_id, 1000)
+            merchant = favourites[rng.randrange(len(favourites))]
+        else:
+            merchant = math.floor(math.exp(rng.random() * math.log(1001)))
+        cents = round(profile.typical_cents * math.exp(rng.gauss(0.0, profile.spread)))
+        return str(Decimal(cents).scaleb(-2)), merchant
+
+    assert (str(rows[0].amount), rows[0].merchant_id) == purchase(1)
+    rng.expovariate(1.0 / make_profile(42, 1).mean_gap_ms)  # account 1's gap
+    purchase(1)  # account 1's second purchase, drawn when its first went out
+    assert (str(rows[1].amount), rows[1].merchant_id) == purchase(2)
 
 
 # -- the rows ---------------------------------------------------------------
@@ -182,6 +207,25 @@ def test_stream_is_lazy() -> None:
     settings = Settings(num_transactions=10**15, accounts=3)
     first = list(itertools.islice(generate_transactions(settings), 5))
     assert [t.transaction_id for t in first] == [1, 2, 3, 4, 5]
+
+
+def test_an_account_in_use_costs_under_200_bytes() -> None:
+    # Every account in use is numbers in flat arrays: its profile (3 x 8
+    # bytes), 8 favourite slots (8 x 8) and their count (1), its next event
+    # (8 + 8 + 1), and one heap slot (8) holding a 106-bit int key (40): 154
+    # bytes, plus the arrays' and the heap's spare room (at most 1/8) -> under
+    # 200. (At fraud rate 0 there are no bursts, drains or merchant schedules
+    # to count.) A random.Random per account alone would be 2,560 bytes.
+    accounts = 2_000
+    tracemalloc.start()
+    try:
+        for row in generate_raw(Settings(num_transactions=10**9, accounts=accounts, fraud_rate=0)):
+            if row[1] == accounts:  # the last account's first transaction: all are in use
+                break
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 154 * accounts < peak < 200 * accounts
 
 
 def test_environment_variables_set_options(tmp_path: Path) -> None:
@@ -593,7 +637,7 @@ def test_labels_go_into_a_folder_that_does_not_exist_yet(tmp_path: Path) -> None
 
 
 def test_merchants_favourites_and_scenarios_follow_their_definitions() -> None:
-    from pgfraud.generator.profiles import favourite_merchants, merchant_compromised
+    from pgfraud.generator.profiles import merchant_compromised
 
     settings = Settings(num_transactions=20_000, accounts=50, merchants=200, fraud_rate=0.05)
     rows = list(generate_transactions(settings))
