@@ -21,6 +21,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 
+from pgfraud.ahead import read_ahead
 from pgfraud.errors import (
     SQLSTATE_ERRORS,
     DatabaseUnavailable,
@@ -211,45 +212,6 @@ def any_stored(conn: psycopg.Connection, ids: list[int] | tuple[int, int]) -> bo
         return conn.execute(query, (ids,)).fetchone()[0]
 
 
-def _ahead(pieces: Iterable[str], depth: int = 4) -> Iterator[str]:
-    """``pieces``, made by a helper thread up to ``depth`` pieces ahead, so that
-    making the next piece (Python) overlaps sending the last one (the server
-    parsing and indexing it). An exception in the maker is raised here; the
-    maker stops when the consumer stops early."""
-    import queue
-    import threading
-
-    handoff: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def make() -> None:
-        try:
-            for piece in pieces:
-                while not stop.is_set():
-                    try:
-                        handoff.put(piece, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            handoff.put(done)
-        except BaseException as exc:  # handed to the consumer, raised there
-            handoff.put(exc)
-
-    maker = threading.Thread(target=make, name="pgfraud-copy", daemon=True)
-    maker.start()
-    try:
-        while (piece := handoff.get()) is not done:
-            if isinstance(piece, BaseException):
-                raise piece
-            yield piece
-    finally:
-        stop.set()
-        maker.join()
-
-
 def store_copy_text(
     conn: psycopg.Connection,
     chunks: Callable[[bool], Iterable[str]],
@@ -282,7 +244,7 @@ def store_copy_text(
         try:
             with conn.cursor() as cur:
                 with cur.copy(COPY_DIRECT) as copy:
-                    for chunk in _ahead(chunks(False)):
+                    for chunk in read_ahead(chunks(False)):
                         copy.write(chunk)
                 stored = cur.rowcount
             conn.execute("RELEASE SAVEPOINT pgfraud_direct_copy")
@@ -294,7 +256,7 @@ def store_copy_text(
     with wrap_errors():
         conn.execute("SELECT create_staging_table()")
         with conn.cursor().copy(COPY_STAGED) as copy:
-            for chunk in _ahead(chunks(True)):
+            for chunk in read_ahead(chunks(True)):
                 copy.write(chunk)
     return store_staged(conn) if valid() else None
 

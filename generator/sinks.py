@@ -26,6 +26,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from pgfraud import db
+from pgfraud.ahead import read_ahead
 from pgfraud.errors import PgfraudError, TransactionConflict
 from pgfraud.generator.stream import EPOCH, GeneratedTransaction, RawTransaction
 from pgfraud.wire import format_timestamp
@@ -269,7 +270,8 @@ def to_api(
 
     ``rate``: transactions per second, spread evenly whatever ``batch_size``
     (live replay, see Schedule: batches shrink to what falls due in
-    SEND_INTERVAL); None sends as fast as the server answers. ``schedule``:
+    SEND_INTERVAL); None sends as fast as the server answers, with the next
+    batch generated and encoded while one is sent. ``schedule``:
     a ready Schedule instead of ``rate`` (tests inject its clock).
     ``token``: sent as ``Authorization: Bearer <token>``. ``timeout`` in
     seconds per request. Counts come from the answers' ``stored`` and
@@ -289,8 +291,16 @@ def to_api(
     written = stored = duplicates = 0
     if schedule is None and rate is not None:
         schedule = Schedule(rate)
+    batches: Iterator[tuple[list[GeneratedTransaction], str]] = (
+        (batch, json.dumps([to_json(t) for t in batch]))
+        for batch in _paced(transactions, batch_size, schedule)
+    )
+    if schedule is None:
+        # As fast as the server answers: the next batch is generated and
+        # encoded by a helper thread while this one is sent and stored.
+        batches = read_ahead(batches, depth=2)
     try:
-        for number, batch in enumerate(_paced(transactions, batch_size, schedule), start=1):
+        for number, (batch, body) in enumerate(batches, start=1):
             ids = f"transactions {batch[0].transaction_id}..{batch[-1].transaction_id}"
             earlier = "batch 1 was" if number == 2 else f"batches 1..{number - 1} were"
             done = (
@@ -299,7 +309,6 @@ def to_api(
                 if number > 1
                 else ""
             )
-            body = json.dumps([to_json(t) for t in batch])
             try:
                 response = http.post(url, data=body, headers=headers, timeout=timeout)
             except requests.RequestException as exc:
