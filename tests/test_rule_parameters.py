@@ -73,6 +73,13 @@ REFUSED = [
         "large_amount.threshold",
         "parameter threshold of rule large_amount is missing",
     ),
+    # A value given out of range is named before a parameter left out.
+    (
+        '{"velocity": {"max_transactions": -1}}',
+        "velocity.max_transactions",
+        "parameter max_transactions of rule velocity must be an integer from 1 to 1000000; "
+        "got -1",
+    ),
     (
         '{"large_amount": {"threshold": "220"}}',
         "large_amount.threshold",

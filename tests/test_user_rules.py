@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -67,6 +68,16 @@ def test_names_are_checked_and_built_ins_are_not_replaced(admin_conn):
     with pytest.raises(InvalidInput) as info:
         db.add_rule(admin_conn, "large_amount", "amount > 1")
     assert info.value.message == "large_amount is a built-in rule"
+
+
+def test_a_users_rule_takes_no_parameters(admin_conn):
+    db.add_rule(admin_conn, "mine", "amount > 1")
+    with pytest.raises(psycopg.Error) as info:
+        admin_conn.execute("""SELECT validate_rules('{"mine": {"x": 1}}')""")
+    assert (info.value.sqlstate, info.value.diag.column_name) == ("PF001", "mine.x")
+    assert info.value.diag.message_primary == (
+        "rule mine has no parameter x; a user's rule takes none: give {}"
+    )
 
 
 def test_backtest_switch_on_and_explain(app_conn, admin_conn):

@@ -14,8 +14,9 @@
 -- Errors: PF001 (invalid_input), for the first problem in rule_id order, with
 -- COLUMN 'rules', '<rule_id>' or '<rule_id>.<parameter>' and a message naming
 -- the rule and parameter: not an object, unknown rule, unknown parameter,
--- missing parameter, not a number, not an integer, out of range (the value
--- given is quoted, cut to 40 characters).
+-- not a number, not an integer, out of range (the value given is quoted,
+-- cut to 40 characters), missing parameter (a value given is judged before
+-- one left out).
 CREATE OR REPLACE FUNCTION validate_rules(p_rules jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -56,9 +57,11 @@ BEGIN
         WHERE g.known AND jsonb_typeof(g.parameters) <> 'object'
         UNION ALL
         SELECT g.rule_id, 3, p.key,
-               format('rule %s has no parameter %s; its parameters are %s', g.rule_id, p.key,
-                      (SELECT string_agg(s.parameter, ', ' ORDER BY s.parameter)
-                       FROM ranges AS s WHERE s.rule_id = g.rule_id))
+               format('rule %s has no parameter %s; %s', g.rule_id, p.key,
+                      coalesce('its parameters are '
+                               || (SELECT string_agg(s.parameter, ', ' ORDER BY s.parameter)
+                                   FROM ranges AS s WHERE s.rule_id = g.rule_id),
+                               'a user''s rule takes none: give {}'))
         FROM given AS g
         CROSS JOIN LATERAL jsonb_each(
             CASE WHEN jsonb_typeof(g.parameters) = 'object' THEN g.parameters ELSE '{}' END
@@ -67,7 +70,7 @@ BEGIN
           AND NOT EXISTS (SELECT FROM ranges AS s
                           WHERE s.rule_id = g.rule_id AND s.parameter = p.key)
         UNION ALL
-        SELECT g.rule_id, 4, s.parameter,
+        SELECT g.rule_id, 5, s.parameter,
                format('parameter %s of rule %s is missing', s.parameter, g.rule_id)
         FROM given AS g
         JOIN ranges AS s ON s.rule_id = g.rule_id
@@ -76,7 +79,7 @@ BEGIN
           AND NOT EXISTS (SELECT FROM rule_parameter_defaults() AS d
                           WHERE d.rule_id = g.rule_id AND d.parameter = s.parameter)
         UNION ALL
-        SELECT g.rule_id, 5, s.parameter,
+        SELECT g.rule_id, 4, s.parameter,
                format('parameter %s of rule %s must be %s from %s to %s%s; got %s',
                       s.parameter, g.rule_id,
                       CASE s.kind WHEN 'integer' THEN 'an integer' ELSE 'a number' END,
