@@ -575,6 +575,7 @@ def run(
     """
     from pgfraud import serve
     from pgfraud.service import create_app
+    from pgfraud.service.feed import stop_listener
 
     token = os.environ.get("PGFRAUD_API_TOKEN")
     if not _is_loopback(host) and not token:
@@ -657,6 +658,7 @@ def run(
                     workers=workers,
                     threads=threads,
                     on_ready=lambda: click.echo(banner),
+                    on_stop=lambda: stop_listener(app),  # in a worker: end its event streams
                 )
             except KeyboardInterrupt:
                 pass
