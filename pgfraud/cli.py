@@ -569,8 +569,8 @@ def run(
 ) -> None:
     """Get a database, migrate it, seed it once, and serve the API until Ctrl-C.
 
-    The server is gunicorn: one worker process per core (--workers), each with
-    --threads threads and its own connection pool. The port is bound first: a
+    The server is granian (Rust HTTP, WSGI): one worker process per core
+    (--workers), each with --threads Python threads and its own connection pool. The port is bound first: a
     port in use is a one-line error before anything starts.
     """
     from pgfraud import serve
