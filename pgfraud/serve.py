@@ -12,6 +12,7 @@ busy port is a one-line error and never a half-started server.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import multiprocessing
@@ -152,6 +153,7 @@ class Server(MPServer):
         #   streams, which would otherwise hold the worker until it is killed).
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         threading.Thread(target=self._await_stop, name="pgfraud-stop", daemon=True).start()
+        _stop_with_parent(self._master)
         return self._app
 
     def _await_stop(self) -> None:
@@ -164,7 +166,20 @@ class Server(MPServer):
 
     def run(self) -> None:
         """Serve until SIGINT/SIGTERM; SystemExit(1) when workers kept failing."""
+        self._master = os.getpid()
         self.serve(target_loader=self._load)
+
+
+def _stop_with_parent(master: int) -> None:
+    """Linux: SIGTERM to this process when its parent ``master`` dies (killed
+    with SIGKILL, say), so that no orphaned worker goes on serving the port;
+    gunicorn's workers watched their parent likewise. Elsewhere: nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != master:  # it died before the call above
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 # granian's logging handlers (granian.log.LOGGING_CONFIG), to stderr, not stdout.

@@ -228,3 +228,26 @@ def test_ctrl_c_on_the_process_group_stops_cleanly_and_ends_open_streams(run_env
     assert "Killing worker" not in output
     assert "Traceback" not in output
     assert output.endswith("\nstopping\n"), output
+
+
+def test_workers_stop_when_the_master_is_killed(run_env):
+    # SIGKILL leaves the master no chance to stop its workers: they notice
+    # on their own and stop, so that none goes on serving the port.
+    run_env = {**run_env, "PGFRAUD_WORKERS": "2"}
+    base = f"http://127.0.0.1:{run_env['PORT']}"
+    proc = start(run_env)
+    try:
+        assert wait_for(f"{base}/health", proc).status_code == 200
+        deadline = time.monotonic() + 30
+        while len(workers := children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(workers) == 2, workers
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{base}/health", timeout=5)
