@@ -570,8 +570,9 @@ def run(
     """Get a database, migrate it, seed it once, and serve the API until Ctrl-C.
 
     The server is granian (Rust HTTP, WSGI): one worker process per core
-    (--workers), each with --threads Python threads and its own connection pool. The port is bound first: a
-    port in use is a one-line error before anything starts.
+    (--workers), each with --threads Python threads and its own connection
+    pool. The port is bound first: a port in use is a one-line error before
+    anything starts.
     """
     from pgfraud import serve
     from pgfraud.service import create_app
