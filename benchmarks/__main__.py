@@ -10,7 +10,7 @@ temporary folder, removed at the end), it measures:
 - pgfraud: ``generate --to copy``, ``pgfraud load`` of the CSV, ``generate
   --to api`` (batched POSTs), single-transaction POSTs at 8 connections,
   ``GET /is_fraud`` (1 connection for latency, 8 and 32 for throughput),
-  all against the server ``pgfraud run`` starts (gunicorn), a full
+  all against the server ``pgfraud run`` starts (granian), a full
   ``score_transactions()`` pass (the live rules: a read of the persisted
   alerts) and the same pass from scratch (``p_recompute``);
 - the floor: benchmarks/peer.py (Flask's development server, a connection

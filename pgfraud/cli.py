@@ -569,12 +569,14 @@ def run(
 ) -> None:
     """Get a database, migrate it, seed it once, and serve the API until Ctrl-C.
 
-    The server is gunicorn: one worker process per core (--workers), each with
-    --threads threads and its own connection pool. The port is bound first: a
-    port in use is a one-line error before anything starts.
+    The server is granian (Rust HTTP, WSGI): one worker process per core
+    (--workers), each with --threads Python threads and its own connection
+    pool. The port is bound first: a port in use is a one-line error before
+    anything starts.
     """
     from pgfraud import serve
     from pgfraud.service import create_app
+    from pgfraud.service.feed import stop_listener
 
     token = os.environ.get("PGFRAUD_API_TOKEN")
     if not _is_loopback(host) and not token:
@@ -657,6 +659,7 @@ def run(
                     workers=workers,
                     threads=threads,
                     on_ready=lambda: click.echo(banner),
+                    on_stop=lambda: stop_listener(app),  # in a worker: end its event streams
                 )
             except KeyboardInterrupt:
                 pass

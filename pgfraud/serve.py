@@ -1,27 +1,41 @@
-"""The production HTTP server of `pgfraud run`: gunicorn, gthread workers.
+"""The production HTTP server of `pgfraud run`: granian (a Rust HTTP server), WSGI.
 
-One worker process per core, each with a pool of threads (many, so that
-long-lived responses such as server-sent-event streams leave room for short
-requests) and its own database connection pool, built lazily after the fork
-(pgfraud.service.database). The listening socket is bound by the caller
-*before* anything is announced (:func:`bind`) and handed to gunicorn as
-``fd://N``, so a busy port is a one-line error and never a half-started
-server.
+One worker process per core (forked, as gunicorn's were), each running the
+HTTP protocol on a Rust runtime and calling the Flask app from a pool of
+Python threads (many, so that long-lived responses such as server-sent-event
+streams leave room for short requests); each worker has its own database
+connection pool, built lazily after the fork (pgfraud.service.database).
+The listening socket is bound by the caller *before* anything is announced
+(:func:`bind`) and handed to granian, which then binds nothing itself, so a
+busy port is a one-line error and never a half-started server.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import logging
+import multiprocessing
 import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
-from gunicorn.app.base import BaseApplication
+from granian.constants import HTTPModes, Interfaces
+from granian.log import LogLevels
+from granian.net import SocketHolder
+from granian.server.mp import MPServer
 
 from pgfraud.errors import ConfigurationError
+
+BACKLOG = 2048
+# Seconds a worker may take to finish its requests once asked to stop (SIGTERM
+# from the master) before it is killed: an open event stream would otherwise
+# keep it alive until the client goes.
+STOP_TIMEOUT_S = 5
 
 
 def default_workers() -> int:
@@ -33,7 +47,7 @@ def default_workers() -> int:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host``:``port`` (SO_REUSEADDR, backlog 2048).
+    """A listening TCP socket on ``host``:``port`` (SO_REUSEADDR, TCP_NODELAY, backlog 2048).
 
     Errors: ConfigurationError with one line naming the address: the port is
     in use, the address is not on this machine, or the port needs privileges.
@@ -46,8 +60,12 @@ def bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Inherited by every accepted connection: granian sets nothing per
+        # connection, and Nagle's algorithm would hold small responses back
+        # (40 ms, the peer's delayed ACK) when a response is written in parts.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(address)
-        sock.listen(2048)
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
@@ -62,13 +80,25 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class Server(BaseApplication):
-    """gunicorn embedded: serve ``app`` on an already bound socket.
+class _QuietThreadsWarning(logging.Filter):
+    """Drops granian's warning that many Python threads per worker "seems
+    quite high": they are meant (each open event stream holds one)."""
 
-    ``workers`` processes x ``threads`` threads (gthread worker class);
-    ``fd``: a bound, listening socket's descriptor; ``on_ready()`` runs in the
-    master once it listens, before the workers start.
-    Access logs off; gunicorn's own messages at warning level, to stderr.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Configuration allows spawning up to")
+
+
+class Server(MPServer):
+    """granian embedded: serve ``app`` (WSGI) on an already bound socket.
+
+    ``workers`` processes x ``threads`` Python threads each (granian's
+    blocking threads: as many requests at once per worker, the rest wait in
+    the Rust runtime; up to max(1000, 4 x threads) open connections per
+    worker); ``fd``: a bound, listening socket's descriptor, shared
+    by the workers (granian itself binds nothing); ``on_ready()`` runs in the
+    master once it listens, before the workers start; ``on_stop()`` runs in
+    each worker once it is asked to stop. HTTP/1.1 only; access logs off;
+    granian's own messages at warning level, to stderr.
     """
 
     def __init__(
@@ -79,35 +109,84 @@ class Server(BaseApplication):
         workers: int,
         threads: int,
         on_ready: Callable[[], None] | None = None,
+        on_stop: Callable[[], None] | None = None,
     ) -> None:
-        self.application = app
-        self.options: dict[str, Any] = {
-            "bind": [f"fd://{fd}"],
-            "workers": workers,
-            "worker_class": "gthread",
-            "threads": threads,
-            "worker_connections": max(1000, threads * 4),
-            "keepalive": 5,
-            "timeout": 60,
-            "graceful_timeout": 5,
-            "loglevel": "warning",
-            "accesslog": None,
-            "errorlog": "-",
-            "proc_name": "pgfraud",
-            "when_ready": lambda arbiter: on_ready() if on_ready else None,
-            # Ctrl-C reaches the whole process group: only the master acts on
-            # it (it stops the workers with SIGQUIT); a worker interrupted
-            # twice could otherwise hang until the master kills it.
-            "post_worker_init": lambda worker: signal.signal(signal.SIGINT, signal.SIG_IGN),
-        }
-        super().__init__()
+        self._app = app
+        self._on_stop = on_stop
+        self._fd = fd
+        super().__init__(
+            "pgfraud",  # a name only: the app is given, never imported
+            interface=Interfaces.WSGI,
+            workers=workers,
+            blocking_threads=threads,
+            # granian's backpressure counts open connections (idle keep-alive
+            # ones too), not requests: as many as gunicorn's worker_connections.
+            backpressure=max(1000, threads * 4),
+            backlog=BACKLOG,
+            http=HTTPModes.http1,
+            # A worker that dies is replaced, as gunicorn's master did.
+            respawn_failed_workers=True,
+            workers_kill_timeout=STOP_TIMEOUT_S,
+            log_level=LogLevels.warning,
+            log_dictconfig={"handlers": _STDERR_HANDLERS},
+        )
+        if on_ready is not None:
+            self.on_startup(on_ready)
+        logging.getLogger("_granian").addFilter(_QuietThreadsWarning())
 
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
+    def _init_shared_socket(self) -> None:
+        # granian would bind the address itself (SO_REUSEPORT: a second server
+        # on the same port would be let in); the workers share ours instead.
+        self._ssp = None
+        self._shd = SocketHolder(self._fd, False, BACKLOG)
+        self._sfd = self._fd
+        self._sso = None
 
-    def load(self) -> Callable:
-        return self.application
+    def _load(self, _target: str) -> Callable:
+        # In each worker, right after the fork, before granian installs its
+        # handlers and starts its threads (which inherit this mask):
+        # - SIGINT is blocked: Ctrl-C reaches the whole process group, and only
+        #   the master acts on it (it stops the workers with SIGTERM); a worker
+        #   stopping on its own would count as a crash (the master exits 1);
+        # - SIGTERM is blocked and awaited by a thread of ours, which passes it
+        #   on to granian's handler and then runs on_stop (it ends the event
+        #   streams, which would otherwise hold the worker until it is killed).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        threading.Thread(target=self._await_stop, name="pgfraud-stop", daemon=True).start()
+        _stop_with_parent(self._master)
+        return self._app
+
+    def _await_stop(self) -> None:
+        signal.sigwait({signal.SIGTERM})
+        handler = signal.getsignal(signal.SIGTERM)
+        if callable(handler):  # granian's: stop accepting, finish the requests
+            handler(signal.SIGTERM, None)
+        if self._on_stop is not None:
+            self._on_stop()
+
+    def run(self) -> None:
+        """Serve until SIGINT/SIGTERM; SystemExit(1) when workers kept failing."""
+        self._master = os.getpid()
+        self.serve(target_loader=self._load)
+
+
+def _stop_with_parent(master: int) -> None:
+    """Linux: SIGTERM to this process when its parent ``master`` dies (killed
+    with SIGKILL, say), so that no orphaned worker goes on serving the port;
+    gunicorn's workers watched their parent likewise. Elsewhere: nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != master:  # it died before the call above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+# granian's logging handlers (granian.log.LOGGING_CONFIG), to stderr, not stdout.
+_STDERR_HANDLERS: dict[str, Any] = {
+    handler: {"formatter": fmt, "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+    for handler, fmt in (("console", "generic"), ("access", "access"))
+}
 
 
 def serve(
@@ -117,27 +196,34 @@ def serve(
     workers: int,
     threads: int,
     on_ready: Callable[[], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM stops the master (then return normally).
 
-    ``sock`` (from :func:`bind`) is handed over: gunicorn owns and closes it.
+    ``sock`` (from :func:`bind`) is handed over: the server owns it.
 
-    In a worker process this never returns: the worker exits with its own
-    status, so nothing the caller set up (a local PostgreSQL, say) is torn
-    down from a worker.
+    Workers are forked (whatever multiprocessing's default start method): the
+    app is passed as an object, never pickled or imported again. A worker
+    never returns here: it ends with os._exit when granian's worker loop
+    ends, so nothing the caller set up (a local PostgreSQL, say) is torn down
+    from a worker.
+
+    Errors: ConfigurationError when the server stopped with an error (workers
+    that crash again and again; the cause is logged above).
     """
-    master = os.getpid()
+    multiprocessing.set_start_method("fork", force=True)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     fd = sock.detach()
     try:
-        Server(app, fd, workers=workers, threads=threads, on_ready=on_ready).run()
+        Server(app, fd, workers=workers, threads=threads, on_ready=on_ready, on_stop=on_stop).run()
     except SystemExit as exc:
-        if os.getpid() != master:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(exc.code if isinstance(exc.code, int) else 1)
         if exc.code not in (0, None):
             raise ConfigurationError("the HTTP server stopped with an error (see above)") from None
-    except BaseException:
-        if os.getpid() != master:
-            os._exit(1)
-        raise
+    finally:
+        for sig, handler in handlers.items():  # granian's master handlers, undone
+            signal.signal(sig, handler)
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        sys.stderr.flush()

@@ -1,6 +1,6 @@
 """`pgfraud run` end to end, as `make run` starts it: local server, seed, serve, Ctrl-C.
 
-Also the generator's `--to api` sink against the real server (gunicorn), a busy port,
+Also the generator's `--to api` sink against the real server (granian), a busy port,
 and SIGTERM.
 """
 
@@ -192,3 +192,62 @@ def test_run_serves_with_worker_processes_and_sigterm_stops_them_and_postgres(ru
     status = subprocess.run([PGFRAUD, "db", "status"], env=run_env, capture_output=True, text=True)
     assert status.returncode == 1, status.stdout
     assert status.stdout.startswith("local PostgreSQL: stopped\n")
+
+
+def test_ctrl_c_on_the_process_group_stops_cleanly_and_ends_open_streams(run_env):
+    # A terminal's Ctrl-C signals the whole process group (master and
+    # workers): only the master acts on it; the workers, asked by the master,
+    # end their event streams instead of being killed for holding them.
+    base = f"http://127.0.0.1:{run_env['PORT']}"
+    proc = subprocess.Popen(
+        [PGFRAUD, "run"],
+        env=run_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    streams = []
+    try:
+        assert wait_for(f"{base}/health", proc).status_code == 200
+        for _ in range(3):
+            stream = requests.get(f"{base}/alerts/stream", stream=True, timeout=(5, 30))
+            assert stream.status_code == 200
+            lines = stream.iter_lines(decode_unicode=True)
+            assert next(lines) == "retry: 1000"
+            streams.append((stream, lines))
+        assert requests.get(f"{base}/is_fraud/1", timeout=5).status_code == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    for stream, lines in streams:
+        assert list(lines) == [": connected", ""]  # the rest of the first message; then the end
+        stream.close()
+    assert "Unexpected exit" not in output
+    assert "Killing worker" not in output
+    assert "Traceback" not in output
+    assert output.endswith("\nstopping\n"), output
+
+
+def test_workers_stop_when_the_master_is_killed(run_env):
+    # SIGKILL leaves the master no chance to stop its workers: they notice
+    # on their own and stop, so that none goes on serving the port.
+    run_env = {**run_env, "PGFRAUD_WORKERS": "2"}
+    base = f"http://127.0.0.1:{run_env['PORT']}"
+    proc = start(run_env)
+    try:
+        assert wait_for(f"{base}/health", proc).status_code == 200
+        deadline = time.monotonic() + 30
+        while len(workers := children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(workers) == 2, workers
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{base}/health", timeout=5)
