@@ -17,7 +17,7 @@ SEED ?= $(shell date +%s)
 .PHONY: help install postgres browser run seed test test-pg16 test-floors bench lint format clean distclean db-url
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 	@echo "  variables: N=$(N) (make seed), PORT=5000 (make run), DATABASE_URL (use that server)"
 
 $(STAMP): pyproject.toml

@@ -77,8 +77,7 @@ REFUSED = [
     (
         '{"velocity": {"max_transactions": -1}}',
         "velocity.max_transactions",
-        "parameter max_transactions of rule velocity must be an integer from 1 to 1000000; "
-        "got -1",
+        "parameter max_transactions of rule velocity must be an integer from 1 to 1000000; got -1",
     ),
     (
         '{"large_amount": {"threshold": "220"}}',

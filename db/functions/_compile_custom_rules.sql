@@ -12,9 +12,10 @@
 -- only when that raises such an error, again row by row with each row's
 -- error caught. _evaluate_from calls
 -- it, so users' rules run in the one scoring path (from scratch, on arrival,
--- in batch and in backtests). Called by add_rule and whenever this file is
--- applied (pgfraud migrate), so the compiled function always matches the
--- table. Returns the number of rules compiled.
+-- in batch and in backtests). Called by the rules triggers when a user's
+-- rule is added, changed or removed (add_rule, or psql) and whenever this
+-- file is applied (pgfraud migrate), so the compiled function always
+-- matches the table. Returns the number of rules compiled.
 -- Only rows checked by check_rule_expression reach here (add_rule is the
 -- one writer); each is checked again before it is compiled.
 CREATE OR REPLACE FUNCTION _compile_custom_rules()
@@ -32,6 +33,11 @@ DECLARE
     v_where text;
     v_count integer := 0;
 BEGIN
+    -- Two compiles at once would both replace the function, and the second
+    -- fail ("tuple concurrently updated"): the exclusive side of the
+    -- rule-change lock (see rescore_alerts) makes them take turns, and the
+    -- later one reads the rules the earlier one committed.
+    PERFORM pg_advisory_xact_lock(7231546390112208);
     FOR v_rule IN
         SELECT r.rule_id, r.expression FROM rules AS r WHERE r.expression IS NOT NULL ORDER BY r.rule_id
     LOOP

@@ -6,8 +6,11 @@
 -- the live rules compute. Only the rules whose enabled flag, parameters
 -- (as normalised JSON text) or expression the statement changed are
 -- re-scored (rescore_rules): the others' alerts cannot change. A renamed
--- rule counts as its old id (its alerts go) and its new one. While
--- `pgfraud migrate` runs (pgfraud.migrating = on) it waits: migrate
+-- rule counts as its old id (its alerts go) and its new one; TRUNCATE
+-- counts every rule with alerts. When a user's rule (one with an
+-- expression) is among them, the users' rules are compiled again first
+-- (_compile_custom_rules), so an expression written in psql is the one
+-- scored. While `pgfraud migrate` runs (_is_migrating) it waits: migrate
 -- re-scores once at its end.
 CREATE OR REPLACE FUNCTION _rescore_on_rule_change()
 RETURNS trigger
@@ -18,16 +21,25 @@ SET search_path = public, pg_temp
 AS $$
 DECLARE
     v_rule_ids text[];
+    v_users_rules boolean;
 BEGIN
-    IF current_setting('pgfraud.migrating', true) = 'on' THEN
+    IF _is_migrating() THEN
         RETURN NULL;
     END IF;
-    IF TG_OP = 'INSERT' THEN
-        SELECT array_agg(n.rule_id) INTO v_rule_ids FROM new_rules AS n WHERE n.enabled;
+    IF TG_OP = 'TRUNCATE' THEN
+        v_rule_ids := ARRAY(SELECT DISTINCT al.rule_id FROM alerts AS al);
+        v_users_rules := true;
+    ELSIF TG_OP = 'INSERT' THEN
+        SELECT array_agg(n.rule_id), bool_or(n.expression IS NOT NULL)
+        INTO v_rule_ids, v_users_rules
+        FROM new_rules AS n;
     ELSIF TG_OP = 'DELETE' THEN
-        SELECT array_agg(o.rule_id) INTO v_rule_ids FROM old_rules AS o;
+        SELECT array_agg(o.rule_id), bool_or(o.expression IS NOT NULL)
+        INTO v_rule_ids, v_users_rules
+        FROM old_rules AS o;
     ELSE
-        SELECT array_agg(DISTINCT c.rule_id) INTO v_rule_ids
+        SELECT array_agg(DISTINCT c.rule_id), bool_or(c.expression IS NOT NULL)
+        INTO v_rule_ids, v_users_rules
         FROM (
             (SELECT o.rule_id, o.enabled, o.parameters::text, o.expression FROM old_rules AS o
              EXCEPT
@@ -37,6 +49,9 @@ BEGIN
              EXCEPT
              SELECT o.rule_id, o.enabled, o.parameters::text, o.expression FROM old_rules AS o)
         ) AS c;
+    END IF;
+    IF v_users_rules THEN
+        PERFORM _compile_custom_rules();
     END IF;
     PERFORM rescore_rules(v_rule_ids);
     RETURN NULL;
@@ -58,4 +73,7 @@ CREATE OR REPLACE TRIGGER rules_rescore_updated
     FOR EACH STATEMENT EXECUTE FUNCTION _rescore_on_rule_change();
 CREATE OR REPLACE TRIGGER rules_rescore_deleted
     AFTER DELETE ON rules REFERENCING OLD TABLE AS old_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION _rescore_on_rule_change();
+CREATE OR REPLACE TRIGGER rules_rescore_truncated
+    AFTER TRUNCATE ON rules
     FOR EACH STATEMENT EXECUTE FUNCTION _rescore_on_rule_change();

@@ -27,8 +27,6 @@ DECLARE
     v_expression text;
     v_description text;
     v_rule rules;
-    v_was_on boolean;
-    v_migrating text;
 BEGIN
     IF p_rule_id IS NULL OR p_rule_id !~ '^[a-z][a-z0-9_]{0,62}$' THEN
         RAISE EXCEPTION 'rule_id must be a lower_snake_case name of at most 63 characters'
@@ -45,21 +43,14 @@ BEGIN
         RAISE EXCEPTION 'description must be 1 to 500 characters'
             USING ERRCODE = 'PF001', COLUMN = 'description';
     END IF;
-    -- Off while compiling: the rules trigger re-scores with the compiled code.
-    -- A rule that is not on changes no alert when stored off, so the rules
-    -- trigger is told to skip that re-scoring (the flag migrate uses, for
-    -- this statement only); one that is on is switched off with a re-score.
-    v_was_on := EXISTS (SELECT FROM rules AS r WHERE r.rule_id = p_rule_id AND r.enabled);
-    v_migrating := current_setting('pgfraud.migrating', true);
-    IF NOT v_was_on THEN
-        PERFORM set_config('pgfraud.migrating', 'on', true);
-    END IF;
+    -- Stored off first: the rules triggers compile the users' rules again
+    -- and re-score this one (a rule that was on loses its alerts; one that
+    -- was off has none, so that costs nothing); switched on after, it is
+    -- scored with the compiled new expression.
     INSERT INTO rules AS r (rule_id, enabled, parameters, description, expression)
     VALUES (p_rule_id, false, '{}', v_description, v_expression)
     ON CONFLICT ON CONSTRAINT rules_pkey DO UPDATE
     SET enabled = false, description = excluded.description, expression = excluded.expression;
-    PERFORM set_config('pgfraud.migrating', coalesce(v_migrating, ''), true);
-    PERFORM _compile_custom_rules();
     IF p_enabled THEN
         UPDATE rules AS r SET enabled = true WHERE r.rule_id = p_rule_id;
     END IF;

@@ -3,7 +3,7 @@
 -- BEFORE INSERT OR UPDATE trigger of `rules`: however a row is written
 -- (set_rule, an UPDATE by hand), its parameters pass validate_rules() and are
 -- stored normalised, so a stored configuration can never break is_fraud.
--- During `pgfraud migrate` (pgfraud.migrating = on) the check waits: a
+-- During `pgfraud migrate` (_is_migrating) the check waits: a
 -- migration may add a rule whose parameters only the new function files
 -- know, and migrate validates every stored rule once they are applied.
 -- Errors: PF001 from validate_rules, naming the rule and parameter.
@@ -12,7 +12,7 @@ RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    IF current_setting('pgfraud.migrating', true) = 'on' THEN
+    IF _is_migrating() THEN
         RETURN NEW;
     END IF;
     -- A user's rule (add_rule) has an expression and no parameters.

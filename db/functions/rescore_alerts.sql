@@ -22,6 +22,14 @@ AS $$
 DECLARE
     v_account_ids bigint[];
 BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        -- Its snapshot would miss transactions stored after it began, scored
+        -- with the old rules: their alerts would stay as they were.
+        RAISE EXCEPTION 'rules can change only in a READ COMMITTED transaction (this one is %)',
+                upper(current_setting('transaction_isolation'))
+            USING ERRCODE = 'invalid_transaction_state',
+                  HINT = 'run it outside BEGIN ISOLATION LEVEL REPEATABLE READ or SERIALIZABLE';
+    END IF;
     PERFORM pg_advisory_xact_lock(7231546390112208);
     IF p_rebuild_state THEN
         DELETE FROM account_states;

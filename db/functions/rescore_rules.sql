@@ -13,7 +13,9 @@
 -- are updated in place, new ones notified (pg_notify 'pgfraud_alerts').
 -- Takes the exclusive side of the rule-change lock, like rescore_alerts.
 -- Returns the number of new alerts. Unknown rule ids are ignored (their
--- alerts, if any, are deleted). Needs the owner's rights (SECURITY DEFINER;
+-- alerts, if any, are deleted). Errors: invalid_transaction_state (25000)
+-- outside READ COMMITTED, whose fresh snapshot after the lock is what makes
+-- the result see every stored transaction. Needs the owner's rights (SECURITY DEFINER;
 -- not granted to the service).
 CREATE OR REPLACE FUNCTION rescore_rules(p_rule_ids text[])
 RETURNS bigint
@@ -31,6 +33,14 @@ DECLARE
 BEGIN
     IF coalesce(cardinality(p_rule_ids), 0) = 0 THEN
         RETURN 0;
+    END IF;
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        -- Its snapshot would miss transactions stored after it began, scored
+        -- with the old rules: their alerts would stay as they were.
+        RAISE EXCEPTION 'rules can change only in a READ COMMITTED transaction (this one is %)',
+                upper(current_setting('transaction_isolation'))
+            USING ERRCODE = 'invalid_transaction_state',
+                  HINT = 'run it outside BEGIN ISOLATION LEVEL REPEATABLE READ or SERIALIZABLE';
     END IF;
     PERFORM pg_advisory_xact_lock(7231546390112208);
     SELECT coalesce(jsonb_object_agg(r.rule_id, r.parameters), '{}')

@@ -24,6 +24,11 @@
 -- valid. p_from/p_to are timestamptz: give them with an offset (or as
 -- timestamptz values); a literal without one is read in the session's
 -- TimeZone by PostgreSQL before this function is called.
+-- The three-argument form of earlier releases (dropped by migration 0010) is
+-- dropped on every migrate too: an older release's migrate re-creates it,
+-- and two forms make every call ambiguous.
+DROP FUNCTION IF EXISTS score_transactions(timestamptz, timestamptz, jsonb);
+
 CREATE OR REPLACE FUNCTION score_transactions(
     p_from timestamptz DEFAULT NULL,
     p_to timestamptz DEFAULT NULL,
