@@ -147,6 +147,7 @@ def _reviewed_at(database) -> str:
 
 def test_alerts_follow_prints_new_alerts_as_they_come(external):
     import os
+    import signal
     import subprocess
     import sys
     from pathlib import Path
@@ -159,6 +160,9 @@ def test_alerts_follow_prints_new_alerts_as_they_come(external):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # SIGINT as a terminal's child takes it, even when the suite runs as
+        # a background job of a script (which hands it down ignored).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert proc.stderr.readline() == "-- following new alerts (Ctrl-C stops)\n"

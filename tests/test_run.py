@@ -23,6 +23,13 @@ from pgfraud.db.server import LocalServer
 PGFRAUD = str(Path(sys.executable).with_name("pgfraud"))
 
 
+def sigint_as_from_a_terminal() -> None:
+    """preexec_fn: the child takes SIGINT as a terminal's child does. Run as
+    a background job of a non-interactive shell (a CI script), the suite
+    would hand it down ignored, and a test's Ctrl-C would not reach it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -48,6 +55,7 @@ def start(env: dict[str, str]) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=sigint_as_from_a_terminal,
     )
 
 
@@ -206,6 +214,7 @@ def test_ctrl_c_on_the_process_group_stops_cleanly_and_ends_open_streams(run_env
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=sigint_as_from_a_terminal,
     )
     streams = []
     try:
