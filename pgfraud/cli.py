@@ -323,6 +323,8 @@ def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
     from pgfraud.evaluate import evaluation, format_report
     from pgfraud.wire import loads_json
 
+    if start is not None and end is not None and end < start:
+        raise click.BadParameter("must not be before --from", param_hint="--to")
     rules = None
     if rules_json is not None:
         try:  # exact numbers; the rules themselves are checked by SQL validate_rules
@@ -340,7 +342,10 @@ def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
         _fail(exc)
     rows = result["rows"]
     if not rows or rows[0]["labelled"] == 0:
-        click.echo("no labels stored: load some with `pgfraud load-labels FILE`", err=True)
+        if start is not None or end is not None:
+            click.echo("no labelled transaction in [--from, --to)", err=True)
+        else:
+            click.echo("no labels stored: load some with `pgfraud load-labels FILE`", err=True)
     if as_json:
         click.echo(json.dumps(result, default=str, indent=1))
         return

@@ -166,3 +166,18 @@ def test_cli_evaluate_takes_iso_times_with_z(database, app_conn, admin_conn, mon
         "0.0000",
         "500.0000",
     ]
+
+
+def test_cli_evaluate_refuses_a_reversed_range_and_names_an_empty_one(
+    database, app_conn, admin_conn, monkeypatch
+):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    setup_account(app_conn, admin_conn)
+    reversed_range = ["evaluate", "--from", "2024-02-01T00:00:00Z", "--to", "2024-01-01T00:00:00Z"]
+    result = CliRunner().invoke(main, reversed_range)
+    assert result.exit_code == 2
+    assert "Invalid value for --to: must not be before --from" in result.output
+    # Labels are stored, none in this range: said so, not "no labels stored".
+    result = CliRunner().invoke(main, ["evaluate", "--from", "2030-01-01T00:00:00Z"])
+    assert result.exit_code == 0, result.output
+    assert "no labelled transaction in [--from, --to)" in result.output
