@@ -275,8 +275,9 @@ def to_api(
     a ready Schedule instead of ``rate`` (tests inject its clock).
     ``token``: sent as ``Authorization: Bearer <token>``. ``timeout`` in
     seconds per request. Counts come from the answers' ``stored`` and
-    ``duplicates``. Each batch is all-or-nothing on the server; earlier
-    batches stay stored when a later one fails, and sending again is harmless.
+    ``duplicates``; a 2xx answer without them is a SinkError (not pgfraud).
+    Each batch is all-or-nothing on the server; earlier batches stay stored
+    when a later one fails, and sending again is harmless.
     A batch answered 502/503/504, or whose connection was refused or cut, is
     sent again (RETRY: up to 8 tries over about 25 s), which is safe because
     stores are idempotent: a database restart during a run loses and doubles
@@ -324,11 +325,17 @@ def to_api(
                 answer = response.json()
             except ValueError:
                 answer = {}
-            if isinstance(answer, dict) and isinstance(answer.get("stored"), int):
-                stored += answer["stored"]
-                duplicates += int(answer.get("duplicates") or 0)
-            else:
-                stored += len(batch)
+            if not (isinstance(answer, dict) and isinstance(answer.get("stored"), int)):
+                # Not pgfraud's answer (another server at that URL?): what it
+                # stored is unknown, so it is not counted as stored.
+                raise SinkError(
+                    f"batch {number} ({ids}): {url} answered HTTP {response.status_code} "
+                    f"without pgfraud's counts (stored, duplicates): is it pgfraud's "
+                    f"/store_data?{done}",
+                    row=number,
+                )
+            stored += answer["stored"]
+            duplicates += int(answer.get("duplicates") or 0)
     finally:
         if session is None:
             http.close()

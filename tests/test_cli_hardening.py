@@ -23,7 +23,7 @@ from pgfraud import db
 from pgfraud.cli import main
 from pgfraud.config import Database
 from pgfraud.generator import Settings, generate, generate_transactions
-from pgfraud.generator.sinks import Schedule, to_api, to_insert
+from pgfraud.generator.sinks import Schedule, SinkError, to_api, to_insert
 
 MAX_ID = 2**63 - 1
 HEADER = "account_id,transaction_id,timestamp,amount\n"
@@ -492,3 +492,32 @@ def test_one_line_errors_for_files_and_connections(tmp_path, monkeypatch) -> Non
     assert_one_line_error(result, 1, "error: cannot connect to the database")
     result = invoke(["evaluate", "--from", "yesterday"])
     assert_one_line_error(result, 2, "Invalid value for '--from'")
+
+
+def test_api_answer_without_counts_is_an_error_not_all_stored() -> None:
+    # A server that answers 200 "ok" (not pgfraud's /store_data): nothing is
+    # counted as stored; the error names the batch and the URL.
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/store_data"
+    try:
+        with pytest.raises(SinkError) as info:
+            to_api(url, generate_transactions(Settings(num_transactions=3, accounts=2)), 10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert info.value.message == (
+        f"batch 1 (transactions 1..3): {url} answered HTTP 200 without pgfraud's counts"
+        " (stored, duplicates): is it pgfraud's /store_data?"
+    )
