@@ -30,16 +30,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
 
 from pgfraud.errors import InvalidInput
@@ -593,16 +584,6 @@ class Backtest(BaseModel):
     rules: Annotated[dict[str, Any], BeforeValidator(_parse_rule_set)] | None = None
     from_: Annotated[Timestamp | None, Field(alias="from")] = None
     to: Timestamp | None = None
-
-    @field_validator("to")
-    @classmethod
-    def _not_before_from(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
-        """[from, to) must not be reversed (a reversed range holds nothing,
-        which would read as "no labels")."""
-        start = info.data.get("from_")
-        if value is not None and start is not None and value < start:
-            raise _error("must not be before from")
-        return value
 
 
 class RuleChange(BaseModel):
