@@ -158,11 +158,15 @@ class Server(MPServer):
 
     def _await_stop(self) -> None:
         signal.sigwait({signal.SIGTERM})
+        # on_stop (ending the event streams) runs beside granian's handler,
+        # not after it: if granian was already stopping (a Ctrl-C that reached
+        # a thread of its own), its handler may wait for the requests, which
+        # the streams would hold until the worker is killed.
+        if self._on_stop is not None:
+            threading.Thread(target=self._on_stop, name="pgfraud-on-stop", daemon=True).start()
         handler = signal.getsignal(signal.SIGTERM)
         if callable(handler):  # granian's: stop accepting, finish the requests
             handler(signal.SIGTERM, None)
-        if self._on_stop is not None:
-            self._on_stop()
 
     def run(self) -> None:
         """Serve until SIGINT/SIGTERM; SystemExit(1) when workers kept failing."""
