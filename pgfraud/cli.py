@@ -57,10 +57,20 @@ def prepare(database: config.Database) -> list[str]:
     return applied
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM ends a command as an exception does: files being written are
+    removed (a generated CSV or labels file appears whole or not at all) and
+    an open database transaction rolls back; exit 128 + 15 = 143."""
+    raise SystemExit(128 + signum)
+
+
 class _Group(click.Group):
-    """A command group whose commands fail with one line, never a traceback."""
+    """A command group whose commands fail with one line, never a traceback,
+    and stop cleanly on SIGTERM (`pgfraud run` sets its own handler)."""
 
     def invoke(self, ctx: click.Context) -> object:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _terminate)
         return one_line_errors(super().invoke)(ctx)
 
 

@@ -71,11 +71,23 @@ def describe_os_error(exc: OSError) -> str:
     return f"{exc.filename}: {reason}" if exc.filename else reason
 
 
+def _quiet_broken_pipe() -> None:
+    """End quietly when the reader of stdout went away (``pgfraud … | head``):
+    no message, exit 141 as a program killed by SIGPIPE would (128 + 13).
+    stdout is pointed at /dev/null first, so the interpreter's last flush
+    at exit cannot fail again (Python's documented recipe, "Note on SIGPIPE"
+    in the signal module's documentation)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(128 + 13)
+
+
 def one_line_errors(command: F) -> F:
     """Run ``command`` so that a PgfraudError or an OSError ends it with one
     ``error: …`` line on stderr and exit 1 (click's own usage errors pass
-    through; they exit 2). Anything else is a bug: still one line, naming
-    the exception, with PGFRAUD_DEBUG=1 to see the traceback."""
+    through; they exit 2); a closed stdout pipe ends it quietly (exit 141).
+    Anything else is a bug: still one line, naming the exception, with
+    PGFRAUD_DEBUG=1 to see the traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -85,6 +97,8 @@ def one_line_errors(command: F) -> F:
             raise
         except PgfraudError as exc:
             message = exc.message.replace("\n", " ").strip()
+        except BrokenPipeError:
+            _quiet_broken_pipe()
         except OSError as exc:
             message = describe_os_error(exc)
         except Exception as exc:  # noqa: BLE001 (the last line of defence: no tracebacks)

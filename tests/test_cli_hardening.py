@@ -8,7 +8,11 @@ database of conftest.py (DATABASE_URL), never a mock.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
+import time
 import tracemalloc
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -521,3 +525,64 @@ def test_api_answer_without_counts_is_an_error_not_all_stored() -> None:
         f"batch 1 (transactions 1..3): {url} answered HTTP 200 without pgfraud's counts"
         " (stored, duplicates): is it pgfraud's /store_data?"
     )
+
+
+PGFRAUD = str(Path(sys.executable).parent / "pgfraud")
+
+
+def test_sigterm_stops_generate_and_removes_its_unfinished_files(tmp_path: Path) -> None:
+    """SIGTERM (a container stopping, `kill`) mid-way through writing a CSV
+    and its labels: exit 143 and neither file nor its temporary is left."""
+    proc = subprocess.Popen(
+        [
+            PGFRAUD,
+            "generate",
+            "--to",
+            "csv",
+            "--output",
+            "t.csv",
+            "--labels",
+            "l.csv",
+            "--num-transactions",
+            "50000000",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".t.csv.*.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(list(tmp_path.glob(".*.tmp"))) == 2, "generate never started writing"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143
+    assert "Traceback" not in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_closed_stdout_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`pgfraud generate --to csv | head -1`: the header reaches the reader;
+    then exit 141 (as a program killed by SIGPIPE) with nothing on stderr."""
+    proc = subprocess.Popen(
+        [PGFRAUD, "generate", "--to", "csv", "--labels", "l.csv", "--num-transactions", "2000000"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout.readline() == b"account_id,transaction_id,timestamp,amount,merchant_id\n"
+        proc.stdout.close()
+        stderr = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 141
+    assert stderr == b""
+    assert not (tmp_path / "l.csv").exists()
