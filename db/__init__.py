@@ -35,9 +35,9 @@ from pgfraud.errors import (
 set_json_loads(lambda data: simplejson.loads(data, use_decimal=True))
 
 
-def dumps_json(value: Any) -> str:
+def dumps_json(value: Any, indent: int | None = None) -> str:
     """JSON text with Decimals written as exact JSON numbers (never through float)."""
-    return simplejson.dumps(value, use_decimal=True)
+    return simplejson.dumps(value, use_decimal=True, indent=indent)
 
 
 # CHECK constraint of `transactions` -> the wire field it guards.

@@ -357,7 +357,10 @@ def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
         else:
             click.echo("no labels stored: load some with `pgfraud load-labels FILE`", err=True)
     if as_json:
-        click.echo(json.dumps(result, default=str, indent=1))
+        # Parameters as exact JSON numbers (as GET /rules gives them); the
+        # rows' ratios as decimal strings (as POST /evaluate gives them).
+        rows = json.loads(json.dumps(result["rows"], default=str))
+        click.echo(db.dumps_json({**result, "rows": rows}, indent=1))
         return
     click.echo(
         f"{result['transactions']:,} transactions; rules that ran: "

@@ -124,8 +124,9 @@ def test_cli_load_labels_and_evaluate(tmp_path, database, app_conn, admin_conn, 
     report = json.loads(result.output)
     assert report["transactions"] == 5
     assert report["parameters"] == {
-        "below_average": {"factor": "0.9", "min_history": 1, "window_days": 0}
+        "below_average": {"factor": 0.9, "min_history": 1, "window_days": 0}
     }
+    assert '"factor": 0.9,' in result.output  # an exact number, not the string "0.9"
     card = next(
         r
         for r in report["rows"]
