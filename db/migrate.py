@@ -85,6 +85,17 @@ def check_server_version(server_version_num: int) -> None:
         )
 
 
+# The code of every function in the schema, as PostgreSQL holds it (body,
+# language, volatility, settings), in a stable order: equal before and after
+# the function files are applied exactly when they changed no function.
+FUNCTIONS_FINGERPRINT = (
+    "SELECT md5(coalesce(string_agg(pg_get_functiondef(p.oid), E'\\n'"
+    " ORDER BY p.oid::regprocedure::text), ''))"
+    " FROM pg_proc AS p"
+    " WHERE p.pronamespace = current_schema()::regnamespace AND p.prokind IN ('f', 'p')"
+)
+
+
 def migrate(conn: psycopg.Connection) -> list[str]:
     """Bring the database ``conn`` points at up to date; returns the migrations applied now.
 
@@ -117,10 +128,12 @@ def migrate(conn: psycopg.Connection) -> list[str]:
             applied_now.append(version)
         # Function files go in name order, and one may call another defined
         # later (as pg_dump does, bodies are checked when called, not created).
+        code_before = conn.execute(FUNCTIONS_FINGERPRINT).fetchone()[0]
         conn.execute("SET LOCAL check_function_bodies = off")
         for f in function_files():
             _apply(conn, f)
         conn.execute("SET LOCAL check_function_bodies = on")
+        code_changed = conn.execute(FUNCTIONS_FINGERPRINT).fetchone()[0] != code_before
         # Every stored rule against the schema of the functions just applied;
         # rows whose normalised form differs are rewritten.
         try:
@@ -134,9 +147,11 @@ def migrate(conn: psycopg.Connection) -> list[str]:
         except psycopg.Error as exc:
             raise MigrationError("the rules table", exc) from exc
         # The rules' triggers wait while migrating: score the stored history
-        # once now if a migration ran or a rule changed (0005 also fills the
-        # running state of transactions stored before it).
-        if applied_now or changed:
+        # once now if a migration ran, a rule changed or any function's code
+        # changed (a release may change a rule without a migration; 0005 also
+        # fills the running state of transactions stored before it). A restart
+        # of the same release changes none of them and re-scores nothing.
+        if applied_now or changed or code_changed:
             try:
                 conn.execute("SELECT rescore_alerts(%s)", ("0005_create_alerts" in applied_now,))
             except psycopg.Error as exc:

@@ -191,3 +191,31 @@ def test_migrate_validates_the_stored_rules_with_the_new_functions(database):
         ).fetchone()
     # window_days is optional: its default is written in.
     assert row == ('{"factor": 0.9, "min_history": 2, "window_days": 0}',)
+
+
+def test_migrate_rescores_when_a_function_changed_and_only_then(database):
+    """A release may change a rule's code without a migration: migrate then
+    re-scores the stored history. A restart of the same release re-scores
+    nothing. Shown with an alert the owner deleted: it stays gone after a
+    migrate that changed nothing, and comes back after one that changed code."""
+    alerts = "SELECT count(*) FROM alerts WHERE rule_id = 'large_amount'"
+    with db.connect(database.admin_url) as conn:
+        conn.execute("INSERT INTO transactions VALUES (7, 1, '2024-01-01Z', 20000.00)")
+        conn.commit()
+        assert conn.execute(alerts).fetchone()[0] == 1
+        conn.execute("DELETE FROM alerts")
+        conn.commit()
+        assert migrate(conn) == []
+        conn.commit()
+        assert conn.execute(alerts).fetchone()[0] == 0
+        # The installed code differs from the function files (as an older
+        # release's would): migrate puts the files' code back and re-scores.
+        conn.execute("ALTER FUNCTION is_fraud(bigint) SET work_mem = '8MB'")
+        conn.commit()
+        assert migrate(conn) == []
+        conn.commit()
+        assert conn.execute(alerts).fetchone()[0] == 1
+        config = conn.execute(
+            "SELECT proconfig FROM pg_proc WHERE oid = 'is_fraud(bigint)'::regprocedure"
+        ).fetchone()[0]
+    assert config is None
