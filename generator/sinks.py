@@ -12,11 +12,14 @@ commits once at the end, so a load is all-or-nothing.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import math
+import queue
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, TextIO
 
@@ -255,6 +258,9 @@ def api_session() -> requests.Session:
     return session
 
 
+IN_FLIGHT = 2  # batches sent and not yet answered, when sending as fast as the server answers
+
+
 def to_api(
     url: str,
     transactions: Iterable[GeneratedTransaction],
@@ -265,31 +271,36 @@ def to_api(
     timeout: float = 60.0,
     session: requests.Session | None = None,
     schedule: Schedule | None = None,
+    in_flight: int = IN_FLIGHT,
 ) -> Counts:
     """POST JSON arrays of up to ``batch_size`` transactions to ``url`` (pgfraud's /store_data).
 
     ``rate``: transactions per second, spread evenly whatever ``batch_size``
     (live replay, see Schedule: batches shrink to what falls due in
-    SEND_INTERVAL); None sends as fast as the server answers, with the next
-    batch generated and encoded while one is sent. ``schedule``:
-    a ready Schedule instead of ``rate`` (tests inject its clock).
-    ``token``: sent as ``Authorization: Bearer <token>``. ``timeout`` in
-    seconds per request. Counts come from the answers' ``stored`` and
-    ``duplicates``; a 2xx answer without them is a SinkError (not pgfraud).
-    Each batch is all-or-nothing on the server; earlier batches stay stored
-    when a later one fails, and sending again is harmless.
-    A batch answered 502/503/504, or whose connection was refused or cut, is
-    sent again (RETRY: up to 8 tries over about 25 s), which is safe because
-    stores are idempotent: a database restart during a run loses and doubles
-    nothing. Errors: SinkError naming the batch and its transaction ids, with
-    the server's JSON error, on another non-2xx answer or when the server
-    cannot be reached after the retries.
+    SEND_INTERVAL), one batch at a time; None sends as fast as the server
+    answers: the next batch is generated and encoded while others are sent,
+    and up to ``in_flight`` batches are on their way at once (each on its
+    own connection), so that the server parses one while PostgreSQL stores
+    another. Their rows may then be stored out of time order; the server
+    scores a late arrival and re-scores what follows it, so the alerts are
+    the same as with one batch at a time (README, "late arrivals").
+    ``schedule``: a ready Schedule instead of ``rate`` (tests inject its
+    clock). ``token``: sent as ``Authorization: Bearer <token>``.
+    ``timeout`` in seconds per request. Counts come from the answers'
+    ``stored`` and ``duplicates``; a 2xx answer without them is a SinkError
+    (not pgfraud). Each batch is all-or-nothing on the server; a failed
+    batch stops the run, and the batches answered before it stay stored, as
+    may one sent meanwhile (the error says which); sending again is
+    harmless. A batch answered 502/503/504, or whose connection was refused
+    or cut, is sent again (RETRY: up to 8 tries over about 25 s), which is
+    safe because stores are idempotent: a database restart during a run
+    loses and doubles nothing. Errors: SinkError naming the batch and its
+    transaction ids, with the server's JSON error, on another non-2xx
+    answer or when the server cannot be reached after the retries.
     """
-    http = session or api_session()
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    written = stored = duplicates = 0
     if schedule is None and rate is not None:
         schedule = Schedule(rate)
     batches: Iterator[tuple[list[GeneratedTransaction], str]] = (
@@ -298,48 +309,115 @@ def to_api(
     )
     if schedule is None:
         # As fast as the server answers: the next batch is generated and
-        # encoded by a helper thread while this one is sent and stored.
+        # encoded by a helper thread while earlier ones are sent and stored.
         batches = read_ahead(batches, depth=2)
+    else:
+        in_flight = 1
+    sessions: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
+    opened: list[requests.Session] = []
+    for _ in range(max(1, in_flight)):
+        if session is not None and not opened:
+            sessions.put(session)  # the caller's, used by one request at a time
+            opened.append(session)
+            continue
+        opened.append(api_session())
+        sessions.put(opened[-1])
+
+    def post(body: str) -> requests.Response | requests.RequestException:
+        http = sessions.get()
+        try:
+            return http.post(url, data=body, headers=headers, timeout=timeout)
+        except requests.RequestException as exc:
+            return exc
+        finally:
+            sessions.put(http)
+
+    counts = {"written": 0, "stored": 0, "duplicates": 0}
+    sent: collections.deque[tuple[int, list[GeneratedTransaction], Future]] = collections.deque()
+    pool = ThreadPoolExecutor(max_workers=max(1, in_flight), thread_name_prefix="pgfraud-post")
     try:
         for number, (batch, body) in enumerate(batches, start=1):
-            ids = f"transactions {batch[0].transaction_id}..{batch[-1].transaction_id}"
-            earlier = "batch 1 was" if number == 2 else f"batches 1..{number - 1} were"
-            done = (
-                f"; {earlier} sent ({written} transactions) and stay stored"
-                " (sending again is harmless: stored ones count as duplicates)"
-                if number > 1
-                else ""
-            )
-            try:
-                response = http.post(url, data=body, headers=headers, timeout=timeout)
-            except requests.RequestException as exc:
-                raise SinkError(f"batch {number} ({ids}): cannot reach {url}: {exc}{done}") from exc
-            if not 200 <= response.status_code < 300:
-                raise SinkError(
-                    f"batch {number} ({ids}) refused by {url}: HTTP {response.status_code}: "
-                    f"{_server_error(response)}{done}",
-                    row=number,
-                )
-            written += len(batch)
-            try:
-                answer = response.json()
-            except ValueError:
-                answer = {}
-            if not (isinstance(answer, dict) and isinstance(answer.get("stored"), int)):
-                # Not pgfraud's answer (another server at that URL?): what it
-                # stored is unknown, so it is not counted as stored.
-                raise SinkError(
-                    f"batch {number} ({ids}): {url} answered HTTP {response.status_code} "
-                    f"without pgfraud's counts (stored, duplicates): is it pgfraud's "
-                    f"/store_data?{done}",
-                    row=number,
-                )
-            stored += answer["stored"]
-            duplicates += int(answer.get("duplicates") or 0)
+            sent.append((number, batch, pool.submit(post, body)))
+            if len(sent) >= max(1, in_flight):
+                _answered(url, sent, counts)
+        while sent:
+            _answered(url, sent, counts)
     finally:
-        if session is None:
-            http.close()
-    return {"written": written, "stored": stored, "duplicates": duplicates}
+        pool.shutdown(wait=True, cancel_futures=True)
+        for http in opened:
+            if http is not session:
+                http.close()
+    return counts
+
+
+def _answered(
+    url: str,
+    sent: collections.deque[tuple[int, list[GeneratedTransaction], Future]],
+    counts: dict[str, int],
+) -> None:
+    """Wait for the oldest batch of ``sent`` and count its answer into ``counts``.
+
+    On a failure: wait for the batches sent after it too, and raise one
+    SinkError that says what stays stored (see to_api)."""
+    number, batch, future = sent.popleft()
+    outcome = future.result()
+    try:
+        answer = _counts(url, number, batch, outcome)
+    except SinkError as exc:
+        written = f"{counts['written']} transactions"
+        done = ""
+        if number == 2:
+            done = f"; batch 1 was sent ({written}) and stays stored"
+        elif number > 2:
+            done = f"; batches 1..{number - 1} were sent ({written}) and stay stored"
+        for later, later_batch, later_future in sent:
+            try:
+                _counts(url, later, later_batch, later_future.result())
+                done += f"; batch {later}, sent meanwhile, was stored too"
+            except SinkError:
+                done += f"; batch {later}, sent meanwhile, was refused too"
+        sent.clear()
+        if done:
+            done += " (sending again is harmless: stored ones count as duplicates)"
+        raise SinkError(f"{exc.message}{done}", row=number) from exc.__cause__
+    counts["written"] += len(batch)
+    counts["stored"] += answer["stored"]
+    counts["duplicates"] += int(answer.get("duplicates") or 0)
+
+
+def _counts(
+    url: str,
+    number: int,
+    batch: list[GeneratedTransaction],
+    outcome: requests.Response | requests.RequestException,
+) -> dict[str, Any]:
+    """pgfraud's answer to batch ``number``: ``{"stored": n, "duplicates": m}``.
+    Errors: SinkError naming the batch, its ids and what the server said."""
+    ids = f"transactions {batch[0].transaction_id}..{batch[-1].transaction_id}"
+    if isinstance(outcome, requests.RequestException):
+        error = SinkError(f"batch {number} ({ids}): cannot reach {url}: {outcome}")
+        error.__cause__ = outcome
+        raise error
+    response = outcome
+    if not 200 <= response.status_code < 300:
+        raise SinkError(
+            f"batch {number} ({ids}) refused by {url}: HTTP {response.status_code}: "
+            f"{_server_error(response)}",
+            row=number,
+        )
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {}
+    if not (isinstance(answer, dict) and isinstance(answer.get("stored"), int)):
+        # Not pgfraud's answer (another server at that URL?): what it
+        # stored is unknown, so it is not counted as stored.
+        raise SinkError(
+            f"batch {number} ({ids}): {url} answered HTTP {response.status_code} "
+            f"without pgfraud's counts (stored, duplicates): is it pgfraud's /store_data?",
+            row=number,
+        )
+    return answer
 
 
 def to_csv(

@@ -9,6 +9,7 @@ rule and every built-in rule on), and that each source is the one used.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -130,3 +131,63 @@ def test_parameters_written_differently_are_computed_not_read(app_conn, admin_co
     assert [(e[0], e[4], e[5], e[6]) for e in computed] == [
         (1, "large_amount", Decimal("20000.00"), Decimal("10000.00"))
     ]
+
+
+def test_batches_stored_at_once_out_of_time_order_give_the_same_alerts(
+    app_conn, admin_conn, database
+):
+    """`generate --to api` keeps two batches in flight: the later batch may be
+    stored first, and the earlier one at the same moment on another
+    connection. Here batch 2 is stored first (not committed), batch 1 runs
+    beside it on another connection (it waits on batch 2's accounts, then
+    arrives late), then batch 3: the alerts equal the rules from scratch,
+    and equal storing the three in order would have given."""
+    admin_conn.execute("SELECT set_rule('compromised_merchant', true, NULL)")
+    admin_conn.commit()
+    generated = list(generate_transactions(Settings(num_transactions=1500, accounts=15, seed=5)))
+    records = [
+        {
+            "transaction_id": t.transaction_id,
+            "account_id": t.account_id,
+            "timestamp": t.timestamp,
+            "amount": t.amount,
+            "merchant_id": t.merchant_id,
+        }
+        for t in generated
+    ]
+    first, second, third = records[:500], records[500:1000], records[1000:]
+    assert {r["account_id"] for r in first} & {r["account_id"] for r in second}
+    db.store_transactions(app_conn, second)  # batch 2: stored, not committed yet
+    failures: list[BaseException] = []
+
+    def store_first() -> None:
+        try:
+            with db.connect(database.app_url) as other:
+                db.store_transactions(other, first)
+                other.commit()
+        except BaseException as exc:  # noqa: BLE001 (shown by the assertion below)
+            failures.append(exc)
+
+    beside = threading.Thread(target=store_first)
+    beside.start()
+    beside.join(timeout=1.0)
+    assert beside.is_alive()  # batch 1 waits for batch 2's accounts ...
+    app_conn.commit()
+    beside.join(timeout=60)
+    assert not beside.is_alive() and failures == []  # ... then re-scores after its rows
+    db.store_transactions(app_conn, third)
+    app_conn.commit()
+
+    stored = batch(app_conn)
+    assert stored == batch(app_conn, None, None, None, True)
+    # The data must exercise the rules, or the equality proves little.
+    assert {"below_average", "amount_spike", "rapid_succession"} <= {e[4] for e in stored}
+
+    # The same rows stored in order, one batch after the other, from empty.
+    app_conn.commit()
+    admin_conn.execute("TRUNCATE transactions")
+    admin_conn.commit()
+    for part in (first, second, third):
+        db.store_transactions(app_conn, part)
+        app_conn.commit()
+    assert batch(app_conn) == stored

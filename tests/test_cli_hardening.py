@@ -586,3 +586,90 @@ def test_a_closed_stdout_pipe_ends_quietly(tmp_path: Path) -> None:
     assert proc.returncode == 141
     assert stderr == b""
     assert not (tmp_path / "l.csv").exists()
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """A /store_data stand-in: answers pgfraud's counts, or 409 for the batch
+    whose first id is in ``refuse``; records how many requests were open at
+    once. A request waits (up to 5 s) for a second one to arrive, so that
+    two in flight show as 2 and one at a time as 1."""
+
+    lock = threading.Lock()
+    open_now = 0
+    most_open = 0
+    arrived = threading.Event()
+    refuse: set[int] = set()
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        batch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        cls = type(self)
+        with cls.lock:
+            cls.open_now += 1
+            cls.most_open = max(cls.most_open, cls.open_now)
+            if cls.open_now > 1:
+                cls.arrived.set()
+        cls.arrived.wait(timeout=5)
+        if batch[0]["transaction_id"] in cls.refuse:
+            status, body = 409, {"error": {"code": "transaction_conflict"}}
+        else:
+            status, body = 201, {"stored": len(batch), "duplicates": 0}
+        data = json.dumps(body).encode()
+        with cls.lock:
+            cls.open_now -= 1
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder():
+    class Handler(_Recorder):
+        lock = threading.Lock()
+        arrived = threading.Event()
+        refuse: set[int] = set()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield Handler, f"http://127.0.0.1:{server.server_port}/store_data"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_api_keeps_two_batches_in_flight_when_unpaced(recorder) -> None:
+    handler, url = recorder
+    transactions = generate_transactions(Settings(num_transactions=25, accounts=3))
+    counts = to_api(url, transactions, 10)
+    assert counts == {"written": 25, "stored": 25, "duplicates": 0}
+    assert handler.most_open == 2
+
+
+def test_api_sends_one_batch_at_a_time_when_paced_or_asked(recorder) -> None:
+    handler, url = recorder
+    handler.arrived.set()  # nobody waits: one at a time is the point here
+    transactions = generate_transactions(Settings(num_transactions=25, accounts=3))
+    assert to_api(url, transactions, 10, in_flight=1)["stored"] == 25
+    transactions = generate_transactions(Settings(num_transactions=25, accounts=3))
+    assert to_api(url, transactions, 10, rate=10_000)["stored"] == 25
+    assert handler.most_open == 1
+
+
+def test_api_failure_says_which_batches_stay_stored_with_two_in_flight(recorder) -> None:
+    # Ids 1..30 in batches of 10: batch 2 (11..20) is refused while batch 3
+    # (21..30), sent meanwhile, is stored.
+    handler, url = recorder
+    handler.refuse = {11}
+    with pytest.raises(SinkError) as info:
+        to_api(url, generate_transactions(Settings(num_transactions=30, accounts=3)), 10)
+    assert info.value.message == (
+        f"batch 2 (transactions 11..20) refused by {url}: HTTP 409: "
+        '{"code": "transaction_conflict"}; batch 1 was sent (10 transactions) and stays stored;'
+        " batch 3, sent meanwhile, was stored too"
+        " (sending again is harmless: stored ones count as duplicates)"
+    )
