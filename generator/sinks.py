@@ -17,9 +17,10 @@ import itertools
 import json
 import math
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, wait
 from datetime import timedelta
 from typing import Any, TextIO
 
@@ -334,20 +335,50 @@ def to_api(
 
     counts = {"written": 0, "stored": 0, "duplicates": 0}
     sent: collections.deque[tuple[int, list[GeneratedTransaction], Future]] = collections.deque()
-    pool = ThreadPoolExecutor(max_workers=max(1, in_flight), thread_name_prefix="pgfraud-post")
     try:
         for number, (batch, body) in enumerate(batches, start=1):
-            sent.append((number, batch, pool.submit(post, body)))
+            sent.append((number, batch, _in_background(post, body)))
             if len(sent) >= max(1, in_flight):
                 _answered(url, sent, counts)
         while sent:
             _answered(url, sent, counts)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        for http in opened:
-            if http is not session:
-                http.close()
+    except (KeyboardInterrupt, SystemExit):
+        # Ctrl-C or SIGTERM: leave at once. A request in flight may wait
+        # minutes on a server that does not answer (timeout, retries); its
+        # daemon thread ends with the process, and its batch is stored or
+        # not, as with a request cut short.
+        raise
+    except BaseException:
+        wait([future for _, _, future in sent])  # what stays stored is then known
+        _close(opened, session)
+        raise
+    _close(opened, session)
     return counts
+
+
+def _close(opened: list[requests.Session], keep: requests.Session | None) -> None:
+    for http in opened:
+        if http is not keep:
+            http.close()
+
+
+def _in_background(post: Callable[[str], Any], body: str) -> Future:
+    """``post(body)`` in a daemon thread; its outcome in the returned Future.
+    Daemon: the process can exit (Ctrl-C, SIGTERM) while it still waits on
+    a server, which the worker threads of a ThreadPoolExecutor forbid (they
+    are joined at exit)."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            outcome = post(body)
+        except BaseException as exc:  # handed to the waiting caller
+            future.set_exception(exc)
+        else:
+            future.set_result(outcome)
+
+    threading.Thread(target=run, name="pgfraud-post", daemon=True).start()
+    return future
 
 
 def _answered(

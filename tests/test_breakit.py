@@ -8,10 +8,16 @@ rule code computes, or a call failed that should not.
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
+import pytest
 
 from pgfraud import db
 
@@ -255,3 +261,54 @@ def test_two_rules_added_at_once_both_succeed(admin_conn, database):
     assert admin_conn.execute(
         "SELECT count(*) FROM rules WHERE rule_id IN ('first', 'second')"
     ).fetchone() == (2,)
+
+
+# --- generate --to api, two batches in flight (0c30298) ----------------------
+
+PGFRAUD = str(Path(sys.executable).with_name("pgfraud"))
+
+
+def sigint_as_from_a_terminal() -> None:
+    """preexec_fn: SIGINT reaches the child even when the suite runs as a background job."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 1)])
+def test_api_run_stops_at_once_on_a_signal_while_the_server_does_not_answer(
+    tmp_path: Path, signum: int, exit_code: int
+) -> None:
+    # A server that takes the two requests in flight and never answers
+    # (hung, or a load balancer in front of a dead one). SIGTERM or Ctrl-C
+    # must end the run now; the worker threads of the ThreadPoolExecutor
+    # were joined first: each request waits out its 60 s timeout and its
+    # retries (minutes), so the run hung after the signal.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/store_data"
+    proc = subprocess.Popen(
+        [PGFRAUD, "generate", "--to", "api", "--post-url", url, "--labels", "l.csv"]
+        + ["--num-transactions", "5000", "--batch-size", "100"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_as_from_a_terminal,
+    )
+    held = []
+    try:
+        listener.settimeout(60)
+        while len(held) < 2:  # both requests are in flight
+            held.append(listener.accept()[0])
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for conn in held:
+            conn.close()
+        listener.close()
+    assert proc.returncode == exit_code
+    assert "Traceback" not in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no labels file, whole or half
