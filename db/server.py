@@ -27,9 +27,11 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -243,7 +245,19 @@ class LocalServer:
         return result.returncode == 0
 
     def start(self) -> bool:
-        """Start the server if it is not running; True when this call started it."""
+        """Start the server if it is not running; True when this call started it.
+
+        Ctrl-C or SIGTERM meanwhile waits until the start is done (an
+        interrupted initdb leaves a cluster that never starts; an
+        interrupted pg_ctl start, a server nobody stops): then the server
+        this call started is stopped, and the signal is delivered."""
+        with _signals_held() as pending:
+            started = self._start()
+            if started and pending:
+                self.stop()
+        return started
+
+    def _start(self) -> bool:
         self.init()
         if self.is_running():
             return False
@@ -328,6 +342,29 @@ class LocalServer:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM, when Python handles them, are held for the block:
+    yields the list of those that arrived, delivered again after it (so
+    their handler runs then). Only the main thread can handle signals;
+    elsewhere nothing is held."""
+    pending: list[int] = []
+    held = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                held[signum] = handler
+                signal.signal(signum, lambda number, frame: pending.append(number))
+    try:
+        yield pending
+    finally:
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(pending):
+            signal.raise_signal(signum)
 
 
 @contextlib.contextmanager

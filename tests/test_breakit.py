@@ -8,10 +8,12 @@ rule code computes, or a call failed that should not.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -312,3 +314,64 @@ def test_api_run_stops_at_once_on_a_signal_while_the_server_does_not_answer(
     assert proc.returncode == exit_code
     assert "Traceback" not in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no labels file, whole or half
+
+
+# --- SIGTERM while a command starts the local PostgreSQL (d488994) -----------
+
+_PG_CTL = """#!/bin/sh
+# pg_ctl, and after a start: say so, then wait for the test's go.
+"{real}/pg_ctl" "$@"
+rc=$?
+if [ "$1" = start ]; then
+    touch "{marks}/started"
+    while [ ! -e "{marks}/go" ]; do sleep 0.05; done
+fi
+exit $rc
+"""
+
+
+def test_sigterm_while_a_command_starts_the_local_server_stops_that_server(tmp_path: Path) -> None:
+    # `pgfraud migrate` starts the local server (pg_ctl start) and stops it
+    # when done. SIGTERM arrived while pg_ctl start was still running (it
+    # is slow: seconds on a busy machine): SystemExit left before the
+    # try/finally that stops the server, which then ran on with nobody to
+    # stop it (`pgfraud db status`: running). Here pg_ctl is the real one,
+    # and the signal comes once it has started the server, before it exits.
+    import shutil
+    import tempfile
+
+    from pgfraud.db.server import LocalServer, find_bindir
+
+    real = find_bindir()
+    folder = Path(tempfile.mkdtemp(prefix="pgfraud-breakit-bin-", dir="/tmp"))
+    marks = folder / "marks"
+    marks.mkdir()
+    os.chmod(folder, 0o755)
+    os.chmod(marks, 0o777)  # the server's user (as root) writes the marks
+    (folder / "pg_ctl").write_text(_PG_CTL.format(real=real, marks=marks))
+    (folder / "pg_ctl").chmod(0o755)
+    for name in ("initdb", "postgres"):
+        (folder / name).symlink_to(real / name)
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(PGFRAUD_HOME=str(home), PGFRAUD_PG_BIN=str(folder))
+    proc = subprocess.Popen(
+        [PGFRAUD, "migrate"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        while not (marks / "started").exists() and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        (marks / "go").touch()
+        stdout, stderr = proc.communicate(timeout=120)
+        running = LocalServer(home).is_running()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        (marks / "go").touch()
+        LocalServer(home).destroy()
+        shutil.rmtree(folder, ignore_errors=True)
+    assert (proc.returncode, stdout, stderr) == (143, "", "")
+    assert not running
