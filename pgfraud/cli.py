@@ -13,6 +13,7 @@ import os
 import secrets
 import signal
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -341,6 +342,14 @@ def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
             rules = loads_json(rules_json)
         except ValueError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--rules") from None
+        for rule_id, parameters in rules.items() if isinstance(rules, dict) else ():
+            for name, value in parameters.items() if isinstance(parameters, dict) else ():
+                if isinstance(value, Decimal) and not value.is_finite():  # no JSON for SQL
+                    raise click.BadParameter(
+                        f"parameter {name} of rule {rule_id} must be a finite number "
+                        f"(NaN and Infinity are refused); got {value}",
+                        param_hint="--rules",
+                    )
     try:
         with config.existing_database() as database:
             prepare(database)

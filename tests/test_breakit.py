@@ -375,3 +375,26 @@ def test_sigterm_while_a_command_starts_the_local_server_stops_that_server(tmp_p
         shutil.rmtree(folder, ignore_errors=True)
     assert (proc.returncode, stdout, stderr) == (143, "", "")
     assert not running
+
+
+# --- evaluate --json, exact parameters (1523be7) -----------------------------
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_evaluate_refuses_a_non_finite_parameter_naming_it(database, monkeypatch, constant) -> None:
+    # loads_json keeps NaN/Infinity as Decimals for a validator to refuse;
+    # the CLI handed them to db.dumps_json, which cannot write them:
+    # "error: internal error (ValueError: Out of range float values ...)".
+    from click.testing import CliRunner
+
+    from pgfraud.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    rules = f'{{"large_amount": {{"threshold": {constant}}}}}'
+    result = CliRunner().invoke(main, ["evaluate", "--rules", rules, "--json"])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: Invalid value for --rules: parameter threshold of rule large_amount must be"
+        f" a finite number (NaN and Infinity are refused); got {constant}"
+    )
