@@ -13,6 +13,7 @@ import os
 import secrets
 import signal
 import sys
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -70,9 +71,20 @@ class _Group(click.Group):
     and stop cleanly on SIGTERM (`pgfraud run` sets its own handler)."""
 
     def invoke(self, ctx: click.Context) -> object:
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        # Only the main thread may set handlers (main() called from another
+        # thread, as by a program embedding it, runs without); the caller's
+        # default comes back after the command.
+        ours = (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        )
+        if ours:
             signal.signal(signal.SIGTERM, _terminate)
-        return one_line_errors(super().invoke)(ctx)
+        try:
+            return one_line_errors(super().invoke)(ctx)
+        finally:
+            if ours:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

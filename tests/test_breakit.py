@@ -398,3 +398,32 @@ def test_evaluate_refuses_a_non_finite_parameter_naming_it(database, monkeypatch
         f"Error: Invalid value for --rules: parameter threshold of rule large_amount must be"
         f" a finite number (NaN and Infinity are refused); got {constant}"
     )
+
+
+# --- the SIGTERM handler of every command (d488994) --------------------------
+
+
+def test_commands_run_from_another_thread_and_leave_sigterm_as_they_found_it(
+    database, monkeypatch
+) -> None:
+    # A program (or a test) calling pgfraud's main() from a worker thread:
+    # signal.signal raised "ValueError: signal only works in main thread",
+    # so every command failed; and from the main thread the handler stayed
+    # installed after the command, so SIGTERM no longer killed the caller.
+    import threading
+
+    from click.testing import CliRunner
+
+    from pgfraud.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    results = []
+    thread = threading.Thread(
+        target=lambda: results.append(CliRunner().invoke(main, ["db", "url"]))
+    )
+    thread.start()
+    thread.join()
+    assert (results[0].exit_code, results[0].stdout) == (0, database.admin_url + "\n")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert CliRunner().invoke(main, ["db", "url"]).exit_code == 0
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
