@@ -296,11 +296,14 @@ class LocalServer:
         return True
 
     def stop(self) -> bool:
-        """Stop the server (fast shutdown) if it runs; True when it was running."""
-        if not self.is_running():
-            return False
-        self._stop_datadir(self.datadir)
-        return True
+        """Stop the server (fast shutdown) if it runs; True when it was running.
+        Ctrl-C or SIGTERM meanwhile waits until it is stopped (a second Ctrl-C
+        killed pg_ctl stop before it asked, leaving the server running)."""
+        with _signals_held():
+            if not self.is_running():
+                return False
+            self._stop_datadir(self.datadir)
+            return True
 
     def _stop_datadir(self, datadir: Path) -> None:
         self._run(

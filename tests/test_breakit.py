@@ -319,24 +319,33 @@ def test_api_run_stops_at_once_on_a_signal_while_the_server_does_not_answer(
 # --- SIGTERM while a command starts the local PostgreSQL (d488994) -----------
 
 _PG_CTL = """#!/bin/sh
-# pg_ctl, and after a start: say so, then wait for the test's go.
+# pg_ctl; after a start, or before a stop: say so, then wait for the test's go.
+if [ "$1" = stop ]; then
+    touch "{marks}/stop"
+    while [ ! -e "{marks}/go-stop" ]; do sleep 0.05; done
+fi
 "{real}/pg_ctl" "$@"
 rc=$?
 if [ "$1" = start ]; then
-    touch "{marks}/started"
-    while [ ! -e "{marks}/go" ]; do sleep 0.05; done
+    touch "{marks}/start"
+    while [ ! -e "{marks}/go-start" ]; do sleep 0.05; done
 fi
 exit $rc
 """
 
 
-def test_sigterm_while_a_command_starts_the_local_server_stops_that_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize("phase", ["start", "stop"])
+def test_sigterm_while_a_command_starts_or_stops_the_local_server_stops_it(
+    tmp_path: Path, phase: str
+) -> None:
     # `pgfraud migrate` starts the local server (pg_ctl start) and stops it
     # when done. SIGTERM arrived while pg_ctl start was still running (it
     # is slow: seconds on a busy machine): SystemExit left before the
     # try/finally that stops the server, which then ran on with nobody to
-    # stop it (`pgfraud db status`: running). Here pg_ctl is the real one,
-    # and the signal comes once it has started the server, before it exits.
+    # stop it (`pgfraud db status`: running). The same when it arrived as
+    # pg_ctl stop began (a second Ctrl-C): pg_ctl was killed before it
+    # asked. Here pg_ctl is the real one, and the signal comes once it has
+    # started the server, before it exits; or before it stops it.
     import shutil
     import tempfile
 
@@ -355,22 +364,27 @@ def test_sigterm_while_a_command_starts_the_local_server_stops_that_server(tmp_p
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(PGFRAUD_HOME=str(home), PGFRAUD_PG_BIN=str(folder))
+    other = {"start": "stop", "stop": "start"}[phase]
+    (marks / f"go-{other}").touch()  # only the phase under test waits
     proc = subprocess.Popen(
         [PGFRAUD, "migrate"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        while not (marks / "started").exists() and proc.poll() is None:
+        deadline = time.monotonic() + 120
+        while not (marks / phase).exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, f"pg_ctl {phase} never ran"
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGTERM)
-        (marks / "go").touch()
+        (marks / f"go-{phase}").touch()
         stdout, stderr = proc.communicate(timeout=120)
         running = LocalServer(home).is_running()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        (marks / "go").touch()
+        (marks / "go-start").touch()
+        (marks / "go-stop").touch()
         LocalServer(home).destroy()
         shutil.rmtree(folder, ignore_errors=True)
     assert (proc.returncode, stdout, stderr) == (143, "", "")
