@@ -401,14 +401,16 @@ def _answered(
             done = f"; batch 1 was sent ({written}) and stays stored"
         elif number > 2:
             done = f"; batches 1..{number - 1} were sent ({written}) and stay stored"
+        stored = number > 1
         for later, later_batch, later_future in sent:
             try:
                 _counts(url, later, later_batch, later_future.result())
                 done += f"; batch {later}, sent meanwhile, was stored too"
+                stored = True
             except SinkError:
-                done += f"; batch {later}, sent meanwhile, was refused too"
+                done += f"; batch {later}, sent meanwhile, failed too"
         sent.clear()
-        if done:
+        if stored:
             done += " (sending again is harmless: stored ones count as duplicates)"
         raise SinkError(f"{exc.message}{done}", row=number) from exc.__cause__
     counts["written"] += len(batch)

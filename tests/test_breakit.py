@@ -441,3 +441,19 @@ def test_commands_run_from_another_thread_and_leave_sigterm_as_they_found_it(
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     assert CliRunner().invoke(main, ["db", "url"]).exit_code == 0
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_api_failure_with_nothing_stored_says_no_more() -> None:
+    # Batch 1 and batch 2 (sent meanwhile) both fail to reach the server:
+    # the error said batch 2 "was refused too" (it reached nobody) and
+    # "sending again is harmless: stored ones count as duplicates" with
+    # nothing stored.
+    from pgfraud.generator import Settings, generate_transactions
+    from pgfraud.generator.sinks import SinkError, to_api
+
+    with pytest.raises(SinkError) as info:
+        to_api("http://", generate_transactions(Settings(num_transactions=30, accounts=3)), 10)
+    assert info.value.message == (
+        "batch 1 (transactions 1..10): cannot reach http://: Invalid URL 'http://':"
+        " No host supplied; batch 2, sent meanwhile, failed too"
+    )
