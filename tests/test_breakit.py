@@ -1,9 +1,16 @@
-"""Defects a break-it pass found in this round's changes (score_transactions
-reading the alerts, a rule change re-scoring only that rule), each fixed.
+"""Defects break-it passes found, each fixed; each test failed before its fix
+unless it says it guards something that held.
 
-Each test failed before its fix: the persisted alerts (and so
-score_transactions, which reads them for live rules) drifted from what the
-rule code computes, or a call failed that should not.
+An earlier round (score_transactions reading the alerts, a rule change
+re-scoring only that rule): the persisted alerts (and so score_transactions,
+which reads them for live rules) drifted from what the rule code computes,
+or a call failed that should not.
+
+This round (SIGTERM in every command, quiet broken pipes, exact evaluate
+parameters, migrate re-scoring on changed code, two API batches in flight):
+signals that hung a run or left a local server running or broken, a NaN
+parameter that became an internal error, a handler set from any thread,
+and error wording.
 """
 
 from __future__ import annotations
@@ -457,3 +464,37 @@ def test_api_failure_with_nothing_stored_says_no_more() -> None:
         "batch 1 (transactions 1..10): cannot reach http://: Invalid URL 'http://':"
         " No host supplied; batch 2, sent meanwhile, failed too"
     )
+
+
+# --- migrate re-scores when function code changed (7a4b2c8) -----------------
+
+
+def test_migrate_with_users_rules_recompiles_the_same_code_and_rescores_nothing(database):
+    # A user's rule compiles into _custom_rule_events; every migrate applies
+    # _compile_custom_rules.sql, which compiles it again. The code must come
+    # out byte-identical, or every restart re-scores the whole history. Seen
+    # with an alert the owner deleted: it stays gone (no re-score). A
+    # function added by hand in the schema (and one dropped: migrate puts
+    # it back, then re-scores) does not break migrate.
+    from pgfraud.db.migrate import migrate
+
+    custom = "SELECT count(*) FROM alerts WHERE rule_id = 'big_one'"
+    with db.connect(database.admin_url) as conn:
+        db.add_rule(conn, "big_one", "amount > 100 AND count_24h >= 1", "d", True)
+        db.add_rule(conn, "odd_cents", "merchant_id IS NULL OR first_at_merchant", None, True)
+        conn.execute("INSERT INTO transactions VALUES (7, 1, '2024-01-01Z', 200.00)")
+        conn.execute(
+            "CREATE FUNCTION my_helper(p_x integer) RETURNS integer LANGUAGE sql AS 'SELECT 1'"
+        )
+        conn.commit()
+        assert conn.execute(custom).fetchone()[0] == 1  # 200 > 100, the first in 24 h
+        conn.execute("DELETE FROM alerts")
+        conn.commit()
+        assert migrate(conn) == []
+        conn.commit()
+        assert conn.execute(custom).fetchone()[0] == 0
+        conn.execute("DROP FUNCTION get_overview")
+        conn.commit()
+        assert migrate(conn) == []
+        conn.commit()
+        assert conn.execute(custom).fetchone()[0] == 1
