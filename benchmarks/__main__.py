@@ -6,7 +6,9 @@ temporary folder, removed at the end), it measures:
 
 - the ceiling: ``psql \\copy`` of the same CSV into the same table and
   indexes; the SQL functions alone (pgbench, prepared statements, 1 and 8
-  clients);
+  clients; rates, and p50/p99 from pgbench's per-transaction log); Flask
+  alone on the same HTTP server (benchmarks/flask_ceiling.py: the route
+  of ``GET /is_fraud`` answering a constant body, no database);
 - pgfraud: ``generate --to copy``, ``pgfraud load`` of the CSV, ``generate
   --to api`` (batched POSTs), single-transaction POSTs at 8 connections,
   ``GET /is_fraud`` (1 connection for latency, 8 and 32 for throughput),
@@ -52,6 +54,7 @@ from pgfraud import db
 from pgfraud.cli import prepare
 from pgfraud.config import Database
 from pgfraud.db.server import LocalServer, find_bindir
+from pgfraud.serve import default_workers
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -159,10 +162,14 @@ def wrk(url: str, connections: int, script: Path, seconds: int, *args: str) -> d
     return result
 
 
-def pgbench(url: str, script: str, clients: int, seconds: int, work: Path) -> float:
-    """Transactions per second of ``script`` (prepared statements)."""
+def pgbench(url: str, script: str, clients: int, seconds: int, work: Path) -> dict[str, float]:
+    """``script`` run by pgbench (prepared statements): transactions per
+    second, and p50/p99 latency in ms from its per-transaction log."""
     path = work / f"pgbench-{abs(hash(script))}.sql"
     path.write_text(script)
+    logs = work / f"log-{abs(hash(script))}-{clients}"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir()
     out = subprocess.run(
         [
             "pgbench",
@@ -175,6 +182,9 @@ def pgbench(url: str, script: str, clients: int, seconds: int, work: Path) -> fl
             str(min(clients, 2)),
             "-T",
             str(seconds),
+            "--log",
+            "--log-prefix",
+            str(logs / "pgbench"),
             "-f",
             str(path),
             url,
@@ -184,7 +194,16 @@ def pgbench(url: str, script: str, clients: int, seconds: int, work: Path) -> fl
         check=True,
         timeout=seconds + 60,
     ).stdout
-    return float(re.search(r"tps = ([\d.]+)", out).group(1))
+    # Each log line: client, transaction number, latency in microseconds, ...
+    latencies = sorted(
+        int(line.split()[2]) for log in logs.iterdir() for line in log.read_text().splitlines()
+    )
+    shutil.rmtree(logs, ignore_errors=True)
+    return {
+        "rate": float(re.search(r"tps = ([\d.]+)", out).group(1)),
+        "p50": latencies[len(latencies) // 2] / 1000,
+        "p99": latencies[min(len(latencies) - 1, len(latencies) * 99 // 100)] / 1000,
+    }
 
 
 IS_FRAUD_LUA = """
@@ -464,15 +483,15 @@ def main() -> None:
             " 'amount', '12.34'::text))::jsonb);\n"
         )
         for _ in range(repeat):
-            results.add("SQL is_fraud, 1 client", pgbench(app, is_fraud_sql, 1, 5, work), "calls/s")
-            results.add(
-                "SQL is_fraud, 8 clients", pgbench(app, is_fraud_sql, 8, 5, work), "calls/s"
-            )
-            results.add(
-                "SQL store_transactions (1 row), 8 clients",
-                pgbench(app, store_sql, 8, 5, work),
-                "calls/s",
-            )
+            one = pgbench(app, is_fraud_sql, 1, 5, work)
+            results.add("SQL is_fraud, 1 client", one["rate"], "calls/s")
+            eight = pgbench(app, is_fraud_sql, 8, 5, work)
+            results.add("SQL is_fraud, 8 clients", eight["rate"], "calls/s")
+            results.add("SQL is_fraud p99, 8 clients", eight["p99"], "ms")
+            store = pgbench(app, store_sql, 8, 5, work)
+            results.add("SQL store_transactions (1 row), 8 clients", store["rate"], "calls/s")
+            results.add("SQL store_transactions (1 row) p50, 8 clients", store["p50"], "ms")
+            results.add("SQL store_transactions (1 row) p99, 8 clients", store["p99"], "ms")
         with db.connect(app, autocommit=True) as conn:
             rng = random.Random(7)
             latencies = []
@@ -582,6 +601,41 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=60)
 
+        # -- the HTTP ceiling: Flask answering a constant body, same server ------
+        if have_wrk:
+            port = free_port()
+            ceiling = subprocess.Popen(
+                [
+                    str(BIN / "granian"),
+                    "--interface",
+                    "wsgi",
+                    "--workers",
+                    str(default_workers()),
+                    "--blocking-threads",
+                    "32",  # `pgfraud run`'s default --threads
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                    "benchmarks.flask_ceiling:app",
+                ],
+                cwd=HERE.parent,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            procs.append(ceiling)
+            ceiling_url = f"http://127.0.0.1:{port}"
+            wait_http(f"{ceiling_url}/is_fraud/1", ceiling)
+            for _ in range(repeat):
+                out = wrk(ceiling_url, 8, scripts["is_fraud"], HTTP_SECONDS, str(accounts))
+                results.add(
+                    "Flask alone (constant JSON, no database), 8 connections", out["rate"], "req/s"
+                )
+            ceiling.terminate()
+            ceiling.wait(timeout=30)
+
         # -- the floor: the peer ------------------------------------------------
         port = free_port()
         peer_url = f"http://127.0.0.1:{port}"
@@ -657,6 +711,10 @@ def report(
         ),
         "HTTP is_fraud / SQL is_fraud, 8": ratio(
             "HTTP is_fraud, 8 connections", "SQL is_fraud, 8 clients"
+        ),
+        "HTTP is_fraud / Flask alone (constant JSON), 8": ratio(
+            "HTTP is_fraud, 8 connections",
+            "Flask alone (constant JSON, no database), 8 connections",
         ),
         "HTTP is_fraud / peer, 8": ratio(
             "HTTP is_fraud, 8 connections", "peer is_fraud, 8 connections"
