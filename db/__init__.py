@@ -35,9 +35,9 @@ from pgfraud.errors import (
 set_json_loads(lambda data: simplejson.loads(data, use_decimal=True))
 
 
-def dumps_json(value: Any, indent: int | None = None) -> str:
+def dumps_json(value: Any, indent: int | None = None, sort_keys: bool = False) -> str:
     """JSON text with Decimals written as exact JSON numbers (never through float)."""
-    return simplejson.dumps(value, use_decimal=True, indent=indent)
+    return simplejson.dumps(value, use_decimal=True, indent=indent, sort_keys=sort_keys)
 
 
 # CHECK constraint of `transactions` -> the wire field it guards.

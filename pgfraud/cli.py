@@ -385,7 +385,7 @@ def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
         return
     click.echo(
         f"{result['transactions']:,} transactions; rules that ran: "
-        f"{json.dumps(result['parameters'], sort_keys=True, default=str)}"
+        f"{db.dumps_json(result['parameters'], sort_keys=True)}"
     )
     for line in format_report(rows):
         click.echo(line)

@@ -91,7 +91,7 @@ def test_cli_load_labels_and_evaluate(tmp_path, database, app_conn, admin_conn, 
     lines = result.output.splitlines()
     assert lines[0] == (
         '5 transactions; rules that ran: {"below_average": '
-        '{"factor": "0.9", "min_history": 1, "window_days": 0}}'
+        '{"factor": 0.9, "min_history": 1, "window_days": 0}}'
     )
     assert lines[1].split() == [
         "rule",
