@@ -33,6 +33,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -65,11 +66,17 @@ def find_bindir() -> Path:
         reverse=True,
     )
     candidates.extend(Path(p) for p in versions)
-    with contextlib.suppress(ImportError):
+    for folder in candidates:
+        if all((folder / name).exists() for name in ("initdb", "pg_ctl", "postgres")):
+            return folder
+    # Last, the pgserver wheel: imported only when needed, and quietly (it
+    # warns on stderr, through platformdirs, when XDG_RUNTIME_DIR is unset,
+    # as it is for root: every command would print that warning).
+    with contextlib.suppress(ImportError), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         import pgserver  # type: ignore[import-not-found]
 
-        candidates.append(Path(pgserver.__file__).parent / "pginstall" / "bin")
-    for folder in candidates:
+        folder = Path(pgserver.__file__).parent / "pginstall" / "bin"
         if all((folder / name).exists() for name in ("initdb", "pg_ctl", "postgres")):
             return folder
     raise ConfigurationError(
