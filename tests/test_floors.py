@@ -27,8 +27,8 @@ def _requirements() -> dict[str, str]:
 
 
 def test_psycopg_floor_is_3_2_4_where_notifies_stopped_losing_notifications():
-    # psycopg 3.2.4's changelog: "Fix Connection.notifies() losing notifications"
-    # (psycopg/psycopg#962); pgfraud's live feed and `alerts --follow` use it.
+    # psycopg 3.2.4 news: "Don't lose notifies received whilst the notifies() iterator is
+    # not running" (psycopg/psycopg#962); the live feed and `alerts --follow` use it.
     assert _requirements()["psycopg[binary]"] == "3.2.4"
     assert _floors()["psycopg[binary]"] == "3.2.4"
 
