@@ -538,15 +538,73 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def loads_json(body: bytes | str) -> Any:
-    """Parse JSON with exact numbers: decimals as Decimal, integers as int.
+class NotText(ValueError):
+    """A JSON string (value or key) that is not Unicode text: it holds a lone
+    surrogate such as ``"\\ud800"``, an escape JSON allows but no character
+    has (UTF-8 cannot encode it, so PostgreSQL could never store it).
 
-    Errors: ValueError for malformed JSON (json.JSONDecodeError), a number out
-    of Decimal's range, a key given twice in one object, or nesting deeper than
-    Python can parse.
+    ``path``: where it is, as keys and array indexes from the top (``["note"]``,
+    ``[3, "amount"]``); ``key``: the string is an object key at that path, not
+    its value. ``field``: the path joined with dots, without a leading array index.
+    """
+
+    def __init__(self, path: list[str | int], key: bool) -> None:
+        self.path = path
+        self.key = key
+        names = [str(p) for p in (path[1:] if path and isinstance(path[0], int) else path)]
+        self.field = ".".join(names) or None
+        where = f"a key in {self.field}" if key and self.field else "a key" if key else self.field
+        super().__init__(
+            f"{where or 'the body'} is not valid text: it holds a lone surrogate "
+            "(like \\ud800), which is no Unicode character"
+        )
+
+    @property
+    def row(self) -> int | None:
+        """The array index the path starts with (a batch's row), or None."""
+        return self.path[0] if self.path and isinstance(self.path[0], int) else None
+
+
+def _is_text(value: str) -> bool:
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_text(value: Any) -> None:
+    """Raise :class:`NotText` for the first string in parsed JSON ``value`` (keys
+    included) that is not Unicode text; iterative, so any nesting json.loads
+    accepts is walked."""
+    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if not _is_text(item):
+                raise NotText(path, key=False)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not _is_text(key):
+                    raise NotText(path, key=True)
+                stack.append((child, [*path, key]))
+        elif isinstance(item, list):
+            stack.extend((child, [*path, index]) for index, child in enumerate(item))
+
+
+def loads_json(body: bytes | str) -> Any:
+    """Parse JSON with exact numbers: decimals as Decimal, integers as int;
+    every string (keys too) is Unicode text.
+
+    Errors: :class:`NotText` (a ValueError naming the field) for a string
+    with a lone surrogate (``"x\\ud800"``); ValueError for malformed JSON
+    (json.JSONDecodeError), a number out of Decimal's range, a key given
+    twice in one object, or nesting deeper than Python can parse.
     """
     try:
-        return json.loads(
+        value = json.loads(
             body,
             parse_float=_parse_float,
             parse_int=_parse_int,
@@ -555,6 +613,8 @@ def loads_json(body: bytes | str) -> Any:
         )
     except RecursionError:
         raise ValueError("nested too deeply") from None
+    check_text(value)
+    return value
 
 
 def _parse_parameters(value: Any) -> dict[str, int | Decimal]:

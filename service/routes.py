@@ -29,6 +29,7 @@ from pgfraud.wire import (
     Backtest,
     EventPage,
     HistoryPage,
+    NotText,
     Review,
     format_event_cursor,
     format_history_cursor,
@@ -381,11 +382,14 @@ def account_transactions(account_id: str):
 
 def _json_body() -> Any:
     """The request body parsed as exact JSON: 415 unless Content-Type is JSON,
-    400 (malformed_json) when it does not parse, 413 when too large."""
+    400 (malformed_json) when it does not parse, 400 (invalid_input, naming the
+    field) for a string that is not Unicode text, 413 when too large."""
     if not request.is_json:
         raise UnsupportedMediaType("Content-Type must be application/json")
     try:  # Flask answers 413 here for a body over MAX_CONTENT_LENGTH
         return loads_json(request.get_data(cache=False))
+    except NotText as exc:  # a lone surrogate ("x\ud800"): 400 naming the field
+        raise InvalidInput(str(exc), field=exc.field, row=exc.row) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedJson(f"the body is not valid JSON: {exc}") from None
 
