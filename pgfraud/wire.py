@@ -617,9 +617,10 @@ def loads_json(body: bytes | str) -> Any:
     return value
 
 
-def _parse_parameters(value: Any) -> dict[str, int | Decimal]:
-    """Rule parameters: an object of names to JSON numbers (exact decimals)."""
-    if not isinstance(value, dict) or not value:
+def _parse_parameters(value: Any, allow_empty: bool = False) -> dict[str, int | Decimal]:
+    """Rule parameters: an object of names to JSON numbers (exact decimals); ``{}``
+    only with ``allow_empty`` (a backtest of a rule as it is)."""
+    if not isinstance(value, dict) or not (value or allow_empty):
         raise _error("must be an object of parameter names to numbers")
     for name, number in value.items():
         if not _RULE_ID.fullmatch(name):
@@ -637,7 +638,7 @@ def _parse_rule_set(value: Any) -> dict[str, dict[str, int | Decimal]]:
     for rule_id, parameters in value.items():
         _parse_rule_id(rule_id)
         try:
-            _parse_parameters(parameters)
+            _parse_parameters(parameters, allow_empty=True)
         except PydanticCustomError as exc:
             raise _error(f"{rule_id}: parameters {exc}") from None
     return value
@@ -650,7 +651,9 @@ def _parse_switch(value: Any) -> bool:
 
 
 class Backtest(BaseModel):
-    """A backtest (POST /evaluate body): the rules to run and the time range."""
+    """A backtest (POST /evaluate body): the rules to run, each ``{parameter: number}``
+    merged over its live parameters (``{}``: as it is; SQL resolve_backtest_rules),
+    and the time range."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -538,7 +538,9 @@ def evaluate():
     candidate parameters (SQL ``backtest_rules``, i.e. ``evaluate_rules``). Reads only.
 
     Body (JSON, each optional): ``{"rules": {rule_id: {parameter: number}}``
-    (the whole set of rules to run; absent: the enabled rules), ``"from"``,
+    (the whole set of rules to run, each with the parameters it changes,
+    merged over its live ones as PATCH /rules merges them: ``{}`` runs a rule
+    as it is, a user's rule included; absent: the enabled rules), ``"from"``,
     ``"to"`` (transaction time [from, to), ISO 8601 or epoch ms)}. 200
     ``{"results": [{rule_id, scenario, labelled, flagged, true_positives,
     precision_ratio, recall_ratio, transactions, flagged_per_1000}]}``, ratios
