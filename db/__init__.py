@@ -24,6 +24,8 @@ from psycopg.types.json import set_json_loads
 from pgfraud.ahead import read_ahead
 from pgfraud.errors import (
     SQLSTATE_ERRORS,
+    DatabaseConflict,
+    DatabaseFailed,
     DatabaseUnavailable,
     InvalidInput,
     PgfraudError,
@@ -71,9 +73,11 @@ def wrap_errors() -> Iterator[None]:
     Branches on SQLSTATE (``pgcode``), never on message text. Project codes
     (class PF) map through SQLSTATE_ERRORS, with the column as ``field`` and a
     JSON DETAIL's ``row``; check violations become InvalidInput naming the
-    field; unique violations TransactionConflict; lost connections and
-    timeouts DatabaseUnavailable. Anything else is a PgfraudError (500) whose
-    message carries no SQL.
+    field; unique violations TransactionConflict; deadlocks (40P01) and
+    serialization failures (40001) DatabaseConflict (retryable); server
+    failures (classes 58 and XX, such as a library that cannot be loaded)
+    DatabaseFailed; lost connections and timeouts DatabaseUnavailable.
+    Anything else is a PgfraudError (500) whose message carries no SQL.
     """
     try:
         yield
@@ -98,9 +102,27 @@ def translate_error(exc: psycopg.Error) -> PgfraudError:
         return TransactionConflict(field="transaction_id")
     if isinstance(exc, pg_errors.DataError | pg_errors.NotNullViolation):
         return InvalidInput(diag.message_primary or "invalid value", field=diag.column_name)
+    if sqlstate in RETRYABLE_SQLSTATES:
+        return DatabaseConflict()
+    if sqlstate[:2] in ("58", "XX"):
+        return DatabaseFailed()
     if isinstance(exc, pg_errors.QueryCanceled | psycopg.OperationalError):
         return DatabaseUnavailable()
     return PgfraudError()
+
+
+# Conflicts with concurrent transactions: running the transaction again may succeed.
+RETRYABLE_SQLSTATES = ("40P01", "40001")  # deadlock_detected, serialization_failure
+
+
+def describe_cause(exc: BaseException | None) -> str:
+    """One line for the log about the database error behind ``exc``: its SQLSTATE
+    and the server's message (never sent to a client: it may name SQL)."""
+    while exc is not None and not isinstance(exc, psycopg.Error):
+        exc = exc.__cause__
+    if exc is None:
+        return "no database error"
+    return f"SQLSTATE {exc.sqlstate or 'none'}: {_first_line(exc)}"
 
 
 # -- the calls -------------------------------------------------------------
@@ -457,11 +479,12 @@ def get_rules(conn: psycopg.Connection) -> list[dict[str, Any]]:
 
 
 def check_health(conn: psycopg.Connection) -> dict[str, Any]:
-    """Server version and migrations applied; DatabaseUnavailable if it does not answer."""
+    """Server version and migrations applied, from SQL ``check_health`` (PL/pgSQL, so
+    a server that cannot run pgfraud's functions is not healthy). Errors:
+    DatabaseUnavailable if the server does not answer, DatabaseFailed when it
+    fails (a library it cannot load, say)."""
     with wrap_errors():
-        row = conn.execute(
-            "SELECT current_setting('server_version'), (SELECT count(*) FROM schema_migrations)"
-        ).fetchone()
+        row = conn.execute("SELECT * FROM check_health()").fetchone()
     return {"server_version": row[0], "migrations": row[1]}
 
 

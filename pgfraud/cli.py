@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from pgfraud import config, db
-from pgfraud.clitools import Int, one_line_errors
+from pgfraud.clitools import Int, describe_error, one_line_errors
 from pgfraud.db.migrate import MigrationError
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
@@ -36,7 +36,7 @@ def _fail(exc: PgfraudError, unit: str = "row") -> None:
     where = ""
     if exc.row is not None and not exc.errors and not exc.message.startswith(f"{unit} "):
         where = f"{unit} {exc.row}: "
-    click.echo(f"error: {where}{exc.message}", err=True)
+    click.echo(f"error: {where}{describe_error(exc)}", err=True)
     for item in exc.errors:
         where = f"line {item['row']}: " if "row" in item else ""
         click.echo(f"  {where}{item['message']}", err=True)

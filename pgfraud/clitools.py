@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from pgfraud.errors import PgfraudError
+from pgfraud.errors import DatabaseFailed, PgfraudError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,6 +65,18 @@ class Float(_EnvNamed, click.FloatRange):
         return super().convert(number, param, ctx)
 
 
+def describe_error(exc: PgfraudError) -> str:
+    """The one-line message of ``exc`` for the command line: its message, and for a
+    failure of the database server (DatabaseFailed) the server's own SQLSTATE
+    and message, which the HTTP API only logs."""
+    message = exc.message.replace("\n", " ").strip()
+    if isinstance(exc, DatabaseFailed):
+        from pgfraud.db import describe_cause
+
+        message = f"{message} ({describe_cause(exc)})"
+    return message
+
+
 def describe_os_error(exc: OSError) -> str:
     """``<file>: <reason>`` for a failed file operation."""
     reason = exc.strerror or str(exc)
@@ -96,7 +108,7 @@ def one_line_errors(command: F) -> F:
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except PgfraudError as exc:
-            message = exc.message.replace("\n", " ").strip()
+            message = describe_error(exc)
         except BrokenPipeError:
             _quiet_broken_pipe()
         except OSError as exc:

@@ -22,7 +22,7 @@ from werkzeug.exceptions import MethodNotAllowed, Unauthorized, UnsupportedMedia
 from pgfraud import __version__, db
 from pgfraud.errors import DatabaseUnavailable, InvalidInput, MalformedJson, TooManyRows
 from pgfraud.service import feed
-from pgfraud.service.database import read, single_statement, transaction
+from pgfraud.service.database import read, transaction, write
 from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
     AlertQuery,
@@ -167,8 +167,9 @@ def add_rule():
     enabled = body.get("enabled", False)
     if not isinstance(enabled, bool):
         raise InvalidInput("enabled must be true or false", field="enabled")
-    with transaction() as conn:
-        row = db.add_rule(conn, body["rule_id"], body["expression"], description, enabled)
+    row = write(
+        lambda conn: db.add_rule(conn, body["rule_id"], body["expression"], description, enabled)
+    )
     return jsonify(_serialise(row)), 201
 
 
@@ -353,10 +354,11 @@ def review(transaction_id: str):
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object with status, note and reviewer")
     decision = parse_model(Review, body)
-    with transaction() as conn:
-        row = db.review_transaction(
+    row = write(
+        lambda conn: db.review_transaction(
             conn, transaction_ref, decision.status, decision.note, decision.reviewer
         )
+    )
     return jsonify(_serialise(row)), 201
 
 
@@ -395,8 +397,8 @@ def _json_body() -> Any:
 
 
 def _store(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    with single_statement() as conn:
-        return db.store_transactions(conn, records)
+    # One statement; run again after a conflict (a re-sent row is a duplicate).
+    return write(lambda conn: db.store_transactions(conn, records), single_statement=True)
 
 
 def _single_answer(result: dict[str, Any]):
@@ -571,9 +573,10 @@ def change_rules():
     """
     body = _json_body()
     changes = parse_rule_changes(body)
-    with transaction() as conn:
-        rows = [
+    rows = write(
+        lambda conn: [
             db.change_rule(conn, rule_id, change.enabled, change.parameters)
             for rule_id, change in sorted(changes.items())
         ]
+    )
     return jsonify({"rules": [_serialise(r) for r in rows]})
