@@ -475,6 +475,11 @@ def alerts(account_id, rule_id, review_status, limit: int, follow: bool, as_json
                         pass
     except KeyboardInterrupt:
         return
+    except InvalidInput as exc:  # get_alerts: a rule id that is not a rule, say
+        hint = {"rule_id": "--rule", "account_id": "--account"}.get(exc.field or "")
+        if hint is None:
+            _fail(exc)
+        raise click.BadParameter(exc.message, param_hint=hint) from None
     except PgfraudError as exc:
         _fail(exc)
 
