@@ -24,7 +24,7 @@ from pgfraud.clitools import Int, describe_error, one_line_errors
 from pgfraud.db.migrate import MigrationError
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
-from pgfraud.errors import ConfigurationError, InvalidInput, PgfraudError
+from pgfraud.errors import ConfigurationError, InvalidInput, PgfraudError, RuleNotFound
 from pgfraud.generator.cli import TimestampType, generate
 from pgfraud.wire import MAX_ID
 
@@ -513,7 +513,7 @@ def review(transaction_id: int, status: str, note: str, reviewer: str | None) ->
 
 @main.group(name="rule")
 def rule_group() -> None:
-    """Rules users write: add one, backtest it, switch it on or off."""
+    """Rules: add a user's rule, change a rule's parameters, switch a rule on or off."""
 
 
 @rule_group.command(name="add")
@@ -552,6 +552,66 @@ def _switch_rule(rule_id: str, enabled: bool) -> None:
     except PgfraudError as exc:
         _fail(exc)
     click.echo(f"rule {rule_id} {'on' if enabled else 'off'}; stored transactions re-scored")
+
+
+def _assignments(rule_id: str, assignments: tuple[str, ...]) -> dict[str, int | Decimal]:
+    """``name=value`` arguments as {name: exact number}; exits 2 with one line naming
+    the first one that is not an assignment of a JSON number."""
+    from pgfraud.wire import loads_json
+
+    parameters: dict[str, int | Decimal] = {}
+    for assignment in assignments:
+        name, equals, text = assignment.partition("=")
+        name = name.strip()
+        problem = None
+        if not equals or not name:
+            problem = f"{assignment!r} is not name=value (like max_transactions=3)"
+        elif name in parameters:
+            problem = f"parameter {name} of rule {rule_id} is given twice"
+        else:
+            try:
+                value = loads_json(text.strip())
+            except ValueError:
+                value = None
+            if isinstance(value, bool) or not isinstance(value, int | Decimal):
+                problem = f"parameter {name} of rule {rule_id} must be a number; got {text!r}"
+            elif isinstance(value, Decimal) and not value.is_finite():
+                problem = f"parameter {name} of rule {rule_id} must be a finite number"
+            else:
+                parameters[name] = value
+        if problem:
+            click.echo(f"error: {problem}", err=True)
+            sys.exit(2)
+    return parameters
+
+
+@rule_group.command(name="set")
+@click.argument("rule_id")
+@click.argument("assignments", nargs=-1, required=True, metavar="NAME=VALUE...")
+def rule_set(rule_id: str, assignments: tuple[str, ...]) -> None:
+    """Change parameters of RULE_ID (built-in or a user's), like
+    `pgfraud rule set velocity max_transactions=3`: the values are merged over
+    the current ones and checked by the same SQL as PATCH /rules and the page
+    (change_rule); the stored transactions are re-scored. A bad name or value
+    changes nothing: one line naming the parameter, exit 2.
+    """
+    parameters = _assignments(rule_id, assignments)
+    try:
+        with config.existing_database() as database:
+            prepare(database)
+            with db.connect(database.admin_url) as conn:
+                row = db.change_rule(conn, rule_id, None, parameters)
+                conn.commit()
+    except (InvalidInput, RuleNotFound) as exc:  # names the rule and parameter
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    except PgfraudError as exc:
+        _fail(exc)
+    state = "on" if row["enabled"] else "off"
+    click.echo(
+        f"rule {row['rule_id']} ({state}): {db.dumps_json(row['parameters'], sort_keys=True)};"
+        " stored transactions re-scored"
+    )
 
 
 @rule_group.command(name="enable")
