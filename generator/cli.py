@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from pgfraud import config
 from pgfraud.clitools import Float, Int, one_line_errors
 from pgfraud.errors import PgfraudError
-from pgfraud.generator.runner import generate_to, summary_line
+from pgfraud.generator.runner import generate_to, labels_reminder, summary_line
 from pgfraud.generator.scenarios import SCENARIOS, parse_scenarios
 from pgfraud.generator.sinks import SINKS
 from pgfraud.generator.stream import Settings
@@ -265,6 +265,7 @@ def generate(
             message = message.replace(field, "--" + field.replace("_", "-"))
         raise click.UsageError(message) from None
 
+    labels_database_url = None
     with contextlib.ExitStack() as stack:
         if sink in ("copy", "insert") and not database_url:
             from pgfraud.cli import prepare
@@ -273,6 +274,7 @@ def generate(
             if database.server is not None:
                 prepare(database)  # the local server's schema and service login
             database_url = database.app_url
+            labels_database_url = database.admin_url  # labels are the owner's data
         summary = generate_to(
             settings,
             sink,
@@ -286,5 +288,9 @@ def generate(
             append=append,
             progress=progress,
             label_columns=label_columns,
+            labels_database_url=labels_database_url,
         )
     click.echo(summary_line(summary), err=True)
+    reminder = labels_reminder(summary)
+    if reminder:
+        click.echo(reminder, err=True)
