@@ -31,7 +31,7 @@ uniformly (a shop the account has most likely never used).
   a fraudster who stays under the limits to last longer. Caught by
   ``new_merchant_run`` (several payments in a row at shops unused for 30
   days, above the usual together) and ``new_merchant_large`` (the hardest
-  pattern here: see README).
+  pattern here: see docs/data.md).
 - ``bot_burst``: 10 to 30 payments of the account's normal amounts at one
   merchant, 5 to 60 seconds apart. Real pattern: scripted purchases
   (ticket or sneaker bots) with a stolen card. Caught by ``velocity``.

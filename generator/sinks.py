@@ -284,7 +284,7 @@ def to_api(
     own connection), so that the server parses one while PostgreSQL stores
     another. Their rows may then be stored out of time order; the server
     scores a late arrival and re-scores what follows it, so the alerts are
-    the same as with one batch at a time (README, "late arrivals").
+    the same as with one batch at a time (docs/data.md, "late arrivals").
     ``schedule``: a ready Schedule instead of ``rate`` (tests inject its
     clock). ``token``: sent as ``Authorization: Bearer <token>``.
     ``timeout`` in seconds per request. Counts come from the answers'
