@@ -65,9 +65,9 @@ class Mix:
       ``compromised_merchant`` scenario is drawn like the others, and its
       payments go through a merchant breached at that moment).
     - ``breach_every_ms``: one merchant is breached per slot of this length
-      (its id uniform over all merchants: small shops as often as big ones),
-      from a uniform time in its slot, for ``breach_length_ms`` (low, high;
-      uniform); 0: no breaches.
+      (its id uniform over the least popular ``breach_among`` share of the
+      merchants, the highest ids: small shops), from a uniform time in its
+      slot, for ``breach_length_ms`` (low, high; uniform); 0: no breaches.
     - ``label_delay_ms``: (low, high), log-uniform: how long after an
       incident's last payment its labels become known (``known_at``); None:
       known at each transaction's own time (``legacy``).
@@ -84,6 +84,7 @@ class Mix:
     merchant_fraud: str = "drain"
     breach_every_ms: int = 0
     breach_length_ms: tuple[int, int] = (0, 0)
+    breach_among: float = 1.0
     label_delay_ms: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
@@ -110,6 +111,8 @@ class Mix:
         short, long = self.breach_length_ms
         if self.merchant_fraud == "breach" and (self.breach_every_ms < 1 or not 1 <= short <= long):
             raise bad("breach_every_ms", "must be >= 1, with a breach length of at least 1 ms")
+        if not 0.0 < self.breach_among <= 1.0:
+            raise bad("breach_among", "must be above 0, at most 1")
         delays = self.label_delay_ms
         if delays is not None and not 1 <= delays[0] <= delays[1]:
             raise bad("label_delay_ms", "must be 1 <= low <= high")
@@ -132,12 +135,12 @@ LEGACY = Mix(
 
 REALISTIC = Mix(
     name="realistic",
-    fraud_rate=0.0006,
+    fraud_rate=0.0008,
     scenario_weights=(
         ("card_testing", 0.1),
         ("account_takeover", 0.25),
-        ("compromised_merchant", 0.45),
-        ("slow_compromise", 0.15),
+        ("compromised_merchant", 0.5),
+        ("slow_compromise", 0.1),
         ("bot_burst", 0.05),
     ),
     mean_gap_range_ms=(8 * HOUR_MS, 5 * DAY_MS),
@@ -146,8 +149,9 @@ REALISTIC = Mix(
     big_purchase_share=0.005,
     big_purchase_factor=(3.0, 8.0),
     merchant_fraud="breach",
-    breach_every_ms=14 * DAY_MS,
+    breach_every_ms=21 * DAY_MS,
     breach_length_ms=(14 * DAY_MS, 42 * DAY_MS),
+    breach_among=0.5,
     label_delay_ms=(2 * DAY_MS, 28 * DAY_MS),
 )
 
@@ -253,10 +257,10 @@ def label_delay(rng: random.Random, delay_ms: tuple[int, int]) -> int:
 
 @functools.lru_cache(maxsize=4096)
 def _breach(
-    seed: int, merchants: int, slot: int, every_ms: int, length_ms: tuple[int, int]
+    seed: int, merchants: int, slot: int, every_ms: int, length_ms: tuple[int, int], among: float
 ) -> tuple[int, int, int]:
     rng = account_rng(seed, 0, f"breaches/{every_ms}/{slot}")
-    merchant = rng.randint(1, merchants)
+    merchant = merchants - rng.randrange(max(1, math.ceil(among * merchants)))
     start = slot * every_ms + rng.randrange(every_ms)
     return merchant, start, start + rng.randint(*length_ms)
 
@@ -266,9 +270,9 @@ def breached_merchants(seed: int, merchants: int, mix: Mix, ms: int) -> list[int
 
     The breach of slot ``k`` (``[k, k + 1) x mix.breach_every_ms`` from the
     Unix epoch) is drawn from ``account_rng(seed, 0,
-    "breaches/<breach_every_ms>/<k>")``: a merchant uniform over
-    1..merchants, a start uniform in the slot, a length uniform over
-    ``breach_length_ms``. Empty for a mix without breaches, and possibly
+    "breaches/<breach_every_ms>/<k>")``: a merchant uniform over the
+    ``ceil(breach_among x merchants)`` highest ids, a start uniform in the
+    slot, a length uniform over ``breach_length_ms``. Empty for a mix without breaches, and possibly
     at a moment between breaches.
     """
     every = mix.breach_every_ms
@@ -278,7 +282,9 @@ def breached_merchants(seed: int, merchants: int, mix: Mix, ms: int) -> list[int
     back = -(-mix.breach_length_ms[1] // every)  # slots a breach can reach forward
     found = []
     for k in range(slot - back, slot + 1):
-        merchant, start, end = _breach(seed, merchants, k, every, mix.breach_length_ms)
+        merchant, start, end = _breach(
+            seed, merchants, k, every, mix.breach_length_ms, mix.breach_among
+        )
         if start <= ms < end:
             found.append(merchant)
     return found

@@ -760,8 +760,11 @@ def mix_facts(settings: Settings) -> dict:
             delays.append(known - ms)
             if scenario == "compromised_merchant":
                 cards.setdefault(merchant, set()).add(account)
-                outside_breach += merchant not in breached_merchants(
-                    settings.seed, settings.merchants, settings.mix, ms
+                # Breached when the card's 1-3 payments (2 hours at most) began.
+                outside_breach += all(
+                    merchant
+                    not in breached_merchants(settings.seed, settings.merchants, settings.mix, at)
+                    for at in (ms, ms - 2 * 3_600_000)
                 )
         else:
             assert known is None
@@ -794,7 +797,7 @@ def test_realistic_mixes_have_the_properties_they_promise(
     # Months of history, not years.
     assert 30 <= facts["span_days"] <= 120, facts
     # Breached merchants' fraud: only while breached, over several cards each
-    # (realistic: a breach every 2 weeks, many cards; shifted: every 5 days,
+    # (realistic: a breach every 3 weeks, many cards; shifted: every 5 days,
     # fewer cards each).
     assert facts["outside_breach"] == 0
     assert facts["cards"][0] >= most_cards, facts
