@@ -402,7 +402,7 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                             "pattern": "^[^\\x00]*$",
                             "description": "boolean SQL over the features amount, prior_count, "
                             "prior_average, seconds_since_previous, count_1h, sum_1h, count_24h, "
-                            "sum_24h, merchant_id, first_at_merchant (README: Rules users write)",
+                            "sum_24h, merchant_id, first_at_merchant (see docs/rules.md)",
                         },
                         "description": {
                             "type": "string",
