@@ -15,7 +15,11 @@ connection before answering 503, default 5), ``FEED_HEARTBEAT_S`` (seconds
 between heartbeats on /alerts/stream, default 15), ``FEED_MAX_STREAMS``
 (open streams per server process, default 16; each holds a thread),
 ``PAGE_HEALTH_INTERVAL_S`` (seconds between the analyst's page's checks of
-/health, default 10; every 2 s while the database is down).
+/health, default 10; every 2 s while the database is down),
+``CONFLICT_RETRIES`` (times a request's database transaction is run again
+after a deadlock or serialization failure, default 3; 0: never) and
+``CONFLICT_BACKOFF_S`` (the jittered pause before retry n is drawn from
+0 .. 2^n x this, default 0.05).
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         FEED_HEARTBEAT_S=15,
         FEED_MAX_STREAMS=16,
         PAGE_HEALTH_INTERVAL_S=10,
+        CONFLICT_RETRIES=3,
+        CONFLICT_BACKOFF_S=0.05,
     )
     if test_config:
         app.config.update(test_config)

@@ -171,8 +171,8 @@ def _retrying_conflicts(attempt: Callable[[], T]) -> T:
     """``attempt()``, run again after a jittered pause while it ends in
     DatabaseConflict, at most CONFLICT_RETRIES more times; then that
     DatabaseConflict, its message saying how many tries were made."""
-    retries = int(current_app.config.get("CONFLICT_RETRIES", 3))
-    backoff = float(current_app.config.get("CONFLICT_BACKOFF_S", 0.05))
+    retries = int(current_app.config["CONFLICT_RETRIES"])
+    backoff = float(current_app.config["CONFLICT_BACKOFF_S"])
     for retry in range(retries + 1):
         try:
             return attempt()
