@@ -20,7 +20,14 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from werkzeug.exceptions import MethodNotAllowed, Unauthorized, UnsupportedMediaType
 
 from pgfraud import __version__, db
-from pgfraud.errors import DatabaseUnavailable, InvalidInput, MalformedJson, TooManyRows
+from pgfraud.errors import (
+    DatabaseConflict,
+    DatabaseFailed,
+    DatabaseUnavailable,
+    InvalidInput,
+    MalformedJson,
+    TooManyRows,
+)
 from pgfraud.service import feed
 from pgfraud.service.database import read, transaction, write
 from pgfraud.service.openapi import openapi_document
@@ -304,7 +311,7 @@ def alert_stream():
                     if len(rows) < 1000:
                         last = parse_feed_position(rows[-1]["event_id"]) if rows else position
                         held = db.is_alert_feed_held(conn, last)
-            except DatabaseUnavailable:
+            except (DatabaseUnavailable, DatabaseConflict, DatabaseFailed):
                 rows = []
                 yield ": the database is unavailable; retrying\n\n"
             for row in rows:
