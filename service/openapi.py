@@ -516,7 +516,11 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                         {
                             "name": "rule_id",
                             "in": "query",
-                            "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"},
+                            # A rule id that is not a rule is a 400 naming it. Users'
+                            # rules are rows (GET /rules), not listed here.
+                            "schema": {"enum": sorted(RULE_PARAMETERS)},
+                            "description": "a built-in rule's id, or a user's rule's"
+                            " (GET /rules); any other id is a 400 naming rule_id",
                         },
                         {
                             "name": "review_status",
