@@ -340,11 +340,10 @@ def generate(
 
     with contextlib.ExitStack() as stack:
         if sink in ("copy", "insert") and not database_url:
-            from pgfraud.cli import prepare
+            from pgfraud.cli import ready
 
             database = stack.enter_context(config.existing_database())
-            if database.server is not None:
-                prepare(database)  # the local server's schema and service login
+            ready(database)  # never migrates: `pgfraud migrate` does
             database_url = database.app_url
         summary = generate_to(
             settings,

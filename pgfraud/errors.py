@@ -29,6 +29,7 @@ class PgfraudError(Exception):
 
     code = "internal_error"
     status = 500
+    exit_code = 1  # of a `pgfraud` command that stops on this error
 
     def __init__(
         self,
@@ -124,6 +125,14 @@ class ConfigurationError(PgfraudError):
 
     code = "configuration_error"
     status = 500
+
+
+class SchemaBehind(ConfigurationError):
+    """The database's schema is older than this pgfraud: run `pgfraud migrate`."""
+
+    code = "schema_behind"
+    status = 503
+    exit_code = 2
 
 
 # SQLSTATE -> error class, for the project's own codes (class PF).
