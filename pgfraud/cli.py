@@ -540,7 +540,8 @@ def rule_add(rule_id: str, expression: str, description: str | None, enable: boo
     try:
         with config.existing_database() as database:
             ready(database)
-            with db.connect(database.admin_url) as conn:
+            limit = config.rule_change_timeout_ms()
+            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
                 row = db.add_rule(conn, rule_id, expression, description, enable)
                 conn.commit()
     except PgfraudError as exc:
@@ -553,8 +554,10 @@ def _switch_rule(rule_id: str, enabled: bool) -> None:
     try:
         with config.existing_database() as database:
             ready(database)
-            with db.connect(database.admin_url) as conn, db.wrap_errors():
-                conn.execute("SELECT set_rule(%s, %s)", (rule_id, enabled))
+            limit = config.rule_change_timeout_ms()
+            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
+                with db.wrap_errors():
+                    conn.execute("SELECT set_rule(%s, %s)", (rule_id, enabled))
                 conn.commit()
     except PgfraudError as exc:
         _fail(exc)

@@ -113,6 +113,12 @@ class DatabaseUnavailable(PgfraudError):
     status = 503
 
 
+class RuleChangeTimeout(DatabaseUnavailable):
+    """The rule change did not finish in time; nothing was changed."""
+
+    code = "rule_change_timeout"
+
+
 class TooManyStreams(PgfraudError):
     """Too many alert streams are open; try again later."""
 
