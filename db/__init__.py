@@ -29,6 +29,7 @@ from pgfraud.errors import (
     DatabaseUnavailable,
     InvalidInput,
     PgfraudError,
+    RuleChangeTimeout,
     TransactionConflict,
 )
 
@@ -219,6 +220,30 @@ def lift_statement_timeout(conn: psycopg.Connection) -> None:
     (SET LOCAL): a bulk load with its scoring on arrival may run for minutes,
     past the 30 s service logins have."""
     conn.execute("SET LOCAL statement_timeout = 0")
+
+
+@contextlib.contextmanager
+def rule_change_time(conn: psycopg.Connection, timeout_ms: int) -> Iterator[None]:
+    """Run the block, a change of the rules (which re-scores the whole stored
+    history: about 40 s at 10M rows), under a statement timeout of
+    ``timeout_ms`` milliseconds (0: none) for the rest of the caller's
+    database transaction alone (SET LOCAL), instead of the service's 10 s
+    for ordinary statements. Enter it first in the transaction that changes
+    the rules; when the change runs out of time the transaction must roll
+    back whole (rules and alerts as they were). Errors: RuleChangeTimeout
+    (503) when the limit was reached.
+    """
+    with wrap_errors():
+        conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(int(timeout_ms)),))
+    try:
+        yield
+    except DatabaseUnavailable as exc:
+        if isinstance(exc.__cause__, pg_errors.QueryCanceled):
+            raise RuleChangeTimeout(
+                f"the rule change did not finish within {timeout_ms / 1000:g} s "
+                "(PGFRAUD_RULE_CHANGE_TIMEOUT_MS); nothing was changed"
+            ) from exc
+        raise
 
 
 def any_stored(conn: psycopg.Connection, ids: list[int] | tuple[int, int]) -> bool:

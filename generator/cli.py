@@ -341,11 +341,10 @@ def generate(
     labels_database_url = None
     with contextlib.ExitStack() as stack:
         if sink in ("copy", "insert") and not database_url:
-            from pgfraud.cli import prepare
+            from pgfraud.cli import ready
 
             database = stack.enter_context(config.existing_database())
-            if database.server is not None:
-                prepare(database)  # the local server's schema and service login
+            ready(database)  # never migrates: `pgfraud migrate` does
             database_url = database.app_url
             labels_database_url = database.admin_url  # labels are the owner's data
         summary = generate_to(

@@ -21,7 +21,7 @@ import click
 
 from pgfraud import config, db
 from pgfraud.clitools import Int, describe_error, one_line_errors
-from pgfraud.db.migrate import MigrationError
+from pgfraud.db.migrate import MigrationError, check_schema
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
 from pgfraud.errors import ConfigurationError, InvalidInput, PgfraudError, RuleNotFound
@@ -40,13 +40,15 @@ def _fail(exc: PgfraudError, unit: str = "row") -> None:
     for item in exc.errors:
         where = f"line {item['row']}: " if "row" in item else ""
         click.echo(f"  {where}{item['message']}", err=True)
-    sys.exit(1)
+    sys.exit(exc.exit_code)
 
 
 def prepare(database: config.Database) -> list[str]:
-    """Apply migrations and functions as the owner; for the local server, also
-    (re)create the service's login role with its stored password. Returns the
-    migrations applied now."""
+    """Apply migrations and functions as the owner, when any is pending; for the
+    local server, also (re)create the service's login role with its stored
+    password. Returns the migrations applied now. Only `migrate`, `run` and
+    `db start` call this; with nothing pending it changes nothing and takes
+    no lock that stores wait on (pgfraud.db.migrate.migrate)."""
     with db.connect(database.admin_url) as conn:
         try:
             applied = apply_migrations(conn)
@@ -57,6 +59,16 @@ def prepare(database: config.Database) -> list[str]:
             db.create_app_user(conn, APP_USER, database.server.app_password, False)
             conn.commit()
     return applied
+
+
+def ready(database: config.Database) -> None:
+    """Check, reading only, that the database's schema is what this pgfraud
+    needs; every command but `migrate`, `run` and `db start` calls this
+    instead of :func:`prepare`, so it never runs DDL or takes the rule-change
+    lock (a command that only reads must not stall or deadlock stores).
+    Errors: SchemaBehind ("... run `pgfraud migrate`", exit 2)."""
+    with db.connect(database.admin_url, autocommit=True) as conn:
+        check_schema(conn)
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -211,7 +223,7 @@ def create_user(name: str, password: str | None, read_only: bool) -> None:
     password = password or secrets.token_urlsafe(18)
     try:
         with config.database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.admin_url, autocommit=True) as conn:
                 db.create_app_user(conn, name, password, read_only)
     except PgfraudError as exc:
@@ -250,7 +262,7 @@ def load(path: Path, label_column: str | None, scenario_column: str | None) -> N
         raise click.BadParameter("needs --label-column", param_hint="--scenario-column")
     try:
         with config.existing_database() as database:
-            prepare(database)
+            ready(database)
             # Labels are the owner's data: with them, load as the owner.
             url = database.admin_url if label_column else database.app_url
             with db.connect(url) as conn:
@@ -281,7 +293,7 @@ def load_labels(paths: tuple[Path, ...]) -> None:
     try:
         labels = [label for path in paths for label in read_labels(path)]
         with config.existing_database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.admin_url) as conn:
                 counts = db.store_labels(conn, labels)
                 conn.commit()
@@ -367,7 +379,7 @@ def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
                     )
     try:
         with config.existing_database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.admin_url) as conn:
                 result = evaluation(conn, rules, start, end)
     except InvalidInput as exc:  # from SQL validate_rules: names the rule and parameter
@@ -447,7 +459,7 @@ def alerts(account_id, rule_id, review_status, limit: int, follow: bool, as_json
 
     try:
         with config.database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.app_url, autocommit=True) as conn:
                 if follow:
                     conn.execute(f"LISTEN {CHANNEL}")
@@ -499,7 +511,7 @@ def review(transaction_id: int, status: str, note: str, reviewer: str | None) ->
     then counts it as a label (confirmed_fraud) or as not fraud (false_positive)."""
     try:
         with config.database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.app_url) as conn:
                 row = db.review_transaction(conn, transaction_id, status, note, reviewer)
                 conn.commit()
@@ -532,8 +544,9 @@ def rule_add(rule_id: str, expression: str, description: str | None, enable: boo
     """
     try:
         with config.existing_database() as database:
-            prepare(database)
-            with db.connect(database.admin_url) as conn:
+            ready(database)
+            limit = config.rule_change_timeout_ms()
+            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
                 row = db.add_rule(conn, rule_id, expression, description, enable)
                 conn.commit()
     except PgfraudError as exc:
@@ -545,9 +558,11 @@ def rule_add(rule_id: str, expression: str, description: str | None, enable: boo
 def _switch_rule(rule_id: str, enabled: bool) -> None:
     try:
         with config.existing_database() as database:
-            prepare(database)
-            with db.connect(database.admin_url) as conn, db.wrap_errors():
-                conn.execute("SELECT set_rule(%s, %s)", (rule_id, enabled))
+            ready(database)
+            limit = config.rule_change_timeout_ms()
+            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
+                with db.wrap_errors():
+                    conn.execute("SELECT set_rule(%s, %s)", (rule_id, enabled))
                 conn.commit()
     except PgfraudError as exc:
         _fail(exc)

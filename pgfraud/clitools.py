@@ -96,19 +96,21 @@ def _quiet_broken_pipe() -> None:
 
 def one_line_errors(command: F) -> F:
     """Run ``command`` so that a PgfraudError or an OSError ends it with one
-    ``error: …`` line on stderr and exit 1 (click's own usage errors pass
-    through; they exit 2); a closed stdout pipe ends it quietly (exit 141).
+    ``error: …`` line on stderr and exit 1 (the error's ``exit_code``: 2 for SchemaBehind; click's
+    own usage errors pass through; they exit 2); a closed stdout pipe ends it quietly (exit 141).
     Anything else is a bug: still one line, naming the exception, with
     PGFRAUD_DEBUG=1 to see the traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        code = 1
         try:
             return command(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except PgfraudError as exc:
             message = describe_error(exc)
+            code = exc.exit_code
         except BrokenPipeError:
             _quiet_broken_pipe()
         except OSError as exc:
@@ -120,6 +122,6 @@ def one_line_errors(command: F) -> F:
                 f"internal error ({type(exc).__name__}: {exc}); PGFRAUD_DEBUG=1 shows the traceback"
             )
         click.echo(f"error: {message}", err=True)
-        sys.exit(1)
+        sys.exit(code)
 
     return wrapper  # type: ignore[return-value]

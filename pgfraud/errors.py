@@ -39,6 +39,7 @@ class PgfraudError(Exception):
 
     code = "internal_error"
     status = 500
+    exit_code = 1  # of a `pgfraud` command that stops on this error
 
     def __init__(
         self,
@@ -139,6 +140,12 @@ class DatabaseFailed(PgfraudError):
     status = 503
 
 
+class RuleChangeTimeout(DatabaseUnavailable):
+    """The rule change did not finish in time; nothing was changed."""
+
+    code = "rule_change_timeout"
+
+
 class TooManyStreams(PgfraudError):
     """Too many alert streams are open; try again later."""
 
@@ -151,6 +158,14 @@ class ConfigurationError(PgfraudError):
 
     code = "configuration_error"
     status = 500
+
+
+class SchemaBehind(ConfigurationError):
+    """The database's schema is older than this pgfraud: run `pgfraud migrate`."""
+
+    code = "schema_behind"
+    status = 503
+    exit_code = 2
 
 
 # SQLSTATE -> error class, for the project's own codes (class PF).

@@ -10,7 +10,9 @@ Configuration (``create_app(test_config)`` keys, or the environment):
 (``PGFRAUD_API_TOKEN``: bearer token required on writes when set),
 ``MAX_CONTENT_LENGTH`` (bytes, default 2 MiB), ``MAX_BATCH_ROWS`` (default
 10,000 transactions per POST), ``STATEMENT_TIMEOUT_MS`` (default 10,000),
-``POOL_MAX_SIZE`` (default 8), ``POOL_TIMEOUT_S`` (seconds to wait for a
+``RULE_CHANGE_TIMEOUT_MS`` (``PGFRAUD_RULE_CHANGE_TIMEOUT_MS``: the statement
+timeout of one rule change, which re-scores the stored history; default
+600,000, 0 for none), ``POOL_MAX_SIZE`` (default 8), ``POOL_TIMEOUT_S`` (seconds to wait for a
 connection before answering 503, default 5), ``FEED_HEARTBEAT_S`` (seconds
 between heartbeats on /alerts/stream, default 15), ``FEED_MAX_STREAMS``
 (open streams per server process, default 16; each holds a thread),
@@ -32,6 +34,7 @@ import simplejson
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
+from pgfraud.config import rule_change_timeout_ms
 from pgfraud.service import database, errors, pages, routes
 
 
@@ -63,6 +66,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
         MAX_BATCH_ROWS=10_000,
         STATEMENT_TIMEOUT_MS=10_000,
+        RULE_CHANGE_TIMEOUT_MS=rule_change_timeout_ms(),
         POOL_MAX_SIZE=8,
         POOL_TIMEOUT_S=5,
         FEED_HEARTBEAT_S=15,

@@ -174,10 +174,27 @@ def add_rule():
     enabled = body.get("enabled", False)
     if not isinstance(enabled, bool):
         raise InvalidInput("enabled must be true or false", field="enabled")
-    row = write(
+    row = _rule_change(
         lambda conn: db.add_rule(conn, body["rule_id"], body["expression"], description, enabled)
     )
     return jsonify(_serialise(row)), 201
+
+
+def _rule_change(work: Callable[[Any], Any]) -> Any:
+    """Run ``work(conn)``, a change of the rules that re-scores the stored
+    history, in one database transaction whose statement timeout is
+    RULE_CHANGE_TIMEOUT_MS (SET LOCAL; default 10 minutes) instead of the
+    service's STATEMENT_TIMEOUT_MS for ordinary statements; a conflict is
+    retried as every write is (:func:`write`). Out of time, the
+    transaction rolls back whole: RuleChangeTimeout (503), rules and alerts
+    as they were."""
+    limit = int(current_app.config["RULE_CHANGE_TIMEOUT_MS"])
+
+    def timed(conn: Any) -> Any:
+        with db.rule_change_time(conn, limit):
+            return work(conn)
+
+    return write(timed)
 
 
 def _single_value_args() -> dict[str, str]:
@@ -576,11 +593,13 @@ def change_rules():
     the changed rules in rule_id order; 400 naming the bad field (the
     validator's message for a bad parameter, naming rule and parameter); 401
     without the token (when one is configured); 404 (rule_not_found); 415
-    unless JSON. A refused change changes nothing.
+    unless JSON; 503 rule_change_timeout when the re-scoring outlasts
+    RULE_CHANGE_TIMEOUT_MS (default 10 minutes, not the 10 s of ordinary
+    statements). A refused or timed-out change changes nothing.
     """
     body = _json_body()
     changes = parse_rule_changes(body)
-    rows = write(
+    rows = _rule_change(
         lambda conn: [
             db.change_rule(conn, rule_id, change.enabled, change.parameters)
             for rule_id, change in sorted(changes.items())
