@@ -613,8 +613,9 @@ def rule_set(rule_id: str, assignments: tuple[str, ...]) -> None:
     parameters = _assignments(rule_id, assignments)
     try:
         with config.existing_database() as database:
-            prepare(database)
-            with db.connect(database.admin_url) as conn:
+            ready(database)
+            limit = config.rule_change_timeout_ms()
+            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
                 row = db.change_rule(conn, rule_id, None, parameters)
                 conn.commit()
     except (InvalidInput, RuleNotFound) as exc:  # names the rule and parameter
