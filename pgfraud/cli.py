@@ -107,7 +107,12 @@ def main() -> None:
 
 @main.command()
 def migrate() -> None:
-    """Apply migrations (once each, in order) and re-apply every SQL function."""
+    """Apply pending migrations (once each, in order) and the SQL function files, when
+    any changed; with nothing pending, change nothing and take no lock stores wait on.
+
+    The only command that changes the schema (`run` and `db start` call it too);
+    every other command stops with exit 2 when the schema is behind.
+    """
     try:
         with config.database() as database:
             applied = prepare(database)

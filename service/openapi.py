@@ -315,6 +315,11 @@ def _page_paths(account_param: dict[str, Any]) -> dict[str, Any]:
                     "401": _error("token required"),
                     "404": _error("no such rule"),
                     "415": _error("Content-Type is not application/json"),
+                    "503": _error(
+                        "rule_change_timeout: the re-scoring outlasted"
+                        " PGFRAUD_RULE_CHANGE_TIMEOUT_MS (default 10 minutes; nothing changed),"
+                        " or the database is down"
+                    ),
                 },
             }
         },
