@@ -335,8 +335,9 @@ def get_alert_feed(
 
 def is_alert_feed_held(conn: psycopg.Connection, after: tuple[int, int]) -> bool:
     """Whether committed alerts after the feed position ``after`` = (xact, alert_id)
-    wait for an older running database transaction (SQL ``is_alert_feed_held``):
-    then read the feed again soon."""
+    are not delivered yet: held by an older running database transaction, or
+    committed since the last read (SQL ``is_alert_feed_held``): then read the
+    feed again soon."""
     with wrap_errors():
         return conn.execute(
             "SELECT is_alert_feed_held(%s::text::xid8, %s)", (str(after[0]), after[1]), prepare=True

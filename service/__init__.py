@@ -13,7 +13,8 @@ Configuration (``create_app(test_config)`` keys, or the environment):
 ``POOL_MAX_SIZE`` (default 8), ``POOL_TIMEOUT_S`` (seconds to wait for a
 connection before answering 503, default 5), ``FEED_HEARTBEAT_S`` (seconds
 between heartbeats on /alerts/stream, default 15), ``FEED_MAX_STREAMS``
-(open streams per server process, default 16; each holds a thread),
+(open streams per server process, default 16; each holds a thread; under
+``pgfraud run`` the workers share workers x this, see feed.share_stream_slots),
 ``PAGE_HEALTH_INTERVAL_S`` (seconds between the analyst's page's checks of
 /health, default 10; every 2 s while the database is down).
 """

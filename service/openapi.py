@@ -567,10 +567,15 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": {
-                            "description": "an endless text/event-stream",
+                            "description": (
+                                "an endless text/event-stream: an 'alert' event per alert, and "
+                                "a 'position' event (id: the stream's position) when it opens "
+                                "and with each heartbeat"
+                            ),
                             "content": {"text/event-stream": {"schema": {"type": "string"}}},
                         },
                         "400": _error("a malformed Last-Event-ID"),
+                        "503": _error("every stream slot is taken, or the database is down"),
                     },
                 }
             },

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -251,10 +252,20 @@ def alerts():
 
 
 FEED_HELD_POLL_S = 0.25  # seconds between reads while alerts are held back
+FEED_PROBE_S = 1.0  # seconds between writes that find a client gone
 
 
 def _sse(event_id: str, event: str, data: dict[str, Any]) -> str:
     return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def _sse_position(position: tuple[int, int]) -> str:
+    # The stream's position as an event id, sent when the stream opens and
+    # with each heartbeat: a client that has received no alert yet still
+    # reconnects with a Last-Event-ID, so an outage loses nothing. As an
+    # ``event: position`` too, since a page can read an id only from an event.
+    event_id = f"{position[0]}-{position[1]}"
+    return _sse(event_id, "position", {"last_event_id": event_id})
 
 
 @bp.get("/alerts/stream")
@@ -263,16 +274,23 @@ def alert_stream():
 
     Each event: ``id: <xact>-<alert_id>`` (the position), ``event: alert``,
     ``data:`` the alert as JSON (alert_id, transaction_id, account_id,
-    timestamp, amount, rule_id, observed, threshold, reason, raised_at). A
-    comment line ``: heartbeat`` every FEED_HEARTBEAT_S seconds (default 15)
-    when nothing happens. Resumes after the position in the
-    ``Last-Event-ID`` header (browsers send it when they reconnect) or the
-    ``last_event_id`` query parameter; otherwise starts from now. While the
-    database is unreachable the stream stays open, says so in a comment, and
-    catches up when it is back. Each stream holds a server thread: at most
-    FEED_MAX_STREAMS (default 16) per server process, so that requests always
+    timestamp, amount, rule_id, observed, threshold, reason, raised_at). When
+    the stream opens, and with each heartbeat (a comment line ``: heartbeat``
+    every FEED_HEARTBEAT_S seconds, default 15, when nothing happens), an
+    ``event: position`` whose ``id:`` is the stream's current position
+    (``data: {"last_event_id": ...}``), so that a client that has received
+    no alert yet also reconnects from where it was. Blank lines (no event)
+    every second or so find a client that went away. Resumes after the
+    position in the ``Last-Event-ID`` header (browsers send it when they
+    reconnect) or the ``last_event_id`` query parameter; otherwise starts
+    from now. While the database is unreachable the stream stays open, says
+    so in a comment, and catches up when it is back. Each stream holds a
+    server thread: at most FEED_MAX_STREAMS (default 16) per server process
+    (under ``pgfraud run``: workers x FEED_MAX_STREAMS per server, and one
+    worker up to its threads less POOL_MAX_SIZE), so that requests always
     find a thread; one more is answered 503 (too_many_streams) with
-    Retry-After. 400 for a malformed position or an unknown parameter.
+    Retry-After. A browser does not retry after a 503: the page reopens its
+    stream itself. 400 for a malformed position or an unknown parameter.
     """
     args = _single_value_args()
     unknown = sorted(set(args) - {"last_event_id"})
@@ -293,7 +311,7 @@ def alert_stream():
     def events() -> Iterator[str]:
         nonlocal position
         seen = listener.generation
-        yield "retry: 1000\n: connected\n\n"
+        yield "retry: 1000\n: connected\n" + _sse_position(position)
         while True:
             held = False
             try:
@@ -315,14 +333,22 @@ def alert_stream():
                 continue
             # Alerts held back by an older running transaction (see
             # get_alert_feed) come without a notification: look again soon.
-            timeout = FEED_HELD_POLL_S if held else heartbeat
-            generation = listener.wait(seen, timeout)
+            deadline = time.monotonic() + (FEED_HELD_POLL_S if held else heartbeat)
+            while True:
+                left = deadline - time.monotonic()
+                generation = listener.wait(seen, max(0.0, min(FEED_PROBE_S, left)))
+                if generation != seen or listener.stopping or left <= FEED_PROBE_S:
+                    break
+                # A blank line (no event) every FEED_PROBE_S: writing is the
+                # only way a WSGI server finds a client that went away, so its
+                # stream slot is free within seconds, not at the next heartbeat.
+                yield "\n"
             if listener.stopping:  # the server is shutting down
                 return
             if generation != seen:
                 seen = generation
             elif not held:
-                yield ": heartbeat\n\n"
+                yield ": heartbeat\n" + _sse_position(position)
 
     response = Response(
         stream_with_context(events()),
