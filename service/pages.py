@@ -111,6 +111,10 @@ def queue():
         query = parse_model(AlertQuery, {**args, "limit": str(QUEUE_PAGE)})
         with transaction() as conn:
             rule_ids += [r["rule_id"] for r in db.get_rules(conn)]
+            # Taken before the rows are read: the live feed starts from here,
+            # so nothing raised between this page and its stream is missed
+            # (an alert both in the rows and in the feed is shown once).
+            context["feed_position"] = db.get_alert_feed_start(conn)
             rows = db.get_alerts(
                 conn,
                 account_id=query.account_id,

@@ -113,24 +113,47 @@ def serve(database):
         close_pool(app)
 
 
+# A refused write (400, 401) is part of the page's flow; any other error is not.
+REFUSED = ("status of 400 (BAD REQUEST)", "status of 401 (UNAUTHORIZED)")
+# Reported by the page's own scripts for every Content-Security-Policy
+# violation (the securitypolicyviolation event), added before any page script.
+CSP_REPORTER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  console.error("CSP violation: " + e.violatedDirective + " blocked " +
+                (e.blockedURI || "inline") + " at " + e.sourceFile + ":" + e.lineNumber);
+});
+"""
+
+
+def watch(page, allowed: tuple[str, ...] = REFUSED) -> list[str]:
+    """The problems ``page`` reports, collected as they come: its JavaScript
+    errors, console errors (except those ending with one of ``allowed``) and,
+    whatever ``allowed`` says, every Content-Security-Policy violation."""
+    problems: list[str] = []
+    page.add_init_script(CSP_REPORTER)
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+
+    def console(message) -> None:
+        text = message.text
+        if "Content Security Policy" in text or text.startswith("CSP violation"):
+            problems.append(text)
+        elif message.type == "error" and not text.endswith(allowed):
+            problems.append(text)
+
+    page.on("console", console)
+    return problems
+
+
 @pytest.fixture
 def site(serve, app_conn, browser) -> Iterator[tuple[str, object]]:
     """(base URL, a fresh browser page at 1280x800) with the hand-made history stored.
-    Fails the test on any error the page's JavaScript reports."""
+    Fails the test on any error the page's JavaScript reports, and on any
+    Content-Security-Policy violation."""
     store_history(app_conn)
     base, _ = serve()
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    # A refused write (400, 401) is part of the page's flow; any other error is not.
-    refused = ("status of 400 (BAD REQUEST)", "status of 401 (UNAUTHORIZED)")
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(m.text) if m.type == "error" and not m.text.endswith(refused) else None
-        ),
-    )
+    problems = watch(page)
     page.set_default_timeout(10_000)
     yield base, page
     context.close()
@@ -440,3 +463,80 @@ def test_the_queue_fits_1280_px_with_every_column_in_view(site):
     button = page.get_by_role("button", name="False positive on transaction 704").first
     box = button.bounding_box()
     assert box is not None and box["x"] + box["width"] <= 1280
+
+
+def _post_alert(base: str, transaction_id: int) -> None:
+    answer = requests.post(
+        base + "/store_data",
+        json={
+            "account_id": 9,
+            "transaction_id": transaction_id,
+            "timestamp": "2024-03-02T00:00:00Z",
+            "amount": "25000.00",
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 201
+
+
+def test_an_alert_raised_while_the_queue_is_cut_off_appears_when_it_reconnects(
+    serve, app_conn, browser
+):
+    # The page has received no alert when its stream is cut: it must still
+    # come back from where it was, not from "now" (issue 15, fault 4).
+    from pgfraud.service.feed import stop_listener
+
+    store_history(app_conn)
+    base, app = serve(FEED_HEARTBEAT_S=60)
+    page = browser.new_page()
+    # While cut, the browser's attempts to reconnect fail at the network.
+    problems = watch(page, allowed=(*REFUSED, "net::ERR_FAILED"))
+    cut = threading.Event()
+    page.route(
+        "**/alerts/stream*", lambda route: route.abort() if cut.is_set() else route.continue_()
+    )
+    page.goto(base + "/")
+    table = page.locator("#alerts")
+    page.locator('#alerts[data-streaming="true"]').wait_for(state="attached")
+    cut.set()
+    stop_listener(app)  # ends every open stream: the page's connection drops
+    page.locator('#alerts[data-streaming="false"]').wait_for(state="attached")
+    _post_alert(base, 901)
+    cut.clear()
+    row = page.locator('#alerts tbody tr[data-transaction-id="901"]')
+    row.wait_for(timeout=60_000)
+    assert table.get_attribute("data-streaming") == "true"
+    assert row.locator("td").all_inner_texts()[:4] == [
+        "2024-03-02 00:00:00",
+        "9",
+        "25000.00",
+        "large_amount",
+    ]
+    page.close()
+    assert problems == []
+
+
+def test_the_queue_reopens_its_stream_after_a_503(serve, app_conn, browser):
+    # Every stream slot is taken when the page opens its stream: the answer
+    # is 503, after which a browser never retries an EventSource. The page
+    # reopens it itself once the slot is free (issue 15, fault 5).
+    store_history(app_conn)
+    base, _ = serve(FEED_MAX_STREAMS=1, FEED_HEARTBEAT_S=60)
+    holder = requests.get(base + "/alerts/stream", stream=True, timeout=10)
+    assert holder.status_code == 200
+    next(holder.iter_lines())
+    page = browser.new_page()
+    problems = watch(
+        page,
+        allowed=(*REFUSED, "status of 503 (SERVICE UNAVAILABLE)", "Aborting the connection."),
+    )
+    page.goto(base + "/")
+    page.locator('#alerts[data-reopens="2"]').wait_for(state="attached", timeout=60_000)
+    assert page.locator("#live-state").inner_text() == "Live feed interrupted; reconnecting…"
+    holder.close()  # its slot is free within a second or two
+    page.locator('#alerts[data-streaming="true"]').wait_for(state="attached", timeout=60_000)
+    assert page.locator("#live-state").inner_text() == "Live: new alerts appear at the top."
+    _post_alert(base, 901)
+    page.locator('#alerts tbody tr[data-transaction-id="901"]').wait_for(timeout=60_000)
+    page.close()
+    assert problems == []
