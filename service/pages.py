@@ -26,6 +26,7 @@ from pgfraud import db
 from pgfraud.errors import DatabaseUnavailable, InvalidInput, PgfraudError
 from pgfraud.service import routes
 from pgfraud.service.database import transaction
+from pgfraud.service.openapi import RULE_PARAMETERS
 from pgfraud.wire import (
     AlertQuery,
     Timestamp,
@@ -206,7 +207,16 @@ def evaluation():
             results = db.backtest_rules(conn, None, span.from_, span.to)
     except PgfraudError as exc:
         return _failure("evaluation.html", exc, **context)
-    context.update(results=results, rules=rows)
+    # Each parameter's kind and range (the validator's, as the OpenAPI
+    # document lists them): the sweep suggests only values it accepts.
+    ranges = {
+        rule: {
+            name: {"kind": kind, "minimum": low, "maximum": high, "maximum_excluded": excluded}
+            for name, (kind, low, high, excluded) in parameters.items()
+        }
+        for rule, parameters in RULE_PARAMETERS.items()
+    }
+    context.update(results=results, rules=rows, ranges=ranges)
     return _render("evaluation.html", **context)
 
 

@@ -590,3 +590,25 @@ def test_every_response_carries_the_browser_protections(client, app_conn, path):
     assert policy["connect-src"] == "'self'"
     assert policy["frame-ancestors"] == "'none'"
     assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
+
+
+def test_the_sweeps_suggested_values_are_accepted(site):
+    # An integer parameter gets whole numbers, a share stays within 0..1,
+    # and the first suggestion on opening the page is drawn, not refused.
+    base, page = site
+    page.goto(base + "/ui/evaluation")
+    values = page.get_by_label("Values (comma separated)")
+    page.get_by_role("button", name="Draw").click()
+    page.locator("#sweep-status", has_text="values backtested").wait_for()
+    page.get_by_label("Rule", exact=True).select_option("amount_spike")
+    page.get_by_label("Parameter", exact=True).select_option("min_history")
+    # min_history 3 x 0.25 .. 4, rounded: 1, 2 (1.5 and 2.25), 3, 5 (4.5), 6, 9, 12.
+    assert values.input_value() == "1, 2, 3, 5, 6, 9, 12"
+    page.get_by_role("button", name="Draw").click()
+    page.locator("#sweep-status", has_text="min_history of amount_spike: 7 values").wait_for()
+    page.get_by_label("Rule", exact=True).select_option("compromised_merchant")
+    page.get_by_label("Parameter", exact=True).select_option("min_fraud_share")
+    # 0.5 x 0.25 .. 4, at most 1 (a share).
+    assert values.input_value() == "0.125, 0.25, 0.375, 0.5, 0.75, 1"
+    page.get_by_label("Parameter", exact=True).select_option("min_known_fraud")
+    assert values.input_value() == "1, 2, 3, 5, 6, 9, 12"
