@@ -30,6 +30,7 @@ from pgfraud.service.openapi import RULE_PARAMETERS
 from pgfraud.wire import (
     AlertQuery,
     Timestamp,
+    format_alert_cursor,
     format_history_cursor,
     format_timestamp,
     parse_history_cursor,
@@ -104,7 +105,9 @@ def home():
 
 @bp.get("/ui/alerts")
 def queue():
-    """The alert queue (SQL ``get_alerts``), newest first, filtered by the form."""
+    """The alert queue (SQL ``get_alerts``), newest raised first or (order=time)
+    newest transaction first, filtered by the form, with the total that
+    matches (``count_alerts``)."""
     args = _form_args()
     rule_ids: list[str] = []
     context: dict[str, Any] = {"args": args, "rule_ids": rule_ids, "statuses": REVIEW_STATUSES}
@@ -116,23 +119,37 @@ def queue():
             # so nothing raised between this page and its stream is missed
             # (an alert both in the rows and in the feed is shown once).
             context["feed_position"] = db.get_alert_feed_start(conn)
+            filters = {
+                "account_id": query.account_id,
+                "rule_id": query.rule_id,
+                "review_status": query.review_status,
+                "start": query.from_,
+                "end": query.to,
+            }
+            before_ts, before = query.cursor()
             rows = db.get_alerts(
                 conn,
-                account_id=query.account_id,
-                rule_id=query.rule_id,
-                review_status=query.review_status,
-                start=query.from_,
-                end=query.to,
-                before=query.before,
+                **filters,
+                before=before,
+                before_ts=before_ts,
+                order=query.order,
                 limit=QUEUE_PAGE + 1,
             )
+            context["total"] = db.count_alerts(conn, **filters)
     except PgfraudError as exc:
         return _failure("queue.html", exc, alerts=[], older=None, live=False, **context)
     older = None
     if len(rows) > QUEUE_PAGE:
         rows = rows[:QUEUE_PAGE]
-        older = "?" + urlencode({**args, "before": rows[-1]["alert_id"]})
-    return _render("queue.html", alerts=rows, older=older, live="before" not in args, **context)
+        older = "?" + urlencode({**args, "before": format_alert_cursor(rows[-1], query.order)})
+    return _render(
+        "queue.html",
+        alerts=rows,
+        older=older,
+        live="before" not in args,
+        order=query.order,
+        **context,
+    )
 
 
 @bp.get("/ui/accounts")

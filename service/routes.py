@@ -31,6 +31,7 @@ from pgfraud.wire import (
     EventPage,
     HistoryPage,
     Review,
+    format_alert_cursor,
     format_event_cursor,
     format_history_cursor,
     format_timestamp,
@@ -212,39 +213,53 @@ def is_fraud(account_id: str):
 
 @bp.get("/alerts")
 def alerts():
-    """The alert queue, newest first (SQL ``get_alerts``).
+    """The alert queue (SQL ``get_alerts``, ``count_alerts``).
 
     Filters (query parameters, each optional): ``account_id``, ``rule_id``,
     ``review_status`` (unreviewed, confirmed_fraud, false_positive: the latest
     review of the alert's transaction), ``from``/``to`` (transaction time,
-    [from, to), ISO 8601 or epoch ms); paging: ``limit`` 1..1000 (default
-    100) and ``before`` (an alert_id: the cursor in ``next``). 200
-    ``{"count", "alerts": [{alert_id, transaction_id, account_id, timestamp,
-    amount, rule_id, observed, threshold, reason, parameters, raised_at,
-    review_status, review_note, reviewer, reviewed_at}], "next"}``; 400 naming
-    the bad parameter.
+    [from, to), ISO 8601 or epoch ms); ``order``: ``raised`` (default, newest
+    raised first) or ``time`` (newest transaction first: re-raised alerts of
+    old transactions, after a rule change, stay in their place); paging:
+    ``limit`` 1..1000 (default 100) and ``before`` (the cursor in ``next``: an
+    alert_id in raised order, ``<epoch ms>.<alert_id>`` in time order). 200
+    ``{"count", "total", "alerts": [{alert_id, transaction_id, account_id,
+    timestamp, amount, rule_id, observed, threshold, reason, parameters,
+    raised_at, review_status, review_note, reviewer, reviewed_at}], "next"}``:
+    count on this page, total over all pages; 400 naming the bad parameter.
     """
     query = parse_model(AlertQuery, _single_value_args())
-    rows = read(
-        lambda conn: db.get_alerts(
+    before_ts, before = query.cursor()
+    filters = {
+        "account_id": query.account_id,
+        "rule_id": query.rule_id,
+        "review_status": query.review_status,
+        "start": query.from_,
+        "end": query.to,
+    }
+
+    def page(conn) -> tuple[int, list[dict[str, Any]]]:
+        rows = db.get_alerts(
             conn,
-            account_id=query.account_id,
-            rule_id=query.rule_id,
-            review_status=query.review_status,
-            start=query.from_,
-            end=query.to,
-            before=query.before,
+            **filters,
+            before=before,
+            before_ts=before_ts,
+            order=query.order,
             limit=query.limit + 1,
         )
-    )
+        return db.count_alerts(conn, **filters), rows
+
+    total, rows = read(page)
     following = None
     if len(rows) > query.limit:
         rows = rows[: query.limit]
         args = {k: v for k, v in request.args.items() if k != "before"}
-        following = f"{request.path}?{urlencode({**args, 'before': rows[-1]['alert_id']})}"
+        cursor = format_alert_cursor(rows[-1], query.order)
+        following = f"{request.path}?{urlencode({**args, 'before': cursor})}"
     return jsonify(
         {
             "count": len(rows),
+            "total": total,
             "alerts": [_serialise(r, {"ts": "timestamp"}) for r in rows],
             "next": following,
         }

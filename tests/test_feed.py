@@ -570,3 +570,47 @@ def test_stream_slots_are_counted_over_the_workers_not_per_worker(app):
     finally:
         finish.set()
         worker.join(60)
+
+
+def test_alerts_in_transaction_time_order_with_the_total(client, database):
+    # 9003 is stored last but happened first: newest raised first puts it on
+    # top; newest transaction first puts it last.
+    for account, transaction, ts in [
+        (42, 9001, "2024-06-01T12:00:00Z"),
+        (43, 9002, "2024-06-02T12:00:00Z"),
+        (44, 9003, "2024-05-01T12:00:00Z"),
+    ]:
+        body = {**LARGE, "account_id": account, "transaction_id": transaction, "timestamp": ts}
+        assert client.post("/store_data", json=body).status_code == 201
+    raised = client.get("/alerts").get_json()
+    assert [a["transaction_id"] for a in raised["alerts"]] == [9003, 9002, 9001]
+    assert (raised["count"], raised["total"]) == (3, 3)
+    by_time = client.get("/alerts?order=time").get_json()
+    assert [a["transaction_id"] for a in by_time["alerts"]] == [9002, 9001, 9003]
+    ids = {a["transaction_id"]: a["alert_id"] for a in by_time["alerts"]}
+    # Paged one at a time: the cursor is <epoch ms>.<alert_id>;
+    # 2024-06-02T12:00:00Z is 1,717,329,600,000 ms.
+    page = client.get("/alerts?order=time&limit=1").get_json()
+    assert [a["transaction_id"] for a in page["alerts"]] == [9002]
+    assert (page["count"], page["total"]) == (1, 3)
+    assert page["next"] == f"/alerts?order=time&limit=1&before=1717329600000.{ids[9002]}"
+    seen = [9002]
+    while page["next"]:
+        page = client.get(page["next"]).get_json()
+        seen += [a["transaction_id"] for a in page["alerts"]]
+        assert page["total"] == 3
+    assert seen == [9002, 9001, 9003]
+    # An alert id alone as the cursor: that alert's own time.
+    after = client.get(f"/alerts?order=time&before={ids[9001]}").get_json()
+    assert [a["transaction_id"] for a in after["alerts"]] == [9003]
+    # The total follows the filters, not the page.
+    ranged = client.get("/alerts?order=time&from=2024-06-01T00:00:00Z&limit=1").get_json()
+    assert ([a["transaction_id"] for a in ranged["alerts"]], ranged["total"]) == ([9002], 2)
+    for query, field in [
+        ("order=oldest", "order"),
+        ("order=time&before=x.1", "before"),
+        ("before=1.2.3", "before"),
+    ]:
+        response = client.get(f"/alerts?{query}")
+        assert response.status_code == 400, query
+        assert response.get_json()["error"]["field"] == field

@@ -475,13 +475,17 @@ def test_the_queue_fits_1280_px_with_every_column_in_view(site):
     assert box is not None and box["x"] + box["width"] <= 1280
 
 
-def _post_alert(base: str, transaction_id: int) -> None:
+def _post_alert(
+    base: str, transaction_id: int, timestamp: str = "2024-03-02T00:00:00Z", account: int = 9
+) -> None:
+    """Store one 25000.00 transaction: a large_amount alert (and nothing else
+    for an account without history)."""
     answer = requests.post(
         base + "/store_data",
         json={
-            "account_id": 9,
+            "account_id": account,
             "transaction_id": transaction_id,
-            "timestamp": "2024-03-02T00:00:00Z",
+            "timestamp": timestamp,
             "amount": "25000.00",
         },
         timeout=10,
@@ -612,3 +616,32 @@ def test_the_sweeps_suggested_values_are_accepted(site):
     assert values.input_value() == "0.125, 0.25, 0.375, 0.5, 0.75, 1"
     page.get_by_label("Parameter", exact=True).select_option("min_known_fraud")
     assert values.input_value() == "1, 2, 3, 5, 6, 9, 12"
+
+
+def test_the_queue_orders_by_transaction_time_and_shows_the_total(site):
+    # 901 is raised after 704's two alerts (2024-03-01 06:00) but happened
+    # before them, on 2024-02-01.
+    base, page = site
+    _post_alert(base, 901, "2024-02-01T00:00:00Z")
+
+    def order() -> list[str]:
+        return page.locator("#alerts tbody tr").evaluate_all(
+            "(rows) => rows.map((r) => r.dataset.transactionId)"
+        )
+
+    page.goto(base + "/")
+    assert page.locator("#alert-total").inner_text() == "3"
+    assert order() == ["901", "704", "704"]
+    page.get_by_label("Order").select_option("time")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**order=time**")
+    assert page.locator("#alert-total").inner_text() == "3"
+    assert order() == ["704", "704", "901"]
+    # Live alerts take their place in time order, and count in the total.
+    page.locator('#alerts[data-streaming="true"]').wait_for(state="attached")
+    _post_alert(base, 902, "2024-01-01T00:00:00Z", account=10)
+    page.locator('#alerts tbody tr[data-transaction-id="902"]').wait_for()
+    _post_alert(base, 903, "2024-03-05T00:00:00Z", account=11)
+    page.locator('#alerts tbody tr[data-transaction-id="903"]').wait_for()
+    assert order() == ["903", "704", "704", "901", "902"]
+    assert page.locator("#alert-total").inner_text() == "5"

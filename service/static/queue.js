@@ -40,15 +40,34 @@
       </td>`;
   }
 
+  // Where a live alert goes: at the top in raised order; in time order
+  // (newest transaction first) before the first row that is older, and not
+  // at all when it belongs on a later page.
+  function placeOf(alert) {
+    if (filters.order !== "time") return body.firstChild;
+    const key = (t, id) => [Date.parse(t), Number(id)];
+    const [t, id] = key(alert.timestamp, alert.alert_id);
+    for (const tr of rows()) {
+      const [rt, rid] = key(tr.dataset.ts, tr.dataset.alertId);
+      if (rt < t || (rt === t && rid < id)) return tr;
+    }
+    return filters.more === "true" ? undefined : null;
+  }
+
   function addAlert(alert) {
     if (!matches(alert) || body.querySelector(`tr[data-alert-id="${alert.alert_id}"]`)) return;
+    const total = document.getElementById("alert-total");
+    if (total) total.textContent = String(Number(total.textContent) + 1);
+    const place = placeOf(alert);
+    if (place === undefined) return;
     const tr = document.createElement("tr");
     tr.dataset.alertId = alert.alert_id;
     tr.dataset.transactionId = alert.transaction_id;
+    tr.dataset.ts = alert.timestamp;
     tr.tabIndex = -1;
     tr.className = "new";
     tr.innerHTML = rowHtml(alert);
-    body.insertBefore(tr, body.firstChild);
+    body.insertBefore(tr, place);
     const none = document.getElementById("no-alerts");
     if (none) none.remove();
     table.dataset.liveCount = String(Number(table.dataset.liveCount || 0) + 1);
