@@ -24,9 +24,12 @@ from psycopg.types.json import set_json_loads
 from pgfraud.ahead import read_ahead
 from pgfraud.errors import (
     SQLSTATE_ERRORS,
+    DatabaseConflict,
+    DatabaseFailed,
     DatabaseUnavailable,
     InvalidInput,
     PgfraudError,
+    RuleChangeTimeout,
     TransactionConflict,
 )
 
@@ -71,9 +74,11 @@ def wrap_errors() -> Iterator[None]:
     Branches on SQLSTATE (``pgcode``), never on message text. Project codes
     (class PF) map through SQLSTATE_ERRORS, with the column as ``field`` and a
     JSON DETAIL's ``row``; check violations become InvalidInput naming the
-    field; unique violations TransactionConflict; lost connections and
-    timeouts DatabaseUnavailable. Anything else is a PgfraudError (500) whose
-    message carries no SQL.
+    field; unique violations TransactionConflict; deadlocks (40P01) and
+    serialization failures (40001) DatabaseConflict (retryable); server
+    failures (classes 58 and XX, such as a library that cannot be loaded)
+    DatabaseFailed; lost connections and timeouts DatabaseUnavailable.
+    Anything else is a PgfraudError (500) whose message carries no SQL.
     """
     try:
         yield
@@ -98,9 +103,27 @@ def translate_error(exc: psycopg.Error) -> PgfraudError:
         return TransactionConflict(field="transaction_id")
     if isinstance(exc, pg_errors.DataError | pg_errors.NotNullViolation):
         return InvalidInput(diag.message_primary or "invalid value", field=diag.column_name)
+    if sqlstate in RETRYABLE_SQLSTATES:
+        return DatabaseConflict()
+    if sqlstate[:2] in ("58", "XX"):
+        return DatabaseFailed()
     if isinstance(exc, pg_errors.QueryCanceled | psycopg.OperationalError):
         return DatabaseUnavailable()
     return PgfraudError()
+
+
+# Conflicts with concurrent transactions: running the transaction again may succeed.
+RETRYABLE_SQLSTATES = ("40P01", "40001")  # deadlock_detected, serialization_failure
+
+
+def describe_cause(exc: BaseException | None) -> str:
+    """One line for the log about the database error behind ``exc``: its SQLSTATE
+    and the server's message (never sent to a client: it may name SQL)."""
+    while exc is not None and not isinstance(exc, psycopg.Error):
+        exc = exc.__cause__
+    if exc is None:
+        return "no database error"
+    return f"SQLSTATE {exc.sqlstate or 'none'}: {_first_line(exc)}"
 
 
 # -- the calls -------------------------------------------------------------
@@ -197,6 +220,30 @@ def lift_statement_timeout(conn: psycopg.Connection) -> None:
     (SET LOCAL): a bulk load with its scoring on arrival may run for minutes,
     past the 30 s service logins have."""
     conn.execute("SET LOCAL statement_timeout = 0")
+
+
+@contextlib.contextmanager
+def rule_change_time(conn: psycopg.Connection, timeout_ms: int) -> Iterator[None]:
+    """Run the block, a change of the rules (which re-scores the whole stored
+    history: about 40 s at 10M rows), under a statement timeout of
+    ``timeout_ms`` milliseconds (0: none) for the rest of the caller's
+    database transaction alone (SET LOCAL), instead of the service's 10 s
+    for ordinary statements. Enter it first in the transaction that changes
+    the rules; when the change runs out of time the transaction must roll
+    back whole (rules and alerts as they were). Errors: RuleChangeTimeout
+    (503) when the limit was reached.
+    """
+    with wrap_errors():
+        conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(int(timeout_ms)),))
+    try:
+        yield
+    except DatabaseUnavailable as exc:
+        if isinstance(exc.__cause__, pg_errors.QueryCanceled):
+            raise RuleChangeTimeout(
+                f"the rule change did not finish within {timeout_ms / 1000:g} s "
+                "(PGFRAUD_RULE_CHANGE_TIMEOUT_MS); nothing was changed"
+            ) from exc
+        raise
 
 
 def any_stored(conn: psycopg.Connection, ids: list[int] | tuple[int, int]) -> bool:
@@ -464,7 +511,7 @@ def add_rule(
     """Add or replace a user's rule (SQL ``add_rule``), in the caller's transaction.
 
     ``expression``: a boolean SQL expression over the features of
-    ``rule_features`` (see README); off unless ``enabled``. Returns the rule:
+    ``rule_features`` (see docs/rules.md); off unless ``enabled``. Returns the rule:
     rule_id, enabled, parameters ({}), description, expression. Errors:
     InvalidInput naming rule_id, expression or description.
     """
@@ -481,11 +528,12 @@ def get_rules(conn: psycopg.Connection) -> list[dict[str, Any]]:
 
 
 def check_health(conn: psycopg.Connection) -> dict[str, Any]:
-    """Server version and migrations applied; DatabaseUnavailable if it does not answer."""
+    """Server version and migrations applied, from SQL ``check_health`` (PL/pgSQL, so
+    a server that cannot run pgfraud's functions is not healthy). Errors:
+    DatabaseUnavailable if the server does not answer, DatabaseFailed when it
+    fails (a library it cannot load, say)."""
     with wrap_errors():
-        row = conn.execute(
-            "SELECT current_setting('server_version'), (SELECT count(*) FROM schema_migrations)"
-        ).fetchone()
+        row = conn.execute("SELECT * FROM check_health()").fetchone()
     return {"server_version": row[0], "migrations": row[1]}
 
 

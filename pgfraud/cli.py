@@ -20,11 +20,11 @@ from pathlib import Path
 import click
 
 from pgfraud import config, db
-from pgfraud.clitools import Int, one_line_errors
-from pgfraud.db.migrate import MigrationError
+from pgfraud.clitools import Int, describe_error, one_line_errors
+from pgfraud.db.migrate import MigrationError, check_schema
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
-from pgfraud.errors import ConfigurationError, InvalidInput, PgfraudError
+from pgfraud.errors import ConfigurationError, InvalidInput, PgfraudError, RuleNotFound
 from pgfraud.generator.cli import TimestampType, generate
 from pgfraud.wire import MAX_ID
 
@@ -36,17 +36,19 @@ def _fail(exc: PgfraudError, unit: str = "row") -> None:
     where = ""
     if exc.row is not None and not exc.errors and not exc.message.startswith(f"{unit} "):
         where = f"{unit} {exc.row}: "
-    click.echo(f"error: {where}{exc.message}", err=True)
+    click.echo(f"error: {where}{describe_error(exc)}", err=True)
     for item in exc.errors:
         where = f"line {item['row']}: " if "row" in item else ""
         click.echo(f"  {where}{item['message']}", err=True)
-    sys.exit(1)
+    sys.exit(exc.exit_code)
 
 
 def prepare(database: config.Database) -> list[str]:
-    """Apply migrations and functions as the owner; for the local server, also
-    (re)create the service's login role with its stored password. Returns the
-    migrations applied now."""
+    """Apply migrations and functions as the owner, when any is pending; for the
+    local server, also (re)create the service's login role with its stored
+    password. Returns the migrations applied now. Only `migrate`, `run` and
+    `db start` call this; with nothing pending it changes nothing and takes
+    no lock that stores wait on (pgfraud.db.migrate.migrate)."""
     with db.connect(database.admin_url) as conn:
         try:
             applied = apply_migrations(conn)
@@ -57,6 +59,16 @@ def prepare(database: config.Database) -> list[str]:
             db.create_app_user(conn, APP_USER, database.server.app_password, False)
             conn.commit()
     return applied
+
+
+def ready(database: config.Database) -> None:
+    """Check, reading only, that the database's schema is what this pgfraud
+    needs; every command but `migrate`, `run` and `db start` calls this
+    instead of :func:`prepare`, so it never runs DDL or takes the rule-change
+    lock (a command that only reads must not stall or deadlock stores).
+    Errors: SchemaBehind ("... run `pgfraud migrate`", exit 2)."""
+    with db.connect(database.admin_url, autocommit=True) as conn:
+        check_schema(conn)
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -211,7 +223,7 @@ def create_user(name: str, password: str | None, read_only: bool) -> None:
     password = password or secrets.token_urlsafe(18)
     try:
         with config.database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.admin_url, autocommit=True) as conn:
                 db.create_app_user(conn, name, password, read_only)
     except PgfraudError as exc:
@@ -250,7 +262,7 @@ def load(path: Path, label_column: str | None, scenario_column: str | None) -> N
         raise click.BadParameter("needs --label-column", param_hint="--scenario-column")
     try:
         with config.existing_database() as database:
-            prepare(database)
+            ready(database)
             # Labels are the owner's data: with them, load as the owner.
             url = database.admin_url if label_column else database.app_url
             with db.connect(url) as conn:
@@ -281,7 +293,7 @@ def load_labels(paths: tuple[Path, ...]) -> None:
     try:
         labels = [label for path in paths for label in read_labels(path)]
         with config.existing_database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.admin_url) as conn:
                 counts = db.store_labels(conn, labels)
                 conn.commit()
@@ -318,8 +330,9 @@ def describe_labels(counts: dict[str, int]) -> list[str]:
     "--rules",
     "rules_json",
     default=None,
-    help="Candidate rules as JSON {rule_id: parameters} (default: the enabled rules), e.g. "
-    '\'{"below_average": {"factor": 0.5, "min_history": 3}}\'.',
+    help="Candidate rules as JSON {rule_id: parameters} (default: the enabled rules); "
+    "parameters left out keep their live values, {} runs a rule as it is, e.g. "
+    '\'{"below_average": {"factor": 0.5}, "velocity": {}}\'.',
 )
 @click.option(
     "--from", "start", type=TimestampType(), default=None, help="Start, inclusive (ISO 8601)."
@@ -336,8 +349,10 @@ def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
     the stored fraud labels (a backtest), per scenario and overall.
 
     Each rule is judged alone; "any" is a transaction flagged by at least one
-    rule. --rules is the whole set to run (rules not named do not run), so
-    candidate parameters are measured without changing the live rules. Load
+    rule. --rules is the whole set to run (rules not named do not run), each
+    with the parameters it changes (merged over the live ones, as `pgfraud
+    rule set` and PATCH /rules merge them), so candidate parameters are
+    measured without changing the live rules. Load
     labels first with `pgfraud load-labels FILE` or `pgfraud load FILE
     --label-column COLUMN`.
     """
@@ -364,7 +379,7 @@ def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
                     )
     try:
         with config.existing_database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.admin_url) as conn:
                 result = evaluation(conn, rules, start, end)
     except InvalidInput as exc:  # from SQL validate_rules: names the rule and parameter
@@ -444,7 +459,7 @@ def alerts(account_id, rule_id, review_status, limit: int, follow: bool, as_json
 
     try:
         with config.database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.app_url, autocommit=True) as conn:
                 if follow:
                     conn.execute(f"LISTEN {CHANNEL}")
@@ -472,6 +487,11 @@ def alerts(account_id, rule_id, review_status, limit: int, follow: bool, as_json
                         pass
     except KeyboardInterrupt:
         return
+    except InvalidInput as exc:  # get_alerts: a rule id that is not a rule, say
+        hint = {"rule_id": "--rule", "account_id": "--account"}.get(exc.field or "")
+        if hint is None:
+            _fail(exc)
+        raise click.BadParameter(exc.message, param_hint=hint) from None
     except PgfraudError as exc:
         _fail(exc)
 
@@ -491,7 +511,7 @@ def review(transaction_id: int, status: str, note: str, reviewer: str | None) ->
     then counts it as a label (confirmed_fraud) or as not fraud (false_positive)."""
     try:
         with config.database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.app_url) as conn:
                 row = db.review_transaction(conn, transaction_id, status, note, reviewer)
                 conn.commit()
@@ -505,7 +525,7 @@ def review(transaction_id: int, status: str, note: str, reviewer: str | None) ->
 
 @main.group(name="rule")
 def rule_group() -> None:
-    """Rules users write: add one, backtest it, switch it on or off."""
+    """Rules: add a user's rule, change a rule's parameters, switch a rule on or off."""
 
 
 @rule_group.command(name="add")
@@ -524,8 +544,9 @@ def rule_add(rule_id: str, expression: str, description: str | None, enable: boo
     """
     try:
         with config.existing_database() as database:
-            prepare(database)
-            with db.connect(database.admin_url) as conn:
+            ready(database)
+            limit = config.rule_change_timeout_ms()
+            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
                 row = db.add_rule(conn, rule_id, expression, description, enable)
                 conn.commit()
     except PgfraudError as exc:
@@ -537,13 +558,75 @@ def rule_add(rule_id: str, expression: str, description: str | None, enable: boo
 def _switch_rule(rule_id: str, enabled: bool) -> None:
     try:
         with config.existing_database() as database:
-            prepare(database)
-            with db.connect(database.admin_url) as conn, db.wrap_errors():
-                conn.execute("SELECT set_rule(%s, %s)", (rule_id, enabled))
+            ready(database)
+            limit = config.rule_change_timeout_ms()
+            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
+                with db.wrap_errors():
+                    conn.execute("SELECT set_rule(%s, %s)", (rule_id, enabled))
                 conn.commit()
     except PgfraudError as exc:
         _fail(exc)
     click.echo(f"rule {rule_id} {'on' if enabled else 'off'}; stored transactions re-scored")
+
+
+def _assignments(rule_id: str, assignments: tuple[str, ...]) -> dict[str, int | Decimal]:
+    """``name=value`` arguments as {name: exact number}; exits 2 with one line naming
+    the first one that is not an assignment of a JSON number."""
+    from pgfraud.wire import loads_json
+
+    parameters: dict[str, int | Decimal] = {}
+    for assignment in assignments:
+        name, equals, text = assignment.partition("=")
+        name = name.strip()
+        problem = None
+        if not equals or not name:
+            problem = f"{assignment!r} is not name=value (like max_transactions=3)"
+        elif name in parameters:
+            problem = f"parameter {name} of rule {rule_id} is given twice"
+        else:
+            try:
+                value = loads_json(text.strip())
+            except ValueError:
+                value = None
+            if isinstance(value, bool) or not isinstance(value, int | Decimal):
+                problem = f"parameter {name} of rule {rule_id} must be a number; got {text!r}"
+            elif isinstance(value, Decimal) and not value.is_finite():
+                problem = f"parameter {name} of rule {rule_id} must be a finite number"
+            else:
+                parameters[name] = value
+        if problem:
+            click.echo(f"error: {problem}", err=True)
+            sys.exit(2)
+    return parameters
+
+
+@rule_group.command(name="set")
+@click.argument("rule_id")
+@click.argument("assignments", nargs=-1, required=True, metavar="NAME=VALUE...")
+def rule_set(rule_id: str, assignments: tuple[str, ...]) -> None:
+    """Change parameters of RULE_ID (built-in or a user's), like
+    `pgfraud rule set velocity max_transactions=3`: the values are merged over
+    the current ones and checked by the same SQL as PATCH /rules and the page
+    (change_rule); the stored transactions are re-scored. A bad name or value
+    changes nothing: one line naming the parameter, exit 2.
+    """
+    parameters = _assignments(rule_id, assignments)
+    try:
+        with config.existing_database() as database:
+            prepare(database)
+            with db.connect(database.admin_url) as conn:
+                row = db.change_rule(conn, rule_id, None, parameters)
+                conn.commit()
+    except (InvalidInput, RuleNotFound) as exc:  # names the rule and parameter
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    except PgfraudError as exc:
+        _fail(exc)
+    state = "on" if row["enabled"] else "off"
+    click.echo(
+        f"rule {row['rule_id']} ({state}): {db.dumps_json(row['parameters'], sort_keys=True)};"
+        " stored transactions re-scored"
+    )
 
 
 @rule_group.command(name="enable")

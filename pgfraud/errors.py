@@ -3,8 +3,8 @@
 Each class names its HTTP status and a stable ``code``; its docstring is the
 default message (as in procrastinate's exceptions). The database raises the
 project's own SQLSTATEs, in class ``PF`` (unused by PostgreSQL), and
-:func:`pgfraud.db.wrap_errors` turns them into these classes by ``pgcode``,
-never by message text:
+:func:`pgfraud.db.wrap_errors` turns them (and PostgreSQL's own classes
+below) into these classes by ``pgcode``, never by message text:
 
 =======  ========================  ======
 SQLSTATE error                     HTTP
@@ -14,7 +14,17 @@ PF002    account_not_found         404
 PF003    transaction_conflict      409
 PF004    rule_not_found            404
 PF005    transaction_not_found     404
+40P01    database_conflict         503  (deadlock; retried first)
+40001    database_conflict         503  (serialization failure; retried first)
+58xxx    database_failed           503  (server system error, e.g. a library
+XXxxx    database_failed           503   it cannot load; internal error)
+08xxx    database_unavailable      503  (connection lost; also timeouts)
 =======  ========================  ======
+
+A conflict (40P01, 40001) is retried: the service runs the request's
+database transaction again a few times with jitter before it answers 503
+database_conflict (pgfraud.service.database.write). A server failure is not
+retried: the answer says the server failed and the cause is logged.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ class PgfraudError(Exception):
 
     code = "internal_error"
     status = 500
+    exit_code = 1  # of a `pgfraud` command that stops on this error
 
     def __init__(
         self,
@@ -112,6 +123,29 @@ class DatabaseUnavailable(PgfraudError):
     status = 503
 
 
+class DatabaseConflict(PgfraudError):
+    """The database stopped this request because it conflicted with another one
+    running at the same time (a deadlock or a serialization failure). Nothing was
+    stored: send it again."""
+
+    code = "database_conflict"
+    status = 503
+
+
+class DatabaseFailed(PgfraudError):
+    """The database server failed while answering: an internal error of the server,
+    such as a library it cannot load. Its administrator must look at it."""
+
+    code = "database_failed"
+    status = 503
+
+
+class RuleChangeTimeout(DatabaseUnavailable):
+    """The rule change did not finish in time; nothing was changed."""
+
+    code = "rule_change_timeout"
+
+
 class TooManyStreams(PgfraudError):
     """Too many alert streams are open; try again later."""
 
@@ -124,6 +158,14 @@ class ConfigurationError(PgfraudError):
 
     code = "configuration_error"
     status = 500
+
+
+class SchemaBehind(ConfigurationError):
+    """The database's schema is older than this pgfraud: run `pgfraud migrate`."""
+
+    code = "schema_behind"
+    status = 503
+    exit_code = 2
 
 
 # SQLSTATE -> error class, for the project's own codes (class PF).

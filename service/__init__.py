@@ -10,13 +10,19 @@ Configuration (``create_app(test_config)`` keys, or the environment):
 (``PGFRAUD_API_TOKEN``: bearer token required on writes when set),
 ``MAX_CONTENT_LENGTH`` (bytes, default 2 MiB), ``MAX_BATCH_ROWS`` (default
 10,000 transactions per POST), ``STATEMENT_TIMEOUT_MS`` (default 10,000),
-``POOL_MAX_SIZE`` (default 8), ``POOL_TIMEOUT_S`` (seconds to wait for a
+``RULE_CHANGE_TIMEOUT_MS`` (``PGFRAUD_RULE_CHANGE_TIMEOUT_MS``: the statement
+timeout of one rule change, which re-scores the stored history; default
+600,000, 0 for none), ``POOL_MAX_SIZE`` (default 8), ``POOL_TIMEOUT_S`` (seconds to wait for a
 connection before answering 503, default 5), ``FEED_HEARTBEAT_S`` (seconds
 between heartbeats on /alerts/stream, default 15), ``FEED_MAX_STREAMS``
 (open streams per server process, default 16; each holds a thread; under
 ``pgfraud run`` the workers share workers x this, see feed.share_stream_slots),
 ``PAGE_HEALTH_INTERVAL_S`` (seconds between the analyst's page's checks of
-/health, default 10; every 2 s while the database is down).
+/health, default 10; every 2 s while the database is down),
+``CONFLICT_RETRIES`` (times a request's database transaction is run again
+after a deadlock or serialization failure, default 3; 0: never) and
+``CONFLICT_BACKOFF_S`` (the jittered pause before retry n is drawn from
+0 .. 2^n x this, default 0.05).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 from flask_talisman import Talisman
 
+from pgfraud.config import rule_change_timeout_ms
 from pgfraud.service import database, errors, pages, routes
 
 
@@ -97,11 +104,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
         MAX_BATCH_ROWS=10_000,
         STATEMENT_TIMEOUT_MS=10_000,
+        RULE_CHANGE_TIMEOUT_MS=rule_change_timeout_ms(),
         POOL_MAX_SIZE=8,
         POOL_TIMEOUT_S=5,
         FEED_HEARTBEAT_S=15,
         FEED_MAX_STREAMS=16,
         PAGE_HEALTH_INTERVAL_S=10,
+        CONFLICT_RETRIES=3,
+        CONFLICT_BACKOFF_S=0.05,
     )
     if test_config:
         app.config.update(test_config)

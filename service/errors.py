@@ -1,6 +1,8 @@
 """One place that turns every failure into a JSON answer.
 
-pgfraud.errors exceptions keep their status and body. HTTP errors from
+pgfraud.errors exceptions keep their status and body; a failure of the
+database server itself (DatabaseFailed) is logged with its SQLSTATE and the
+server's message, which the answer never carries. HTTP errors from
 Flask/Werkzeug (404, 405, 413, 415 …) become ``{"error": {"code", "message"}}``
 with their status. Anything unexpected is logged and answered as a 500 with a
 generic message: never a stack trace, never SQL text.
@@ -13,7 +15,8 @@ import re
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from pgfraud.errors import PgfraudError
+from pgfraud.db import describe_cause
+from pgfraud.errors import DatabaseFailed, PgfraudError
 
 
 def _code(exc: HTTPException) -> str:
@@ -25,6 +28,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(PgfraudError)
     def handle_pgfraud_error(exc: PgfraudError):
+        if isinstance(exc, DatabaseFailed):
+            # Not expected: the server itself failed (a library it cannot load, say).
+            # The cause goes to the log only; the answer carries no SQL text.
+            app.logger.error("the database server failed: %s", describe_cause(exc))
         if exc.status == 503:
             # Expected while the database restarts or streams are full: one line.
             app.logger.warning("answered 503: %s (%s)", exc, exc.__cause__ or "no cause")

@@ -21,15 +21,23 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from werkzeug.exceptions import MethodNotAllowed, Unauthorized, UnsupportedMediaType
 
 from pgfraud import __version__, db
-from pgfraud.errors import DatabaseUnavailable, InvalidInput, MalformedJson, TooManyRows
+from pgfraud.errors import (
+    DatabaseConflict,
+    DatabaseFailed,
+    DatabaseUnavailable,
+    InvalidInput,
+    MalformedJson,
+    TooManyRows,
+)
 from pgfraud.service import feed
-from pgfraud.service.database import read, single_statement, transaction
+from pgfraud.service.database import read, transaction, write
 from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
     AlertQuery,
     Backtest,
     EventPage,
     HistoryPage,
+    NotText,
     Review,
     format_alert_cursor,
     format_event_cursor,
@@ -168,9 +176,27 @@ def add_rule():
     enabled = body.get("enabled", False)
     if not isinstance(enabled, bool):
         raise InvalidInput("enabled must be true or false", field="enabled")
-    with transaction() as conn:
-        row = db.add_rule(conn, body["rule_id"], body["expression"], description, enabled)
+    row = _rule_change(
+        lambda conn: db.add_rule(conn, body["rule_id"], body["expression"], description, enabled)
+    )
     return jsonify(_serialise(row)), 201
+
+
+def _rule_change(work: Callable[[Any], Any]) -> Any:
+    """Run ``work(conn)``, a change of the rules that re-scores the stored
+    history, in one database transaction whose statement timeout is
+    RULE_CHANGE_TIMEOUT_MS (SET LOCAL; default 10 minutes) instead of the
+    service's STATEMENT_TIMEOUT_MS for ordinary statements; a conflict is
+    retried as every write is (:func:`write`). Out of time, the
+    transaction rolls back whole: RuleChangeTimeout (503), rules and alerts
+    as they were."""
+    limit = int(current_app.config["RULE_CHANGE_TIMEOUT_MS"])
+
+    def timed(conn: Any) -> Any:
+        with db.rule_change_time(conn, limit):
+            return work(conn)
+
+    return write(timed)
 
 
 def _single_value_args() -> dict[str, str]:
@@ -335,7 +361,7 @@ def alert_stream():
                     if len(rows) < 1000:
                         last = parse_feed_position(rows[-1]["event_id"]) if rows else position
                         held = db.is_alert_feed_held(conn, last)
-            except DatabaseUnavailable:
+            except (DatabaseUnavailable, DatabaseConflict, DatabaseFailed):
                 rows = []
                 yield ": the database is unavailable; retrying\n\n"
             for row in rows:
@@ -393,10 +419,11 @@ def review(transaction_id: str):
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object with status, note and reviewer")
     decision = parse_model(Review, body)
-    with transaction() as conn:
-        row = db.review_transaction(
+    row = write(
+        lambda conn: db.review_transaction(
             conn, transaction_ref, decision.status, decision.note, decision.reviewer
         )
+    )
     return jsonify(_serialise(row)), 201
 
 
@@ -422,18 +449,21 @@ def account_transactions(account_id: str):
 
 def _json_body() -> Any:
     """The request body parsed as exact JSON: 415 unless Content-Type is JSON,
-    400 (malformed_json) when it does not parse, 413 when too large."""
+    400 (malformed_json) when it does not parse, 400 (invalid_input, naming the
+    field) for a string that is not Unicode text, 413 when too large."""
     if not request.is_json:
         raise UnsupportedMediaType("Content-Type must be application/json")
     try:  # Flask answers 413 here for a body over MAX_CONTENT_LENGTH
         return loads_json(request.get_data(cache=False))
+    except NotText as exc:  # a lone surrogate ("x\ud800"): 400 naming the field
+        raise InvalidInput(str(exc), field=exc.field, row=exc.row) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedJson(f"the body is not valid JSON: {exc}") from None
 
 
 def _store(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    with single_statement() as conn:
-        return db.store_transactions(conn, records)
+    # One statement; run again after a conflict (a re-sent row is a duplicate).
+    return write(lambda conn: db.store_transactions(conn, records), single_statement=True)
 
 
 def _single_answer(result: dict[str, Any]):
@@ -575,7 +605,9 @@ def evaluate():
     candidate parameters (SQL ``backtest_rules``, i.e. ``evaluate_rules``). Reads only.
 
     Body (JSON, each optional): ``{"rules": {rule_id: {parameter: number}}``
-    (the whole set of rules to run; absent: the enabled rules), ``"from"``,
+    (the whole set of rules to run, each with the parameters it changes,
+    merged over its live ones as PATCH /rules merges them: ``{}`` runs a rule
+    as it is, a user's rule included; absent: the enabled rules), ``"from"``,
     ``"to"`` (transaction time [from, to), ISO 8601 or epoch ms)}. 200
     ``{"results": [{rule_id, scenario, labelled, flagged, true_positives,
     precision_ratio, recall_ratio, transactions, flagged_per_1000}]}``, ratios
@@ -602,13 +634,16 @@ def change_rules():
     the changed rules in rule_id order; 400 naming the bad field (the
     validator's message for a bad parameter, naming rule and parameter); 401
     without the token (when one is configured); 404 (rule_not_found); 415
-    unless JSON. A refused change changes nothing.
+    unless JSON; 503 rule_change_timeout when the re-scoring outlasts
+    RULE_CHANGE_TIMEOUT_MS (default 10 minutes, not the 10 s of ordinary
+    statements). A refused or timed-out change changes nothing.
     """
     body = _json_body()
     changes = parse_rule_changes(body)
-    with transaction() as conn:
-        rows = [
+    rows = _rule_change(
+        lambda conn: [
             db.change_rule(conn, rule_id, change.enabled, change.parameters)
             for rule_id, change in sorted(changes.items())
         ]
+    )
     return jsonify({"rules": [_serialise(r) for r in rows]})

@@ -16,7 +16,7 @@
 -- 'confirmed_fraud', 'false_positive': its latest review); the transaction
 -- time in [p_from, p_to). Each row carries its transaction's latest review.
 -- Errors: PF001 (invalid_input) for a limit out of range, an unknown review
--- status or order, naming the field.
+-- status or order, or a rule id that is not a rule, naming the field.
 CREATE OR REPLACE FUNCTION get_alerts(
     p_account_id bigint DEFAULT NULL,
     p_rule_id text DEFAULT NULL,
@@ -58,6 +58,12 @@ BEGIN
        AND p_review_status NOT IN ('unreviewed', 'confirmed_fraud', 'false_positive') THEN
         RAISE EXCEPTION 'review_status must be unreviewed, confirmed_fraud or false_positive'
             USING ERRCODE = 'PF001', COLUMN = 'review_status';
+    END IF;
+    -- A misspelt rule id is an error, not an empty queue.
+    IF p_rule_id IS NOT NULL AND NOT EXISTS (SELECT FROM rules AS ru WHERE ru.rule_id = p_rule_id) THEN
+        RAISE EXCEPTION 'unknown rule %; the rules are %', p_rule_id,
+              (SELECT string_agg(ru.rule_id, ', ' ORDER BY ru.rule_id) FROM rules AS ru)
+            USING ERRCODE = 'PF001', COLUMN = 'rule_id';
     END IF;
     IF p_order IS NULL OR p_order NOT IN ('raised', 'time') THEN
         RAISE EXCEPTION 'order must be raised or time' USING ERRCODE = 'PF001', COLUMN = 'order';
