@@ -217,9 +217,11 @@ def share_stream_slots(app, workers: int, threads: int) -> SharedStreamSlots:
     count the app's streams over all of them. The server takes ``workers`` x
     FEED_MAX_STREAMS streams; one worker up to its threads less POOL_MAX_SIZE
     (threads beyond its database connections would not serve short requests
-    sooner), and never fewer than FEED_MAX_STREAMS."""
+    sooner), and at least FEED_MAX_STREAMS while that leaves it one thread
+    for requests (at least 1 in any case)."""
     share = int(app.config["FEED_MAX_STREAMS"])
-    per_process = max(share, threads - int(app.config["POOL_MAX_SIZE"]))
+    pool = int(app.config["POOL_MAX_SIZE"])
+    per_process = max(min(share, threads - 1), threads - pool, 1)
     slots = SharedStreamSlots(workers * share, per_process)
     app.extensions[_SLOTS] = slots
     return slots
