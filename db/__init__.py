@@ -342,20 +342,43 @@ def get_alerts(
     end: datetime | None = None,
     before: int | None = None,
     limit: int = 100,
+    order: str = "raised",
+    before_ts: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The alert queue, newest first (SQL ``get_alerts``): dicts with alert_id,
+    """The alert queue (SQL ``get_alerts``): dicts with alert_id,
     transaction_id, account_id, ts, amount, rule_id, observed, threshold,
     reason, parameters, raised_at, review_status, review_note, reviewer,
-    reviewed_at. Filters (None: any): account, rule, review status
+    reviewed_at. ``order`` "raised": newest raised first, ``before`` only
+    alert_id below it (the next page); "time": newest transaction first
+    (ts, then alert_id, descending), (``before_ts``, ``before``) the cursor.
+    Filters (None: any): account, rule, review status
     (unreviewed/confirmed_fraud/false_positive), transaction time in
-    [start, end); ``before``: only alert_id below it (the next page).
-    Errors: InvalidInput for a limit outside 1..10000 or an unknown status.
+    [start, end). Errors: InvalidInput for a limit outside 1..10000, an
+    unknown status or order, or half a time cursor.
     """
     with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            "SELECT * FROM get_alerts(%s, %s, %s, %s, %s, %s, %s)",
-            (account_id, rule_id, review_status, start, end, before, limit),
+            "SELECT * FROM get_alerts(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (account_id, rule_id, review_status, start, end, before, limit, order, before_ts),
         ).fetchall()
+
+
+def count_alerts(
+    conn: psycopg.Connection,
+    *,
+    account_id: int | None = None,
+    rule_id: str | None = None,
+    review_status: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> int:
+    """How many alerts match get_alerts' filters over all its pages (SQL
+    ``count_alerts``). Errors: InvalidInput for an unknown review status."""
+    with wrap_errors():
+        return conn.execute(
+            "SELECT count_alerts(%s, %s, %s, %s, %s)",
+            (account_id, rule_id, review_status, start, end),
+        ).fetchone()[0]
 
 
 def get_alert_feed_start(conn: psycopg.Connection) -> str:
@@ -382,8 +405,9 @@ def get_alert_feed(
 
 def is_alert_feed_held(conn: psycopg.Connection, after: tuple[int, int]) -> bool:
     """Whether committed alerts after the feed position ``after`` = (xact, alert_id)
-    wait for an older running database transaction (SQL ``is_alert_feed_held``):
-    then read the feed again soon."""
+    are not delivered yet: held by an older running database transaction, or
+    committed since the last read (SQL ``is_alert_feed_held``): then read the
+    feed again soon."""
     with wrap_errors():
         return conn.execute(
             "SELECT is_alert_feed_held(%s::text::xid8, %s)", (str(after[0]), after[1]), prepare=True

@@ -704,7 +704,7 @@ def run(
     """
     from pgfraud import serve
     from pgfraud.service import create_app
-    from pgfraud.service.feed import stop_listener
+    from pgfraud.service.feed import share_stream_slots, stop_listener
 
     token = os.environ.get("PGFRAUD_API_TOKEN")
     if not _is_loopback(host) and not token:
@@ -765,6 +765,8 @@ def run(
             app = create_app({"DATABASE_URL": database.app_url, "API_TOKEN": token or None})
             base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
             workers = workers or serve.default_workers()
+            # Before the fork: the workers count their event streams together.
+            share_stream_slots(app, workers, threads)
             banner = "\n".join(
                 [
                     f"pgfraud is serving on {base}  (Ctrl-C stops it)",

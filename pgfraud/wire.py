@@ -326,6 +326,12 @@ def _parse_review_status(value: Any) -> str:
     return value
 
 
+def _parse_alert_order(value: Any) -> str:
+    if value not in ("raised", "time"):
+        raise _error("must be raised (newest raised first) or time (newest transaction first)")
+    return value
+
+
 def _parse_decision(value: Any) -> str:
     if value not in REVIEW_STATUSES:
         raise _error("must be confirmed_fraud or false_positive")
@@ -353,8 +359,37 @@ class AlertQuery(BaseModel):
     review_status: Annotated[str, BeforeValidator(_parse_review_status)] | None = None
     from_: Annotated[Timestamp | None, Field(alias="from")] = None
     to: Timestamp | None = None
-    before: Id | None = None
+    # ``raised``: newest raised first, ``before`` an alert_id; ``time``: newest
+    # transaction first, ``before`` a cursor ``<epoch ms>.<alert_id>``.
+    order: Annotated[str, BeforeValidator(_parse_alert_order)] = "raised"
+    before: str | None = None
     limit: Annotated[int, BeforeValidator(_parse_limit(1000))] = 100
+
+    def cursor(self) -> tuple[datetime | None, int | None]:
+        """(before_ts, before_alert_id) of ``before``: ``<alert_id>`` or
+        ``<epoch ms>.<alert_id>`` (the time counts in time order only; an
+        alert id alone there means that alert's time); (None, None) without
+        it. InvalidInput naming ``before`` for anything else."""
+        if self.before is None:
+            return None, None
+        if "." not in self.before:
+            return None, parse_id(self.before, "before")
+        try:
+            ts, alert_id = parse_history_cursor(self.before)
+        except InvalidInput:
+            raise InvalidInput(
+                "before must be a cursor from a previous page's next link "
+                "(<alert_id>, or <epoch ms>.<alert_id> in time order)",
+                field="before",
+            ) from None
+        return (ts if self.order == "time" else None), alert_id
+
+
+def format_alert_cursor(row: dict[str, Any], order: str) -> str:
+    """The ``before`` of the page after ``row`` (the last alert shown) in ``order``."""
+    if order == "raised":
+        return str(row["alert_id"])
+    return format_history_cursor(row["ts"], row["alert_id"])
 
 
 class EventPage(BaseModel):

@@ -15,7 +15,8 @@ timeout of one rule change, which re-scores the stored history; default
 600,000, 0 for none), ``POOL_MAX_SIZE`` (default 8), ``POOL_TIMEOUT_S`` (seconds to wait for a
 connection before answering 503, default 5), ``FEED_HEARTBEAT_S`` (seconds
 between heartbeats on /alerts/stream, default 15), ``FEED_MAX_STREAMS``
-(open streams per server process, default 16; each holds a thread),
+(open streams per server process, default 16; each holds a thread; under
+``pgfraud run`` the workers share workers x this, see feed.share_stream_slots),
 ``PAGE_HEALTH_INTERVAL_S`` (seconds between the analyst's page's checks of
 /health, default 10; every 2 s while the database is down),
 ``CONFLICT_RETRIES`` (times a request's database transaction is run again
@@ -33,6 +34,7 @@ from typing import Any
 import simplejson
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
+from flask_talisman import Talisman
 
 from pgfraud.config import rule_change_timeout_ms
 from pgfraud.service import database, errors, pages, routes
@@ -54,6 +56,42 @@ class ExactJSONProvider(DefaultJSONProvider):
         if isinstance(value, Decimal):  # not reached with use_decimal; kept exact anyway
             return simplejson.RawJSON(str(value))
         return DefaultJSONProvider.default(value)
+
+
+# Browser protections on every response (flask-talisman): scripts, styles,
+# images, fonts and connections (fetch, the event stream) from this origin
+# only, no inline script or style (the pages' scripts and styles are static
+# files), never framed, no Referer sent, no MIME sniffing.
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self'",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+
+
+def _protect(app: Flask) -> None:
+    """Content-Security-Policy (CONTENT_SECURITY_POLICY), X-Frame-Options: DENY,
+    X-Content-Type-Options: nosniff and Referrer-Policy: no-referrer on every
+    response. pgfraud serves plain HTTP (TLS is a reverse proxy's job): no
+    redirect to https and no Strict-Transport-Security from here; the app
+    sets no cookies."""
+    Talisman(
+        app,
+        force_https=False,
+        strict_transport_security=False,
+        session_cookie_secure=False,
+        frame_options="DENY",
+        content_security_policy=CONTENT_SECURITY_POLICY,
+        referrer_policy="no-referrer",
+        x_content_type_options=True,
+    )
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -84,6 +122,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.url_map.strict_slashes = False
     database.init_app(app)
     errors.init_app(app)
+    _protect(app)
     app.register_blueprint(routes.bp)
     app.register_blueprint(pages.bp)
     return app

@@ -515,7 +515,10 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
             },
             "/alerts": {
                 "get": {
-                    "summary": "The alert queue, newest first",
+                    "summary": (
+                        "The alert queue, newest raised first or (order=time) newest "
+                        "transaction first, with the total that matches"
+                    ),
                     "parameters": [
                         {"name": "account_id", "in": "query", "schema": _ID},
                         {
@@ -534,7 +537,20 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                         },
                         {"name": "from", "in": "query", "schema": _TIMESTAMP_IN},
                         {"name": "to", "in": "query", "schema": _TIMESTAMP_IN},
-                        {"name": "before", "in": "query", "schema": _ID},
+                        {"name": "order", "in": "query", "schema": {"enum": ["raised", "time"]}},
+                        {
+                            "name": "before",
+                            "in": "query",
+                            "description": (
+                                "the cursor in next: an alert_id in raised order, "
+                                "<epoch ms>.<alert_id> in time order (an alert_id alone: "
+                                "that alert's time)"
+                            ),
+                            "schema": {
+                                "type": "string",
+                                "pattern": "^([0-9]{1,15}\\.)?[0-9]{1,19}$",
+                            },
+                        },
                         {
                             "name": "limit",
                             "in": "query",
@@ -543,13 +559,16 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": {
-                            "description": "{count, alerts: [Alert], next}",
+                            "description": (
+                                "{count (this page), total (all pages), alerts: [Alert], next}"
+                            ),
                             "content": {
                                 "application/json": {
                                     "schema": {
                                         "type": "object",
                                         "properties": {
                                             "count": {"type": "integer"},
+                                            "total": {"type": "integer"},
                                             "alerts": {
                                                 "type": "array",
                                                 "items": {"$ref": "#/components/schemas/Alert"},
@@ -581,10 +600,15 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": {
-                            "description": "an endless text/event-stream",
+                            "description": (
+                                "an endless text/event-stream: an 'alert' event per alert, and "
+                                "a 'position' event (id: the stream's position) when it opens "
+                                "and with each heartbeat"
+                            ),
                             "content": {"text/event-stream": {"schema": {"type": "string"}}},
                         },
                         "400": _error("a malformed Last-Event-ID"),
+                        "503": _error("every stream slot is taken, or the database is down"),
                     },
                 }
             },

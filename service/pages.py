@@ -26,9 +26,11 @@ from pgfraud import db
 from pgfraud.errors import DatabaseUnavailable, InvalidInput, PgfraudError
 from pgfraud.service import routes
 from pgfraud.service.database import transaction
+from pgfraud.service.openapi import RULE_PARAMETERS
 from pgfraud.wire import (
     AlertQuery,
     Timestamp,
+    format_alert_cursor,
     format_history_cursor,
     format_timestamp,
     parse_history_cursor,
@@ -103,7 +105,9 @@ def home():
 
 @bp.get("/ui/alerts")
 def queue():
-    """The alert queue (SQL ``get_alerts``), newest first, filtered by the form."""
+    """The alert queue (SQL ``get_alerts``), newest raised first or (order=time)
+    newest transaction first, filtered by the form, with the total that
+    matches (``count_alerts``)."""
     args = _form_args()
     rule_ids: list[str] = []
     context: dict[str, Any] = {"args": args, "rule_ids": rule_ids, "statuses": REVIEW_STATUSES}
@@ -111,23 +115,41 @@ def queue():
         query = parse_model(AlertQuery, {**args, "limit": str(QUEUE_PAGE)})
         with transaction() as conn:
             rule_ids += [r["rule_id"] for r in db.get_rules(conn)]
+            # Taken before the rows are read: the live feed starts from here,
+            # so nothing raised between this page and its stream is missed
+            # (an alert both in the rows and in the feed is shown once).
+            context["feed_position"] = db.get_alert_feed_start(conn)
+            filters = {
+                "account_id": query.account_id,
+                "rule_id": query.rule_id,
+                "review_status": query.review_status,
+                "start": query.from_,
+                "end": query.to,
+            }
+            before_ts, before = query.cursor()
             rows = db.get_alerts(
                 conn,
-                account_id=query.account_id,
-                rule_id=query.rule_id,
-                review_status=query.review_status,
-                start=query.from_,
-                end=query.to,
-                before=query.before,
+                **filters,
+                before=before,
+                before_ts=before_ts,
+                order=query.order,
                 limit=QUEUE_PAGE + 1,
             )
+            context["total"] = db.count_alerts(conn, **filters)
     except PgfraudError as exc:
         return _failure("queue.html", exc, alerts=[], older=None, live=False, **context)
     older = None
     if len(rows) > QUEUE_PAGE:
         rows = rows[:QUEUE_PAGE]
-        older = "?" + urlencode({**args, "before": rows[-1]["alert_id"]})
-    return _render("queue.html", alerts=rows, older=older, live="before" not in args, **context)
+        older = "?" + urlencode({**args, "before": format_alert_cursor(rows[-1], query.order)})
+    return _render(
+        "queue.html",
+        alerts=rows,
+        older=older,
+        live="before" not in args,
+        order=query.order,
+        **context,
+    )
 
 
 @bp.get("/ui/accounts")
@@ -202,7 +224,16 @@ def evaluation():
             results = db.backtest_rules(conn, None, span.from_, span.to)
     except PgfraudError as exc:
         return _failure("evaluation.html", exc, **context)
-    context.update(results=results, rules=rows)
+    # Each parameter's kind and range (the validator's, as the OpenAPI
+    # document lists them): the sweep suggests only values it accepts.
+    ranges = {
+        rule: {
+            name: {"kind": kind, "minimum": low, "maximum": high, "maximum_excluded": excluded}
+            for name, (kind, low, high, excluded) in parameters.items()
+        }
+        for rule, parameters in RULE_PARAMETERS.items()
+    }
+    context.update(results=results, rules=rows, ranges=ranges)
     return _render("evaluation.html", **context)
 
 

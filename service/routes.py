@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -38,6 +39,7 @@ from pgfraud.wire import (
     HistoryPage,
     NotText,
     Review,
+    format_alert_cursor,
     format_event_cursor,
     format_history_cursor,
     format_timestamp,
@@ -237,39 +239,53 @@ def is_fraud(account_id: str):
 
 @bp.get("/alerts")
 def alerts():
-    """The alert queue, newest first (SQL ``get_alerts``).
+    """The alert queue (SQL ``get_alerts``, ``count_alerts``).
 
     Filters (query parameters, each optional): ``account_id``, ``rule_id``,
     ``review_status`` (unreviewed, confirmed_fraud, false_positive: the latest
     review of the alert's transaction), ``from``/``to`` (transaction time,
-    [from, to), ISO 8601 or epoch ms); paging: ``limit`` 1..1000 (default
-    100) and ``before`` (an alert_id: the cursor in ``next``). 200
-    ``{"count", "alerts": [{alert_id, transaction_id, account_id, timestamp,
-    amount, rule_id, observed, threshold, reason, parameters, raised_at,
-    review_status, review_note, reviewer, reviewed_at}], "next"}``; 400 naming
-    the bad parameter.
+    [from, to), ISO 8601 or epoch ms); ``order``: ``raised`` (default, newest
+    raised first) or ``time`` (newest transaction first: re-raised alerts of
+    old transactions, after a rule change, stay in their place); paging:
+    ``limit`` 1..1000 (default 100) and ``before`` (the cursor in ``next``: an
+    alert_id in raised order, ``<epoch ms>.<alert_id>`` in time order). 200
+    ``{"count", "total", "alerts": [{alert_id, transaction_id, account_id,
+    timestamp, amount, rule_id, observed, threshold, reason, parameters,
+    raised_at, review_status, review_note, reviewer, reviewed_at}], "next"}``:
+    count on this page, total over all pages; 400 naming the bad parameter.
     """
     query = parse_model(AlertQuery, _single_value_args())
-    rows = read(
-        lambda conn: db.get_alerts(
+    before_ts, before = query.cursor()
+    filters = {
+        "account_id": query.account_id,
+        "rule_id": query.rule_id,
+        "review_status": query.review_status,
+        "start": query.from_,
+        "end": query.to,
+    }
+
+    def page(conn) -> tuple[int, list[dict[str, Any]]]:
+        rows = db.get_alerts(
             conn,
-            account_id=query.account_id,
-            rule_id=query.rule_id,
-            review_status=query.review_status,
-            start=query.from_,
-            end=query.to,
-            before=query.before,
+            **filters,
+            before=before,
+            before_ts=before_ts,
+            order=query.order,
             limit=query.limit + 1,
         )
-    )
+        return db.count_alerts(conn, **filters), rows
+
+    total, rows = read(page)
     following = None
     if len(rows) > query.limit:
         rows = rows[: query.limit]
         args = {k: v for k, v in request.args.items() if k != "before"}
-        following = f"{request.path}?{urlencode({**args, 'before': rows[-1]['alert_id']})}"
+        cursor = format_alert_cursor(rows[-1], query.order)
+        following = f"{request.path}?{urlencode({**args, 'before': cursor})}"
     return jsonify(
         {
             "count": len(rows),
+            "total": total,
             "alerts": [_serialise(r, {"ts": "timestamp"}) for r in rows],
             "next": following,
         }
@@ -277,10 +293,20 @@ def alerts():
 
 
 FEED_HELD_POLL_S = 0.25  # seconds between reads while alerts are held back
+FEED_PROBE_S = 1.0  # seconds between writes that find a client gone
 
 
 def _sse(event_id: str, event: str, data: dict[str, Any]) -> str:
     return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def _sse_position(position: tuple[int, int]) -> str:
+    # The stream's position as an event id, sent when the stream opens and
+    # with each heartbeat: a client that has received no alert yet still
+    # reconnects with a Last-Event-ID, so an outage loses nothing. As an
+    # ``event: position`` too, since a page can read an id only from an event.
+    event_id = f"{position[0]}-{position[1]}"
+    return _sse(event_id, "position", {"last_event_id": event_id})
 
 
 @bp.get("/alerts/stream")
@@ -289,16 +315,23 @@ def alert_stream():
 
     Each event: ``id: <xact>-<alert_id>`` (the position), ``event: alert``,
     ``data:`` the alert as JSON (alert_id, transaction_id, account_id,
-    timestamp, amount, rule_id, observed, threshold, reason, raised_at). A
-    comment line ``: heartbeat`` every FEED_HEARTBEAT_S seconds (default 15)
-    when nothing happens. Resumes after the position in the
-    ``Last-Event-ID`` header (browsers send it when they reconnect) or the
-    ``last_event_id`` query parameter; otherwise starts from now. While the
-    database is unreachable the stream stays open, says so in a comment, and
-    catches up when it is back. Each stream holds a server thread: at most
-    FEED_MAX_STREAMS (default 16) per server process, so that requests always
+    timestamp, amount, rule_id, observed, threshold, reason, raised_at). When
+    the stream opens, and with each heartbeat (a comment line ``: heartbeat``
+    every FEED_HEARTBEAT_S seconds, default 15, when nothing happens), an
+    ``event: position`` whose ``id:`` is the stream's current position
+    (``data: {"last_event_id": ...}``), so that a client that has received
+    no alert yet also reconnects from where it was. Blank lines (no event)
+    every second or so find a client that went away. Resumes after the
+    position in the ``Last-Event-ID`` header (browsers send it when they
+    reconnect) or the ``last_event_id`` query parameter; otherwise starts
+    from now. While the database is unreachable the stream stays open, says
+    so in a comment, and catches up when it is back. Each stream holds a
+    server thread: at most FEED_MAX_STREAMS (default 16) per server process
+    (under ``pgfraud run``: workers x FEED_MAX_STREAMS per server, and one
+    worker up to its threads less POOL_MAX_SIZE), so that requests always
     find a thread; one more is answered 503 (too_many_streams) with
-    Retry-After. 400 for a malformed position or an unknown parameter.
+    Retry-After. A browser does not retry after a 503: the page reopens its
+    stream itself. 400 for a malformed position or an unknown parameter.
     """
     args = _single_value_args()
     unknown = sorted(set(args) - {"last_event_id"})
@@ -319,7 +352,7 @@ def alert_stream():
     def events() -> Iterator[str]:
         nonlocal position
         seen = listener.generation
-        yield "retry: 1000\n: connected\n\n"
+        yield "retry: 1000\n: connected\n" + _sse_position(position)
         while True:
             held = False
             try:
@@ -341,14 +374,22 @@ def alert_stream():
                 continue
             # Alerts held back by an older running transaction (see
             # get_alert_feed) come without a notification: look again soon.
-            timeout = FEED_HELD_POLL_S if held else heartbeat
-            generation = listener.wait(seen, timeout)
+            deadline = time.monotonic() + (FEED_HELD_POLL_S if held else heartbeat)
+            while True:
+                left = deadline - time.monotonic()
+                generation = listener.wait(seen, max(0.0, min(FEED_PROBE_S, left)))
+                if generation != seen or listener.stopping or left <= FEED_PROBE_S:
+                    break
+                # A blank line (no event) every FEED_PROBE_S: writing is the
+                # only way a WSGI server finds a client that went away, so its
+                # stream slot is free within seconds, not at the next heartbeat.
+                yield "\n"
             if listener.stopping:  # the server is shutting down
                 return
             if generation != seen:
                 seen = generation
             elif not held:
-                yield ": heartbeat\n\n"
+                yield ": heartbeat\n" + _sse_position(position)
 
     response = Response(
         stream_with_context(events()),

@@ -113,24 +113,47 @@ def serve(database):
         close_pool(app)
 
 
+# A refused write (400, 401) is part of the page's flow; any other error is not.
+REFUSED = ("status of 400 (BAD REQUEST)", "status of 401 (UNAUTHORIZED)")
+# Reported by the page's own scripts for every Content-Security-Policy
+# violation (the securitypolicyviolation event), added before any page script.
+CSP_REPORTER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  console.error("CSP violation: " + e.violatedDirective + " blocked " +
+                (e.blockedURI || "inline") + " at " + e.sourceFile + ":" + e.lineNumber);
+});
+"""
+
+
+def watch(page, allowed: tuple[str, ...] = REFUSED) -> list[str]:
+    """The problems ``page`` reports, collected as they come: its JavaScript
+    errors, console errors (except those ending with one of ``allowed``) and,
+    whatever ``allowed`` says, every Content-Security-Policy violation."""
+    problems: list[str] = []
+    page.add_init_script(CSP_REPORTER)
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+
+    def console(message) -> None:
+        text = message.text
+        if "Content Security Policy" in text or text.startswith("CSP violation"):
+            problems.append(text)
+        elif message.type == "error" and not text.endswith(allowed):
+            problems.append(text)
+
+    page.on("console", console)
+    return problems
+
+
 @pytest.fixture
 def site(serve, app_conn, browser) -> Iterator[tuple[str, object]]:
     """(base URL, a fresh browser page at 1280x800) with the hand-made history stored.
-    Fails the test on any error the page's JavaScript reports."""
+    Fails the test on any error the page's JavaScript reports, and on any
+    Content-Security-Policy violation."""
     store_history(app_conn)
     base, _ = serve()
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    # A refused write (400, 401) is part of the page's flow; any other error is not.
-    refused = ("status of 400 (BAD REQUEST)", "status of 401 (UNAUTHORIZED)")
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(m.text) if m.type == "error" and not m.text.endswith(refused) else None
-        ),
-    )
+    problems = watch(page)
     page.set_default_timeout(10_000)
     yield base, page
     context.close()
@@ -159,6 +182,11 @@ def test_every_page_loads_with_its_data(site):
     page.goto(base + "/ui/rules")
     assert page.locator(".rule-card").count() == 9
     assert page.locator("#p-large_amount-threshold").input_value() == "10000"
+    # Enter in the backtest range submits nothing (a script's listener: the
+    # CSP refuses inline handlers, and the watcher fails the test on that).
+    page.locator("#bt-from").fill("2024-03-01T00:00:00Z")
+    page.locator("#bt-from").press("Enter")
+    assert page.url == base + "/ui/rules"
 
     page.goto(base + "/ui/evaluation")
     overall = page.locator("#evaluation tr.overall", has_text="large_amount")
@@ -369,6 +397,7 @@ def test_writes_ask_for_the_token_once(serve, app_conn, browser):
     store_history(app_conn)
     base, _ = serve(API_TOKEN="a-token-for-the-page-test")
     page = browser.new_page()
+    problems = watch(page)
     page.goto(base + "/")
     page.locator('tr[data-transaction-id="704"]').first.get_by_role(
         "button", name="Confirm fraud on transaction 704"
@@ -387,6 +416,7 @@ def test_writes_ask_for_the_token_once(serve, app_conn, browser):
         "confirmed_fraud",
     ]
     page.close()
+    assert problems == []
 
 
 def test_a_database_that_is_down_shows_a_banner_and_the_page_recovers(
@@ -398,6 +428,8 @@ def test_a_database_that_is_down_shows_a_banner_and_the_page_recovers(
     closed = f"postgresql://nobody:nothing@127.0.0.1:{free_port()}/nowhere"
     base, app = serve(DATABASE_URL=closed, POOL_TIMEOUT_S=0.5)
     page = browser.new_page()
+    down = ("status of 503 (SERVICE UNAVAILABLE)", "net::ERR_FAILED", "Aborting the connection.")
+    problems = watch(page, allowed=(*REFUSED, *down))
     response = page.goto(base + "/")
     assert response.status == 503
     banner = page.locator("#db-banner")
@@ -416,6 +448,7 @@ def test_a_database_that_is_down_shows_a_banner_and_the_page_recovers(
     page.unroute("**/health")
     banner.wait_for(state="hidden")
     page.close()
+    assert problems == []
 
 
 def test_the_queue_reads_well_at_phone_width(site):
@@ -479,3 +512,175 @@ def test_a_backtest_on_the_rules_page_works_while_a_users_rule_is_on(site, datab
     assert next(r for r in rules if r["rule_id"] == "large_amount")["parameters"] == {
         "threshold": 30000
     }
+
+
+def _post_alert(
+    base: str, transaction_id: int, timestamp: str = "2024-03-02T00:00:00Z", account: int = 9
+) -> None:
+    """Store one 25000.00 transaction: a large_amount alert (and nothing else
+    for an account without history)."""
+    answer = requests.post(
+        base + "/store_data",
+        json={
+            "account_id": account,
+            "transaction_id": transaction_id,
+            "timestamp": timestamp,
+            "amount": "25000.00",
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 201
+
+
+def test_an_alert_raised_while_the_queue_is_cut_off_appears_when_it_reconnects(
+    serve, app_conn, browser
+):
+    # The page has received no alert when its stream is cut: it must still
+    # come back from where it was, not from "now" (issue 15, fault 4).
+    from pgfraud.service.feed import stop_listener
+
+    store_history(app_conn)
+    base, app = serve(FEED_HEARTBEAT_S=60)
+    page = browser.new_page()
+    # While cut, the browser's attempts to reconnect fail at the network.
+    problems = watch(page, allowed=(*REFUSED, "net::ERR_FAILED"))
+    cut = threading.Event()
+    page.route(
+        "**/alerts/stream*", lambda route: route.abort() if cut.is_set() else route.continue_()
+    )
+    page.goto(base + "/")
+    table = page.locator("#alerts")
+    page.locator('#alerts[data-streaming="true"]').wait_for(state="attached")
+    cut.set()
+    stop_listener(app)  # ends every open stream: the page's connection drops
+    page.locator('#alerts[data-streaming="false"]').wait_for(state="attached")
+    _post_alert(base, 901)
+    cut.clear()
+    row = page.locator('#alerts tbody tr[data-transaction-id="901"]')
+    row.wait_for(timeout=60_000)
+    assert table.get_attribute("data-streaming") == "true"
+    assert row.locator("td").all_inner_texts()[:4] == [
+        "2024-03-02 00:00:00",
+        "9",
+        "25000.00",
+        "large_amount",
+    ]
+    page.close()
+    assert problems == []
+
+
+def test_the_queue_reopens_its_stream_after_a_503(serve, app_conn, browser):
+    # Every stream slot is taken when the page opens its stream: the answer
+    # is 503, after which a browser never retries an EventSource. The page
+    # reopens it itself once the slot is free (issue 15, fault 5).
+    store_history(app_conn)
+    base, _ = serve(FEED_MAX_STREAMS=1, FEED_HEARTBEAT_S=60)
+    holder = requests.get(base + "/alerts/stream", stream=True, timeout=10)
+    assert holder.status_code == 200
+    next(holder.iter_lines())
+    page = browser.new_page()
+    problems = watch(
+        page,
+        allowed=(*REFUSED, "status of 503 (SERVICE UNAVAILABLE)", "Aborting the connection."),
+    )
+    page.goto(base + "/")
+    page.locator('#alerts[data-reopens="2"]').wait_for(state="attached", timeout=60_000)
+    assert page.locator("#live-state").inner_text() == "Live feed interrupted; reconnecting…"
+    holder.close()  # its slot is free within a second or two
+    page.locator('#alerts[data-streaming="true"]').wait_for(state="attached", timeout=60_000)
+    assert page.locator("#live-state").inner_text() == "Live: new alerts appear at the top."
+    _post_alert(base, 901)
+    page.locator('#alerts tbody tr[data-transaction-id="901"]').wait_for(timeout=60_000)
+    page.close()
+    assert problems == []
+
+
+PROTECTIONS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/ui/alerts",
+        "/ui/accounts/7",
+        "/ui/rules",
+        "/ui/evaluation",
+        "/ui/overview",
+        "/ui/nowhere",
+        "/static/app.js",
+        "/rules",
+        "/alerts?limit=0",
+    ],
+)
+def test_every_response_carries_the_browser_protections(client, app_conn, path):
+    store_history(app_conn)
+    response = client.get(path, headers={"Accept": "text/html"})
+    assert response.status_code in (200, 400, 404)
+    for header, value in PROTECTIONS.items():
+        assert response.headers[header] == value, header
+    policy = dict(
+        part.strip().split(" ", 1)
+        for part in response.headers["Content-Security-Policy"].split(";")
+    )
+    assert policy["default-src"] == "'self'"
+    assert policy["script-src"] == "'self'"
+    assert policy["style-src"] == "'self'"
+    assert policy["connect-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
+
+
+def test_the_sweeps_suggested_values_are_accepted(site):
+    # An integer parameter gets whole numbers, a share stays within 0..1,
+    # and the first suggestion on opening the page is drawn, not refused.
+    base, page = site
+    page.goto(base + "/ui/evaluation")
+    values = page.get_by_label("Values (comma separated)")
+    page.get_by_role("button", name="Draw").click()
+    page.locator("#sweep-status", has_text="values backtested").wait_for()
+    page.get_by_label("Rule", exact=True).select_option("amount_spike")
+    page.get_by_label("Parameter", exact=True).select_option("min_history")
+    # min_history 3 x 0.25 .. 4, rounded: 1, 2 (1.5 and 2.25), 3, 5 (4.5), 6, 9, 12.
+    assert values.input_value() == "1, 2, 3, 5, 6, 9, 12"
+    page.get_by_role("button", name="Draw").click()
+    page.locator("#sweep-status", has_text="min_history of amount_spike: 7 values").wait_for()
+    page.get_by_label("Rule", exact=True).select_option("compromised_merchant")
+    page.get_by_label("Parameter", exact=True).select_option("min_fraud_share")
+    # 0.5 x 0.25 .. 4, at most 1 (a share).
+    assert values.input_value() == "0.125, 0.25, 0.375, 0.5, 0.75, 1"
+    page.get_by_label("Parameter", exact=True).select_option("min_known_fraud")
+    assert values.input_value() == "1, 2, 3, 5, 6, 9, 12"
+
+
+def test_the_queue_orders_by_transaction_time_and_shows_the_total(site):
+    # 901 is raised after 704's two alerts (2024-03-01 06:00) but happened
+    # before them, on 2024-02-01.
+    base, page = site
+    _post_alert(base, 901, "2024-02-01T00:00:00Z")
+
+    def order() -> list[str]:
+        return page.locator("#alerts tbody tr").evaluate_all(
+            "(rows) => rows.map((r) => r.dataset.transactionId)"
+        )
+
+    page.goto(base + "/")
+    assert page.locator("#alert-total").inner_text() == "3"
+    assert order() == ["901", "704", "704"]
+    page.get_by_label("Order").select_option("time")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**order=time**")
+    assert page.locator("#alert-total").inner_text() == "3"
+    assert order() == ["704", "704", "901"]
+    # Live alerts take their place in time order, and count in the total.
+    page.locator('#alerts[data-streaming="true"]').wait_for(state="attached")
+    _post_alert(base, 902, "2024-01-01T00:00:00Z", account=10)
+    page.locator('#alerts tbody tr[data-transaction-id="902"]').wait_for()
+    _post_alert(base, 903, "2024-03-05T00:00:00Z", account=11)
+    page.locator('#alerts tbody tr[data-transaction-id="903"]').wait_for()
+    assert order() == ["903", "704", "704", "901", "902"]
+    assert page.locator("#alert-total").inner_text() == "5"
