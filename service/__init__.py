@@ -7,7 +7,16 @@ mapped in one place (service/errors.py); never a stack trace or SQL text.
 
 Configuration (``create_app(test_config)`` keys, or the environment):
 ``DATABASE_URL`` (the service's login; required), ``API_TOKEN``
-(``PGFRAUD_API_TOKEN``: bearer token required on writes when set),
+(``PGFRAUD_API_TOKEN``: when set, every request but /health, /openapi.json
+and static files needs it; see service/auth.py), ``SESSION_MAX_AGE_S``
+(``PGFRAUD_SESSION_MAX_AGE_S``: seconds a browser's session cookie lasts,
+default 28,800), ``MAX_HEAVY`` (``PGFRAUD_MAX_HEAVY``: backtests and rule
+changes running at once over every worker and server on the database,
+default the cores this process may use; one more is answered 429),
+``HEAVY_TIMEOUT_MS`` (``PGFRAUD_HEAVY_TIMEOUT_MS``: each one's statement time
+limit, default 300,000), ``TRUSTED_PROXIES`` (``PGFRAUD_TRUSTED_PROXIES``:
+reverse proxies in front whose X-Forwarded-For/-Proto/-Host/-Port are
+believed, default 0: none, the headers are ignored),
 ``MAX_CONTENT_LENGTH`` (bytes, default 2 MiB), ``MAX_BATCH_ROWS`` (default
 10,000 transactions per POST), ``STATEMENT_TIMEOUT_MS`` (default 10,000),
 ``POOL_MAX_SIZE`` (default 8), ``POOL_TIMEOUT_S`` (seconds to wait for a
@@ -27,8 +36,29 @@ from typing import Any
 import simplejson
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from pgfraud.service import database, errors, pages, routes
+from pgfraud.errors import ConfigurationError
+from pgfraud.service import auth, database, errors, pages, routes
+
+
+def _env_int(name: str, default: int, low: int, high: int) -> int:
+    """The integer in environment variable ``name`` (``default`` when unset or
+    empty); ConfigurationError naming it when it is not one from low to high."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigurationError(f"{name} must be an integer from {low} to {high}, not {raw!r}")
+    return int(raw)
+
+
+def default_max_heavy() -> int:
+    """The cores this process may run on (at least 1): the default bound on heavy work."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 class ExactJSONProvider(DefaultJSONProvider):
@@ -64,6 +94,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         FEED_HEARTBEAT_S=15,
         FEED_MAX_STREAMS=16,
         PAGE_HEALTH_INTERVAL_S=10,
+        SESSION_MAX_AGE_S=_env_int("PGFRAUD_SESSION_MAX_AGE_S", 8 * 3600, 60, 30 * 86400),
+        MAX_HEAVY=_env_int("PGFRAUD_MAX_HEAVY", default_max_heavy(), 1, 1000),
+        HEAVY_TIMEOUT_MS=_env_int("PGFRAUD_HEAVY_TIMEOUT_MS", 300_000, 1, 86_400_000),
+        TRUSTED_PROXIES=_env_int("PGFRAUD_TRUSTED_PROXIES", 0, 0, 10),
     )
     if test_config:
         app.config.update(test_config)
@@ -74,6 +108,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.url_map.strict_slashes = False
     database.init_app(app)
     errors.init_app(app)
+    auth.init_app(app)
     app.register_blueprint(routes.bp)
     app.register_blueprint(pages.bp)
+    auth.check_routes(app)  # a view that does not say who may call it is refused here
+    hops = int(app.config["TRUSTED_PROXIES"])
+    if hops:  # believe this many proxies' X-Forwarded-* headers, and no more
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
     return app

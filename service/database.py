@@ -29,7 +29,7 @@ from flask import Flask, current_app
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from pgfraud.errors import ConfigurationError, DatabaseUnavailable
+from pgfraud.errors import ConfigurationError, DatabaseUnavailable, TimeLimitExceeded, TooBusy
 
 T = TypeVar("T")
 _EXTENSION = "pgfraud_pool"
@@ -163,3 +163,36 @@ def read(work: Callable[[psycopg.Connection], T]) -> T:
             raise
     with reading() as conn:
         return work(conn)
+
+
+@contextlib.contextmanager
+def heavy_transaction(what: str) -> Iterator[psycopg.Connection]:
+    """:func:`transaction` for heavy work (``what``: "backtest", "rule change"):
+    first one of MAX_HEAVY slots (SQL ``take_heavy_slot``: advisory locks of
+    the database, so the bound holds across worker processes), then the
+    work, under a statement timeout of HEAVY_TIMEOUT_MS instead of
+    STATEMENT_TIMEOUT_MS. The slot is freed when the transaction ends.
+
+    Errors: TooBusy (429, Retry-After) when every slot is taken;
+    TimeLimitExceeded when a statement runs past HEAVY_TIMEOUT_MS (rolled
+    back: nothing changed); DatabaseUnavailable as :func:`transaction`.
+    """
+    slots = int(current_app.config["MAX_HEAVY"])
+    limit_ms = int(current_app.config["HEAVY_TIMEOUT_MS"])
+    try:
+        with transaction() as conn:
+            slot = conn.execute("SELECT take_heavy_slot(%s)", (slots,)).fetchone()[0]
+            if slot is None:
+                raise TooBusy(
+                    f"{slots} heavy request{'s are' if slots != 1 else ' is'} running "
+                    f"(backtests, rule changes: PGFRAUD_MAX_HEAVY); try the {what} again later"
+                )
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(limit_ms),))
+            yield conn
+    except DatabaseUnavailable as exc:
+        if isinstance(exc.__cause__, pg_errors.QueryCanceled):
+            raise TimeLimitExceeded(
+                f"the {what} ran past its time limit of {limit_ms / 1000:g} s "
+                "(PGFRAUD_HEAVY_TIMEOUT_MS) and was cancelled; nothing changed"
+            ) from None
+        raise

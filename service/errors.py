@@ -8,12 +8,36 @@ generic message: never a stack trace, never SQL text.
 
 from __future__ import annotations
 
+import logging
 import re
+import traceback
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from pgfraud.errors import PgfraudError
+from pgfraud.errors import PgfraudError, redact
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record of a logger, traceback included, without secrets
+    (pgfraud.errors.redact, and the app's API token): psycopg's messages, and
+    psycopg_pool's "error connecting" log lines, can quote the connection
+    string."""
+
+    def __init__(self, app: Flask | None = None) -> None:
+        super().__init__()
+        self.app = app
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            record.exc_info = None
+            record.exc_text = None
+        token = self.app.config.get("API_TOKEN") if self.app is not None else None
+        record.msg = redact(message, (token,) if token else ())
+        record.args = None
+        return True
 
 
 def _code(exc: HTTPException) -> str:
@@ -21,26 +45,36 @@ def _code(exc: HTTPException) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Register the JSON error handlers on ``app``."""
+    """Register the JSON error handlers on ``app``, and redact its log."""
+    app.logger.addFilter(RedactingFilter(app))
+    pool_logger = logging.getLogger("psycopg.pool")
+    if not any(isinstance(f, RedactingFilter) for f in pool_logger.filters):
+        pool_logger.addFilter(RedactingFilter())
 
     @app.errorhandler(PgfraudError)
     def handle_pgfraud_error(exc: PgfraudError):
-        if exc.status == 503:
-            # Expected while the database restarts or streams are full: one line.
-            app.logger.warning("answered 503: %s (%s)", exc, exc.__cause__ or "no cause")
-            response = jsonify(exc.to_dict())
-            response.status_code = 503
-            response.headers["Retry-After"] = "1"
-            return response
-        if exc.status >= 500:
+        if exc.status in (429, 503):
+            # Expected while the database restarts, streams are full or heavy
+            # work is at its bound: one line (no connection string: redacted).
+            cause = redact(str(exc.__cause__)) if exc.__cause__ else "no cause"
+            app.logger.warning("answered %s: %s (%s)", exc.status, exc, cause)
+        elif exc.status >= 500:
             app.logger.error("request failed: %s", exc, exc_info=exc.__cause__ or exc)
-        return jsonify(exc.to_dict()), exc.status
+        response = jsonify(exc.to_dict())
+        response.status_code = exc.status
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def handle_http_error(exc: HTTPException):
         message = exc.description or exc.name
         response = jsonify({"error": {"code": _code(exc), "message": message}})
         response.status_code = exc.code or 500
+        if exc.code == 401:
+            for name, value in exc.get_headers():
+                if name == "WWW-Authenticate":
+                    response.headers[name] = value
         if exc.code == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response

@@ -6,23 +6,31 @@ Amounts, observed values and thresholds are JSON strings of exact decimals
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
-from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
-from werkzeug.exceptions import MethodNotAllowed, Unauthorized, UnsupportedMediaType
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    request,
+    stream_with_context,
+    url_for,
+)
+from werkzeug.exceptions import MethodNotAllowed, UnsupportedMediaType
 
 from pgfraud import __version__, db
 from pgfraud.errors import DatabaseUnavailable, InvalidInput, MalformedJson, TooManyRows
-from pgfraud.service import feed
-from pgfraud.service.database import read, single_statement, transaction
+from pgfraud.service import auth, feed
+from pgfraud.service.auth import ANALYST, OWNER, PUBLIC, READ, requires
+from pgfraud.service.database import heavy_transaction, read, single_statement, transaction
 from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
     AlertQuery,
@@ -67,27 +75,8 @@ def _serialise(row: dict[str, Any], rename: dict[str, str] | None = None) -> dic
     return out
 
 
-def requires_token(view: Callable) -> Callable:
-    """Refuse the request (401) unless it carries ``Authorization: Bearer <API_TOKEN>``,
-    when an API token is configured."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any):
-        token = current_app.config.get("API_TOKEN")
-        if token:
-            given = request.headers.get("Authorization", "")
-            scheme, _, value = given.partition(" ")
-            valid = scheme.lower() == "bearer" and hmac.compare_digest(
-                value.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8")
-            )
-            if not valid:
-                raise Unauthorized("this endpoint needs the header Authorization: Bearer <token>")
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
 @bp.get("/api")
+@requires(READ)
 def index():
     """Where to go: the endpoints of this service (also ``/`` for clients that do
     not ask for HTML; browsers get the analyst's page there)."""
@@ -117,19 +106,23 @@ def index():
 
 
 @bp.get("/health")
+@requires(PUBLIC)
 def health():
-    """200 ``{"status": "ok", "database": {...}}`` when the database answers; 503 otherwise."""
-    info = read(db.check_health)
-    return jsonify({"status": "ok", "database": info})
+    """200 ``{"status": "ok"}`` when the database answers; 503 (database_unavailable)
+    otherwise. Public (no token), so it says nothing else: no versions, no counts."""
+    read(db.check_health)
+    return jsonify({"status": "ok"})
 
 
 @bp.get("/openapi.json")
+@requires(PUBLIC)
 def openapi():
-    """The OpenAPI 3.1 document of this API."""
-    return jsonify(openapi_document())
+    """The OpenAPI 3.1 document of this API, each operation with what it needs."""
+    return jsonify(openapi_document(auth.operation_access(current_app)))
 
 
 @bp.get("/rules")
+@requires(READ)
 def rules():
     """The rule catalogue: ``{"rules": [{rule_id, enabled, parameters, description}]}``."""
     rows = read(db.get_rules)
@@ -137,7 +130,7 @@ def rules():
 
 
 @bp.post("/rules")
-@requires_token
+@requires(OWNER, writes=True)
 def add_rule():
     """Add (or replace) a user's rule (SQL ``add_rule``).
 
@@ -166,7 +159,7 @@ def add_rule():
     enabled = body.get("enabled", False)
     if not isinstance(enabled, bool):
         raise InvalidInput("enabled must be true or false", field="enabled")
-    with transaction() as conn:
+    with heavy_transaction("rule change") as conn:
         row = db.add_rule(conn, body["rule_id"], body["expression"], description, enabled)
     return jsonify(_serialise(row)), 201
 
@@ -181,6 +174,7 @@ def _single_value_args() -> dict[str, str]:
 
 @bp.get("/is_fraud/<account_id>")
 @bp.get("/is_fraud/<account_id>/")
+@requires(READ)
 def is_fraud(account_id: str):
     """The fraudulent events of one account (SQL ``is_fraud``: the alerts persisted
     when its transactions were stored), a page at a time.
@@ -210,6 +204,7 @@ def is_fraud(account_id: str):
 
 
 @bp.get("/alerts")
+@requires(READ)
 def alerts():
     """The alert queue, newest first (SQL ``get_alerts``).
 
@@ -258,6 +253,7 @@ def _sse(event_id: str, event: str, data: dict[str, Any]) -> str:
 
 
 @bp.get("/alerts/stream")
+@requires(READ)
 def alert_stream():
     """Server-sent events: one ``alert`` event per new alert, as it is raised.
 
@@ -334,7 +330,7 @@ def alert_stream():
 
 
 @bp.post("/transactions/<transaction_id>/review")
-@requires_token
+@requires(ANALYST, writes=True)
 def review(transaction_id: str):
     """Record an analyst's decision on a stored transaction (SQL ``review_transaction``).
 
@@ -360,6 +356,7 @@ def review(transaction_id: str):
 
 
 @bp.get("/accounts/<account_id>/transactions")
+@requires(READ)
 def account_transactions(account_id: str):
     """An account's latest transactions, newest first: ``?limit=`` 1..10000 (default 100).
 
@@ -405,7 +402,7 @@ def _single_answer(result: dict[str, Any]):
 
 
 @bp.get("/store_data")
-@requires_token
+@requires(ANALYST, writes=True)
 def store_data_query():
     """Store one transaction from query parameters (the seed's form):
     ``?account_id=…&transaction_id=…&timestamp=…&amount=…[&merchant_id=…]``.
@@ -436,7 +433,7 @@ def store_data_query():
 
 
 @bp.post("/store_data")
-@requires_token
+@requires(ANALYST, writes=True)
 def store_data_json():
     """Store one JSON object, or an array of them all-or-nothing (at most MAX_BATCH_ROWS).
 
@@ -479,6 +476,7 @@ def history_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @bp.get("/accounts/<account_id>/history")
+@requires(READ)
 def account_history(account_id: str):
     """An account's transactions, newest first, each with the alerts it raised and its
     latest review (SQL ``get_account_history``), a page at a time.
@@ -503,6 +501,7 @@ def account_history(account_id: str):
 
 
 @bp.get("/accounts/<account_id>/reviews")
+@requires(READ)
 def account_reviews(account_id: str):
     """The review history of one account, newest first (SQL ``get_account_reviews``):
     ``?limit=`` 1..10000 (default 100). 200 ``{"account_id", "reviews":
@@ -515,6 +514,7 @@ def account_reviews(account_id: str):
 
 
 @bp.get("/overview")
+@requires(READ)
 def overview():
     """Transactions and alerts per hour over the last day stored, alerts by rule and the
     review backlog (SQL ``get_overview``): 200 ``{"until", "hours": [{hour,
@@ -529,6 +529,7 @@ def backtest_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @bp.post("/evaluate")
+@requires(ANALYST)
 def evaluate():
     """Precision and recall per rule and scenario, for the live rules or a backtest of
     candidate parameters (SQL ``backtest_rules``, i.e. ``evaluate_rules``). Reads only.
@@ -544,12 +545,13 @@ def evaluate():
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object with rules, from and to")
     query = parse_model(Backtest, body)
-    rows = read(lambda conn: db.backtest_rules(conn, query.rules, query.from_, query.to))
+    with heavy_transaction("backtest") as conn:
+        rows = db.backtest_rules(conn, query.rules, query.from_, query.to)
     return jsonify({"results": backtest_json(rows)})
 
 
 @bp.patch("/rules")
-@requires_token
+@requires(OWNER, writes=True)
 def change_rules():
     """Turn rules on or off and/or change their parameters, all-or-nothing (SQL
     ``change_rule`` per rule, which calls ``set_rule`` and its validator); the
@@ -565,9 +567,25 @@ def change_rules():
     """
     body = _json_body()
     changes = parse_rule_changes(body)
-    with transaction() as conn:
+    with heavy_transaction("rule change") as conn:
         rows = [
             db.change_rule(conn, rule_id, change.enabled, change.parameters)
             for rule_id, change in sorted(changes.items())
         ]
     return jsonify({"rules": [_serialise(r) for r in rows]})
+
+
+@bp.post("/session")
+@requires(READ)
+def start_session():
+    """Exchange the bearer token for the browser's session cookie (the analyst's
+    page does this once; EventSource and page loads cannot send a header).
+
+    Needs ``Authorization: Bearer <token>`` (the cookie itself does not count
+    here). 204 with ``Set-Cookie: pgfraud_session=…; HttpOnly; SameSite=Strict;
+    Path=/; Max-Age=SESSION_MAX_AGE_S`` (and ``Secure`` over HTTPS); the
+    cookie then authenticates reads (GET of pages, reads and the live feed),
+    never writes. 204 and no cookie when no token is configured; 401 without
+    a valid token.
+    """
+    return auth.start_session(g.identity)

@@ -1,6 +1,12 @@
 // pgfraud's page: what every page shares. Plain JavaScript, no build step.
 // - api(): fetch JSON from the service's own API; asks once for the API token
-//   when a write answers 401, keeps it in sessionStorage, sends it as a bearer.
+//   when a call answers 401, keeps it in sessionStorage (this tab only, never
+//   in a URL), sends it as a bearer on every call, reads and writes.
+// - sign-in: a page answered 401 (a token is configured and this browser has
+//   no session) asks for the token (or takes the one this tab keeps), trades
+//   it for the HttpOnly session cookie (POST /session) and loads the page
+//   again; the cookie lets page loads and the live feed (EventSource sends no
+//   headers) read. Writes always send the bearer.
 // - the database banner: shown when /health (or any call) fails, hidden when
 //   it answers again; a page rendered while the database was down reloads.
 "use strict";
@@ -71,6 +77,46 @@ const pgfraud = (() => {
 
   function fixed(value, places) {
     return value === null || value === undefined ? "–" : Number(value).toFixed(places);
+  }
+
+  // The sign-in page: the kept token, or one asked for, for the session cookie.
+  async function signIn() {
+    const message = document.getElementById("signin-message");
+    let token = sessionStorage.getItem(TOKEN_KEY);
+    for (;;) {
+      if (!token) token = await askToken();
+      if (!token) {
+        message.textContent = "No token given: the pages need one.";
+        return;
+      }
+      let response;
+      try {
+        response = await fetch("/session", {
+          method: "POST", headers: { Accept: "application/json", Authorization: "Bearer " + token },
+        });
+      } catch (err) {
+        showBanner(true);
+        message.textContent = "The service is not answering.";
+        return;
+      }
+      if (response.ok) {
+        sessionStorage.setItem(TOKEN_KEY, token);
+        location.reload();
+        return;
+      }
+      if (response.status !== 401) {
+        showBanner(response.status === 503);
+        message.textContent = "Signing in failed (HTTP " + response.status + ").";
+        return;
+      }
+      sessionStorage.removeItem(TOKEN_KEY);
+      message.textContent = "That token is not valid; enter the service's API token.";
+      token = null;
+    }
+  }
+  if (document.body.dataset.page === "signin") {
+    document.getElementById("signin-button").addEventListener("click", signIn);
+    signIn();
   }
 
   // /health every PAGE_HEALTH_INTERVAL_S (10 s), every 2 s at most while down.
