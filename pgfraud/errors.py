@@ -169,6 +169,16 @@ _SECRET_ENV = (
 )
 
 
+_KNOWN_SECRETS: set[str] = set()
+
+
+def add_secret(value: str | None) -> None:
+    """Have :func:`redact` hide ``value`` (a token, a connection URL) from now on
+    (values under 4 characters are ignored: they would blank ordinary text)."""
+    if value and len(value) >= 4:
+        _KNOWN_SECRETS.add(value)
+
+
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """``text`` with every secret replaced by ``***``: the whole values of
     PGFRAUD_API_TOKEN, PGFRAUD_USER_PASSWORD, DATABASE_URL,
@@ -176,7 +186,9 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     connection URL (``postgresql://user:***@host``) or a libpq ``password=``
     pair. For what goes to logs, error answers and standard output
     (psycopg's messages can quote the connection string)."""
-    for secret in (*(os.environ.get(name) for name in _SECRET_ENV), *secrets):
+    env = (os.environ.get(name) for name in _SECRET_ENV)
+    # Longest first: a URL goes whole before a password inside it is replaced.
+    for secret in sorted({*env, *_KNOWN_SECRETS, *secrets} - {None, ""}, key=len, reverse=True):
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     text = _URL_PASSWORD.sub(r"\g<head>***", text)

@@ -15,18 +15,14 @@ import traceback
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from pgfraud.errors import PgfraudError, redact
+from pgfraud.errors import PgfraudError, add_secret, redact
 
 
 class RedactingFilter(logging.Filter):
     """Rewrites each record of a logger, traceback included, without secrets
-    (pgfraud.errors.redact, and the app's API token): psycopg's messages, and
-    psycopg_pool's "error connecting" log lines, can quote the connection
-    string."""
-
-    def __init__(self, app: Flask | None = None) -> None:
-        super().__init__()
-        self.app = app
+    (pgfraud.errors.redact: the apps' tokens and database URLs are
+    registered with add_secret): psycopg's messages, and psycopg_pool's
+    "error connecting" log lines, can quote the connection string."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -34,8 +30,7 @@ class RedactingFilter(logging.Filter):
             message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
             record.exc_info = None
             record.exc_text = None
-        token = self.app.config.get("API_TOKEN") if self.app is not None else None
-        record.msg = redact(message, (token,) if token else ())
+        record.msg = redact(message)
         record.args = None
         return True
 
@@ -45,11 +40,12 @@ def _code(exc: HTTPException) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Register the JSON error handlers on ``app``, and redact its log."""
-    app.logger.addFilter(RedactingFilter(app))
-    pool_logger = logging.getLogger("psycopg.pool")
-    if not any(isinstance(f, RedactingFilter) for f in pool_logger.filters):
-        pool_logger.addFilter(RedactingFilter())
+    """Register the JSON error handlers on ``app``, and redact its log and the pool's."""
+    add_secret(app.config.get("API_TOKEN"))
+    add_secret(app.config.get("DATABASE_URL"))
+    for logger in (app.logger, logging.getLogger("psycopg.pool")):
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
 
     @app.errorhandler(PgfraudError)
     def handle_pgfraud_error(exc: PgfraudError):
