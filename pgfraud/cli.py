@@ -690,13 +690,15 @@ def run(
             app = create_app({"DATABASE_URL": database.app_url, "API_TOKEN": token or None})
             base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
             workers = workers or serve.default_workers()
+            # With a token every call but /health needs it (never printed itself).
+            auth = ' -H "Authorization: Bearer $PGFRAUD_API_TOKEN"' if token else ""
             banner = "\n".join(
                 [
                     f"pgfraud is serving on {base}  (Ctrl-C stops it)",
                     f"  curl {base}/health",
-                    f"  curl {base}/is_fraud/1",
-                    f"  curl {base}/rules",
-                    f"  curl '{base}/store_data?account_id=1&transaction_id=800000001"
+                    f"  curl{auth} {base}/is_fraud/1",
+                    f"  curl{auth} {base}/rules",
+                    f"  curl{auth} '{base}/store_data?account_id=1&transaction_id=800000001"
                     "&timestamp=2024-06-01T12:00:00Z&amount=19.99'",
                     '  psql "$(.venv/bin/pgfraud db url)" -c "SELECT * FROM is_fraud(1)"',
                     f"  ({workers} worker process{'es' if workers != 1 else ''} x {threads} "

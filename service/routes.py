@@ -99,6 +99,7 @@ def index():
                 "evaluate": "/evaluate (POST JSON: rules, from, to)",
                 "change_rules": "/rules (PATCH JSON: {rule_id: {enabled, parameters}})",
                 "openapi": url_for("api.openapi"),
+                "session": "/session (POST with the bearer token: the page's session cookie)",
                 "page": url_for("pages.queue"),
             },
         }
