@@ -13,10 +13,11 @@ and static files needs it; see service/auth.py), ``SESSION_MAX_AGE_S``
 default 28,800), ``MAX_HEAVY`` (``PGFRAUD_MAX_HEAVY``: backtests and rule
 changes running at once over every worker and server on the database,
 default the cores this process may use; one more is answered 429),
-``HEAVY_TIMEOUT_MS`` (``PGFRAUD_HEAVY_TIMEOUT_MS``: each one's statement time
-limit, default 300,000), ``TRUSTED_PROXIES`` (``PGFRAUD_TRUSTED_PROXIES``:
-reverse proxies in front whose X-Forwarded-For/-Proto/-Host/-Port are
-believed, default 0: none, the headers are ignored),
+``HEAVY_TIMEOUT_MS`` (``PGFRAUD_HEAVY_TIMEOUT_MS``: a backtest's statement time
+limit, default 300,000; rule changes keep STATEMENT_TIMEOUT_MS),
+``TRUSTED_PROXIES`` (``PGFRAUD_TRUSTED_PROXIES``: reverse proxies in front
+whose X-Forwarded-For/-Proto/-Host/-Port are believed, default 0: none, the
+headers are ignored),
 ``MAX_CONTENT_LENGTH`` (bytes, default 2 MiB), ``MAX_BATCH_ROWS`` (default
 10,000 transactions per POST), ``STATEMENT_TIMEOUT_MS`` (default 10,000),
 ``POOL_MAX_SIZE`` (default 8), ``POOL_TIMEOUT_S`` (seconds to wait for a

@@ -166,19 +166,23 @@ def read(work: Callable[[psycopg.Connection], T]) -> T:
 
 
 @contextlib.contextmanager
-def heavy_transaction(what: str) -> Iterator[psycopg.Connection]:
+def heavy_transaction(
+    what: str, *, limit: str = "HEAVY_TIMEOUT_MS"
+) -> Iterator[psycopg.Connection]:
     """:func:`transaction` for heavy work (``what``: "backtest", "rule change"):
     first one of MAX_HEAVY slots (SQL ``take_heavy_slot``: advisory locks of
     the database, so the bound holds across worker processes), then the
-    work, under a statement timeout of HEAVY_TIMEOUT_MS instead of
-    STATEMENT_TIMEOUT_MS. The slot is freed when the transaction ends.
+    work, under the statement timeout of the config key ``limit``
+    (HEAVY_TIMEOUT_MS for backtests, which only read; rule changes keep
+    STATEMENT_TIMEOUT_MS, since stores of late arrivals wait on the
+    re-scoring lock they hold). The slot is freed when the transaction ends.
 
     Errors: TooBusy (429, Retry-After) when every slot is taken;
-    TimeLimitExceeded when a statement runs past HEAVY_TIMEOUT_MS (rolled
-    back: nothing changed); DatabaseUnavailable as :func:`transaction`.
+    TimeLimitExceeded when a statement runs past the limit (rolled back:
+    nothing changed); DatabaseUnavailable as :func:`transaction`.
     """
     slots = int(current_app.config["MAX_HEAVY"])
-    limit_ms = int(current_app.config["HEAVY_TIMEOUT_MS"])
+    limit_ms = int(current_app.config[limit])
     try:
         with transaction() as conn:
             slot = conn.execute("SELECT take_heavy_slot(%s)", (slots,)).fetchone()[0]
@@ -193,6 +197,7 @@ def heavy_transaction(what: str) -> Iterator[psycopg.Connection]:
         if isinstance(exc.__cause__, pg_errors.QueryCanceled):
             raise TimeLimitExceeded(
                 f"the {what} ran past its time limit of {limit_ms / 1000:g} s "
-                "(PGFRAUD_HEAVY_TIMEOUT_MS) and was cancelled; nothing changed"
+                f"({'PGFRAUD_' if limit == 'HEAVY_TIMEOUT_MS' else ''}{limit}) and was "
+                "cancelled; nothing changed"
             ) from None
         raise

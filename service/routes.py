@@ -160,7 +160,7 @@ def add_rule():
     enabled = body.get("enabled", False)
     if not isinstance(enabled, bool):
         raise InvalidInput("enabled must be true or false", field="enabled")
-    with heavy_transaction("rule change") as conn:
+    with heavy_transaction("rule change", limit="STATEMENT_TIMEOUT_MS") as conn:
         row = db.add_rule(conn, body["rule_id"], body["expression"], description, enabled)
     return jsonify(_serialise(row)), 201
 
@@ -568,7 +568,7 @@ def change_rules():
     """
     body = _json_body()
     changes = parse_rule_changes(body)
-    with heavy_transaction("rule change") as conn:
+    with heavy_transaction("rule change", limit="STATEMENT_TIMEOUT_MS") as conn:
         rows = [
             db.change_rule(conn, rule_id, change.enabled, change.parameters)
             for rule_id, change in sorted(changes.items())

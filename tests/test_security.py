@@ -307,6 +307,24 @@ def test_a_backtest_past_its_time_limit_is_cancelled(app, database):
     assert client.post("/evaluate", json={}).status_code == 200  # the slot was freed
 
 
+def test_a_rule_change_keeps_the_statement_timeout_of_every_request(app, database):
+    # Stores of late arrivals wait on the re-scoring lock a rule change holds:
+    # it gets STATEMENT_TIMEOUT_MS, not a backtest's HEAVY_TIMEOUT_MS.
+    app.config["STATEMENT_TIMEOUT_MS"] = 300
+    client = app.test_client()
+    with db.connect(database.admin_url) as holder:
+        holder.execute("LOCK TABLE rules IN ACCESS EXCLUSIVE MODE")
+        response = client.patch("/rules", json={"velocity": {"enabled": False}})
+        holder.rollback()
+    assert response.status_code == 503
+    body = response.get_json()["error"]
+    assert body["code"] == "time_limit_exceeded"
+    assert "0.3 s (STATEMENT_TIMEOUT_MS)" in body["message"]
+    with db.connect(database.admin_url) as conn:
+        enabled = conn.execute("SELECT enabled FROM rules WHERE rule_id = 'velocity'").fetchone()
+    assert enabled == (True,)
+
+
 def test_take_heavy_slot_counts_slots_and_refuses_a_bad_bound(database):
     # Three sessions of the service's login, each in its own transaction.
     with (
