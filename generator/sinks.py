@@ -124,7 +124,7 @@ def copy_text(
     minute_of = -1
     prefix = ""
     lines: list[str] = []
-    for number, (transaction_id, account_id, ms, cents, _, merchant) in enumerate(rows, start=1):
+    for number, (transaction_id, account_id, ms, cents, _, merchant, _) in enumerate(rows, 1):
         minute, rest = divmod(ms, 60_000)
         if minute != minute_of:
             minute_of = minute
