@@ -12,7 +12,7 @@ and static files needs it; see service/auth.py), ``SESSION_MAX_AGE_S``
 (``PGFRAUD_SESSION_MAX_AGE_S``: seconds a browser's session cookie lasts,
 default 28,800), ``MAX_HEAVY`` (``PGFRAUD_MAX_HEAVY``: backtests and rule
 changes running at once over every worker and server on the database,
-default the cores this process may use; one more is answered 429),
+default the cores this process may use, at least 2; one more is answered 429),
 ``HEAVY_TIMEOUT_MS`` (``PGFRAUD_HEAVY_TIMEOUT_MS``: a backtest's statement time
 limit, default 300,000; rule changes keep STATEMENT_TIMEOUT_MS),
 ``TRUSTED_PROXIES`` (``PGFRAUD_TRUSTED_PROXIES``: reverse proxies in front
@@ -55,11 +55,13 @@ def _env_int(name: str, default: int, low: int, high: int) -> int:
 
 
 def default_max_heavy() -> int:
-    """The cores this process may run on (at least 1): the default bound on heavy work."""
+    """The default bound on heavy work: the cores this process may run on, at
+    least 2 (the Rules page backtests the live and the candidate rules at once)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    return max(2, cores)
 
 
 class ExactJSONProvider(DefaultJSONProvider):

@@ -477,3 +477,28 @@ def test_the_queue_fits_1280_px_with_every_column_in_view(site):
     button = page.get_by_role("button", name="False positive on transaction 704").first
     box = button.bounding_box()
     assert box is not None and box["x"] + box["width"] <= 1280
+
+
+def test_a_backtest_at_the_heavy_bound_waits_its_turn(serve, app_conn, browser, database):
+    """Heavy work at its bound (issue 20): the page's backtest is answered 429
+    while a test connection holds the one slot (PGFRAUD_MAX_HEAVY=1); the page
+    waits Retry-After and tries again, and runs once the slot is free."""
+    store_history(app_conn)
+    base, _ = serve(MAX_HEAVY=1)
+    page = browser.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(base + "/ui/evaluation")  # its own backtest runs (and ends) first
+    page.get_by_label("Rule", exact=True).select_option("large_amount")
+    page.get_by_label("Parameter", exact=True).select_option("threshold")
+    page.get_by_label("Values (comma separated)").fill("5000")
+    with db.connect(database.app_url) as holder:
+        assert holder.execute("SELECT take_heavy_slot(1)").fetchone()[0] == 0
+        busy = lambda r: r.url.endswith("/evaluate") and r.status == 429  # noqa: E731
+        with page.expect_response(busy) as refused:
+            page.get_by_role("button", name="Draw").click()
+        assert refused.value.headers["retry-after"] == "5"
+        holder.rollback()  # the slot is free: the page's next try runs
+    page.locator("#sweep-status", has_text="1 values backtested").wait_for()
+    rows = page.locator("#sweep-table tbody tr")
+    assert rows.first.locator("td").all_inner_texts()[:3] == ["5000", "1", "0"]
+    page.close()

@@ -1,5 +1,6 @@
 // pgfraud's page: what every page shares. Plain JavaScript, no build step.
-// - api(): fetch JSON from the service's own API; asks once for the API token
+// - api(): fetch JSON from the service's own API; on 429 (heavy work at its
+//   bound) waits Retry-After and tries again, up to 6 times; asks once for the API token
 //   when a call answers 401, keeps it in sessionStorage (this tab only, never
 //   in a URL), sends it as a bearer on every call, reads and writes.
 // - sign-in: a page answered 401 (a token is configured and this browser has
@@ -45,7 +46,7 @@ const pgfraud = (() => {
   // One call to the API: {ok, status, data}. data is the JSON answer (an
   // {error: {code, message, field}} object on failure). Never throws for an
   // HTTP error; a network failure or a 503 shows the banner.
-  async function api(method, url, body, retried) {
+  async function api(method, url, body, retried, busyTries = 0) {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const token = sessionStorage.getItem(TOKEN_KEY);
@@ -61,7 +62,13 @@ const pgfraud = (() => {
     }
     let data = null;
     try { data = await response.json(); } catch (err) { data = { error: { code: "bad_answer", message: "the service's answer was not JSON" } }; }
-    showBanner(response.status === 503);
+    showBanner(response.status === 503 && !(data && data.error && data.error.code === "time_limit_exceeded"));
+    // Heavy work at its bound (429): wait as told (Retry-After), up to 6 tries.
+    if (response.status === 429 && busyTries < 5) {
+      const seconds = Number(response.headers.get("Retry-After")) || 5;
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+      return api(method, url, body, retried, busyTries + 1);
+    }
     if (response.status === 401 && !retried) {
       sessionStorage.removeItem(TOKEN_KEY);
       const given = await askToken();
