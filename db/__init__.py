@@ -24,6 +24,7 @@ from psycopg.types.json import set_json_loads
 from pgfraud.ahead import read_ahead
 from pgfraud.errors import (
     SQLSTATE_ERRORS,
+    ConfigurationError,
     DatabaseConflict,
     DatabaseFailed,
     DatabaseUnavailable,
@@ -31,6 +32,7 @@ from pgfraud.errors import (
     PgfraudError,
     RuleChangeTimeout,
     TransactionConflict,
+    redact,
 )
 
 # json and jsonb values from the database keep their numbers exact: decimals
@@ -55,12 +57,18 @@ CONSTRAINT_FIELDS = {
 def connect(url: str, **kwargs: Any) -> psycopg.Connection:
     """A psycopg connection to ``url`` (libpq URL), UTC session time zone.
 
-    Errors: DatabaseUnavailable when the server cannot be reached.
+    Errors: DatabaseUnavailable when the server cannot be reached;
+    ConfigurationError for a malformed URL. Neither quotes a password.
     """
     try:
         return psycopg.connect(url, options="-c timezone=UTC", **kwargs)
+    except psycopg.ProgrammingError as exc:  # a malformed URL
+        message = redact(_first_line(exc))
+        raise ConfigurationError(f"the database URL is not valid: {message}") from None
     except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"cannot connect to the database: {_first_line(exc)}") from exc
+        # psycopg's message can quote the connection string: without its secrets.
+        message = redact(_first_line(exc))
+        raise DatabaseUnavailable(f"cannot connect to the database: {message}") from exc
 
 
 def _first_line(exc: BaseException) -> str:

@@ -24,7 +24,7 @@ from pgfraud.clitools import Int, describe_error, one_line_errors
 from pgfraud.db.migrate import MigrationError, check_schema
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
-from pgfraud.errors import ConfigurationError, InvalidInput, PgfraudError, RuleNotFound
+from pgfraud.errors import ConfigurationError, InvalidInput, PgfraudError, RuleNotFound, redact
 from pgfraud.generator.cli import TimestampType, generate
 from pgfraud.wire import MAX_ID
 
@@ -129,7 +129,9 @@ def db_group() -> None:
 @db_group.command()
 @click.option("--admin", is_flag=True, help="The owner's URL instead of the service's login.")
 def url(admin: bool) -> None:
-    """Print the connection URL (for psql "$(pgfraud db url)")."""
+    """Print the connection URL with its password (for psql "$(pgfraud db url)").
+
+    The one command that prints a password: keep its output out of logs."""
     if not config.external_url() and not LocalServer(config.home()).initialized:
         click.echo("error: no local database yet: run `make run` (or `pgfraud db start`)", err=True)
         sys.exit(1)
@@ -142,7 +144,9 @@ def url(admin: bool) -> None:
 
 @db_group.command()
 def start() -> None:
-    """Start the local PostgreSQL, migrated; it runs until `pgfraud db stop`."""
+    """Start the local PostgreSQL, migrated; it runs until `pgfraud db stop`.
+
+    Prints the service's URL without its password; `pgfraud db url` prints it whole."""
     if config.external_url():
         click.echo("DATABASE_URL is set: there is no local server to start", err=True)
         sys.exit(1)
@@ -152,7 +156,9 @@ def start() -> None:
         prepare(database)
     except PgfraudError as exc:
         _fail(exc)
-    click.echo(f"PostgreSQL running: {database.app_url}")
+    # Without its password (scripts get the whole URL from `pgfraud db url`).
+    click.echo(f"PostgreSQL running: {redact(database.app_url)}")
+    click.echo('  connect: psql "$(pgfraud db url)"   (prints the URL with its password)')
 
 
 @db_group.command()
@@ -710,7 +716,15 @@ def run(
     if not _is_loopback(host) and not token:
         click.echo(
             f"error: refusing to listen on {host} without PGFRAUD_API_TOKEN "
-            "(writes would be open to the network)",
+            "(every transaction would be open to the network)",
+            err=True,
+        )
+        sys.exit(2)
+    proxies = os.environ.get("PGFRAUD_TRUSTED_PROXIES", "").strip()
+    if proxies not in ("", "0") and not token:
+        click.echo(
+            "error: refusing to serve behind a proxy (PGFRAUD_TRUSTED_PROXIES) without "
+            "PGFRAUD_API_TOKEN (the proxy would open every transaction to the network)",
             err=True,
         )
         sys.exit(2)
@@ -767,13 +781,15 @@ def run(
             workers = workers or serve.default_workers()
             # Before the fork: the workers count their event streams together.
             share_stream_slots(app, workers, threads)
+            # With a token every call but /health needs it (never printed itself).
+            auth = ' -H "Authorization: Bearer $PGFRAUD_API_TOKEN"' if token else ""
             banner = "\n".join(
                 [
                     f"pgfraud is serving on {base}  (Ctrl-C stops it)",
                     f"  curl {base}/health",
-                    f"  curl {base}/is_fraud/1",
-                    f"  curl {base}/rules",
-                    f"  curl '{base}/store_data?account_id=1&transaction_id=800000001"
+                    f"  curl{auth} {base}/is_fraud/1",
+                    f"  curl{auth} {base}/rules",
+                    f"  curl{auth} '{base}/store_data?account_id=1&transaction_id=800000001"
                     "&timestamp=2024-06-01T12:00:00Z&amount=19.99'",
                     '  psql "$(.venv/bin/pgfraud db url)" -c "SELECT * FROM is_fraud(1)"',
                     f"  ({workers} worker process{'es' if workers != 1 else ''} x {threads} "

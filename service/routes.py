@@ -6,19 +6,26 @@ Amounts, observed values and thresholds are JSON strings of exact decimals
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
-from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
-from werkzeug.exceptions import MethodNotAllowed, Unauthorized, UnsupportedMediaType
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    request,
+    stream_with_context,
+    url_for,
+)
+from werkzeug.exceptions import MethodNotAllowed, UnsupportedMediaType
 
 from pgfraud import __version__, db
 from pgfraud.errors import (
@@ -29,8 +36,15 @@ from pgfraud.errors import (
     MalformedJson,
     TooManyRows,
 )
-from pgfraud.service import feed
-from pgfraud.service.database import read, transaction, write
+from pgfraud.service import auth, feed
+from pgfraud.service.auth import ANALYST, OWNER, PUBLIC, READ, requires
+from pgfraud.service.database import (
+    heavy_transaction,
+    read,
+    retrying_conflicts,
+    transaction,
+    write,
+)
 from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
     AlertQuery,
@@ -77,27 +91,8 @@ def _serialise(row: dict[str, Any], rename: dict[str, str] | None = None) -> dic
     return out
 
 
-def requires_token(view: Callable) -> Callable:
-    """Refuse the request (401) unless it carries ``Authorization: Bearer <API_TOKEN>``,
-    when an API token is configured."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any):
-        token = current_app.config.get("API_TOKEN")
-        if token:
-            given = request.headers.get("Authorization", "")
-            scheme, _, value = given.partition(" ")
-            valid = scheme.lower() == "bearer" and hmac.compare_digest(
-                value.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8")
-            )
-            if not valid:
-                raise Unauthorized("this endpoint needs the header Authorization: Bearer <token>")
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
 @bp.get("/api")
+@requires(READ)
 def index():
     """Where to go: the endpoints of this service (also ``/`` for clients that do
     not ask for HTML; browsers get the analyst's page there)."""
@@ -120,6 +115,7 @@ def index():
                 "evaluate": "/evaluate (POST JSON: rules, from, to)",
                 "change_rules": "/rules (PATCH JSON: {rule_id: {enabled, parameters}})",
                 "openapi": url_for("api.openapi"),
+                "session": "/session (POST with the bearer token: the page's session cookie)",
                 "page": url_for("pages.queue"),
             },
         }
@@ -127,19 +123,23 @@ def index():
 
 
 @bp.get("/health")
+@requires(PUBLIC)
 def health():
-    """200 ``{"status": "ok", "database": {...}}`` when the database answers; 503 otherwise."""
-    info = read(db.check_health)
-    return jsonify({"status": "ok", "database": info})
+    """200 ``{"status": "ok"}`` when the database answers; 503 (database_unavailable)
+    otherwise. Public (no token), so it says nothing else: no versions, no counts."""
+    read(db.check_health)
+    return jsonify({"status": "ok"})
 
 
 @bp.get("/openapi.json")
+@requires(PUBLIC)
 def openapi():
-    """The OpenAPI 3.1 document of this API."""
-    return jsonify(openapi_document())
+    """The OpenAPI 3.1 document of this API, each operation with what it needs."""
+    return jsonify(openapi_document(auth.operation_access(current_app)))
 
 
 @bp.get("/rules")
+@requires(READ)
 def rules():
     """The rule catalogue: ``{"rules": [{rule_id, enabled, parameters, description}]}``."""
     rows = read(db.get_rules)
@@ -147,7 +147,7 @@ def rules():
 
 
 @bp.post("/rules")
-@requires_token
+@requires(OWNER, writes=True)
 def add_rule():
     """Add (or replace) a user's rule (SQL ``add_rule``).
 
@@ -184,19 +184,19 @@ def add_rule():
 
 def _rule_change(work: Callable[[Any], Any]) -> Any:
     """Run ``work(conn)``, a change of the rules that re-scores the stored
-    history, in one database transaction whose statement timeout is
+    history, as heavy work (one of MAX_HEAVY slots: TooBusy, 429, when all
+    are taken) in one database transaction whose statement timeout is
     RULE_CHANGE_TIMEOUT_MS (SET LOCAL; default 10 minutes) instead of the
     service's STATEMENT_TIMEOUT_MS for ordinary statements; a conflict is
-    retried as every write is (:func:`write`). Out of time, the
-    transaction rolls back whole: RuleChangeTimeout (503), rules and alerts
-    as they were."""
+    retried as every write is (:func:`write`). Out of time, the transaction
+    rolls back whole: RuleChangeTimeout (503), rules and alerts as they were."""
     limit = int(current_app.config["RULE_CHANGE_TIMEOUT_MS"])
 
-    def timed(conn: Any) -> Any:
-        with db.rule_change_time(conn, limit):
+    def attempt() -> Any:
+        with heavy_transaction("rule change") as conn, db.rule_change_time(conn, limit):
             return work(conn)
 
-    return write(timed)
+    return retrying_conflicts(attempt)
 
 
 def _single_value_args() -> dict[str, str]:
@@ -209,6 +209,7 @@ def _single_value_args() -> dict[str, str]:
 
 @bp.get("/is_fraud/<account_id>")
 @bp.get("/is_fraud/<account_id>/")
+@requires(READ)
 def is_fraud(account_id: str):
     """The fraudulent events of one account (SQL ``is_fraud``: the alerts persisted
     when its transactions were stored), a page at a time.
@@ -238,6 +239,7 @@ def is_fraud(account_id: str):
 
 
 @bp.get("/alerts")
+@requires(READ)
 def alerts():
     """The alert queue (SQL ``get_alerts``, ``count_alerts``).
 
@@ -310,6 +312,7 @@ def _sse_position(position: tuple[int, int]) -> str:
 
 
 @bp.get("/alerts/stream")
+@requires(READ)
 def alert_stream():
     """Server-sent events: one ``alert`` event per new alert, as it is raised.
 
@@ -401,7 +404,7 @@ def alert_stream():
 
 
 @bp.post("/transactions/<transaction_id>/review")
-@requires_token
+@requires(ANALYST, writes=True)
 def review(transaction_id: str):
     """Record an analyst's decision on a stored transaction (SQL ``review_transaction``).
 
@@ -428,6 +431,7 @@ def review(transaction_id: str):
 
 
 @bp.get("/accounts/<account_id>/transactions")
+@requires(READ)
 def account_transactions(account_id: str):
     """An account's latest transactions, newest first: ``?limit=`` 1..10000 (default 100).
 
@@ -476,7 +480,7 @@ def _single_answer(result: dict[str, Any]):
 
 
 @bp.get("/store_data")
-@requires_token
+@requires(ANALYST, writes=True)
 def store_data_query():
     """Store one transaction from query parameters (the seed's form):
     ``?account_id=…&transaction_id=…&timestamp=…&amount=…[&merchant_id=…]``.
@@ -507,7 +511,7 @@ def store_data_query():
 
 
 @bp.post("/store_data")
-@requires_token
+@requires(ANALYST, writes=True)
 def store_data_json():
     """Store one JSON object, or an array of them all-or-nothing (at most MAX_BATCH_ROWS).
 
@@ -550,6 +554,7 @@ def history_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @bp.get("/accounts/<account_id>/history")
+@requires(READ)
 def account_history(account_id: str):
     """An account's transactions, newest first, each with the alerts it raised and its
     latest review (SQL ``get_account_history``), a page at a time.
@@ -574,6 +579,7 @@ def account_history(account_id: str):
 
 
 @bp.get("/accounts/<account_id>/reviews")
+@requires(READ)
 def account_reviews(account_id: str):
     """The review history of one account, newest first (SQL ``get_account_reviews``):
     ``?limit=`` 1..10000 (default 100). 200 ``{"account_id", "reviews":
@@ -586,6 +592,7 @@ def account_reviews(account_id: str):
 
 
 @bp.get("/overview")
+@requires(READ)
 def overview():
     """Transactions and alerts per hour over the last day stored, alerts by rule and the
     review backlog (SQL ``get_overview``): 200 ``{"until", "hours": [{hour,
@@ -600,6 +607,7 @@ def backtest_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @bp.post("/evaluate")
+@requires(ANALYST)
 def evaluate():
     """Precision and recall per rule and scenario, for the live rules or a backtest of
     candidate parameters (SQL ``backtest_rules``, i.e. ``evaluate_rules``). Reads only.
@@ -617,12 +625,13 @@ def evaluate():
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object with rules, from and to")
     query = parse_model(Backtest, body)
-    rows = read(lambda conn: db.backtest_rules(conn, query.rules, query.from_, query.to))
+    with heavy_transaction("backtest") as conn:
+        rows = db.backtest_rules(conn, query.rules, query.from_, query.to)
     return jsonify({"results": backtest_json(rows)})
 
 
 @bp.patch("/rules")
-@requires_token
+@requires(OWNER, writes=True)
 def change_rules():
     """Turn rules on or off and/or change their parameters, all-or-nothing (SQL
     ``change_rule`` per rule, which calls ``set_rule`` and its validator); the
@@ -647,3 +656,19 @@ def change_rules():
         ]
     )
     return jsonify({"rules": [_serialise(r) for r in rows]})
+
+
+@bp.post("/session")
+@requires(READ)
+def start_session():
+    """Exchange the bearer token for the browser's session cookie (the analyst's
+    page does this once; EventSource and page loads cannot send a header).
+
+    Needs ``Authorization: Bearer <token>`` (the cookie itself does not count
+    here). 204 with ``Set-Cookie: pgfraud_session=…; HttpOnly; SameSite=Strict;
+    Path=/; Max-Age=SESSION_MAX_AGE_S`` (and ``Secure`` over HTTPS); the
+    cookie then authenticates reads (GET of pages, reads and the live feed),
+    never writes. 204 and no cookie when no token is configured; 401 without
+    a valid token.
+    """
+    return auth.start_session(g.identity)

@@ -393,30 +393,65 @@ def test_the_threshold_sweep_draws_precision_against_recall(site, database):
     assert page.locator("#sweep-chart").get_attribute("data-drawn-points") == "2"
 
 
-def test_writes_ask_for_the_token_once(serve, app_conn, browser):
+def test_the_token_is_asked_once_for_reads_and_writes(serve, app_conn, browser):
+    """With a token configured (issue 20), a page load without a session is
+    the sign-in page: it asks for the token once (a wrong one is asked
+    again), keeps it in sessionStorage (never in a URL), trades it for the
+    HttpOnly session cookie and reloads; then pages, the live feed and the
+    writes all work without asking again."""
+    token = "a-token-for-the-page-test"
     store_history(app_conn)
-    base, _ = serve(API_TOKEN="a-token-for-the-page-test")
-    page = browser.new_page()
-    problems = watch(page)
-    page.goto(base + "/")
+    base, _ = serve(API_TOKEN=token)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(10_000)
+    page.goto(base + "/ui/alerts")
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Token").fill("not-the-token")
+    dialog.get_by_role("button", name="Use token").click()
+    page.locator("#signin-message", has_text="That token is not valid").wait_for()
+    dialog.get_by_label("Token").fill(token)
+    dialog.get_by_role("button", name="Use token").click()
+    # Reloaded with the data: the queue, live.
+    page.locator('#alerts[data-streaming="true"]').wait_for(state="attached")
+    assert page.locator('tr[data-transaction-id="704"]').count() == 2
+    assert page.evaluate("sessionStorage.getItem('pgfraud-api-token')") == token
+    assert token not in page.url
+    assert "pgfraud_session" not in page.evaluate("document.cookie")  # HttpOnly
+    # The live feed reads with the cookie (EventSource sends no header).
+    answer = requests.post(
+        base + "/store_data",
+        json={"account_id": 9, "transaction_id": 901, "timestamp": "2024-03-02T00:00:00Z",
+              "amount": "25000.00"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )  # fmt: skip
+    assert answer.status_code == 201
+    page.locator('#alerts tbody tr[data-transaction-id="901"]').wait_for()
+    # Writes send the kept token: no second prompt.
     page.locator('tr[data-transaction-id="704"]').first.get_by_role(
         "button", name="Confirm fraud on transaction 704"
     ).click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_label("Token").fill("a-token-for-the-page-test")
-    dialog.get_by_role("button", name="Use token").click()
     page.locator("#review-message", has_text="Transaction 704 marked confirmed fraud.").wait_for()
-    page.locator('tr[data-transaction-id="704"]').first.get_by_role(
-        "button", name="False positive on transaction 704"
-    ).click()
-    page.locator("#review-message", has_text="Transaction 704 marked false positive.").wait_for()
     assert not dialog.is_visible()
-    assert [r["status"] for r in db.get_account_reviews(app_conn, 7)] == [
-        "false_positive",
-        "confirmed_fraud",
-    ]
-    page.close()
-    assert problems == []
+    assert [r["status"] for r in db.get_account_reviews(app_conn, 7)] == ["confirmed_fraud"]
+    # Other pages read with the session, without asking.
+    page.goto(base + "/ui/accounts/7")
+    page.locator("#account-chart[data-drawn-points]").wait_for()
+    page.goto(base + "/ui/evaluation")
+    page.locator("h1").wait_for()
+    assert page.locator("#signin-button").count() == 0
+    assert not dialog.is_visible()
+    # Another browser (no session, no kept token) is asked again.
+    stranger = browser.new_page()
+    stranger.goto(base + "/ui/accounts/7")
+    stranger.get_by_role("dialog").get_by_label("Token").wait_for()
+    assert "20000" not in stranger.content()
+    stranger.close()
+    context.close()
+    assert errors == []
 
 
 def test_a_database_that_is_down_shows_a_banner_and_the_page_recovers(
@@ -684,3 +719,28 @@ def test_the_queue_orders_by_transaction_time_and_shows_the_total(site):
     page.locator('#alerts tbody tr[data-transaction-id="903"]').wait_for()
     assert order() == ["903", "704", "704", "901", "902"]
     assert page.locator("#alert-total").inner_text() == "5"
+
+
+def test_a_backtest_at_the_heavy_bound_waits_its_turn(serve, app_conn, browser, database):
+    """Heavy work at its bound (issue 20): the page's backtest is answered 429
+    while a test connection holds the one slot (PGFRAUD_MAX_HEAVY=1); the page
+    waits Retry-After and tries again, and runs once the slot is free."""
+    store_history(app_conn)
+    base, _ = serve(MAX_HEAVY=1)
+    page = browser.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(base + "/ui/evaluation")  # its own backtest runs (and ends) first
+    page.get_by_label("Rule", exact=True).select_option("large_amount")
+    page.get_by_label("Parameter", exact=True).select_option("threshold")
+    page.get_by_label("Values (comma separated)").fill("5000")
+    with db.connect(database.app_url) as holder:
+        assert holder.execute("SELECT take_heavy_slot(1)").fetchone()[0] == 0
+        busy = lambda r: r.url.endswith("/evaluate") and r.status == 429  # noqa: E731
+        with page.expect_response(busy) as refused:
+            page.get_by_role("button", name="Draw").click()
+        assert refused.value.headers["retry-after"] == "5"
+        holder.rollback()  # the slot is free: the page's next try runs
+    page.locator("#sweep-status", has_text="1 values backtested").wait_for()
+    rows = page.locator("#sweep-table tbody tr")
+    assert rows.first.locator("td").all_inner_texts()[:3] == ["5000", "1", "0"]
+    page.close()
