@@ -245,8 +245,11 @@ def rule_change_time(conn: psycopg.Connection, timeout_ms: int) -> Iterator[None
         conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(int(timeout_ms)),))
     try:
         yield
-    except DatabaseUnavailable as exc:
-        if isinstance(exc.__cause__, pg_errors.QueryCanceled):
+    except (DatabaseUnavailable, pg_errors.QueryCanceled) as exc:
+        # Raised by a pgfraud.db call (wrapped) or by the caller's own statement.
+        if isinstance(exc, pg_errors.QueryCanceled) or isinstance(
+            exc.__cause__, pg_errors.QueryCanceled
+        ):
             raise RuleChangeTimeout(
                 f"the rule change did not finish within {timeout_ms / 1000:g} s "
                 "(PGFRAUD_RULE_CHANGE_TIMEOUT_MS); nothing was changed"
