@@ -42,7 +42,8 @@ def _rows(rng: random.Random, first_id: int, base: datetime) -> list[dict]:
 
 def test_stores_reviews_and_labels_at_shared_merchants_never_deadlock(admin_conn, database):
     admin_conn.execute(
-        "UPDATE rules SET enabled = rule_id IN ('compromised_merchant', 'velocity', 'amount_spike'),"
+        "UPDATE rules"
+        " SET enabled = rule_id IN ('compromised_merchant', 'velocity', 'amount_spike'),"
         " parameters = CASE WHEN rule_id = 'compromised_merchant' THEN"
         ' \'{"window_days": 30, "delay_days": 0, "min_known_fraud": 1,'
         ' "min_fraud_share": 0.05}\'::jsonb ELSE parameters END'
