@@ -441,7 +441,7 @@ def add_rule(
     """Add or replace a user's rule (SQL ``add_rule``), in the caller's transaction.
 
     ``expression``: a boolean SQL expression over the features of
-    ``rule_features`` (see README); off unless ``enabled``. Returns the rule:
+    ``rule_features`` (see docs/rules.md); off unless ``enabled``. Returns the rule:
     rule_id, enabled, parameters ({}), description, expression. Errors:
     InvalidInput naming rule_id, expression or description.
     """

@@ -19,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from pgfraud import config
 from pgfraud.clitools import Float, Int, one_line_errors
 from pgfraud.errors import PgfraudError
+from pgfraud.generator.mixes import MIXES, get_mix, parse_days, parse_weights, with_overrides
 from pgfraud.generator.runner import generate_to, summary_line
 from pgfraud.generator.scenarios import SCENARIOS, parse_scenarios
 from pgfraud.generator.sinks import SINKS
@@ -48,6 +49,26 @@ class TimestampType(click.ParamType):
 def _scenarios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
     try:
         return parse_scenarios(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def _weights(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[tuple[str, float], ...] | None:
+    if value is None:
+        return None
+    try:
+        return parse_weights(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def _days(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        return parse_days(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None
 
@@ -98,12 +119,51 @@ def _env(name: str) -> str:
     help="Every transaction is after this time (ISO 8601, UTC unless an offset is given).",
 )
 @click.option(
+    "--mix",
+    "mix_name",
+    type=click.Choice(tuple(MIXES)),
+    default="realistic",
+    show_default=True,
+    envvar=_env("mix"),
+    help="Kind of data: realistic (fraud 0.1-0.5%, months of history, breached merchants, "
+    "labels known days later), shifted (realistic, shaped differently: for checking rule "
+    "settings on data they were not chosen on) or legacy (earlier versions' mix, byte for "
+    "byte). The options below change one parameter of it (docs/data.md, Mixes).",
+)
+@click.option(
     "--fraud-rate",
     type=Float(0.0, 1.0),
-    default=0.01,
-    show_default=True,
+    default=None,
     envvar=_env("fraud_rate"),
-    help="Chance that an account's next event starts a fraud scenario (0..1).",
+    help="Chance that an account's next event starts a fraud scenario (0..1) "
+    f"[default: the mix's: {', '.join(f'{m.name} {m.fraud_rate}' for m in MIXES.values())}].",
+)
+@click.option(
+    "--scenario-weights",
+    default=None,
+    callback=_weights,
+    envvar=_env("scenario_weights"),
+    help="Which scenario a drawn fraud is, in proportion: name=weight pairs, as "
+    "'card_testing=1,bot_burst=0.5' (a scenario not named keeps the mix's weight; 0 turns "
+    "it off) [default: the mix's].",
+)
+@click.option(
+    "--favourite-share",
+    type=Float(0.0, 1.0),
+    default=None,
+    envvar=_env("favourite_share"),
+    help="Share of an account's normal purchases made at one of its favourite merchants "
+    "(0..1; the rest at merchants drawn by popularity) [default: the mix's: "
+    f"{', '.join(f'{m.name} {m.favourite_share}' for m in MIXES.values())}].",
+)
+@click.option(
+    "--label-delay-days",
+    default=None,
+    callback=_days,
+    envvar=_env("label_delay_days"),
+    help="How long after a fraud incident its labels become known (the labels file's "
+    "known_at): LOW-HIGH days, log-uniform, or DAYS [default: the mix's: realistic 2-28, "
+    "shifted 1-14, legacy none: known at the transaction's time].",
 )
 @click.option(
     "--scenarios",
@@ -165,7 +225,8 @@ def _env(name: str) -> str:
     default="labels.csv",
     show_default=True,
     envvar=_env("labels"),
-    help="Ground-truth sidecar CSV transaction_id,scenario (fraudulent transactions only).",
+    help="Ground-truth sidecar CSV transaction_id,scenario,known_at (fraudulent transactions "
+    "only; known_at: when the label became known, ISO 8601 UTC).",
 )
 @click.option(
     "--output",
@@ -213,7 +274,11 @@ def generate(
     merchants: int,
     seed: int,
     start: datetime,
-    fraud_rate: float,
+    mix_name: str,
+    fraud_rate: float | None,
+    scenario_weights: tuple[tuple[str, float], ...] | None,
+    favourite_share: float | None,
+    label_delay_days: tuple[int, int] | None,
     scenarios: tuple[str, ...],
     sink: str,
     post_url: str,
@@ -232,7 +297,8 @@ def generate(
 
     Each account has its own typical amount and pace; fraud scenarios are
     injected at --fraud-rate and listed (never stored with the data) in the
-    --labels file. Output is in time order, ids sequential. A database load
+    --labels file, with when each label became known (known_at). --mix
+    chooses the kind of data. Output is in time order, ids sequential. A database load
     is one transaction: all or nothing, and loading the same data again
     stores nothing new.
     """
@@ -249,6 +315,12 @@ def generate(
     if progress is None:
         progress = sys.stderr.isatty() and num_transactions >= AUTO_PROGRESS_FROM
     try:
+        mix = with_overrides(
+            get_mix(mix_name),
+            scenario_weights=scenario_weights,
+            favourite_share=favourite_share,
+            label_delay_ms=label_delay_days,
+        )
         settings = Settings(
             num_transactions=num_transactions,
             accounts=accounts,
@@ -258,6 +330,7 @@ def generate(
             scenarios=scenarios,
             first_transaction_id=first_transaction_id,
             merchants=merchants,
+            mix=mix,
         )
     except PgfraudError as exc:
         message = exc.message

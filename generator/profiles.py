@@ -28,6 +28,10 @@ Each account has 2 to 8 favourite merchants (drawn by popularity from its
 own stream) and makes 85% of its normal purchases at one of them, the rest
 at a merchant drawn by popularity.
 
+These are the ``legacy`` mix's numbers; a mix (:mod:`~pgfraud.generator.mixes`)
+may give other ranges for the pace, the favourites and their share, and
+compromise merchants its own way (breaches).
+
 Amounts are whole cents (ints) until they leave the generator as Decimal;
 floats are used only to draw, never in output.
 """
@@ -104,14 +108,20 @@ def normal_cents(rng: random.Random, typical_cents: int, spread: float) -> int:
     return min(max(cents, 1), MAX_CENTS)
 
 
-def make_profile(seed: int, account_id: int) -> Profile:
-    """The profile of ``account_id`` for ``seed`` (see the module docstring)."""
+def make_profile(
+    seed: int, account_id: int, mean_gap_range_ms: tuple[int, int] = MEAN_GAP_RANGE_MS
+) -> Profile:
+    """The profile of ``account_id`` for ``seed`` (see the module docstring).
+
+    ``mean_gap_range_ms``: the range of ``mean_gap_ms`` across accounts
+    (log-uniform; a mix's, see :mod:`~pgfraud.generator.mixes`).
+    """
     rng = account_rng(seed, account_id, "profile")
     typical = MEDIAN_TYPICAL_CENTS * math.exp(rng.gauss(0.0, TYPICAL_LOG_SIGMA))
     if rng.random() < BIG_SPENDER_SHARE:
         typical *= BIG_SPENDER_FACTOR
     spread = rng.uniform(*SPREAD_RANGE)
-    low, high = MEAN_GAP_RANGE_MS
+    low, high = mean_gap_range_ms
     mean_gap = math.exp(rng.uniform(math.log(low), math.log(high)))
     return Profile(
         account_id=account_id,
@@ -126,10 +136,13 @@ def pick_merchant(rng: random.Random, merchants: int) -> int:
     return min(merchants, max(1, math.floor(math.exp(rng.random() * math.log(merchants + 1)))))
 
 
-def favourite_merchants(seed: int, account_id: int, merchants: int) -> tuple[int, ...]:
-    """The account's 2..8 favourite merchants (drawn by popularity, repeats dropped)."""
+def favourite_merchants(
+    seed: int, account_id: int, merchants: int, count_range: tuple[int, int] = FAVOURITES_RANGE
+) -> tuple[int, ...]:
+    """The account's 2..8 (``count_range``) favourite merchants (drawn by popularity,
+    repeats dropped)."""
     rng = account_rng(seed, account_id, "merchants")
-    count = rng.randint(*FAVOURITES_RANGE)
+    count = rng.randint(*count_range)
     return tuple(dict.fromkeys(pick_merchant(rng, merchants) for _ in range(count)))
 
 

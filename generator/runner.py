@@ -17,7 +17,7 @@ import shutil
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
@@ -29,6 +29,7 @@ from pgfraud import db
 from pgfraud.errors import ConfigurationError, InvalidInput, PgfraudError
 from pgfraud.generator import sinks
 from pgfraud.generator.stream import (
+    EPOCH,
     GeneratedTransaction,
     RawTransaction,
     Settings,
@@ -38,7 +39,7 @@ from pgfraud.generator.stream import (
 )
 from pgfraud.wire import MAX_ID, MAX_TIME, format_timestamp
 
-LABELS_HEADER = "transaction_id,scenario\n"
+LABELS_HEADER = "transaction_id,scenario,known_at\n"
 PROGRESS_EVERY = 1000
 Row = GeneratedTransaction | RawTransaction
 
@@ -95,10 +96,11 @@ class _Tally:
 
 
 def _labelled(transactions: Iterable[Row], labels: TextIO, tally: _Tally) -> Iterator[Row]:
-    """Pass transactions through, writing ``transaction_id,scenario`` for fraudulent ones.
+    """Pass transactions through, writing ``transaction_id,scenario,known_at`` for
+    fraudulent ones (known_at: ISO 8601 UTC with milliseconds and Z).
 
     Rows are GeneratedTransaction or RawTransaction tuples: both have the id
-    at 0 and the scenario at 4.
+    at 0, the scenario at 4 and known_at at 6 (a datetime, or epoch ms).
     """
     write = labels.write
     fraud = tally.fraud
@@ -107,7 +109,10 @@ def _labelled(transactions: Iterable[Row], labels: TextIO, tally: _Tally) -> Ite
     t = None
     for t in transactions:
         if t[4] is not None:
-            write(f"{t[0]},{t[4]}\n")
+            known = t[6]
+            if type(known) is int:
+                known = EPOCH + timedelta(milliseconds=known)
+            write(f"{t[0]},{t[4]},{format_timestamp(known)}\n")
             fraud[t[4]] += 1
         if first is None:
             first = tally.first = _as_transaction(t)
@@ -346,14 +351,16 @@ def seed_database(
     seed: int = 42,
     labels_path: Path = Path("labels.csv"),
     progress: bool = False,
+    mix: str = "realistic",
 ) -> dict[str, Any]:
     """Load generated transactions into a database by COPY, all-or-nothing.
 
-    Default scenarios and fraud rate, start 2024-01-01T00:00:00Z, ids from 1.
+    ``mix``: a name of mixes.MIXES (the realistic mix by default); all
+    scenarios at the mix's fraud rate, start 2024-01-01T00:00:00Z, ids from 1.
     Running it again with the same arguments stores nothing new (every row
     is a duplicate). Returns generate_to's summary. Errors: as generate_to.
     """
-    settings = Settings(num_transactions=num_transactions, accounts=accounts, seed=seed)
+    settings = Settings(num_transactions=num_transactions, accounts=accounts, seed=seed, mix=mix)
     return generate_to(
         settings, "copy", labels_path=labels_path, database_url=database_url, progress=progress
     )

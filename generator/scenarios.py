@@ -25,13 +25,22 @@ uniformly (a shop the account has most likely never used).
   minutes apart, at shops new to it. Real pattern: a skimmer or a breached
   checkout, the stolen cards cashed out days later. Caught by
   ``new_merchant_large`` and ``amount_spike``.
+  In a mix with breaches (``realistic``, ``shifted``; see
+  :mod:`pgfraud.generator.mixes`) the scenario is drawn like the others
+  instead, and its payments go through a merchant breached at that moment
+  (:func:`breach_burst`): 1 to 3 payments of 1 to 3 times a normal amount, 1
+  to 60 minutes apart. Real pattern: card numbers stolen elsewhere cashed out
+  through a breached or colluding merchant's checkout, for weeks, each card
+  once or twice, in amounts that do not stand out. Caught by
+  ``compromised_merchant`` (once labels of the merchant's earlier fraud are
+  known), rarely by amount rules.
 - ``slow_compromise``: 4 to 12 payments of 2 to 5 times the account's
   normal amounts, twice as often as it usually pays (mean gap half its own,
   at least 30 minutes: hours to days in all), at shops new to it. Real pattern:
   a fraudster who stays under the limits to last longer. Caught by
   ``new_merchant_run`` (several payments in a row at shops unused for 30
   days, above the usual together) and ``new_merchant_large`` (the hardest
-  pattern here: see README).
+  pattern here: see docs/data.md).
 - ``bot_burst``: 10 to 30 payments of the account's normal amounts at one
   merchant, 5 to 60 seconds apart. Real pattern: scripted purchases
   (ticket or sneaker bots) with a stolen card. Caught by ``velocity``.
@@ -93,6 +102,19 @@ def _drain(rng: random.Random, profile: Profile, pick: Pick, anywhere: Pick) -> 
             offset += rng.randint(MINUTE_MS, 20 * MINUTE_MS)
         cents = round(profile.typical_cents * rng.uniform(5.0, 20.0))
         burst.append((offset, min(cents, MAX_CENTS), anywhere(rng)))
+    return burst
+
+
+def breach_burst(rng: random.Random, profile: Profile, merchant: int) -> Burst:
+    """The ``compromised_merchant`` payments of one card through breached ``merchant``:
+    1 to 3 payments of 1 to 3 times a normal amount, 1 to 60 minutes apart."""
+    burst: Burst = []
+    offset = 0
+    for i in range(rng.randint(1, 3)):
+        if i:
+            offset += rng.randint(MINUTE_MS, 60 * MINUTE_MS)
+        cents = round(profile.normal_cents(rng) * rng.uniform(1.0, 3.0))
+        burst.append((offset, min(max(cents, 1), MAX_CENTS), merchant))
     return burst
 
 

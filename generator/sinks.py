@@ -124,7 +124,7 @@ def copy_text(
     minute_of = -1
     prefix = ""
     lines: list[str] = []
-    for number, (transaction_id, account_id, ms, cents, _, merchant) in enumerate(rows, start=1):
+    for number, (transaction_id, account_id, ms, cents, _, merchant, _) in enumerate(rows, 1):
         minute, rest = divmod(ms, 60_000)
         if minute != minute_of:
             minute_of = minute
@@ -284,7 +284,7 @@ def to_api(
     own connection), so that the server parses one while PostgreSQL stores
     another. Their rows may then be stored out of time order; the server
     scores a late arrival and re-scores what follows it, so the alerts are
-    the same as with one batch at a time (README, "late arrivals").
+    the same as with one batch at a time (docs/data.md, "late arrivals").
     ``schedule``: a ready Schedule instead of ``rate`` (tests inject its
     clock). ``token``: sent as ``Authorization: Bearer <token>``.
     ``timeout`` in seconds per request. Counts come from the answers'

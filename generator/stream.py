@@ -30,6 +30,7 @@ time order (ties in time: lower account id first).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import heapq
 import math
@@ -41,10 +42,10 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from pgfraud.errors import InvalidInput
+from pgfraud.generator.mixes import Mix, breached_merchants, get_mix, label_delay
 from pgfraud.generator.profiles import (
     DAY_MS,
-    FAVOURITE_SHARE,
-    FAVOURITES_RANGE,
+    MAX_CENTS,
     Profile,
     account_rng,
     favourite_merchants,
@@ -54,7 +55,7 @@ from pgfraud.generator.profiles import (
     normal_cents,
     pick_merchant,
 )
-from pgfraud.generator.scenarios import SCENARIOS
+from pgfraud.generator.scenarios import SCENARIOS, breach_burst
 from pgfraud.wire import MAX_ID, MAX_MS, MAX_TIME, MIN_TIME, format_timestamp
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -68,7 +69,9 @@ class GeneratedTransaction(NamedTuple):
     ``timestamp``: aware UTC datetime, whole milliseconds; ``amount``: Decimal
     currency units with exactly 2 decimal places; ``scenario``: the fraud
     scenario's name, or None for a normal transaction (the ground-truth label,
-    never stored with the transaction); ``merchant_id``: where (1..merchants).
+    never stored with the transaction); ``merchant_id``: where (1..merchants);
+    ``known_at``: for a fraudulent one, when its label became known (aware UTC,
+    whole ms, at or after ``timestamp``; the mix's labelling delay), else None.
     """
 
     transaction_id: int
@@ -77,6 +80,7 @@ class GeneratedTransaction(NamedTuple):
     amount: Decimal
     scenario: str | None
     merchant_id: int | None = None
+    known_at: datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,9 +90,13 @@ class Settings:
     ``num_transactions`` >= 1; ``accounts`` >= 1 (ids 1..accounts); ``seed``
     any int; ``start``: aware datetime in 2000..2100, every timestamp is after
     it; ``fraud_rate`` in [0, 1]: the chance that an account's next event
-    starts a fraud scenario instead of a normal transaction; ``scenarios``:
-    names from SCENARIOS (at least one); ``first_transaction_id`` >= 0;
-    ``merchants`` >= 1 (ids 1..merchants).
+    starts a fraud scenario instead of a normal transaction (None, the
+    default: the mix's); ``scenarios``: names from SCENARIOS (at least one);
+    ``first_transaction_id`` >= 0; ``merchants`` >= 1 (ids 1..merchants);
+    ``mix``: a name from ``mixes.MIXES`` or a ``mixes.Mix`` (held as the Mix
+    after creation). The default mix here is ``"legacy"``, so that code
+    written before mixes makes the same data; ``pgfraud generate``,
+    ``seed_database`` and ``make seed`` default to ``"realistic"``.
     Errors: InvalidInput naming the field.
     """
 
@@ -96,14 +104,20 @@ class Settings:
     accounts: int = 100
     seed: int = 42
     start: datetime = DEFAULT_START
-    fraud_rate: float = 0.01
+    fraud_rate: float | None = None
     scenarios: tuple[str, ...] = tuple(SCENARIOS)
     first_transaction_id: int = 1
     merchants: int = 1000
+    mix: str | Mix = "legacy"
 
     def __post_init__(self) -> None:
         def bad(field: str, message: str) -> InvalidInput:
             return InvalidInput(f"{field} {message}", field=field)
+
+        mix = get_mix(self.mix)
+        object.__setattr__(self, "mix", mix)
+        if self.fraud_rate is None:
+            object.__setattr__(self, "fraud_rate", mix.fraud_rate)
 
         if self.num_transactions < 1:
             raise bad("num_transactions", "must be at least 1")
@@ -162,9 +176,9 @@ def first_uses(settings: Settings) -> Iterator[int]:
 
 
 # One transaction before it becomes a GeneratedTransaction: (transaction_id,
-# account_id, epoch ms, cents, scenario, merchant_id); the fields at 0, 1, 4
-# and 5 are the same as GeneratedTransaction's.
-RawTransaction = tuple[int, int, int, int, str | None, int | None]
+# account_id, epoch ms, cents, scenario, merchant_id, known_at epoch ms or
+# None); the fields at 0, 1, 4 and 5 are the same as GeneratedTransaction's.
+RawTransaction = tuple[int, int, int, int, str | None, int | None, int | None]
 
 
 def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
@@ -191,30 +205,60 @@ def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
     - at the step time: the first drain payment due by then if any (no
       draw), else whether a fraud scenario starts (``random() <
       fraud_rate``, drawn even when the rate is 0); if it does, which one
-      (``randrange``) and its burst (``Scenario.draw``); if not, a favourite
-      merchant (``random() < FAVOURITE_SHARE``, then ``randrange`` over the
-      favourites) or one by popularity, the amount
-      (``Profile.normal_cents``), and, if the merchant is compromised then
-      and no drain is pending, the drain (``randint`` of its delay, then its
-      draw). Times that would collide move 1 ms later.
+      (``randrange``, or with the mix's scenario weights ``random()``) and
+      its burst (``Scenario.draw``; for ``compromised_merchant`` in a mix
+      with breaches, ``choice`` of a merchant breached then, then
+      ``breach_burst``; when none is breached then, the step goes on as if
+      no fraud had started); if not, with the mix's ``big_purchase_share`` above
+      0 whether it is a big purchase (``random()``; if so a merchant by
+      popularity, the amount, then ``uniform`` of its factor), else a
+      favourite merchant (``random() < favourite_share``, then
+      ``randrange`` over the favourites) or one by popularity, and the
+      amount (``Profile.normal_cents``); then, if the merchant is
+      compromised then (``legacy`` drains) and no drain is pending, the
+      drain (``randint`` of its delay, then its draw). Times that would
+      collide move 1 ms later.
+
+    Labelling delays come from a stream of their own,
+    ``account_rng(seed, 0, "label-delays/<first transaction id>")``, one
+    draw per fraud incident (a burst, a drain) in the order the incidents
+    are drawn, so they never change the transactions. Every payment of an
+    incident becomes known at once: its last payment's time plus the delay
+    (never before the payment itself). A mix without delays (``legacy``)
+    gives each fraudulent transaction its own time.
     """
     seed = settings.seed
     merchants = settings.merchants
     fraud_rate = settings.fraud_rate
+    mix = settings.mix
+    assert isinstance(mix, Mix) and fraud_rate is not None  # resolved by Settings
+    breaches = mix.merchant_fraud == "breach"
     drawn = [
         (SCENARIOS[name], _SCENARIO_CODE[name])
         for name in settings.scenarios
-        if not SCENARIOS[name].scheduled
+        if not (SCENARIOS[name].scheduled and not breaches) and mix.weight(name) > 0
     ]
+    weighted = mix.scenario_weights is not None
+    bounds: list[float] = []  # cumulative weights of `drawn`
+    for _, code in drawn:
+        bounds.append((bounds[-1] if bounds else 0.0) + mix.weight(SCENARIO_NAMES[code] or ""))
+    total_weight = bounds[-1] if bounds else 0.0
     drain = (
-        SCENARIOS["compromised_merchant"] if "compromised_merchant" in settings.scenarios else None
+        SCENARIOS["compromised_merchant"]
+        if "compromised_merchant" in settings.scenarios and not breaches
+        else None
     )
+    favourite_share = mix.favourite_share
+    big_share = mix.big_purchase_share
+    big_low, big_high = mix.big_purchase_factor
+    delays = mix.label_delay_ms
     # Keyed by the first id too, so that a run appended after stored data
     # (same seed, later ids) goes on differently instead of repeating it.
     rng = account_rng(seed, 0, f"events/{settings.first_transaction_id}")
+    delay_rng = account_rng(seed, 0, f"label-delays/{settings.first_transaction_id}")
     random_ = rng.random
     randrange = rng.randrange
-    most = FAVOURITES_RANGE[1]
+    most = mix.favourites_range[1]
 
     # Per account in use, at index account_id - 1.
     typical = array("q")  # Profile.typical_cents
@@ -229,6 +273,10 @@ def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
     # an account whose drain payment is next -> the step time it goes before.
     resume: dict[int, list[Any] | int] = {}
     pending: dict[int, list[tuple[int, int, int]]] = {}  # drains scheduled, in time order
+    # With labelling delays: when the labels of the account's latest fraud
+    # incident become known (drains: of the one pending).
+    known: dict[int, int] = {}
+    drain_known: dict[int, int] = {}
 
     def pick(r: random.Random) -> int:
         return pick_merchant(r, merchants)
@@ -239,6 +287,10 @@ def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
     def profile(i: int) -> Profile:
         return Profile(i + 1, typical[i], spread[i], mean_gap[i])
 
+    def report(start: int, burst: list[tuple[int, int, int]]) -> int:
+        assert delays is not None
+        return start + burst[-1][0] + label_delay(delay_rng, delays)
+
     def step(i: int, ms: int, last: int) -> int:
         """Draw account index i's next event at step time ``ms`` (its latest event
         at ``last``) into the next_* arrays; return its epoch ms."""
@@ -247,14 +299,32 @@ def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
             due, cents, merchant = queue.pop(0)
             if not queue:
                 del pending[i]
+            if delays is not None:
+                known[i] = drain_known[i]
+                if not queue:
+                    del drain_known[i]
             resume[i] = ms
             next_cents[i] = cents
             next_merchant[i] = merchant
             next_scenario[i] = _DRAIN_CODE
             return max(due, last + 1)
+        burst = None
         if random_() < fraud_rate and drawn:
-            scenario, code = drawn[randrange(len(drawn))]
-            burst = scenario.draw(rng, profile(i), pick, anywhere)
+            if weighted:
+                scenario, code = drawn[
+                    min(bisect.bisect(bounds, random_() * total_weight), len(drawn) - 1)
+                ]
+            else:
+                scenario, code = drawn[randrange(len(drawn))]
+            if code != _DRAIN_CODE:
+                burst = scenario.draw(rng, profile(i), pick, anywhere)
+            else:  # a mix with breaches: through a merchant breached now, if any
+                breached = breached_merchants(seed, merchants, mix, ms)
+                if breached:
+                    burst = breach_burst(rng, profile(i), rng.choice(breached))
+        if burst is not None:
+            if delays is not None:
+                known[i] = report(ms, burst)
             offset, cents, merchant = burst[0]
             if len(burst) > 1:
                 resume[i] = [burst, 1, code, ms]
@@ -262,11 +332,16 @@ def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
             next_merchant[i] = merchant
             next_scenario[i] = code
             return max(ms + offset, last + 1)
-        if random_() < FAVOURITE_SHARE:
-            merchant = favourites[i * most + randrange(favourite_count[i])]
-        else:
+        if big_share and random_() < big_share:
             merchant = pick_merchant(rng, merchants)
-        next_cents[i] = normal_cents(rng, typical[i], spread[i])
+            cents = normal_cents(rng, typical[i], spread[i]) * rng.uniform(big_low, big_high)
+            next_cents[i] = min(max(round(cents), 1), MAX_CENTS)
+        else:
+            if random_() < favourite_share:
+                merchant = favourites[i * most + randrange(favourite_count[i])]
+            else:
+                merchant = pick_merchant(rng, merchants)
+            next_cents[i] = normal_cents(rng, typical[i], spread[i])
         next_merchant[i] = merchant
         next_scenario[i] = 0
         at = max(ms, last + 1)
@@ -276,10 +351,10 @@ def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
             and merchant_compromised(seed, merchant, at, fraud_rate)
         ):
             start = at + rng.randint(DAY_MS, 5 * DAY_MS)
-            pending[i] = [
-                (start + offset, c, m)
-                for offset, c, m in drain.draw(rng, profile(i), pick, anywhere)
-            ]
+            burst = drain.draw(rng, profile(i), pick, anywhere)
+            pending[i] = [(start + offset, c, m) for offset, c, m in burst]
+            if delays is not None:
+                drain_known[i] = report(start, burst)
         return at
 
     heap: list[int] = []
@@ -296,11 +371,11 @@ def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
         # transaction (ties: the active account, which has the lower id).
         if next_first is not None and (not heap or next_first < heap[0] >> _KEY_SHIFT):
             i = next_index
-            account = make_profile(seed, i + 1)
+            account = make_profile(seed, i + 1, mix.mean_gap_range_ms)
             typical.append(account.typical_cents)
             spread.append(account.spread)
             mean_gap.append(account.mean_gap_ms)
-            liked = favourite_merchants(seed, i + 1, merchants)
+            liked = favourite_merchants(seed, i + 1, merchants, mix.favourites_range)
             favourite_count.append(len(liked))
             favourites.extend(liked + (0,) * (most - len(liked)))
             next_cents.append(0)
@@ -320,13 +395,15 @@ def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
                 "fewer transactions or an earlier start",
                 field="start",
             )
+        code = next_scenario[i]
         yield (
             transaction_id,
             i + 1,
             ms,
             next_cents[i],
-            SCENARIO_NAMES[next_scenario[i]],
+            SCENARIO_NAMES[code],
             next_merchant[i],
+            (ms if delays is None else max(ms, known[i])) if code else None,
         )
         transaction_id += 1
         then = resume.pop(i, None)
@@ -347,7 +424,7 @@ def generate_raw(settings: Settings) -> Iterator[RawTransaction]:
 
 def to_transaction(raw: RawTransaction) -> GeneratedTransaction:
     """A RawTransaction as a GeneratedTransaction (aware datetime, Decimal amount)."""
-    transaction_id, account_id, ms, cents, scenario, merchant = raw
+    transaction_id, account_id, ms, cents, scenario, merchant, known_ms = raw
     return GeneratedTransaction(
         transaction_id,
         account_id,
@@ -355,6 +432,7 @@ def to_transaction(raw: RawTransaction) -> GeneratedTransaction:
         Decimal(cents).scaleb(-2),
         scenario,
         merchant,
+        None if known_ms is None else EPOCH + timedelta(milliseconds=known_ms),
     )
 
 

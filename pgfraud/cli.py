@@ -336,8 +336,9 @@ def describe_labels(counts: dict[str, int]) -> list[str]:
     "--rules",
     "rules_json",
     default=None,
-    help="Candidate rules as JSON {rule_id: parameters} (default: the enabled rules), e.g. "
-    '\'{"below_average": {"factor": 0.5, "min_history": 3}}\'.',
+    help="Candidate rules as JSON {rule_id: parameters} (default: the enabled rules); "
+    "parameters left out keep their live values, {} runs a rule as it is, e.g. "
+    '\'{"below_average": {"factor": 0.5}, "velocity": {}}\'.',
 )
 @click.option(
     "--from", "start", type=TimestampType(), default=None, help="Start, inclusive (ISO 8601)."
@@ -354,8 +355,10 @@ def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
     the stored fraud labels (a backtest), per scenario and overall.
 
     Each rule is judged alone; "any" is a transaction flagged by at least one
-    rule. --rules is the whole set to run (rules not named do not run), so
-    candidate parameters are measured without changing the live rules. Load
+    rule. --rules is the whole set to run (rules not named do not run), each
+    with the parameters it changes (merged over the live ones, as `pgfraud
+    rule set` and PATCH /rules merge them), so candidate parameters are
+    measured without changing the live rules. Load
     labels first with `pgfraud load-labels FILE` or `pgfraud load FILE
     --label-column COLUMN`.
     """

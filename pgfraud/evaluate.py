@@ -95,8 +95,9 @@ def evaluation(
 ) -> dict[str, Any]:
     """The whole evaluation: ``{"parameters", "transactions", "rows"}``.
 
-    ``parameters``: the rules that ran, as validated and normalised by SQL
-    (defaults filled in; the enabled rules when ``rules`` is None);
+    ``parameters``: the rules that ran, as SQL resolve_backtest_rules made them
+    (each rule's parameters merged over its live ones, validated, defaults
+    filled in; the enabled rules when ``rules`` is None);
     ``transactions``: how many were evaluated ([start, end), None: unbounded);
     ``rows``: evaluate_rules rows with f1 and alerts_per_1000 (add_measures).
     Errors: InvalidInput from SQL validate_rules, naming the rule and parameter.
@@ -104,7 +105,7 @@ def evaluation(
     rows = db.evaluate_rules(conn, rules, start, end)
     with db.wrap_errors():
         parameters, transactions = conn.execute(
-            "SELECT coalesce(validate_rules(%s::jsonb), active_rule_parameters()),"
+            "SELECT resolve_backtest_rules(%s::jsonb),"
             " (SELECT count(*) FROM transactions AS t"
             "  WHERE (%s::timestamptz IS NULL OR t.ts >= %s)"
             "  AND (%s::timestamptz IS NULL OR t.ts < %s))",

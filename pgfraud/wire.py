@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -40,8 +40,25 @@ MAX_AMOUNT = Decimal(10) ** 13
 CENT = Decimal("0.01")
 MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
-MIN_MS = int(MIN_TIME.timestamp() * 1000)  # 946684800000
-MAX_MS = int(MAX_TIME.timestamp() * 1000)  # 4102444800000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def to_epoch_ms(value: datetime) -> int:
+    """Epoch milliseconds of an aware datetime, exactly: integer arithmetic on the
+    timedelta (sub-millisecond digits truncated toward the past), never
+    ``total_seconds() * 1000``, whose float is 1 ms low for about a quarter of
+    the millisecond timestamps of some years (2004, 2038)."""
+    return (value - EPOCH) // _MS
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    """The aware UTC datetime of epoch milliseconds ``ms``, exactly (integer arithmetic)."""
+    return EPOCH + ms * _MS
+
+
+MIN_MS = to_epoch_ms(MIN_TIME)  # 946684800000
+MAX_MS = to_epoch_ms(MAX_TIME)  # 4102444800000
 FIELDS = ("account_id", "transaction_id", "timestamp", "amount", "merchant_id")
 
 _DIGITS = re.compile(r"[0-9]{1,30}")
@@ -120,8 +137,7 @@ def _from_epoch_ms(ms: int) -> datetime:
                 f"(for example {ms // 1000})"
             )
         raise _error("epoch milliseconds out of range (2000-01-01 to 2100-01-01 UTC)")
-    seconds, millis = divmod(ms, 1000)
-    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=millis * 1000)
+    return from_epoch_ms(ms)
 
 
 def _parse_timestamp(value: Any) -> datetime:
@@ -406,8 +422,7 @@ def parse_model(model: type[BaseModel], data: Any) -> Any:
 
 def format_event_cursor(ts: datetime, transaction_id: int, rule_id: str) -> str:
     """The position after one event of an account, ``<epoch ms>.<transaction_id>.<rule_id>``."""
-    ms = int((ts - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000)
-    return f"{ms}.{transaction_id}.{rule_id}"
+    return f"{to_epoch_ms(ts)}.{transaction_id}.{rule_id}"
 
 
 def parse_event_cursor(text: str) -> tuple[datetime, int, str]:
@@ -420,11 +435,9 @@ def parse_event_cursor(text: str) -> tuple[datetime, int, str]:
             "(<epoch ms>.<transaction_id>.<rule_id>)",
             field="after",
         )
-    ms = int(match[1])
-    seconds, millis = divmod(ms, 1000)
     try:
-        ts = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=millis * 1000)
-    except (OverflowError, ValueError, OSError):
+        ts = from_epoch_ms(int(match[1]))
+    except OverflowError:
         raise InvalidInput("after is out of range", field="after") from None
     return ts, int(match[2]), match[3]
 
@@ -547,15 +560,73 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def loads_json(body: bytes | str) -> Any:
-    """Parse JSON with exact numbers: decimals as Decimal, integers as int.
+class NotText(ValueError):
+    """A JSON string (value or key) that is not Unicode text: it holds a lone
+    surrogate such as ``"\\ud800"``, an escape JSON allows but no character
+    has (UTF-8 cannot encode it, so PostgreSQL could never store it).
 
-    Errors: ValueError for malformed JSON (json.JSONDecodeError), a number out
-    of Decimal's range, a key given twice in one object, or nesting deeper than
-    Python can parse.
+    ``path``: where it is, as keys and array indexes from the top (``["note"]``,
+    ``[3, "amount"]``); ``key``: the string is an object key at that path, not
+    its value. ``field``: the path joined with dots, without a leading array index.
+    """
+
+    def __init__(self, path: list[str | int], key: bool) -> None:
+        self.path = path
+        self.key = key
+        names = [str(p) for p in (path[1:] if path and isinstance(path[0], int) else path)]
+        self.field = ".".join(names) or None
+        where = f"a key in {self.field}" if key and self.field else "a key" if key else self.field
+        super().__init__(
+            f"{where or 'the body'} is not valid text: it holds a lone surrogate "
+            "(like \\ud800), which is no Unicode character"
+        )
+
+    @property
+    def row(self) -> int | None:
+        """The array index the path starts with (a batch's row), or None."""
+        return self.path[0] if self.path and isinstance(self.path[0], int) else None
+
+
+def _is_text(value: str) -> bool:
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_text(value: Any) -> None:
+    """Raise :class:`NotText` for the first string in parsed JSON ``value`` (keys
+    included) that is not Unicode text; iterative, so any nesting json.loads
+    accepts is walked."""
+    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if not _is_text(item):
+                raise NotText(path, key=False)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not _is_text(key):
+                    raise NotText(path, key=True)
+                stack.append((child, [*path, key]))
+        elif isinstance(item, list):
+            stack.extend((child, [*path, index]) for index, child in enumerate(item))
+
+
+def loads_json(body: bytes | str) -> Any:
+    """Parse JSON with exact numbers: decimals as Decimal, integers as int;
+    every string (keys too) is Unicode text.
+
+    Errors: :class:`NotText` (a ValueError naming the field) for a string
+    with a lone surrogate (``"x\\ud800"``); ValueError for malformed JSON
+    (json.JSONDecodeError), a number out of Decimal's range, a key given
+    twice in one object, or nesting deeper than Python can parse.
     """
     try:
-        return json.loads(
+        value = json.loads(
             body,
             parse_float=_parse_float,
             parse_int=_parse_int,
@@ -564,11 +635,14 @@ def loads_json(body: bytes | str) -> Any:
         )
     except RecursionError:
         raise ValueError("nested too deeply") from None
+    check_text(value)
+    return value
 
 
-def _parse_parameters(value: Any) -> dict[str, int | Decimal]:
-    """Rule parameters: an object of names to JSON numbers (exact decimals)."""
-    if not isinstance(value, dict) or not value:
+def _parse_parameters(value: Any, allow_empty: bool = False) -> dict[str, int | Decimal]:
+    """Rule parameters: an object of names to JSON numbers (exact decimals); ``{}``
+    only with ``allow_empty`` (a backtest of a rule as it is)."""
+    if not isinstance(value, dict) or not (value or allow_empty):
         raise _error("must be an object of parameter names to numbers")
     for name, number in value.items():
         if not _RULE_ID.fullmatch(name):
@@ -586,7 +660,7 @@ def _parse_rule_set(value: Any) -> dict[str, dict[str, int | Decimal]]:
     for rule_id, parameters in value.items():
         _parse_rule_id(rule_id)
         try:
-            _parse_parameters(parameters)
+            _parse_parameters(parameters, allow_empty=True)
         except PydanticCustomError as exc:
             raise _error(f"{rule_id}: parameters {exc}") from None
     return value
@@ -599,7 +673,9 @@ def _parse_switch(value: Any) -> bool:
 
 
 class Backtest(BaseModel):
-    """A backtest (POST /evaluate body): the rules to run and the time range."""
+    """A backtest (POST /evaluate body): the rules to run, each ``{parameter: number}``
+    merged over its live parameters (``{}``: as it is; SQL resolve_backtest_rules),
+    and the time range."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -659,8 +735,7 @@ _HISTORY_CURSOR = re.compile(r"([0-9]{1,15})\.([0-9]{1,19})")
 
 def format_history_cursor(ts: datetime, transaction_id: int) -> str:
     """The position before one transaction of an account, ``<epoch ms>.<transaction_id>``."""
-    ms = int((ts - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000)
-    return f"{ms}.{transaction_id}"
+    return f"{to_epoch_ms(ts)}.{transaction_id}"
 
 
 def parse_history_cursor(text: str) -> tuple[datetime, int]:
@@ -673,9 +748,8 @@ def parse_history_cursor(text: str) -> tuple[datetime, int]:
             "(<epoch ms>.<transaction_id>)",
             field="before",
         )
-    seconds, millis = divmod(int(match[1]), 1000)
     try:
-        ts = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=millis * 1000)
-    except (OverflowError, ValueError, OSError):
+        ts = from_epoch_ms(int(match[1]))
+    except OverflowError:
         raise InvalidInput("before is out of range", field="before") from None
     return ts, int(match[2])

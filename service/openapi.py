@@ -157,8 +157,9 @@ OPTIONAL_PARAMETERS = {
 }
 
 
-def _parameters_schema(rule_id: str, complete: bool) -> dict[str, Any]:
-    """The JSON Schema of one rule's parameters: all of them (complete) or some."""
+def _parameters_schema(rule_id: str, complete: bool, empty: bool = False) -> dict[str, Any]:
+    """The JSON Schema of one rule's parameters: all of them (complete) or some
+    (at least one, or none too when ``empty``: a backtest of the rule as it is)."""
     properties = {}
     for name, (kind, low, high, excluded) in RULE_PARAMETERS[rule_id].items():
         bound = "exclusiveMaximum" if excluded else "maximum"
@@ -166,7 +167,7 @@ def _parameters_schema(rule_id: str, complete: bool) -> dict[str, Any]:
     schema: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
-        "minProperties": 1,
+        "minProperties": 0 if empty else 1,
         "properties": properties,
     }
     if complete:
@@ -249,17 +250,21 @@ def _page_paths(account_param: dict[str, Any]) -> dict[str, Any]:
                                         "anyOf": [
                                             {
                                                 "type": "object",
+                                                # Users' rules (GET /rules) are rows, not
+                                                # listed here; each takes {}.
                                                 "additionalProperties": False,
                                                 "minProperties": 1,
                                                 "properties": {
-                                                    r: _parameters_schema(r, True)
+                                                    r: _parameters_schema(r, False, empty=True)
                                                     for r in RULE_PARAMETERS
                                                 },
                                             },
                                             {"type": "null"},
                                         ],
                                         "description": "the whole set of rules to run, each"
-                                        " with all its parameters; absent or null: the live ones",
+                                        " with the parameters it changes, merged over its live"
+                                        " ones ({}: as it is; a user's rule, from GET /rules, takes"
+                                        " {}); absent or null: the live ones",
                                     },
                                     "from": {"anyOf": [_TIMESTAMP_IN, {"type": "null"}]},
                                     "to": {"anyOf": [_TIMESTAMP_IN, {"type": "null"}]},
@@ -397,7 +402,7 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                             "pattern": "^[^\\x00]*$",
                             "description": "boolean SQL over the features amount, prior_count, "
                             "prior_average, seconds_since_previous, count_1h, sum_1h, count_24h, "
-                            "sum_24h, merchant_id, first_at_merchant (README: Rules users write)",
+                            "sum_24h, merchant_id, first_at_merchant (see docs/rules.md)",
                         },
                         "description": {
                             "type": "string",

@@ -29,6 +29,7 @@ from pgfraud.wire import (
     Backtest,
     EventPage,
     HistoryPage,
+    NotText,
     Review,
     format_event_cursor,
     format_history_cursor,
@@ -381,11 +382,14 @@ def account_transactions(account_id: str):
 
 def _json_body() -> Any:
     """The request body parsed as exact JSON: 415 unless Content-Type is JSON,
-    400 (malformed_json) when it does not parse, 413 when too large."""
+    400 (malformed_json) when it does not parse, 400 (invalid_input, naming the
+    field) for a string that is not Unicode text, 413 when too large."""
     if not request.is_json:
         raise UnsupportedMediaType("Content-Type must be application/json")
     try:  # Flask answers 413 here for a body over MAX_CONTENT_LENGTH
         return loads_json(request.get_data(cache=False))
+    except NotText as exc:  # a lone surrogate ("x\ud800"): 400 naming the field
+        raise InvalidInput(str(exc), field=exc.field, row=exc.row) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedJson(f"the body is not valid JSON: {exc}") from None
 
@@ -534,7 +538,9 @@ def evaluate():
     candidate parameters (SQL ``backtest_rules``, i.e. ``evaluate_rules``). Reads only.
 
     Body (JSON, each optional): ``{"rules": {rule_id: {parameter: number}}``
-    (the whole set of rules to run; absent: the enabled rules), ``"from"``,
+    (the whole set of rules to run, each with the parameters it changes,
+    merged over its live ones as PATCH /rules merges them: ``{}`` runs a rule
+    as it is, a user's rule included; absent: the enabled rules), ``"from"``,
     ``"to"`` (transaction time [from, to), ISO 8601 or epoch ms)}. 200
     ``{"results": [{rule_id, scenario, labelled, flagged, true_positives,
     precision_ratio, recall_ratio, transactions, flagged_per_1000}]}``, ratios

@@ -1,6 +1,6 @@
 """A second, independent implementation of the rules, in plain Python, for tests only.
 
-It follows the rule definitions of README.md / db/functions/_evaluate_from.sql
+It follows the rule definitions of docs/rules.md / db/functions/_evaluate_from.sql
 with Decimal arithmetic and no SQL, so that the SQL can be checked against it on
 generated data (test_reference.py). Not used by pgfraud itself.
 """

@@ -4,7 +4,7 @@ Real PostgreSQL through the fixtures of conftest.py, no mocks. Comments
 marked "Was a bug (fixed)" name a defect that fuzzing found and the test now
 guards against.
 
-The contract checked everywhere (README, "The API"): never a 5xx for bad
+The contract checked everywhere (docs/api.md, "The API"): never a 5xx for bad
 input, every error is JSON ``{"error": {"code", "message", ...}}`` with no
 stack trace and no SQL, and the stored data changes only on a 2xx.
 

@@ -8,6 +8,7 @@ per-test database of conftest.py as the service's login role.
 from __future__ import annotations
 
 import csv
+import hashlib
 import itertools
 import math
 import os
@@ -45,7 +46,13 @@ TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 def run_csv(tmp_path: Path, *args: str, name: str = "out", env: dict | None = None) -> Result:
-    """`pgfraud generate --to csv` into tmp_path/<name>.csv, labels to <name>.labels.csv."""
+    """`pgfraud generate --to csv` into tmp_path/<name>.csv, labels to <name>.labels.csv.
+
+    The legacy mix unless the arguments (or env) name one: most tests here
+    were written for it, and it stays byte for byte what it was.
+    """
+    if "--mix" not in args and "PGFRAUD_MIX" not in (env or {}):
+        args = ("--mix", "legacy", *args)
     return CliRunner().invoke(
         generate,
         [
@@ -264,7 +271,7 @@ def test_labels_list_only_generated_fraudulent_ids(tmp_path: Path) -> None:
     ids = {r["transaction_id"] for r in read_rows(tmp_path / "out.csv")}
     labels = read_rows(tmp_path / "out.labels.csv")
     assert labels, "5% of events start a scenario: 2000 rows must hold some"
-    assert list(labels[0]) == ["transaction_id", "scenario"]
+    assert list(labels[0]) == ["transaction_id", "scenario", "known_at"]
     assert {r["transaction_id"] for r in labels} <= ids
     assert {r["scenario"] for r in labels} == set(SCENARIOS)
     assert len({r["transaction_id"] for r in labels}) == len(labels)
@@ -273,7 +280,7 @@ def test_labels_list_only_generated_fraudulent_ids(tmp_path: Path) -> None:
 
 def test_fraud_rate_zero_and_one(tmp_path: Path) -> None:
     run_csv(tmp_path, "--num-transactions", "300", "--fraud-rate", "0", name="zero")
-    assert (tmp_path / "zero.labels.csv").read_text() == "transaction_id,scenario\n"
+    assert (tmp_path / "zero.labels.csv").read_text() == "transaction_id,scenario,known_at\n"
     run_csv(tmp_path, "--num-transactions", "300", "--fraud-rate", "1", name="one")
     assert len(read_rows(tmp_path / "one.labels.csv")) == 300
 
@@ -633,7 +640,7 @@ def test_labels_go_into_a_folder_that_does_not_exist_yet(tmp_path: Path) -> None
         ],
     )
     assert result.exit_code == 0, result.output
-    assert labels.read_text().splitlines()[0] == "transaction_id,scenario"
+    assert labels.read_text().splitlines()[0] == "transaction_id,scenario,known_at"
 
 
 def test_merchants_favourites_and_scenarios_follow_their_definitions() -> None:
@@ -683,3 +690,263 @@ def test_merchants_favourites_and_scenarios_follow_their_definitions() -> None:
                     run = []
         assert runs
         assert all(len({t.merchant_id for t in r}) == 1 for r in runs if low <= len(r) <= high)
+
+
+# -- mixes ------------------------------------------------------------------
+
+# Taken before mixes existed (commit 15d6c4c), with
+#   pgfraud generate --to csv --output a.csv --labels a.labels.csv ARGS
+# the data file's SHA-256 and that of the labels file (then transaction_id,scenario).
+LEGACY_RUNS = [
+    (
+        ("--num-transactions", "20000", "--accounts", "50", "--seed", "42"),
+        "cc8c357c76239d0426f64b88cddc8f3d393622b29c92418e96f117924a3ade30",
+        "f68b0b093bf70d3663ebe6a85497207584722331149adb33d13113f3a77c3273",
+    ),
+    (
+        ("--num-transactions", "20000", "--accounts", "20", "--merchants", "200", "--seed", "7")
+        + ("--fraud-rate", "0.05"),
+        "f396abca98209013cf62bfa5b33faa11c3c7b49316aa1efb336b6202200c9c06",
+        "c4a3cf8ba93cf002c5faaed2b9af9097fb7fa21dc8edd76bb106d5ac03b3a486",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "data_sha", "labels_sha"), LEGACY_RUNS)
+def test_legacy_mix_is_byte_for_byte_the_earlier_data(
+    tmp_path: Path, args: tuple[str, ...], data_sha: str, labels_sha: str
+) -> None:
+    result = run_csv(tmp_path, "--mix", "legacy", *args)
+    assert result.exit_code == 0, result.output
+    assert hashlib.sha256((tmp_path / "out.csv").read_bytes()).hexdigest() == data_sha
+    # The labels file gained a column, known_at; the first two are as before.
+    lines = (tmp_path / "out.labels.csv").read_text().splitlines()
+    assert lines[0] == "transaction_id,scenario,known_at"
+    before = "".join(
+        f"{line.rsplit(',', 1)[0]}\n" for line in ["transaction_id,scenario,"] + lines[1:]
+    )
+    assert hashlib.sha256(before.encode()).hexdigest() == labels_sha
+    # Legacy labels are known at the transaction's own time.
+    times = {r["transaction_id"]: r["timestamp"] for r in read_rows(tmp_path / "out.csv")}
+    assert all(
+        r["known_at"] == times[r["transaction_id"]] for r in read_rows(tmp_path / "out.labels.csv")
+    )
+
+
+DAY = timedelta(days=1)
+
+
+def mix_facts(settings: Settings) -> dict:
+    """What the mix properties are about, from one pass over the stream."""
+    from pgfraud.generator.mixes import breached_merchants
+
+    last_at: dict[tuple[int, int], int] = {}
+    n = fraud = new = 0
+    first_ms = last_ms = None
+    cards: dict[int, set[int]] = {}
+    delays = []
+    outside_breach = 0
+    by_scenario: dict[str, int] = {}
+    for _, account, ms, _, scenario, merchant, known in generate_raw(settings):
+        n += 1
+        first_ms = ms if first_ms is None else first_ms
+        last_ms = ms
+        if (account, merchant) not in last_at:
+            new += 1
+        last_at[account, merchant] = ms
+        if scenario:
+            fraud += 1
+            by_scenario[scenario] = by_scenario.get(scenario, 0) + 1
+            delays.append(known - ms)
+            if scenario == "compromised_merchant":
+                cards.setdefault(merchant, set()).add(account)
+                # Breached when the card's 1-3 payments (2 hours at most) began.
+                outside_breach += all(
+                    merchant
+                    not in breached_merchants(settings.seed, settings.merchants, settings.mix, at)
+                    for at in (ms, ms - 2 * 3_600_000)
+                )
+        else:
+            assert known is None
+    delays.sort()
+    return {
+        "fraud_share": fraud / n,
+        "new_share": new / n,
+        "span_days": (last_ms - first_ms) / 86_400_000,
+        "cards": sorted((len(c) for c in cards.values()), reverse=True),
+        "outside_breach": outside_breach,
+        "min_delay_days": delays[0] / 86_400_000,
+        "median_delay_days": delays[len(delays) // 2] / 86_400_000,
+        "by_scenario": by_scenario,
+    }
+
+
+@pytest.mark.parametrize(
+    ("mix", "seed", "accounts", "min_delay", "most_cards"),
+    [("realistic", 42, 1500, 2.0, 5), ("shifted", 7, 900, 1.0, 2)],
+)
+def test_realistic_mixes_have_the_properties_they_promise(
+    mix: str, seed: int, accounts: int, min_delay: float, most_cards: int
+) -> None:
+    facts = mix_facts(Settings(num_transactions=100_000, accounts=accounts, seed=seed, mix=mix))
+    # Fraud is 0.1-0.5% of transactions, every scenario present.
+    assert 0.001 <= facts["fraud_share"] <= 0.005, facts
+    assert set(facts["by_scenario"]) == set(SCENARIOS), facts
+    # A merchant new to the account is common: far more common than fraud.
+    assert facts["new_share"] >= 0.2 > 20 * facts["fraud_share"], facts
+    # Months of history, not years.
+    assert 30 <= facts["span_days"] <= 120, facts
+    # Breached merchants' fraud: only while breached, over several cards each
+    # (realistic: a breach every 3 weeks, many cards; shifted: every 5 days,
+    # fewer cards each).
+    assert facts["outside_breach"] == 0
+    assert facts["cards"][0] >= most_cards, facts
+    if mix == "realistic":
+        assert sum(facts["cards"]) >= 3 * len(facts["cards"]), facts
+    # Labels arrive days after the fraud.
+    assert facts["min_delay_days"] >= min_delay, facts
+    assert facts["median_delay_days"] >= 2 * min_delay, facts
+
+
+def test_breaches_last_weeks() -> None:
+    from pgfraud.generator.mixes import REALISTIC, breached_merchants
+
+    # Which merchants are breached, hour by hour over 20 weeks from 2024.
+    start = int(START.timestamp() * 1000)
+    hour = 3_600_000
+    spans: dict[int, list[int]] = {}
+    for h in range(20 * 7 * 24):
+        for merchant in set(breached_merchants(42, 1000, REALISTIC, start + h * hour)):
+            spans.setdefault(merchant, []).append(h)
+    whole = [hours for hours in spans.values() if hours[0] > 0 and hours[-1] < 20 * 7 * 24 - 1]
+    assert len(whole) >= 5
+    # 14 to 42 days each (one breach per merchant here: consecutive hours).
+    for hours in whole:
+        assert hours == list(range(hours[0], hours[-1] + 1))
+        assert 14 * 24 - 1 <= len(hours) <= 42 * 24 + 1
+
+
+def test_the_cli_default_is_the_realistic_mix_same_seed_same_bytes(tmp_path: Path) -> None:
+    args = ("--num-transactions", "3000", "--accounts", "40", "--fraud-rate", "0.01")
+    env = {"PGFRAUD_MIX": "realistic"}
+    for name in ("a", "b"):
+        result = CliRunner().invoke(
+            generate,
+            ["--to", "csv", "--output", str(tmp_path / f"{name}.csv")]
+            + ["--labels", str(tmp_path / f"{name}.labels.csv"), *args],
+        )
+        assert result.exit_code == 0, result.output
+    assert run_csv(tmp_path, *args, name="c", env=env).exit_code == 0
+    assert run_csv(tmp_path, *args, "--seed", "43", name="d", env=env).exit_code == 0
+    data = (tmp_path / "a.csv").read_bytes()
+    assert data == (tmp_path / "b.csv").read_bytes() == (tmp_path / "c.csv").read_bytes()
+    labels = (tmp_path / "a.labels.csv").read_bytes()
+    assert labels == (tmp_path / "b.labels.csv").read_bytes()
+    assert data != (tmp_path / "d.csv").read_bytes()
+    # The same rows as the stream of Settings(mix="realistic").
+    settings = Settings(num_transactions=3000, accounts=40, fraud_rate=0.01, mix="realistic")
+    rows = read_rows(tmp_path / "a.csv")
+    assert [r["amount"] for r in rows] == [str(t.amount) for t in generate_transactions(settings)]
+    # Labels known 2 to 28 days after the incident (never before the transaction).
+    times = {r["transaction_id"]: parse_ts(r["timestamp"]) for r in rows}
+    label_rows = read_rows(tmp_path / "a.labels.csv")
+    assert label_rows
+    for r in label_rows:
+        assert TIMESTAMP.match(r["known_at"])
+        delay = parse_ts(r["known_at"]) - times[r["transaction_id"]]
+        assert (
+            2 * DAY <= delay <= 29 * DAY + timedelta(hours=2) or r["scenario"] == "slow_compromise"
+        )
+        assert delay >= 2 * DAY
+
+
+def test_options_change_one_parameter_of_the_mix(tmp_path: Path) -> None:
+    base = ("--mix", "realistic", "--num-transactions", "4000", "--accounts", "40")
+    # Only card testing, labels known exactly 7 days after each burst's last payment.
+    weights = (
+        "card_testing=1,account_takeover=0,compromised_merchant=0,slow_compromise=0,bot_burst=0"
+    )
+    result = run_csv(
+        tmp_path,
+        *base,
+        "--fraud-rate",
+        "0.05",
+        "--scenario-weights",
+        weights,
+        "--label-delay-days",
+        "7",
+        name="a",
+    )
+    assert result.exit_code == 0, result.output
+    times = {r["transaction_id"]: parse_ts(r["timestamp"]) for r in read_rows(tmp_path / "a.csv")}
+    labels = read_rows(tmp_path / "a.labels.csv")
+    assert labels and {r["scenario"] for r in labels} == {"card_testing"}
+    # A burst is 6-12 payments 1-9 s apart: known 7 days after its last one.
+    for r in labels:
+        delay = parse_ts(r["known_at"]) - times[r["transaction_id"]]
+        assert 7 * DAY <= delay <= 7 * DAY + timedelta(seconds=11 * 9 + 1)
+    assert any(parse_ts(r["known_at"]) - times[r["transaction_id"]] == 7 * DAY for r in labels)
+    # Every normal purchase at a favourite, except the mix's big purchases (0.5%).
+    result = run_csv(tmp_path, *base, "--fraud-rate", "0", "--favourite-share", "1", name="b")
+    assert result.exit_code == 0, result.output
+    rows = read_rows(tmp_path / "b.csv")
+    at_favourite = sum(
+        int(r["merchant_id"]) in favourite_merchants(42, int(r["account_id"]), 1000, (2, 5))
+        for r in rows
+    )
+    assert at_favourite / len(rows) >= 0.98
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mix", "modern"], "'--mix'"),
+        (["--scenario-weights", "bogus=1"], "unknown scenario 'bogus'"),
+        (["--scenario-weights", "card_testing=-1"], "card_testing must be a number >= 0"),
+        (["--scenario-weights", "card_testing"], "card_testing must be a number >= 0"),
+        (["--favourite-share", "1.5"], "--favourite-share"),
+        (["--label-delay-days", "0"], "0 < LOW <= HIGH"),
+        (["--label-delay-days", "9-3"], "0 < LOW <= HIGH"),
+        (["--label-delay-days", "soon"], "LOW-HIGH"),
+    ],
+)
+def test_bad_mix_options_are_refused(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run_csv(tmp_path, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_an_account_in_use_costs_under_200_bytes_in_the_realistic_mix() -> None:
+    # As the legacy test above, with the realistic mix's 5 favourite slots
+    # instead of 8: 130 bytes, plus spare room.
+    accounts = 2_000
+    tracemalloc.start()
+    try:
+        settings = Settings(
+            num_transactions=10**9, accounts=accounts, fraud_rate=0, mix="realistic"
+        )
+        for row in generate_raw(settings):
+            if row[1] == accounts:
+                break
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 130 * accounts < peak < 200 * accounts
+
+
+def test_memory_stays_flat_with_fraud_in_the_realistic_mix() -> None:
+    # 20,000 then 200,000 transactions over the same 500 accounts: the peak
+    # does not grow with the transactions (bursts and labels are per account).
+    def peak(n: int) -> int:
+        tracemalloc.start()
+        try:
+            for _ in generate_raw(Settings(num_transactions=n, accounts=500, mix="realistic")):
+                pass
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak(20_000), peak(200_000)
+    assert large < small * 1.5 + 50_000

@@ -149,6 +149,8 @@ def test_every_sql_entry_point_refuses_the_same(app_conn, admin_conn, rules, col
         (app_conn, "SELECT * FROM score_transactions(NULL, NULL, %s::jsonb)"),
         (app_conn, "SELECT * FROM evaluate_account(1, %s::jsonb)"),
     ):
+        if message.endswith("is missing") and "evaluate_rules" in sql:
+            continue  # a backtest takes what is left out from the live rule (test_backtests)
         assert refused(conn, sql, (rules,)) == (column, message), sql
 
 

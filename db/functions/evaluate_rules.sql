@@ -5,16 +5,19 @@
 -- Precision and recall of each rule, judged alone, against the known fraud
 -- (fraud_labels, overruled by analysts' reviews: see labels below), over
 -- the transactions with time in [p_from, p_to) (NULL: unbounded), for the rules
--- p_rules ({rule_id: parameters}; default: the enabled rules), so candidate
--- parameters can be measured without touching the live ones (a backtest).
+-- p_rules ({rule_id: parameters}, each merged over the rule's live
+-- parameters by resolve_backtest_rules, so {} runs a rule as it is; default:
+-- the enabled rules), so candidate parameters can be measured without
+-- touching the live ones (a backtest).
 -- One row per rule and 'any' (a transaction flagged by at least one rule), for
 -- scenario 'all' (precision_ratio = true_positives / flagged, recall_ratio =
 -- true_positives / labelled) and for each labelled scenario (recall only: a
 -- false positive belongs to no scenario). Ratios have 4 decimal places; NULL
 -- when the denominator is 0. Source: the usual definitions (precision =
 -- TP / (TP + FP), recall = TP / (TP + FN)) counted per transaction.
--- Errors: PF001 (invalid_input) from validate_rules for p_rules that are not
--- valid (unknown rule or parameter, missing, wrong type, out of range).
+-- Errors: PF001 (invalid_input) from validate_rules (through
+-- resolve_backtest_rules) for p_rules that are not valid (unknown rule or
+-- parameter, wrong type, out of range).
 CREATE OR REPLACE FUNCTION evaluate_rules(
     p_rules jsonb DEFAULT NULL,
     p_from timestamptz DEFAULT NULL,
@@ -33,7 +36,7 @@ LANGUAGE sql
 STABLE
 AS $$
     WITH parameters AS (
-        SELECT coalesce(validate_rules(p_rules), active_rule_parameters()) AS rules
+        SELECT resolve_backtest_rules(p_rules) AS rules
     ),
     decisions AS (
         -- The latest review of each reviewed transaction.

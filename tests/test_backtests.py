@@ -1,0 +1,103 @@
+"""Backtests take user-written rules and partial parameters (issue 15, fault 8).
+
+POST /evaluate refused ``{"rules": {"quick_spike": {}}}`` ("parameters must be
+an object of parameter names to numbers") while the CLI took it, and both
+demanded every parameter of a built-in rule. Now each rule's parameters are
+merged over its live ones (SQL resolve_backtest_rules), as PATCH /rules
+merges them: ``{}`` runs a rule as it is.
+
+The data, by hand: account 7 pays 100.00, 20000.00 and 12000.00 (transactions
+1, 2, 3); transaction 2 is labelled fraud. large_amount (live threshold
+10000) flags 2 and 3: precision 0.5, recall 1. At threshold 15000 it flags 2
+alone: precision 1. The user's rule big_one (amount > 15000) flags 2 alone.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from click.testing import CliRunner
+
+from pgfraud import db
+from pgfraud.cli import main
+
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def labelled(app_conn, admin_conn):
+    rows = [(1, "100.00"), (2, "20000.00"), (3, "12000.00")]
+    db.store_transactions(
+        app_conn,
+        [
+            {
+                "transaction_id": tid,
+                "account_id": 7,
+                "timestamp": T0 + timedelta(hours=tid),
+                "amount": Decimal(amount),
+            }
+            for tid, amount in rows
+        ],
+    )
+    app_conn.commit()
+    db.add_rule(admin_conn, "big_one", "amount > 15000", None, True)
+    db.store_labels(admin_conn, [(2, "account_takeover")])
+
+
+def overall(results, rule_id):
+    row = next(r for r in results if r["rule_id"] == rule_id and r["scenario"] == "all")
+    return row["flagged"], str(row["precision_ratio"]), str(row["recall_ratio"])
+
+
+def test_http_backtest_runs_a_users_rule_given_as_an_empty_object(client, labelled):
+    response = client.post("/evaluate", json={"rules": {"big_one": {}}})
+    assert response.status_code == 200, response.get_json()
+    assert overall(response.get_json()["results"], "big_one") == (1, "1.0000", "1.0000")
+
+
+def test_http_backtest_merges_partial_parameters_over_the_live_ones(client, labelled):
+    body = {"rules": {"large_amount": {}, "big_one": {}}}
+    results = client.post("/evaluate", json=body).get_json()["results"]
+    assert overall(results, "large_amount") == (2, "0.5000", "1.0000")
+    # velocity is given max_transactions alone: its window_seconds comes from the live rule.
+    body = {"rules": {"large_amount": {"threshold": 15000}, "velocity": {"max_transactions": 1}}}
+    response = client.post("/evaluate", json=body)
+    assert response.status_code == 200, response.get_json()
+    assert overall(response.get_json()["results"], "large_amount") == (1, "1.0000", "1.0000")
+    # After a live change, {} runs the new live parameters.
+    patched = client.patch("/rules", json={"large_amount": {"parameters": {"threshold": 19000}}})
+    assert patched.status_code == 200, patched.get_json()
+    results = client.post("/evaluate", json={"rules": {"large_amount": {}}}).get_json()["results"]
+    assert overall(results, "large_amount") == (1, "1.0000", "1.0000")
+
+
+def test_a_bad_partial_parameter_is_still_named(client, labelled):
+    response = client.post("/evaluate", json={"rules": {"large_amount": {"threshold": -1}}})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["field"] == "large_amount.threshold"
+    response = client.post("/evaluate", json={"rules": {"big_one": {"x": 1}}})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["field"] == "big_one.x"
+
+
+def test_resolve_backtest_rules_merges_over_the_live_parameters(admin_conn, labelled):
+    live = admin_conn.execute("SELECT parameters FROM rules WHERE rule_id = 'velocity'").fetchone()[
+        0
+    ]
+    given = json.dumps({"velocity": {"max_transactions": 2}, "big_one": {}})
+    merged = admin_conn.execute("SELECT resolve_backtest_rules(%s)", (given,)).fetchone()[0]
+    assert merged == {"velocity": {**live, "max_transactions": 2}, "big_one": {}}
+
+
+def test_cli_backtest_takes_partial_parameters(database, labelled, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    rules = '{"large_amount": {"threshold": 15000}, "big_one": {}}'
+    result = CliRunner().invoke(main, ["evaluate", "--json", "--rules", rules])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["parameters"] == {"large_amount": {"threshold": 15000}, "big_one": {}}
+    flagged = {r["rule_id"]: r["flagged"] for r in report["rows"] if r["scenario"] == "all"}
+    assert flagged == {"large_amount": 1, "big_one": 1, "any": 1}
