@@ -130,3 +130,71 @@ def test_stores_reviews_and_labels_at_shared_merchants_never_deadlock(admin_conn
     assert persisted == scratch
     assert admin_conn.execute("SELECT count(*) FROM transactions").fetchone()[0] == 420
     assert any(r[2] == "compromised_merchant" for r in persisted)
+
+
+def test_a_late_row_stored_while_the_rule_is_switched_on_rescores_its_neighbours(
+    admin_conn, database
+):
+    # Merchant 7: Y (account 3) at T0 + 1 h is stored. X (account 2) at T0, a
+    # late arrival, is labelled fraud beforehand (known at its time). Connection
+    # A switches compromised_merchant on (window 30 days, delay 0, 1 known fraud)
+    # and has not committed; B stores X: it waits for A, then re-scores X's
+    # merchant neighbours with the rule on: Y fires (A's own re-scoring ran
+    # before X was stored).
+    t0 = datetime(2024, 5, 1, tzinfo=UTC)
+    admin_conn.execute("UPDATE rules SET enabled = false")
+    admin_conn.commit()
+    with db.connect(database.app_url) as conn:
+        db.store_transactions(
+            conn,
+            [
+                {
+                    "account_id": 3,
+                    "transaction_id": 2,
+                    "timestamp": t0 + timedelta(hours=1),
+                    "amount": "10.00",
+                    "merchant_id": 7,
+                }
+            ],
+        )
+        conn.commit()
+    db.store_labels(admin_conn, [(1, "skimming", t0, None, None)])
+    admin_conn.commit()
+    with psycopg.connect(database.admin_url) as a:
+        a.execute(
+            "SELECT set_rule('compromised_merchant', true, '{\"window_days\": 30,"
+            ' "delay_days": 0, "min_known_fraud": 1, "min_fraud_share": 0}\')'
+        )
+
+        def store_x() -> None:
+            with db.connect(database.app_url) as b:
+                db.store_transactions(
+                    b,
+                    [
+                        {
+                            "account_id": 2,
+                            "transaction_id": 1,
+                            "timestamp": t0,
+                            "amount": "10.00",
+                            "merchant_id": 7,
+                        }
+                    ],
+                )
+                b.commit()
+
+        thread = threading.Thread(target=store_x)
+        thread.start()
+        waiting = 0
+        while waiting == 0 and thread.is_alive():
+            waiting = admin_conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND backend_type = 'client backend' AND query LIKE '%store_transactions%'"
+            ).fetchone()[0]
+            admin_conn.commit()
+        assert waiting == 1  # B waits for A's rule change
+        a.commit()
+        thread.join()
+    fired = admin_conn.execute(
+        "SELECT transaction_id FROM alerts WHERE rule_id = 'compromised_merchant'"
+    ).fetchall()
+    assert fired == [(2,)]
