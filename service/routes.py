@@ -31,6 +31,7 @@ from pgfraud.wire import (
     HistoryPage,
     NotText,
     Review,
+    Tune,
     format_event_cursor,
     format_history_cursor,
     format_timestamp,
@@ -552,6 +553,47 @@ def evaluate():
     query = parse_model(Backtest, body)
     rows = read(lambda conn: db.backtest_rules(conn, query.rules, query.from_, query.to))
     return jsonify({"results": backtest_json(rows)})
+
+
+@bp.post("/tune")
+@requires_token
+def tune():
+    """Choose which rules run and their parameters from the stored labels (SQL
+    ``tune_rules``): maximise recall on the training period under an alert
+    budget and/or a precision floor; report the chosen and the live set on
+    both periods. Changes nothing: sending ``switch`` to PATCH /rules turns
+    the chosen set on.
+
+    Body (JSON): ``{"train_from", "train_to", "valid_from", "valid_to"``
+    (ISO 8601 or epoch ms; [from, to), the validation period at or after the
+    training one), ``"max_alerts_per_1000"`` (number > 0) and/or
+    ``"min_precision"`` (number in (0, 1]), ``"candidates"`` (optional list of
+    rule ids; default every rule)``}``. 200 ``{"chosen": {rule_id:
+    parameters}, "live": {...}, "search": {transactions, labelled, flagged,
+    caught, candidates, steps: [{rule_id, parameters, flagged, caught}]},
+    "figures": {"chosen"|"live": {"training"|"validation": [rows as POST
+    /evaluate's, plus f1 and alerts_per_1000]}}, "switch": PATCH /rules
+    body}``, ratios as decimal strings; 400 naming the bad field (a period
+    empty or reversed, no known fraud in training, budget not above 0,
+    precision not in (0, 1], an unknown candidate); 401 without the token
+    (when one is configured); 415 unless JSON.
+    """
+    from pgfraud.tune import tuning
+
+    body = _json_body()
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object with train_from, train_to, ...")
+    query = parse_model(Tune, body)
+    periods = (query.train_from, query.train_to, query.valid_from, query.valid_to)
+    with transaction() as conn:
+        result = tuning(
+            conn, periods, query.max_alerts_per_1000, query.min_precision, query.candidates
+        )
+    figures = {
+        name: {period: backtest_json(rows) for period, rows in sets.items()}
+        for name, sets in result["figures"].items()
+    }
+    return jsonify({**result, "figures": figures})
 
 
 @bp.patch("/rules")
