@@ -333,3 +333,67 @@ def test_http_tune_guarded_reports_and_refuses(database, app_conn, admin_conn):
     finally:
         stop_listener(app)
         close_pool(app)
+
+
+def test_every_swept_step_flags_exactly_what_the_rule_code_flags(tmp_path, database, admin_conn):
+    """The sweep's levels against the rule code itself (score_transactions), for
+    every candidate and every step of its grid, on generated data (legacy mix:
+    plenty of fraud and of every rule's firing)."""
+    from pgfraud.evaluate import read_labels
+    from pgfraud.generator.runner import seed_database
+
+    labels = tmp_path / "labels.csv"
+    seed_database(database.app_url, 3000, 20, seed=7, labels_path=labels, mix="legacy")
+    db.store_labels(admin_conn, read_labels(labels))
+    start, middle, end = admin_conn.execute(
+        "SELECT min(ts), min(ts) + (max(ts) - min(ts)) / 2, max(ts) + interval '1 ms'"
+        " FROM transactions"
+    ).fetchone()
+    with db.connect(database.admin_url) as conn:  # one transaction: the temp tables stay
+        result = tune(
+            conn,
+            1000,
+            None,
+            None,
+            train_from=start,
+            train_to=middle,
+            valid_from=middle,
+            valid_to=end,
+        )
+        assert result["search"]["labelled"] > 0
+        variants = conn.execute(
+            "SELECT candidate_id, rule_id, fixed, sweep, grid FROM _tune_variants"
+            " WHERE sweep IS NOT NULL ORDER BY candidate_id"
+        ).fetchall()
+        assert {v[1] for v in variants} == {
+            "amount_spike",
+            "below_average",
+            "large_amount",
+            "velocity",
+            "rapid_succession",
+            "same_timestamp",
+            "new_merchant_large",
+        }
+        fired = 0
+        for candidate_id, rule_id, fixed, sweep, grid in variants:
+            for step, value in enumerate(grid, start=1):
+                parameters = {**fixed, sweep: value}
+                swept = {
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT transaction_id FROM _tune_observations"
+                        " WHERE candidate_id = %s AND level >= %s",
+                        (candidate_id, step),
+                    )
+                }
+                code = {
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT transaction_id FROM score_transactions(%s, %s, %s::jsonb, true)",
+                        (start, middle, db.dumps_json({rule_id: parameters})),
+                    )
+                }
+                assert swept == code, (rule_id, parameters)
+                fired += bool(code)
+        assert fired > 50  # the comparison is not of empty sets
+        conn.rollback()
