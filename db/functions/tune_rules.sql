@@ -155,7 +155,8 @@ BEGIN
             USING ERRCODE = 'PF001', COLUMN = 'valid_to';
     END IF;
 
-    DROP TABLE IF EXISTS _tune_rows, _tune_variants, _tune_observations, _tune_flagged;
+    DROP TABLE IF EXISTS _tune_rows, _tune_variants, _tune_levels, _tune_observations, _tune_counts,
+        _tune_open, _tune_flagged, _tune_new;
 
     -- Every training transaction with the features the rules observe,
     -- computed over each account's whole history before p_train_to (as the
@@ -276,47 +277,86 @@ BEGIN
     WHERE v.rule_id = ANY (v_candidates)
     ORDER BY v.rule_id, v.shape;
 
-    -- Each row's level per swept candidate (the number of grid steps at
-    -- which it fires; 0 rows are left out).
-    CREATE TEMP TABLE _tune_observations ON COMMIT DROP AS
-    SELECT o.candidate_id, o.transaction_id, o.fraud, o.level
-    FROM (
-        SELECT v.candidate_id, r.transaction_id, r.fraud,
-               CASE v.rule_id
-                   -- amount >= threshold (grid ascending).
-                   WHEN 'large_amount' THEN width_bucket(r.amount, v.grid)
-                   -- n >= min_history and amount x n > multiplier x sum.
-                   WHEN 'amount_spike' THEN CASE
-                       WHEN r.prior_count < v.shape THEN 0
-                       WHEN r.prior_sum = 0 THEN CASE WHEN r.amount > 0 THEN cardinality(v.grid) ELSE 0 END
-                       ELSE width_bucket(r.ratio, v.grid) - (r.ratio = ANY (v.grid))::int END
-                   -- n >= min_history and amount x n < factor x sum (grid descending).
-                   WHEN 'below_average' THEN CASE
-                       WHEN r.prior_count < v.shape OR r.prior_sum = 0 THEN 0
-                       ELSE cardinality(v.grid) - width_bucket(r.ratio, v.grid_ascending) END
-                   -- count in (ts - window, ts], this one included, > max.
-                   WHEN 'velocity' THEN width_bucket(
-                       CASE v.shape WHEN 60 THEN r.count_60 WHEN 300 THEN r.count_300
-                                    WHEN 3600 THEN r.count_3600 ELSE r.count_86400 END - 1,
-                       v.grid)
-                   -- 0 < ts - previous earlier ts < min_gap (grid descending).
-                   WHEN 'rapid_succession' THEN CASE
-                       WHEN r.previous_ts IS NULL THEN 0
-                       ELSE cardinality(v.grid)
-                            - width_bucket(extract(epoch FROM r.ts - r.previous_ts), v.grid_ascending) END
-                   WHEN 'same_timestamp' THEN width_bucket(r.same_time_count - 1, v.grid)
-                   -- First payment at the merchant, n >= min_history, amount x n > multiplier x sum.
-                   WHEN 'new_merchant_large' THEN CASE
-                       WHEN NOT r.first_at_merchant OR r.prior_count < v.shape THEN 0
-                       WHEN r.prior_sum = 0 THEN CASE WHEN r.amount > 0 THEN cardinality(v.grid) ELSE 0 END
-                       ELSE width_bucket(r.ratio, v.grid) - (r.ratio = ANY (v.grid))::int END
-               END AS level
-        FROM (SELECT w.*, ARRAY(SELECT g FROM unnest(w.grid) AS g ORDER BY g) AS grid_ascending
+    -- Each row's level per swept candidate: the number of grid steps at
+    -- which it fires (rows of level 0 are left out). First one level per
+    -- row and grid (a width_bucket each), then one row per candidate whose
+    -- fixed parameters (min_history, first at the merchant) it passes.
+    CREATE TEMP TABLE _tune_levels ON COMMIT DROP AS
+    WITH grids AS (
+        SELECT v.rule_id, v.grid, ARRAY(SELECT g FROM unnest(v.grid) AS g ORDER BY g) AS ascending
+        FROM (SELECT DISTINCT ON (w.rule_id) w.rule_id, w.grid
               FROM _tune_variants AS w
-              WHERE w.sweep IS NOT NULL AND cardinality(w.grid) > 0) AS v
-        CROSS JOIN _tune_rows AS r
-    ) AS o
-    WHERE o.level > 0;
+              WHERE w.sweep IS NOT NULL AND cardinality(w.grid) > 0
+              ORDER BY w.rule_id, w.candidate_id) AS v
+    ),
+    g AS (
+        SELECT
+            (SELECT x.grid FROM grids AS x WHERE x.rule_id = 'large_amount') AS large,
+            (SELECT x.grid FROM grids AS x WHERE x.rule_id = 'amount_spike') AS spike,
+            (SELECT x.ascending FROM grids AS x WHERE x.rule_id = 'below_average') AS below,
+            (SELECT x.grid FROM grids AS x WHERE x.rule_id = 'velocity') AS velocity,
+            (SELECT x.ascending FROM grids AS x WHERE x.rule_id = 'rapid_succession') AS rapid,
+            (SELECT x.grid FROM grids AS x WHERE x.rule_id = 'same_timestamp') AS same,
+            (SELECT x.grid FROM grids AS x WHERE x.rule_id = 'new_merchant_large') AS merchant
+    )
+    SELECT r.transaction_id, r.fraud, r.prior_count,
+           -- amount >= threshold (grid ascending).
+           width_bucket(r.amount, g.large) AS large_level,
+           -- amount x n > multiplier x sum (grid ascending); min_history apart.
+           CASE WHEN r.prior_count = 0 THEN 0
+                WHEN r.prior_sum = 0 THEN CASE WHEN r.amount > 0 THEN cardinality(g.spike) ELSE 0 END
+                ELSE width_bucket(r.ratio, g.spike) - (r.ratio = ANY (g.spike))::int END AS spike_level,
+           -- amount x n < factor x sum (grid descending): the factors above the ratio.
+           CASE WHEN r.prior_count = 0 OR r.prior_sum = 0 THEN 0
+                ELSE cardinality(g.below) - width_bucket(r.ratio, g.below) END AS below_level,
+           -- count in (ts - window, ts], this one included, > max_transactions.
+           width_bucket(r.count_60 - 1, g.velocity) AS velocity_60,
+           width_bucket(r.count_300 - 1, g.velocity) AS velocity_300,
+           width_bucket(r.count_3600 - 1, g.velocity) AS velocity_3600,
+           width_bucket(r.count_86400 - 1, g.velocity) AS velocity_86400,
+           -- 0 < ts - the previous earlier time < min_gap (grid descending).
+           CASE WHEN r.previous_ts IS NULL THEN 0
+                ELSE cardinality(g.rapid) - width_bucket(extract(epoch FROM r.ts - r.previous_ts), g.rapid)
+           END AS rapid_level,
+           width_bucket(r.same_time_count - 1, g.same) AS same_level,
+           -- First payment at the merchant, amount x n > multiplier x sum.
+           CASE WHEN NOT r.first_at_merchant OR r.prior_count = 0 THEN 0
+                WHEN r.prior_sum = 0 THEN CASE WHEN r.amount > 0 THEN cardinality(g.merchant) ELSE 0 END
+                ELSE width_bucket(r.ratio, g.merchant) - (r.ratio = ANY (g.merchant))::int END AS merchant_level
+    FROM _tune_rows AS r
+    CROSS JOIN g;
+
+    CREATE TEMP TABLE _tune_observations ON COMMIT DROP AS
+    SELECT v.candidate_id, l.transaction_id, l.fraud, l.level
+    FROM _tune_variants AS v
+    JOIN LATERAL (
+        SELECT x.transaction_id, x.fraud, x.large_level AS level FROM _tune_levels AS x
+        WHERE v.rule_id = 'large_amount' AND x.large_level > 0
+        UNION ALL
+        SELECT x.transaction_id, x.fraud, x.spike_level FROM _tune_levels AS x
+        WHERE v.rule_id = 'amount_spike' AND x.spike_level > 0 AND x.prior_count >= v.shape
+        UNION ALL
+        SELECT x.transaction_id, x.fraud, x.below_level FROM _tune_levels AS x
+        WHERE v.rule_id = 'below_average' AND x.below_level > 0 AND x.prior_count >= v.shape
+        UNION ALL
+        SELECT x.transaction_id, x.fraud,
+               CASE v.shape WHEN 60 THEN x.velocity_60 WHEN 300 THEN x.velocity_300
+                            WHEN 3600 THEN x.velocity_3600 ELSE x.velocity_86400 END
+        FROM _tune_levels AS x
+        WHERE v.rule_id = 'velocity'
+          AND CASE v.shape WHEN 60 THEN x.velocity_60 WHEN 300 THEN x.velocity_300
+                           WHEN 3600 THEN x.velocity_3600 ELSE x.velocity_86400 END > 0
+        UNION ALL
+        SELECT x.transaction_id, x.fraud, x.rapid_level FROM _tune_levels AS x
+        WHERE v.rule_id = 'rapid_succession' AND x.rapid_level > 0
+        UNION ALL
+        SELECT x.transaction_id, x.fraud, x.same_level FROM _tune_levels AS x
+        WHERE v.rule_id = 'same_timestamp' AND x.same_level > 0
+        UNION ALL
+        SELECT x.transaction_id, x.fraud, x.merchant_level FROM _tune_levels AS x
+        WHERE v.rule_id = 'new_merchant_large' AND x.merchant_level > 0 AND x.prior_count >= v.shape
+    ) AS l ON true
+    WHERE v.sweep IS NOT NULL AND cardinality(v.grid) > 0;
 
     -- The on/off candidates: the rule code's own flags on the training period.
     SELECT jsonb_object_agg(v.rule_id, v.fixed) INTO v_fixed
@@ -328,32 +368,38 @@ BEGIN
         JOIN _tune_variants AS v ON v.rule_id = e.rule_id AND v.sweep IS NULL
         JOIN _tune_rows AS r ON r.transaction_id = e.transaction_id;
     END IF;
-    ANALYZE _tune_observations;
 
-    -- Per candidate step: the rows it flags and the fraud among them.
+    -- Per candidate and level: the rows and the fraud among them. Each
+    -- greedy run keeps these counts for the rows not yet flagged (_tune_open),
+    -- taking off the rows each chosen candidate flags, so a round reads the
+    -- small count table, never the observations again.
+    CREATE INDEX ON _tune_observations (candidate_id, level);
+    CREATE INDEX ON _tune_observations (transaction_id);
+    ANALYZE _tune_observations;
+    CREATE TEMP TABLE _tune_counts ON COMMIT DROP AS
+    SELECT o.candidate_id, o.level, count(*) AS flagged, count(*) FILTER (WHERE o.fraud) AS caught
+    FROM _tune_observations AS o
+    GROUP BY o.candidate_id, o.level;
+    CREATE TEMP TABLE _tune_open (LIKE _tune_counts) ON COMMIT DROP;
     CREATE TEMP TABLE _tune_flagged (transaction_id bigint PRIMARY KEY, fraud boolean NOT NULL)
         ON COMMIT DROP;
+    CREATE TEMP TABLE _tune_new (transaction_id bigint PRIMARY KEY) ON COMMIT DROP;
     FOREACH v_strategy IN ARRAY ARRAY['recall', 'precision'] LOOP
-        TRUNCATE _tune_flagged;
+        TRUNCATE _tune_flagged, _tune_open;
+        INSERT INTO _tune_open SELECT * FROM _tune_counts;
         v_flagged := 0;
         v_caught := 0;
         v_steps := '[]';
         v_chosen := '{}';
         LOOP
-            WITH open AS (
-                SELECT o.candidate_id, o.level, count(*) AS flagged, count(*) FILTER (WHERE o.fraud) AS caught
-                FROM _tune_observations AS o
-                JOIN _tune_variants AS v ON v.candidate_id = o.candidate_id
-                WHERE NOT v_chosen ? v.rule_id
-                  AND NOT EXISTS (SELECT FROM _tune_flagged AS f WHERE f.transaction_id = o.transaction_id)
-                GROUP BY o.candidate_id, o.level
-            ),
-            steps AS (
+            WITH steps AS (
                 -- Step k flags the open rows of level >= k.
                 SELECT s.candidate_id, s.level AS step,
                        sum(s.flagged) OVER newer AS flagged,
                        sum(s.caught) OVER newer AS caught
-                FROM open AS s
+                FROM _tune_open AS s
+                JOIN _tune_variants AS v ON v.candidate_id = s.candidate_id
+                WHERE NOT v_chosen ? v.rule_id AND s.flagged > 0
                 WINDOW newer AS (PARTITION BY s.candidate_id ORDER BY s.level DESC
                                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
             )
@@ -372,11 +418,26 @@ BEGIN
             LIMIT 1;
             EXIT WHEN NOT FOUND;
 
-            INSERT INTO _tune_flagged (transaction_id, fraud)
-            SELECT o.transaction_id, o.fraud
-            FROM _tune_observations AS o
-            WHERE o.candidate_id = v_best.candidate_id AND o.level >= v_best.step
-            ON CONFLICT (transaction_id) DO NOTHING;
+            TRUNCATE _tune_new;
+            WITH added AS (
+                INSERT INTO _tune_flagged (transaction_id, fraud)
+                SELECT o.transaction_id, o.fraud
+                FROM _tune_observations AS o
+                WHERE o.candidate_id = v_best.candidate_id AND o.level >= v_best.step
+                ON CONFLICT (transaction_id) DO NOTHING
+                RETURNING transaction_id
+            )
+            INSERT INTO _tune_new SELECT a.transaction_id FROM added AS a;
+            UPDATE _tune_open AS c
+            SET flagged = c.flagged - d.flagged, caught = c.caught - d.caught
+            FROM (
+                SELECT o.candidate_id, o.level, count(*) AS flagged,
+                       count(*) FILTER (WHERE o.fraud) AS caught
+                FROM _tune_new AS n
+                JOIN _tune_observations AS o ON o.transaction_id = n.transaction_id
+                GROUP BY o.candidate_id, o.level
+            ) AS d
+            WHERE c.candidate_id = d.candidate_id AND c.level = d.level;
             v_flagged := v_flagged + v_best.flagged;
             v_caught := v_caught + v_best.caught;
             SELECT v_chosen || jsonb_build_object(v.rule_id, p.parameters),
