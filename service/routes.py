@@ -576,7 +576,8 @@ def tune():
     body}``, ratios as decimal strings; 400 naming the bad field (a period
     empty or reversed, no known fraud in training, budget not above 0,
     precision not in (0, 1], an unknown candidate); 401 without the token
-    (when one is configured); 415 unless JSON.
+    (when one is configured); 415 unless JSON. Its statements may take 5
+    minutes (not the service's statement timeout); 503 past that.
     """
     from pgfraud.tune import tuning
 
@@ -586,6 +587,9 @@ def tune():
     query = parse_model(Tune, body)
     periods = (query.train_from, query.train_to, query.valid_from, query.valid_to)
     with transaction() as conn:
+        # A search over the whole labelled history takes longer than the
+        # service's statement timeout: this transaction may take 5 minutes.
+        conn.execute("SET LOCAL statement_timeout = '300s'")
         result = tuning(
             conn, periods, query.max_alerts_per_1000, query.min_precision, query.candidates
         )
