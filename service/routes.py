@@ -110,6 +110,8 @@ def index():
                 "account_reviews": "/accounts/<account_id>/reviews?limit=100",
                 "overview": url_for("api.overview"),
                 "evaluate": "/evaluate (POST JSON: rules, from, to)",
+                "tune": "/tune (POST JSON: train_from, train_to, valid_from, valid_to,"
+                " max_alerts_per_1000, min_precision, candidates)",
                 "change_rules": "/rules (PATCH JSON: {rule_id: {enabled, parameters}})",
                 "openapi": url_for("api.openapi"),
                 "page": url_for("pages.queue"),
