@@ -32,7 +32,9 @@ SEED_TRANSACTIONS = 100_000
 SEED_ACCOUNTS = 1_000
 
 
-def _fail(exc: PgfraudError, unit: str = "row") -> None:
+def _fail(exc: PgfraudError, unit: str = "row", bad_input_code: int = 1) -> None:
+    """Print ``exc`` as one line (and its listed problems) and exit: 1, or
+    ``bad_input_code`` for InvalidInput (2 where a command's input was refused)."""
     where = ""
     if exc.row is not None and not exc.errors and not exc.message.startswith(f"{unit} "):
         where = f"{unit} {exc.row}: "
@@ -40,7 +42,7 @@ def _fail(exc: PgfraudError, unit: str = "row") -> None:
     for item in exc.errors:
         where = f"line {item['row']}: " if "row" in item else ""
         click.echo(f"  {where}{item['message']}", err=True)
-    sys.exit(1)
+    sys.exit(bad_input_code if isinstance(exc, InvalidInput) else 1)
 
 
 def prepare(database: config.Database) -> list[str]:
@@ -236,7 +238,16 @@ def create_user(name: str, password: str | None, read_only: bool) -> None:
     help="With --label-column: column of scenario codes (a name, or a number n kept as "
     "scenario_<n>).",
 )
-def load(path: Path, label_column: str | None, scenario_column: str | None) -> None:
+@click.option(
+    "--known-at-column",
+    default=None,
+    help="With --label-column: column of when each label became known (ISO 8601 or epoch "
+    "milliseconds, not before the row's timestamp; empty: when loaded). Rules that read labels "
+    "count a label only for transactions after it.",
+)
+def load(
+    path: Path, label_column: str | None, scenario_column: str | None, known_at_column: str | None
+) -> None:
     """Load a CSV of transactions by COPY, all-or-nothing.
 
     Header: account_id, transaction_id, amount, and timestamp (ISO 8601) or
@@ -248,16 +259,20 @@ def load(path: Path, label_column: str | None, scenario_column: str | None) -> N
 
     if scenario_column and not label_column:
         raise click.BadParameter("needs --label-column", param_hint="--scenario-column")
+    if known_at_column and not label_column:
+        raise click.BadParameter("needs --label-column", param_hint="--known-at-column")
     try:
         with config.existing_database() as database:
             prepare(database)
             # Labels are the owner's data: with them, load as the owner.
             url = database.admin_url if label_column else database.app_url
             with db.connect(url) as conn:
-                counts = load_csv(conn, path, sys.stderr.isatty(), label_column, scenario_column)
+                counts = load_csv(
+                    conn, path, sys.stderr.isatty(), label_column, scenario_column, known_at_column
+                )
                 conn.commit()
     except PgfraudError as exc:
-        _fail(exc, unit="line")
+        _fail(exc, unit="line", bad_input_code=2)
     labels = f", {counts['labels']} labelled fraud" if "labels" in counts else ""
     click.echo(
         f"loaded {path}: {counts['rows']} row{'s' if counts['rows'] != 1 else ''}, "
@@ -271,10 +286,13 @@ def load(path: Path, label_column: str | None, scenario_column: str | None) -> N
     "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 def load_labels(paths: tuple[Path, ...]) -> None:
-    """Store ground-truth fraud labels (CSV: transaction_id,scenario) for `pgfraud evaluate`.
+    """Store ground-truth fraud labels (CSV: transaction_id,scenario[,known_at]).
 
     Labels go to the fraud_labels table, never into transactions; a label
-    already stored for a transaction is replaced. All files or none.
+    already stored for a transaction is replaced. known_at (ISO 8601 or epoch
+    milliseconds; absent or empty: now) is when the label became known: rules
+    that read labels count it only for transactions after it, and it may not
+    be before its stored transaction's time. All files or none.
     """
     from pgfraud.evaluate import read_labels
 
@@ -286,7 +304,7 @@ def load_labels(paths: tuple[Path, ...]) -> None:
                 counts = db.store_labels(conn, labels)
                 conn.commit()
     except PgfraudError as exc:
-        _fail(exc, unit="line")
+        _fail(exc, unit="line", bad_input_code=2)
     for line in describe_labels(counts):
         click.echo(line)
 

@@ -181,6 +181,19 @@ def _parse_timestamp(value: Any) -> datetime:
     return parsed
 
 
+def parse_timestamp(value: Any) -> datetime:
+    """A wire timestamp (ISO 8601 string, no offset meaning UTC, or integer epoch
+    milliseconds) as an aware UTC datetime truncated to the millisecond.
+
+    Errors: ValueError with the wire's message (names the unit for epoch seconds
+    or microseconds, the range 2000-01-01 to 2100-01-01 UTC).
+    """
+    try:
+        return _parse_timestamp(value)
+    except PydanticCustomError as exc:
+        raise ValueError(exc.message()) from None
+
+
 def _parse_amount(value: Any) -> Decimal:
     """Exact currency units: Decimal >= 0, < 10^13, at most 2 decimal places."""
     if isinstance(value, bool):
@@ -283,13 +296,22 @@ class Transaction(BaseModel):
     merchant_id: OptionalId = None
 
 
+def _parse_optional_timestamp(value: Any) -> datetime | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return _parse_timestamp(value)
+
+
 class Label(BaseModel):
-    """A ground-truth fraud label: transaction_id and a lower_snake_case scenario name."""
+    """A ground-truth fraud label: transaction_id, a lower_snake_case scenario name and,
+    optionally, ``known_at``: when it became known (ISO 8601 or epoch milliseconds, as
+    every timestamp; empty or absent: when it is stored)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     transaction_id: Id
     scenario: Annotated[str, BeforeValidator(_parse_scenario)]
+    known_at: Annotated[datetime | None, BeforeValidator(_parse_optional_timestamp)] = None
 
 
 REVIEW_STATUSES = ("confirmed_fraud", "false_positive")
