@@ -397,3 +397,57 @@ def test_every_swept_step_flags_exactly_what_the_rule_code_flags(tmp_path, datab
                 fired += bool(code)
         assert fired > 50  # the comparison is not of empty sets
         conn.rollback()
+
+
+@pytest.mark.parametrize(("known_day", "chosen"), [(3, True), (10, False)])
+def test_labels_count_for_compromised_merchant_only_from_when_they_were_known(
+    app_conn, admin_conn, known_day, chosen
+):
+    """Merchant 5: account 1 pays on 2 January, account 2 on 4 January, both
+    fraud. compromised_merchant (10-day window, no delay, 1 known fraud) flags
+    account 2's payment only if account 1's label was known before it (known_at
+    3 January), not if it became known on 10 January: tune sees the labels
+    through the rule code, as backtests do."""
+    admin_conn.execute(
+        'UPDATE rules SET parameters = \'{"window_days": 10, "delay_days": 0,'
+        ' "min_known_fraud": 1, "min_fraud_share": 0}\'::jsonb'
+        " WHERE rule_id = 'compromised_merchant'"
+    )
+    rows = [
+        (1, 1, JAN + timedelta(days=1)),
+        (2, 2, JAN + timedelta(days=3)),
+        (3, 3, FEB + timedelta(days=1)),
+    ]
+    db.store_transactions(
+        app_conn,
+        [
+            {
+                "account_id": a,
+                "transaction_id": t,
+                "timestamp": ts,
+                "amount": Decimal("10.00"),
+                "merchant_id": 5,
+            }
+            for a, t, ts in rows
+        ],
+    )
+    app_conn.commit()
+    known = JAN + timedelta(days=known_day - 1)
+    db.store_labels(
+        admin_conn,
+        [(1, "skimming", known, None, None), (2, "skimming", JAN + timedelta(days=3), None, None)],
+    )
+    result = tune(admin_conn, None, Decimal("0.5"), ["compromised_merchant"])
+    if chosen:
+        assert result["chosen"] == {
+            "compromised_merchant": {
+                "window_days": 10,
+                "delay_days": 0,
+                "min_known_fraud": 1,
+                "min_fraud_share": 0,
+            }
+        }
+        assert (result["search"]["flagged"], result["search"]["caught"]) == (1, 1)
+    else:
+        assert result["chosen"] == {}
+        assert result["search"]["steps"] == []

@@ -45,7 +45,10 @@
 --   new_merchant_run, compromised_merchant and users' rules: on or off at
 --       their stored parameters, their flags from the rule code itself
 --       (score_transactions over the training period), so a rule that reads
---       labels sees them exactly as the rule code and backtests do.
+--       labels sees them exactly as the rule code and backtests do: only
+--       what was known at the judged transaction's time (known_at).
+-- Known fraud for the figures (what a rule should catch) is the ground
+-- truth, whenever it became known, as in evaluate_rules.
 -- Selection (greedy, one parameter set per rule): repeatedly add the
 -- candidate that keeps the constraint and adds the most newly caught fraud
 -- (ties: fewer new alerts); and, separately, the one whose new alerts have
