@@ -79,6 +79,23 @@ BEGIN
         INTO v_merchant_ids, v_after_ts;
         PERFORM _lock_merchants(v_merchant_ids);
     END IF;
+    -- The shared side of the rule-change lock (taken again, at no cost, by
+    -- _rescore_accounts): a transaction switching a merchant rule on holds
+    -- the exclusive side until it commits, so the check below then sees it
+    -- on and the neighbours are re-scored too (its own re-scoring did not
+    -- see this statement's rows).
+    PERFORM pg_advisory_xact_lock_shared(7231546390112208);
+    IF NOT v_merchant_rules AND _merchant_rules_delay() IS NOT NULL THEN
+        -- Switched on meanwhile (rare): the merchants' locks after all.
+        v_merchant_rules := true;
+        EXECUTE format(
+            'SELECT array_agg(m.merchant_id), array_agg(m.ts)'
+            ' FROM (SELECT c.merchant_id, min(c.ts) AS ts FROM (%s) AS c'
+            '       WHERE c.merchant_id IS NOT NULL GROUP BY c.merchant_id) AS m',
+            v_changed)
+        INTO v_merchant_ids, v_after_ts;
+        PERFORM _lock_merchants(v_merchant_ids);
+    END IF;
     IF TG_OP = 'INSERT' THEN
         -- The common case, as a static query (planned once per session).
         WITH firsts AS (
