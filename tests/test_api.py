@@ -354,7 +354,7 @@ def test_unknown_route_and_method_are_json(client):
 def test_health_and_rules(client):
     health = client.get("/health").get_json()
     assert health["status"] == "ok"
-    assert health["database"]["migrations"] == len(migration_files()) == 12
+    assert health["database"]["migrations"] == len(migration_files()) == 15
     rules = {r["rule_id"]: r for r in client.get("/rules").get_json()["rules"]}
     # The measured defaults of migration 0007.
     assert rules["below_average"]["parameters"] == {
