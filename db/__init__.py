@@ -801,3 +801,28 @@ def change_rule(
                 _json_numbers(parameters) if parameters is not None else None,
             ),
         ).fetchone()
+
+
+def tune_rules(
+    conn: psycopg.Connection,
+    periods: tuple[datetime, datetime, datetime, datetime],
+    max_alerts_per_1000: Decimal | None,
+    min_precision: Decimal | None,
+    candidates: list[str] | None,
+) -> dict[str, Any]:
+    """Choose rules and parameters from labels (SQL ``tune_rules``); changes nothing.
+
+    ``periods``: (train_from, train_to, valid_from, valid_to), each range
+    [from, to). Returns tune_rules' object with exact numbers (Decimal, int):
+    chosen, live, search, figures (backtest_rules rows per set and period).
+    Errors: InvalidInput naming the field (train_from, train_to, valid_from,
+    valid_to, max_alerts_per_1000, min_precision, candidates).
+    """
+    from pgfraud.wire import loads_json
+
+    with wrap_errors():
+        text = conn.execute(
+            "SELECT tune_rules(%s, %s, %s, %s, %s, %s, %s)::text",
+            (*periods, max_alerts_per_1000, min_precision, candidates),
+        ).fetchone()[0]
+    return loads_json(text)

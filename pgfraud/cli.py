@@ -436,6 +436,160 @@ def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
         click.echo(line)
 
 
+TUNE_OPTIONS = {
+    "train_from": "--train-from",
+    "train_to": "--train-to",
+    "valid_from": "--valid-from",
+    "valid_to": "--valid-to",
+    "max_alerts_per_1000": "--max-alerts-per-1000",
+    "min_precision": "--min-precision",
+    "candidates": "--candidates",
+}
+
+
+class DecimalType(click.ParamType):
+    """A finite decimal number, kept exactly."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Decimal):
+            return value
+        try:
+            number = Decimal(str(value).strip())
+        except ArithmeticError:
+            self.fail(f"must be a number; got {value!r}", param, ctx)
+        if not number.is_finite():
+            self.fail(f"must be a finite number; got {value!r}", param, ctx)
+        return number
+
+
+@main.command()
+@click.option(
+    "--train-from",
+    "train_from",
+    type=TimestampType(),
+    required=True,
+    help="Training period start, inclusive (ISO 8601).",
+)
+@click.option(
+    "--train-to",
+    "train_to",
+    type=TimestampType(),
+    required=True,
+    help="Training period end, exclusive.",
+)
+@click.option(
+    "--valid-from",
+    "valid_from",
+    type=TimestampType(),
+    required=True,
+    help="Validation period start, inclusive: at or after --train-to.",
+)
+@click.option(
+    "--valid-to",
+    "valid_to",
+    type=TimestampType(),
+    required=True,
+    help="Validation period end, exclusive.",
+)
+@click.option(
+    "--max-alerts-per-1000",
+    "max_alerts",
+    type=DecimalType(),
+    default=None,
+    help="Alert budget: flagged transactions per 1,000 on the training period, above 0.",
+)
+@click.option(
+    "--min-precision",
+    type=DecimalType(),
+    default=None,
+    help="Precision floor on the training period, above 0 and at most 1.",
+)
+@click.option(
+    "--candidates",
+    default=None,
+    help="Rules to choose from, comma-separated (default: every rule, users' too).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object: chosen, live, search, figures and the PATCH /rules body.",
+)
+@click.option(
+    "--apply",
+    "apply_it",
+    is_flag=True,
+    help="Switch the chosen set on (and every other rule off), re-scoring the alerts.",
+)
+def tune(
+    train_from,
+    train_to,
+    valid_from,
+    valid_to,
+    max_alerts,
+    min_precision,
+    candidates,
+    as_json: bool,
+    apply_it: bool,
+) -> None:
+    """Choose which rules run, and their parameters, from the stored labels.
+
+    On the training period it maximises recall (known fraud flagged) under an
+    alert budget (--max-alerts-per-1000) and/or a precision floor
+    (--min-precision), then shows the chosen set and the live set on the
+    training and the validation period (per rule, per scenario and overall:
+    the figures of `pgfraud evaluate`), and the parameters that ran. Nothing
+    changes unless --apply is given (or the PATCH /rules body it prints is
+    sent): then the chosen rules go on with their parameters, every other
+    rule off, through the same check as any rule change, and the stored
+    alerts are re-scored.
+    """
+    from pgfraud.tune import apply, format_tuning, tuning
+
+    periods = (train_from, train_to, valid_from, valid_to)
+    names = None
+    if candidates is not None:
+        names = [name.strip() for name in candidates.split(",") if name.strip()]
+    try:
+        with config.existing_database() as database:
+            prepare(database)
+            with db.connect(database.admin_url) as conn:
+                db.lift_statement_timeout(conn)
+                result = tuning(conn, periods, max_alerts, min_precision, names)
+                if apply_it and result["chosen"]:
+                    apply(conn, result["switch"])
+                conn.commit()
+    except InvalidInput as exc:  # from SQL tune_rules: names the field
+        raise click.BadParameter(
+            exc.message, param_hint=TUNE_OPTIONS.get(exc.field or "", "--candidates")
+        ) from None
+    except PgfraudError as exc:
+        _fail(exc)
+    if as_json:
+        import json
+
+        # Parameters as exact JSON numbers; the figures' ratios as decimal
+        # strings, as `pgfraud evaluate --json` writes them.
+        figures = json.loads(json.dumps(result["figures"], default=str))
+        click.echo(db.dumps_json({**result, "figures": figures}, indent=1))
+    else:
+        for line in format_tuning(result, periods):
+            click.echo(line)
+        click.echo("")
+        if not result["chosen"]:
+            click.echo("nothing to switch on")
+        elif apply_it:
+            click.echo(f"switched on: {db.dumps_json(result['chosen'], sort_keys=True)}")
+        else:
+            click.echo("switch it on: run this command again with --apply, or send")
+            click.echo(f"  PATCH /rules {db.dumps_json(result['switch'], sort_keys=True)}")
+    if apply_it and not result["chosen"]:
+        click.echo("error: no rule set keeps the constraint; nothing was changed", err=True)
+        sys.exit(1)
+
+
 def _alert_line(alert: dict, as_json: bool) -> str:
     from pgfraud.wire import format_timestamp
 

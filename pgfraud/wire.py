@@ -788,3 +788,33 @@ def parse_history_cursor(text: str) -> tuple[datetime, int]:
     except OverflowError:
         raise InvalidInput("before is out of range", field="before") from None
     return ts, int(match[2])
+
+
+def _parse_tune_number(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise _error(f"must be a number, not {_show(value)}")
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise _error("must be a finite number")
+    return Decimal(value)
+
+
+def _parse_candidates(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _error("must be a list of rule ids")
+    return value
+
+
+class Tune(BaseModel):
+    """A tuning (POST /tune body): training and validation periods [from, to), an
+    alert budget and/or a precision floor, and optionally the candidate rules.
+    Their ranges are checked by SQL tune_rules (InvalidInput naming the field)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train_from: Timestamp
+    train_to: Timestamp
+    valid_from: Timestamp
+    valid_to: Timestamp
+    max_alerts_per_1000: Annotated[Decimal, BeforeValidator(_parse_tune_number)] | None = None
+    min_precision: Annotated[Decimal, BeforeValidator(_parse_tune_number)] | None = None
+    candidates: Annotated[list[str], BeforeValidator(_parse_candidates)] | None = None

@@ -351,6 +351,60 @@ def _page_paths(account_param: dict[str, Any]) -> dict[str, Any]:
                 },
             }
         },
+        "/tune": {
+            "post": {
+                "summary": "Choose rules and parameters from the labels under an alert budget or a"
+                " precision floor; report them beside the live rules (changes nothing)",
+                "security": [{"bearer": []}, {}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["train_from", "train_to", "valid_from", "valid_to"],
+                                "properties": {
+                                    "train_from": _TIMESTAMP_IN,
+                                    "train_to": _TIMESTAMP_IN,
+                                    "valid_from": _TIMESTAMP_IN,
+                                    "valid_to": _TIMESTAMP_IN,
+                                    "max_alerts_per_1000": {
+                                        "anyOf": [
+                                            {"type": "number", "exclusiveMinimum": 0},
+                                            {"type": "null"},
+                                        ],
+                                        "description": "alert budget: flagged per 1,000"
+                                        " transactions on the training period",
+                                    },
+                                    "min_precision": {
+                                        "anyOf": [
+                                            {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                                            {"type": "null"},
+                                        ],
+                                        "description": "precision floor on the training period",
+                                    },
+                                    "candidates": {
+                                        "anyOf": [
+                                            {"type": "array", "items": {"type": "string"}},
+                                            {"type": "null"},
+                                        ],
+                                        "description": "rule ids to choose from (default: every"
+                                        " rule)",
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "chosen, live, search, figures, switch"},
+                    "400": _error("invalid field"),
+                    "401": _error("token required"),
+                    "415": _error("Content-Type is not application/json"),
+                },
+            }
+        },
         "/rules": {
             "patch": {
                 "summary": "Turn rules on/off and/or change their parameters, all-or-nothing"

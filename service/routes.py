@@ -53,6 +53,7 @@ from pgfraud.wire import (
     HistoryPage,
     NotText,
     Review,
+    Tune,
     format_alert_cursor,
     format_event_cursor,
     format_history_cursor,
@@ -113,6 +114,8 @@ def index():
                 "account_reviews": "/accounts/<account_id>/reviews?limit=100",
                 "overview": url_for("api.overview"),
                 "evaluate": "/evaluate (POST JSON: rules, from, to)",
+                "tune": "/tune (POST JSON: train_from, train_to, valid_from, valid_to,"
+                " max_alerts_per_1000, min_precision, candidates)",
                 "change_rules": "/rules (PATCH JSON: {rule_id: {enabled, parameters}})",
                 "openapi": url_for("api.openapi"),
                 "session": "/session (POST with the bearer token: the page's session cookie)",
@@ -628,6 +631,50 @@ def evaluate():
     with heavy_transaction("backtest") as conn:
         rows = db.backtest_rules(conn, query.rules, query.from_, query.to)
     return jsonify({"results": backtest_json(rows)})
+
+
+@bp.post("/tune")
+@requires(ANALYST)
+def tune():
+    """Choose which rules run and their parameters from the stored labels (SQL
+    ``tune_rules``): maximise recall on the training period under an alert
+    budget and/or a precision floor; report the chosen and the live set on
+    both periods. Changes nothing: sending ``switch`` to PATCH /rules turns
+    the chosen set on.
+
+    Body (JSON): ``{"train_from", "train_to", "valid_from", "valid_to"``
+    (ISO 8601 or epoch ms; [from, to), the validation period at or after the
+    training one), ``"max_alerts_per_1000"`` (number > 0) and/or
+    ``"min_precision"`` (number in (0, 1]), ``"candidates"`` (optional list of
+    rule ids; default every rule)``}``. 200 ``{"chosen": {rule_id:
+    parameters}, "live": {...}, "search": {transactions, labelled, flagged,
+    caught, candidates, steps: [{rule_id, parameters, flagged, caught}]},
+    "figures": {"chosen"|"live": {"training"|"validation": [rows as POST
+    /evaluate's, plus f1 and alerts_per_1000]}}, "switch": PATCH /rules
+    body}``, ratios as decimal strings; 400 naming the bad field (a period
+    empty or reversed, no known fraud in training, budget not above 0,
+    precision not in (0, 1], an unknown candidate); 401 without the token
+    (when one is configured); 415 unless JSON. Heavy work: 429 with
+    Retry-After when PGFRAUD_MAX_HEAVY are running; its statements may take
+    PGFRAUD_HEAVY_TIMEOUT_MS (default 5 minutes, not the service's statement
+    timeout); 503 time_limit_exceeded past that.
+    """
+    from pgfraud.tune import tuning
+
+    body = _json_body()
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object with train_from, train_to, ...")
+    query = parse_model(Tune, body)
+    periods = (query.train_from, query.train_to, query.valid_from, query.valid_to)
+    with heavy_transaction("tune") as conn:
+        result = tuning(
+            conn, periods, query.max_alerts_per_1000, query.min_precision, query.candidates
+        )
+    figures = {
+        name: {period: backtest_json(rows) for period, rows in sets.items()}
+        for name, sets in result["figures"].items()
+    }
+    return jsonify({**result, "figures": figures})
 
 
 @bp.patch("/rules")

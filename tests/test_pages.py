@@ -744,3 +744,78 @@ def test_a_backtest_at_the_heavy_bound_waits_its_turn(serve, app_conn, browser, 
     rows = page.locator("#sweep-table tbody tr")
     assert rows.first.locator("td").all_inner_texts()[:3] == ["5000", "1", "0"]
     page.close()
+
+
+def test_tune_chooses_a_set_and_switches_it_on(site, database, app_conn):
+    """Training: the hand-made history (5 transactions), 704 labelled; validation:
+    account 9 pays 10.00, then 30000.00 (labelled). A budget of 200 per 1,000 is
+    one alert in training: 704 alone, which amount_spike (min_history 1, the
+    strictest multiplier 20: 20000 > 20 x 10) is the first candidate to flag
+    (large_amount at 20000 and velocity tie with it; candidates go in rule
+    order). In validation it flags the 30000 (> 20 x 10): caught."""
+    base, page = site
+    db.store_transactions(
+        app_conn,
+        [
+            {
+                "account_id": 9,
+                "transaction_id": 901,
+                "timestamp": datetime(2024, 3, 2, 0, tzinfo=UTC),
+                "amount": Decimal("10.00"),
+            },
+            {
+                "account_id": 9,
+                "transaction_id": 902,
+                "timestamp": datetime(2024, 3, 2, 1, tzinfo=UTC),
+                "amount": Decimal("30000.00"),
+            },
+        ],
+    )
+    app_conn.commit()
+    with db.connect(database.admin_url) as conn:
+        db.store_labels(conn, [(704, "account_takeover"), (902, "account_takeover")])
+        conn.commit()
+    page.goto(base + "/ui/evaluation")
+    page.get_by_label("Training from (UTC)").fill("2024-03-01T00:00:00Z")
+    page.get_by_label("Training to").fill("2024-03-02T00:00:00Z")
+    page.get_by_label("Validation from").fill("2024-03-02T00:00:00Z")
+    page.get_by_label("Validation to").fill("2024-03-03T00:00:00Z")
+    page.get_by_label("Alerts per 1,000 at most").fill("200")
+    page.get_by_role("button", name="Tune", exact=True).click()
+    page.locator("#tune-status", has_text="Tuned: 1 rule(s) chosen").wait_for()
+    chosen = {"amount_spike": {"min_history": 1, "multiplier": 20, "window_days": 0}}
+    assert page.locator("#tune-chosen").inner_text() == (
+        '{"amount_spike":{"multiplier":20,"min_history":1,"window_days":0}}'
+    )
+    table = page.locator("#tune-table tbody tr")
+    cells = [r.locator("td").all_inner_texts() for r in table.all()]
+    assert [
+        "chosen",
+        "validation",
+        "any",
+        "all",
+        "1",
+        "1",
+        "1.0000",
+        "1.0000",
+        "1.0000",
+        "500.00",
+    ] in cells
+    assert [
+        "chosen",
+        "training",
+        "any",
+        "all",
+        "1",
+        "1",
+        "1.0000",
+        "1.0000",
+        "1.0000",
+        "200.00",
+    ] in cells
+    with db.connect(database.admin_url) as conn:  # nothing changed yet
+        assert conn.execute("SELECT active_rule_parameters()").fetchone()[0] != chosen
+    page.get_by_role("button", name="Switch this set on").click()
+    page.locator("#tune-status", has_text="Switched on: amount_spike;").wait_for()
+    with db.connect(database.admin_url) as conn:
+        assert conn.execute("SELECT active_rule_parameters()").fetchone()[0] == chosen
