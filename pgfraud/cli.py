@@ -554,7 +554,7 @@ def tune(
         names = [name.strip() for name in candidates.split(",") if name.strip()]
     try:
         with config.existing_database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.admin_url) as conn:
                 db.lift_statement_timeout(conn)
                 result = tuning(conn, periods, max_alerts, min_precision, names)

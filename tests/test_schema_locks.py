@@ -29,6 +29,8 @@ from tests.test_alerts import assert_invariant, record
 # How long a test waits for a condition before it gives up (a hang, not a
 # timing assertion: each condition holds at once when the code is right).
 PATIENCE_S = 120
+TUNE_PERIODS = ["--train-from", "2024-01-01", "--train-to", "2024-02-01"]
+TUNE_PERIODS += ["--valid-from", "2024-02-01", "--valid-to", "2024-03-01"]
 
 
 def blocked_by(conn: psycopg.Connection, pid: int) -> list[int]:
@@ -94,6 +96,7 @@ def test_commands_refuse_a_schema_that_is_behind_and_change_nothing(external, tm
         ["load", str(csv)],
         ["review", "1", "--status", "false_positive"],
         ["rule", "disable", "velocity"],
+        ["tune", *TUNE_PERIODS, "--max-alerts-per-1000", "5"],
         ["generate", "--to", "copy", "--num-transactions", "10", "--accounts", "2"],
     ]
     with db.connect(external.admin_url, autocommit=True) as conn:
