@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +23,9 @@ from psycopg.types.json import set_json_loads
 
 from pgfraud.ahead import read_ahead
 from pgfraud.errors import (
+    MAX_LISTED_ERRORS,
     SQLSTATE_ERRORS,
+    ConfigurationError,
     DatabaseConflict,
     DatabaseFailed,
     DatabaseUnavailable,
@@ -31,6 +33,7 @@ from pgfraud.errors import (
     PgfraudError,
     RuleChangeTimeout,
     TransactionConflict,
+    redact,
 )
 
 # json and jsonb values from the database keep their numbers exact: decimals
@@ -55,12 +58,18 @@ CONSTRAINT_FIELDS = {
 def connect(url: str, **kwargs: Any) -> psycopg.Connection:
     """A psycopg connection to ``url`` (libpq URL), UTC session time zone.
 
-    Errors: DatabaseUnavailable when the server cannot be reached.
+    Errors: DatabaseUnavailable when the server cannot be reached;
+    ConfigurationError for a malformed URL. Neither quotes a password.
     """
     try:
         return psycopg.connect(url, options="-c timezone=UTC", **kwargs)
+    except psycopg.ProgrammingError as exc:  # a malformed URL
+        message = redact(_first_line(exc))
+        raise ConfigurationError(f"the database URL is not valid: {message}") from None
     except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"cannot connect to the database: {_first_line(exc)}") from exc
+        # psycopg's message can quote the connection string: without its secrets.
+        message = redact(_first_line(exc))
+        raise DatabaseUnavailable(f"cannot connect to the database: {message}") from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -237,8 +246,11 @@ def rule_change_time(conn: psycopg.Connection, timeout_ms: int) -> Iterator[None
         conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(int(timeout_ms)),))
     try:
         yield
-    except DatabaseUnavailable as exc:
-        if isinstance(exc.__cause__, pg_errors.QueryCanceled):
+    except (DatabaseUnavailable, pg_errors.QueryCanceled) as exc:
+        # Raised by a pgfraud.db call (wrapped) or by the caller's own statement.
+        if isinstance(exc, pg_errors.QueryCanceled) or isinstance(
+            exc.__cause__, pg_errors.QueryCanceled
+        ):
             raise RuleChangeTimeout(
                 f"the rule change did not finish within {timeout_ms / 1000:g} s "
                 "(PGFRAUD_RULE_CHANGE_TIMEOUT_MS); nothing was changed"
@@ -561,46 +573,93 @@ def get_latest(conn: psycopg.Connection) -> tuple[int | None, datetime | None]:
     return row[0], row[1]
 
 
-def store_labels(conn: psycopg.Connection, labels: Iterable[tuple[int, str]]) -> dict[str, int]:
-    """Upsert ground-truth labels (transaction_id, scenario) into ``fraud_labels`` by COPY.
+def store_labels(conn: psycopg.Connection, labels: Iterable[tuple[Any, ...]]) -> dict[str, int]:
+    """Upsert ground-truth labels into ``fraud_labels`` by COPY.
 
-    A label already stored for a transaction is replaced; when one transaction
-    is labelled twice in the input, the later label wins. Needs the owner's
-    connection (labels are not the service's data). Runs in the caller's
-    database transaction. Returns counts over the distinct transactions
-    labelled: ``{"given": rows given, "labels": distinct transactions,
-    "new": not labelled before, "replaced": labelled before, "changed":
-    replaced with another scenario, "matched": the transaction is stored,
-    "unmatched": it is not (evaluate ignores those)}``. Errors: InvalidInput
-    for a scenario name the table refuses.
+    Each label is ``(transaction_id, scenario)`` or ``(transaction_id, scenario,
+    known_at, line, path)`` (the last three may be None): ``known_at`` (an aware
+    datetime) is when the label became known, None meaning when it is stored
+    (now, or for a label stored before, the time it was first known);
+    ``line`` and ``path`` only name where it came from in an error. A label
+    already stored for a transaction is replaced (its known_at kept unless
+    one is given); when one transaction is labelled twice in the input, the
+    later label wins. Needs the owner's connection (labels are not the
+    service's data). Runs in the caller's database transaction. Returns
+    counts over the distinct transactions labelled: ``{"given": rows given,
+    "labels": distinct transactions, "new": not labelled before, "replaced":
+    labelled before, "changed": replaced with another scenario, "matched":
+    the transaction is stored, "unmatched": it is not (evaluate ignores
+    those)}``. Errors: InvalidInput for a scenario name the table refuses,
+    and for a ``known_at`` before its stored transaction's time (field
+    ``known_at``, ``row`` its line; every such label listed, nothing stored).
     """
     with wrap_errors(), conn.transaction():
         conn.execute(
             "CREATE TEMPORARY TABLE staged_labels ("
-            " position bigint NOT NULL, transaction_id bigint NOT NULL, scenario text NOT NULL"
+            " position bigint NOT NULL, transaction_id bigint NOT NULL, scenario text NOT NULL,"
+            " known_at timestamptz"
             ") ON COMMIT DROP"
         )
         given = 0
+        origins: list[tuple[int | None, Any]] = []
         with conn.cursor().copy(
-            "COPY staged_labels (position, transaction_id, scenario) FROM STDIN"
+            "COPY staged_labels (position, transaction_id, scenario, known_at) FROM STDIN"
         ) as copy:
-            for transaction_id, scenario in labels:
+            for label in labels:
+                transaction_id, scenario = label[0], label[1]
+                known_at = label[2] if len(label) > 2 else None
+                origins.append(
+                    (label[3] if len(label) > 3 else None, label[4] if len(label) > 4 else None)
+                )
                 given += 1
-                copy.write_row((given, transaction_id, scenario))
+                copy.write_row((given, transaction_id, scenario, known_at))
+        early = conn.execute(
+            "SELECT s.position, s.transaction_id, s.known_at, t.ts"
+            " FROM staged_labels AS s JOIN transactions AS t USING (transaction_id)"
+            " WHERE s.known_at < t.ts ORDER BY s.position LIMIT %s",
+            (MAX_LISTED_ERRORS,),
+        ).fetchall()
+        if early:
+            errors = []
+            for position, transaction_id, known_at, ts in early:
+                line, path = origins[position - 1]
+                where = f"{path}: " if path else ""
+                errors.append(
+                    {
+                        "row": line if line is not None else position,
+                        "field": "known_at",
+                        "message": f"{where}known_at {format_time(known_at)} is before the time"
+                        f" {format_time(ts)} of transaction {transaction_id}",
+                    }
+                )
+            first = errors[0]
+            raise InvalidInput(
+                f"line {first['row']}: {first['message']}; nothing was stored"
+                if len(errors) == 1
+                else f"{len(errors)} labels are known before their transactions' times;"
+                " nothing was stored",
+                field="known_at",
+                row=first["row"],
+                errors=errors if len(errors) > 1 else None,
+            )
         counts = conn.execute(
             "WITH latest AS ("
-            " SELECT DISTINCT ON (s.transaction_id) s.transaction_id, s.scenario"
+            " SELECT DISTINCT ON (s.transaction_id) s.transaction_id, s.scenario, s.known_at"
             " FROM staged_labels AS s ORDER BY s.transaction_id, s.position DESC"
             "), classified AS ("
             " SELECT l.transaction_id, l.scenario, f.scenario AS previous,"
+            " coalesce(l.known_at, f.known_at, now()) AS known_at,"
             " EXISTS (SELECT 1 FROM transactions AS t"
             " WHERE t.transaction_id = l.transaction_id) AS matched"
             " FROM latest AS l LEFT JOIN fraud_labels AS f USING (transaction_id)"
             "), upserted AS ("
-            " INSERT INTO fraud_labels AS f (transaction_id, scenario)"
-            " SELECT c.transaction_id, c.scenario FROM classified AS c"
+            " INSERT INTO fraud_labels AS f (transaction_id, scenario, known_at)"
+            " SELECT c.transaction_id, c.scenario, c.known_at FROM classified AS c"
             " ON CONFLICT ON CONSTRAINT fraud_labels_pkey"
-            " DO UPDATE SET scenario = excluded.scenario"
+            " DO UPDATE SET scenario = excluded.scenario, known_at = excluded.known_at"
+            # An unchanged label is left alone (its trigger re-scores nothing).
+            " WHERE (f.scenario, f.known_at)"
+            " IS DISTINCT FROM (excluded.scenario, excluded.known_at)"
             ")"
             " SELECT count(*), count(*) FILTER (WHERE c.previous IS NULL),"
             " count(*) FILTER (WHERE c.previous IS DISTINCT FROM c.scenario"
@@ -619,6 +678,11 @@ def store_labels(conn: psycopg.Connection, labels: Iterable[tuple[int, str]]) ->
         "matched": matched,
         "unmatched": labelled - matched,
     }
+
+
+def format_time(value: datetime) -> str:
+    """UTC ISO 8601 with milliseconds and Z (as on the wire)."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def evaluate_rules(
@@ -737,3 +801,28 @@ def change_rule(
                 _json_numbers(parameters) if parameters is not None else None,
             ),
         ).fetchone()
+
+
+def tune_rules(
+    conn: psycopg.Connection,
+    periods: tuple[datetime, datetime, datetime, datetime],
+    max_alerts_per_1000: Decimal | None,
+    min_precision: Decimal | None,
+    candidates: list[str] | None,
+) -> dict[str, Any]:
+    """Choose rules and parameters from labels (SQL ``tune_rules``); changes nothing.
+
+    ``periods``: (train_from, train_to, valid_from, valid_to), each range
+    [from, to). Returns tune_rules' object with exact numbers (Decimal, int):
+    chosen, live, search, figures (backtest_rules rows per set and period).
+    Errors: InvalidInput naming the field (train_from, train_to, valid_from,
+    valid_to, max_alerts_per_1000, min_precision, candidates).
+    """
+    from pgfraud.wire import loads_json
+
+    with wrap_errors():
+        text = conn.execute(
+            "SELECT tune_rules(%s, %s, %s, %s, %s, %s, %s)::text",
+            (*periods, max_alerts_per_1000, min_precision, candidates),
+        ).fetchone()[0]
+    return loads_json(text)

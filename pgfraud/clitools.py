@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from pgfraud.errors import DatabaseFailed, PgfraudError
+from pgfraud.errors import DatabaseFailed, PgfraudError, redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,7 +109,7 @@ def one_line_errors(command: F) -> F:
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except PgfraudError as exc:
-            message = describe_error(exc)
+            message = redact(describe_error(exc))
             code = exc.exit_code
         except BrokenPipeError:
             _quiet_broken_pipe()
@@ -118,7 +118,7 @@ def one_line_errors(command: F) -> F:
         except Exception as exc:  # noqa: BLE001 (the last line of defence: no tracebacks)
             if os.environ.get("PGFRAUD_DEBUG"):
                 raise
-            message = (
+            message = redact(  # psycopg's messages can quote the connection string
                 f"internal error ({type(exc).__name__}: {exc}); PGFRAUD_DEBUG=1 shows the traceback"
             )
         click.echo(f"error: {message}", err=True)

@@ -29,6 +29,8 @@ retried: the answer says the server failed and the cause is logged.
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
 MAX_LISTED_ERRORS = 100  # problems listed in one error; the message says how many there were
@@ -40,6 +42,8 @@ class PgfraudError(Exception):
     code = "internal_error"
     status = 500
     exit_code = 1  # of a `pgfraud` command that stops on this error
+    # Seconds for the Retry-After header, for a failure that passes (None: no header).
+    retry_after: int | None = None
 
     def __init__(
         self,
@@ -121,6 +125,7 @@ class DatabaseUnavailable(PgfraudError):
 
     code = "database_unavailable"
     status = 503
+    retry_after = 1
 
 
 class DatabaseConflict(PgfraudError):
@@ -130,6 +135,7 @@ class DatabaseConflict(PgfraudError):
 
     code = "database_conflict"
     status = 503
+    retry_after = 1
 
 
 class DatabaseFailed(PgfraudError):
@@ -150,6 +156,22 @@ class TooManyStreams(PgfraudError):
     """Too many alert streams are open; try again later."""
 
     code = "too_many_streams"
+    status = 503
+    retry_after = 1
+
+
+class TooBusy(PgfraudError):
+    """As many heavy requests (backtests, rule changes) as allowed are running; try again later."""
+
+    code = "too_busy"
+    status = 429
+    retry_after = 5
+
+
+class TimeLimitExceeded(PgfraudError):
+    """The work took longer than its time limit and was cancelled; nothing changed."""
+
+    code = "time_limit_exceeded"
     status = 503
 
 
@@ -176,3 +198,41 @@ SQLSTATE_ERRORS: dict[str, type[PgfraudError]] = {
     "PF004": RuleNotFound,
     "PF005": TransactionNotFound,
 }
+
+
+# A password in a connection URL (scheme://user:password@host) or a libpq
+# key=value string (password=... or password='...').
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*(?=@)", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'\"]+)", re.I)
+_SECRET_ENV = (
+    "PGFRAUD_API_TOKEN",
+    "PGFRAUD_USER_PASSWORD",
+    "DATABASE_URL",
+    "PGFRAUD_APP_DATABASE_URL",
+)
+
+
+_KNOWN_SECRETS: set[str] = set()
+
+
+def add_secret(value: str | None) -> None:
+    """Have :func:`redact` hide ``value`` (a token, a connection URL) from now on
+    (values under 4 characters are ignored: they would blank ordinary text)."""
+    if value and len(value) >= 4:
+        _KNOWN_SECRETS.add(value)
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` with every secret replaced by ``***``: the whole values of
+    PGFRAUD_API_TOKEN, PGFRAUD_USER_PASSWORD, DATABASE_URL,
+    PGFRAUD_APP_DATABASE_URL and ``secrets``; then any password in a
+    connection URL (``postgresql://user:***@host``) or a libpq ``password=``
+    pair. For what goes to logs, error answers and standard output
+    (psycopg's messages can quote the connection string)."""
+    env = (os.environ.get(name) for name in _SECRET_ENV)
+    # Longest first: a URL goes whole before a password inside it is replaced.
+    for secret in sorted({*env, *_KNOWN_SECRETS, *secrets} - {None, ""}, key=len, reverse=True):
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    text = _URL_PASSWORD.sub(r"\g<head>***", text)
+    return _KEYWORD_PASSWORD.sub(r"\g<head>***", text)

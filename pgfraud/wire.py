@@ -181,6 +181,19 @@ def _parse_timestamp(value: Any) -> datetime:
     return parsed
 
 
+def parse_timestamp(value: Any) -> datetime:
+    """A wire timestamp (ISO 8601 string, no offset meaning UTC, or integer epoch
+    milliseconds) as an aware UTC datetime truncated to the millisecond.
+
+    Errors: ValueError with the wire's message (names the unit for epoch seconds
+    or microseconds, the range 2000-01-01 to 2100-01-01 UTC).
+    """
+    try:
+        return _parse_timestamp(value)
+    except PydanticCustomError as exc:
+        raise ValueError(exc.message()) from None
+
+
 def _parse_amount(value: Any) -> Decimal:
     """Exact currency units: Decimal >= 0, < 10^13, at most 2 decimal places."""
     if isinstance(value, bool):
@@ -283,13 +296,22 @@ class Transaction(BaseModel):
     merchant_id: OptionalId = None
 
 
+def _parse_optional_timestamp(value: Any) -> datetime | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return _parse_timestamp(value)
+
+
 class Label(BaseModel):
-    """A ground-truth fraud label: transaction_id and a lower_snake_case scenario name."""
+    """A ground-truth fraud label: transaction_id, a lower_snake_case scenario name and,
+    optionally, ``known_at``: when it became known (ISO 8601 or epoch milliseconds, as
+    every timestamp; empty or absent: when it is stored)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     transaction_id: Id
     scenario: Annotated[str, BeforeValidator(_parse_scenario)]
+    known_at: Annotated[datetime | None, BeforeValidator(_parse_optional_timestamp)] = None
 
 
 REVIEW_STATUSES = ("confirmed_fraud", "false_positive")
@@ -766,3 +788,33 @@ def parse_history_cursor(text: str) -> tuple[datetime, int]:
     except OverflowError:
         raise InvalidInput("before is out of range", field="before") from None
     return ts, int(match[2])
+
+
+def _parse_tune_number(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise _error(f"must be a number, not {_show(value)}")
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise _error("must be a finite number")
+    return Decimal(value)
+
+
+def _parse_candidates(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _error("must be a list of rule ids")
+    return value
+
+
+class Tune(BaseModel):
+    """A tuning (POST /tune body): training and validation periods [from, to), an
+    alert budget and/or a precision floor, and optionally the candidate rules.
+    Their ranges are checked by SQL tune_rules (InvalidInput naming the field)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train_from: Timestamp
+    train_to: Timestamp
+    valid_from: Timestamp
+    valid_to: Timestamp
+    max_alerts_per_1000: Annotated[Decimal, BeforeValidator(_parse_tune_number)] | None = None
+    min_precision: Annotated[Decimal, BeforeValidator(_parse_tune_number)] | None = None
+    candidates: Annotated[list[str], BeforeValidator(_parse_candidates)] | None = None

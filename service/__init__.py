@@ -7,7 +7,17 @@ mapped in one place (service/errors.py); never a stack trace or SQL text.
 
 Configuration (``create_app(test_config)`` keys, or the environment):
 ``DATABASE_URL`` (the service's login; required), ``API_TOKEN``
-(``PGFRAUD_API_TOKEN``: bearer token required on writes when set),
+(``PGFRAUD_API_TOKEN``: when set, every request but /health, /openapi.json
+and static files needs it; see service/auth.py), ``SESSION_MAX_AGE_S``
+(``PGFRAUD_SESSION_MAX_AGE_S``: seconds a browser's session cookie lasts,
+default 28,800), ``MAX_HEAVY`` (``PGFRAUD_MAX_HEAVY``: backtests and rule
+changes running at once over every worker and server on the database,
+default the cores this process may use, at least 2; one more is answered 429),
+``HEAVY_TIMEOUT_MS`` (``PGFRAUD_HEAVY_TIMEOUT_MS``: a backtest's statement time
+limit, default 300,000; rule changes keep STATEMENT_TIMEOUT_MS),
+``TRUSTED_PROXIES`` (``PGFRAUD_TRUSTED_PROXIES``: reverse proxies in front
+whose X-Forwarded-For/-Proto/-Host/-Port are believed, default 0: none, the
+headers are ignored),
 ``MAX_CONTENT_LENGTH`` (bytes, default 2 MiB), ``MAX_BATCH_ROWS`` (default
 10,000 transactions per POST), ``STATEMENT_TIMEOUT_MS`` (default 10,000),
 ``RULE_CHANGE_TIMEOUT_MS`` (``PGFRAUD_RULE_CHANGE_TIMEOUT_MS``: the statement
@@ -35,9 +45,32 @@ import simplejson
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 from flask_talisman import Talisman
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from pgfraud.config import rule_change_timeout_ms
-from pgfraud.service import database, errors, pages, routes
+from pgfraud.errors import ConfigurationError
+from pgfraud.service import auth, database, errors, pages, routes
+
+
+def _env_int(name: str, default: int, low: int, high: int) -> int:
+    """The integer in environment variable ``name`` (``default`` when unset or
+    empty); ConfigurationError naming it when it is not one from low to high."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigurationError(f"{name} must be an integer from {low} to {high}, not {raw!r}")
+    return int(raw)
+
+
+def default_max_heavy() -> int:
+    """The default bound on heavy work: the cores this process may run on, at
+    least 2 (the Rules page backtests the live and the candidate rules at once)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(2, cores)
 
 
 class ExactJSONProvider(DefaultJSONProvider):
@@ -112,6 +145,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         PAGE_HEALTH_INTERVAL_S=10,
         CONFLICT_RETRIES=3,
         CONFLICT_BACKOFF_S=0.05,
+        SESSION_MAX_AGE_S=_env_int("PGFRAUD_SESSION_MAX_AGE_S", 8 * 3600, 60, 30 * 86400),
+        MAX_HEAVY=_env_int("PGFRAUD_MAX_HEAVY", default_max_heavy(), 1, 1000),
+        HEAVY_TIMEOUT_MS=_env_int("PGFRAUD_HEAVY_TIMEOUT_MS", 300_000, 1, 86_400_000),
+        TRUSTED_PROXIES=_env_int("PGFRAUD_TRUSTED_PROXIES", 0, 0, 10),
     )
     if test_config:
         app.config.update(test_config)
@@ -123,6 +160,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     database.init_app(app)
     errors.init_app(app)
     _protect(app)
+    auth.init_app(app)
     app.register_blueprint(routes.bp)
     app.register_blueprint(pages.bp)
+    auth.check_routes(app)  # a view that does not say who may call it is refused here
+    hops = int(app.config["TRUSTED_PROXIES"])
+    if hops:  # believe this many proxies' X-Forwarded-* headers, and no more
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
     return app

@@ -43,7 +43,13 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pgfraud.db import translate_error
-from pgfraud.errors import ConfigurationError, DatabaseConflict, DatabaseUnavailable
+from pgfraud.errors import (
+    ConfigurationError,
+    DatabaseConflict,
+    DatabaseUnavailable,
+    TimeLimitExceeded,
+    TooBusy,
+)
 
 T = TypeVar("T")
 _EXTENSION = "pgfraud_pool"
@@ -167,7 +173,7 @@ def _connection_lost(exc: DatabaseUnavailable) -> bool:
     )
 
 
-def _retrying_conflicts(attempt: Callable[[], T]) -> T:
+def retrying_conflicts(attempt: Callable[[], T]) -> T:
     """``attempt()``, run again after a jittered pause while it ends in
     DatabaseConflict, at most CONFLICT_RETRIES more times; then that
     DatabaseConflict, its message saying how many tries were made."""
@@ -203,7 +209,7 @@ def write(work: Callable[[psycopg.Connection], T], *, single_statement: bool = F
         with reading() if single_statement else transaction() as conn:
             return work(conn)
 
-    return _retrying_conflicts(attempt)
+    return retrying_conflicts(attempt)
 
 
 def read(work: Callable[[psycopg.Connection], T]) -> T:
@@ -224,4 +230,42 @@ def read(work: Callable[[psycopg.Connection], T]) -> T:
         with reading() as conn:
             return work(conn)
 
-    return _retrying_conflicts(attempt)
+    return retrying_conflicts(attempt)
+
+
+@contextlib.contextmanager
+def heavy_transaction(
+    what: str, *, limit: str = "HEAVY_TIMEOUT_MS"
+) -> Iterator[psycopg.Connection]:
+    """:func:`transaction` for heavy work (``what``: "backtest", "rule change"):
+    first one of MAX_HEAVY slots (SQL ``take_heavy_slot``: advisory locks of
+    the database, so the bound holds across worker processes), then the
+    work, under the statement timeout of the config key ``limit``
+    (HEAVY_TIMEOUT_MS for backtests, which only read; a rule change sets its
+    own RULE_CHANGE_TIMEOUT_MS inside, see routes._rule_change). The slot is
+    freed when the transaction ends.
+
+    Errors: TooBusy (429, Retry-After) when every slot is taken;
+    TimeLimitExceeded when a statement runs past the limit (rolled back:
+    nothing changed); DatabaseUnavailable as :func:`transaction`.
+    """
+    slots = int(current_app.config["MAX_HEAVY"])
+    limit_ms = int(current_app.config[limit])
+    try:
+        with transaction() as conn:
+            slot = conn.execute("SELECT take_heavy_slot(%s)", (slots,)).fetchone()[0]
+            if slot is None:
+                raise TooBusy(
+                    f"{slots} heavy request{'s are' if slots != 1 else ' is'} running "
+                    f"(backtests, rule changes: PGFRAUD_MAX_HEAVY); try the {what} again later"
+                )
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(limit_ms),))
+            yield conn
+    except DatabaseUnavailable as exc:
+        if isinstance(exc.__cause__, pg_errors.QueryCanceled):
+            raise TimeLimitExceeded(
+                f"the {what} ran past its time limit of {limit_ms / 1000:g} s "
+                f"({'PGFRAUD_' if limit == 'HEAVY_TIMEOUT_MS' else ''}{limit}) and was "
+                "cancelled; nothing changed"
+            ) from None
+        raise

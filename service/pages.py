@@ -18,14 +18,15 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, current_app, jsonify, render_template, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import HTTPException
 
 from pgfraud import db
 from pgfraud.errors import DatabaseUnavailable, InvalidInput, PgfraudError
 from pgfraud.service import routes
-from pgfraud.service.database import transaction
+from pgfraud.service.auth import ANALYST, READ, requires
+from pgfraud.service.database import heavy_transaction, transaction
 from pgfraud.service.openapi import RULE_PARAMETERS
 from pgfraud.wire import (
     AlertQuery,
@@ -77,7 +78,10 @@ def _failure(template: str, exc: PgfraudError, **context: Any):
     """The page with a message instead of its data: the banner when the database is down."""
     if isinstance(exc, DatabaseUnavailable):
         return _render(template, 503, database_down=True, **context)
-    return _render(template, exc.status, error=exc, **context)
+    html, status = _render(template, exc.status, error=exc, **context)
+    if exc.retry_after is not None:
+        return html, status, {"Retry-After": str(exc.retry_after)}
+    return html, status
 
 
 @bp.app_template_filter("ts")
@@ -94,6 +98,7 @@ def _ratio_filter(value: Any) -> str:
 
 
 @bp.get("/")
+@requires(READ)
 def home():
     """The alert queue for a browser (Accept prefers text/html); the JSON index of the
     API for any other client (curl, scripts), as before."""
@@ -104,6 +109,7 @@ def home():
 
 
 @bp.get("/ui/alerts")
+@requires(READ)
 def queue():
     """The alert queue (SQL ``get_alerts``), newest raised first or (order=time)
     newest transaction first, filtered by the form, with the total that
@@ -154,6 +160,7 @@ def queue():
 
 @bp.get("/ui/accounts")
 @bp.get("/ui/accounts/<account_id>")
+@requires(READ)
 def account(account_id: str | None = None):
     """One account: chart of its latest transactions (flagged ones by rule), the paged
     table (SQL ``get_account_history``) and its review history (``get_account_reviews``)."""
@@ -194,6 +201,7 @@ def account(account_id: str | None = None):
 
 
 @bp.get("/ui/rules")
+@requires(READ)
 def rules():
     """The rules with their description, switch and parameters (SQL ``get_rules``);
     editing a parameter backtests it (POST /evaluate) before it is switched on
@@ -207,6 +215,7 @@ def rules():
 
 
 @bp.get("/ui/evaluation")
+@requires(ANALYST)
 def evaluation():
     """Precision and recall per rule x scenario of the live rules (SQL
     ``backtest_rules``) over the form's time range, and a precision-recall sweep
@@ -219,7 +228,7 @@ def evaluation():
         exc = InvalidInput("from and to must be times like 2024-01-01T00:00:00Z", field="from")
         return _failure("evaluation.html", exc, **context)
     try:
-        with transaction() as conn:
+        with heavy_transaction("backtest") as conn:
             rows = db.get_rules(conn)
             results = db.backtest_rules(conn, None, span.from_, span.to)
     except PgfraudError as exc:
@@ -238,6 +247,7 @@ def evaluation():
 
 
 @bp.get("/ui/overview")
+@requires(READ)
 def overview():
     """Transactions and alerts per hour over the last day stored, alerts by rule and
     the review backlog (SQL ``get_overview``)."""
@@ -251,7 +261,18 @@ def overview():
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
-    """A page's own HTTP errors (a method not allowed, say) as a page, not JSON."""
+    """A page's own HTTP errors (a method not allowed, say) as a page, not JSON.
+    401 (a token is configured and the browser has no session yet): the
+    sign-in page, which asks for the token once, exchanges it for the session
+    cookie (POST /session) and loads the page again; JSON for other clients."""
+    if exc.code == 401:
+        best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+        challenge = {"WWW-Authenticate": 'Bearer realm="pgfraud"'}
+        if best != "text/html":
+            body = {"error": {"code": "unauthorized", "message": exc.description}}
+            return jsonify(body), 401, challenge
+        html, status = _render("signin.html", 401)
+        return html, status, challenge
     error = PgfraudError(exc.description or exc.name)
     error.status = exc.code or 500
     return _render("error.html", error.status, error=error)

@@ -6,19 +6,26 @@ Amounts, observed values and thresholds are JSON strings of exact decimals
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
-from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
-from werkzeug.exceptions import MethodNotAllowed, Unauthorized, UnsupportedMediaType
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    request,
+    stream_with_context,
+    url_for,
+)
+from werkzeug.exceptions import MethodNotAllowed, UnsupportedMediaType
 
 from pgfraud import __version__, db
 from pgfraud.errors import (
@@ -29,8 +36,15 @@ from pgfraud.errors import (
     MalformedJson,
     TooManyRows,
 )
-from pgfraud.service import feed
-from pgfraud.service.database import read, transaction, write
+from pgfraud.service import auth, feed
+from pgfraud.service.auth import ANALYST, OWNER, PUBLIC, READ, requires
+from pgfraud.service.database import (
+    heavy_transaction,
+    read,
+    retrying_conflicts,
+    transaction,
+    write,
+)
 from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
     AlertQuery,
@@ -39,6 +53,7 @@ from pgfraud.wire import (
     HistoryPage,
     NotText,
     Review,
+    Tune,
     format_alert_cursor,
     format_event_cursor,
     format_history_cursor,
@@ -77,27 +92,8 @@ def _serialise(row: dict[str, Any], rename: dict[str, str] | None = None) -> dic
     return out
 
 
-def requires_token(view: Callable) -> Callable:
-    """Refuse the request (401) unless it carries ``Authorization: Bearer <API_TOKEN>``,
-    when an API token is configured."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any):
-        token = current_app.config.get("API_TOKEN")
-        if token:
-            given = request.headers.get("Authorization", "")
-            scheme, _, value = given.partition(" ")
-            valid = scheme.lower() == "bearer" and hmac.compare_digest(
-                value.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8")
-            )
-            if not valid:
-                raise Unauthorized("this endpoint needs the header Authorization: Bearer <token>")
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
 @bp.get("/api")
+@requires(READ)
 def index():
     """Where to go: the endpoints of this service (also ``/`` for clients that do
     not ask for HTML; browsers get the analyst's page there)."""
@@ -118,8 +114,11 @@ def index():
                 "account_reviews": "/accounts/<account_id>/reviews?limit=100",
                 "overview": url_for("api.overview"),
                 "evaluate": "/evaluate (POST JSON: rules, from, to)",
+                "tune": "/tune (POST JSON: train_from, train_to, valid_from, valid_to,"
+                " max_alerts_per_1000, min_precision, candidates)",
                 "change_rules": "/rules (PATCH JSON: {rule_id: {enabled, parameters}})",
                 "openapi": url_for("api.openapi"),
+                "session": "/session (POST with the bearer token: the page's session cookie)",
                 "page": url_for("pages.queue"),
             },
         }
@@ -127,19 +126,23 @@ def index():
 
 
 @bp.get("/health")
+@requires(PUBLIC)
 def health():
-    """200 ``{"status": "ok", "database": {...}}`` when the database answers; 503 otherwise."""
-    info = read(db.check_health)
-    return jsonify({"status": "ok", "database": info})
+    """200 ``{"status": "ok"}`` when the database answers; 503 (database_unavailable)
+    otherwise. Public (no token), so it says nothing else: no versions, no counts."""
+    read(db.check_health)
+    return jsonify({"status": "ok"})
 
 
 @bp.get("/openapi.json")
+@requires(PUBLIC)
 def openapi():
-    """The OpenAPI 3.1 document of this API."""
-    return jsonify(openapi_document())
+    """The OpenAPI 3.1 document of this API, each operation with what it needs."""
+    return jsonify(openapi_document(auth.operation_access(current_app)))
 
 
 @bp.get("/rules")
+@requires(READ)
 def rules():
     """The rule catalogue: ``{"rules": [{rule_id, enabled, parameters, description}]}``."""
     rows = read(db.get_rules)
@@ -147,7 +150,7 @@ def rules():
 
 
 @bp.post("/rules")
-@requires_token
+@requires(OWNER, writes=True)
 def add_rule():
     """Add (or replace) a user's rule (SQL ``add_rule``).
 
@@ -184,19 +187,19 @@ def add_rule():
 
 def _rule_change(work: Callable[[Any], Any]) -> Any:
     """Run ``work(conn)``, a change of the rules that re-scores the stored
-    history, in one database transaction whose statement timeout is
+    history, as heavy work (one of MAX_HEAVY slots: TooBusy, 429, when all
+    are taken) in one database transaction whose statement timeout is
     RULE_CHANGE_TIMEOUT_MS (SET LOCAL; default 10 minutes) instead of the
     service's STATEMENT_TIMEOUT_MS for ordinary statements; a conflict is
-    retried as every write is (:func:`write`). Out of time, the
-    transaction rolls back whole: RuleChangeTimeout (503), rules and alerts
-    as they were."""
+    retried as every write is (:func:`write`). Out of time, the transaction
+    rolls back whole: RuleChangeTimeout (503), rules and alerts as they were."""
     limit = int(current_app.config["RULE_CHANGE_TIMEOUT_MS"])
 
-    def timed(conn: Any) -> Any:
-        with db.rule_change_time(conn, limit):
+    def attempt() -> Any:
+        with heavy_transaction("rule change") as conn, db.rule_change_time(conn, limit):
             return work(conn)
 
-    return write(timed)
+    return retrying_conflicts(attempt)
 
 
 def _single_value_args() -> dict[str, str]:
@@ -209,6 +212,7 @@ def _single_value_args() -> dict[str, str]:
 
 @bp.get("/is_fraud/<account_id>")
 @bp.get("/is_fraud/<account_id>/")
+@requires(READ)
 def is_fraud(account_id: str):
     """The fraudulent events of one account (SQL ``is_fraud``: the alerts persisted
     when its transactions were stored), a page at a time.
@@ -238,6 +242,7 @@ def is_fraud(account_id: str):
 
 
 @bp.get("/alerts")
+@requires(READ)
 def alerts():
     """The alert queue (SQL ``get_alerts``, ``count_alerts``).
 
@@ -310,6 +315,7 @@ def _sse_position(position: tuple[int, int]) -> str:
 
 
 @bp.get("/alerts/stream")
+@requires(READ)
 def alert_stream():
     """Server-sent events: one ``alert`` event per new alert, as it is raised.
 
@@ -401,7 +407,7 @@ def alert_stream():
 
 
 @bp.post("/transactions/<transaction_id>/review")
-@requires_token
+@requires(ANALYST, writes=True)
 def review(transaction_id: str):
     """Record an analyst's decision on a stored transaction (SQL ``review_transaction``).
 
@@ -428,6 +434,7 @@ def review(transaction_id: str):
 
 
 @bp.get("/accounts/<account_id>/transactions")
+@requires(READ)
 def account_transactions(account_id: str):
     """An account's latest transactions, newest first: ``?limit=`` 1..10000 (default 100).
 
@@ -476,7 +483,7 @@ def _single_answer(result: dict[str, Any]):
 
 
 @bp.get("/store_data")
-@requires_token
+@requires(ANALYST, writes=True)
 def store_data_query():
     """Store one transaction from query parameters (the seed's form):
     ``?account_id=…&transaction_id=…&timestamp=…&amount=…[&merchant_id=…]``.
@@ -507,7 +514,7 @@ def store_data_query():
 
 
 @bp.post("/store_data")
-@requires_token
+@requires(ANALYST, writes=True)
 def store_data_json():
     """Store one JSON object, or an array of them all-or-nothing (at most MAX_BATCH_ROWS).
 
@@ -550,6 +557,7 @@ def history_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @bp.get("/accounts/<account_id>/history")
+@requires(READ)
 def account_history(account_id: str):
     """An account's transactions, newest first, each with the alerts it raised and its
     latest review (SQL ``get_account_history``), a page at a time.
@@ -574,6 +582,7 @@ def account_history(account_id: str):
 
 
 @bp.get("/accounts/<account_id>/reviews")
+@requires(READ)
 def account_reviews(account_id: str):
     """The review history of one account, newest first (SQL ``get_account_reviews``):
     ``?limit=`` 1..10000 (default 100). 200 ``{"account_id", "reviews":
@@ -586,6 +595,7 @@ def account_reviews(account_id: str):
 
 
 @bp.get("/overview")
+@requires(READ)
 def overview():
     """Transactions and alerts per hour over the last day stored, alerts by rule and the
     review backlog (SQL ``get_overview``): 200 ``{"until", "hours": [{hour,
@@ -600,6 +610,7 @@ def backtest_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @bp.post("/evaluate")
+@requires(ANALYST)
 def evaluate():
     """Precision and recall per rule and scenario, for the live rules or a backtest of
     candidate parameters (SQL ``backtest_rules``, i.e. ``evaluate_rules``). Reads only.
@@ -617,12 +628,57 @@ def evaluate():
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object with rules, from and to")
     query = parse_model(Backtest, body)
-    rows = read(lambda conn: db.backtest_rules(conn, query.rules, query.from_, query.to))
+    with heavy_transaction("backtest") as conn:
+        rows = db.backtest_rules(conn, query.rules, query.from_, query.to)
     return jsonify({"results": backtest_json(rows)})
 
 
+@bp.post("/tune")
+@requires(ANALYST)
+def tune():
+    """Choose which rules run and their parameters from the stored labels (SQL
+    ``tune_rules``): maximise recall on the training period under an alert
+    budget and/or a precision floor; report the chosen and the live set on
+    both periods. Changes nothing: sending ``switch`` to PATCH /rules turns
+    the chosen set on.
+
+    Body (JSON): ``{"train_from", "train_to", "valid_from", "valid_to"``
+    (ISO 8601 or epoch ms; [from, to), the validation period at or after the
+    training one), ``"max_alerts_per_1000"`` (number > 0) and/or
+    ``"min_precision"`` (number in (0, 1]), ``"candidates"`` (optional list of
+    rule ids; default every rule)``}``. 200 ``{"chosen": {rule_id:
+    parameters}, "live": {...}, "search": {transactions, labelled, flagged,
+    caught, candidates, steps: [{rule_id, parameters, flagged, caught}]},
+    "figures": {"chosen"|"live": {"training"|"validation": [rows as POST
+    /evaluate's, plus f1 and alerts_per_1000]}}, "switch": PATCH /rules
+    body}``, ratios as decimal strings; 400 naming the bad field (a period
+    empty or reversed, no known fraud in training, budget not above 0,
+    precision not in (0, 1], an unknown candidate); 401 without the token
+    (when one is configured); 415 unless JSON. Heavy work: 429 with
+    Retry-After when PGFRAUD_MAX_HEAVY are running; its statements may take
+    PGFRAUD_HEAVY_TIMEOUT_MS (default 5 minutes, not the service's statement
+    timeout); 503 time_limit_exceeded past that.
+    """
+    from pgfraud.tune import tuning
+
+    body = _json_body()
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object with train_from, train_to, ...")
+    query = parse_model(Tune, body)
+    periods = (query.train_from, query.train_to, query.valid_from, query.valid_to)
+    with heavy_transaction("tune") as conn:
+        result = tuning(
+            conn, periods, query.max_alerts_per_1000, query.min_precision, query.candidates
+        )
+    figures = {
+        name: {period: backtest_json(rows) for period, rows in sets.items()}
+        for name, sets in result["figures"].items()
+    }
+    return jsonify({**result, "figures": figures})
+
+
 @bp.patch("/rules")
-@requires_token
+@requires(OWNER, writes=True)
 def change_rules():
     """Turn rules on or off and/or change their parameters, all-or-nothing (SQL
     ``change_rule`` per rule, which calls ``set_rule`` and its validator); the
@@ -647,3 +703,19 @@ def change_rules():
         ]
     )
     return jsonify({"rules": [_serialise(r) for r in rows]})
+
+
+@bp.post("/session")
+@requires(READ)
+def start_session():
+    """Exchange the bearer token for the browser's session cookie (the analyst's
+    page does this once; EventSource and page loads cannot send a header).
+
+    Needs ``Authorization: Bearer <token>`` (the cookie itself does not count
+    here). 204 with ``Set-Cookie: pgfraud_session=…; HttpOnly; SameSite=Strict;
+    Path=/; Max-Age=SESSION_MAX_AGE_S`` (and ``Secure`` over HTTPS); the
+    cookie then authenticates reads (GET of pages, reads and the live feed),
+    never writes. 204 and no cookie when no token is configured; 401 without
+    a valid token.
+    """
+    return auth.start_session(g.identity)

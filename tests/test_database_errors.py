@@ -155,10 +155,6 @@ def test_health_and_endpoints_say_the_server_failed(app, client, broken_plpgsql,
 
 def test_the_cli_says_the_server_failed(broken_plpgsql, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", broken_plpgsql.admin_url)
-    # The schema is migrated already; re-applying the function files (which a
-    # command does first today) would stop at the same broken library, as
-    # "migration failed: …". What is tested is the command's own call.
-    monkeypatch.setattr("pgfraud.cli.prepare", lambda database: [])
     result = CliRunner().invoke(main, ["review", "1", "--status", "confirmed_fraud"])
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()

@@ -393,30 +393,65 @@ def test_the_threshold_sweep_draws_precision_against_recall(site, database):
     assert page.locator("#sweep-chart").get_attribute("data-drawn-points") == "2"
 
 
-def test_writes_ask_for_the_token_once(serve, app_conn, browser):
+def test_the_token_is_asked_once_for_reads_and_writes(serve, app_conn, browser):
+    """With a token configured (issue 20), a page load without a session is
+    the sign-in page: it asks for the token once (a wrong one is asked
+    again), keeps it in sessionStorage (never in a URL), trades it for the
+    HttpOnly session cookie and reloads; then pages, the live feed and the
+    writes all work without asking again."""
+    token = "a-token-for-the-page-test"
     store_history(app_conn)
-    base, _ = serve(API_TOKEN="a-token-for-the-page-test")
-    page = browser.new_page()
-    problems = watch(page)
-    page.goto(base + "/")
+    base, _ = serve(API_TOKEN=token)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(10_000)
+    page.goto(base + "/ui/alerts")
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Token").fill("not-the-token")
+    dialog.get_by_role("button", name="Use token").click()
+    page.locator("#signin-message", has_text="That token is not valid").wait_for()
+    dialog.get_by_label("Token").fill(token)
+    dialog.get_by_role("button", name="Use token").click()
+    # Reloaded with the data: the queue, live.
+    page.locator('#alerts[data-streaming="true"]').wait_for(state="attached")
+    assert page.locator('tr[data-transaction-id="704"]').count() == 2
+    assert page.evaluate("sessionStorage.getItem('pgfraud-api-token')") == token
+    assert token not in page.url
+    assert "pgfraud_session" not in page.evaluate("document.cookie")  # HttpOnly
+    # The live feed reads with the cookie (EventSource sends no header).
+    answer = requests.post(
+        base + "/store_data",
+        json={"account_id": 9, "transaction_id": 901, "timestamp": "2024-03-02T00:00:00Z",
+              "amount": "25000.00"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )  # fmt: skip
+    assert answer.status_code == 201
+    page.locator('#alerts tbody tr[data-transaction-id="901"]').wait_for()
+    # Writes send the kept token: no second prompt.
     page.locator('tr[data-transaction-id="704"]').first.get_by_role(
         "button", name="Confirm fraud on transaction 704"
     ).click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_label("Token").fill("a-token-for-the-page-test")
-    dialog.get_by_role("button", name="Use token").click()
     page.locator("#review-message", has_text="Transaction 704 marked confirmed fraud.").wait_for()
-    page.locator('tr[data-transaction-id="704"]').first.get_by_role(
-        "button", name="False positive on transaction 704"
-    ).click()
-    page.locator("#review-message", has_text="Transaction 704 marked false positive.").wait_for()
     assert not dialog.is_visible()
-    assert [r["status"] for r in db.get_account_reviews(app_conn, 7)] == [
-        "false_positive",
-        "confirmed_fraud",
-    ]
-    page.close()
-    assert problems == []
+    assert [r["status"] for r in db.get_account_reviews(app_conn, 7)] == ["confirmed_fraud"]
+    # Other pages read with the session, without asking.
+    page.goto(base + "/ui/accounts/7")
+    page.locator("#account-chart[data-drawn-points]").wait_for()
+    page.goto(base + "/ui/evaluation")
+    page.locator("h1").wait_for()
+    assert page.locator("#signin-button").count() == 0
+    assert not dialog.is_visible()
+    # Another browser (no session, no kept token) is asked again.
+    stranger = browser.new_page()
+    stranger.goto(base + "/ui/accounts/7")
+    stranger.get_by_role("dialog").get_by_label("Token").wait_for()
+    assert "20000" not in stranger.content()
+    stranger.close()
+    context.close()
+    assert errors == []
 
 
 def test_a_database_that_is_down_shows_a_banner_and_the_page_recovers(
@@ -473,6 +508,45 @@ def test_the_queue_fits_1280_px_with_every_column_in_view(site):
     button = page.get_by_role("button", name="False positive on transaction 704").first
     box = button.bounding_box()
     assert box is not None and box["x"] + box["width"] <= 1280
+
+
+def test_a_backtest_on_the_rules_page_works_while_a_users_rule_is_on(site, database):
+    """The page backtests the live set (every enabled rule with its parameters)
+    and the candidate; a user's rule is live with parameters {}, which POST
+    /evaluate refused (issue 15, fault 8), so once any user rule was on, no
+    backtest on the page worked. The user's rule big_one (amount > 15000),
+    switched on here, fires on 704 too."""
+    base, page = site
+    with db.connect(database.admin_url) as conn:
+        db.store_labels(conn, [(704, "account_takeover")])
+        db.add_rule(conn, "big_one", "amount > 15000", None, True)
+        conn.commit()
+    live = requests.get(base + "/rules", timeout=10).json()["rules"]
+    assert next(r for r in live if r["rule_id"] == "big_one")["enabled"] is True
+    page.goto(base + "/ui/rules")
+    card = page.locator("#rule-large_amount")
+    card.get_by_label("threshold").fill("30000")
+    card.get_by_role("button", name="Backtest").click()
+    page.wait_for_function(
+        """() => {
+            const card = document.querySelector('#rule-large_amount');
+            return card.querySelector('table.backtest-result, .outcome.failed');
+        }"""
+    )
+    assert card.locator(".outcome.failed").count() == 0, card.locator(".outcome").inner_text()
+    result = card.locator("table.backtest-result")
+    rows = [r.locator("th, td").all_inner_texts() for r in result.locator("tbody tr").all()]
+    # live: 704 flagged (1 of 5 transactions = 200 per 1,000); at 30000: none.
+    assert rows[0] == ["large_amount", "alerts / 1,000", "200.00", "0.00", "-200.00"]
+    # Any rule: amount_spike and big_one still flag 704.
+    assert rows[3] == ["any rule", "alerts / 1,000", "200.00", "200.00", "+0.00"]
+    # And the candidate can be switched on from the page.
+    card.get_by_role("button", name="Switch on").click()
+    card.locator(".applied").wait_for()
+    rules = requests.get(base + "/rules", timeout=10).json()["rules"]
+    assert next(r for r in rules if r["rule_id"] == "large_amount")["parameters"] == {
+        "threshold": 30000
+    }
 
 
 def _post_alert(
@@ -645,3 +719,103 @@ def test_the_queue_orders_by_transaction_time_and_shows_the_total(site):
     page.locator('#alerts tbody tr[data-transaction-id="903"]').wait_for()
     assert order() == ["903", "704", "704", "901", "902"]
     assert page.locator("#alert-total").inner_text() == "5"
+
+
+def test_a_backtest_at_the_heavy_bound_waits_its_turn(serve, app_conn, browser, database):
+    """Heavy work at its bound (issue 20): the page's backtest is answered 429
+    while a test connection holds the one slot (PGFRAUD_MAX_HEAVY=1); the page
+    waits Retry-After and tries again, and runs once the slot is free."""
+    store_history(app_conn)
+    base, _ = serve(MAX_HEAVY=1)
+    page = browser.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(base + "/ui/evaluation")  # its own backtest runs (and ends) first
+    page.get_by_label("Rule", exact=True).select_option("large_amount")
+    page.get_by_label("Parameter", exact=True).select_option("threshold")
+    page.get_by_label("Values (comma separated)").fill("5000")
+    with db.connect(database.app_url) as holder:
+        assert holder.execute("SELECT take_heavy_slot(1)").fetchone()[0] == 0
+        busy = lambda r: r.url.endswith("/evaluate") and r.status == 429  # noqa: E731
+        with page.expect_response(busy) as refused:
+            page.get_by_role("button", name="Draw").click()
+        assert refused.value.headers["retry-after"] == "5"
+        holder.rollback()  # the slot is free: the page's next try runs
+    page.locator("#sweep-status", has_text="1 values backtested").wait_for()
+    rows = page.locator("#sweep-table tbody tr")
+    assert rows.first.locator("td").all_inner_texts()[:3] == ["5000", "1", "0"]
+    page.close()
+
+
+def test_tune_chooses_a_set_and_switches_it_on(site, database, app_conn):
+    """Training: the hand-made history (5 transactions), 704 labelled; validation:
+    account 9 pays 10.00, then 30000.00 (labelled). A budget of 200 per 1,000 is
+    one alert in training: 704 alone, which amount_spike (min_history 1, the
+    strictest multiplier 20: 20000 > 20 x 10) is the first candidate to flag
+    (large_amount at 20000 and velocity tie with it; candidates go in rule
+    order). In validation it flags the 30000 (> 20 x 10): caught."""
+    base, page = site
+    db.store_transactions(
+        app_conn,
+        [
+            {
+                "account_id": 9,
+                "transaction_id": 901,
+                "timestamp": datetime(2024, 3, 2, 0, tzinfo=UTC),
+                "amount": Decimal("10.00"),
+            },
+            {
+                "account_id": 9,
+                "transaction_id": 902,
+                "timestamp": datetime(2024, 3, 2, 1, tzinfo=UTC),
+                "amount": Decimal("30000.00"),
+            },
+        ],
+    )
+    app_conn.commit()
+    with db.connect(database.admin_url) as conn:
+        db.store_labels(conn, [(704, "account_takeover"), (902, "account_takeover")])
+        conn.commit()
+    page.goto(base + "/ui/evaluation")
+    page.get_by_label("Training from (UTC)").fill("2024-03-01T00:00:00Z")
+    page.get_by_label("Training to").fill("2024-03-02T00:00:00Z")
+    page.get_by_label("Validation from").fill("2024-03-02T00:00:00Z")
+    page.get_by_label("Validation to").fill("2024-03-03T00:00:00Z")
+    page.get_by_label("Alerts per 1,000 at most").fill("200")
+    page.get_by_role("button", name="Tune", exact=True).click()
+    page.locator("#tune-status", has_text="Tuned: 1 rule(s) chosen").wait_for()
+    chosen = {"amount_spike": {"min_history": 1, "multiplier": 20, "window_days": 0}}
+    assert page.locator("#tune-chosen").inner_text() == (
+        '{"amount_spike":{"multiplier":20,"min_history":1,"window_days":0}}'
+    )
+    table = page.locator("#tune-table tbody tr")
+    cells = [r.locator("td").all_inner_texts() for r in table.all()]
+    assert [
+        "chosen",
+        "validation",
+        "any",
+        "all",
+        "1",
+        "1",
+        "1.0000",
+        "1.0000",
+        "1.0000",
+        "500.00",
+    ] in cells
+    assert [
+        "chosen",
+        "training",
+        "any",
+        "all",
+        "1",
+        "1",
+        "1.0000",
+        "1.0000",
+        "1.0000",
+        "200.00",
+    ] in cells
+    with db.connect(database.admin_url) as conn:  # nothing changed yet
+        assert conn.execute("SELECT active_rule_parameters()").fetchone()[0] != chosen
+    page.get_by_role("button", name="Switch this set on").click()
+    page.locator("#tune-status", has_text="Switched on: amount_spike;").wait_for()
+    with db.connect(database.admin_url) as conn:
+        assert conn.execute("SELECT active_rule_parameters()").fetchone()[0] == chosen
