@@ -231,7 +231,14 @@ def test_ctrl_c_on_the_process_group_stops_cleanly_and_ends_open_streams(run_env
         output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, output
     for stream, lines in streams:
-        assert list(lines) == [": connected", ""]  # the rest of the first message; then the end
+        # The rest of the first message (the stream's position), then the end.
+        rest = list(lines)
+        assert rest[0] == ": connected"
+        assert rest[1].startswith("id: ") and rest[2:4] == [
+            "event: position",
+            f'data: {{"last_event_id": "{rest[1][4:]}"}}',
+        ]
+        assert rest[4:] == [""]
         stream.close()
     assert "Unexpected exit" not in output
     assert "Traceback" not in output
