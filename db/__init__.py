@@ -665,3 +665,28 @@ def change_rule(
                 _json_numbers(parameters) if parameters is not None else None,
             ),
         ).fetchone()
+
+
+# -- decisions, policy and lists (issue 17) ----------------------------------
+
+
+def get_decision_policy(conn: psycopg.Connection) -> dict[str, Any]:
+    """The decision policy in force now (SQL ``get_decision_policy``):
+    ``{policy_id, review_threshold, decline_threshold, default_score,
+    rule_scores: {rule_id: score}, effective_from, set_by}`` (integers)."""
+    with wrap_errors():
+        return conn.execute("SELECT get_decision_policy()").fetchone()[0]
+
+
+def set_decision_policy(
+    conn: psycopg.Connection, changes: dict[str, Any] | str, actor: str | None = None
+) -> dict[str, Any]:
+    """A new version of the policy from now (SQL ``set_decision_policy``):
+    ``changes`` ``{review_threshold, decline_threshold, default_score,
+    rule_scores: {rule_id: int}}`` (each optional; integers), or that as JSON
+    text. Returns the policy now in force. Errors: InvalidInput naming the
+    field (not an integer in range, decline below review), RuleNotFound."""
+    text = changes if isinstance(changes, str) else _json_numbers(changes)
+    with wrap_errors():
+        row = conn.execute("SELECT set_decision_policy(%s::jsonb, %s)", (text, actor)).fetchone()
+    return row[0]
