@@ -690,3 +690,62 @@ def set_decision_policy(
     with wrap_errors():
         row = conn.execute("SELECT set_decision_policy(%s::jsonb, %s)", (text, actor)).fetchone()
     return row[0]
+
+
+def get_lists(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """Every list (SQL ``get_lists``): ``[{list_name, subject, kind, description,
+    created_by, created_at, entries}]``, entries the number in force now."""
+    with wrap_errors():
+        return conn.execute("SELECT get_lists()").fetchone()[0]
+
+
+def get_list(conn: psycopg.Connection, list_name: str) -> dict[str, Any]:
+    """One list with its entries in force now (SQL ``get_list``). Errors:
+    ListNotFound."""
+    with wrap_errors():
+        return conn.execute("SELECT get_list(%s)", (list_name,)).fetchone()[0]
+
+
+def create_list(
+    conn: psycopg.Connection,
+    list_name: str,
+    subject: str,
+    kind: str,
+    description: str = "",
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """Create an allow/block list of accounts or merchants (SQL ``create_list``,
+    idempotent). Errors: InvalidInput naming the field."""
+    with wrap_errors():
+        return conn.execute(
+            "SELECT create_list(%s, %s, %s, %s, %s)", (list_name, subject, kind, description, actor)
+        ).fetchone()[0]
+
+
+def add_list_entry(
+    conn: psycopg.Connection,
+    list_name: str,
+    value: int,
+    reason: str,
+    expires_at: datetime | None = None,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """Put an account/merchant id on a list from now (SQL ``add_list_entry``).
+    Errors: InvalidInput naming the field (unknown list, expiry not in the
+    future, empty reason)."""
+    with wrap_errors():
+        return conn.execute(
+            "SELECT add_list_entry(%s, %s, %s, %s, %s)",
+            (list_name, value, reason, expires_at, actor),
+        ).fetchone()[0]
+
+
+def remove_list_entry(
+    conn: psycopg.Connection, list_name: str, value: int, actor: str | None = None
+) -> dict[str, Any]:
+    """Take a value off a list from now (SQL ``remove_list_entry``). Errors:
+    ListNotFound (no such list, or the value is not on it)."""
+    with wrap_errors():
+        return conn.execute(
+            "SELECT remove_list_entry(%s, %s, %s)", (list_name, value, actor)
+        ).fetchone()[0]
