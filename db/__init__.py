@@ -124,18 +124,26 @@ def store_transactions(conn: psycopg.Connection, transactions: list[dict[str, An
     status ``stored`` or ``duplicate`` and the verdict: the transaction's
     alerts, scored in the same database transaction, as dicts ``{"alert_id",
     "rule_id", "observed", "threshold", "reason"}`` (decimals as strings; []
-    when no rule fired). Runs in the caller's database transaction.
+    when no rule fired), and ``"decision"``: the decision made when it was
+    stored (see :func:`get_decision`; None for one stored before decisions
+    existed). Runs in the caller's database transaction.
     Errors: TransactionConflict (row names the input index), InvalidInput.
     """
     payload = json.dumps(transactions, default=_jsonable)
     with wrap_errors():
         rows = conn.execute(
-            "SELECT row_number, transaction_id, status, alerts::text"
+            "SELECT row_number, transaction_id, status, alerts::text, decision::text"
             " FROM store_transactions(%s::jsonb)",
             (payload,),
         ).fetchall()
     return [
-        {"row": r[0], "transaction_id": r[1], "status": r[2], "alerts": json.loads(r[3])}
+        {
+            "row": r[0],
+            "transaction_id": r[1],
+            "status": r[2],
+            "alerts": json.loads(r[3]),
+            "decision": json.loads(r[4]) if r[4] is not None else None,
+        }
         for r in rows
     ]
 
@@ -668,6 +676,39 @@ def change_rule(
 
 
 # -- decisions, policy and lists (issue 17) ----------------------------------
+
+
+def get_decision(conn: psycopg.Connection, transaction_id: int) -> dict[str, Any]:
+    """The decision made when a transaction was stored, as answered (SQL
+    ``get_decision``): ``{transaction_id, account_id, timestamp, amount,
+    merchant_id, outcome, score, score_outcome, overruled, rules: [{rule_id,
+    score, observed, threshold, reason}], lists: [entry], policy: {policy_id,
+    review_threshold, decline_threshold}, rule_set_id, decided_at}``.
+    Errors: TransactionNotFound when there is none."""
+    with wrap_errors():
+        return conn.execute("SELECT get_decision(%s)", (transaction_id,)).fetchone()[0]
+
+
+def get_decisions(
+    conn: psycopg.Connection,
+    outcome: str | None = None,
+    account_id: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    before: tuple[datetime, int] | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Decisions newest transaction time first (SQL ``get_decisions``), filtered by
+    outcome, account and transaction time [start, end), strictly before the
+    (timestamp, transaction_id) ``before``; at most ``limit`` (1..1000).
+    Errors: InvalidInput naming outcome or limit."""
+    before_ts, before_id = before if before is not None else (None, None)
+    with wrap_errors():
+        rows = conn.execute(
+            "SELECT d FROM get_decisions(%s, %s, %s, %s, %s, %s, %s) AS d",
+            (outcome, account_id, start, end, before_ts, before_id, limit),
+        ).fetchall()
+    return [r[0] for r in rows]
 
 
 def get_decision_policy(conn: psycopg.Connection) -> dict[str, Any]:
