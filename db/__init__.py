@@ -700,7 +700,7 @@ def get_decisions(
 ) -> list[dict[str, Any]]:
     """Decisions newest transaction time first (SQL ``get_decisions``), filtered by
     outcome, account and transaction time [start, end), strictly before the
-    (timestamp, transaction_id) ``before``; at most ``limit`` (1..1000).
+    (timestamp, transaction_id) ``before``; at most ``limit`` (1..10000).
     Errors: InvalidInput naming outcome or limit."""
     before_ts, before_id = before if before is not None else (None, None)
     with wrap_errors():

@@ -44,7 +44,9 @@ def stored(database):
 def test_store_and_read_back(client, database):
     response = post(client, GOOD)
     assert response.status_code == 201
-    assert response.get_json() == {"transaction_id": 100, "status": "stored", "alerts": []}
+    answer = response.get_json()
+    assert answer.pop("decision")["outcome"] == "approve"  # tests/test_decisions_api.py
+    assert answer == {"transaction_id": 100, "status": "stored", "alerts": []}
     response = client.get("/accounts/1/transactions")
     assert response.get_json()["transactions"] == [
         {
@@ -225,7 +227,10 @@ def test_same_transaction_twice_is_stored_once(client, database):
     assert post(client, GOOD).status_code == 201
     second = post(client, GOOD)
     assert second.status_code == 200
-    assert second.get_json() == {"transaction_id": 100, "status": "duplicate", "alerts": []}
+    answer = second.get_json()
+    # A duplicate answers the decision made when it was first stored.
+    assert answer.pop("decision") == post(client, GOOD).get_json()["decision"]
+    assert answer == {"transaction_id": 100, "status": "duplicate", "alerts": []}
     assert len(stored(database)) == 1
 
 
@@ -274,7 +279,12 @@ def test_batch_stores_and_reports_duplicates(client, database):
         ],
     )
     assert response.status_code == 201
-    assert response.get_json() == {
+    answer = response.get_json()
+    # Each result also carries its decision (tests/test_decisions_api.py):
+    # rapid_succession scores 50, a review.
+    outcomes = [r.pop("decision")["outcome"] for r in answer["results"]]
+    assert outcomes == ["approve", "review"]
+    assert answer == {
         "stored": 1,
         "duplicates": 1,
         "results": [
@@ -354,7 +364,7 @@ def test_unknown_route_and_method_are_json(client):
 def test_health_and_rules(client):
     health = client.get("/health").get_json()
     assert health["status"] == "ok"
-    assert health["database"]["migrations"] == len(migration_files()) == 12
+    assert health["database"]["migrations"] == len(migration_files()) == 15
     rules = {r["rule_id"]: r for r in client.get("/rules").get_json()["rules"]}
     # The measured defaults of migration 0007.
     assert rules["below_average"]["parameters"] == {

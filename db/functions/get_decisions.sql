@@ -9,7 +9,7 @@
 -- (approve, review, decline), p_account_id, transaction time in [p_from,
 -- p_to). Paging: rows strictly before (p_before_ts,
 -- p_before_transaction_id), the last row of the previous page; p_limit
--- 1..1000 rows.
+-- 1..10000 rows (the API pages by at most 1,000 and asks one more).
 -- Errors: PF001 (invalid_input) naming outcome or limit.
 CREATE OR REPLACE FUNCTION get_decisions(
     p_outcome text DEFAULT NULL,
@@ -29,8 +29,8 @@ BEGIN
         RAISE EXCEPTION 'outcome must be approve, review or decline'
             USING ERRCODE = 'PF001', COLUMN = 'outcome';
     END IF;
-    IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'limit must be from 1 to 1000' USING ERRCODE = 'PF001', COLUMN = 'limit';
+    IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 10000 THEN
+        RAISE EXCEPTION 'limit must be from 1 to 10000' USING ERRCODE = 'PF001', COLUMN = 'limit';
     END IF;
     RETURN QUERY
         SELECT _decision_json(d)
