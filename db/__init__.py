@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,11 +23,17 @@ from psycopg.types.json import set_json_loads
 
 from pgfraud.ahead import read_ahead
 from pgfraud.errors import (
+    MAX_LISTED_ERRORS,
     SQLSTATE_ERRORS,
+    ConfigurationError,
+    DatabaseConflict,
+    DatabaseFailed,
     DatabaseUnavailable,
     InvalidInput,
     PgfraudError,
+    RuleChangeTimeout,
     TransactionConflict,
+    redact,
 )
 
 # json and jsonb values from the database keep their numbers exact: decimals
@@ -52,12 +58,18 @@ CONSTRAINT_FIELDS = {
 def connect(url: str, **kwargs: Any) -> psycopg.Connection:
     """A psycopg connection to ``url`` (libpq URL), UTC session time zone.
 
-    Errors: DatabaseUnavailable when the server cannot be reached.
+    Errors: DatabaseUnavailable when the server cannot be reached;
+    ConfigurationError for a malformed URL. Neither quotes a password.
     """
     try:
         return psycopg.connect(url, options="-c timezone=UTC", **kwargs)
+    except psycopg.ProgrammingError as exc:  # a malformed URL
+        message = redact(_first_line(exc))
+        raise ConfigurationError(f"the database URL is not valid: {message}") from None
     except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"cannot connect to the database: {_first_line(exc)}") from exc
+        # psycopg's message can quote the connection string: without its secrets.
+        message = redact(_first_line(exc))
+        raise DatabaseUnavailable(f"cannot connect to the database: {message}") from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -71,9 +83,11 @@ def wrap_errors() -> Iterator[None]:
     Branches on SQLSTATE (``pgcode``), never on message text. Project codes
     (class PF) map through SQLSTATE_ERRORS, with the column as ``field`` and a
     JSON DETAIL's ``row``; check violations become InvalidInput naming the
-    field; unique violations TransactionConflict; lost connections and
-    timeouts DatabaseUnavailable. Anything else is a PgfraudError (500) whose
-    message carries no SQL.
+    field; unique violations TransactionConflict; deadlocks (40P01) and
+    serialization failures (40001) DatabaseConflict (retryable); server
+    failures (classes 58 and XX, such as a library that cannot be loaded)
+    DatabaseFailed; lost connections and timeouts DatabaseUnavailable.
+    Anything else is a PgfraudError (500) whose message carries no SQL.
     """
     try:
         yield
@@ -98,9 +112,27 @@ def translate_error(exc: psycopg.Error) -> PgfraudError:
         return TransactionConflict(field="transaction_id")
     if isinstance(exc, pg_errors.DataError | pg_errors.NotNullViolation):
         return InvalidInput(diag.message_primary or "invalid value", field=diag.column_name)
+    if sqlstate in RETRYABLE_SQLSTATES:
+        return DatabaseConflict()
+    if sqlstate[:2] in ("58", "XX"):
+        return DatabaseFailed()
     if isinstance(exc, pg_errors.QueryCanceled | psycopg.OperationalError):
         return DatabaseUnavailable()
     return PgfraudError()
+
+
+# Conflicts with concurrent transactions: running the transaction again may succeed.
+RETRYABLE_SQLSTATES = ("40P01", "40001")  # deadlock_detected, serialization_failure
+
+
+def describe_cause(exc: BaseException | None) -> str:
+    """One line for the log about the database error behind ``exc``: its SQLSTATE
+    and the server's message (never sent to a client: it may name SQL)."""
+    while exc is not None and not isinstance(exc, psycopg.Error):
+        exc = exc.__cause__
+    if exc is None:
+        return "no database error"
+    return f"SQLSTATE {exc.sqlstate or 'none'}: {_first_line(exc)}"
 
 
 # -- the calls -------------------------------------------------------------
@@ -207,6 +239,33 @@ def lift_statement_timeout(conn: psycopg.Connection) -> None:
     conn.execute("SET LOCAL statement_timeout = 0")
 
 
+@contextlib.contextmanager
+def rule_change_time(conn: psycopg.Connection, timeout_ms: int) -> Iterator[None]:
+    """Run the block, a change of the rules (which re-scores the whole stored
+    history: about 40 s at 10M rows), under a statement timeout of
+    ``timeout_ms`` milliseconds (0: none) for the rest of the caller's
+    database transaction alone (SET LOCAL), instead of the service's 10 s
+    for ordinary statements. Enter it first in the transaction that changes
+    the rules; when the change runs out of time the transaction must roll
+    back whole (rules and alerts as they were). Errors: RuleChangeTimeout
+    (503) when the limit was reached.
+    """
+    with wrap_errors():
+        conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(int(timeout_ms)),))
+    try:
+        yield
+    except (DatabaseUnavailable, pg_errors.QueryCanceled) as exc:
+        # Raised by a pgfraud.db call (wrapped) or by the caller's own statement.
+        if isinstance(exc, pg_errors.QueryCanceled) or isinstance(
+            exc.__cause__, pg_errors.QueryCanceled
+        ):
+            raise RuleChangeTimeout(
+                f"the rule change did not finish within {timeout_ms / 1000:g} s "
+                "(PGFRAUD_RULE_CHANGE_TIMEOUT_MS); nothing was changed"
+            ) from exc
+        raise
+
+
 def any_stored(conn: psycopg.Connection, ids: list[int] | tuple[int, int]) -> bool:
     """Whether any of ``ids`` (a list) is stored, or any id in ``(low, high)``
     inclusive (a tuple)."""
@@ -303,20 +362,43 @@ def get_alerts(
     end: datetime | None = None,
     before: int | None = None,
     limit: int = 100,
+    order: str = "raised",
+    before_ts: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The alert queue, newest first (SQL ``get_alerts``): dicts with alert_id,
+    """The alert queue (SQL ``get_alerts``): dicts with alert_id,
     transaction_id, account_id, ts, amount, rule_id, observed, threshold,
     reason, parameters, raised_at, review_status, review_note, reviewer,
-    reviewed_at. Filters (None: any): account, rule, review status
+    reviewed_at. ``order`` "raised": newest raised first, ``before`` only
+    alert_id below it (the next page); "time": newest transaction first
+    (ts, then alert_id, descending), (``before_ts``, ``before``) the cursor.
+    Filters (None: any): account, rule, review status
     (unreviewed/confirmed_fraud/false_positive), transaction time in
-    [start, end); ``before``: only alert_id below it (the next page).
-    Errors: InvalidInput for a limit outside 1..10000 or an unknown status.
+    [start, end). Errors: InvalidInput for a limit outside 1..10000, an
+    unknown status or order, or half a time cursor.
     """
     with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            "SELECT * FROM get_alerts(%s, %s, %s, %s, %s, %s, %s)",
-            (account_id, rule_id, review_status, start, end, before, limit),
+            "SELECT * FROM get_alerts(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (account_id, rule_id, review_status, start, end, before, limit, order, before_ts),
         ).fetchall()
+
+
+def count_alerts(
+    conn: psycopg.Connection,
+    *,
+    account_id: int | None = None,
+    rule_id: str | None = None,
+    review_status: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> int:
+    """How many alerts match get_alerts' filters over all its pages (SQL
+    ``count_alerts``). Errors: InvalidInput for an unknown review status."""
+    with wrap_errors():
+        return conn.execute(
+            "SELECT count_alerts(%s, %s, %s, %s, %s)",
+            (account_id, rule_id, review_status, start, end),
+        ).fetchone()[0]
 
 
 def get_alert_feed_start(conn: psycopg.Connection) -> str:
@@ -343,8 +425,9 @@ def get_alert_feed(
 
 def is_alert_feed_held(conn: psycopg.Connection, after: tuple[int, int]) -> bool:
     """Whether committed alerts after the feed position ``after`` = (xact, alert_id)
-    wait for an older running database transaction (SQL ``is_alert_feed_held``):
-    then read the feed again soon."""
+    are not delivered yet: held by an older running database transaction, or
+    committed since the last read (SQL ``is_alert_feed_held``): then read the
+    feed again soon."""
     with wrap_errors():
         return conn.execute(
             "SELECT is_alert_feed_held(%s::text::xid8, %s)", (str(after[0]), after[1]), prepare=True
@@ -465,11 +548,12 @@ def get_rules(conn: psycopg.Connection) -> list[dict[str, Any]]:
 
 
 def check_health(conn: psycopg.Connection) -> dict[str, Any]:
-    """Server version and migrations applied; DatabaseUnavailable if it does not answer."""
+    """Server version and migrations applied, from SQL ``check_health`` (PL/pgSQL, so
+    a server that cannot run pgfraud's functions is not healthy). Errors:
+    DatabaseUnavailable if the server does not answer, DatabaseFailed when it
+    fails (a library it cannot load, say)."""
     with wrap_errors():
-        row = conn.execute(
-            "SELECT current_setting('server_version'), (SELECT count(*) FROM schema_migrations)"
-        ).fetchone()
+        row = conn.execute("SELECT * FROM check_health()").fetchone()
     return {"server_version": row[0], "migrations": row[1]}
 
 
@@ -497,46 +581,93 @@ def get_latest(conn: psycopg.Connection) -> tuple[int | None, datetime | None]:
     return row[0], row[1]
 
 
-def store_labels(conn: psycopg.Connection, labels: Iterable[tuple[int, str]]) -> dict[str, int]:
-    """Upsert ground-truth labels (transaction_id, scenario) into ``fraud_labels`` by COPY.
+def store_labels(conn: psycopg.Connection, labels: Iterable[tuple[Any, ...]]) -> dict[str, int]:
+    """Upsert ground-truth labels into ``fraud_labels`` by COPY.
 
-    A label already stored for a transaction is replaced; when one transaction
-    is labelled twice in the input, the later label wins. Needs the owner's
-    connection (labels are not the service's data). Runs in the caller's
-    database transaction. Returns counts over the distinct transactions
-    labelled: ``{"given": rows given, "labels": distinct transactions,
-    "new": not labelled before, "replaced": labelled before, "changed":
-    replaced with another scenario, "matched": the transaction is stored,
-    "unmatched": it is not (evaluate ignores those)}``. Errors: InvalidInput
-    for a scenario name the table refuses.
+    Each label is ``(transaction_id, scenario)`` or ``(transaction_id, scenario,
+    known_at, line, path)`` (the last three may be None): ``known_at`` (an aware
+    datetime) is when the label became known, None meaning when it is stored
+    (now, or for a label stored before, the time it was first known);
+    ``line`` and ``path`` only name where it came from in an error. A label
+    already stored for a transaction is replaced (its known_at kept unless
+    one is given); when one transaction is labelled twice in the input, the
+    later label wins. Needs the owner's connection (labels are not the
+    service's data). Runs in the caller's database transaction. Returns
+    counts over the distinct transactions labelled: ``{"given": rows given,
+    "labels": distinct transactions, "new": not labelled before, "replaced":
+    labelled before, "changed": replaced with another scenario, "matched":
+    the transaction is stored, "unmatched": it is not (evaluate ignores
+    those)}``. Errors: InvalidInput for a scenario name the table refuses,
+    and for a ``known_at`` before its stored transaction's time (field
+    ``known_at``, ``row`` its line; every such label listed, nothing stored).
     """
     with wrap_errors(), conn.transaction():
         conn.execute(
             "CREATE TEMPORARY TABLE staged_labels ("
-            " position bigint NOT NULL, transaction_id bigint NOT NULL, scenario text NOT NULL"
+            " position bigint NOT NULL, transaction_id bigint NOT NULL, scenario text NOT NULL,"
+            " known_at timestamptz"
             ") ON COMMIT DROP"
         )
         given = 0
+        origins: list[tuple[int | None, Any]] = []
         with conn.cursor().copy(
-            "COPY staged_labels (position, transaction_id, scenario) FROM STDIN"
+            "COPY staged_labels (position, transaction_id, scenario, known_at) FROM STDIN"
         ) as copy:
-            for transaction_id, scenario in labels:
+            for label in labels:
+                transaction_id, scenario = label[0], label[1]
+                known_at = label[2] if len(label) > 2 else None
+                origins.append(
+                    (label[3] if len(label) > 3 else None, label[4] if len(label) > 4 else None)
+                )
                 given += 1
-                copy.write_row((given, transaction_id, scenario))
+                copy.write_row((given, transaction_id, scenario, known_at))
+        early = conn.execute(
+            "SELECT s.position, s.transaction_id, s.known_at, t.ts"
+            " FROM staged_labels AS s JOIN transactions AS t USING (transaction_id)"
+            " WHERE s.known_at < t.ts ORDER BY s.position LIMIT %s",
+            (MAX_LISTED_ERRORS,),
+        ).fetchall()
+        if early:
+            errors = []
+            for position, transaction_id, known_at, ts in early:
+                line, path = origins[position - 1]
+                where = f"{path}: " if path else ""
+                errors.append(
+                    {
+                        "row": line if line is not None else position,
+                        "field": "known_at",
+                        "message": f"{where}known_at {format_time(known_at)} is before the time"
+                        f" {format_time(ts)} of transaction {transaction_id}",
+                    }
+                )
+            first = errors[0]
+            raise InvalidInput(
+                f"line {first['row']}: {first['message']}; nothing was stored"
+                if len(errors) == 1
+                else f"{len(errors)} labels are known before their transactions' times;"
+                " nothing was stored",
+                field="known_at",
+                row=first["row"],
+                errors=errors if len(errors) > 1 else None,
+            )
         counts = conn.execute(
             "WITH latest AS ("
-            " SELECT DISTINCT ON (s.transaction_id) s.transaction_id, s.scenario"
+            " SELECT DISTINCT ON (s.transaction_id) s.transaction_id, s.scenario, s.known_at"
             " FROM staged_labels AS s ORDER BY s.transaction_id, s.position DESC"
             "), classified AS ("
             " SELECT l.transaction_id, l.scenario, f.scenario AS previous,"
+            " coalesce(l.known_at, f.known_at, now()) AS known_at,"
             " EXISTS (SELECT 1 FROM transactions AS t"
             " WHERE t.transaction_id = l.transaction_id) AS matched"
             " FROM latest AS l LEFT JOIN fraud_labels AS f USING (transaction_id)"
             "), upserted AS ("
-            " INSERT INTO fraud_labels AS f (transaction_id, scenario)"
-            " SELECT c.transaction_id, c.scenario FROM classified AS c"
+            " INSERT INTO fraud_labels AS f (transaction_id, scenario, known_at)"
+            " SELECT c.transaction_id, c.scenario, c.known_at FROM classified AS c"
             " ON CONFLICT ON CONSTRAINT fraud_labels_pkey"
-            " DO UPDATE SET scenario = excluded.scenario"
+            " DO UPDATE SET scenario = excluded.scenario, known_at = excluded.known_at"
+            # An unchanged label is left alone (its trigger re-scores nothing).
+            " WHERE (f.scenario, f.known_at)"
+            " IS DISTINCT FROM (excluded.scenario, excluded.known_at)"
             ")"
             " SELECT count(*), count(*) FILTER (WHERE c.previous IS NULL),"
             " count(*) FILTER (WHERE c.previous IS DISTINCT FROM c.scenario"
@@ -555,6 +686,11 @@ def store_labels(conn: psycopg.Connection, labels: Iterable[tuple[int, str]]) ->
         "matched": matched,
         "unmatched": labelled - matched,
     }
+
+
+def format_time(value: datetime) -> str:
+    """UTC ISO 8601 with milliseconds and Z (as on the wire)."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def evaluate_rules(
@@ -790,3 +926,26 @@ def remove_list_entry(
         return conn.execute(
             "SELECT remove_list_entry(%s, %s, %s)", (list_name, value, actor)
         ).fetchone()[0]
+def tune_rules(
+    conn: psycopg.Connection,
+    periods: tuple[datetime, datetime, datetime, datetime],
+    max_alerts_per_1000: Decimal | None,
+    min_precision: Decimal | None,
+    candidates: list[str] | None,
+) -> dict[str, Any]:
+    """Choose rules and parameters from labels (SQL ``tune_rules``); changes nothing.
+
+    ``periods``: (train_from, train_to, valid_from, valid_to), each range
+    [from, to). Returns tune_rules' object with exact numbers (Decimal, int):
+    chosen, live, search, figures (backtest_rules rows per set and period).
+    Errors: InvalidInput naming the field (train_from, train_to, valid_from,
+    valid_to, max_alerts_per_1000, min_precision, candidates).
+    """
+    from pgfraud.wire import loads_json
+
+    with wrap_errors():
+        text = conn.execute(
+            "SELECT tune_rules(%s, %s, %s, %s, %s, %s, %s)::text",
+            (*periods, max_alerts_per_1000, min_precision, candidates),
+        ).fetchone()[0]
+    return loads_json(text)

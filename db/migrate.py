@@ -2,20 +2,28 @@
 
 ``db/migrations/NNNN_verb_object.sql`` run once, in file-name order, each
 recorded in ``schema_migrations``; then every ``db/functions/*.sql`` is
-re-applied (``CREATE OR REPLACE``). All of it runs in one database transaction
-under an advisory lock, so two migrators cannot race and a failure leaves the
-schema as it was.
+re-applied (``CREATE OR REPLACE``) and what was applied recorded in
+``schema_code``. All of it runs in one database transaction under an advisory
+lock, so two migrators cannot race and a failure leaves the schema as it was.
+When nothing is pending (:func:`pending`: no migration, no changed function
+file, no function changed by hand) migrate only reads. Every other command
+checks (:func:`check_schema`) and never changes the schema.
 """
 
 from __future__ import annotations
 
+import hashlib
+import random
 import re
+import time
+from dataclasses import dataclass
 from importlib import resources
 from importlib.abc import Traversable
 
 import psycopg
+from psycopg.types.json import Jsonb
 
-from pgfraud.errors import ConfigurationError
+from pgfraud.errors import ConfigurationError, SchemaBehind
 
 # The oldest PostgreSQL the schema runs on: 14 (extract() returns numeric, so
 # round(extract(epoch ...), 3) works; CREATE OR REPLACE TRIGGER).
@@ -60,6 +68,8 @@ class MigrationError(Exception):
 def _apply(conn: psycopg.Connection, f: Traversable) -> None:
     try:
         conn.execute(f.read_text(encoding="utf-8"))
+    except psycopg.errors.LockNotAvailable:
+        raise  # migrate rolls back and tries again
     except psycopg.Error as exc:
         raise MigrationError(f.name, exc) from exc
 
@@ -94,23 +104,166 @@ FUNCTIONS_FINGERPRINT = (
     " FROM pg_proc AS p"
     " WHERE p.pronamespace = current_schema()::regnamespace AND p.prokind IN ('f', 'p')"
 )
+# The same, without _custom_rule_events (users' rules regenerate it, see
+# _compile_custom_rules): recorded in schema_code after every migrate, so a
+# function changed, added or dropped by hand since then shows as drift.
+RECORDED_FINGERPRINT = FUNCTIONS_FINGERPRINT + " AND p.proname <> '_custom_rule_events'"
+
+# Tables whose writes are scored by triggers that take the shared side of the
+# rule-change lock (stores, labels, reviews) or its exclusive side (rules),
+# in the order a writer takes them: a store writes transactions and then
+# (`pgfraud load --label-column`) fraud_labels; none takes one of them after
+# a later one. A migrate that changes anything takes them all first, in this
+# order, before any advisory lock or DDL (see migrate).
+WRITER_TABLES = ("transactions", "fraud_labels", "reviews", "rules")
+
+# How long migrate waits for one lock before it rolls back and tries again
+# (below PostgreSQL's default deadlock_timeout of 1 s, so in any lock cycle
+# migrate gives way first, never a store), the pause between tries (jittered
+# up to twice this), and how long it keeps trying (seconds).
+LOCK_TIMEOUT_MS = 500
+RETRY_PAUSE_S = 0.2
+LOCK_WAIT_S = 300.0
 
 
-def migrate(conn: psycopg.Connection) -> list[str]:
+@dataclass(frozen=True)
+class Pending:
+    """What `pgfraud migrate` would change: migrations not yet applied (names),
+    function files new, changed or gone since it last ran (names), and whether
+    the database's functions differ from what it left (changed by hand)."""
+
+    migrations: list[str]
+    function_files: list[str]
+    functions_drifted: bool
+
+    def __bool__(self) -> bool:
+        return bool(self.migrations or self.function_files or self.functions_drifted)
+
+    def describe(self) -> str:
+        """One phrase for people: what is behind."""
+        parts = []
+        if self.migrations:
+            n = len(self.migrations)
+            parts.append(
+                f"{n} migration{'s' if n != 1 else ''} pending ({', '.join(self.migrations)})"
+            )
+        if self.function_files:
+            n = len(self.function_files)
+            listed = ", ".join(self.function_files[:3]) + (", ..." if n > 3 else "")
+            parts.append(f"{n} function file{'s' if n != 1 else ''} not applied ({listed})")
+        if self.functions_drifted and not self.function_files:
+            parts.append("the database's functions differ from what migrate applied")
+        return "; ".join(parts)
+
+
+def _file_digests() -> dict[str, str]:
+    return {
+        f.name: hashlib.sha256(f.read_text(encoding="utf-8").encode()).hexdigest()
+        for f in function_files()
+    }
+
+
+def pending(conn: psycopg.Connection) -> Pending:
+    """What the database ``conn`` points at lacks of the installed pgfraud's
+    schema, found by reading only (schema_migrations, schema_code, pg_proc):
+    no lock but plain reads, no DDL, no write. Any login that may read those
+    tables (owner, pgfraud_app, pgfraud_readonly) may call it. Runs in the
+    caller's transaction (autocommit or not).
+    """
+    versions = [f.name.removesuffix(".sql") for f in migration_files()]
+    if conn.execute("SELECT to_regclass('schema_migrations') IS NULL").fetchone()[0]:
+        return Pending(versions, sorted(_file_digests()), True)
+    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    missing = [v for v in versions if v not in done]
+    recorded_digests: dict[str, str] = {}
+    recorded_fingerprint = None
+    if conn.execute("SELECT to_regclass('schema_code') IS NOT NULL").fetchone()[0]:
+        row = conn.execute("SELECT file_digests, functions_fingerprint FROM schema_code").fetchone()
+        if row is not None:
+            recorded_digests, recorded_fingerprint = row
+    digests = _file_digests()
+    files = sorted(
+        name
+        for name in digests.keys() | recorded_digests.keys()
+        if digests.get(name) != recorded_digests.get(name)
+    )
+    drifted = conn.execute(RECORDED_FINGERPRINT).fetchone()[0] != recorded_fingerprint
+    return Pending(missing, files, drifted)
+
+
+def check_schema(conn: psycopg.Connection) -> None:
+    """Refuse to work on a database whose schema is behind the installed
+    pgfraud (:func:`pending`), reading only: every command but ``migrate``
+    (and ``run`` and ``db start``, which migrate) calls this instead of
+    changing the schema, so it takes no DDL lock and no rule-change lock.
+    Errors: SchemaBehind, one line saying what is behind and to run
+    ``pgfraud migrate`` (the CLI exits 2).
+    """
+    behind = pending(conn)
+    if behind:
+        raise SchemaBehind(
+            f"the database's schema is behind this pgfraud ({behind.describe()}): "
+            "run `pgfraud migrate`"
+        )
+
+
+def _lock_writer_tables(conn: psycopg.Connection) -> None:
+    """SHARE ROW EXCLUSIVE on the writer tables that exist, in WRITER_TABLES'
+    order: waits for writers in progress to commit (they need nothing migrate
+    holds yet) and holds new ones at their first statement, before their
+    triggers ask for the rule-change lock. Plain reads go on."""
+    for table in WRITER_TABLES:
+        if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()[0]:
+            conn.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+
+
+def migrate(conn: psycopg.Connection, lock_wait_s: float = LOCK_WAIT_S) -> list[str]:
     """Bring the database ``conn`` points at up to date; returns the migrations applied now.
 
     Needs a role that may create tables, types and roles (the database owner).
+    With nothing pending (:func:`pending`) it only reads: no lock that a store,
+    label, review or rule change waits on, no DDL. Otherwise, in one database
+    transaction: the migrators' advisory lock; the writer tables locked in the
+    writers' order (WRITER_TABLES) before any rule-change lock or DDL, so a
+    store in progress finishes first and none deadlocks with it; each lock
+    waited for at most LOCK_TIMEOUT_MS, then everything rolled back and tried
+    again after a pause, for up to ``lock_wait_s`` seconds (stores queued
+    behind a try wait at most that long); then the migrations, the function
+    files, the stored rules checked, and a re-score if anything changed.
     Stored rule parameters are checked (validate_rules) after the function
     files, so a migration may add a rule that only the new files know.
     Errors: ConfigurationError for a server older than PostgreSQL 14 (nothing
-    is applied); MigrationError naming the file that failed, or "the rules
-    table" with the rule and parameter that fail validate_rules; nothing is
-    applied then.
+    is applied), or when the locks could not be had in ``lock_wait_s``;
+    MigrationError naming the file that failed, or "the rules table" with the
+    rule and parameter that fail validate_rules; nothing is applied then.
     """
     check_server_version(conn.info.server_version)
+    with conn.transaction():
+        if not pending(conn):
+            return []
+    deadline = time.monotonic() + lock_wait_s
+    while True:
+        try:
+            return _migrate_locked(conn)
+        except psycopg.errors.LockNotAvailable:
+            if time.monotonic() >= deadline:
+                raise ConfigurationError(
+                    f"migrate could not take its locks within {lock_wait_s:g} s "
+                    "(long-running writes or reads of the tables): try again"
+                ) from None
+            time.sleep(RETRY_PAUSE_S * (1 + random.random()))
+
+
+def _migrate_locked(conn: psycopg.Connection) -> list[str]:
     applied_now: list[str] = []
     with conn.transaction():
+        # Only migrators wait for this one (for as long as the other runs).
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{LOCK_TIMEOUT_MS}ms",))
+        # Another migrator may have done it all while this one waited.
+        if not pending(conn):
+            return []
+        _lock_writer_tables(conn)
         # The rules trigger waits until the new function files are in (see below).
         conn.execute("SET LOCAL pgfraud.migrating = 'on'")
         conn.execute(
@@ -126,6 +279,8 @@ def migrate(conn: psycopg.Connection) -> list[str]:
             _apply(conn, f)
             conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
             applied_now.append(version)
+        # Tables a migration just created (an empty database) are locked too.
+        _lock_writer_tables(conn)
         # Function files go in name order, and one may call another defined
         # later (as pg_dump does, bodies are checked when called, not created).
         code_before = conn.execute(FUNCTIONS_FINGERPRINT).fetchone()[0]
@@ -154,6 +309,16 @@ def migrate(conn: psycopg.Connection) -> list[str]:
         if applied_now or changed or code_changed:
             try:
                 conn.execute("SELECT rescore_alerts(%s)", ("0005_create_alerts" in applied_now,))
+            except psycopg.errors.LockNotAvailable:
+                raise
             except psycopg.Error as exc:
                 raise MigrationError("scoring the stored transactions", exc) from exc
+        conn.execute(
+            "INSERT INTO schema_code AS s (file_digests, functions_fingerprint)"
+            f" SELECT %s, ({RECORDED_FINGERPRINT})"
+            " ON CONFLICT ON CONSTRAINT schema_code_pkey DO UPDATE"
+            " SET file_digests = excluded.file_digests,"
+            " functions_fingerprint = excluded.functions_fingerprint, applied_at = now()",
+            (Jsonb(_file_digests()),),
+        )
     return applied_now

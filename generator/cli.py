@@ -20,7 +20,7 @@ from pgfraud import config
 from pgfraud.clitools import Float, Int, one_line_errors
 from pgfraud.errors import PgfraudError
 from pgfraud.generator.mixes import MIXES, get_mix, parse_days, parse_weights, with_overrides
-from pgfraud.generator.runner import generate_to, summary_line
+from pgfraud.generator.runner import generate_to, labels_reminder, summary_line
 from pgfraud.generator.scenarios import SCENARIOS, parse_scenarios
 from pgfraud.generator.sinks import SINKS
 from pgfraud.generator.stream import Settings
@@ -338,14 +338,15 @@ def generate(
             message = message.replace(field, "--" + field.replace("_", "-"))
         raise click.UsageError(message) from None
 
+    labels_database_url = None
     with contextlib.ExitStack() as stack:
         if sink in ("copy", "insert") and not database_url:
-            from pgfraud.cli import prepare
+            from pgfraud.cli import ready
 
             database = stack.enter_context(config.existing_database())
-            if database.server is not None:
-                prepare(database)  # the local server's schema and service login
+            ready(database)  # never migrates: `pgfraud migrate` does
             database_url = database.app_url
+            labels_database_url = database.admin_url  # labels are the owner's data
         summary = generate_to(
             settings,
             sink,
@@ -359,5 +360,9 @@ def generate(
             append=append,
             progress=progress,
             label_columns=label_columns,
+            labels_database_url=labels_database_url,
         )
     click.echo(summary_line(summary), err=True)
+    reminder = labels_reminder(summary)
+    if reminder:
+        click.echo(reminder, err=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shlex
 import shutil
 import sys
 from collections import Counter
@@ -27,6 +28,7 @@ import psycopg
 
 from pgfraud import db
 from pgfraud.errors import ConfigurationError, InvalidInput, PgfraudError
+from pgfraud.evaluate import read_labels
 from pgfraud.generator import sinks
 from pgfraud.generator.stream import (
     EPOCH,
@@ -70,6 +72,12 @@ class _AtomicFile:
             shutil.copyfile(self.path, self.tmp)
         self.file = open(self.tmp, mode, encoding="utf-8", newline="")  # noqa: SIM115
         return self.file
+
+    @property
+    def readable_path(self) -> Path | None:
+        """Where the text written so far can be read back (after a flush): the
+        temporary file, or the file itself; None for a device or FIFO."""
+        return None if self.direct else self.tmp
 
     def commit(self) -> None:
         assert self.file is not None
@@ -196,6 +204,28 @@ def _no_room_for_times(last_ts: datetime, count: int) -> InvalidInput:
     )
 
 
+def _may_store_labels(conn: psycopg.Connection) -> bool:
+    """Whether this login may write ``fraud_labels`` (the owner may; the service's
+    login may not: labels are not the service's data)."""
+    with db.wrap_errors():
+        return conn.execute("SELECT has_table_privilege('fraud_labels', 'INSERT')").fetchone()[0]
+
+
+def labels_reminder(summary: dict[str, Any]) -> str | None:
+    """The loud note for a run whose labels went to the file only although its
+    transactions went to a database or an API (None otherwise): ``pgfraud
+    evaluate`` counts every generated fraud as a false positive until the
+    labels are stored, and the exact command that stores them."""
+    if summary["labels_not_stored"] is None:
+        return None
+    return (
+        f"WARNING: the {summary['fraud']:,} fraud labels were NOT stored in the database "
+        f"({summary['labels_not_stored']}); they are only in {summary['labels']}, and "
+        "`pgfraud evaluate` counts those frauds as false positives until you run:\n"
+        f"  pgfraud load-labels {shlex.quote(summary['labels'])}"
+    )
+
+
 def _where(conn: psycopg.Connection) -> str:
     info = conn.info
     return f"database {info.dbname} at {info.host}:{info.port}"
@@ -215,8 +245,18 @@ def generate_to(
     append: bool = False,
     progress: bool = False,
     label_columns: bool = False,
+    labels_database_url: str | None = None,
 ) -> dict[str, Any]:
     """Generate ``settings`` into ``sink`` (one of sinks.SINKS), labels to ``labels_path``.
+
+    Labels in the database (``copy``, ``insert``): the labels of the run are
+    stored in ``fraud_labels`` too (as ``pgfraud load-labels`` stores them), so
+    that ``pgfraud evaluate`` counts the generated frauds: in the same database
+    transaction as the transactions when ``database_url``'s login may write
+    labels, otherwise after it with ``labels_database_url`` (the owner's URL),
+    when given. ``api`` cannot send labels. When they are not stored, the
+    summary says why (``labels_not_stored``), and the caller tells the user to
+    run ``pgfraud load-labels`` on the file.
 
     ``label_columns`` (csv): the labels also go in the CSV itself, as columns
     is_fraud and fraud_scenario (for ``pgfraud load --label-column``).
@@ -234,9 +274,11 @@ def generate_to(
     is replaced. ``progress``: a progress bar on stderr.
 
     Returns ``{"sink", "destination", "generated", "written", "stored",
-    "duplicates", "fraud", "fraud_by_scenario", "labels",
-    "first_transaction_id", "last_transaction_id", "first_timestamp",
-    "last_timestamp"}`` (stored/duplicates None for csv; timestamps ISO text).
+    "duplicates", "fraud", "fraud_by_scenario", "labels", "labels_stored",
+    "labels_not_stored", "first_transaction_id", "last_transaction_id",
+    "first_timestamp", "last_timestamp"}`` (stored/duplicates None for csv;
+    timestamps ISO text; labels_stored: db.store_labels's counts, or None
+    with labels_not_stored saying why; both None for csv).
     Errors: InvalidInput for bad arguments, SinkError (api),
     TransactionConflict, DatabaseUnavailable, ConfigurationError (database
     not migrated, missing privilege).
@@ -259,6 +301,7 @@ def generate_to(
         raise InvalidInput("append works with the copy and insert sinks only", field="append")
 
     tally = _Tally()
+    labels_stored: dict[str, int] | None = None
     keep_labels = append and _has_labels_header(labels_path)
     labels_file = _AtomicFile(labels_path, keep=keep_labels)
 
@@ -303,6 +346,11 @@ def generate_to(
                         if last_ts is None or exc.field != "start":
                             raise
                         raise _no_room_for_times(last_ts, settings.num_transactions) from None
+                    if _may_store_labels(conn) and labels_file.readable_path is not None:
+                        labels.flush()
+                        labels_stored = db.store_labels(
+                            conn, read_labels(labels_file.readable_path)
+                        )
                     conn.commit()
             elif sink == "api":
                 assert post_url is not None
@@ -323,6 +371,21 @@ def generate_to(
             labels_file.commit()
     except PgfraudError as exc:
         raise _explain(exc) from exc
+    labels_not_stored = None
+    if sink == "api":
+        labels_not_stored = "the HTTP API takes no labels"
+    elif sink in ("copy", "insert") and labels_stored is None:
+        labels_not_stored = "the database login may not write labels"
+        if labels_database_url and not labels_file.direct:
+            try:  # the transactions are committed; the labels file is in place
+                with db.connect(labels_database_url) as owner:
+                    labels_stored = db.store_labels(owner, read_labels(labels_path))
+                    owner.commit()
+                labels_not_stored = None
+            except PgfraudError as exc:
+                labels_not_stored = f"storing them failed: {exc.message}"
+        elif labels_file.direct:
+            labels_not_stored = f"{labels_path} is not a regular file to read them back from"
 
     def iso(t: GeneratedTransaction | None) -> str | None:
         return format_timestamp(t.timestamp) if t else None
@@ -337,6 +400,8 @@ def generate_to(
         "fraud": sum(tally.fraud.values()),
         "fraud_by_scenario": {name: tally.fraud[name] for name in settings.scenarios},
         "labels": str(labels_path),
+        "labels_stored": labels_stored,
+        "labels_not_stored": labels_not_stored,
         "first_transaction_id": tally.first.transaction_id if tally.first else None,
         "last_transaction_id": tally.last.transaction_id if tally.last else None,
         "first_timestamp": iso(tally.first),
@@ -377,7 +442,8 @@ def summary_line(summary: dict[str, Any]) -> str:
     ids = f"ids {summary['first_transaction_id']}..{summary['last_transaction_id']}"
     span = f"{summary['first_timestamp']}..{summary['last_timestamp']}"
     by = ", ".join(f"{k} {v}" for k, v in summary["fraud_by_scenario"].items())
+    stored = " and stored in the database" if summary.get("labels_stored") else ""
     return (
         f"generated {n} transactions ({ids}, {span}) to {where}: {result}; "
-        f"{summary['fraud']} fraudulent ({by}) labelled in {summary['labels']}"
+        f"{summary['fraud']} fraudulent ({by}) labelled in {summary['labels']}{stored}"
     )

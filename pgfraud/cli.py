@@ -20,11 +20,11 @@ from pathlib import Path
 import click
 
 from pgfraud import config, db
-from pgfraud.clitools import Int, one_line_errors
-from pgfraud.db.migrate import MigrationError
+from pgfraud.clitools import Int, describe_error, one_line_errors
+from pgfraud.db.migrate import MigrationError, check_schema
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
-from pgfraud.errors import ConfigurationError, InvalidInput, PgfraudError
+from pgfraud.errors import ConfigurationError, InvalidInput, PgfraudError, RuleNotFound, redact
 from pgfraud.generator.cli import TimestampType, generate
 from pgfraud.wire import MAX_ID
 
@@ -32,21 +32,26 @@ SEED_TRANSACTIONS = 100_000
 SEED_ACCOUNTS = 1_000
 
 
-def _fail(exc: PgfraudError, unit: str = "row") -> None:
+def _fail(exc: PgfraudError, unit: str = "row", bad_input_code: int = 1) -> None:
+    """Print ``exc`` as one line (and its listed problems) and exit: the error's
+    exit_code (1; 2 for a schema that is behind), or ``bad_input_code`` for
+    InvalidInput (2 where a command's input was refused)."""
     where = ""
     if exc.row is not None and not exc.errors and not exc.message.startswith(f"{unit} "):
         where = f"{unit} {exc.row}: "
-    click.echo(f"error: {where}{exc.message}", err=True)
+    click.echo(f"error: {where}{describe_error(exc)}", err=True)
     for item in exc.errors:
         where = f"line {item['row']}: " if "row" in item else ""
         click.echo(f"  {where}{item['message']}", err=True)
-    sys.exit(1)
+    sys.exit(bad_input_code if isinstance(exc, InvalidInput) else exc.exit_code)
 
 
 def prepare(database: config.Database) -> list[str]:
-    """Apply migrations and functions as the owner; for the local server, also
-    (re)create the service's login role with its stored password. Returns the
-    migrations applied now."""
+    """Apply migrations and functions as the owner, when any is pending; for the
+    local server, also (re)create the service's login role with its stored
+    password. Returns the migrations applied now. Only `migrate`, `run` and
+    `db start` call this; with nothing pending it changes nothing and takes
+    no lock that stores wait on (pgfraud.db.migrate.migrate)."""
     with db.connect(database.admin_url) as conn:
         try:
             applied = apply_migrations(conn)
@@ -57,6 +62,16 @@ def prepare(database: config.Database) -> list[str]:
             db.create_app_user(conn, APP_USER, database.server.app_password, False)
             conn.commit()
     return applied
+
+
+def ready(database: config.Database) -> None:
+    """Check, reading only, that the database's schema is what this pgfraud
+    needs; every command but `migrate`, `run` and `db start` calls this
+    instead of :func:`prepare`, so it never runs DDL or takes the rule-change
+    lock (a command that only reads must not stall or deadlock stores).
+    Errors: SchemaBehind ("... run `pgfraud migrate`", exit 2)."""
+    with db.connect(database.admin_url, autocommit=True) as conn:
+        check_schema(conn)
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -95,7 +110,12 @@ def main() -> None:
 
 @main.command()
 def migrate() -> None:
-    """Apply migrations (once each, in order) and re-apply every SQL function."""
+    """Apply pending migrations (once each, in order) and the SQL function files, when
+    any changed; with nothing pending, change nothing and take no lock stores wait on.
+
+    The only command that changes the schema (`run` and `db start` call it too);
+    every other command stops with exit 2 when the schema is behind.
+    """
     try:
         with config.database() as database:
             applied = prepare(database)
@@ -112,7 +132,9 @@ def db_group() -> None:
 @db_group.command()
 @click.option("--admin", is_flag=True, help="The owner's URL instead of the service's login.")
 def url(admin: bool) -> None:
-    """Print the connection URL (for psql "$(pgfraud db url)")."""
+    """Print the connection URL with its password (for psql "$(pgfraud db url)").
+
+    The one command that prints a password: keep its output out of logs."""
     if not config.external_url() and not LocalServer(config.home()).initialized:
         click.echo("error: no local database yet: run `make run` (or `pgfraud db start`)", err=True)
         sys.exit(1)
@@ -125,7 +147,9 @@ def url(admin: bool) -> None:
 
 @db_group.command()
 def start() -> None:
-    """Start the local PostgreSQL, migrated; it runs until `pgfraud db stop`."""
+    """Start the local PostgreSQL, migrated; it runs until `pgfraud db stop`.
+
+    Prints the service's URL without its password; `pgfraud db url` prints it whole."""
     if config.external_url():
         click.echo("DATABASE_URL is set: there is no local server to start", err=True)
         sys.exit(1)
@@ -135,7 +159,9 @@ def start() -> None:
         prepare(database)
     except PgfraudError as exc:
         _fail(exc)
-    click.echo(f"PostgreSQL running: {database.app_url}")
+    # Without its password (scripts get the whole URL from `pgfraud db url`).
+    click.echo(f"PostgreSQL running: {redact(database.app_url)}")
+    click.echo('  connect: psql "$(pgfraud db url)"   (prints the URL with its password)')
 
 
 @db_group.command()
@@ -211,7 +237,7 @@ def create_user(name: str, password: str | None, read_only: bool) -> None:
     password = password or secrets.token_urlsafe(18)
     try:
         with config.database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.admin_url, autocommit=True) as conn:
                 db.create_app_user(conn, name, password, read_only)
     except PgfraudError as exc:
@@ -236,7 +262,16 @@ def create_user(name: str, password: str | None, read_only: bool) -> None:
     help="With --label-column: column of scenario codes (a name, or a number n kept as "
     "scenario_<n>).",
 )
-def load(path: Path, label_column: str | None, scenario_column: str | None) -> None:
+@click.option(
+    "--known-at-column",
+    default=None,
+    help="With --label-column: column of when each label became known (ISO 8601 or epoch "
+    "milliseconds, not before the row's timestamp; empty: when loaded). Rules that read labels "
+    "count a label only for transactions after it.",
+)
+def load(
+    path: Path, label_column: str | None, scenario_column: str | None, known_at_column: str | None
+) -> None:
     """Load a CSV of transactions by COPY, all-or-nothing.
 
     Header: account_id, transaction_id, amount, and timestamp (ISO 8601) or
@@ -248,16 +283,20 @@ def load(path: Path, label_column: str | None, scenario_column: str | None) -> N
 
     if scenario_column and not label_column:
         raise click.BadParameter("needs --label-column", param_hint="--scenario-column")
+    if known_at_column and not label_column:
+        raise click.BadParameter("needs --label-column", param_hint="--known-at-column")
     try:
         with config.existing_database() as database:
-            prepare(database)
+            ready(database)
             # Labels are the owner's data: with them, load as the owner.
             url = database.admin_url if label_column else database.app_url
             with db.connect(url) as conn:
-                counts = load_csv(conn, path, sys.stderr.isatty(), label_column, scenario_column)
+                counts = load_csv(
+                    conn, path, sys.stderr.isatty(), label_column, scenario_column, known_at_column
+                )
                 conn.commit()
     except PgfraudError as exc:
-        _fail(exc, unit="line")
+        _fail(exc, unit="line", bad_input_code=2)
     labels = f", {counts['labels']} labelled fraud" if "labels" in counts else ""
     click.echo(
         f"loaded {path}: {counts['rows']} row{'s' if counts['rows'] != 1 else ''}, "
@@ -271,22 +310,25 @@ def load(path: Path, label_column: str | None, scenario_column: str | None) -> N
     "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 def load_labels(paths: tuple[Path, ...]) -> None:
-    """Store ground-truth fraud labels (CSV: transaction_id,scenario) for `pgfraud evaluate`.
+    """Store ground-truth fraud labels (CSV: transaction_id,scenario[,known_at]).
 
     Labels go to the fraud_labels table, never into transactions; a label
-    already stored for a transaction is replaced. All files or none.
+    already stored for a transaction is replaced. known_at (ISO 8601 or epoch
+    milliseconds; absent or empty: now) is when the label became known: rules
+    that read labels count it only for transactions after it, and it may not
+    be before its stored transaction's time. All files or none.
     """
     from pgfraud.evaluate import read_labels
 
     try:
         labels = [label for path in paths for label in read_labels(path)]
         with config.existing_database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.admin_url) as conn:
                 counts = db.store_labels(conn, labels)
                 conn.commit()
     except PgfraudError as exc:
-        _fail(exc, unit="line")
+        _fail(exc, unit="line", bad_input_code=2)
     for line in describe_labels(counts):
         click.echo(line)
 
@@ -367,7 +409,7 @@ def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
                     )
     try:
         with config.existing_database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.admin_url) as conn:
                 result = evaluation(conn, rules, start, end)
     except InvalidInput as exc:  # from SQL validate_rules: names the rule and parameter
@@ -392,6 +434,160 @@ def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
     )
     for line in format_report(rows):
         click.echo(line)
+
+
+TUNE_OPTIONS = {
+    "train_from": "--train-from",
+    "train_to": "--train-to",
+    "valid_from": "--valid-from",
+    "valid_to": "--valid-to",
+    "max_alerts_per_1000": "--max-alerts-per-1000",
+    "min_precision": "--min-precision",
+    "candidates": "--candidates",
+}
+
+
+class DecimalType(click.ParamType):
+    """A finite decimal number, kept exactly."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Decimal):
+            return value
+        try:
+            number = Decimal(str(value).strip())
+        except ArithmeticError:
+            self.fail(f"must be a number; got {value!r}", param, ctx)
+        if not number.is_finite():
+            self.fail(f"must be a finite number; got {value!r}", param, ctx)
+        return number
+
+
+@main.command()
+@click.option(
+    "--train-from",
+    "train_from",
+    type=TimestampType(),
+    required=True,
+    help="Training period start, inclusive (ISO 8601).",
+)
+@click.option(
+    "--train-to",
+    "train_to",
+    type=TimestampType(),
+    required=True,
+    help="Training period end, exclusive.",
+)
+@click.option(
+    "--valid-from",
+    "valid_from",
+    type=TimestampType(),
+    required=True,
+    help="Validation period start, inclusive: at or after --train-to.",
+)
+@click.option(
+    "--valid-to",
+    "valid_to",
+    type=TimestampType(),
+    required=True,
+    help="Validation period end, exclusive.",
+)
+@click.option(
+    "--max-alerts-per-1000",
+    "max_alerts",
+    type=DecimalType(),
+    default=None,
+    help="Alert budget: flagged transactions per 1,000 on the training period, above 0.",
+)
+@click.option(
+    "--min-precision",
+    type=DecimalType(),
+    default=None,
+    help="Precision floor on the training period, above 0 and at most 1.",
+)
+@click.option(
+    "--candidates",
+    default=None,
+    help="Rules to choose from, comma-separated (default: every rule, users' too).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object: chosen, live, search, figures and the PATCH /rules body.",
+)
+@click.option(
+    "--apply",
+    "apply_it",
+    is_flag=True,
+    help="Switch the chosen set on (and every other rule off), re-scoring the alerts.",
+)
+def tune(
+    train_from,
+    train_to,
+    valid_from,
+    valid_to,
+    max_alerts,
+    min_precision,
+    candidates,
+    as_json: bool,
+    apply_it: bool,
+) -> None:
+    """Choose which rules run, and their parameters, from the stored labels.
+
+    On the training period it maximises recall (known fraud flagged) under an
+    alert budget (--max-alerts-per-1000) and/or a precision floor
+    (--min-precision), then shows the chosen set and the live set on the
+    training and the validation period (per rule, per scenario and overall:
+    the figures of `pgfraud evaluate`), and the parameters that ran. Nothing
+    changes unless --apply is given (or the PATCH /rules body it prints is
+    sent): then the chosen rules go on with their parameters, every other
+    rule off, through the same check as any rule change, and the stored
+    alerts are re-scored.
+    """
+    from pgfraud.tune import apply, format_tuning, tuning
+
+    periods = (train_from, train_to, valid_from, valid_to)
+    names = None
+    if candidates is not None:
+        names = [name.strip() for name in candidates.split(",") if name.strip()]
+    try:
+        with config.existing_database() as database:
+            prepare(database)
+            with db.connect(database.admin_url) as conn:
+                db.lift_statement_timeout(conn)
+                result = tuning(conn, periods, max_alerts, min_precision, names)
+                if apply_it and result["chosen"]:
+                    apply(conn, result["switch"])
+                conn.commit()
+    except InvalidInput as exc:  # from SQL tune_rules: names the field
+        raise click.BadParameter(
+            exc.message, param_hint=TUNE_OPTIONS.get(exc.field or "", "--candidates")
+        ) from None
+    except PgfraudError as exc:
+        _fail(exc)
+    if as_json:
+        import json
+
+        # Parameters as exact JSON numbers; the figures' ratios as decimal
+        # strings, as `pgfraud evaluate --json` writes them.
+        figures = json.loads(json.dumps(result["figures"], default=str))
+        click.echo(db.dumps_json({**result, "figures": figures}, indent=1))
+    else:
+        for line in format_tuning(result, periods):
+            click.echo(line)
+        click.echo("")
+        if not result["chosen"]:
+            click.echo("nothing to switch on")
+        elif apply_it:
+            click.echo(f"switched on: {db.dumps_json(result['chosen'], sort_keys=True)}")
+        else:
+            click.echo("switch it on: run this command again with --apply, or send")
+            click.echo(f"  PATCH /rules {db.dumps_json(result['switch'], sort_keys=True)}")
+    if apply_it and not result["chosen"]:
+        click.echo("error: no rule set keeps the constraint; nothing was changed", err=True)
+        sys.exit(1)
 
 
 def _alert_line(alert: dict, as_json: bool) -> str:
@@ -447,7 +643,7 @@ def alerts(account_id, rule_id, review_status, limit: int, follow: bool, as_json
 
     try:
         with config.database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.app_url, autocommit=True) as conn:
                 if follow:
                     conn.execute(f"LISTEN {CHANNEL}")
@@ -475,6 +671,11 @@ def alerts(account_id, rule_id, review_status, limit: int, follow: bool, as_json
                         pass
     except KeyboardInterrupt:
         return
+    except InvalidInput as exc:  # get_alerts: a rule id that is not a rule, say
+        hint = {"rule_id": "--rule", "account_id": "--account"}.get(exc.field or "")
+        if hint is None:
+            _fail(exc)
+        raise click.BadParameter(exc.message, param_hint=hint) from None
     except PgfraudError as exc:
         _fail(exc)
 
@@ -494,7 +695,7 @@ def review(transaction_id: int, status: str, note: str, reviewer: str | None) ->
     then counts it as a label (confirmed_fraud) or as not fraud (false_positive)."""
     try:
         with config.database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.app_url) as conn:
                 row = db.review_transaction(conn, transaction_id, status, note, reviewer)
                 conn.commit()
@@ -508,7 +709,7 @@ def review(transaction_id: int, status: str, note: str, reviewer: str | None) ->
 
 @main.group(name="rule")
 def rule_group() -> None:
-    """Rules users write: add one, backtest it, switch it on or off."""
+    """Rules: add a user's rule, change a rule's parameters, switch a rule on or off."""
 
 
 @rule_group.command(name="add")
@@ -527,8 +728,9 @@ def rule_add(rule_id: str, expression: str, description: str | None, enable: boo
     """
     try:
         with config.existing_database() as database:
-            prepare(database)
-            with db.connect(database.admin_url) as conn:
+            ready(database)
+            limit = config.rule_change_timeout_ms()
+            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
                 row = db.add_rule(conn, rule_id, expression, description, enable)
                 conn.commit()
     except PgfraudError as exc:
@@ -540,13 +742,76 @@ def rule_add(rule_id: str, expression: str, description: str | None, enable: boo
 def _switch_rule(rule_id: str, enabled: bool) -> None:
     try:
         with config.existing_database() as database:
-            prepare(database)
-            with db.connect(database.admin_url) as conn, db.wrap_errors():
-                conn.execute("SELECT set_rule(%s, %s)", (rule_id, enabled))
+            ready(database)
+            limit = config.rule_change_timeout_ms()
+            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
+                with db.wrap_errors():
+                    conn.execute("SELECT set_rule(%s, %s)", (rule_id, enabled))
                 conn.commit()
     except PgfraudError as exc:
         _fail(exc)
     click.echo(f"rule {rule_id} {'on' if enabled else 'off'}; stored transactions re-scored")
+
+
+def _assignments(rule_id: str, assignments: tuple[str, ...]) -> dict[str, int | Decimal]:
+    """``name=value`` arguments as {name: exact number}; exits 2 with one line naming
+    the first one that is not an assignment of a JSON number."""
+    from pgfraud.wire import loads_json
+
+    parameters: dict[str, int | Decimal] = {}
+    for assignment in assignments:
+        name, equals, text = assignment.partition("=")
+        name = name.strip()
+        problem = None
+        if not equals or not name:
+            problem = f"{assignment!r} is not name=value (like max_transactions=3)"
+        elif name in parameters:
+            problem = f"parameter {name} of rule {rule_id} is given twice"
+        else:
+            try:
+                value = loads_json(text.strip())
+            except ValueError:
+                value = None
+            if isinstance(value, bool) or not isinstance(value, int | Decimal):
+                problem = f"parameter {name} of rule {rule_id} must be a number; got {text!r}"
+            elif isinstance(value, Decimal) and not value.is_finite():
+                problem = f"parameter {name} of rule {rule_id} must be a finite number"
+            else:
+                parameters[name] = value
+        if problem:
+            click.echo(f"error: {problem}", err=True)
+            sys.exit(2)
+    return parameters
+
+
+@rule_group.command(name="set")
+@click.argument("rule_id")
+@click.argument("assignments", nargs=-1, required=True, metavar="NAME=VALUE...")
+def rule_set(rule_id: str, assignments: tuple[str, ...]) -> None:
+    """Change parameters of RULE_ID (built-in or a user's), like
+    `pgfraud rule set velocity max_transactions=3`: the values are merged over
+    the current ones and checked by the same SQL as PATCH /rules and the page
+    (change_rule); the stored transactions are re-scored. A bad name or value
+    changes nothing: one line naming the parameter, exit 2.
+    """
+    parameters = _assignments(rule_id, assignments)
+    try:
+        with config.existing_database() as database:
+            ready(database)
+            limit = config.rule_change_timeout_ms()
+            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
+                row = db.change_rule(conn, rule_id, None, parameters)
+                conn.commit()
+    except (InvalidInput, RuleNotFound) as exc:  # names the rule and parameter
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    except PgfraudError as exc:
+        _fail(exc)
+    state = "on" if row["enabled"] else "off"
+    click.echo(
+        f"rule {row['rule_id']} ({state}): {db.dumps_json(row['parameters'], sort_keys=True)};"
+        " stored transactions re-scored"
+    )
 
 
 @rule_group.command(name="enable")
@@ -861,13 +1126,21 @@ def run(
     """
     from pgfraud import serve
     from pgfraud.service import create_app
-    from pgfraud.service.feed import stop_listener
+    from pgfraud.service.feed import share_stream_slots, stop_listener
 
     token = os.environ.get("PGFRAUD_API_TOKEN")
     if not _is_loopback(host) and not token:
         click.echo(
             f"error: refusing to listen on {host} without PGFRAUD_API_TOKEN "
-            "(writes would be open to the network)",
+            "(every transaction would be open to the network)",
+            err=True,
+        )
+        sys.exit(2)
+    proxies = os.environ.get("PGFRAUD_TRUSTED_PROXIES", "").strip()
+    if proxies not in ("", "0") and not token:
+        click.echo(
+            "error: refusing to serve behind a proxy (PGFRAUD_TRUSTED_PROXIES) without "
+            "PGFRAUD_API_TOKEN (the proxy would open every transaction to the network)",
             err=True,
         )
         sys.exit(2)
@@ -922,13 +1195,17 @@ def run(
             app = create_app({"DATABASE_URL": database.app_url, "API_TOKEN": token or None})
             base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
             workers = workers or serve.default_workers()
+            # Before the fork: the workers count their event streams together.
+            share_stream_slots(app, workers, threads)
+            # With a token every call but /health needs it (never printed itself).
+            auth = ' -H "Authorization: Bearer $PGFRAUD_API_TOKEN"' if token else ""
             banner = "\n".join(
                 [
                     f"pgfraud is serving on {base}  (Ctrl-C stops it)",
                     f"  curl {base}/health",
-                    f"  curl {base}/is_fraud/1",
-                    f"  curl {base}/rules",
-                    f"  curl '{base}/store_data?account_id=1&transaction_id=800000001"
+                    f"  curl{auth} {base}/is_fraud/1",
+                    f"  curl{auth} {base}/rules",
+                    f"  curl{auth} '{base}/store_data?account_id=1&transaction_id=800000001"
                     "&timestamp=2024-06-01T12:00:00Z&amount=19.99'",
                     '  psql "$(.venv/bin/pgfraud db url)" -c "SELECT * FROM is_fraud(1)"',
                     f"  ({workers} worker process{'es' if workers != 1 else ''} x {threads} "

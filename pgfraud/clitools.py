@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from pgfraud.errors import PgfraudError
+from pgfraud.errors import DatabaseFailed, PgfraudError, redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,6 +65,18 @@ class Float(_EnvNamed, click.FloatRange):
         return super().convert(number, param, ctx)
 
 
+def describe_error(exc: PgfraudError) -> str:
+    """The one-line message of ``exc`` for the command line: its message, and for a
+    failure of the database server (DatabaseFailed) the server's own SQLSTATE
+    and message, which the HTTP API only logs."""
+    message = exc.message.replace("\n", " ").strip()
+    if isinstance(exc, DatabaseFailed):
+        from pgfraud.db import describe_cause
+
+        message = f"{message} ({describe_cause(exc)})"
+    return message
+
+
 def describe_os_error(exc: OSError) -> str:
     """``<file>: <reason>`` for a failed file operation."""
     reason = exc.strerror or str(exc)
@@ -84,19 +96,21 @@ def _quiet_broken_pipe() -> None:
 
 def one_line_errors(command: F) -> F:
     """Run ``command`` so that a PgfraudError or an OSError ends it with one
-    ``error: …`` line on stderr and exit 1 (click's own usage errors pass
-    through; they exit 2); a closed stdout pipe ends it quietly (exit 141).
+    ``error: …`` line on stderr and exit 1 (the error's ``exit_code``: 2 for SchemaBehind; click's
+    own usage errors pass through; they exit 2); a closed stdout pipe ends it quietly (exit 141).
     Anything else is a bug: still one line, naming the exception, with
     PGFRAUD_DEBUG=1 to see the traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        code = 1
         try:
             return command(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except PgfraudError as exc:
-            message = exc.message.replace("\n", " ").strip()
+            message = redact(describe_error(exc))
+            code = exc.exit_code
         except BrokenPipeError:
             _quiet_broken_pipe()
         except OSError as exc:
@@ -104,10 +118,10 @@ def one_line_errors(command: F) -> F:
         except Exception as exc:  # noqa: BLE001 (the last line of defence: no tracebacks)
             if os.environ.get("PGFRAUD_DEBUG"):
                 raise
-            message = (
+            message = redact(  # psycopg's messages can quote the connection string
                 f"internal error ({type(exc).__name__}: {exc}); PGFRAUD_DEBUG=1 shows the traceback"
             )
         click.echo(f"error: {message}", err=True)
-        sys.exit(1)
+        sys.exit(code)
 
     return wrapper  # type: ignore[return-value]

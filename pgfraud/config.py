@@ -82,3 +82,30 @@ def existing_database() -> Iterator[Database]:
         raise ConfigurationError(no_database_message())
     with database() as described:
         yield described
+
+
+RULE_CHANGE_TIMEOUT_MS = 600_000
+
+
+def rule_change_timeout_ms() -> int:
+    """How long one rule change (re-scoring the stored history) may run, in
+    milliseconds: PGFRAUD_RULE_CHANGE_TIMEOUT_MS, default 600,000 (10 minutes;
+    a change re-scores 10M rows in about 40 s); 0 means no limit. It replaces
+    the statement timeout for that database transaction alone (SET LOCAL).
+
+    Errors: ConfigurationError naming the variable when it is not an integer
+    from 0 to 2,147,483,647.
+    """
+    text = os.environ.get("PGFRAUD_RULE_CHANGE_TIMEOUT_MS")
+    if not text:
+        return RULE_CHANGE_TIMEOUT_MS
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 2_147_483_647:
+        raise ConfigurationError(
+            "PGFRAUD_RULE_CHANGE_TIMEOUT_MS must be an integer number of milliseconds "
+            f"from 0 (no limit) to 2147483647; got {text!r}"
+        )
+    return value

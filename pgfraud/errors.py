@@ -3,8 +3,8 @@
 Each class names its HTTP status and a stable ``code``; its docstring is the
 default message (as in procrastinate's exceptions). The database raises the
 project's own SQLSTATEs, in class ``PF`` (unused by PostgreSQL), and
-:func:`pgfraud.db.wrap_errors` turns them into these classes by ``pgcode``,
-never by message text:
+:func:`pgfraud.db.wrap_errors` turns them (and PostgreSQL's own classes
+below) into these classes by ``pgcode``, never by message text:
 
 =======  ========================  ======
 SQLSTATE error                     HTTP
@@ -15,11 +15,23 @@ PF003    transaction_conflict      409
 PF004    rule_not_found            404
 PF005    transaction_not_found     404
 PF006    list_not_found            404
+40P01    database_conflict         503  (deadlock; retried first)
+40001    database_conflict         503  (serialization failure; retried first)
+58xxx    database_failed           503  (server system error, e.g. a library
+XXxxx    database_failed           503   it cannot load; internal error)
+08xxx    database_unavailable      503  (connection lost; also timeouts)
 =======  ========================  ======
+
+A conflict (40P01, 40001) is retried: the service runs the request's
+database transaction again a few times with jitter before it answers 503
+database_conflict (pgfraud.service.database.write). A server failure is not
+retried: the answer says the server failed and the cause is logged.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
 MAX_LISTED_ERRORS = 100  # problems listed in one error; the message says how many there were
@@ -30,6 +42,9 @@ class PgfraudError(Exception):
 
     code = "internal_error"
     status = 500
+    exit_code = 1  # of a `pgfraud` command that stops on this error
+    # Seconds for the Retry-After header, for a failure that passes (None: no header).
+    retry_after: int | None = None
 
     def __init__(
         self,
@@ -118,12 +133,53 @@ class DatabaseUnavailable(PgfraudError):
 
     code = "database_unavailable"
     status = 503
+    retry_after = 1
+
+
+class DatabaseConflict(PgfraudError):
+    """The database stopped this request because it conflicted with another one
+    running at the same time (a deadlock or a serialization failure). Nothing was
+    stored: send it again."""
+
+    code = "database_conflict"
+    status = 503
+    retry_after = 1
+
+
+class DatabaseFailed(PgfraudError):
+    """The database server failed while answering: an internal error of the server,
+    such as a library it cannot load. Its administrator must look at it."""
+
+    code = "database_failed"
+    status = 503
+
+
+class RuleChangeTimeout(DatabaseUnavailable):
+    """The rule change did not finish in time; nothing was changed."""
+
+    code = "rule_change_timeout"
 
 
 class TooManyStreams(PgfraudError):
     """Too many alert streams are open; try again later."""
 
     code = "too_many_streams"
+    status = 503
+    retry_after = 1
+
+
+class TooBusy(PgfraudError):
+    """As many heavy requests (backtests, rule changes) as allowed are running; try again later."""
+
+    code = "too_busy"
+    status = 429
+    retry_after = 5
+
+
+class TimeLimitExceeded(PgfraudError):
+    """The work took longer than its time limit and was cancelled; nothing changed."""
+
+    code = "time_limit_exceeded"
     status = 503
 
 
@@ -132,6 +188,14 @@ class ConfigurationError(PgfraudError):
 
     code = "configuration_error"
     status = 500
+
+
+class SchemaBehind(ConfigurationError):
+    """The database's schema is older than this pgfraud: run `pgfraud migrate`."""
+
+    code = "schema_behind"
+    status = 503
+    exit_code = 2
 
 
 # SQLSTATE -> error class, for the project's own codes (class PF).
@@ -143,3 +207,41 @@ SQLSTATE_ERRORS: dict[str, type[PgfraudError]] = {
     "PF005": TransactionNotFound,
     "PF006": ListNotFound,
 }
+
+
+# A password in a connection URL (scheme://user:password@host) or a libpq
+# key=value string (password=... or password='...').
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*(?=@)", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'\"]+)", re.I)
+_SECRET_ENV = (
+    "PGFRAUD_API_TOKEN",
+    "PGFRAUD_USER_PASSWORD",
+    "DATABASE_URL",
+    "PGFRAUD_APP_DATABASE_URL",
+)
+
+
+_KNOWN_SECRETS: set[str] = set()
+
+
+def add_secret(value: str | None) -> None:
+    """Have :func:`redact` hide ``value`` (a token, a connection URL) from now on
+    (values under 4 characters are ignored: they would blank ordinary text)."""
+    if value and len(value) >= 4:
+        _KNOWN_SECRETS.add(value)
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` with every secret replaced by ``***``: the whole values of
+    PGFRAUD_API_TOKEN, PGFRAUD_USER_PASSWORD, DATABASE_URL,
+    PGFRAUD_APP_DATABASE_URL and ``secrets``; then any password in a
+    connection URL (``postgresql://user:***@host``) or a libpq ``password=``
+    pair. For what goes to logs, error answers and standard output
+    (psycopg's messages can quote the connection string)."""
+    env = (os.environ.get(name) for name in _SECRET_ENV)
+    # Longest first: a URL goes whole before a password inside it is replaced.
+    for secret in sorted({*env, *_KNOWN_SECRETS, *secrets} - {None, ""}, key=len, reverse=True):
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    text = _URL_PASSWORD.sub(r"\g<head>***", text)
+    return _KEYWORD_PASSWORD.sub(r"\g<head>***", text)

@@ -22,11 +22,15 @@ from pgfraud.load import refused_file, utf8_lines
 from pgfraud.wire import parse_labels
 
 
-def read_labels(path: Path) -> list[tuple[int, str]]:
-    """(transaction_id, scenario) pairs of a label CSV (header: transaction_id,scenario).
+def read_labels(path: Path) -> list[tuple[int, str, datetime | None, int, Path]]:
+    """(transaction_id, scenario, known_at, line, path) of each label of a label CSV
+    (header: transaction_id,scenario and optionally known_at), for db.store_labels.
 
-    Errors: InvalidInput listing every bad line (the header is line 1), with
-    the same field rules as everywhere (pgfraud.wire).
+    ``known_at``: when the label became known, an ISO 8601 timestamp or epoch
+    milliseconds like every timestamp (None when the column is absent or the
+    cell empty: when it is stored). Errors: InvalidInput listing every bad
+    line (the header is line 1), with the same field rules as everywhere
+    (pgfraud.wire).
     """
     reader = csv.DictReader(utf8_lines(path), strict=True)
     try:
@@ -45,7 +49,10 @@ def read_labels(path: Path) -> list[tuple[int, str]]:
         labels = parse_labels(rows, rows=lines)
     except InvalidInput as exc:
         raise refused_file(path, exc.errors) from None
-    return [(label.transaction_id, label.scenario) for label in labels]
+    return [
+        (label.transaction_id, label.scenario, label.known_at, line, path)
+        for label, line in zip(labels, lines, strict=True)
+    ]
 
 
 FOUR_PLACES = Decimal("0.0001")

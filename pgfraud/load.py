@@ -18,6 +18,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,20 @@ import psycopg
 
 from pgfraud import db
 from pgfraud.errors import MAX_LISTED_ERRORS, InvalidInput
-from pgfraud.wire import copy_line, parse_transactions, plain_copy_line
+from pgfraud.wire import (
+    copy_line,
+    format_timestamp,
+    parse_timestamp,
+    parse_transactions,
+    plain_copy_line,
+)
 
 REQUIRED = ("account_id", "transaction_id", "amount")
 CHUNK = 10_000
 
 
 FIELDS = ("account_id", "transaction_id", "timestamp", "amount", "merchant_id")
-# account_id, transaction_id, timestamp, amount, merchant_id, label, scenario:
+# account_id, transaction_id, timestamp, amount, merchant_id, label, scenario, known_at:
 # None for a required value the row lacks; "" for an optional one (or column).
 Values = tuple[str | None, ...]
 _PLAIN_MERCHANT = re.compile(r"[0-9]{1,18}")
@@ -73,6 +80,36 @@ def parse_label(
     }
 
 
+def parse_known_at(
+    value: str | None, timestamp: str | None, known_at_column: str
+) -> tuple[datetime | None, dict[str, str] | None]:
+    """(known_at or None for "when stored", error or None) of a labelled row's known_at cell.
+
+    ``value``: ISO 8601 or epoch milliseconds, like every timestamp; empty:
+    None. It may not be before the row's own ``timestamp`` (not checked when
+    that is itself bad: the row is refused for it anyway). An error is
+    ``{"field", "message"}`` naming the column.
+    """
+    text = (value or "").strip()
+    if not text:
+        return None, None
+    try:
+        known_at = parse_timestamp(text)
+    except ValueError as exc:
+        return None, {"field": known_at_column, "message": str(exc)}
+    try:
+        happened = parse_timestamp((timestamp or "").strip())
+    except ValueError:
+        return known_at, None
+    if known_at < happened:
+        return None, {
+            "field": known_at_column,
+            "message": f"{text[:40]!r} is before the transaction's time "
+            f"{format_timestamp(happened)}: a label cannot be known before its transaction",
+        }
+    return known_at, None
+
+
 def utf8_lines(path: Path, opened: Callable[[Any], None] | None = None) -> Iterator[str]:
     """The lines of ``path`` as text (UTF-8, a leading BOM dropped), line ends kept as
     csv wants them (``newline=""``), for ``csv.reader``.
@@ -107,7 +144,7 @@ def utf8_lines(path: Path, opened: Callable[[Any], None] | None = None) -> Itera
 def _rows(
     path: Path,
     seen: Callable[[int], None] | None = None,
-    labels: tuple[str | None, str | None] = (None, None),
+    labels: tuple[str | None, ...] = (None, None, None),
 ) -> Iterator[tuple[int, Values]]:
     """(line number, (account_id, transaction_id, timestamp, amount) texts) per
     data row; None for a value the row lacks. ``seen(bytes)`` is told how far
@@ -131,7 +168,7 @@ def _rows(
 
 
 def _read(
-    path: Path, reader: Any, labels: tuple[str | None, str | None] = (None, None)
+    path: Path, reader: Any, labels: tuple[str | None, ...] = (None, None, None)
 ) -> Iterator[tuple[int, Values]]:
     """Header check, then (line, values) per non-blank data row."""
     try:
@@ -191,6 +228,7 @@ def load_csv(
     progress: bool = False,
     label_column: str | None = None,
     scenario_column: str | None = None,
+    known_at_column: str | None = None,
 ) -> dict[str, int]:
     """Validate and store ``path`` by COPY in one pass, in the caller's database transaction.
 
@@ -208,7 +246,9 @@ def load_csv(
     flat in the size of the file. Returns ``{"rows": n, "stored": s,
     "duplicate": d}``, and ``"labels"`` (fraud rows) when ``label_column``
     names the column of fraud labels (:func:`parse_label`; ``scenario_column``
-    its scenario codes): they are stored in ``fraud_labels`` in the same
+    its scenario codes; ``known_at_column`` when each label became known, ISO
+    8601 or epoch milliseconds, not before the row's timestamp; an empty cell
+    or no such column: when stored): they are stored in ``fraud_labels`` in the same
     database transaction, after the transactions (the labels' trigger
     re-scores what compromised_merchant reads), which needs the owner's
     connection. Errors: InvalidInput (bad header or rows, ``errors``
@@ -217,10 +257,14 @@ def load_csv(
     its line).
     """
     errors: list[dict[str, Any]] = []
-    labels: list[tuple[int, str]] = []
+    labels: list[tuple[int, str, datetime | None, int]] = []
     count = 0
     first_ids: list[int] = []
-    columns = (label_column, scenario_column if label_column else None)
+    columns = (
+        label_column,
+        scenario_column if label_column else None,
+        known_at_column if label_column else None,
+    )
 
     def chunks(numbered: bool) -> Iterator[str]:
         nonlocal count
@@ -236,10 +280,17 @@ def load_csv(
                     scenario, error = parse_label(
                         values[5], values[6], label_column, scenario_column
                     )
-                    if error:
-                        errors.append({"row": line, **error})
+                    known_at, known_error = (
+                        parse_known_at(values[7], values[2], known_at_column)
+                        if scenario and known_at_column
+                        else (None, None)
+                    )
+                    if error or known_error:
+                        errors.append({"row": line, **(error or known_error)})  # type: ignore[dict-item]
                     elif scenario and (values[1] or "").strip().isdigit():
-                        labels.append((int(values[1].strip()), scenario))  # type: ignore[union-attr]
+                        labels.append(
+                            (int(values[1].strip()), scenario, known_at, line)  # type: ignore[union-attr]
+                        )
                 merchant = (values[4] or "").strip()
                 text = (
                     None

@@ -181,6 +181,19 @@ def _parse_timestamp(value: Any) -> datetime:
     return parsed
 
 
+def parse_timestamp(value: Any) -> datetime:
+    """A wire timestamp (ISO 8601 string, no offset meaning UTC, or integer epoch
+    milliseconds) as an aware UTC datetime truncated to the millisecond.
+
+    Errors: ValueError with the wire's message (names the unit for epoch seconds
+    or microseconds, the range 2000-01-01 to 2100-01-01 UTC).
+    """
+    try:
+        return _parse_timestamp(value)
+    except PydanticCustomError as exc:
+        raise ValueError(exc.message()) from None
+
+
 def _parse_amount(value: Any) -> Decimal:
     """Exact currency units: Decimal >= 0, < 10^13, at most 2 decimal places."""
     if isinstance(value, bool):
@@ -283,13 +296,22 @@ class Transaction(BaseModel):
     merchant_id: OptionalId = None
 
 
+def _parse_optional_timestamp(value: Any) -> datetime | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return _parse_timestamp(value)
+
+
 class Label(BaseModel):
-    """A ground-truth fraud label: transaction_id and a lower_snake_case scenario name."""
+    """A ground-truth fraud label: transaction_id, a lower_snake_case scenario name and,
+    optionally, ``known_at``: when it became known (ISO 8601 or epoch milliseconds, as
+    every timestamp; empty or absent: when it is stored)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     transaction_id: Id
     scenario: Annotated[str, BeforeValidator(_parse_scenario)]
+    known_at: Annotated[datetime | None, BeforeValidator(_parse_optional_timestamp)] = None
 
 
 REVIEW_STATUSES = ("confirmed_fraud", "false_positive")
@@ -326,6 +348,12 @@ def _parse_review_status(value: Any) -> str:
     return value
 
 
+def _parse_alert_order(value: Any) -> str:
+    if value not in ("raised", "time"):
+        raise _error("must be raised (newest raised first) or time (newest transaction first)")
+    return value
+
+
 def _parse_decision(value: Any) -> str:
     if value not in REVIEW_STATUSES:
         raise _error("must be confirmed_fraud or false_positive")
@@ -353,8 +381,37 @@ class AlertQuery(BaseModel):
     review_status: Annotated[str, BeforeValidator(_parse_review_status)] | None = None
     from_: Annotated[Timestamp | None, Field(alias="from")] = None
     to: Timestamp | None = None
-    before: Id | None = None
+    # ``raised``: newest raised first, ``before`` an alert_id; ``time``: newest
+    # transaction first, ``before`` a cursor ``<epoch ms>.<alert_id>``.
+    order: Annotated[str, BeforeValidator(_parse_alert_order)] = "raised"
+    before: str | None = None
     limit: Annotated[int, BeforeValidator(_parse_limit(1000))] = 100
+
+    def cursor(self) -> tuple[datetime | None, int | None]:
+        """(before_ts, before_alert_id) of ``before``: ``<alert_id>`` or
+        ``<epoch ms>.<alert_id>`` (the time counts in time order only; an
+        alert id alone there means that alert's time); (None, None) without
+        it. InvalidInput naming ``before`` for anything else."""
+        if self.before is None:
+            return None, None
+        if "." not in self.before:
+            return None, parse_id(self.before, "before")
+        try:
+            ts, alert_id = parse_history_cursor(self.before)
+        except InvalidInput:
+            raise InvalidInput(
+                "before must be a cursor from a previous page's next link "
+                "(<alert_id>, or <epoch ms>.<alert_id> in time order)",
+                field="before",
+            ) from None
+        return (ts if self.order == "time" else None), alert_id
+
+
+def format_alert_cursor(row: dict[str, Any], order: str) -> str:
+    """The ``before`` of the page after ``row`` (the last alert shown) in ``order``."""
+    if order == "raised":
+        return str(row["alert_id"])
+    return format_history_cursor(row["ts"], row["alert_id"])
 
 
 class EventPage(BaseModel):
@@ -804,3 +861,31 @@ class ListEntry(BaseModel):
     value: Id
     reason: Annotated[str, BeforeValidator(_parse_text(2000, 1))]
     expires_at: Timestamp | None = None
+def _parse_tune_number(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise _error(f"must be a number, not {_show(value)}")
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise _error("must be a finite number")
+    return Decimal(value)
+
+
+def _parse_candidates(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _error("must be a list of rule ids")
+    return value
+
+
+class Tune(BaseModel):
+    """A tuning (POST /tune body): training and validation periods [from, to), an
+    alert budget and/or a precision floor, and optionally the candidate rules.
+    Their ranges are checked by SQL tune_rules (InvalidInput naming the field)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train_from: Timestamp
+    train_to: Timestamp
+    valid_from: Timestamp
+    valid_to: Timestamp
+    max_alerts_per_1000: Annotated[Decimal, BeforeValidator(_parse_tune_number)] | None = None
+    min_precision: Annotated[Decimal, BeforeValidator(_parse_tune_number)] | None = None
+    candidates: Annotated[list[str], BeforeValidator(_parse_candidates)] | None = None

@@ -7,15 +7,32 @@ mapped in one place (service/errors.py); never a stack trace or SQL text.
 
 Configuration (``create_app(test_config)`` keys, or the environment):
 ``DATABASE_URL`` (the service's login; required), ``API_TOKEN``
-(``PGFRAUD_API_TOKEN``: bearer token required on writes when set),
+(``PGFRAUD_API_TOKEN``: when set, every request but /health, /openapi.json
+and static files needs it; see service/auth.py), ``SESSION_MAX_AGE_S``
+(``PGFRAUD_SESSION_MAX_AGE_S``: seconds a browser's session cookie lasts,
+default 28,800), ``MAX_HEAVY`` (``PGFRAUD_MAX_HEAVY``: backtests and rule
+changes running at once over every worker and server on the database,
+default the cores this process may use, at least 2; one more is answered 429),
+``HEAVY_TIMEOUT_MS`` (``PGFRAUD_HEAVY_TIMEOUT_MS``: a backtest's statement time
+limit, default 300,000; rule changes keep STATEMENT_TIMEOUT_MS),
+``TRUSTED_PROXIES`` (``PGFRAUD_TRUSTED_PROXIES``: reverse proxies in front
+whose X-Forwarded-For/-Proto/-Host/-Port are believed, default 0: none, the
+headers are ignored),
 ``MAX_CONTENT_LENGTH`` (bytes, default 2 MiB), ``MAX_BATCH_ROWS`` (default
 10,000 transactions per POST), ``STATEMENT_TIMEOUT_MS`` (default 10,000),
-``POOL_MAX_SIZE`` (default 8), ``POOL_TIMEOUT_S`` (seconds to wait for a
+``RULE_CHANGE_TIMEOUT_MS`` (``PGFRAUD_RULE_CHANGE_TIMEOUT_MS``: the statement
+timeout of one rule change, which re-scores the stored history; default
+600,000, 0 for none), ``POOL_MAX_SIZE`` (default 8), ``POOL_TIMEOUT_S`` (seconds to wait for a
 connection before answering 503, default 5), ``FEED_HEARTBEAT_S`` (seconds
 between heartbeats on /alerts/stream, default 15), ``FEED_MAX_STREAMS``
-(open streams per server process, default 16; each holds a thread),
+(open streams per server process, default 16; each holds a thread; under
+``pgfraud run`` the workers share workers x this, see feed.share_stream_slots),
 ``PAGE_HEALTH_INTERVAL_S`` (seconds between the analyst's page's checks of
-/health, default 10; every 2 s while the database is down).
+/health, default 10; every 2 s while the database is down),
+``CONFLICT_RETRIES`` (times a request's database transaction is run again
+after a deadlock or serialization failure, default 3; 0: never) and
+``CONFLICT_BACKOFF_S`` (the jittered pause before retry n is drawn from
+0 .. 2^n x this, default 0.05).
 """
 
 from __future__ import annotations
@@ -27,8 +44,33 @@ from typing import Any
 import simplejson
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
+from flask_talisman import Talisman
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from pgfraud.service import database, errors, pages, routes
+from pgfraud.config import rule_change_timeout_ms
+from pgfraud.errors import ConfigurationError
+from pgfraud.service import auth, database, errors, pages, routes
+
+
+def _env_int(name: str, default: int, low: int, high: int) -> int:
+    """The integer in environment variable ``name`` (``default`` when unset or
+    empty); ConfigurationError naming it when it is not one from low to high."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigurationError(f"{name} must be an integer from {low} to {high}, not {raw!r}")
+    return int(raw)
+
+
+def default_max_heavy() -> int:
+    """The default bound on heavy work: the cores this process may run on, at
+    least 2 (the Rules page backtests the live and the candidate rules at once)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(2, cores)
 
 
 class ExactJSONProvider(DefaultJSONProvider):
@@ -49,6 +91,42 @@ class ExactJSONProvider(DefaultJSONProvider):
         return DefaultJSONProvider.default(value)
 
 
+# Browser protections on every response (flask-talisman): scripts, styles,
+# images, fonts and connections (fetch, the event stream) from this origin
+# only, no inline script or style (the pages' scripts and styles are static
+# files), never framed, no Referer sent, no MIME sniffing.
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self'",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+
+
+def _protect(app: Flask) -> None:
+    """Content-Security-Policy (CONTENT_SECURITY_POLICY), X-Frame-Options: DENY,
+    X-Content-Type-Options: nosniff and Referrer-Policy: no-referrer on every
+    response. pgfraud serves plain HTTP (TLS is a reverse proxy's job): no
+    redirect to https and no Strict-Transport-Security from here; the app
+    sets no cookies."""
+    Talisman(
+        app,
+        force_https=False,
+        strict_transport_security=False,
+        session_cookie_secure=False,
+        frame_options="DENY",
+        content_security_policy=CONTENT_SECURITY_POLICY,
+        referrer_policy="no-referrer",
+        x_content_type_options=True,
+    )
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask app. The connection pool is opened on the first request
     that needs it, in the process that serves it (never at import time)."""
@@ -59,11 +137,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
         MAX_BATCH_ROWS=10_000,
         STATEMENT_TIMEOUT_MS=10_000,
+        RULE_CHANGE_TIMEOUT_MS=rule_change_timeout_ms(),
         POOL_MAX_SIZE=8,
         POOL_TIMEOUT_S=5,
         FEED_HEARTBEAT_S=15,
         FEED_MAX_STREAMS=16,
         PAGE_HEALTH_INTERVAL_S=10,
+        CONFLICT_RETRIES=3,
+        CONFLICT_BACKOFF_S=0.05,
+        SESSION_MAX_AGE_S=_env_int("PGFRAUD_SESSION_MAX_AGE_S", 8 * 3600, 60, 30 * 86400),
+        MAX_HEAVY=_env_int("PGFRAUD_MAX_HEAVY", default_max_heavy(), 1, 1000),
+        HEAVY_TIMEOUT_MS=_env_int("PGFRAUD_HEAVY_TIMEOUT_MS", 300_000, 1, 86_400_000),
+        TRUSTED_PROXIES=_env_int("PGFRAUD_TRUSTED_PROXIES", 0, 0, 10),
     )
     if test_config:
         app.config.update(test_config)
@@ -74,6 +159,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.url_map.strict_slashes = False
     database.init_app(app)
     errors.init_app(app)
+    _protect(app)
+    auth.init_app(app)
     app.register_blueprint(routes.bp)
     app.register_blueprint(pages.bp)
+    auth.check_routes(app)  # a view that does not say who may call it is refused here
+    hops = int(app.config["TRUSTED_PROXIES"])
+    if hops:  # believe this many proxies' X-Forwarded-* headers, and no more
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
     return app

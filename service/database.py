@@ -13,14 +13,27 @@ found makes the pool check all its idle connections, and the request waits
 for a fresh one (about a second, psycopg_pool's back-off) instead of failing.
 A read that still loses its connection mid-way (:func:`read`) is tried once
 more on a fresh connection.
+
+A request whose database transaction is stopped by a conflict with another
+one (a deadlock, 40P01, or a serialization failure, 40001) is run again:
+:func:`read` and :func:`write` retry the whole transaction up to
+CONFLICT_RETRIES times (default 3), after a jittered pause that grows each
+time (CONFLICT_BACKOFF_S, default 0.05 s: 0-0.1 s, 0-0.2 s, 0-0.4 s), then
+answer DatabaseConflict (503 database_conflict). This is safe because the
+request's input is parsed before the first try and every write is
+idempotent (a stored transaction is a duplicate the second time; a rule
+change or review sets the same values), and a conflict rolls the whole
+transaction back. A server failure (DatabaseFailed) is never retried.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import random
 import select
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -29,7 +42,14 @@ from flask import Flask, current_app
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from pgfraud.errors import ConfigurationError, DatabaseUnavailable
+from pgfraud.db import translate_error
+from pgfraud.errors import (
+    ConfigurationError,
+    DatabaseConflict,
+    DatabaseUnavailable,
+    TimeLimitExceeded,
+    TooBusy,
+)
 
 T = TypeVar("T")
 _EXTENSION = "pgfraud_pool"
@@ -115,8 +135,10 @@ def transaction() -> Iterator[psycopg.Connection]:
     try:
         with get_pool().connection() as conn, conn.transaction():
             yield conn
-    except (PoolTimeout, psycopg.OperationalError) as exc:
+    except PoolTimeout as exc:
         raise DatabaseUnavailable() from exc
+    except psycopg.Error as exc:  # at COMMIT, or not wrapped by pgfraud.db
+        raise translate_error(exc) from exc
 
 
 @contextlib.contextmanager
@@ -127,8 +149,10 @@ def reading() -> Iterator[psycopg.Connection]:
     try:
         with get_pool().connection() as conn:
             yield conn
-    except (PoolTimeout, psycopg.OperationalError) as exc:
+    except PoolTimeout as exc:
         raise DatabaseUnavailable() from exc
+    except psycopg.Error as exc:  # not wrapped by pgfraud.db
+        raise translate_error(exc) from exc
 
 
 @contextlib.contextmanager
@@ -149,17 +173,99 @@ def _connection_lost(exc: DatabaseUnavailable) -> bool:
     )
 
 
+def retrying_conflicts(attempt: Callable[[], T]) -> T:
+    """``attempt()``, run again after a jittered pause while it ends in
+    DatabaseConflict, at most CONFLICT_RETRIES more times; then that
+    DatabaseConflict, its message saying how many tries were made."""
+    retries = int(current_app.config["CONFLICT_RETRIES"])
+    backoff = float(current_app.config["CONFLICT_BACKOFF_S"])
+    for retry in range(retries + 1):
+        try:
+            return attempt()
+        except DatabaseConflict as exc:
+            if retry == retries:
+                tries = "once" if retries == 0 else f"{retries + 1} times"
+                raise DatabaseConflict(
+                    "The database stopped this request because it conflicted with another "
+                    f"one running at the same time (a deadlock or a serialization failure), "
+                    f"{tries}. Nothing was stored: send it again."
+                ) from exc.__cause__
+            current_app.logger.info("retrying after a database conflict (%s)", exc.__cause__)
+            time.sleep(random.uniform(0, backoff * 2 ** (retry + 1)))
+    raise AssertionError("unreachable")
+
+
+def write(work: Callable[[psycopg.Connection], T], *, single_statement: bool = False) -> T:
+    """Run ``work(conn)`` in one database transaction (:func:`transaction`), or, with
+    ``single_statement``, on an autocommit connection (a single statement is atomic
+    on its own: no BEGIN/COMMIT round trips). A conflict with a concurrent
+    transaction (deadlock, serialization failure) rolls it back, and ``work`` runs
+    again from the start (see the module docstring), so ``work`` must be
+    idempotent and do nothing but database calls. Errors: DatabaseConflict when
+    every try conflicted; DatabaseUnavailable; DatabaseFailed; whatever ``work``
+    raises."""
+
+    def attempt() -> T:
+        with reading() if single_statement else transaction() as conn:
+            return work(conn)
+
+    return retrying_conflicts(attempt)
+
+
 def read(work: Callable[[psycopg.Connection], T]) -> T:
     """Run an idempotent read ``work(conn)`` on an autocommit connection
     (:func:`reading`: one statement, no BEGIN/COMMIT round trips); if the
     connection is lost on the way (a restart between the pool's check and the
-    query), run it once more on a fresh connection. DatabaseUnavailable when
-    that fails too, or on a timeout (never retried)."""
-    try:
+    query), run it once more on a fresh connection; conflicts are retried as
+    in :func:`write`. DatabaseUnavailable when that fails too, or on a timeout
+    (never retried)."""
+
+    def attempt() -> T:
+        try:
+            with reading() as conn:
+                return work(conn)
+        except DatabaseUnavailable as exc:
+            if not _connection_lost(exc):
+                raise
         with reading() as conn:
             return work(conn)
+
+    return retrying_conflicts(attempt)
+
+
+@contextlib.contextmanager
+def heavy_transaction(
+    what: str, *, limit: str = "HEAVY_TIMEOUT_MS"
+) -> Iterator[psycopg.Connection]:
+    """:func:`transaction` for heavy work (``what``: "backtest", "rule change"):
+    first one of MAX_HEAVY slots (SQL ``take_heavy_slot``: advisory locks of
+    the database, so the bound holds across worker processes), then the
+    work, under the statement timeout of the config key ``limit``
+    (HEAVY_TIMEOUT_MS for backtests, which only read; a rule change sets its
+    own RULE_CHANGE_TIMEOUT_MS inside, see routes._rule_change). The slot is
+    freed when the transaction ends.
+
+    Errors: TooBusy (429, Retry-After) when every slot is taken;
+    TimeLimitExceeded when a statement runs past the limit (rolled back:
+    nothing changed); DatabaseUnavailable as :func:`transaction`.
+    """
+    slots = int(current_app.config["MAX_HEAVY"])
+    limit_ms = int(current_app.config[limit])
+    try:
+        with transaction() as conn:
+            slot = conn.execute("SELECT take_heavy_slot(%s)", (slots,)).fetchone()[0]
+            if slot is None:
+                raise TooBusy(
+                    f"{slots} heavy request{'s are' if slots != 1 else ' is'} running "
+                    f"(backtests, rule changes: PGFRAUD_MAX_HEAVY); try the {what} again later"
+                )
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(limit_ms),))
+            yield conn
     except DatabaseUnavailable as exc:
-        if not _connection_lost(exc):
-            raise
-    with reading() as conn:
-        return work(conn)
+        if isinstance(exc.__cause__, pg_errors.QueryCanceled):
+            raise TimeLimitExceeded(
+                f"the {what} ran past its time limit of {limit_ms / 1000:g} s "
+                f"({'PGFRAUD_' if limit == 'HEAVY_TIMEOUT_MS' else ''}{limit}) and was "
+                "cancelled; nothing changed"
+            ) from None
+        raise

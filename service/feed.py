@@ -14,6 +14,8 @@ notification delays an alert by at most one heartbeat.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
 
 import psycopg
@@ -24,6 +26,7 @@ from pgfraud.errors import PgfraudError, TooManyStreams
 
 CHANNEL = "pgfraud_alerts"
 _EXTENSION = "pgfraud_feed"
+_SLOTS = "pgfraud_streams"
 _lock = threading.Lock()
 
 
@@ -104,6 +107,8 @@ class StreamSlots:
     def __init__(self) -> None:
         self.open = 0
         self._lock = threading.Lock()
+        # Notified whenever a slot is given back (tests wait on it).
+        self.changed = threading.Condition(self._lock)
 
     def take(self, limit: int):
         """One more open stream, or TooManyStreams when ``limit`` are open;
@@ -114,20 +119,117 @@ class StreamSlots:
                     f"{limit} alert streams are open on this server process; try again later"
                 )
             self.open += 1
+        return self._releaser()
+
+    def _releaser(self):
         released = threading.Event()
 
         def release() -> None:
             if not released.is_set():
                 released.set()
-                with self._lock:
+                self._released()
+                with self.changed:
                     self.open -= 1
+                    self.changed.notify_all()
 
         return release
+
+    def _released(self) -> None:
+        pass
+
+
+class SharedStreamSlots(StreamSlots):
+    """Stream slots counted over every worker process of one server.
+
+    Created in the server's master process before it forks its workers; they
+    share one table of (worker pid, open streams) in shared memory. A stream
+    is refused only when the whole server holds ``total`` streams, or when
+    the worker that accepted the connection holds ``per_process`` (its
+    threads less the ones kept for short requests). A worker that died leaves
+    its count behind: entries of processes that no longer exist are cleared.
+    Connections are spread over the workers by the kernel, unevenly: a fixed
+    per-process share refused streams while another worker had room.
+    """
+
+    WORKERS = 256  # table rows: workers, and replacements for dead ones
+
+    def __init__(self, total: int, per_process: int) -> None:
+        super().__init__()
+        self.total = total
+        self.per_process = per_process
+        self._table = multiprocessing.get_context("fork").Array("q", 2 * self.WORKERS)
+
+    def take(self, limit: int):
+        """One more stream for this process, or TooManyStreams (``limit`` is
+        ignored: the server-wide ``total`` and ``per_process`` apply)."""
+        pid = os.getpid()
+        with self._table.get_lock():
+            table = self._table
+            mine = None
+            total = 0
+            for row in range(self.WORKERS):
+                owner, count = table[2 * row], table[2 * row + 1]
+                if owner == pid:
+                    mine = row
+                elif owner and not _alive(owner):
+                    table[2 * row] = table[2 * row + 1] = 0
+                    continue
+                total += count
+            if mine is None:
+                mine = next(r for r in range(self.WORKERS) if table[2 * r] == 0)
+                table[2 * mine] = pid
+            if total >= self.total or table[2 * mine + 1] >= self.per_process:
+                raise TooManyStreams(
+                    f"{total} alert streams are open on this server "
+                    f"({table[2 * mine + 1]} in this worker); try again later"
+                )
+            table[2 * mine + 1] += 1
+        with self._lock:
+            self.open += 1
+        return self._releaser()
+
+    def _released(self) -> None:
+        pid = os.getpid()
+        with self._table.get_lock():
+            for row in range(self.WORKERS):
+                if self._table[2 * row] == pid:
+                    self._table[2 * row + 1] -= 1
+                    return
+
+    def server_total(self) -> int:
+        """Streams open on the whole server (every worker)."""
+        with self._table.get_lock():
+            return sum(self._table[2 * r + 1] for r in range(self.WORKERS))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def share_stream_slots(app, workers: int, threads: int) -> SharedStreamSlots:
+    """Before a server forks ``workers`` processes of ``threads`` threads each:
+    count the app's streams over all of them. The server takes ``workers`` x
+    FEED_MAX_STREAMS streams; one worker up to its threads less POOL_MAX_SIZE
+    (threads beyond its database connections would not serve short requests
+    sooner), and at least FEED_MAX_STREAMS while that leaves it one thread
+    for requests (at least 1 in any case)."""
+    share = int(app.config["FEED_MAX_STREAMS"])
+    pool = int(app.config["POOL_MAX_SIZE"])
+    per_process = max(min(share, threads - 1), threads - pool, 1)
+    slots = SharedStreamSlots(workers * share, per_process)
+    app.extensions[_SLOTS] = slots
+    return slots
 
 
 def take_stream_slot(limit: int):
     """A stream slot of the current app (see StreamSlots.take)."""
-    slots = current_app.extensions.setdefault("pgfraud_streams", StreamSlots())
+    slots = current_app.extensions.setdefault(_SLOTS, StreamSlots())
     return slots.take(limit)
 
 

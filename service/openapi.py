@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pgfraud import __version__
+from pgfraud.service.auth import PUBLIC, READ, Access
 
 _MAX_ID = 9223372036854775807
 # What the server answers with: a JSON integer.
@@ -96,8 +97,15 @@ def _json(schema_ref: str, description: str) -> dict[str, Any]:
     }
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI document as a dict."""
+def openapi_document(access: dict[tuple[str, str], Access] | None = None) -> dict[str, Any]:
+    """The OpenAPI document as a dict.
+
+    ``access``: what each operation needs, {(OpenAPI path, method): Access}
+    (service.auth.operation_access of the app): each operation gets its
+    ``security`` (none for PUBLIC; the bearer token, or the session cookie
+    where it counts), ``x-pgfraud-access`` (the role level) and its 401/403
+    answers. Without it, every operation is documented as open.
+    """
     account_param = {
         "name": "account_id",
         "in": "path",
@@ -110,7 +118,70 @@ def openapi_document() -> dict[str, Any]:
     document["components"]["schemas"].update(_DECISION_SCHEMAS)
     for path, operations in _decision_paths().items():
         document["paths"].setdefault(path, {}).update(operations)
+    for path, operations in _browser_paths(account_param).items():
+        document["paths"].setdefault(path, {}).update(operations)
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            operation.pop("security", None)
+            needs = (access or {}).get((path, method))
+            if needs is None or needs.level == PUBLIC:
+                operation["security"] = []
+                continue
+            ways: list[dict[str, list[str]]] = [{"bearer": []}]
+            if method in ("get", "head") and not needs.writes:
+                ways.append({"session": []})
+            operation["security"] = ways
+            operation["x-pgfraud-access"] = needs.level
+            operation["responses"]["401"] = _error("no valid token (when one is configured)")
+            if needs.level != READ:
+                operation["responses"]["403"] = _error(f"the token is not an {needs.level}'s")
     return document
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _browser_paths(account_param: dict[str, Any]) -> dict[str, Any]:
+    """The analyst's pages (HTML) and the session cookie they read with."""
+    page = {"200": _html("the page"), "429": _html("every heavy slot is taken (evaluation)")}
+    return {
+        "/openapi.json": {
+            "get": {
+                "summary": "This document (public: no token)",
+                "responses": {"200": {"description": "the OpenAPI 3.1 document"}},
+            }
+        },
+        "/session": {
+            "post": {
+                "summary": "Trade the bearer token for the browser's session cookie "
+                "(HttpOnly, SameSite=Strict; it lets page loads and the live feed read)",
+                "responses": {"204": {"description": "Set-Cookie: pgfraud_session=..."}},
+            }
+        },
+        "/ui/alerts": {"get": {"summary": "Page: the alert queue", "responses": dict(page)}},
+        "/ui/accounts": {
+            "get": {
+                "summary": "Page: one account (?account_id=), or the form to choose one",
+                "responses": dict(page),
+            }
+        },
+        "/ui/accounts/{account_id}": {
+            "get": {
+                "summary": "Page: one account's chart, transactions and reviews",
+                "parameters": [{**account_param, "schema": {"type": "string"}}],
+                "responses": {**page, "400": _html("bad id"), "404": _html("unknown account")},
+            }
+        },
+        "/ui/rules": {"get": {"summary": "Page: the rules", "responses": dict(page)}},
+        "/ui/evaluation": {
+            "get": {
+                "summary": "Page: precision and recall of the live rules (a backtest)",
+                "responses": {**page, "400": _html("bad from or to")},
+            }
+        },
+        "/ui/overview": {"get": {"summary": "Page: the last day stored", "responses": dict(page)}},
+    }
 
 
 # Every rule's parameters as SQL rule_parameter_ranges() lists them (kind,
@@ -283,6 +354,60 @@ def _page_paths(account_param: dict[str, Any]) -> dict[str, Any]:
                 },
             }
         },
+        "/tune": {
+            "post": {
+                "summary": "Choose rules and parameters from the labels under an alert budget or a"
+                " precision floor; report them beside the live rules (changes nothing)",
+                "security": [{"bearer": []}, {}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["train_from", "train_to", "valid_from", "valid_to"],
+                                "properties": {
+                                    "train_from": _TIMESTAMP_IN,
+                                    "train_to": _TIMESTAMP_IN,
+                                    "valid_from": _TIMESTAMP_IN,
+                                    "valid_to": _TIMESTAMP_IN,
+                                    "max_alerts_per_1000": {
+                                        "anyOf": [
+                                            {"type": "number", "exclusiveMinimum": 0},
+                                            {"type": "null"},
+                                        ],
+                                        "description": "alert budget: flagged per 1,000"
+                                        " transactions on the training period",
+                                    },
+                                    "min_precision": {
+                                        "anyOf": [
+                                            {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                                            {"type": "null"},
+                                        ],
+                                        "description": "precision floor on the training period",
+                                    },
+                                    "candidates": {
+                                        "anyOf": [
+                                            {"type": "array", "items": {"type": "string"}},
+                                            {"type": "null"},
+                                        ],
+                                        "description": "rule ids to choose from (default: every"
+                                        " rule)",
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "chosen, live, search, figures, switch"},
+                    "400": _error("invalid field"),
+                    "401": _error("token required"),
+                    "415": _error("Content-Type is not application/json"),
+                },
+            }
+        },
         "/rules": {
             "patch": {
                 "summary": "Turn rules on/off and/or change their parameters, all-or-nothing"
@@ -318,6 +443,11 @@ def _page_paths(account_param: dict[str, Any]) -> dict[str, Any]:
                     "401": _error("token required"),
                     "404": _error("no such rule"),
                     "415": _error("Content-Type is not application/json"),
+                    "503": _error(
+                        "rule_change_timeout: the re-scoring outlasted"
+                        " PGFRAUD_RULE_CHANGE_TIMEOUT_MS (default 10 minutes; nothing changed),"
+                        " or the database is down"
+                    ),
                 },
             }
         },
@@ -333,7 +463,19 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
             "description": "PostgreSQL-native fraud detection: store transactions, read events.",
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "PGFRAUD_API_TOKEN, when the server has one",
+                },
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "pgfraud_session",
+                    "description": "set by POST /session; counts on GET/HEAD of reads only",
+                },
+            },
             "schemas": {
                 "Error": _ERROR,
                 "TransactionIn": {
@@ -518,13 +660,20 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
             },
             "/alerts": {
                 "get": {
-                    "summary": "The alert queue, newest first",
+                    "summary": (
+                        "The alert queue, newest raised first or (order=time) newest "
+                        "transaction first, with the total that matches"
+                    ),
                     "parameters": [
                         {"name": "account_id", "in": "query", "schema": _ID},
                         {
                             "name": "rule_id",
                             "in": "query",
-                            "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"},
+                            # A rule id that is not a rule is a 400 naming it. Users'
+                            # rules are rows (GET /rules), not listed here.
+                            "schema": {"enum": sorted(RULE_PARAMETERS)},
+                            "description": "a built-in rule's id, or a user's rule's"
+                            " (GET /rules); any other id is a 400 naming rule_id",
                         },
                         {
                             "name": "review_status",
@@ -533,7 +682,20 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                         },
                         {"name": "from", "in": "query", "schema": _TIMESTAMP_IN},
                         {"name": "to", "in": "query", "schema": _TIMESTAMP_IN},
-                        {"name": "before", "in": "query", "schema": _ID},
+                        {"name": "order", "in": "query", "schema": {"enum": ["raised", "time"]}},
+                        {
+                            "name": "before",
+                            "in": "query",
+                            "description": (
+                                "the cursor in next: an alert_id in raised order, "
+                                "<epoch ms>.<alert_id> in time order (an alert_id alone: "
+                                "that alert's time)"
+                            ),
+                            "schema": {
+                                "type": "string",
+                                "pattern": "^([0-9]{1,15}\\.)?[0-9]{1,19}$",
+                            },
+                        },
                         {
                             "name": "limit",
                             "in": "query",
@@ -542,13 +704,16 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": {
-                            "description": "{count, alerts: [Alert], next}",
+                            "description": (
+                                "{count (this page), total (all pages), alerts: [Alert], next}"
+                            ),
                             "content": {
                                 "application/json": {
                                     "schema": {
                                         "type": "object",
                                         "properties": {
                                             "count": {"type": "integer"},
+                                            "total": {"type": "integer"},
                                             "alerts": {
                                                 "type": "array",
                                                 "items": {"$ref": "#/components/schemas/Alert"},
@@ -580,10 +745,15 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": {
-                            "description": "an endless text/event-stream",
+                            "description": (
+                                "an endless text/event-stream: an 'alert' event per alert, and "
+                                "a 'position' event (id: the stream's position) when it opens "
+                                "and with each heartbeat"
+                            ),
                             "content": {"text/event-stream": {"schema": {"type": "string"}}},
                         },
                         "400": _error("a malformed Last-Event-ID"),
+                        "503": _error("every stream slot is taken, or the database is down"),
                     },
                 }
             },

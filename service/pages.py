@@ -18,17 +18,20 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, current_app, jsonify, render_template, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import HTTPException
 
 from pgfraud import db
 from pgfraud.errors import DatabaseUnavailable, InvalidInput, PgfraudError
 from pgfraud.service import routes
-from pgfraud.service.database import transaction
+from pgfraud.service.auth import ANALYST, READ, requires
+from pgfraud.service.database import heavy_transaction, transaction
+from pgfraud.service.openapi import RULE_PARAMETERS
 from pgfraud.wire import (
     AlertQuery,
     Timestamp,
+    format_alert_cursor,
     format_history_cursor,
     format_timestamp,
     parse_history_cursor,
@@ -75,7 +78,10 @@ def _failure(template: str, exc: PgfraudError, **context: Any):
     """The page with a message instead of its data: the banner when the database is down."""
     if isinstance(exc, DatabaseUnavailable):
         return _render(template, 503, database_down=True, **context)
-    return _render(template, exc.status, error=exc, **context)
+    html, status = _render(template, exc.status, error=exc, **context)
+    if exc.retry_after is not None:
+        return html, status, {"Retry-After": str(exc.retry_after)}
+    return html, status
 
 
 @bp.app_template_filter("ts")
@@ -92,6 +98,7 @@ def _ratio_filter(value: Any) -> str:
 
 
 @bp.get("/")
+@requires(READ)
 def home():
     """The alert queue for a browser (Accept prefers text/html); the JSON index of the
     API for any other client (curl, scripts), as before."""
@@ -102,8 +109,11 @@ def home():
 
 
 @bp.get("/ui/alerts")
+@requires(READ)
 def queue():
-    """The alert queue (SQL ``get_alerts``), newest first, filtered by the form."""
+    """The alert queue (SQL ``get_alerts``), newest raised first or (order=time)
+    newest transaction first, filtered by the form, with the total that
+    matches (``count_alerts``)."""
     args = _form_args()
     rule_ids: list[str] = []
     context: dict[str, Any] = {"args": args, "rule_ids": rule_ids, "statuses": REVIEW_STATUSES}
@@ -111,27 +121,46 @@ def queue():
         query = parse_model(AlertQuery, {**args, "limit": str(QUEUE_PAGE)})
         with transaction() as conn:
             rule_ids += [r["rule_id"] for r in db.get_rules(conn)]
+            # Taken before the rows are read: the live feed starts from here,
+            # so nothing raised between this page and its stream is missed
+            # (an alert both in the rows and in the feed is shown once).
+            context["feed_position"] = db.get_alert_feed_start(conn)
+            filters = {
+                "account_id": query.account_id,
+                "rule_id": query.rule_id,
+                "review_status": query.review_status,
+                "start": query.from_,
+                "end": query.to,
+            }
+            before_ts, before = query.cursor()
             rows = db.get_alerts(
                 conn,
-                account_id=query.account_id,
-                rule_id=query.rule_id,
-                review_status=query.review_status,
-                start=query.from_,
-                end=query.to,
-                before=query.before,
+                **filters,
+                before=before,
+                before_ts=before_ts,
+                order=query.order,
                 limit=QUEUE_PAGE + 1,
             )
+            context["total"] = db.count_alerts(conn, **filters)
     except PgfraudError as exc:
         return _failure("queue.html", exc, alerts=[], older=None, live=False, **context)
     older = None
     if len(rows) > QUEUE_PAGE:
         rows = rows[:QUEUE_PAGE]
-        older = "?" + urlencode({**args, "before": rows[-1]["alert_id"]})
-    return _render("queue.html", alerts=rows, older=older, live="before" not in args, **context)
+        older = "?" + urlencode({**args, "before": format_alert_cursor(rows[-1], query.order)})
+    return _render(
+        "queue.html",
+        alerts=rows,
+        older=older,
+        live="before" not in args,
+        order=query.order,
+        **context,
+    )
 
 
 @bp.get("/ui/accounts")
 @bp.get("/ui/accounts/<account_id>")
+@requires(READ)
 def account(account_id: str | None = None):
     """One account: chart of its latest transactions (flagged ones by rule), the paged
     table (SQL ``get_account_history``) and its review history (``get_account_reviews``)."""
@@ -172,6 +201,7 @@ def account(account_id: str | None = None):
 
 
 @bp.get("/ui/rules")
+@requires(READ)
 def rules():
     """The rules with their description, switch and parameters (SQL ``get_rules``);
     editing a parameter backtests it (POST /evaluate) before it is switched on
@@ -185,6 +215,7 @@ def rules():
 
 
 @bp.get("/ui/evaluation")
+@requires(ANALYST)
 def evaluation():
     """Precision and recall per rule x scenario of the live rules (SQL
     ``backtest_rules``) over the form's time range, and a precision-recall sweep
@@ -197,16 +228,26 @@ def evaluation():
         exc = InvalidInput("from and to must be times like 2024-01-01T00:00:00Z", field="from")
         return _failure("evaluation.html", exc, **context)
     try:
-        with transaction() as conn:
+        with heavy_transaction("backtest") as conn:
             rows = db.get_rules(conn)
             results = db.backtest_rules(conn, None, span.from_, span.to)
     except PgfraudError as exc:
         return _failure("evaluation.html", exc, **context)
-    context.update(results=results, rules=rows)
+    # Each parameter's kind and range (the validator's, as the OpenAPI
+    # document lists them): the sweep suggests only values it accepts.
+    ranges = {
+        rule: {
+            name: {"kind": kind, "minimum": low, "maximum": high, "maximum_excluded": excluded}
+            for name, (kind, low, high, excluded) in parameters.items()
+        }
+        for rule, parameters in RULE_PARAMETERS.items()
+    }
+    context.update(results=results, rules=rows, ranges=ranges)
     return _render("evaluation.html", **context)
 
 
 @bp.get("/ui/overview")
+@requires(READ)
 def overview():
     """Transactions and alerts per hour over the last day stored, alerts by rule and
     the review backlog (SQL ``get_overview``)."""
@@ -220,7 +261,18 @@ def overview():
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
-    """A page's own HTTP errors (a method not allowed, say) as a page, not JSON."""
+    """A page's own HTTP errors (a method not allowed, say) as a page, not JSON.
+    401 (a token is configured and the browser has no session yet): the
+    sign-in page, which asks for the token once, exchanges it for the session
+    cookie (POST /session) and loads the page again; JSON for other clients."""
+    if exc.code == 401:
+        best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+        challenge = {"WWW-Authenticate": 'Bearer realm="pgfraud"'}
+        if best != "text/html":
+            body = {"error": {"code": "unauthorized", "message": exc.description}}
+            return jsonify(body), 401, challenge
+        html, status = _render("signin.html", 401)
+        return html, status, challenge
     error = PgfraudError(exc.description or exc.name)
     error.status = exc.code or 500
     return _render("error.html", error.status, error=error)

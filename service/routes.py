@@ -6,23 +6,45 @@ Amounts, observed values and thresholds are JSON strings of exact decimals
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
-from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
-from werkzeug.exceptions import MethodNotAllowed, Unauthorized, UnsupportedMediaType
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    request,
+    stream_with_context,
+    url_for,
+)
+from werkzeug.exceptions import MethodNotAllowed, UnsupportedMediaType
 
 from pgfraud import __version__, db
-from pgfraud.errors import DatabaseUnavailable, InvalidInput, MalformedJson, TooManyRows
-from pgfraud.service import feed
-from pgfraud.service.database import read, single_statement, transaction
+from pgfraud.errors import (
+    DatabaseConflict,
+    DatabaseFailed,
+    DatabaseUnavailable,
+    InvalidInput,
+    MalformedJson,
+    TooManyRows,
+)
+from pgfraud.service import auth, feed
+from pgfraud.service.auth import ANALYST, OWNER, PUBLIC, READ, requires
+from pgfraud.service.database import (
+    heavy_transaction,
+    read,
+    retrying_conflicts,
+    transaction,
+    write,
+)
 from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
     AlertQuery,
@@ -34,6 +56,8 @@ from pgfraud.wire import (
     ListEntry,
     NotText,
     Review,
+    Tune,
+    format_alert_cursor,
     format_event_cursor,
     format_history_cursor,
     format_timestamp,
@@ -72,27 +96,8 @@ def _serialise(row: dict[str, Any], rename: dict[str, str] | None = None) -> dic
     return out
 
 
-def requires_token(view: Callable) -> Callable:
-    """Refuse the request (401) unless it carries ``Authorization: Bearer <API_TOKEN>``,
-    when an API token is configured."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any):
-        token = current_app.config.get("API_TOKEN")
-        if token:
-            given = request.headers.get("Authorization", "")
-            scheme, _, value = given.partition(" ")
-            valid = scheme.lower() == "bearer" and hmac.compare_digest(
-                value.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8")
-            )
-            if not valid:
-                raise Unauthorized("this endpoint needs the header Authorization: Bearer <token>")
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
 @bp.get("/api")
+@requires(READ)
 def index():
     """Where to go: the endpoints of this service (also ``/`` for clients that do
     not ask for HTML; browsers get the analyst's page there)."""
@@ -113,12 +118,15 @@ def index():
                 "account_reviews": "/accounts/<account_id>/reviews?limit=100",
                 "overview": url_for("api.overview"),
                 "evaluate": "/evaluate (POST JSON: rules, from, to)",
+                "tune": "/tune (POST JSON: train_from, train_to, valid_from, valid_to,"
+                " max_alerts_per_1000, min_precision, candidates)",
                 "change_rules": "/rules (PATCH JSON: {rule_id: {enabled, parameters}})",
                 "decision": "/transactions/<transaction_id>/decision",
                 "decisions": "/decisions?outcome=review&account_id=&from=&to=&limit=100",
                 "policy": "/policy (GET; PUT JSON: thresholds and rule_scores)",
                 "lists": "/lists (GET; POST JSON), /lists/<name>, /lists/<name>/entries",
                 "openapi": url_for("api.openapi"),
+                "session": "/session (POST with the bearer token: the page's session cookie)",
                 "page": url_for("pages.queue"),
             },
         }
@@ -126,19 +134,23 @@ def index():
 
 
 @bp.get("/health")
+@requires(PUBLIC)
 def health():
-    """200 ``{"status": "ok", "database": {...}}`` when the database answers; 503 otherwise."""
-    info = read(db.check_health)
-    return jsonify({"status": "ok", "database": info})
+    """200 ``{"status": "ok"}`` when the database answers; 503 (database_unavailable)
+    otherwise. Public (no token), so it says nothing else: no versions, no counts."""
+    read(db.check_health)
+    return jsonify({"status": "ok"})
 
 
 @bp.get("/openapi.json")
+@requires(PUBLIC)
 def openapi():
-    """The OpenAPI 3.1 document of this API."""
-    return jsonify(openapi_document())
+    """The OpenAPI 3.1 document of this API, each operation with what it needs."""
+    return jsonify(openapi_document(auth.operation_access(current_app)))
 
 
 @bp.get("/rules")
+@requires(READ)
 def rules():
     """The rule catalogue: ``{"rules": [{rule_id, enabled, parameters, description}]}``."""
     rows = read(db.get_rules)
@@ -146,7 +158,7 @@ def rules():
 
 
 @bp.post("/rules")
-@requires_token
+@requires(OWNER, writes=True)
 def add_rule():
     """Add (or replace) a user's rule (SQL ``add_rule``).
 
@@ -175,9 +187,27 @@ def add_rule():
     enabled = body.get("enabled", False)
     if not isinstance(enabled, bool):
         raise InvalidInput("enabled must be true or false", field="enabled")
-    with transaction() as conn:
-        row = db.add_rule(conn, body["rule_id"], body["expression"], description, enabled)
+    row = _rule_change(
+        lambda conn: db.add_rule(conn, body["rule_id"], body["expression"], description, enabled)
+    )
     return jsonify(_serialise(row)), 201
+
+
+def _rule_change(work: Callable[[Any], Any]) -> Any:
+    """Run ``work(conn)``, a change of the rules that re-scores the stored
+    history, as heavy work (one of MAX_HEAVY slots: TooBusy, 429, when all
+    are taken) in one database transaction whose statement timeout is
+    RULE_CHANGE_TIMEOUT_MS (SET LOCAL; default 10 minutes) instead of the
+    service's STATEMENT_TIMEOUT_MS for ordinary statements; a conflict is
+    retried as every write is (:func:`write`). Out of time, the transaction
+    rolls back whole: RuleChangeTimeout (503), rules and alerts as they were."""
+    limit = int(current_app.config["RULE_CHANGE_TIMEOUT_MS"])
+
+    def attempt() -> Any:
+        with heavy_transaction("rule change") as conn, db.rule_change_time(conn, limit):
+            return work(conn)
+
+    return retrying_conflicts(attempt)
 
 
 def _single_value_args() -> dict[str, str]:
@@ -190,6 +220,7 @@ def _single_value_args() -> dict[str, str]:
 
 @bp.get("/is_fraud/<account_id>")
 @bp.get("/is_fraud/<account_id>/")
+@requires(READ)
 def is_fraud(account_id: str):
     """The fraudulent events of one account (SQL ``is_fraud``: the alerts persisted
     when its transactions were stored), a page at a time.
@@ -219,40 +250,55 @@ def is_fraud(account_id: str):
 
 
 @bp.get("/alerts")
+@requires(READ)
 def alerts():
-    """The alert queue, newest first (SQL ``get_alerts``).
+    """The alert queue (SQL ``get_alerts``, ``count_alerts``).
 
     Filters (query parameters, each optional): ``account_id``, ``rule_id``,
     ``review_status`` (unreviewed, confirmed_fraud, false_positive: the latest
     review of the alert's transaction), ``from``/``to`` (transaction time,
-    [from, to), ISO 8601 or epoch ms); paging: ``limit`` 1..1000 (default
-    100) and ``before`` (an alert_id: the cursor in ``next``). 200
-    ``{"count", "alerts": [{alert_id, transaction_id, account_id, timestamp,
-    amount, rule_id, observed, threshold, reason, parameters, raised_at,
-    review_status, review_note, reviewer, reviewed_at}], "next"}``; 400 naming
-    the bad parameter.
+    [from, to), ISO 8601 or epoch ms); ``order``: ``raised`` (default, newest
+    raised first) or ``time`` (newest transaction first: re-raised alerts of
+    old transactions, after a rule change, stay in their place); paging:
+    ``limit`` 1..1000 (default 100) and ``before`` (the cursor in ``next``: an
+    alert_id in raised order, ``<epoch ms>.<alert_id>`` in time order). 200
+    ``{"count", "total", "alerts": [{alert_id, transaction_id, account_id,
+    timestamp, amount, rule_id, observed, threshold, reason, parameters,
+    raised_at, review_status, review_note, reviewer, reviewed_at}], "next"}``:
+    count on this page, total over all pages; 400 naming the bad parameter.
     """
     query = parse_model(AlertQuery, _single_value_args())
-    rows = read(
-        lambda conn: db.get_alerts(
+    before_ts, before = query.cursor()
+    filters = {
+        "account_id": query.account_id,
+        "rule_id": query.rule_id,
+        "review_status": query.review_status,
+        "start": query.from_,
+        "end": query.to,
+    }
+
+    def page(conn) -> tuple[int, list[dict[str, Any]]]:
+        rows = db.get_alerts(
             conn,
-            account_id=query.account_id,
-            rule_id=query.rule_id,
-            review_status=query.review_status,
-            start=query.from_,
-            end=query.to,
-            before=query.before,
+            **filters,
+            before=before,
+            before_ts=before_ts,
+            order=query.order,
             limit=query.limit + 1,
         )
-    )
+        return db.count_alerts(conn, **filters), rows
+
+    total, rows = read(page)
     following = None
     if len(rows) > query.limit:
         rows = rows[: query.limit]
         args = {k: v for k, v in request.args.items() if k != "before"}
-        following = f"{request.path}?{urlencode({**args, 'before': rows[-1]['alert_id']})}"
+        cursor = format_alert_cursor(rows[-1], query.order)
+        following = f"{request.path}?{urlencode({**args, 'before': cursor})}"
     return jsonify(
         {
             "count": len(rows),
+            "total": total,
             "alerts": [_serialise(r, {"ts": "timestamp"}) for r in rows],
             "next": following,
         }
@@ -260,28 +306,46 @@ def alerts():
 
 
 FEED_HELD_POLL_S = 0.25  # seconds between reads while alerts are held back
+FEED_PROBE_S = 1.0  # seconds between writes that find a client gone
 
 
 def _sse(event_id: str, event: str, data: dict[str, Any]) -> str:
     return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data)}\n\n"
 
 
+def _sse_position(position: tuple[int, int]) -> str:
+    # The stream's position as an event id, sent when the stream opens and
+    # with each heartbeat: a client that has received no alert yet still
+    # reconnects with a Last-Event-ID, so an outage loses nothing. As an
+    # ``event: position`` too, since a page can read an id only from an event.
+    event_id = f"{position[0]}-{position[1]}"
+    return _sse(event_id, "position", {"last_event_id": event_id})
+
+
 @bp.get("/alerts/stream")
+@requires(READ)
 def alert_stream():
     """Server-sent events: one ``alert`` event per new alert, as it is raised.
 
     Each event: ``id: <xact>-<alert_id>`` (the position), ``event: alert``,
     ``data:`` the alert as JSON (alert_id, transaction_id, account_id,
-    timestamp, amount, rule_id, observed, threshold, reason, raised_at). A
-    comment line ``: heartbeat`` every FEED_HEARTBEAT_S seconds (default 15)
-    when nothing happens. Resumes after the position in the
-    ``Last-Event-ID`` header (browsers send it when they reconnect) or the
-    ``last_event_id`` query parameter; otherwise starts from now. While the
-    database is unreachable the stream stays open, says so in a comment, and
-    catches up when it is back. Each stream holds a server thread: at most
-    FEED_MAX_STREAMS (default 16) per server process, so that requests always
+    timestamp, amount, rule_id, observed, threshold, reason, raised_at). When
+    the stream opens, and with each heartbeat (a comment line ``: heartbeat``
+    every FEED_HEARTBEAT_S seconds, default 15, when nothing happens), an
+    ``event: position`` whose ``id:`` is the stream's current position
+    (``data: {"last_event_id": ...}``), so that a client that has received
+    no alert yet also reconnects from where it was. Blank lines (no event)
+    every second or so find a client that went away. Resumes after the
+    position in the ``Last-Event-ID`` header (browsers send it when they
+    reconnect) or the ``last_event_id`` query parameter; otherwise starts
+    from now. While the database is unreachable the stream stays open, says
+    so in a comment, and catches up when it is back. Each stream holds a
+    server thread: at most FEED_MAX_STREAMS (default 16) per server process
+    (under ``pgfraud run``: workers x FEED_MAX_STREAMS per server, and one
+    worker up to its threads less POOL_MAX_SIZE), so that requests always
     find a thread; one more is answered 503 (too_many_streams) with
-    Retry-After. 400 for a malformed position or an unknown parameter.
+    Retry-After. A browser does not retry after a 503: the page reopens its
+    stream itself. 400 for a malformed position or an unknown parameter.
     """
     args = _single_value_args()
     unknown = sorted(set(args) - {"last_event_id"})
@@ -302,7 +366,7 @@ def alert_stream():
     def events() -> Iterator[str]:
         nonlocal position
         seen = listener.generation
-        yield "retry: 1000\n: connected\n\n"
+        yield "retry: 1000\n: connected\n" + _sse_position(position)
         while True:
             held = False
             try:
@@ -311,7 +375,7 @@ def alert_stream():
                     if len(rows) < 1000:
                         last = parse_feed_position(rows[-1]["event_id"]) if rows else position
                         held = db.is_alert_feed_held(conn, last)
-            except DatabaseUnavailable:
+            except (DatabaseUnavailable, DatabaseConflict, DatabaseFailed):
                 rows = []
                 yield ": the database is unavailable; retrying\n\n"
             for row in rows:
@@ -324,14 +388,22 @@ def alert_stream():
                 continue
             # Alerts held back by an older running transaction (see
             # get_alert_feed) come without a notification: look again soon.
-            timeout = FEED_HELD_POLL_S if held else heartbeat
-            generation = listener.wait(seen, timeout)
+            deadline = time.monotonic() + (FEED_HELD_POLL_S if held else heartbeat)
+            while True:
+                left = deadline - time.monotonic()
+                generation = listener.wait(seen, max(0.0, min(FEED_PROBE_S, left)))
+                if generation != seen or listener.stopping or left <= FEED_PROBE_S:
+                    break
+                # A blank line (no event) every FEED_PROBE_S: writing is the
+                # only way a WSGI server finds a client that went away, so its
+                # stream slot is free within seconds, not at the next heartbeat.
+                yield "\n"
             if listener.stopping:  # the server is shutting down
                 return
             if generation != seen:
                 seen = generation
             elif not held:
-                yield ": heartbeat\n\n"
+                yield ": heartbeat\n" + _sse_position(position)
 
     response = Response(
         stream_with_context(events()),
@@ -343,7 +415,7 @@ def alert_stream():
 
 
 @bp.post("/transactions/<transaction_id>/review")
-@requires_token
+@requires(ANALYST, writes=True)
 def review(transaction_id: str):
     """Record an analyst's decision on a stored transaction (SQL ``review_transaction``).
 
@@ -361,14 +433,16 @@ def review(transaction_id: str):
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object with status, note and reviewer")
     decision = parse_model(Review, body)
-    with transaction() as conn:
-        row = db.review_transaction(
+    row = write(
+        lambda conn: db.review_transaction(
             conn, transaction_ref, decision.status, decision.note, decision.reviewer
         )
+    )
     return jsonify(_serialise(row)), 201
 
 
 @bp.get("/accounts/<account_id>/transactions")
+@requires(READ)
 def account_transactions(account_id: str):
     """An account's latest transactions, newest first: ``?limit=`` 1..10000 (default 100).
 
@@ -403,8 +477,8 @@ def _json_body() -> Any:
 
 
 def _store(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    with single_statement() as conn:
-        return db.store_transactions(conn, records)
+    # One statement; run again after a conflict (a re-sent row is a duplicate).
+    return write(lambda conn: db.store_transactions(conn, records), single_statement=True)
 
 
 def _single_answer(result: dict[str, Any]):
@@ -418,7 +492,7 @@ def _single_answer(result: dict[str, Any]):
 
 
 @bp.get("/store_data")
-@requires_token
+@requires(ANALYST, writes=True)
 def store_data_query():
     """Store one transaction from query parameters (the seed's form):
     ``?account_id=…&transaction_id=…&timestamp=…&amount=…[&merchant_id=…]``.
@@ -455,7 +529,7 @@ def store_data_query():
 
 
 @bp.post("/store_data")
-@requires_token
+@requires(ANALYST, writes=True)
 def store_data_json():
     """Store one JSON object, or an array of them all-or-nothing (at most MAX_BATCH_ROWS).
 
@@ -498,6 +572,7 @@ def history_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @bp.get("/accounts/<account_id>/history")
+@requires(READ)
 def account_history(account_id: str):
     """An account's transactions, newest first, each with the alerts it raised and its
     latest review (SQL ``get_account_history``), a page at a time.
@@ -522,6 +597,7 @@ def account_history(account_id: str):
 
 
 @bp.get("/accounts/<account_id>/reviews")
+@requires(READ)
 def account_reviews(account_id: str):
     """The review history of one account, newest first (SQL ``get_account_reviews``):
     ``?limit=`` 1..10000 (default 100). 200 ``{"account_id", "reviews":
@@ -534,6 +610,7 @@ def account_reviews(account_id: str):
 
 
 @bp.get("/overview")
+@requires(READ)
 def overview():
     """Transactions and alerts per hour over the last day stored, alerts by rule and the
     review backlog (SQL ``get_overview``): 200 ``{"until", "hours": [{hour,
@@ -548,6 +625,7 @@ def backtest_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @bp.post("/evaluate")
+@requires(ANALYST)
 def evaluate():
     """Precision and recall per rule and scenario, for the live rules or a backtest of
     candidate parameters (SQL ``backtest_rules``, i.e. ``evaluate_rules``). Reads only.
@@ -565,12 +643,57 @@ def evaluate():
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object with rules, from and to")
     query = parse_model(Backtest, body)
-    rows = read(lambda conn: db.backtest_rules(conn, query.rules, query.from_, query.to))
+    with heavy_transaction("backtest") as conn:
+        rows = db.backtest_rules(conn, query.rules, query.from_, query.to)
     return jsonify({"results": backtest_json(rows)})
 
 
+@bp.post("/tune")
+@requires(ANALYST)
+def tune():
+    """Choose which rules run and their parameters from the stored labels (SQL
+    ``tune_rules``): maximise recall on the training period under an alert
+    budget and/or a precision floor; report the chosen and the live set on
+    both periods. Changes nothing: sending ``switch`` to PATCH /rules turns
+    the chosen set on.
+
+    Body (JSON): ``{"train_from", "train_to", "valid_from", "valid_to"``
+    (ISO 8601 or epoch ms; [from, to), the validation period at or after the
+    training one), ``"max_alerts_per_1000"`` (number > 0) and/or
+    ``"min_precision"`` (number in (0, 1]), ``"candidates"`` (optional list of
+    rule ids; default every rule)``}``. 200 ``{"chosen": {rule_id:
+    parameters}, "live": {...}, "search": {transactions, labelled, flagged,
+    caught, candidates, steps: [{rule_id, parameters, flagged, caught}]},
+    "figures": {"chosen"|"live": {"training"|"validation": [rows as POST
+    /evaluate's, plus f1 and alerts_per_1000]}}, "switch": PATCH /rules
+    body}``, ratios as decimal strings; 400 naming the bad field (a period
+    empty or reversed, no known fraud in training, budget not above 0,
+    precision not in (0, 1], an unknown candidate); 401 without the token
+    (when one is configured); 415 unless JSON. Heavy work: 429 with
+    Retry-After when PGFRAUD_MAX_HEAVY are running; its statements may take
+    PGFRAUD_HEAVY_TIMEOUT_MS (default 5 minutes, not the service's statement
+    timeout); 503 time_limit_exceeded past that.
+    """
+    from pgfraud.tune import tuning
+
+    body = _json_body()
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object with train_from, train_to, ...")
+    query = parse_model(Tune, body)
+    periods = (query.train_from, query.train_to, query.valid_from, query.valid_to)
+    with heavy_transaction("tune") as conn:
+        result = tuning(
+            conn, periods, query.max_alerts_per_1000, query.min_precision, query.candidates
+        )
+    figures = {
+        name: {period: backtest_json(rows) for period, rows in sets.items()}
+        for name, sets in result["figures"].items()
+    }
+    return jsonify({**result, "figures": figures})
+
+
 @bp.patch("/rules")
-@requires_token
+@requires(OWNER, writes=True)
 def change_rules():
     """Turn rules on or off and/or change their parameters, all-or-nothing (SQL
     ``change_rule`` per rule, which calls ``set_rule`` and its validator); the
@@ -582,15 +705,18 @@ def change_rules():
     the changed rules in rule_id order; 400 naming the bad field (the
     validator's message for a bad parameter, naming rule and parameter); 401
     without the token (when one is configured); 404 (rule_not_found); 415
-    unless JSON. A refused change changes nothing.
+    unless JSON; 503 rule_change_timeout when the re-scoring outlasts
+    RULE_CHANGE_TIMEOUT_MS (default 10 minutes, not the 10 s of ordinary
+    statements). A refused or timed-out change changes nothing.
     """
     body = _json_body()
     changes = parse_rule_changes(body)
-    with transaction() as conn:
-        rows = [
+    rows = _rule_change(
+        lambda conn: [
             db.change_rule(conn, rule_id, change.enabled, change.parameters)
             for rule_id, change in sorted(changes.items())
         ]
+    )
     return jsonify({"rules": [_serialise(r) for r in rows]})
 
 
@@ -611,6 +737,7 @@ def _list_name(text: str) -> str:
 
 
 @bp.get("/transactions/<transaction_id>/decision")
+@requires(READ)
 def transaction_decision(transaction_id: str):
     """The decision made when a transaction was stored, as answered then (SQL
     ``get_decision``): 200 ``{transaction_id, account_id, timestamp, amount,
@@ -625,6 +752,7 @@ def transaction_decision(transaction_id: str):
 
 
 @bp.get("/decisions")
+@requires(READ)
 def decisions():
     """Decisions, newest transaction time first (SQL ``get_decisions``).
 
@@ -660,6 +788,7 @@ def decisions():
 
 
 @bp.get("/policy")
+@requires(READ)
 def policy():
     """The decision policy in force (SQL ``get_decision_policy``): 200
     ``{policy_id, review_threshold, decline_threshold, default_score,
@@ -671,7 +800,7 @@ def policy():
 
 
 @bp.put("/policy")
-@requires_token
+@requires(OWNER, writes=True)
 def change_policy():
     """Put a new version of the policy in force from now (SQL
     ``set_decision_policy``); earlier decisions keep theirs.
@@ -685,12 +814,12 @@ def change_policy():
     an unknown rule; 415 unless JSON. A refused change changes nothing.
     """
     changes = parse_policy_change(_json_body())
-    with transaction() as conn:
-        row = db.set_decision_policy(conn, changes)
+    row = write(lambda conn: db.set_decision_policy(conn, changes))
     return jsonify(row)
 
 
 @bp.get("/lists")
+@requires(READ)
 def lists():
     """Every allow/block list (SQL ``get_lists``): 200 ``{"lists": [{list_name,
     subject, kind, description, created_by, created_at, entries}]}``,
@@ -699,7 +828,7 @@ def lists():
 
 
 @bp.post("/lists")
-@requires_token
+@requires(OWNER, writes=True)
 def create_list():
     """Create a list (SQL ``create_list``; the same again changes nothing).
 
@@ -710,12 +839,14 @@ def create_list():
     without the token (when one is configured); 415 unless JSON.
     """
     body = parse_model(ListCreate, _json_body())
-    with transaction() as conn:
-        row = db.create_list(conn, body.list_name, body.subject, body.kind, body.description)
+    row = write(
+        lambda conn: db.create_list(conn, body.list_name, body.subject, body.kind, body.description)
+    )
     return jsonify(row), 201
 
 
 @bp.get("/lists/<list_name>")
+@requires(READ)
 def list_entries(list_name: str):
     """One list and its entries in force now (SQL ``get_list``): 200 ``{list_name,
     subject, kind, description, created_by, created_at, entries: [{entry_id,
@@ -725,7 +856,7 @@ def list_entries(list_name: str):
 
 
 @bp.post("/lists/<list_name>/entries")
-@requires_token
+@requires(OWNER, writes=True)
 def add_list_entry(list_name: str):
     """Put an account or merchant id on a list from now (SQL ``add_list_entry``; an
     entry in force for it is replaced).
@@ -739,13 +870,14 @@ def add_list_entry(list_name: str):
     """
     name = _list_name(list_name)
     body = parse_model(ListEntry, _json_body())
-    with transaction() as conn:
-        row = db.add_list_entry(conn, name, body.value, body.reason, body.expires_at)
+    row = write(
+        lambda conn: db.add_list_entry(conn, name, body.value, body.reason, body.expires_at)
+    )
     return jsonify(row), 201
 
 
 @bp.delete("/lists/<list_name>/entries/<value>")
-@requires_token
+@requires(OWNER, writes=True)
 def remove_list_entry(list_name: str, value: str):
     """Take an id off a list from now (SQL ``remove_list_entry``; the entry is kept
     with removed_at, so earlier decisions still name it). 200 with the entry;
@@ -753,6 +885,21 @@ def remove_list_entry(list_name: str, value: str):
     (list_not_found) when the list does not exist or the id is not on it."""
     name = _list_name(list_name)
     entry = parse_id(value, "value")
-    with transaction() as conn:
-        row = db.remove_list_entry(conn, name, entry)
+    row = write(lambda conn: db.remove_list_entry(conn, name, entry))
     return jsonify(row)
+
+
+@bp.post("/session")
+@requires(READ)
+def start_session():
+    """Exchange the bearer token for the browser's session cookie (the analyst's
+    page does this once; EventSource and page loads cannot send a header).
+
+    Needs ``Authorization: Bearer <token>`` (the cookie itself does not count
+    here). 204 with ``Set-Cookie: pgfraud_session=…; HttpOnly; SameSite=Strict;
+    Path=/; Max-Age=SESSION_MAX_AGE_S`` (and ``Secure`` over HTTPS); the
+    cookie then authenticates reads (GET of pages, reads and the live feed),
+    never writes. 204 and no cookie when no token is configured; 401 without
+    a valid token.
+    """
+    return auth.start_session(g.identity)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 MS = timedelta(milliseconds=1)
 
@@ -24,11 +24,41 @@ class Tx:
 
 @dataclass(frozen=True)
 class MerchantTx:
-    """Any account's transaction at a merchant, and whether it is known fraud."""
+    """Any account's transaction at a merchant, with what became known about it when.
+
+    ``label_known_at``: when its fraud label became known (None: no label);
+    ``reviews``: (reviewed_at, review_id, status) of its reviews.
+    """
 
     merchant_id: int
     ts: datetime
-    known_fraud: bool
+    label_known_at: datetime | None = None
+    reviews: tuple[tuple[datetime, int, str], ...] = ()
+
+    def known_fraud(self, at: datetime) -> bool:
+        """Known fraud as known at time ``at`` (what was recorded at or before it): the
+        latest review recorded by then (by time, then id) decides; with none, the label
+        if it was known by then."""
+        known = sorted((r for r in self.reviews if r[0] <= at), key=lambda r: (r[0], r[1]))
+        if known:
+            return known[-1][2] == "confirmed_fraud"
+        return self.label_known_at is not None and self.label_known_at <= at
+
+
+def merchant_features(tx: Tx, merchant_rows: list[MerchantTx], days: int) -> tuple:
+    """(transactions, known fraud, share) of tx's merchant in [ts - days, ts), all
+    accounts, the fraud as known strictly before ts (at ts - 1 ms); share to 4 places
+    (None when no transaction); all None without a merchant. The users' rules'
+    merchant_transactions_<days>d, merchant_fraud_<days>d, merchant_fraud_share_<days>d."""
+    if tx.merchant_id is None:
+        return None, None, None
+    low = tx.ts - timedelta(days=days)
+    seen = [m for m in merchant_rows if m.merchant_id == tx.merchant_id and low <= m.ts < tx.ts]
+    known = sum(1 for m in seen if m.known_fraud(tx.ts - MS))
+    share = (
+        (Decimal(known) / len(seen)).quantize(Decimal("0.0001"), ROUND_HALF_UP) if seen else None
+    )
+    return len(seen), known, share
 
 
 def _average_base(prior: list[Tx], tx: Tx, window_days) -> tuple[int, Decimal]:
@@ -53,8 +83,9 @@ def events(
     """(transaction_id, rule_id) of every fired rule, in (ts, id, rule_id) order.
 
     ``history``: one account's transactions; ``merchant_rows``: every stored
-    transaction at a merchant (all accounts, this one's included), for
-    compromised_merchant.
+    transaction at a merchant (all accounts, this one's included), with when
+    its label and reviews became known, for compromised_merchant (known fraud
+    as known at ts - delay_days).
     """
     ordered = sorted(history, key=lambda t: (t.ts, t.transaction_id))
     fired: list[tuple[datetime, int, str]] = []
@@ -117,7 +148,8 @@ def events(
             seen = [
                 m for m in merchant_rows if m.merchant_id == tx.merchant_id and low <= m.ts < high
             ]
-            known = sum(1 for m in seen if m.known_fraud)
+            # What was known before ts - delay (ms resolution: at ts - delay - 1 ms).
+            known = sum(1 for m in seen if m.known_fraud(high - MS))
             share = Decimal(str(r["min_fraud_share"]))
             if known >= max(r["min_known_fraud"], 1) and known >= share * len(seen):
                 fired.append((tx.ts, tx.transaction_id, "compromised_merchant"))

@@ -122,17 +122,21 @@ def test_service_role_cannot_switch_off_rescoring(app_conn, admin_conn, database
 def test_deleting_a_review_rescores_compromised_merchant(app_conn, admin_conn):
     # Merchant 7: transaction 1 (account 1, T0) labelled fraud, transaction 2
     # (account 2, T0 + 1 h). One known fraud in the 30 days before 2 (delay 0):
-    # fires on 2. A false_positive review of 1 makes it not fraud: 2 no longer
-    # fires. Deleting that review (owner, psql) makes it fraud again: 2 fires.
+    # fires on 2. A false_positive review of 1 recorded before 2 (at T0 + 30
+    # min, by hand: review_transaction records now, after 2, which changes
+    # nothing for 2) makes it not fraud: 2 no longer fires. Deleting that
+    # review (owner, psql) makes it fraud again: 2 fires.
     only_user_rules(admin_conn)
     store(app_conn, [(1, 1, 0, "10", 7), (2, 2, 3600, "10", 7)])
-    admin_conn.execute("INSERT INTO fraud_labels VALUES (1, 'card_testing')")
+    admin_conn.execute("INSERT INTO fraud_labels VALUES (1, 'card_testing', %s)", (T0,))
     admin_conn.execute(
         'SELECT set_rule(\'compromised_merchant\', true, \'{"window_days": 30, "delay_days": 0,'
         ' "min_known_fraud": 1, "min_fraud_share": 0}\')'
     )
     assert fired(admin_conn, "compromised_merchant") == [2]
     admin_conn.execute("SELECT review_transaction(1, 'false_positive', '', 'bk')")
+    assert fired(admin_conn, "compromised_merchant") == [2]
+    admin_conn.execute("UPDATE reviews SET reviewed_at = %s", (T0 + timedelta(minutes=30),))
     assert fired(admin_conn, "compromised_merchant") == []
     admin_conn.execute("DELETE FROM reviews")
     assert scored(admin_conn, "compromised_merchant", True) == [2]
@@ -159,7 +163,7 @@ def test_label_stored_while_compromised_merchant_is_being_switched_on(
 
         def label() -> None:
             with psycopg.connect(database.admin_url, autocommit=True) as b:
-                b.execute("INSERT INTO fraud_labels VALUES (1, 'card_testing')")
+                b.execute("INSERT INTO fraud_labels VALUES (1, 'card_testing', %s)", (T0,))
 
         thread = threading.Thread(target=label)
         thread.start()

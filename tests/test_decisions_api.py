@@ -238,7 +238,9 @@ def test_writes_need_the_token_when_one_is_configured(database):
         )
         assert client.post("/lists/a/entries", json={"value": 1, "reason": "x"}).status_code == 401
         assert client.delete("/lists/a/entries/1").status_code == 401
-        assert client.get("/policy").get_json()["review_threshold"] == 50
+        bearer = {"Authorization": "Bearer s3cret"}
+        assert client.get("/policy").status_code == 401  # reads too, once a token is set
+        assert client.get("/policy", headers=bearer).get_json()["review_threshold"] == 50
         ok = client.put(
             "/policy", json={"review_threshold": 60}, headers={"Authorization": "Bearer s3cret"}
         )

@@ -78,7 +78,7 @@ def test_cli_load_labels_and_evaluate(tmp_path, database, app_conn, admin_conn, 
     bad = tmp_path / "bad.csv"
     bad.write_text("transaction_id,scenario\n3,card_testing\nx,card_testing\n4,Bad Name\n-1,Bad\n")
     result = CliRunner().invoke(main, ["load-labels", str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.splitlines()[0] == (
         f"error: {bad}: 3 bad row(s), at line(s) 3, 4, 5; nothing was stored"
     )

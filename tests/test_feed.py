@@ -12,6 +12,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from pgfraud.cli import prepare
 from pgfraud.config import Database
 from pgfraud.db.server import LocalServer
 from pgfraud.service.feed import stop_listener
+from pgfraud.wire import parse_feed_position
 
 LARGE = {
     "account_id": 42,
@@ -69,10 +72,15 @@ class Stream:
         self.response = requests.get(url, stream=True, timeout=(5, 10), headers=headers or {})
         self.lines = self.response.iter_lines(decode_unicode=True)
 
-    def next_message(self) -> dict[str, str]:
-        """The next event (id, event, data) or comment (comment), up to its blank line."""
+    def next_message(self, within: float | None = None) -> dict[str, str]:
+        """The next event (id, event, data) or comment (comment), up to its blank
+        line; AssertionError when ``within`` seconds pass first (the stream
+        writes a blank line every second or so, so the bound is checked)."""
         message: dict[str, str] = {}
+        deadline = None if within is None else time.monotonic() + within
         for line in self.lines:
+            if deadline is not None and time.monotonic() > deadline:
+                raise AssertionError(f"nothing came within {within} s")
             if line == "":
                 if message:
                     return message
@@ -84,10 +92,13 @@ class Stream:
             message[field] = value.lstrip()
         raise AssertionError("the stream ended")
 
-    def next_event(self) -> dict[str, str]:
+    def next_event(self, kind: str = "alert", within: float | None = None) -> dict[str, str]:
+        """The next event of type ``kind`` (the stream's position events skipped)."""
+        deadline = None if within is None else time.monotonic() + within
         while True:
-            message = self.next_message()
-            if "event" in message:
+            left = None if deadline is None else deadline - time.monotonic()
+            message = self.next_message(left)
+            if message.get("event") == kind:
                 return message
 
     def close(self) -> None:
@@ -367,7 +378,7 @@ def test_the_stream_survives_a_postgresql_restart(own_server, serve):
 
 def test_an_alert_held_back_by_an_older_transaction_comes_when_it_ends(app, serve, database):
     # Heartbeats far apart: the alert must not wait for one.
-    app.config["FEED_HEARTBEAT_S"] = 60
+    app.config["FEED_HEARTBEAT_S"] = 600
     base = serve(app)
     stream = Stream(f"{base}/alerts/stream")
     stream.next_message()
@@ -377,7 +388,10 @@ def test_an_alert_held_back_by_an_older_transaction_comes_when_it_ends(app, serv
         assert post(base, LARGE).status_code == 201
         time.sleep(0.5)
         older.commit()  # raises no alert, so sends no notification
-        event = stream.next_event()  # read timeout 10 s, far below the heartbeat
+        # Long before the heartbeat, however loaded the machine: the stream
+        # polls while an alert is held, and once the older transaction ends
+        # (it sends no notification) the next poll delivers it.
+        event = stream.next_event(within=120)
         assert json.loads(event["data"])["transaction_id"] == 9001
     finally:
         older.close()
@@ -414,3 +428,189 @@ def test_stream_parameters_are_checked(client, database, query, field):
     response = client.get(f"/alerts/stream?{query}")
     assert response.status_code == 400
     assert response.get_json()["error"]["field"] == field
+
+
+def test_a_stream_gives_its_position_when_it_opens_so_its_first_outage_loses_nothing(app, serve):
+    # A client that has received no alert yet reconnects with the id the
+    # stream gave when it opened: an alert raised while it was away comes.
+    app.config["FEED_HEARTBEAT_S"] = 60
+    base = serve(app)
+    stream = Stream(f"{base}/alerts/stream")
+    opened = stream.next_message()
+    assert opened["comment"] == "connected"
+    assert opened["event"] == "position"
+    assert json.loads(opened["data"]) == {"last_event_id": opened["id"]}
+    stream.close()  # the connection drops
+    assert post(base, LARGE).status_code == 201
+    back = Stream(f"{base}/alerts/stream", {"Last-Event-ID": opened["id"]})
+    event = back.next_event()
+    assert json.loads(event["data"])["transaction_id"] == 9001
+    back.close()
+
+
+def test_heartbeats_carry_the_position(app, serve):
+    app.config["FEED_HEARTBEAT_S"] = 0.2
+    base = serve(app)
+    stream = Stream(f"{base}/alerts/stream")
+    opened = stream.next_message()
+    assert post(base, LARGE).status_code == 201
+    alert = stream.next_event()
+    heartbeat = stream.next_message()
+    assert heartbeat["comment"] == "heartbeat"
+    # The position after the alert: resuming from it gives nothing old.
+    assert heartbeat["id"] == alert["id"] != opened["id"]
+    assert json.loads(heartbeat["data"]) == {"last_event_id": alert["id"]}
+    stream.close()
+
+
+def test_a_closed_clients_stream_slot_is_free_before_the_next_heartbeat(app, serve):
+    # The heartbeat is a minute away: the slot must come back well before it.
+    from pgfraud.service.feed import StreamSlots
+
+    app.config["FEED_MAX_STREAMS"] = 1
+    app.config["FEED_HEARTBEAT_S"] = 600
+    base = serve(app)
+    stream = Stream(f"{base}/alerts/stream")
+    stream.next_message()
+    slots: StreamSlots = app.extensions["pgfraud_streams"]
+    assert slots.open == 1
+    assert requests.get(f"{base}/alerts/stream", timeout=5).status_code == 503
+    stream.close()
+    with slots.changed:
+        assert slots.changed.wait_for(lambda: slots.open == 0, timeout=120)
+    again = Stream(f"{base}/alerts/stream")
+    assert again.response.status_code == 200
+    again.close()
+
+
+def test_is_alert_feed_held_counts_an_alert_whose_older_transaction_ended_after_the_read(
+    database,
+):
+    # The stream reads the feed, then asks whether anything is held back, in
+    # two statements (two snapshots). When the older transaction ends between
+    # them, the alert was not delivered by the first and is no longer "held"
+    # by the second's xmin: the stream must still read again soon, since the
+    # older transaction's end sends no notification (issue 15, fault 10).
+    reader = db.connect(database.app_url)
+    older = db.connect(database.app_url)
+    storer = db.connect(database.app_url)
+    try:
+        position = parse_feed_position(db.get_alert_feed_start(reader))
+        reader.commit()
+        older.execute("SELECT pg_current_xact_id()")  # running, with an id
+        db.store_transactions(
+            storer,
+            [
+                {
+                    "account_id": 42,
+                    "transaction_id": 9001,
+                    "timestamp": datetime(2024, 6, 1, 12, tzinfo=UTC),
+                    "amount": Decimal("25000.00"),
+                }
+            ],
+        )
+        storer.commit()
+        assert db.get_alert_feed(reader, position) == []  # held back by `older`
+        older.commit()  # ends between the two statements
+        assert db.is_alert_feed_held(reader, position) is True
+        (row,) = db.get_alert_feed(reader, position)
+        assert row["transaction_id"] == 9001
+        assert db.is_alert_feed_held(reader, parse_feed_position(row["event_id"])) is False
+    finally:
+        for conn in (reader, older, storer):
+            conn.close()
+
+
+def _hold_streams(slots, count: int, taken, finish) -> None:
+    # A forked "worker": takes ``count`` stream slots, says so, holds them
+    # until told to finish, then exits without giving them back (as a
+    # worker that is killed would).
+    for _ in range(count):
+        slots.take(0)
+    taken.set()
+    finish.wait(60)
+    os._exit(0)
+
+
+def test_stream_slots_are_counted_over_the_workers_not_per_worker(app):
+    # Two workers, 2 streams each on average, 3 threads each to spare: the
+    # kernel gave 3 connections to one worker; the other still takes the
+    # server's fourth stream (a fixed share of 2 per worker refused it).
+    import multiprocessing
+
+    from pgfraud.errors import TooManyStreams
+    from pgfraud.service.feed import share_stream_slots
+
+    app.config.update(FEED_MAX_STREAMS=2, POOL_MAX_SIZE=5)
+    slots = share_stream_slots(app, workers=2, threads=8)
+    assert (slots.total, slots.per_process) == (4, 3)
+    fork = multiprocessing.get_context("fork")
+    taken, finish = fork.Event(), fork.Event()
+    worker = fork.Process(target=_hold_streams, args=(slots, 3, taken, finish))
+    worker.start()
+    try:
+        assert taken.wait(60)
+        assert slots.server_total() == 3
+        release = slots.take(0)  # this process: 1 of its 3
+        with pytest.raises(TooManyStreams):  # the server's 4 are open
+            slots.take(0)
+        release()
+        assert slots.server_total() == 3
+        again = slots.take(0)
+        # A worker that dies leaves its count behind: it is cleared.
+        finish.set()
+        worker.join(60)
+        assert worker.exitcode == 0
+        more = [slots.take(0) for _ in range(2)]  # 3 here now: this worker's limit
+        with pytest.raises(TooManyStreams):
+            slots.take(0)
+        for release in [again, *more]:
+            release()
+        assert slots.server_total() == 0
+    finally:
+        finish.set()
+        worker.join(60)
+
+
+def test_alerts_in_transaction_time_order_with_the_total(client, database):
+    # 9003 is stored last but happened first: newest raised first puts it on
+    # top; newest transaction first puts it last.
+    for account, transaction, ts in [
+        (42, 9001, "2024-06-01T12:00:00Z"),
+        (43, 9002, "2024-06-02T12:00:00Z"),
+        (44, 9003, "2024-05-01T12:00:00Z"),
+    ]:
+        body = {**LARGE, "account_id": account, "transaction_id": transaction, "timestamp": ts}
+        assert client.post("/store_data", json=body).status_code == 201
+    raised = client.get("/alerts").get_json()
+    assert [a["transaction_id"] for a in raised["alerts"]] == [9003, 9002, 9001]
+    assert (raised["count"], raised["total"]) == (3, 3)
+    by_time = client.get("/alerts?order=time").get_json()
+    assert [a["transaction_id"] for a in by_time["alerts"]] == [9002, 9001, 9003]
+    ids = {a["transaction_id"]: a["alert_id"] for a in by_time["alerts"]}
+    # Paged one at a time: the cursor is <epoch ms>.<alert_id>;
+    # 2024-06-02T12:00:00Z is 1,717,329,600,000 ms.
+    page = client.get("/alerts?order=time&limit=1").get_json()
+    assert [a["transaction_id"] for a in page["alerts"]] == [9002]
+    assert (page["count"], page["total"]) == (1, 3)
+    assert page["next"] == f"/alerts?order=time&limit=1&before=1717329600000.{ids[9002]}"
+    seen = [9002]
+    while page["next"]:
+        page = client.get(page["next"]).get_json()
+        seen += [a["transaction_id"] for a in page["alerts"]]
+        assert page["total"] == 3
+    assert seen == [9002, 9001, 9003]
+    # An alert id alone as the cursor: that alert's own time.
+    after = client.get(f"/alerts?order=time&before={ids[9001]}").get_json()
+    assert [a["transaction_id"] for a in after["alerts"]] == [9003]
+    # The total follows the filters, not the page.
+    ranged = client.get("/alerts?order=time&from=2024-06-01T00:00:00Z&limit=1").get_json()
+    assert ([a["transaction_id"] for a in ranged["alerts"]], ranged["total"]) == ([9002], 2)
+    for query, field in [
+        ("order=oldest", "order"),
+        ("order=time&before=x.1", "before"),
+        ("before=1.2.3", "before"),
+    ]:
+        response = client.get(f"/alerts?{query}")
+        assert response.status_code == 400, query
+        assert response.get_json()["error"]["field"] == field

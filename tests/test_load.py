@@ -92,13 +92,13 @@ def test_conflict_with_stored_row_names_the_line(tmp_path, app_conn, database):
     assert count(database) == 3
 
 
-def test_cli_load_reports_lines_and_exits_1(tmp_path, database, monkeypatch):
+def test_cli_load_reports_lines_and_exits_2(tmp_path, database, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", database.admin_url)
     monkeypatch.setenv("PGFRAUD_APP_DATABASE_URL", database.app_url)
     path = tmp_path / "tx.csv"
     path.write_text(HEADER + rows(9, {4: "four", 6: ""}))
     result = CliRunner().invoke(main, ["load", str(path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "line 5: amount 'four' is not a decimal number" in result.output
     assert "line 7: amount is empty" in result.output
     assert count(database) == 0
@@ -130,7 +130,7 @@ def test_cli_header_error_names_line_1_once(tmp_path, database, monkeypatch):
     path = tmp_path / "tx.csv"
     path.write_text("account_id,transaction_id,amount\n1,1,1.00\n")
     result = CliRunner().invoke(main, ["load", str(path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.strip() == ("error: line 1: the header lacks timestamp (or timestamp_ms)")
 
 

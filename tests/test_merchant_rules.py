@@ -293,36 +293,57 @@ def test_compromised_merchant_follows_labels_reviews_and_late_rows(app_conn, adm
     )
     assert alerts(app_conn, 60) == []
 
-    def label(tid):
+    def label(tid, known_days):
         admin_conn.execute(
-            "INSERT INTO fraud_labels (transaction_id, scenario) VALUES (%s, 'skimming')", (tid,)
+            "INSERT INTO fraud_labels (transaction_id, scenario, known_at)"
+            " VALUES (%s, 'skimming', %s)",
+            (tid, T0 + timedelta(days=known_days)),
         )
         admin_conn.commit()
 
-    label(101)
+    def review(tid, status, days):
+        # A review recorded at a given time (the owner, by hand): its known_at.
+        admin_conn.execute(
+            "INSERT INTO reviews (transaction_id, account_id, status, reviewer, reviewed_at)"
+            " SELECT transaction_id, account_id, %s, 'analyst', %s FROM transactions"
+            " WHERE transaction_id = %s",
+            (status, T0 + timedelta(days=days), tid),
+        )
+        admin_conn.commit()
+
+    # 201 reads what was known before day 2.25 - 1 = day 1.25.
+    label(101, 0.2)
     assert alerts(app_conn, 60) == []  # 1 known fraud: under min_known_fraud 2
-    label(102)
+    label(103, 1.3)  # known after day 1.25: 201 does not count it
+    assert alerts(app_conn, 60) == []
+    label(102, 0.6)
     reason = (
-        "merchant 900: {} of its {} transactions from 10 to 1 days before are known fraud;"
-        " the limits are 2 and a share of 0.5"
+        "merchant 900: {} of its {} transactions from 10 to 1 days before are known fraud"
+        " (as known then); the limits are 2 and a share of 0.5"
     )
     assert alerts(app_conn, 60) == [
         (201, "compromised_merchant", Decimal("0.6667"), Decimal("0.5"), reason.format(2, 3))
     ]
     assert alerts(app_conn, 61) == []  # the reporting delay hides 102 from 202
 
+    # A review entered now (years after these transactions) changes nothing.
     db.review_transaction(app_conn, 102, "false_positive", "", "analyst")
-    app_conn.commit()
-    assert alerts(app_conn, 60) == []
-    db.review_transaction(app_conn, 103, "confirmed_fraud", "", "analyst")
     app_conn.commit()
     assert alerts(app_conn, 60) == [
         (201, "compromised_merchant", Decimal("0.6667"), Decimal("0.5"), reason.format(2, 3))
     ]
+    # One recorded at day 0.7 overrules 102's label for 201.
+    review(102, "false_positive", 0.7)
+    assert alerts(app_conn, 60) == []
+    # 103 confirmed at day 1.0 (its label came later): known fraud for 201 again.
+    review(103, "confirmed_fraud", 1.0)
+    assert alerts(app_conn, 60) == [
+        (201, "compromised_merchant", Decimal("0.6667"), Decimal("0.5"), reason.format(2, 3))
+    ]
 
-    # A late transaction of another account, already labelled, at day 1.1:
-    # 3 known of 4 for 201.
-    label(104)
+    # A late transaction of another account, already labelled (known at day
+    # 1.15), at day 1.1: 3 known of 4 for 201.
+    label(104, 1.15)
     store(app_conn, [(104, 54, 1.1 * DAY, "1.00", 900)])
     assert alerts(app_conn, 60) == [
         (201, "compromised_merchant", Decimal("0.7500"), Decimal("0.5"), reason.format(3, 4))
@@ -333,6 +354,7 @@ def test_compromised_merchant_follows_labels_reviews_and_late_rows(app_conn, adm
     assert alerts(app_conn, 60) == [
         (201, "compromised_merchant", Decimal("0.6667"), Decimal("0.5"), reason.format(2, 3))
     ]
+    # (alerts() checks each against a from-scratch evaluation.)
 
 
 def test_compromised_merchant_sees_a_concurrent_store_at_the_merchant(
@@ -355,7 +377,8 @@ def test_compromised_merchant_sees_a_concurrent_store_at_the_merchant(
     )
     store(app_conn, [(101, 61, 0, "1.00", 910), (102, 62, 0.1 * DAY, "1.00", 910)])
     admin_conn.execute(
-        "INSERT INTO fraud_labels (transaction_id, scenario) VALUES (101, 'x'), (102, 'x')"
+        "INSERT INTO fraud_labels (transaction_id, scenario, known_at)"
+        " SELECT transaction_id, 'x', ts FROM transactions WHERE transaction_id IN (101, 102)"
     )
     admin_conn.commit()
     store_a = [(301, 71, 2 * DAY, "1.00", 910)]
@@ -375,8 +398,8 @@ def test_compromised_merchant_sees_a_concurrent_store_at_the_merchant(
     b.join(timeout=30)
     assert not b.is_alive()  # ... and scores once A has committed
     reason = (
-        "merchant 910: 2 of its 3 transactions from 10 to 0.5 days before are known fraud;"
-        " the limits are 2 and a share of 0.6"
+        "merchant 910: 2 of its 3 transactions from 10 to 0.5 days before are known fraud"
+        " (as known then); the limits are 2 and a share of 0.6"
     )
     assert alerts(app_conn, 72) == [
         (302, "compromised_merchant", Decimal("0.6667"), Decimal("0.6"), reason)

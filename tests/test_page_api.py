@@ -247,8 +247,9 @@ def test_change_rules_needs_the_token_when_one_is_set(database, history):
         assert client.patch("/rules", json=body).status_code == 401
         headers = {"Authorization": "Bearer rule-token-123"}
         assert client.patch("/rules", json=body, headers=headers).status_code == 200
-        # Reads stay open: the backtest needs no token.
-        assert client.post("/evaluate", json={}).status_code == 200
+        # A backtest needs it too (issue 20), and is let in with it.
+        assert client.post("/evaluate", json={}).status_code == 401
+        assert client.post("/evaluate", json={}, headers=headers).status_code == 200
     finally:
         close_pool(app)
 

@@ -113,24 +113,47 @@ def serve(database):
         close_pool(app)
 
 
+# A refused write (400, 401) is part of the page's flow; any other error is not.
+REFUSED = ("status of 400 (BAD REQUEST)", "status of 401 (UNAUTHORIZED)")
+# Reported by the page's own scripts for every Content-Security-Policy
+# violation (the securitypolicyviolation event), added before any page script.
+CSP_REPORTER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  console.error("CSP violation: " + e.violatedDirective + " blocked " +
+                (e.blockedURI || "inline") + " at " + e.sourceFile + ":" + e.lineNumber);
+});
+"""
+
+
+def watch(page, allowed: tuple[str, ...] = REFUSED) -> list[str]:
+    """The problems ``page`` reports, collected as they come: its JavaScript
+    errors, console errors (except those ending with one of ``allowed``) and,
+    whatever ``allowed`` says, every Content-Security-Policy violation."""
+    problems: list[str] = []
+    page.add_init_script(CSP_REPORTER)
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+
+    def console(message) -> None:
+        text = message.text
+        if "Content Security Policy" in text or text.startswith("CSP violation"):
+            problems.append(text)
+        elif message.type == "error" and not text.endswith(allowed):
+            problems.append(text)
+
+    page.on("console", console)
+    return problems
+
+
 @pytest.fixture
 def site(serve, app_conn, browser) -> Iterator[tuple[str, object]]:
     """(base URL, a fresh browser page at 1280x800) with the hand-made history stored.
-    Fails the test on any error the page's JavaScript reports."""
+    Fails the test on any error the page's JavaScript reports, and on any
+    Content-Security-Policy violation."""
     store_history(app_conn)
     base, _ = serve()
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    # A refused write (400, 401) is part of the page's flow; any other error is not.
-    refused = ("status of 400 (BAD REQUEST)", "status of 401 (UNAUTHORIZED)")
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(m.text) if m.type == "error" and not m.text.endswith(refused) else None
-        ),
-    )
+    problems = watch(page)
     page.set_default_timeout(10_000)
     yield base, page
     context.close()
@@ -159,6 +182,11 @@ def test_every_page_loads_with_its_data(site):
     page.goto(base + "/ui/rules")
     assert page.locator(".rule-card").count() == 9
     assert page.locator("#p-large_amount-threshold").input_value() == "10000"
+    # Enter in the backtest range submits nothing (a script's listener: the
+    # CSP refuses inline handlers, and the watcher fails the test on that).
+    page.locator("#bt-from").fill("2024-03-01T00:00:00Z")
+    page.locator("#bt-from").press("Enter")
+    assert page.url == base + "/ui/rules"
 
     page.goto(base + "/ui/evaluation")
     overall = page.locator("#evaluation tr.overall", has_text="large_amount")
@@ -365,28 +393,65 @@ def test_the_threshold_sweep_draws_precision_against_recall(site, database):
     assert page.locator("#sweep-chart").get_attribute("data-drawn-points") == "2"
 
 
-def test_writes_ask_for_the_token_once(serve, app_conn, browser):
+def test_the_token_is_asked_once_for_reads_and_writes(serve, app_conn, browser):
+    """With a token configured (issue 20), a page load without a session is
+    the sign-in page: it asks for the token once (a wrong one is asked
+    again), keeps it in sessionStorage (never in a URL), trades it for the
+    HttpOnly session cookie and reloads; then pages, the live feed and the
+    writes all work without asking again."""
+    token = "a-token-for-the-page-test"
     store_history(app_conn)
-    base, _ = serve(API_TOKEN="a-token-for-the-page-test")
-    page = browser.new_page()
-    page.goto(base + "/")
+    base, _ = serve(API_TOKEN=token)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(10_000)
+    page.goto(base + "/ui/alerts")
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Token").fill("not-the-token")
+    dialog.get_by_role("button", name="Use token").click()
+    page.locator("#signin-message", has_text="That token is not valid").wait_for()
+    dialog.get_by_label("Token").fill(token)
+    dialog.get_by_role("button", name="Use token").click()
+    # Reloaded with the data: the queue, live.
+    page.locator('#alerts[data-streaming="true"]').wait_for(state="attached")
+    assert page.locator('tr[data-transaction-id="704"]').count() == 2
+    assert page.evaluate("sessionStorage.getItem('pgfraud-api-token')") == token
+    assert token not in page.url
+    assert "pgfraud_session" not in page.evaluate("document.cookie")  # HttpOnly
+    # The live feed reads with the cookie (EventSource sends no header).
+    answer = requests.post(
+        base + "/store_data",
+        json={"account_id": 9, "transaction_id": 901, "timestamp": "2024-03-02T00:00:00Z",
+              "amount": "25000.00"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )  # fmt: skip
+    assert answer.status_code == 201
+    page.locator('#alerts tbody tr[data-transaction-id="901"]').wait_for()
+    # Writes send the kept token: no second prompt.
     page.locator('tr[data-transaction-id="704"]').first.get_by_role(
         "button", name="Confirm fraud on transaction 704"
     ).click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_label("Token").fill("a-token-for-the-page-test")
-    dialog.get_by_role("button", name="Use token").click()
     page.locator("#review-message", has_text="Transaction 704 marked confirmed fraud.").wait_for()
-    page.locator('tr[data-transaction-id="704"]').first.get_by_role(
-        "button", name="False positive on transaction 704"
-    ).click()
-    page.locator("#review-message", has_text="Transaction 704 marked false positive.").wait_for()
     assert not dialog.is_visible()
-    assert [r["status"] for r in db.get_account_reviews(app_conn, 7)] == [
-        "false_positive",
-        "confirmed_fraud",
-    ]
-    page.close()
+    assert [r["status"] for r in db.get_account_reviews(app_conn, 7)] == ["confirmed_fraud"]
+    # Other pages read with the session, without asking.
+    page.goto(base + "/ui/accounts/7")
+    page.locator("#account-chart[data-drawn-points]").wait_for()
+    page.goto(base + "/ui/evaluation")
+    page.locator("h1").wait_for()
+    assert page.locator("#signin-button").count() == 0
+    assert not dialog.is_visible()
+    # Another browser (no session, no kept token) is asked again.
+    stranger = browser.new_page()
+    stranger.goto(base + "/ui/accounts/7")
+    stranger.get_by_role("dialog").get_by_label("Token").wait_for()
+    assert "20000" not in stranger.content()
+    stranger.close()
+    context.close()
+    assert errors == []
 
 
 def test_a_database_that_is_down_shows_a_banner_and_the_page_recovers(
@@ -398,6 +463,8 @@ def test_a_database_that_is_down_shows_a_banner_and_the_page_recovers(
     closed = f"postgresql://nobody:nothing@127.0.0.1:{free_port()}/nowhere"
     base, app = serve(DATABASE_URL=closed, POOL_TIMEOUT_S=0.5)
     page = browser.new_page()
+    down = ("status of 503 (SERVICE UNAVAILABLE)", "net::ERR_FAILED", "Aborting the connection.")
+    problems = watch(page, allowed=(*REFUSED, *down))
     response = page.goto(base + "/")
     assert response.status == 503
     banner = page.locator("#db-banner")
@@ -416,6 +483,7 @@ def test_a_database_that_is_down_shows_a_banner_and_the_page_recovers(
     page.unroute("**/health")
     banner.wait_for(state="hidden")
     page.close()
+    assert problems == []
 
 
 def test_the_queue_reads_well_at_phone_width(site):
@@ -440,3 +508,314 @@ def test_the_queue_fits_1280_px_with_every_column_in_view(site):
     button = page.get_by_role("button", name="False positive on transaction 704").first
     box = button.bounding_box()
     assert box is not None and box["x"] + box["width"] <= 1280
+
+
+def test_a_backtest_on_the_rules_page_works_while_a_users_rule_is_on(site, database):
+    """The page backtests the live set (every enabled rule with its parameters)
+    and the candidate; a user's rule is live with parameters {}, which POST
+    /evaluate refused (issue 15, fault 8), so once any user rule was on, no
+    backtest on the page worked. The user's rule big_one (amount > 15000),
+    switched on here, fires on 704 too."""
+    base, page = site
+    with db.connect(database.admin_url) as conn:
+        db.store_labels(conn, [(704, "account_takeover")])
+        db.add_rule(conn, "big_one", "amount > 15000", None, True)
+        conn.commit()
+    live = requests.get(base + "/rules", timeout=10).json()["rules"]
+    assert next(r for r in live if r["rule_id"] == "big_one")["enabled"] is True
+    page.goto(base + "/ui/rules")
+    card = page.locator("#rule-large_amount")
+    card.get_by_label("threshold").fill("30000")
+    card.get_by_role("button", name="Backtest").click()
+    page.wait_for_function(
+        """() => {
+            const card = document.querySelector('#rule-large_amount');
+            return card.querySelector('table.backtest-result, .outcome.failed');
+        }"""
+    )
+    assert card.locator(".outcome.failed").count() == 0, card.locator(".outcome").inner_text()
+    result = card.locator("table.backtest-result")
+    rows = [r.locator("th, td").all_inner_texts() for r in result.locator("tbody tr").all()]
+    # live: 704 flagged (1 of 5 transactions = 200 per 1,000); at 30000: none.
+    assert rows[0] == ["large_amount", "alerts / 1,000", "200.00", "0.00", "-200.00"]
+    # Any rule: amount_spike and big_one still flag 704.
+    assert rows[3] == ["any rule", "alerts / 1,000", "200.00", "200.00", "+0.00"]
+    # And the candidate can be switched on from the page.
+    card.get_by_role("button", name="Switch on").click()
+    card.locator(".applied").wait_for()
+    rules = requests.get(base + "/rules", timeout=10).json()["rules"]
+    assert next(r for r in rules if r["rule_id"] == "large_amount")["parameters"] == {
+        "threshold": 30000
+    }
+
+
+def _post_alert(
+    base: str, transaction_id: int, timestamp: str = "2024-03-02T00:00:00Z", account: int = 9
+) -> None:
+    """Store one 25000.00 transaction: a large_amount alert (and nothing else
+    for an account without history)."""
+    answer = requests.post(
+        base + "/store_data",
+        json={
+            "account_id": account,
+            "transaction_id": transaction_id,
+            "timestamp": timestamp,
+            "amount": "25000.00",
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 201
+
+
+def test_an_alert_raised_while_the_queue_is_cut_off_appears_when_it_reconnects(
+    serve, app_conn, browser
+):
+    # The page has received no alert when its stream is cut: it must still
+    # come back from where it was, not from "now" (issue 15, fault 4).
+    from pgfraud.service.feed import stop_listener
+
+    store_history(app_conn)
+    base, app = serve(FEED_HEARTBEAT_S=60)
+    page = browser.new_page()
+    # While cut, the browser's attempts to reconnect fail at the network.
+    problems = watch(page, allowed=(*REFUSED, "net::ERR_FAILED"))
+    cut = threading.Event()
+    page.route(
+        "**/alerts/stream*", lambda route: route.abort() if cut.is_set() else route.continue_()
+    )
+    page.goto(base + "/")
+    table = page.locator("#alerts")
+    page.locator('#alerts[data-streaming="true"]').wait_for(state="attached")
+    cut.set()
+    stop_listener(app)  # ends every open stream: the page's connection drops
+    page.locator('#alerts[data-streaming="false"]').wait_for(state="attached")
+    _post_alert(base, 901)
+    cut.clear()
+    row = page.locator('#alerts tbody tr[data-transaction-id="901"]')
+    row.wait_for(timeout=60_000)
+    assert table.get_attribute("data-streaming") == "true"
+    assert row.locator("td").all_inner_texts()[:4] == [
+        "2024-03-02 00:00:00",
+        "9",
+        "25000.00",
+        "large_amount",
+    ]
+    page.close()
+    assert problems == []
+
+
+def test_the_queue_reopens_its_stream_after_a_503(serve, app_conn, browser):
+    # Every stream slot is taken when the page opens its stream: the answer
+    # is 503, after which a browser never retries an EventSource. The page
+    # reopens it itself once the slot is free (issue 15, fault 5).
+    store_history(app_conn)
+    base, _ = serve(FEED_MAX_STREAMS=1, FEED_HEARTBEAT_S=60)
+    holder = requests.get(base + "/alerts/stream", stream=True, timeout=10)
+    assert holder.status_code == 200
+    next(holder.iter_lines())
+    page = browser.new_page()
+    problems = watch(
+        page,
+        allowed=(*REFUSED, "status of 503 (SERVICE UNAVAILABLE)", "Aborting the connection."),
+    )
+    page.goto(base + "/")
+    page.locator('#alerts[data-reopens="2"]').wait_for(state="attached", timeout=60_000)
+    assert page.locator("#live-state").inner_text() == "Live feed interrupted; reconnecting…"
+    holder.close()  # its slot is free within a second or two
+    page.locator('#alerts[data-streaming="true"]').wait_for(state="attached", timeout=60_000)
+    assert page.locator("#live-state").inner_text() == "Live: new alerts appear at the top."
+    _post_alert(base, 901)
+    page.locator('#alerts tbody tr[data-transaction-id="901"]').wait_for(timeout=60_000)
+    page.close()
+    assert problems == []
+
+
+PROTECTIONS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/ui/alerts",
+        "/ui/accounts/7",
+        "/ui/rules",
+        "/ui/evaluation",
+        "/ui/overview",
+        "/ui/nowhere",
+        "/static/app.js",
+        "/rules",
+        "/alerts?limit=0",
+    ],
+)
+def test_every_response_carries_the_browser_protections(client, app_conn, path):
+    store_history(app_conn)
+    response = client.get(path, headers={"Accept": "text/html"})
+    assert response.status_code in (200, 400, 404)
+    for header, value in PROTECTIONS.items():
+        assert response.headers[header] == value, header
+    policy = dict(
+        part.strip().split(" ", 1)
+        for part in response.headers["Content-Security-Policy"].split(";")
+    )
+    assert policy["default-src"] == "'self'"
+    assert policy["script-src"] == "'self'"
+    assert policy["style-src"] == "'self'"
+    assert policy["connect-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
+
+
+def test_the_sweeps_suggested_values_are_accepted(site):
+    # An integer parameter gets whole numbers, a share stays within 0..1,
+    # and the first suggestion on opening the page is drawn, not refused.
+    base, page = site
+    page.goto(base + "/ui/evaluation")
+    values = page.get_by_label("Values (comma separated)")
+    page.get_by_role("button", name="Draw").click()
+    page.locator("#sweep-status", has_text="values backtested").wait_for()
+    page.get_by_label("Rule", exact=True).select_option("amount_spike")
+    page.get_by_label("Parameter", exact=True).select_option("min_history")
+    # min_history 3 x 0.25 .. 4, rounded: 1, 2 (1.5 and 2.25), 3, 5 (4.5), 6, 9, 12.
+    assert values.input_value() == "1, 2, 3, 5, 6, 9, 12"
+    page.get_by_role("button", name="Draw").click()
+    page.locator("#sweep-status", has_text="min_history of amount_spike: 7 values").wait_for()
+    page.get_by_label("Rule", exact=True).select_option("compromised_merchant")
+    page.get_by_label("Parameter", exact=True).select_option("min_fraud_share")
+    # 0.5 x 0.25 .. 4, at most 1 (a share).
+    assert values.input_value() == "0.125, 0.25, 0.375, 0.5, 0.75, 1"
+    page.get_by_label("Parameter", exact=True).select_option("min_known_fraud")
+    assert values.input_value() == "1, 2, 3, 5, 6, 9, 12"
+
+
+def test_the_queue_orders_by_transaction_time_and_shows_the_total(site):
+    # 901 is raised after 704's two alerts (2024-03-01 06:00) but happened
+    # before them, on 2024-02-01.
+    base, page = site
+    _post_alert(base, 901, "2024-02-01T00:00:00Z")
+
+    def order() -> list[str]:
+        return page.locator("#alerts tbody tr").evaluate_all(
+            "(rows) => rows.map((r) => r.dataset.transactionId)"
+        )
+
+    page.goto(base + "/")
+    assert page.locator("#alert-total").inner_text() == "3"
+    assert order() == ["901", "704", "704"]
+    page.get_by_label("Order").select_option("time")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**order=time**")
+    assert page.locator("#alert-total").inner_text() == "3"
+    assert order() == ["704", "704", "901"]
+    # Live alerts take their place in time order, and count in the total.
+    page.locator('#alerts[data-streaming="true"]').wait_for(state="attached")
+    _post_alert(base, 902, "2024-01-01T00:00:00Z", account=10)
+    page.locator('#alerts tbody tr[data-transaction-id="902"]').wait_for()
+    _post_alert(base, 903, "2024-03-05T00:00:00Z", account=11)
+    page.locator('#alerts tbody tr[data-transaction-id="903"]').wait_for()
+    assert order() == ["903", "704", "704", "901", "902"]
+    assert page.locator("#alert-total").inner_text() == "5"
+
+
+def test_a_backtest_at_the_heavy_bound_waits_its_turn(serve, app_conn, browser, database):
+    """Heavy work at its bound (issue 20): the page's backtest is answered 429
+    while a test connection holds the one slot (PGFRAUD_MAX_HEAVY=1); the page
+    waits Retry-After and tries again, and runs once the slot is free."""
+    store_history(app_conn)
+    base, _ = serve(MAX_HEAVY=1)
+    page = browser.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(base + "/ui/evaluation")  # its own backtest runs (and ends) first
+    page.get_by_label("Rule", exact=True).select_option("large_amount")
+    page.get_by_label("Parameter", exact=True).select_option("threshold")
+    page.get_by_label("Values (comma separated)").fill("5000")
+    with db.connect(database.app_url) as holder:
+        assert holder.execute("SELECT take_heavy_slot(1)").fetchone()[0] == 0
+        busy = lambda r: r.url.endswith("/evaluate") and r.status == 429  # noqa: E731
+        with page.expect_response(busy) as refused:
+            page.get_by_role("button", name="Draw").click()
+        assert refused.value.headers["retry-after"] == "5"
+        holder.rollback()  # the slot is free: the page's next try runs
+    page.locator("#sweep-status", has_text="1 values backtested").wait_for()
+    rows = page.locator("#sweep-table tbody tr")
+    assert rows.first.locator("td").all_inner_texts()[:3] == ["5000", "1", "0"]
+    page.close()
+
+
+def test_tune_chooses_a_set_and_switches_it_on(site, database, app_conn):
+    """Training: the hand-made history (5 transactions), 704 labelled; validation:
+    account 9 pays 10.00, then 30000.00 (labelled). A budget of 200 per 1,000 is
+    one alert in training: 704 alone, which amount_spike (min_history 1, the
+    strictest multiplier 20: 20000 > 20 x 10) is the first candidate to flag
+    (large_amount at 20000 and velocity tie with it; candidates go in rule
+    order). In validation it flags the 30000 (> 20 x 10): caught."""
+    base, page = site
+    db.store_transactions(
+        app_conn,
+        [
+            {
+                "account_id": 9,
+                "transaction_id": 901,
+                "timestamp": datetime(2024, 3, 2, 0, tzinfo=UTC),
+                "amount": Decimal("10.00"),
+            },
+            {
+                "account_id": 9,
+                "transaction_id": 902,
+                "timestamp": datetime(2024, 3, 2, 1, tzinfo=UTC),
+                "amount": Decimal("30000.00"),
+            },
+        ],
+    )
+    app_conn.commit()
+    with db.connect(database.admin_url) as conn:
+        db.store_labels(conn, [(704, "account_takeover"), (902, "account_takeover")])
+        conn.commit()
+    page.goto(base + "/ui/evaluation")
+    page.get_by_label("Training from (UTC)").fill("2024-03-01T00:00:00Z")
+    page.get_by_label("Training to").fill("2024-03-02T00:00:00Z")
+    page.get_by_label("Validation from").fill("2024-03-02T00:00:00Z")
+    page.get_by_label("Validation to").fill("2024-03-03T00:00:00Z")
+    page.get_by_label("Alerts per 1,000 at most").fill("200")
+    page.get_by_role("button", name="Tune", exact=True).click()
+    page.locator("#tune-status", has_text="Tuned: 1 rule(s) chosen").wait_for()
+    chosen = {"amount_spike": {"min_history": 1, "multiplier": 20, "window_days": 0}}
+    assert page.locator("#tune-chosen").inner_text() == (
+        '{"amount_spike":{"multiplier":20,"min_history":1,"window_days":0}}'
+    )
+    table = page.locator("#tune-table tbody tr")
+    cells = [r.locator("td").all_inner_texts() for r in table.all()]
+    assert [
+        "chosen",
+        "validation",
+        "any",
+        "all",
+        "1",
+        "1",
+        "1.0000",
+        "1.0000",
+        "1.0000",
+        "500.00",
+    ] in cells
+    assert [
+        "chosen",
+        "training",
+        "any",
+        "all",
+        "1",
+        "1",
+        "1.0000",
+        "1.0000",
+        "1.0000",
+        "200.00",
+    ] in cells
+    with db.connect(database.admin_url) as conn:  # nothing changed yet
+        assert conn.execute("SELECT active_rule_parameters()").fetchone()[0] != chosen
+    page.get_by_role("button", name="Switch this set on").click()
+    page.locator("#tune-status", has_text="Switched on: amount_spike;").wait_for()
+    with db.connect(database.admin_url) as conn:
+        assert conn.execute("SELECT active_rule_parameters()").fetchone()[0] == chosen

@@ -47,7 +47,9 @@ BEGIN
         FROM regexp_matches(v_rule.expression, '([A-Za-z_][A-Za-z0-9_]*)', 'g') AS m
         WHERE lower(m[1]) IN ('amount', 'prior_count', 'prior_average', 'seconds_since_previous',
                               'count_1h', 'sum_1h', 'count_24h', 'sum_24h', 'merchant_id',
-                              'first_at_merchant');
+                              'first_at_merchant', 'merchant_transactions_7d', 'merchant_fraud_7d',
+                              'merchant_fraud_share_7d', 'merchant_transactions_30d',
+                              'merchant_fraud_30d', 'merchant_fraud_share_30d');
         -- The rule's query over a source of features rows: v_select, then
         -- the source, then v_where.
         v_select := format(

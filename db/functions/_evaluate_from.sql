@@ -55,22 +55,34 @@
 --       min_fraud_share): merchant_id known and, among the merchant's
 --       transactions (all accounts) with time in
 --       [ts - window_days, ts - delay_days), at least min_known_fraud are
---       known fraud and known >= min_fraud_share x all of them. Known fraud:
---       labelled in fraud_labels unless the latest review says
---       false_positive, or whose latest review is confirmed_fraud (the labels
---       of evaluate_rules). delay_days is the reporting delay: fraud is
---       assumed known delay_days after it happened, never sooner.
+--       known fraud as known at ts - delay_days and known >= min_fraud_share
+--       x all of them. Known fraud as known at a time T (what was known
+--       strictly before T, ms resolution): the latest review recorded
+--       before T (reviewed_at, then review_id) is confirmed_fraud, or none
+--       was and its label's known_at is before T (the labels of
+--       evaluate_rules, as known then). delay_days is the reporting delay,
+--       on top of known_at: a label or review counts from delay_days after
+--       it became known, so what was recorded after a transaction's time
+--       never changes its verdict.
 --   users' rules (add_rule): a boolean expression over the row's features
 --       (rule_features: amount, prior_count, prior_average (4 places),
 --       seconds_since_previous (3 places), count_1h, sum_1h, count_24h,
---       sum_24h, merchant_id, first_at_merchant), compiled into
---       _custom_rule_events; observed and threshold NULL, the reason shows
---       the values of the features used.
+--       sum_24h, merchant_id, first_at_merchant, and the merchant's
+--       merchant_transactions_7d / _30d: its transactions (all accounts)
+--       with time in [ts - 7 days, ts) / [ts - 30 days, ts) (elapsed 168 /
+--       720 hours), merchant_fraud_7d / _30d: the known fraud among them as
+--       known at ts (strictly before it), merchant_fraud_share_7d / _30d:
+--       fraud / transactions (4 places; NULL when no transaction); all six
+--       NULL for a row without a merchant, and computed only when a rule
+--       run reads one of them), compiled into _custom_rule_events; observed
+--       and threshold NULL, the reason shows the values of the features used.
 -- What a row's result depends on, for the re-scoring that keeps alerts exact:
 -- its own account's earlier rows (re-scored from a changed position on by
--- _rescore_accounts), and for compromised_merchant the merchant's other
--- rows and their labels and reviews (re-scored by _rescore_merchant_rows when
--- those change: see score_merchant_neighbours and rescore_on_label_change).
+-- _rescore_accounts), and for compromised_merchant and the merchant
+-- features the merchant's other rows and their labels and reviews
+-- (re-scored from the time a change became known, plus the delay, by
+-- _rescore_merchant_rows: see score_changed_transactions and
+-- rescore_on_label_change).
 -- Cost per account: one index range scan of the rows from its position on
 -- and of those inside the largest window before it, one index probe for the
 -- earlier time before it, window functions over those rows; per scored row
@@ -123,9 +135,30 @@ AS $$
             (p_rules #>> '{compromised_merchant,delay_days}')::numeric AS compromised_merchant_delay_days,
             greatest((p_rules #>> '{compromised_merchant,min_known_fraud}')::numeric, 1) AS compromised_merchant_min_known_fraud,
             (p_rules #>> '{compromised_merchant,min_fraud_share}')::numeric AS compromised_merchant_min_fraud_share,
+            -- compromised_merchant's window and its delay plus 1 ms: the
+            -- merchant's rows and what was known count up to ts minus this.
+            make_interval(secs => (p_rules #>> '{compromised_merchant,window_days}')::double precision
+                                  * 86400) AS compromised_merchant_window,
+            make_interval(secs => (p_rules #>> '{compromised_merchant,delay_days}')::double precision
+                                  * 86400 + 0.001) AS compromised_merchant_before,
             -- A user's rule (add_rule) among p_rules: its features are computed.
             EXISTS (SELECT FROM rules AS r
                     WHERE r.expression IS NOT NULL AND p_rules ? r.rule_id) AS custom_on,
+            -- ... and one that reads the merchant features (merchant_fraud_7d ...).
+            EXISTS (SELECT FROM rules AS r
+                    WHERE r.expression IS NOT NULL AND p_rules ? r.rule_id
+                      AND _reads_merchant_features(r.expression)) AS custom_merchant_on,
+            -- How far before a scored row the merchant's rows are read.
+            greatest(
+                CASE WHEN p_rules ? 'compromised_merchant'
+                     THEN make_interval(secs => coalesce(
+                         (p_rules #>> '{compromised_merchant,window_days}')::double precision, 0) * 86400)
+                     ELSE interval '0' END,
+                CASE WHEN EXISTS (SELECT FROM rules AS r
+                                  WHERE r.expression IS NOT NULL AND p_rules ? r.rule_id
+                                    AND _reads_merchant_features(r.expression))
+                     THEN interval '720 hours' ELSE interval '0' END
+            ) AS merchant_reach,
             -- How far before a position the scored rows' windows reach.
             make_interval(secs => greatest(
                 CASE WHEN EXISTS (SELECT FROM rules AS r
@@ -483,75 +516,155 @@ AS $$
           AND h.prior_count >= p.new_merchant_run_min_history
     ),
     merchant_bounds AS (
-        -- The merchants of the scored rows and the time range their windows cover.
+        -- The merchants of the scored rows and the time range their windows
+        -- cover (compromised_merchant's, and the users' merchant features' 30 days).
         SELECT h.merchant_id, min(h.ts) AS first_ts, max(h.ts) AS last_ts
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p_rules ? 'compromised_merchant' AND h.merchant_id IS NOT NULL
+        WHERE (p_rules ? 'compromised_merchant' OR p.custom_merchant_on)
+          AND h.merchant_id IS NOT NULL
         GROUP BY h.merchant_id
     ),
-    decisions AS (
-        -- The latest review of each reviewed transaction.
-        SELECT DISTINCT ON (rv.transaction_id) rv.transaction_id, rv.status
+    reviewed AS (
+        -- The reviewed transactions (read only when a merchant window is).
+        SELECT DISTINCT rv.transaction_id
         FROM reviews AS rv
         WHERE EXISTS (SELECT FROM merchant_bounds)
-        ORDER BY rv.transaction_id, rv.review_id DESC
     ),
-    merchant_rows AS (
-        -- The merchant's transactions inside the windows (known fraud or not),
-        -- and the scored rows as probes, in one time line per merchant.
-        SELECT t.merchant_id, t.ts, NULL::bigint AS transaction_id,
-               (l.transaction_id IS NOT NULL AND d.status IS DISTINCT FROM 'false_positive')
-                   OR d.status = 'confirmed_fraud' AS known_fraud
+    merchant_span AS MATERIALIZED (
+        -- The merchants' transactions inside the windows, with the time their
+        -- label became known (NULL: none) and whether any review exists.
+        SELECT t.merchant_id, t.ts, t.transaction_id, l.known_at AS label_known_at,
+               rv.transaction_id IS NOT NULL AS is_reviewed
         FROM merchant_bounds AS b
         CROSS JOIN parameters AS p
         JOIN transactions AS t
           ON t.merchant_id = b.merchant_id
-         AND t.ts >= b.first_ts - make_interval(secs => p.compromised_merchant_window_days::double precision * 86400)
+         AND t.ts >= b.first_ts - p.merchant_reach
          AND t.ts < b.last_ts
         LEFT JOIN fraud_labels AS l ON l.transaction_id = t.transaction_id
-        LEFT JOIN decisions AS d ON d.transaction_id = t.transaction_id
+        LEFT JOIN reviewed AS rv ON rv.transaction_id = t.transaction_id
+    ),
+    fraud_periods AS (
+        -- Known fraud as known at a time: for each labelled or reviewed
+        -- transaction of the span, the periods [known_from, known_until) of
+        -- known time (until NULL: open) in which it was known fraud. Its
+        -- status changes only when its label (known_at) or one of its
+        -- reviews (reviewed_at) becomes known; at such a time it is known
+        -- fraud if the latest review known then (by reviewed_at, then
+        -- review_id) is confirmed_fraud, or, with no review known then, if
+        -- its label is known then (a false_positive review overrules it).
+        SELECT c.merchant_id, c.ts, k.known_from, k.known_until
+        FROM merchant_span AS c
+        CROSS JOIN LATERAL (
+            SELECT s.known_from,
+                   lead(s.known_from) OVER (ORDER BY s.known_from) AS known_until,
+                   coalesce((SELECT rv.status = 'confirmed_fraud'
+                             FROM reviews AS rv
+                             WHERE rv.transaction_id = c.transaction_id
+                               AND rv.reviewed_at <= s.known_from
+                             ORDER BY rv.reviewed_at DESC, rv.review_id DESC
+                             LIMIT 1),
+                            c.label_known_at <= s.known_from,
+                            false) AS known_fraud
+            FROM (SELECT c.label_known_at AS known_from WHERE c.label_known_at IS NOT NULL
+                  UNION
+                  SELECT rv.reviewed_at FROM reviews AS rv
+                  WHERE c.is_reviewed AND rv.transaction_id = c.transaction_id) AS s
+        ) AS k
+        WHERE (c.label_known_at IS NOT NULL OR c.is_reviewed)
+          AND k.known_fraud
+    ),
+    merchant_rows AS (
+        -- The merchant's transactions inside the windows, and the scored
+        -- rows as probes, in one time line per merchant.
+        SELECT m.merchant_id, m.ts, NULL::bigint AS transaction_id
+        FROM merchant_span AS m
         UNION ALL
-        SELECT h.merchant_id, h.ts, h.transaction_id, NULL
+        SELECT h.merchant_id, h.ts, h.transaction_id
         FROM history AS h
         CROSS JOIN parameters AS p
-        WHERE p_rules ? 'compromised_merchant' AND h.merchant_id IS NOT NULL
+        WHERE (p_rules ? 'compromised_merchant' OR p.custom_merchant_on)
+          AND h.merchant_id IS NOT NULL
     ),
     merchant_counts AS (
         -- Per probe: the merchant's transactions in [ts - window, ts - delay)
-        -- (ms resolution: at or before ts - delay - 1 ms) and the known fraud among them.
-        SELECT m.transaction_id, m.merchant_id, m.merchant_count, m.fraud_count
+        -- (ms resolution: at or before ts - delay - 1 ms), and for the users'
+        -- features in [ts - 7 days, ts) and [ts - 30 days, ts).
+        SELECT m.transaction_id, m.merchant_count, m.count_7d, m.count_30d
         FROM (
-            SELECT r.merchant_id, r.transaction_id,
+            SELECT r.transaction_id,
                    count(*) FILTER (WHERE r.transaction_id IS NULL) OVER merchant_window AS merchant_count,
-                   count(*) FILTER (WHERE r.known_fraud) OVER merchant_window AS fraud_count
+                   count(*) FILTER (WHERE r.transaction_id IS NULL) OVER week AS count_7d,
+                   count(*) FILTER (WHERE r.transaction_id IS NULL) OVER month AS count_30d
             FROM merchant_rows AS r
-            WINDOW merchant_window AS (
-                PARTITION BY r.merchant_id ORDER BY r.ts
+            WINDOW by_time AS (PARTITION BY r.merchant_id ORDER BY r.ts),
+                   merchant_window AS (
+                by_time
                 RANGE BETWEEN make_interval(secs => coalesce(
                                   (p_rules #>> '{compromised_merchant,window_days}')::double precision, 0) * 86400)
                               PRECEDING
                           AND make_interval(secs => coalesce(
                                   (p_rules #>> '{compromised_merchant,delay_days}')::double precision, 0) * 86400 + 0.001)
-                              PRECEDING)
+                              PRECEDING),
+                   week AS (by_time RANGE BETWEEN INTERVAL '168 hours' PRECEDING
+                                              AND INTERVAL '1 millisecond' PRECEDING),
+                   month AS (by_time RANGE BETWEEN INTERVAL '720 hours' PRECEDING
+                                               AND INTERVAL '1 millisecond' PRECEDING)
         ) AS m
         WHERE m.transaction_id IS NOT NULL
+    ),
+    merchant_fraud AS (
+        -- Per probe: the known fraud among those rows, as known at the time
+        -- each count is taken (what fraud_periods says held then):
+        -- compromised_merchant at ts - delay (- 1 ms), the users' features at
+        -- ts (- 1 ms). Probes without any fraud in reach have no row (0).
+        SELECT h.transaction_id,
+               count(*) FILTER (
+                   WHERE p_rules ? 'compromised_merchant'
+                     AND f.ts >= h.ts - p.compromised_merchant_window
+                     AND f.ts <= h.ts - p.compromised_merchant_before
+                     AND f.known_from <= h.ts - p.compromised_merchant_before
+                     AND (f.known_until IS NULL
+                          OR f.known_until > h.ts - p.compromised_merchant_before)) AS fraud_count,
+               count(*) FILTER (
+                   WHERE p.custom_merchant_on
+                     AND f.ts >= h.ts - INTERVAL '168 hours'
+                     AND f.known_from <= h.ts - INTERVAL '1 millisecond'
+                     AND (f.known_until IS NULL
+                          OR f.known_until > h.ts - INTERVAL '1 millisecond')) AS fraud_7d,
+               count(*) FILTER (
+                   WHERE p.custom_merchant_on
+                     AND f.ts >= h.ts - INTERVAL '720 hours'
+                     AND f.known_from <= h.ts - INTERVAL '1 millisecond'
+                     AND (f.known_until IS NULL
+                          OR f.known_until > h.ts - INTERVAL '1 millisecond')) AS fraud_30d
+        FROM history AS h
+        CROSS JOIN parameters AS p
+        JOIN fraud_periods AS f
+          ON f.merchant_id = h.merchant_id
+         AND f.ts < h.ts
+         AND f.ts >= h.ts - p.merchant_reach
+        WHERE (p_rules ? 'compromised_merchant' OR p.custom_merchant_on)
+        GROUP BY h.transaction_id
     ),
     compromised_merchant AS (
         SELECT
             h.transaction_id, h.account_id, h.ts, h.amount,
             'compromised_merchant'::text,
-            round(c.fraud_count::numeric / c.merchant_count, 4),
+            round(coalesce(f.fraud_count, 0)::numeric / c.merchant_count, 4),
             p.compromised_merchant_min_fraud_share,
-            format('merchant %s: %s of its %s transactions from %s to %s days before are known fraud; the limits are %s and a share of %s',
-                   h.merchant_id, c.fraud_count, c.merchant_count,
+            format('merchant %s: %s of its %s transactions from %s to %s days before are known fraud (as known then); the limits are %s and a share of %s',
+                   h.merchant_id, coalesce(f.fraud_count, 0), c.merchant_count,
                    p.compromised_merchant_window_days, p.compromised_merchant_delay_days,
                    p.compromised_merchant_min_known_fraud, p.compromised_merchant_min_fraud_share)
         FROM history AS h
         JOIN merchant_counts AS c ON c.transaction_id = h.transaction_id
+        JOIN merchant_fraud AS f ON f.transaction_id = h.transaction_id
         CROSS JOIN parameters AS p
-        WHERE c.fraud_count >= p.compromised_merchant_min_known_fraud
-          AND c.fraud_count >= p.compromised_merchant_min_fraud_share * c.merchant_count
+        WHERE p_rules ? 'compromised_merchant'
+          AND f.fraud_count >= p.compromised_merchant_min_known_fraud
+          AND f.fraud_count >= p.compromised_merchant_min_fraud_share * c.merchant_count
     ),
     custom AS (
         -- Users' rules (add_rule), compiled into _custom_rule_events, over
@@ -572,9 +685,19 @@ AS $$
                         SELECT FROM transactions AS t
                         WHERE t.account_id = h.account_id
                           AND t.merchant_id = h.merchant_id
-                          AND (t.ts, t.transaction_id) < (h.ts, h.transaction_id)) END
+                          AND (t.ts, t.transaction_id) < (h.ts, h.transaction_id)) END,
+                    -- The merchant features: only for a rule that reads them,
+                    -- and for a row with a merchant (else NULL).
+                    mc.count_7d,
+                    CASE WHEN mc.transaction_id IS NOT NULL THEN coalesce(mf.fraud_7d, 0) END,
+                    CASE WHEN mc.count_7d > 0 THEN round(coalesce(mf.fraud_7d, 0)::numeric / mc.count_7d, 4) END,
+                    mc.count_30d,
+                    CASE WHEN mc.transaction_id IS NOT NULL THEN coalesce(mf.fraud_30d, 0) END,
+                    CASE WHEN mc.count_30d > 0 THEN round(coalesce(mf.fraud_30d, 0)::numeric / mc.count_30d, 4) END
                 )::rule_features
                 FROM history AS h
+                LEFT JOIN merchant_counts AS mc ON p.custom_merchant_on AND mc.transaction_id = h.transaction_id
+                LEFT JOIN merchant_fraud AS mf ON p.custom_merchant_on AND mf.transaction_id = h.transaction_id
             ) ELSE '{}'::rule_features[] END
         ) AS c
         WHERE p.custom_on

@@ -7,8 +7,13 @@
 -- changed (added, removed or altered) at or after the position
 -- (p_from_ts[i], p_from_transaction_ids[i]), with p_delta_counts[i] rows and
 -- p_delta_sums[i] of amount more than before (negative for removals):
---   1. account_states gets the deltas (row locks taken in account_id order,
---      so concurrent writers of one account queue up instead of racing);
+--   1. account_states gets the deltas, and every given account's row is
+--      locked, in account_id order, in one statement, before any alert is
+--      touched (zero deltas included: an account re-scored because another
+--      account's row, label or review at a merchant changed). Every path
+--      that writes alerts comes through here (or holds the exclusive
+--      rule-change lock), so concurrent writers of one account queue up in
+--      one order and never deadlock on alert rows;
 --   2. the rows from the position on are scored by the rule code
 --      (_evaluate_from) with the live rules, given the totals before the
 --      position (running totals minus those rows): a row stored after all
@@ -68,14 +73,18 @@ BEGIN
     END IF;
     PERFORM pg_advisory_xact_lock_shared(7231546390112208);
 
+    -- ON CONFLICT DO UPDATE locks each conflicting row even where its WHERE
+    -- is false (a zero delta: locked, not rewritten), in the order of the
+    -- SELECT. An account with no row and a zero delta gets (0, 0), removed
+    -- just below.
     INSERT INTO account_states AS a (account_id, transaction_count, amount_sum)
     SELECT d.account_id, d.delta_count, d.delta_sum
     FROM unnest(p_account_ids, p_delta_counts, p_delta_sums) AS d(account_id, delta_count, delta_sum)
-    WHERE d.delta_count <> 0 OR d.delta_sum <> 0
     ORDER BY d.account_id
     ON CONFLICT ON CONSTRAINT account_states_pkey DO UPDATE
     SET transaction_count = a.transaction_count + excluded.transaction_count,
-        amount_sum = a.amount_sum + excluded.amount_sum;
+        amount_sum = a.amount_sum + excluded.amount_sum
+    WHERE excluded.transaction_count <> 0 OR excluded.amount_sum <> 0;
     DELETE FROM account_states AS a
     WHERE a.account_id = ANY (p_account_ids) AND a.transaction_count = 0;
 

@@ -1,24 +1,20 @@
--- _rescore_merchant_rows(p_merchant_ids bigint[], p_after_ts timestamptz[],
---                        p_skip_account_ids bigint[], p_skip_from_ts timestamptz[],
---                        p_skip_from_transaction_ids bigint[]) -> bigint
+-- _rescore_merchant_rows(p_merchant_ids bigint[], p_after_ts timestamptz[]) -> bigint
 --
--- Keeps alerts exact when what compromised_merchant reads about a merchant
--- changes outside the row's own account: a transaction of another account
--- stored, removed or changed at the merchant, or a label or review of one.
--- For each pair i, every stored row at merchant p_merchant_ids[i] with time
--- after p_after_ts[i] may now read another count or share: its account is
--- re-scored (_rescore_accounts, no change to its totals) from its earliest
--- such row. Rows at or after (p_skip_from_ts[j], p_skip_from_transaction_ids[j])
--- of account p_skip_account_ids[j] are left out (the caller's statement
--- re-scored them already). Does nothing when compromised_merchant is not
--- enabled (its result is then never read). Returns the number of new alerts.
--- Arrays of one call have equal lengths; NULL arrays mean none.
+-- Keeps alerts exact when what the merchant rules (compromised_merchant, the
+-- users' merchant features) read about a merchant changes outside a row's
+-- own account: a label or review of one of its transactions, known at
+-- p_after_ts[i] (the later of the transaction's time and the label's
+-- known_at or the review's reviewed_at). Each account with rows that can
+-- read it (_merchant_neighbour_positions: after that time plus the rules'
+-- delay) is re-scored from its earliest such row (_rescore_accounts, no
+-- change to its totals: its account_states row is locked, in account_id
+-- order with the others, before its alerts are touched). A label or review
+-- recorded after a transaction's time thus never re-scores that transaction.
+-- Does nothing when no such rule is live. Returns the number of new alerts.
+-- Arrays have equal lengths; NULL arrays mean none. Raises nothing itself.
 CREATE OR REPLACE FUNCTION _rescore_merchant_rows(
     p_merchant_ids bigint[],
-    p_after_ts timestamptz[],
-    p_skip_account_ids bigint[] DEFAULT NULL,
-    p_skip_from_ts timestamptz[] DEFAULT NULL,
-    p_skip_from_transaction_ids bigint[] DEFAULT NULL
+    p_after_ts timestamptz[]
 )
 RETURNS bigint
 LANGUAGE plpgsql
@@ -29,36 +25,14 @@ DECLARE
     v_from_ts timestamptz[];
     v_from_transaction_ids bigint[];
 BEGIN
-    IF NOT EXISTS (SELECT FROM rules AS r WHERE r.rule_id = 'compromised_merchant' AND r.enabled)
-       OR coalesce(cardinality(p_merchant_ids), 0) = 0 THEN
+    IF coalesce(cardinality(p_merchant_ids), 0) = 0 THEN
         RETURN 0;
     END IF;
-    WITH changes AS (
-        SELECT c.merchant_id, min(c.after_ts) AS after_ts
-        FROM unnest(p_merchant_ids, p_after_ts) AS c(merchant_id, after_ts)
-        WHERE c.merchant_id IS NOT NULL
-        GROUP BY c.merchant_id
-    ),
-    skips AS (
-        SELECT k.account_id, k.from_ts, k.from_transaction_id
-        FROM unnest(coalesce(p_skip_account_ids, '{}'), coalesce(p_skip_from_ts, '{}'),
-                    coalesce(p_skip_from_transaction_ids, '{}'))
-            AS k(account_id, from_ts, from_transaction_id)
-    ),
-    affected AS (
-        SELECT DISTINCT ON (t.account_id) t.account_id, t.ts, t.transaction_id
-        FROM changes AS c
-        JOIN transactions AS t ON t.merchant_id = c.merchant_id AND t.ts > c.after_ts
-        LEFT JOIN skips AS k ON k.account_id = t.account_id
-        WHERE k.account_id IS NULL
-           OR (t.ts, t.transaction_id) < (k.from_ts, k.from_transaction_id)
-        ORDER BY t.account_id, t.ts, t.transaction_id
-    )
-    SELECT array_agg(a.account_id ORDER BY a.account_id),
-           array_agg(a.ts ORDER BY a.account_id),
-           array_agg(a.transaction_id ORDER BY a.account_id)
+    SELECT array_agg(n.account_id ORDER BY n.account_id),
+           array_agg(n.from_ts ORDER BY n.account_id),
+           array_agg(n.from_transaction_id ORDER BY n.account_id)
     INTO v_account_ids, v_from_ts, v_from_transaction_ids
-    FROM affected AS a;
+    FROM _merchant_neighbour_positions(p_merchant_ids, p_after_ts) AS n;
     IF v_account_ids IS NULL THEN
         RETURN 0;
     END IF;
@@ -70,7 +44,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION _rescore_merchant_rows(bigint[], timestamptz[], bigint[], timestamptz[], bigint[]) IS
-    'Re-scores the accounts with rows at the given merchants after the given times (what compromised_merchant reads changed); returns the number of new alerts.';
+COMMENT ON FUNCTION _rescore_merchant_rows(bigint[], timestamptz[]) IS
+    'Re-scores the accounts with rows that can read a change at the given merchants known at the given times (labels, reviews); returns the number of new alerts.';
 
-REVOKE ALL ON FUNCTION _rescore_merchant_rows(bigint[], timestamptz[], bigint[], timestamptz[], bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _rescore_merchant_rows(bigint[], timestamptz[]) FROM PUBLIC;

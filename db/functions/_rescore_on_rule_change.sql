@@ -63,8 +63,8 @@ COMMENT ON FUNCTION _rescore_on_rule_change() IS
 
 REVOKE ALL ON FUNCTION _rescore_on_rule_change() FROM PUBLIC;
 
--- One trigger per event: transition tables allow no more.
-DROP TRIGGER IF EXISTS rules_rescore_alerts ON rules;
+-- One trigger per event: transition tables allow no more (the old single
+-- trigger, rules_rescore_alerts, is dropped by migration 0014).
 CREATE OR REPLACE TRIGGER rules_rescore_inserted
     AFTER INSERT ON rules REFERENCING NEW TABLE AS new_rules
     FOR EACH STATEMENT EXECUTE FUNCTION _rescore_on_rule_change();

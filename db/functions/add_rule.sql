@@ -9,7 +9,8 @@
 -- _custom_rule_events, so it runs in the same scoring as the built-in rules;
 -- turning it on re-scores the stored transactions like any rule change.
 -- p_rule_id: lower_snake_case, at most 63 characters, not a built-in rule.
--- p_description: 1..500 characters (NULL: the expression).
+-- p_description: 1..500 characters (NULL: the expression, cut to 500
+-- characters with an ellipsis when longer).
 -- Errors: PF001 (invalid_input) naming rule_id, expression or description.
 CREATE OR REPLACE FUNCTION add_rule(
     p_rule_id text,
@@ -38,10 +39,17 @@ BEGIN
                   HINT = 'change its parameters with set_rule, or pick another name';
     END IF;
     v_expression := check_rule_expression(p_expression);
-    v_description := coalesce(p_description, v_expression);
-    IF length(v_description) NOT BETWEEN 1 AND 500 THEN
-        RAISE EXCEPTION 'description must be 1 to 500 characters'
+    IF p_description IS NULL THEN
+        -- The expression (up to 1,000 characters) as the description, cut to
+        -- 500 with an ellipsis when longer.
+        v_description := CASE WHEN length(v_expression) > 500
+                              THEN left(v_expression, 499) || '…'
+                              ELSE v_expression END;
+    ELSIF length(p_description) NOT BETWEEN 1 AND 500 THEN
+        RAISE EXCEPTION 'description must be 1 to 500 characters; got %', length(p_description)
             USING ERRCODE = 'PF001', COLUMN = 'description';
+    ELSE
+        v_description := p_description;
     END IF;
     -- Stored off first: the rules triggers compile the users' rules again
     -- and re-score this one (a rule that was on loses its alerts; one that

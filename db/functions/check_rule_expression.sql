@@ -3,9 +3,11 @@
 -- Validates a user's rule expression and returns it trimmed. Accepted: the
 -- feature names of rule_features (amount, prior_count, prior_average,
 -- seconds_since_previous, count_1h, sum_1h, count_24h, sum_24h, merchant_id,
--- first_at_merchant), numbers, list membership (account_in_list('<list>'),
--- merchant_in_list('<list>'): the list must exist and hold that subject;
--- see _bind_list_calls), + - * and comparisons (< <= > >= = <> !=),
+-- first_at_merchant, merchant_transactions_7d, merchant_fraud_7d,
+-- merchant_fraud_share_7d and the same three for 30d), numbers, list
+-- membership (account_in_list('<list>'), merchant_in_list('<list>'): the
+-- list must exist and hold that subject; see _bind_list_calls), + - * and
+-- comparisons (< <= > >= = <> !=),
 -- parentheses and commas, AND OR NOT IS NULL TRUE FALSE BETWEEN DISTINCT
 -- FROM, and the functions abs, least, greatest, coalesce. Nothing else: no
 -- strings, quotes, casts, semicolons, comments (--), unbalanced
@@ -31,7 +33,9 @@ DECLARE
     v_type text;
     v_features text[] := ARRAY['amount', 'prior_count', 'prior_average', 'seconds_since_previous',
                                'count_1h', 'sum_1h', 'count_24h', 'sum_24h', 'merchant_id',
-                               'first_at_merchant'];
+                               'first_at_merchant', 'merchant_transactions_7d', 'merchant_fraud_7d',
+                               'merchant_fraud_share_7d', 'merchant_transactions_30d',
+                               'merchant_fraud_30d', 'merchant_fraud_share_30d'];
     v_words text[] := ARRAY['and', 'or', 'not', 'is', 'null', 'true', 'false', 'between',
                             'distinct', 'from'];
     v_functions text[] := ARRAY['abs', 'least', 'greatest', 'coalesce'];

@@ -1,18 +1,22 @@
 -- get_alerts(p_account_id bigint, p_rule_id text, p_review_status text,
 --            p_from timestamptz, p_to timestamptz, p_before_alert_id bigint,
---            p_limit integer)
+--            p_limit integer, p_order text, p_before_ts timestamptz)
 --     -> TABLE (alert_id, transaction_id, account_id, ts, amount, rule_id,
 --               observed, threshold, reason, parameters, raised_at,
 --               review_status, review_note, reviewer, reviewed_at)
 --
--- The alert queue, newest first (descending alert_id, the order alerts were
--- raised), at most p_limit (1..10000) rows with alert_id < p_before_alert_id
--- (NULL: from the newest). Filters, each NULL for any: the account; the rule;
--- the review status of the alert's transaction ('unreviewed',
+-- The alert queue, at most p_limit (1..10000) rows, in one of two orders:
+-- p_order 'raised' (the default): newest raised first (descending alert_id),
+-- with alert_id < p_before_alert_id (NULL: from the newest; p_before_ts is
+-- ignored); 'time': newest transaction first (descending ts, then
+-- alert_id), rows with (ts, alert_id) below the cursor (p_before_ts,
+-- p_before_alert_id); p_before_ts NULL: that alert's own ts (none when it
+-- no longer exists); both NULL: from the newest. Filters, each NULL for any: the account; the
+-- rule; the review status of the alert's transaction ('unreviewed',
 -- 'confirmed_fraud', 'false_positive': its latest review); the transaction
 -- time in [p_from, p_to). Each row carries its transaction's latest review.
--- Errors: PF001 (invalid_input) for a limit out of range or an unknown review
--- status, naming the field.
+-- Errors: PF001 (invalid_input) for a limit out of range, an unknown review
+-- status or order, or a rule id that is not a rule, naming the field.
 CREATE OR REPLACE FUNCTION get_alerts(
     p_account_id bigint DEFAULT NULL,
     p_rule_id text DEFAULT NULL,
@@ -20,7 +24,9 @@ CREATE OR REPLACE FUNCTION get_alerts(
     p_from timestamptz DEFAULT NULL,
     p_to timestamptz DEFAULT NULL,
     p_before_alert_id bigint DEFAULT NULL,
-    p_limit integer DEFAULT 100
+    p_limit integer DEFAULT 100,
+    p_order text DEFAULT 'raised',
+    p_before_ts timestamptz DEFAULT NULL
 )
 RETURNS TABLE (
     alert_id bigint,
@@ -42,6 +48,8 @@ RETURNS TABLE (
 LANGUAGE plpgsql
 STABLE
 AS $$
+DECLARE
+    v_before_ts timestamptz;
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 OR p_limit > 10000 THEN
         RAISE EXCEPTION 'limit must be between 1 and 10000' USING ERRCODE = 'PF001', COLUMN = 'limit';
@@ -50,6 +58,46 @@ BEGIN
        AND p_review_status NOT IN ('unreviewed', 'confirmed_fraud', 'false_positive') THEN
         RAISE EXCEPTION 'review_status must be unreviewed, confirmed_fraud or false_positive'
             USING ERRCODE = 'PF001', COLUMN = 'review_status';
+    END IF;
+    -- A misspelt rule id is an error, not an empty queue.
+    IF p_rule_id IS NOT NULL AND NOT EXISTS (SELECT FROM rules AS ru WHERE ru.rule_id = p_rule_id) THEN
+        RAISE EXCEPTION 'unknown rule %; the rules are %', p_rule_id,
+              (SELECT string_agg(ru.rule_id, ', ' ORDER BY ru.rule_id) FROM rules AS ru)
+            USING ERRCODE = 'PF001', COLUMN = 'rule_id';
+    END IF;
+    IF p_order IS NULL OR p_order NOT IN ('raised', 'time') THEN
+        RAISE EXCEPTION 'order must be raised or time' USING ERRCODE = 'PF001', COLUMN = 'order';
+    END IF;
+    IF p_order = 'time' THEN
+        v_before_ts := p_before_ts;
+        IF v_before_ts IS NULL AND p_before_alert_id IS NOT NULL THEN
+            SELECT al.ts INTO v_before_ts FROM alerts AS al WHERE al.alert_id = p_before_alert_id;
+            IF v_before_ts IS NULL THEN  -- no such alert (any more): nothing after it
+                RETURN;
+            END IF;
+        END IF;
+        RETURN QUERY
+            SELECT al.alert_id, al.transaction_id, al.account_id, al.ts, al.amount,
+                   al.rule_id, al.observed, al.threshold, al.reason, al.parameters,
+                   al.raised_at, coalesce(r.status, 'unreviewed'), r.note, r.reviewer,
+                   r.reviewed_at
+            FROM alerts AS al
+            LEFT JOIN LATERAL (
+                SELECT rv.status, rv.note, rv.reviewer, rv.reviewed_at
+                FROM reviews AS rv
+                WHERE rv.transaction_id = al.transaction_id
+                ORDER BY rv.review_id DESC
+                LIMIT 1
+            ) AS r ON true
+            WHERE (p_account_id IS NULL OR al.account_id = p_account_id)
+              AND (p_rule_id IS NULL OR al.rule_id = p_rule_id)
+              AND (p_from IS NULL OR al.ts >= p_from)
+              AND (p_to IS NULL OR al.ts < p_to)
+              AND (v_before_ts IS NULL OR (al.ts, al.alert_id) < (v_before_ts, p_before_alert_id))
+              AND (p_review_status IS NULL OR coalesce(r.status, 'unreviewed') = p_review_status)
+            ORDER BY al.ts DESC, al.alert_id DESC
+            LIMIT p_limit;
+        RETURN;
     END IF;
     RETURN QUERY
         SELECT al.alert_id, al.transaction_id, al.account_id, al.ts, al.amount, al.rule_id,
@@ -74,9 +122,9 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer) IS
-    'The alert queue, newest first, filtered by account, rule, review status and transaction time, paged by alert_id; PF001 for a bad limit or review status.';
+COMMENT ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz) IS
+    'The alert queue, newest raised first (p_order raised, paged by alert_id) or newest transaction first (time, paged by (ts, alert_id)), filtered by account, rule, review status and transaction time; PF001 for a bad limit, review status or order.';
 
-REVOKE ALL ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer)
+REVOKE ALL ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz)
     TO pgfraud_app, pgfraud_readonly;

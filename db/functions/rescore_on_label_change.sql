@@ -1,13 +1,21 @@
 -- rescore_on_label_change() -> trigger
 --
 -- Statement-level triggers on fraud_labels and reviews: compromised_merchant
--- counts known fraud (labels, and reviews overruling them), so a label
--- added, changed or removed, or a review recorded, changes what the later
--- rows at that transaction's merchant read. They are re-scored
+-- and the users' merchant features count known fraud (labels, and reviews
+-- overruling them) as known at the judged transaction's time, so a label
+-- added, changed or removed, or a review recorded, changes what that
+-- transaction's merchant's rows read from when it became known: the label's
+-- known_at or the review's reviewed_at (never before the transaction's own
+-- time), plus the rules' delay. Those rows, and only those, are re-scored
 -- (_rescore_merchant_rows), so alerts stay equal to evaluate_account from
--- scratch. A label of a transaction not stored (yet) re-scores nothing: the
--- transaction's own arrival reads it. TRUNCATE of fraud_labels or reviews re-scores
--- compromised_merchant over everything (rescore_rules). Does nothing while compromised_merchant is off.
+-- scratch and a label or review recorded after a transaction's time never
+-- changes that transaction's alerts. Locks, in the order every re-scoring
+-- path takes them: the merchants' (_lock_merchants, as a store at the same
+-- merchant does), the shared side of the rule-change lock, then the
+-- accounts' rows (_rescore_accounts). A label of a transaction not stored
+-- (yet) re-scores nothing: the transaction's own arrival reads it. TRUNCATE
+-- of fraud_labels or reviews re-scores the rules that read them over
+-- everything (rescore_rules). Does nothing while no such rule is on.
 -- SECURITY DEFINER, fixed search_path: the writer may not write alerts.
 CREATE OR REPLACE FUNCTION rescore_on_label_change()
 RETURNS trigger
@@ -17,33 +25,33 @@ SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
 DECLARE
+    v_known text;
     v_changed text;
     v_merchant_ids bigint[];
     v_after_ts timestamptz[];
+    v_locked boolean := false;
 BEGIN
-    -- The shared side of the rule-change lock first: a transaction switching
-    -- compromised_merchant on holds the exclusive side until it commits, so
-    -- the check below then sees the rule on (READ COMMITTED: a fresh
-    -- snapshot per statement) and this change is scored.
-    PERFORM pg_advisory_xact_lock_shared(7231546390112208);
-    IF NOT EXISTS (SELECT FROM rules AS r WHERE r.rule_id = 'compromised_merchant' AND r.enabled) THEN
-        RETURN NULL;
-    END IF;
     IF TG_OP = 'TRUNCATE' THEN
-        PERFORM rescore_rules(ARRAY['compromised_merchant']);
+        PERFORM pg_advisory_xact_lock_shared(7231546390112208);
+        PERFORM rescore_rules(ARRAY(
+            SELECT r.rule_id FROM rules AS r
+            WHERE r.enabled
+              AND (r.rule_id = 'compromised_merchant' OR _reads_merchant_features(r.expression))));
         RETURN NULL;
     END IF;
+    -- When the change became known: a label's known_at, a review's reviewed_at.
+    v_known := CASE TG_TABLE_NAME WHEN 'reviews' THEN 'reviewed_at' ELSE 'known_at' END;
     v_changed := CASE TG_OP
-        WHEN 'INSERT' THEN 'SELECT n.transaction_id FROM new_rows AS n'
-        WHEN 'DELETE' THEN 'SELECT o.transaction_id FROM old_rows AS o'
-        ELSE 'SELECT o.transaction_id FROM old_rows AS o'
-             ' UNION ALL SELECT n.transaction_id FROM new_rows AS n'
+        WHEN 'INSERT' THEN format('SELECT n.transaction_id, n.%I AS known_at FROM new_rows AS n', v_known)
+        WHEN 'DELETE' THEN format('SELECT o.transaction_id, o.%I AS known_at FROM old_rows AS o', v_known)
+        ELSE format('SELECT o.transaction_id, o.%1$I AS known_at FROM old_rows AS o'
+                    ' UNION ALL SELECT n.transaction_id, n.%1$I FROM new_rows AS n', v_known)
     END;
     EXECUTE format($query$
         WITH changed AS (%s)
         SELECT array_agg(m.merchant_id), array_agg(m.after_ts)
         FROM (
-            SELECT t.merchant_id, min(t.ts) AS after_ts
+            SELECT t.merchant_id, min(greatest(t.ts, c.known_at)) AS after_ts
             FROM changed AS c
             JOIN transactions AS t ON t.transaction_id = c.transaction_id
             WHERE t.merchant_id IS NOT NULL
@@ -51,6 +59,25 @@ BEGIN
         ) AS m
     $query$, v_changed)
     INTO v_merchant_ids, v_after_ts;
+    IF v_merchant_ids IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF _merchant_rules_delay() IS NOT NULL THEN
+        PERFORM _lock_merchants(v_merchant_ids);
+        v_locked := true;
+    END IF;
+    -- The shared side of the rule-change lock: a transaction switching such
+    -- a rule on holds the exclusive side until it commits, so the check
+    -- below then sees the rule on (READ COMMITTED: a fresh snapshot per
+    -- statement) and this change is scored.
+    PERFORM pg_advisory_xact_lock_shared(7231546390112208);
+    IF _merchant_rules_delay() IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF NOT v_locked THEN
+        -- Switched on meanwhile (rare): the merchants' locks after all.
+        PERFORM _lock_merchants(v_merchant_ids);
+    END IF;
     PERFORM _rescore_merchant_rows(v_merchant_ids, v_after_ts);
     RETURN NULL;
 END;

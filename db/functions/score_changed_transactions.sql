@@ -9,6 +9,16 @@
 --   DELETE: the removed rows (old_rows), with negative deltas; their alerts go;
 --   UPDATE: both (an account_id change touches both accounts);
 --   TRUNCATE: alerts and account_states are emptied (reviews are kept).
+-- When a live rule reads other accounts' rows at a merchant
+-- (compromised_merchant, a user's rule reading the merchant features:
+-- _merchant_rules_delay), a row stored, removed or changed at a merchant
+-- also changes what that merchant's LATER rows of other accounts read: those
+-- accounts (_merchant_neighbour_positions) are re-scored in the same call,
+-- from their earliest such row, with zero deltas. One call, so every
+-- account's account_states row is locked in one account_id order before any
+-- alert is touched (see _rescore_accounts): no deadlock between statements,
+-- labels and reviews re-scoring the same accounts. In-order arrivals have no
+-- later rows: one index probe per merchant.
 -- Each added row then gets its decision (_record_decisions, issue 17).
 -- SECURITY DEFINER: the service role may INSERT into transactions but not
 -- write alerts or account_states; this function (owned by the schema owner)
@@ -28,31 +38,64 @@ DECLARE
     v_from_transaction_ids bigint[];
     v_delta_counts bigint[];
     v_delta_sums numeric[];
+    v_merchant_rules boolean;
+    v_merchant_ids bigint[];
+    v_after_ts timestamptz[];
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         TRUNCATE alerts, account_states;
         RETURN NULL;
     END IF;
-    -- compromised_merchant reads other accounts' rows at the same merchant:
+    -- The merchant rules read other accounts' rows at the same merchant:
     -- two statements storing at one merchant at once would each score
     -- without the other's rows (not committed yet), and neither's re-scoring
-    -- of the merchant's later rows would see them either. So when the rule
-    -- is on, a statement first takes a lock per merchant it touches (hashed
-    -- into 256 buckets, so a big load holds at most 256 locks; taken in
-    -- order, so no deadlock): a concurrent one waits for this one's commit,
-    -- and then (READ COMMITTED, the default: each statement below sees what
-    -- committed before it started) scores with its rows.
-    IF EXISTS (SELECT FROM rules AS r WHERE r.rule_id = 'compromised_merchant' AND r.enabled) THEN
+    -- of the merchant's later rows would see them either. So when such a
+    -- rule is on, a statement first takes the locks of the merchants it
+    -- touches (_lock_merchants: in one bucket order, before the rule-change
+    -- lock and the accounts' rows, as labels and reviews do): a concurrent
+    -- one waits for this one's commit, and then (READ COMMITTED, the
+    -- default: each statement below sees what committed before it started)
+    -- scores with its rows.
+    v_changed := CASE TG_OP
+        WHEN 'INSERT' THEN
+            'SELECT n.account_id, n.ts, n.transaction_id, 1 AS sign, n.amount, n.merchant_id'
+            ' FROM new_rows AS n'
+        WHEN 'DELETE' THEN
+            'SELECT o.account_id, o.ts, o.transaction_id, -1 AS sign, o.amount, o.merchant_id'
+            ' FROM old_rows AS o'
+        ELSE
+            'SELECT o.account_id, o.ts, o.transaction_id, -1 AS sign, o.amount, o.merchant_id'
+            ' FROM old_rows AS o'
+            ' UNION ALL '
+            'SELECT n.account_id, n.ts, n.transaction_id, 1 AS sign, n.amount, n.merchant_id'
+            ' FROM new_rows AS n'
+    END;
+    v_merchant_rules := _merchant_rules_delay() IS NOT NULL;
+    IF v_merchant_rules THEN
         EXECUTE format(
-            'SELECT count(pg_advisory_xact_lock(72315463, b.bucket))'
-            ' FROM (SELECT DISTINCT hashint8(c.merchant_id) & 255 AS bucket'
-            '       FROM (%s) AS c WHERE c.merchant_id IS NOT NULL ORDER BY 1) AS b',
-            CASE TG_OP
-                WHEN 'INSERT' THEN 'SELECT n.merchant_id FROM new_rows AS n'
-                WHEN 'DELETE' THEN 'SELECT o.merchant_id FROM old_rows AS o'
-                ELSE 'SELECT o.merchant_id FROM old_rows AS o'
-                     ' UNION ALL SELECT n.merchant_id FROM new_rows AS n'
-            END);
+            'SELECT array_agg(m.merchant_id), array_agg(m.ts)'
+            ' FROM (SELECT c.merchant_id, min(c.ts) AS ts FROM (%s) AS c'
+            '       WHERE c.merchant_id IS NOT NULL GROUP BY c.merchant_id) AS m',
+            v_changed)
+        INTO v_merchant_ids, v_after_ts;
+        PERFORM _lock_merchants(v_merchant_ids);
+    END IF;
+    -- The shared side of the rule-change lock (taken again, at no cost, by
+    -- _rescore_accounts): a transaction switching a merchant rule on holds
+    -- the exclusive side until it commits, so the check below then sees it
+    -- on and the neighbours are re-scored too (its own re-scoring did not
+    -- see this statement's rows).
+    PERFORM pg_advisory_xact_lock_shared(7231546390112208);
+    IF NOT v_merchant_rules AND _merchant_rules_delay() IS NOT NULL THEN
+        -- Switched on meanwhile (rare): the merchants' locks after all.
+        v_merchant_rules := true;
+        EXECUTE format(
+            'SELECT array_agg(m.merchant_id), array_agg(m.ts)'
+            ' FROM (SELECT c.merchant_id, min(c.ts) AS ts FROM (%s) AS c'
+            '       WHERE c.merchant_id IS NOT NULL GROUP BY c.merchant_id) AS m',
+            v_changed)
+        INTO v_merchant_ids, v_after_ts;
+        PERFORM _lock_merchants(v_merchant_ids);
     END IF;
     IF TG_OP = 'INSERT' THEN
         -- The common case, as a static query (planned once per session).
@@ -89,16 +132,9 @@ BEGIN
     ELSE
         -- Removed rows count negatively; only the transition tables this
         -- trigger has can be named, hence the text per operation.
-        v_changed := CASE TG_OP
-            WHEN 'DELETE' THEN
-                'SELECT o.account_id, o.ts, o.transaction_id, -1 AS sign, o.amount FROM old_rows AS o'
-            ELSE
-                'SELECT o.account_id, o.ts, o.transaction_id, -1 AS sign, o.amount FROM old_rows AS o'
-                ' UNION ALL '
-                'SELECT n.account_id, n.ts, n.transaction_id, 1 AS sign, n.amount FROM new_rows AS n'
-        END;
         EXECUTE format($query$
-            WITH changed AS (%s),
+            WITH changed AS (SELECT c.account_id, c.ts, c.transaction_id, c.sign, c.amount
+                             FROM (%s) AS c),
             firsts AS (
                 SELECT DISTINCT ON (c.account_id) c.account_id, c.ts, c.transaction_id
                 FROM changed AS c
@@ -118,6 +154,36 @@ BEGIN
             JOIN deltas AS d ON d.account_id = f.account_id
         $query$, v_changed)
         INTO v_account_ids, v_from_ts, v_from_transaction_ids, v_delta_counts, v_delta_sums;
+    END IF;
+    IF v_merchant_rules AND v_merchant_ids IS NOT NULL THEN
+        -- The other accounts' later rows at these merchants join the call:
+        -- per account the earlier of its own position and its neighbour
+        -- position, its own delta (0 for a neighbour alone).
+        WITH own AS (
+            SELECT o.account_id, o.from_ts, o.from_transaction_id, o.delta_count, o.delta_sum
+            FROM unnest(v_account_ids, v_from_ts, v_from_transaction_ids, v_delta_counts,
+                        v_delta_sums)
+                AS o(account_id, from_ts, from_transaction_id, delta_count, delta_sum)
+        ),
+        positions AS (
+            SELECT o.account_id, o.from_ts, o.from_transaction_id FROM own AS o
+            UNION ALL
+            SELECT n.account_id, n.from_ts, n.from_transaction_id
+            FROM _merchant_neighbour_positions(v_merchant_ids, v_after_ts) AS n
+        ),
+        earliest AS (
+            SELECT DISTINCT ON (p.account_id) p.account_id, p.from_ts, p.from_transaction_id
+            FROM positions AS p
+            ORDER BY p.account_id, p.from_ts, p.from_transaction_id
+        )
+        SELECT array_agg(e.account_id ORDER BY e.account_id),
+               array_agg(e.from_ts ORDER BY e.account_id),
+               array_agg(e.from_transaction_id ORDER BY e.account_id),
+               array_agg(coalesce(o.delta_count, 0) ORDER BY e.account_id),
+               array_agg(coalesce(o.delta_sum, 0) ORDER BY e.account_id)
+        INTO v_account_ids, v_from_ts, v_from_transaction_ids, v_delta_counts, v_delta_sums
+        FROM earliest AS e
+        LEFT JOIN own AS o ON o.account_id = e.account_id;
     END IF;
     PERFORM _rescore_accounts(v_account_ids, v_from_ts, v_from_transaction_ids,
                               v_delta_counts, v_delta_sums);

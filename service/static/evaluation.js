@@ -16,11 +16,20 @@
 
   const parameters = () => JSON.parse(ruleSelect.selectedOptions[0].dataset.parameters);
 
+  // The parameter's kind and range as the validator has them
+  // ({kind: "integer" | "number", minimum, maximum, maximum_excluded}).
+  const range = () => JSON.parse(ruleSelect.selectedOptions[0].dataset.ranges || "{}")[paramSelect.value];
+
+  // Values around the live one (x 0.25 to x 4) that the parameter accepts:
+  // whole numbers for an integer parameter, inside its range.
   function suggest() {
     const value = Number(parameters()[paramSelect.value]);
+    const r = range() || { kind: Number.isInteger(value) ? "integer" : "number", minimum: 0 };
     const factors = [0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4];
-    const whole = Number.isInteger(value) && value >= 4;
-    const values = factors.map((f) => (whole ? Math.max(1, Math.round(value * f)) : Number((value * f).toPrecision(3))));
+    const values = factors
+      .map((f) => (r.kind === "integer" ? Math.round(value * f) : Number((value * f).toPrecision(3))))
+      .filter((v) => v >= r.minimum && (r.maximum === undefined ||
+        (r.maximum_excluded ? v < r.maximum : v <= r.maximum)));
     valuesInput.value = Array.from(new Set(values)).join(", ");
   }
 

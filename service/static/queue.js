@@ -40,31 +40,72 @@
       </td>`;
   }
 
+  // Where a live alert goes: at the top in raised order; in time order
+  // (newest transaction first) before the first row that is older, and not
+  // at all when it belongs on a later page.
+  function placeOf(alert) {
+    if (filters.order !== "time") return body.firstChild;
+    const key = (t, id) => [Date.parse(t), Number(id)];
+    const [t, id] = key(alert.timestamp, alert.alert_id);
+    for (const tr of rows()) {
+      const [rt, rid] = key(tr.dataset.ts, tr.dataset.alertId);
+      if (rt < t || (rt === t && rid < id)) return tr;
+    }
+    return filters.more === "true" ? undefined : null;
+  }
+
   function addAlert(alert) {
     if (!matches(alert) || body.querySelector(`tr[data-alert-id="${alert.alert_id}"]`)) return;
+    const total = document.getElementById("alert-total");
+    if (total) total.textContent = String(Number(total.textContent) + 1);
+    const place = placeOf(alert);
+    if (place === undefined) return;
     const tr = document.createElement("tr");
     tr.dataset.alertId = alert.alert_id;
     tr.dataset.transactionId = alert.transaction_id;
+    tr.dataset.ts = alert.timestamp;
     tr.tabIndex = -1;
     tr.className = "new";
     tr.innerHTML = rowHtml(alert);
-    body.insertBefore(tr, body.firstChild);
+    body.insertBefore(tr, place);
     const none = document.getElementById("no-alerts");
     if (none) none.remove();
     table.dataset.liveCount = String(Number(table.dataset.liveCount || 0) + 1);
   }
 
+  // The live feed. The browser reconnects by itself after a dropped
+  // connection (sending the last id it received: the stream gives its
+  // position when it opens and with each heartbeat), but not after an answer
+  // other than 200, such as a 503 while the database is down or every stream
+  // slot is taken: then the page reopens the stream itself, with backoff
+  // (1 s doubling to 30 s), from the last position it received.
   if (filters.live === "true" && window.EventSource) {
-    const source = new EventSource("/alerts/stream");
-    source.addEventListener("alert", (event) => addAlert(JSON.parse(event.data)));
-    source.addEventListener("open", () => {
-      state.textContent = "Live: new alerts appear at the top.";
-      table.dataset.streaming = "true";
-    });
-    source.addEventListener("error", () => {
+    let position = table.dataset.feedPosition || "";
+    let delay = 1000;
+    const track = (event) => { if (event.lastEventId) position = event.lastEventId; };
+    function interrupted() {
       state.textContent = "Live feed interrupted; reconnecting…";
       table.dataset.streaming = "false";
-    });
+    }
+    function open() {
+      const url = "/alerts/stream" + (position ? "?last_event_id=" + encodeURIComponent(position) : "");
+      const source = new EventSource(url);
+      source.addEventListener("alert", (event) => { track(event); addAlert(JSON.parse(event.data)); });
+      source.addEventListener("position", track);
+      source.addEventListener("open", () => {
+        delay = 1000;
+        state.textContent = "Live: new alerts appear at the top.";
+        table.dataset.streaming = "true";
+      });
+      source.addEventListener("error", () => {
+        interrupted();
+        if (source.readyState !== EventSource.CLOSED) return;  // the browser retries
+        table.dataset.reopens = String(Number(table.dataset.reopens || 0) + 1);
+        setTimeout(open, delay);
+        delay = Math.min(delay * 2, 30000);
+      });
+    }
+    open();
   }
 
   async function review(tr, status) {

@@ -6,6 +6,10 @@
 
 (() => {
   const esc = pgfraud.escapeHtml;
+  // The range form only feeds the backtests: Enter in it submits nothing
+  // (a listener here, not an inline onsubmit, which the page's CSP refuses).
+  const rangeForm = document.getElementById("backtest-range");
+  if (rangeForm) rangeForm.addEventListener("submit", (event) => event.preventDefault());
   const range = () => ({
     from: document.getElementById("bt-from").value.trim() || undefined,
     to: document.getElementById("bt-to").value.trim() || undefined,

@@ -1,0 +1,491 @@
+-- tune_rules(p_train_from timestamptz, p_train_to timestamptz,
+--            p_valid_from timestamptz, p_valid_to timestamptz,
+--            p_max_alerts_per_1000 numeric, p_min_precision numeric,
+--            p_candidates text[]) -> jsonb
+--
+-- Chooses which rules run and their parameters from labelled history: on the
+-- training period [p_train_from, p_train_to) it maximises recall (known fraud
+-- flagged by at least one chosen rule) under the constraint given, an alert
+-- budget (flagged transactions per 1,000 transactions at most
+-- p_max_alerts_per_1000) and/or a precision floor (flagged fraud / flagged at
+-- least p_min_precision), then measures the chosen set and the live set on
+-- both periods. Changes nothing: the chosen set is switched on by PATCH
+-- /rules, `pgfraud tune --apply` or change_rule per rule.
+--
+-- Candidates: p_candidates (NULL: every rule of the rules table, built-in
+-- and users'). Known fraud is that of evaluate_rules (a label unless the
+-- latest review says false_positive, or a confirmed_fraud review).
+--
+-- How it is fast: each rule's observation per training transaction (the
+-- amount, the amount over the prior average as an exact ratio, the count in
+-- a velocity window, the gap to the previous time, ...) is computed once, in
+-- one window pass over the account histories up to p_train_to, for each
+-- value of the parameters that shape a window (velocity's window_seconds,
+-- min_history); from it, the strictest step of the rule's threshold grid at
+-- which the transaction still fires (its level) is one width_bucket. A
+-- candidate (rule, parameters) then flags exactly the rows whose level
+-- reaches its step, so every threshold of every rule is counted from one
+-- table (_tune_observations), never by running the rule code again. The
+-- arithmetic is that of _evaluate_from (exact numeric: amount x n >
+-- multiplier x sum as a ratio at 30 decimal places, windows in elapsed
+-- time), so a candidate's flagged set is the rule code's.
+-- The grids (rule_parameter_ranges() bounds every value):
+--   large_amount.threshold: the amounts of the training period's known fraud
+--       (at most 200 of them, evenly spaced by rank);
+--   amount_spike.multiplier 1.5 2 2.5 3 4 5 6 8 10 15 20, for min_history
+--       1 3 5 10 (window_days 0: the whole past);
+--   below_average.factor 0.9 0.7 0.5 0.3 0.2 0.1 0.05, min_history 1 3 5 10
+--       (window_days 0);
+--   velocity.max_transactions 1 2 3 4 5 6 8 10 15 20 for window_seconds
+--       60 300 3600 86400;
+--   rapid_succession.min_gap_seconds 3600 1800 600 300 120 60 30 10 5 1;
+--   same_timestamp.max_transactions 1 2 3 4 5;
+--   new_merchant_large.multiplier 1 1.5 2 3 4 5 8 10, min_history 1 3 5 10
+--       (unused_days 0: a merchant never paid at before);
+--   new_merchant_run, compromised_merchant and users' rules: on or off at
+--       their stored parameters, their flags from the rule code itself
+--       (score_transactions over the training period), so a rule that reads
+--       labels sees them exactly as the rule code and backtests do: only
+--       what was known at the judged transaction's time (known_at).
+-- Known fraud for the figures (what a rule should catch) is the ground
+-- truth, whenever it became known, as in evaluate_rules.
+-- Selection (greedy, one parameter set per rule): repeatedly add the
+-- candidate that keeps the constraint and adds the most newly caught fraud
+-- (ties: fewer new alerts); and, separately, the one whose new alerts have
+-- the highest precision (ties: more caught); the run that catches more on
+-- the training period wins (ties: fewer alerts, then the first).
+--
+-- Returns {"chosen": {rule_id: parameters} (validate_rules' normalised form;
+-- {} when no candidate fits the constraint), "live": the enabled rules,
+-- "search": {"transactions", "labelled", "flagged", "caught", "steps":
+-- [{rule_id, parameters, flagged, caught}] (cumulative on the training
+-- period, in the order chosen), "candidates": how many (rule, parameters)
+-- were counted}, "figures": {"chosen"|"live": {"training"|"validation":
+-- backtest_rules rows}}}. The figures are backtest_rules' (evaluate_rules')
+-- own, so they equal `pgfraud evaluate --rules <chosen>` on each period.
+-- Errors: PF001 (invalid_input) with COLUMN naming the field: train_from,
+-- train_to (a missing or empty training period, no transaction or no known
+-- fraud in it), valid_from (before train_to), valid_to (missing or empty
+-- validation period, no transaction in it), max_alerts_per_1000 (not above
+-- 0; or neither constraint given), min_precision (not in (0, 1]),
+-- candidates (an unknown rule, or none).
+CREATE OR REPLACE FUNCTION tune_rules(
+    p_train_from timestamptz,
+    p_train_to timestamptz,
+    p_valid_from timestamptz,
+    p_valid_to timestamptz,
+    p_max_alerts_per_1000 numeric DEFAULT NULL,
+    p_min_precision numeric DEFAULT NULL,
+    p_candidates text[] DEFAULT NULL
+)
+RETURNS jsonb
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = public, pg_temp
+SET jit = off
+SET work_mem = '256MB'
+SET client_min_messages = warning
+AS $$
+DECLARE
+    v_unknown text;
+    v_candidates text[];
+    v_transactions bigint;
+    v_labelled bigint;
+    v_valid_transactions bigint;
+    v_fixed jsonb;
+    v_count integer;
+    v_strategy text;
+    v_best record;
+    v_flagged bigint;
+    v_caught bigint;
+    v_steps jsonb;
+    v_chosen jsonb;
+    v_result jsonb := NULL;
+    v_result_caught bigint;
+    v_result_flagged bigint;
+BEGIN
+    -- The input, each problem naming its field.
+    IF p_train_from IS NULL THEN
+        RAISE EXCEPTION 'the training period needs a start (train_from)'
+            USING ERRCODE = 'PF001', COLUMN = 'train_from';
+    END IF;
+    IF p_train_to IS NULL OR p_train_to <= p_train_from THEN
+        RAISE EXCEPTION 'the training period must end (train_to) after it starts (train_from)'
+            USING ERRCODE = 'PF001', COLUMN = 'train_to';
+    END IF;
+    IF p_valid_from IS NULL OR p_valid_from < p_train_to THEN
+        RAISE EXCEPTION 'the validation period must start (valid_from) at or after the end of the training period (train_to)'
+            USING ERRCODE = 'PF001', COLUMN = 'valid_from';
+    END IF;
+    IF p_valid_to IS NULL OR p_valid_to <= p_valid_from THEN
+        RAISE EXCEPTION 'the validation period must end (valid_to) after it starts (valid_from)'
+            USING ERRCODE = 'PF001', COLUMN = 'valid_to';
+    END IF;
+    IF p_max_alerts_per_1000 IS NULL AND p_min_precision IS NULL THEN
+        RAISE EXCEPTION 'give an alert budget (max_alerts_per_1000) or a precision floor (min_precision)'
+            USING ERRCODE = 'PF001', COLUMN = 'max_alerts_per_1000';
+    END IF;
+    IF p_max_alerts_per_1000 IS NOT NULL AND NOT p_max_alerts_per_1000 > 0 THEN
+        RAISE EXCEPTION 'the alert budget max_alerts_per_1000 must be above 0; got %', p_max_alerts_per_1000
+            USING ERRCODE = 'PF001', COLUMN = 'max_alerts_per_1000';
+    END IF;
+    IF p_min_precision IS NOT NULL AND NOT (p_min_precision > 0 AND p_min_precision <= 1) THEN
+        RAISE EXCEPTION 'the precision floor min_precision must be above 0 and at most 1; got %', p_min_precision
+            USING ERRCODE = 'PF001', COLUMN = 'min_precision';
+    END IF;
+    IF p_candidates IS NOT NULL THEN
+        SELECT c INTO v_unknown
+        FROM unnest(p_candidates) AS c
+        WHERE c IS NULL OR NOT EXISTS (SELECT FROM rules AS r WHERE r.rule_id = c)
+        LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'unknown rule % among the candidates; the rules are %', coalesce(v_unknown, 'null'),
+                (SELECT string_agg(r.rule_id, ', ' ORDER BY r.rule_id) FROM rules AS r)
+                USING ERRCODE = 'PF001', COLUMN = 'candidates';
+        END IF;
+        IF cardinality(p_candidates) = 0 THEN
+            RAISE EXCEPTION 'name at least one candidate rule'
+                USING ERRCODE = 'PF001', COLUMN = 'candidates';
+        END IF;
+    END IF;
+    v_candidates := coalesce(p_candidates, ARRAY(SELECT r.rule_id FROM rules AS r ORDER BY r.rule_id));
+
+    SELECT count(*) INTO v_valid_transactions
+    FROM transactions AS t WHERE t.ts >= p_valid_from AND t.ts < p_valid_to;
+    IF v_valid_transactions = 0 THEN
+        RAISE EXCEPTION 'the validation period [valid_from, valid_to) holds no transaction'
+            USING ERRCODE = 'PF001', COLUMN = 'valid_to';
+    END IF;
+
+    DROP TABLE IF EXISTS _tune_rows, _tune_variants, _tune_levels, _tune_observations, _tune_counts,
+        _tune_open, _tune_flagged, _tune_new;
+
+    -- Every training transaction with the features the rules observe,
+    -- computed over each account's whole history before p_train_to (as the
+    -- rule code computes them from scratch), and whether it is known fraud.
+    CREATE TEMP TABLE _tune_rows ON COMMIT DROP AS
+    WITH decisions AS (
+        SELECT DISTINCT ON (rv.transaction_id) rv.transaction_id, rv.status
+        FROM reviews AS rv
+        ORDER BY rv.transaction_id, rv.review_id DESC
+    ),
+    known AS (
+        SELECT coalesce(l.transaction_id, d.transaction_id) AS transaction_id
+        FROM fraud_labels AS l
+        FULL JOIN decisions AS d ON d.transaction_id = l.transaction_id
+        WHERE d.status IS DISTINCT FROM 'false_positive'
+    ),
+    windowed AS (
+        SELECT t.transaction_id, t.account_id, t.ts, t.amount, t.merchant_id,
+               count(*) OVER prior AS prior_count,
+               coalesce(sum(t.amount) OVER prior, 0) AS prior_sum,
+               max(t.ts) OVER earlier AS previous_ts,
+               count(*) OVER prior - count(*) OVER earlier + 1 AS same_time_count,
+               count(*) OVER prior - count(*) OVER out_60 + 1 AS count_60,
+               count(*) OVER prior - count(*) OVER out_300 + 1 AS count_300,
+               count(*) OVER prior - count(*) OVER out_3600 + 1 AS count_3600,
+               count(*) OVER prior - count(*) OVER out_86400 + 1 AS count_86400
+        FROM transactions AS t
+        WHERE t.ts < p_train_to
+        WINDOW account_order AS (PARTITION BY t.account_id ORDER BY t.ts, t.transaction_id),
+               prior AS (account_order ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+               by_time AS (PARTITION BY t.account_id ORDER BY t.ts),
+               earlier AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '1 millisecond' PRECEDING),
+               out_60 AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '60 seconds' PRECEDING),
+               out_300 AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '300 seconds' PRECEDING),
+               out_3600 AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '3600 seconds' PRECEDING),
+               out_86400 AS (by_time RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '86400 seconds' PRECEDING)
+    ),
+    merchant_first AS (
+        -- A payment at a known merchant the account never paid at before
+        -- (in (ts, transaction_id) order).
+        SELECT t.transaction_id,
+               t.merchant_id IS NOT NULL AND NOT EXISTS (
+                   SELECT FROM transactions AS u
+                   WHERE u.account_id = t.account_id AND u.merchant_id = t.merchant_id
+                     AND (u.ts, u.transaction_id) < (t.ts, t.transaction_id)) AS first_at_merchant
+        FROM transactions AS t
+        WHERE t.ts >= p_train_from AND t.ts < p_train_to AND t.merchant_id IS NOT NULL
+    )
+    SELECT w.*,
+           CASE WHEN w.prior_sum > 0
+                THEN (w.amount * w.prior_count)::numeric(60, 30) / w.prior_sum END AS ratio,
+           coalesce(m.first_at_merchant, false) AS first_at_merchant,
+           EXISTS (SELECT FROM known AS k WHERE k.transaction_id = w.transaction_id) AS fraud
+    FROM windowed AS w
+    LEFT JOIN merchant_first AS m ON m.transaction_id = w.transaction_id
+    WHERE w.ts >= p_train_from;
+
+    SELECT count(*), count(*) FILTER (WHERE r.fraud) INTO v_transactions, v_labelled FROM _tune_rows AS r;
+    IF v_transactions = 0 THEN
+        RAISE EXCEPTION 'the training period [train_from, train_to) holds no transaction'
+            USING ERRCODE = 'PF001', COLUMN = 'train_from';
+    END IF;
+    IF v_labelled = 0 THEN
+        RAISE EXCEPTION 'the training period [train_from, train_to) holds no known fraud: load labels first (pgfraud load-labels)'
+            USING ERRCODE = 'PF001', COLUMN = 'train_from';
+    END IF;
+
+    -- The candidates: (rule, the parameters that stay fixed, the swept
+    -- parameter and its grid from loosest to strictest). Step k of a
+    -- candidate is fixed || {sweep: grid[k]}; a row fires at step k when its
+    -- level >= k.
+    CREATE TEMP TABLE _tune_variants (
+        candidate_id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        rule_id text NOT NULL,
+        fixed jsonb NOT NULL,
+        sweep text,
+        grid numeric[] NOT NULL,
+        shape numeric
+    ) ON COMMIT DROP;
+    INSERT INTO _tune_variants (rule_id, fixed, sweep, grid, shape)
+    SELECT v.rule_id, v.fixed, v.sweep, v.grid, v.shape
+    FROM (
+        SELECT 'amount_spike' AS rule_id, jsonb_build_object('min_history', h, 'window_days', 0) AS fixed,
+               'multiplier' AS sweep, '{1.5,2,2.5,3,4,5,6,8,10,15,20}'::numeric[] AS grid, h AS shape
+        FROM unnest('{1,3,5,10}'::int[]) AS h
+        UNION ALL
+        SELECT 'below_average', jsonb_build_object('min_history', h, 'window_days', 0),
+               'factor', '{0.9,0.7,0.5,0.3,0.2,0.1,0.05}', h
+        FROM unnest('{1,3,5,10}'::int[]) AS h
+        UNION ALL
+        SELECT 'large_amount', '{}', 'threshold',
+               -- The smallest fraud amount of each of up to 200 rank tiles.
+               ARRAY(SELECT DISTINCT q.amount
+                     FROM (SELECT trim_scale(min(z.amount)) AS amount
+                           FROM (SELECT r.amount, ntile(200) OVER (ORDER BY r.amount) AS tile
+                                 FROM _tune_rows AS r WHERE r.fraud) AS z
+                           GROUP BY z.tile) AS q
+                     ORDER BY q.amount), NULL
+        UNION ALL
+        SELECT 'velocity', jsonb_build_object('window_seconds', w), 'max_transactions',
+               '{1,2,3,4,5,6,8,10,15,20}', w
+        FROM unnest('{60,300,3600,86400}'::int[]) AS w
+        UNION ALL
+        SELECT 'rapid_succession', '{}', 'min_gap_seconds', '{3600,1800,600,300,120,60,30,10,5,1}', NULL
+        UNION ALL
+        SELECT 'same_timestamp', '{}', 'max_transactions', '{1,2,3,4,5}', NULL
+        UNION ALL
+        SELECT 'new_merchant_large', jsonb_build_object('min_history', h, 'unused_days', 0),
+               'multiplier', '{1,1.5,2,3,4,5,8,10}', h
+        FROM unnest('{1,3,5,10}'::int[]) AS h
+        UNION ALL
+        -- On or off at the stored parameters: the rule code decides.
+        SELECT r.rule_id, r.parameters, NULL, '{1}', NULL
+        FROM rules AS r
+        WHERE r.rule_id NOT IN ('amount_spike', 'below_average', 'large_amount', 'velocity',
+                                'rapid_succession', 'same_timestamp', 'new_merchant_large')
+    ) AS v
+    WHERE v.rule_id = ANY (v_candidates)
+    ORDER BY v.rule_id, v.shape;
+
+    -- Each row's level per swept candidate: the number of grid steps at
+    -- which it fires (rows of level 0 are left out). First one level per
+    -- row and grid (a width_bucket each), then one row per candidate whose
+    -- fixed parameters (min_history, first at the merchant) it passes.
+    CREATE TEMP TABLE _tune_levels ON COMMIT DROP AS
+    WITH grids AS (
+        SELECT v.rule_id, v.grid, ARRAY(SELECT g FROM unnest(v.grid) AS g ORDER BY g) AS ascending
+        FROM (SELECT DISTINCT ON (w.rule_id) w.rule_id, w.grid
+              FROM _tune_variants AS w
+              WHERE w.sweep IS NOT NULL AND cardinality(w.grid) > 0
+              ORDER BY w.rule_id, w.candidate_id) AS v
+    ),
+    g AS (
+        SELECT
+            (SELECT x.grid FROM grids AS x WHERE x.rule_id = 'large_amount') AS large,
+            (SELECT x.grid FROM grids AS x WHERE x.rule_id = 'amount_spike') AS spike,
+            (SELECT x.ascending FROM grids AS x WHERE x.rule_id = 'below_average') AS below,
+            (SELECT x.grid FROM grids AS x WHERE x.rule_id = 'velocity') AS velocity,
+            (SELECT x.ascending FROM grids AS x WHERE x.rule_id = 'rapid_succession') AS rapid,
+            (SELECT x.grid FROM grids AS x WHERE x.rule_id = 'same_timestamp') AS same,
+            (SELECT x.grid FROM grids AS x WHERE x.rule_id = 'new_merchant_large') AS merchant
+    )
+    SELECT r.transaction_id, r.fraud, r.prior_count,
+           -- amount >= threshold (grid ascending).
+           width_bucket(r.amount, g.large) AS large_level,
+           -- amount x n > multiplier x sum (grid ascending); min_history apart.
+           CASE WHEN r.prior_count = 0 THEN 0
+                WHEN r.prior_sum = 0 THEN CASE WHEN r.amount > 0 THEN cardinality(g.spike) ELSE 0 END
+                ELSE width_bucket(r.ratio, g.spike) - (r.ratio = ANY (g.spike))::int END AS spike_level,
+           -- amount x n < factor x sum (grid descending): the factors above the ratio.
+           CASE WHEN r.prior_count = 0 OR r.prior_sum = 0 THEN 0
+                ELSE cardinality(g.below) - width_bucket(r.ratio, g.below) END AS below_level,
+           -- count in (ts - window, ts], this one included, > max_transactions.
+           width_bucket(r.count_60 - 1, g.velocity) AS velocity_60,
+           width_bucket(r.count_300 - 1, g.velocity) AS velocity_300,
+           width_bucket(r.count_3600 - 1, g.velocity) AS velocity_3600,
+           width_bucket(r.count_86400 - 1, g.velocity) AS velocity_86400,
+           -- 0 < ts - the previous earlier time < min_gap (grid descending).
+           CASE WHEN r.previous_ts IS NULL THEN 0
+                ELSE cardinality(g.rapid) - width_bucket(extract(epoch FROM r.ts - r.previous_ts), g.rapid)
+           END AS rapid_level,
+           width_bucket(r.same_time_count - 1, g.same) AS same_level,
+           -- First payment at the merchant, amount x n > multiplier x sum.
+           CASE WHEN NOT r.first_at_merchant OR r.prior_count = 0 THEN 0
+                WHEN r.prior_sum = 0 THEN CASE WHEN r.amount > 0 THEN cardinality(g.merchant) ELSE 0 END
+                ELSE width_bucket(r.ratio, g.merchant) - (r.ratio = ANY (g.merchant))::int END AS merchant_level
+    FROM _tune_rows AS r
+    CROSS JOIN g;
+
+    CREATE TEMP TABLE _tune_observations ON COMMIT DROP AS
+    SELECT v.candidate_id, l.transaction_id, l.fraud, l.level
+    FROM _tune_variants AS v
+    JOIN LATERAL (
+        SELECT x.transaction_id, x.fraud, x.large_level AS level FROM _tune_levels AS x
+        WHERE v.rule_id = 'large_amount' AND x.large_level > 0
+        UNION ALL
+        SELECT x.transaction_id, x.fraud, x.spike_level FROM _tune_levels AS x
+        WHERE v.rule_id = 'amount_spike' AND x.spike_level > 0 AND x.prior_count >= v.shape
+        UNION ALL
+        SELECT x.transaction_id, x.fraud, x.below_level FROM _tune_levels AS x
+        WHERE v.rule_id = 'below_average' AND x.below_level > 0 AND x.prior_count >= v.shape
+        UNION ALL
+        SELECT x.transaction_id, x.fraud,
+               CASE v.shape WHEN 60 THEN x.velocity_60 WHEN 300 THEN x.velocity_300
+                            WHEN 3600 THEN x.velocity_3600 ELSE x.velocity_86400 END
+        FROM _tune_levels AS x
+        WHERE v.rule_id = 'velocity'
+          AND CASE v.shape WHEN 60 THEN x.velocity_60 WHEN 300 THEN x.velocity_300
+                           WHEN 3600 THEN x.velocity_3600 ELSE x.velocity_86400 END > 0
+        UNION ALL
+        SELECT x.transaction_id, x.fraud, x.rapid_level FROM _tune_levels AS x
+        WHERE v.rule_id = 'rapid_succession' AND x.rapid_level > 0
+        UNION ALL
+        SELECT x.transaction_id, x.fraud, x.same_level FROM _tune_levels AS x
+        WHERE v.rule_id = 'same_timestamp' AND x.same_level > 0
+        UNION ALL
+        SELECT x.transaction_id, x.fraud, x.merchant_level FROM _tune_levels AS x
+        WHERE v.rule_id = 'new_merchant_large' AND x.merchant_level > 0 AND x.prior_count >= v.shape
+    ) AS l ON true
+    WHERE v.sweep IS NOT NULL AND cardinality(v.grid) > 0;
+
+    -- The on/off candidates: the rule code's own flags on the training period.
+    SELECT jsonb_object_agg(v.rule_id, v.fixed) INTO v_fixed
+    FROM _tune_variants AS v WHERE v.sweep IS NULL;
+    IF v_fixed IS NOT NULL THEN
+        INSERT INTO _tune_observations (candidate_id, transaction_id, fraud, level)
+        SELECT DISTINCT v.candidate_id, r.transaction_id, r.fraud, 1
+        FROM score_transactions(p_train_from, p_train_to, v_fixed) AS e
+        JOIN _tune_variants AS v ON v.rule_id = e.rule_id AND v.sweep IS NULL
+        JOIN _tune_rows AS r ON r.transaction_id = e.transaction_id;
+    END IF;
+
+    -- Per candidate and level: the rows and the fraud among them. Each
+    -- greedy run keeps these counts for the rows not yet flagged (_tune_open),
+    -- taking off the rows each chosen candidate flags, so a round reads the
+    -- small count table, never the observations again.
+    CREATE INDEX ON _tune_observations (candidate_id, level);
+    CREATE INDEX ON _tune_observations (transaction_id);
+    ANALYZE _tune_observations;
+    CREATE TEMP TABLE _tune_counts ON COMMIT DROP AS
+    SELECT o.candidate_id, o.level, count(*) AS flagged, count(*) FILTER (WHERE o.fraud) AS caught
+    FROM _tune_observations AS o
+    GROUP BY o.candidate_id, o.level;
+    CREATE TEMP TABLE _tune_open (LIKE _tune_counts) ON COMMIT DROP;
+    CREATE TEMP TABLE _tune_flagged (transaction_id bigint PRIMARY KEY, fraud boolean NOT NULL)
+        ON COMMIT DROP;
+    CREATE TEMP TABLE _tune_new (transaction_id bigint PRIMARY KEY) ON COMMIT DROP;
+    FOREACH v_strategy IN ARRAY ARRAY['recall', 'precision'] LOOP
+        TRUNCATE _tune_flagged, _tune_open;
+        INSERT INTO _tune_open SELECT * FROM _tune_counts;
+        v_flagged := 0;
+        v_caught := 0;
+        v_steps := '[]';
+        v_chosen := '{}';
+        LOOP
+            WITH steps AS (
+                -- Step k flags the open rows of level >= k.
+                SELECT s.candidate_id, s.level AS step,
+                       sum(s.flagged) OVER newer AS flagged,
+                       sum(s.caught) OVER newer AS caught
+                FROM _tune_open AS s
+                JOIN _tune_variants AS v ON v.candidate_id = s.candidate_id
+                WHERE NOT v_chosen ? v.rule_id AND s.flagged > 0
+                WINDOW newer AS (PARTITION BY s.candidate_id ORDER BY s.level DESC
+                                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+            )
+            SELECT s.candidate_id, s.step, s.flagged, s.caught INTO v_best
+            FROM steps AS s
+            WHERE s.caught > 0
+              AND (p_max_alerts_per_1000 IS NULL
+                   OR (v_flagged + s.flagged) * 1000 <= p_max_alerts_per_1000 * v_transactions)
+              AND (p_min_precision IS NULL
+                   OR (v_caught + s.caught) >= p_min_precision * (v_flagged + s.flagged))
+            ORDER BY
+                CASE WHEN v_strategy = 'recall' THEN s.caught::numeric
+                     ELSE s.caught::numeric / s.flagged END DESC,
+                CASE WHEN v_strategy = 'recall' THEN -s.flagged::numeric ELSE s.caught END DESC,
+                s.flagged, s.candidate_id, s.step DESC
+            LIMIT 1;
+            EXIT WHEN NOT FOUND;
+
+            TRUNCATE _tune_new;
+            WITH added AS (
+                INSERT INTO _tune_flagged (transaction_id, fraud)
+                SELECT o.transaction_id, o.fraud
+                FROM _tune_observations AS o
+                WHERE o.candidate_id = v_best.candidate_id AND o.level >= v_best.step
+                ON CONFLICT (transaction_id) DO NOTHING
+                RETURNING transaction_id
+            )
+            INSERT INTO _tune_new SELECT a.transaction_id FROM added AS a;
+            UPDATE _tune_open AS c
+            SET flagged = c.flagged - d.flagged, caught = c.caught - d.caught
+            FROM (
+                SELECT o.candidate_id, o.level, count(*) AS flagged,
+                       count(*) FILTER (WHERE o.fraud) AS caught
+                FROM _tune_new AS n
+                JOIN _tune_observations AS o ON o.transaction_id = n.transaction_id
+                GROUP BY o.candidate_id, o.level
+            ) AS d
+            WHERE c.candidate_id = d.candidate_id AND c.level = d.level;
+            v_flagged := v_flagged + v_best.flagged;
+            v_caught := v_caught + v_best.caught;
+            SELECT v_chosen || jsonb_build_object(v.rule_id, p.parameters),
+                   v_steps || jsonb_build_array(jsonb_build_object(
+                       'rule_id', v.rule_id, 'parameters', p.parameters,
+                       'flagged', v_flagged, 'caught', v_caught))
+            INTO v_chosen, v_steps
+            FROM _tune_variants AS v
+            CROSS JOIN LATERAL (
+                SELECT CASE WHEN v.sweep IS NULL THEN v.fixed
+                            ELSE v.fixed || jsonb_build_object(v.sweep, v.grid[v_best.step]) END AS parameters
+            ) AS p
+            WHERE v.candidate_id = v_best.candidate_id;
+        END LOOP;
+        IF v_result IS NULL OR v_caught > v_result_caught
+           OR (v_caught = v_result_caught AND v_flagged < v_result_flagged) THEN
+            v_result := jsonb_build_object(
+                'chosen', validate_rules(v_chosen),
+                'search', jsonb_build_object(
+                    'transactions', v_transactions, 'labelled', v_labelled,
+                    'flagged', v_flagged, 'caught', v_caught, 'steps', v_steps));
+            v_result_caught := v_caught;
+            v_result_flagged := v_flagged;
+        END IF;
+    END LOOP;
+
+    v_chosen := v_result -> 'chosen';
+    RETURN v_result
+        || jsonb_build_object(
+            'live', active_rule_parameters(),
+            'search', (v_result -> 'search') || jsonb_build_object('candidates', (
+                SELECT coalesce(sum(cardinality(v.grid)), 0) FROM _tune_variants AS v)),
+            'figures', jsonb_build_object(
+                'chosen', jsonb_build_object(
+                    'training', (SELECT jsonb_agg(to_jsonb(b)) FROM backtest_rules(v_chosen, p_train_from, p_train_to) AS b),
+                    'validation', (SELECT jsonb_agg(to_jsonb(b)) FROM backtest_rules(v_chosen, p_valid_from, p_valid_to) AS b)),
+                'live', jsonb_build_object(
+                    'training', (SELECT jsonb_agg(to_jsonb(b)) FROM backtest_rules(NULL, p_train_from, p_train_to) AS b),
+                    'validation', (SELECT jsonb_agg(to_jsonb(b)) FROM backtest_rules(NULL, p_valid_from, p_valid_to) AS b))));
+END;
+$$;
+
+COMMENT ON FUNCTION tune_rules(timestamptz, timestamptz, timestamptz, timestamptz, numeric, numeric, text[]) IS
+    'Chooses rules and parameters maximising recall on [train_from, train_to) under an alert budget per 1,000 and/or a precision floor; reports the chosen and live sets on both periods (backtest_rules). Changes nothing. PF001 naming the field.';
+
+REVOKE ALL ON FUNCTION tune_rules(timestamptz, timestamptz, timestamptz, timestamptz, numeric, numeric, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tune_rules(timestamptz, timestamptz, timestamptz, timestamptz, numeric, numeric, text[])
+    TO pgfraud_app, pgfraud_readonly;

@@ -1,0 +1,54 @@
+"""Smaller faults of issue 15: a misspelt rule id in the alert queue's filter, and
+the default description of a long user's rule."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from pgfraud import db
+from pgfraud.cli import main
+
+
+def test_http_alerts_with_an_unknown_rule_id_is_a_400_naming_it(client):
+    response = client.get("/alerts?rule_id=large_amout")
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["field"] == "rule_id"
+    assert error["message"].startswith("unknown rule large_amout; the rules are amount_spike, ")
+    assert client.get("/alerts?rule_id=large_amount").status_code == 200
+
+
+def test_http_alerts_of_a_users_rule_is_a_known_rule(client, admin_conn):
+    db.add_rule(admin_conn, "big_one", "amount > 15000", None, False)
+    assert client.get("/alerts?rule_id=big_one").get_json()["alerts"] == []
+
+
+def test_cli_alerts_with_an_unknown_rule_exits_2_naming_it(database, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    result = CliRunner().invoke(main, ["alerts", "--rule", "large_amout"])
+    assert result.exit_code == 2
+    assert (
+        "Error: Invalid value for --rule: unknown rule large_amout; the rules are " in result.stderr
+    )
+    assert CliRunner().invoke(main, ["alerts", "--rule", "large_amount"]).exit_code == 0
+
+
+def test_a_long_expression_without_a_description_is_described_by_its_start(admin_conn):
+    expression = " OR ".join(["amount >= 0"] * 50)  # 50 x 11 + 49 x 4 = 746 characters
+    assert len(expression) == 746
+    row = db.add_rule(admin_conn, "long_one", expression, None, False)
+    assert row["expression"] == expression
+    assert row["description"] == expression[:499] + "…"
+    assert len(row["description"]) == 500
+
+
+def test_a_description_given_too_long_says_how_long_it_is(client):
+    body = {"rule_id": "long_one", "expression": "amount > 1", "description": "x" * 501}
+    response = client.post("/rules", json=body)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error == {
+        "code": "invalid_input",
+        "message": "description must be 1 to 500 characters; got 501",
+        "field": "description",
+    }
