@@ -926,6 +926,8 @@ def remove_list_entry(
         return conn.execute(
             "SELECT remove_list_entry(%s, %s, %s)", (list_name, value, actor)
         ).fetchone()[0]
+
+
 def tune_rules(
     conn: psycopg.Connection,
     periods: tuple[datetime, datetime, datetime, datetime],

@@ -861,6 +861,8 @@ class ListEntry(BaseModel):
     value: Id
     reason: Annotated[str, BeforeValidator(_parse_text(2000, 1))]
     expires_at: Timestamp | None = None
+
+
 def _parse_tune_number(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise _error(f"must be a number, not {_show(value)}")
