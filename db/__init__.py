@@ -156,18 +156,26 @@ def store_transactions(conn: psycopg.Connection, transactions: list[dict[str, An
     status ``stored`` or ``duplicate`` and the verdict: the transaction's
     alerts, scored in the same database transaction, as dicts ``{"alert_id",
     "rule_id", "observed", "threshold", "reason"}`` (decimals as strings; []
-    when no rule fired). Runs in the caller's database transaction.
+    when no rule fired), and ``"decision"``: the decision made when it was
+    stored (see :func:`get_decision`; None for one stored before decisions
+    existed). Runs in the caller's database transaction.
     Errors: TransactionConflict (row names the input index), InvalidInput.
     """
     payload = json.dumps(transactions, default=_jsonable)
     with wrap_errors():
         rows = conn.execute(
-            "SELECT row_number, transaction_id, status, alerts::text"
+            "SELECT row_number, transaction_id, status, alerts::text, decision::text"
             " FROM store_transactions(%s::jsonb)",
             (payload,),
         ).fetchall()
     return [
-        {"row": r[0], "transaction_id": r[1], "status": r[2], "alerts": json.loads(r[3])}
+        {
+            "row": r[0],
+            "transaction_id": r[1],
+            "status": r[2],
+            "alerts": json.loads(r[3]),
+            "decision": json.loads(r[4]) if r[4] is not None else None,
+        }
         for r in rows
     ]
 
@@ -801,6 +809,123 @@ def change_rule(
                 _json_numbers(parameters) if parameters is not None else None,
             ),
         ).fetchone()
+
+
+# -- decisions, policy and lists (issue 17) ----------------------------------
+
+
+def get_decision(conn: psycopg.Connection, transaction_id: int) -> dict[str, Any]:
+    """The decision made when a transaction was stored, as answered (SQL
+    ``get_decision``): ``{transaction_id, account_id, timestamp, amount,
+    merchant_id, outcome, score, score_outcome, overruled, rules: [{rule_id,
+    score, observed, threshold, reason}], lists: [entry], policy: {policy_id,
+    review_threshold, decline_threshold}, rule_set_id, decided_at}``.
+    Errors: TransactionNotFound when there is none."""
+    with wrap_errors():
+        return conn.execute("SELECT get_decision(%s)", (transaction_id,)).fetchone()[0]
+
+
+def get_decisions(
+    conn: psycopg.Connection,
+    outcome: str | None = None,
+    account_id: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    before: tuple[datetime, int] | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Decisions newest transaction time first (SQL ``get_decisions``), filtered by
+    outcome, account and transaction time [start, end), strictly before the
+    (timestamp, transaction_id) ``before``; at most ``limit`` (1..10000).
+    Errors: InvalidInput naming outcome or limit."""
+    before_ts, before_id = before if before is not None else (None, None)
+    with wrap_errors():
+        rows = conn.execute(
+            "SELECT d FROM get_decisions(%s, %s, %s, %s, %s, %s, %s) AS d",
+            (outcome, account_id, start, end, before_ts, before_id, limit),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def get_decision_policy(conn: psycopg.Connection) -> dict[str, Any]:
+    """The decision policy in force now (SQL ``get_decision_policy``):
+    ``{policy_id, review_threshold, decline_threshold, default_score,
+    rule_scores: {rule_id: score}, effective_from, set_by}`` (integers)."""
+    with wrap_errors():
+        return conn.execute("SELECT get_decision_policy()").fetchone()[0]
+
+
+def set_decision_policy(
+    conn: psycopg.Connection, changes: dict[str, Any] | str, actor: str | None = None
+) -> dict[str, Any]:
+    """A new version of the policy from now (SQL ``set_decision_policy``):
+    ``changes`` ``{review_threshold, decline_threshold, default_score,
+    rule_scores: {rule_id: int}}`` (each optional; integers), or that as JSON
+    text. Returns the policy now in force. Errors: InvalidInput naming the
+    field (not an integer in range, decline below review), RuleNotFound."""
+    text = changes if isinstance(changes, str) else _json_numbers(changes)
+    with wrap_errors():
+        row = conn.execute("SELECT set_decision_policy(%s::jsonb, %s)", (text, actor)).fetchone()
+    return row[0]
+
+
+def get_lists(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """Every list (SQL ``get_lists``): ``[{list_name, subject, kind, description,
+    created_by, created_at, entries}]``, entries the number in force now."""
+    with wrap_errors():
+        return conn.execute("SELECT get_lists()").fetchone()[0]
+
+
+def get_list(conn: psycopg.Connection, list_name: str) -> dict[str, Any]:
+    """One list with its entries in force now (SQL ``get_list``). Errors:
+    ListNotFound."""
+    with wrap_errors():
+        return conn.execute("SELECT get_list(%s)", (list_name,)).fetchone()[0]
+
+
+def create_list(
+    conn: psycopg.Connection,
+    list_name: str,
+    subject: str,
+    kind: str,
+    description: str = "",
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """Create an allow/block list of accounts or merchants (SQL ``create_list``,
+    idempotent). Errors: InvalidInput naming the field."""
+    with wrap_errors():
+        return conn.execute(
+            "SELECT create_list(%s, %s, %s, %s, %s)", (list_name, subject, kind, description, actor)
+        ).fetchone()[0]
+
+
+def add_list_entry(
+    conn: psycopg.Connection,
+    list_name: str,
+    value: int,
+    reason: str,
+    expires_at: datetime | None = None,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """Put an account/merchant id on a list from now (SQL ``add_list_entry``).
+    Errors: InvalidInput naming the field (unknown list, expiry not in the
+    future, empty reason)."""
+    with wrap_errors():
+        return conn.execute(
+            "SELECT add_list_entry(%s, %s, %s, %s, %s)",
+            (list_name, value, reason, expires_at, actor),
+        ).fetchone()[0]
+
+
+def remove_list_entry(
+    conn: psycopg.Connection, list_name: str, value: int, actor: str | None = None
+) -> dict[str, Any]:
+    """Take a value off a list from now (SQL ``remove_list_entry``). Errors:
+    ListNotFound (no such list, or the value is not on it)."""
+    with wrap_errors():
+        return conn.execute(
+            "SELECT remove_list_entry(%s, %s, %s)", (list_name, value, actor)
+        ).fetchone()[0]
 
 
 def tune_rules(

@@ -828,6 +828,249 @@ def rule_disable(rule_id: str) -> None:
     _switch_rule(rule_id, False)
 
 
+# -- decisions, policy and lists (issue 17) ------------------------------------------
+
+_POLICY_KEYS = {
+    "review": "review_threshold",
+    "decline": "decline_threshold",
+    "default": "default_score",
+    "review_threshold": "review_threshold",
+    "decline_threshold": "decline_threshold",
+    "default_score": "default_score",
+}
+
+
+def _bad_input(exc: PgfraudError) -> None:
+    """One line naming the field, exit 2 (bad input, as click's usage errors)."""
+    field = f"{exc.field}: " if exc.field and not exc.message.startswith(exc.field) else ""
+    click.echo(f"error: {field}{exc.message}", err=True)
+    sys.exit(2)
+
+
+def _as_owner(work, create: bool = False):
+    """work(conn) as the database owner in one transaction, committed; bad input
+    (InvalidInput) is one line and exit 2, any other failure one line and exit 1."""
+    try:
+        with config.database() if create else config.existing_database() as database:
+            prepare(database)
+            with db.connect(database.admin_url) as conn:
+                result = work(conn)
+                conn.commit()
+    except InvalidInput as exc:
+        _bad_input(exc)
+    except PgfraudError as exc:
+        _fail(exc)
+    return result
+
+
+def _decision_line(decision: dict, as_json: bool) -> str:
+    if as_json:
+        return db.dumps_json(decision)
+    rules = " ".join(f"{r['rule_id']}({r['score']})" for r in decision["rules"])
+    lists = " ".join(f"[{e['kind']} {e['list_name']}]" for e in decision["lists"])
+    overruled = f" (score said {decision['score_outcome']})" if decision["overruled"] else ""
+    return (
+        f"{decision['timestamp']}  account {decision['account_id']}"
+        f"  transaction {decision['transaction_id']}  amount {decision['amount']}"
+        f"  {decision['outcome']}{overruled}  score {decision['score']}"
+        + (f"  {rules}" if rules else "")
+        + (f"  {lists}" if lists else "")
+    )
+
+
+@main.command()
+@click.option(
+    "--outcome", type=click.Choice(["approve", "review", "decline"]), help="Only this outcome."
+)
+@click.option(
+    "--account", "account_id", type=click.IntRange(0, 2**63 - 1), help="Only this account."
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=20,
+    show_default=True,
+    help="How many of the newest decisions (by transaction time) to list.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def decisions(outcome: str | None, account_id: int | None, limit: int, as_json: bool) -> None:
+    """List the newest decisions, oldest of them first: each transaction's outcome
+    (approve, review, decline) as answered when it was stored, its score, the rules
+    that fired with their scores, and the list entries that applied."""
+    try:
+        with config.database() as database:
+            prepare(database)
+            with db.connect(database.app_url, autocommit=True) as conn:
+                rows = db.get_decisions(conn, outcome=outcome, account_id=account_id, limit=limit)
+    except PgfraudError as exc:
+        _fail(exc)
+    for row in reversed(rows):
+        click.echo(_decision_line(row, as_json))
+
+
+def _policy_lines(policy: dict) -> list[str]:
+    lines = [
+        f"approve below {policy['review_threshold']}, review from {policy['review_threshold']},"
+        f" decline from {policy['decline_threshold']}"
+        f" (policy {policy['policy_id']}, set by {policy['set_by']}"
+        + (f" at {policy['effective_from']})" if policy["effective_from"] else ")"),
+    ]
+    lines += [f"  {rule_id}: {score}" for rule_id, score in policy["rule_scores"].items()]
+    lines.append(f"  (a rule not named: {policy['default_score']})")
+    return lines
+
+
+@main.group(name="policy")
+def policy_group() -> None:
+    """The decision policy: review and decline thresholds over the sum of rule scores."""
+
+
+@policy_group.command(name="show")
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+def policy_show(as_json: bool) -> None:
+    """Show the policy in force: thresholds and every rule's score."""
+    policy = _as_owner(db.get_decision_policy)
+    click.echo(db.dumps_json(policy, indent=2) if as_json else "\n".join(_policy_lines(policy)))
+
+
+def _policy_change(pairs: tuple[str, ...]) -> dict:
+    from pgfraud.wire import parse_policy_change
+
+    changes: dict = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        field = _POLICY_KEYS.get(key.strip())
+        if not sep or field is None:
+            raise InvalidInput(
+                f"{pair!r} is not KEY=VALUE with KEY review, decline or default", field=key
+            )
+        text = text.strip()
+        if not text.lstrip("-").isdigit() or len(text) > 10:
+            raise InvalidInput(f"{field} must be an integer, not {text!r}", field=field)
+        changes[field] = int(text)
+    return parse_policy_change(changes)
+
+
+@policy_group.command(name="set")
+@click.argument("settings", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.option("--by", "actor", default=None, help="Who changes it (default: the database login).")
+def policy_set(settings: tuple[str, ...], actor: str | None) -> None:
+    """Put a new policy in force from now: review=N (1..1000), decline=N (1..1000, at
+    least review), default=N (0..1000, the score of a rule not named), like
+    `pgfraud policy set review=50 decline=100`. Earlier decisions keep theirs."""
+    try:
+        changes = _policy_change(settings)
+    except InvalidInput as exc:
+        _bad_input(exc)
+    policy = _as_owner(lambda conn: db.set_decision_policy(conn, changes, actor))
+    click.echo("\n".join(_policy_lines(policy)))
+
+
+@rule_group.command(name="score")
+@click.argument("rule_id")
+@click.argument("score")
+@click.option("--by", "actor", default=None, help="Who changes it (default: the database login).")
+def rule_score(rule_id: str, score: str, actor: str | None) -> None:
+    """Set RULE_ID's SCORE (0..1000): what it adds to a transaction's score when it
+    fires. A new policy version from now; earlier decisions keep theirs."""
+    field = f"rule_scores.{rule_id}"
+    if not score.strip().isdigit() or len(score.strip()) > 10:
+        _bad_input(InvalidInput(f"{field} must be an integer, not {score!r}", field=field))
+    changes = {"rule_scores": {rule_id: int(score)}}
+    policy = _as_owner(lambda conn: db.set_decision_policy(conn, changes, actor))
+    click.echo(
+        f"rule {rule_id} scores {policy['rule_scores'][rule_id]} (policy {policy['policy_id']})"
+    )
+
+
+@main.group(name="list")
+def list_group() -> None:
+    """Allow and block lists of accounts or merchants: block forces decline, allow approve."""
+
+
+def _entry(list_name: str, value: str, reason: str = "-", expires: str | None = None):
+    from pgfraud.wire import ListEntry, parse_model
+
+    data = {"value": value, "reason": reason}
+    if expires is not None:
+        data["expires_at"] = expires
+    try:
+        return parse_model(ListEntry, data)
+    except InvalidInput as exc:
+        _bad_input(exc)
+
+
+@list_group.command(name="create")
+@click.argument("list_name")
+@click.option("--subject", required=True, type=click.Choice(["account", "merchant"]))
+@click.option("--kind", required=True, type=click.Choice(["block", "allow"]))
+@click.option("--description", default="", help="What the list is for.")
+@click.option("--by", "actor", default=None, help="Who creates it (default: the database login).")
+def list_create(list_name: str, subject: str, kind: str, description: str, actor: str | None):
+    """Create LIST_NAME (lower_snake_case), a list of accounts or merchants."""
+    row = _as_owner(lambda conn: db.create_list(conn, list_name, subject, kind, description, actor))
+    click.echo(f"list {row['list_name']}: {row['kind']} {row['subject']}s")
+
+
+@list_group.command(name="add")
+@click.argument("list_name")
+@click.argument("value")
+@click.option("--reason", required=True, help="Why (1..2,000 characters).")
+@click.option("--expires", default=None, help="When it ends (ISO 8601 or epoch ms, in the future).")
+@click.option("--by", "actor", default=None, help="Who adds it (default: the database login).")
+def list_add(list_name: str, value: str, reason: str, expires: str | None, actor: str | None):
+    """Put VALUE (an account or merchant id) on LIST_NAME from now."""
+    entry = _entry(list_name, value, reason, expires)
+    row = _as_owner(
+        lambda conn: db.add_list_entry(
+            conn, list_name, entry.value, entry.reason, entry.expires_at, actor
+        )
+    )
+    until = f" until {row['expires_at']}" if row["expires_at"] else ""
+    click.echo(
+        f"{row['subject']} {row['value']} on {row['kind']} list {row['list_name']}{until}"
+        f" (entry {row['entry_id']})"
+    )
+
+
+@list_group.command(name="remove")
+@click.argument("list_name")
+@click.argument("value")
+@click.option("--by", "actor", default=None, help="Who removes it (default: the database login).")
+def list_remove(list_name: str, value: str, actor: str | None):
+    """Take VALUE off LIST_NAME from now (the entry is kept, ended)."""
+    entry = _entry(list_name, value)
+    row = _as_owner(lambda conn: db.remove_list_entry(conn, list_name, entry.value, actor))
+    click.echo(f"{row['value']} off list {row['list_name']} (entry {row['entry_id']})")
+
+
+@list_group.command(name="show")
+@click.argument("list_name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+def list_show(list_name: str | None, as_json: bool):
+    """Show every list, or LIST_NAME's entries in force now."""
+    if list_name is None:
+        rows = _as_owner(db.get_lists)
+        if as_json:
+            click.echo(db.dumps_json(rows, indent=2))
+        for row in [] if as_json else rows:
+            click.echo(
+                f"{row['list_name']}: {row['kind']} {row['subject']}s, {row['entries']} entries"
+            )
+        return
+    row = _as_owner(lambda conn: db.get_list(conn, list_name))
+    if as_json:
+        click.echo(db.dumps_json(row, indent=2))
+        return
+    click.echo(f"{row['list_name']}: {row['kind']} {row['subject']}s")
+    for entry in row["entries"]:
+        until = f" until {entry['expires_at']}" if entry["expires_at"] else ""
+        click.echo(
+            f"  {entry['value']}: {entry['reason']} (by {entry['added_by']}"
+            f" at {entry['added_at']}{until})"
+        )
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

@@ -14,6 +14,7 @@ PF002    account_not_found         404
 PF003    transaction_conflict      409
 PF004    rule_not_found            404
 PF005    transaction_not_found     404
+PF006    list_not_found            404
 40P01    database_conflict         503  (deadlock; retried first)
 40001    database_conflict         503  (serialization failure; retried first)
 58xxx    database_failed           503  (server system error, e.g. a library
@@ -120,6 +121,13 @@ class TransactionConflict(PgfraudError):
     status = 409
 
 
+class ListNotFound(PgfraudError):
+    """There is no list with that name, or the value is not on it."""
+
+    code = "list_not_found"
+    status = 404
+
+
 class DatabaseUnavailable(PgfraudError):
     """The database is not reachable or did not answer in time."""
 
@@ -197,6 +205,7 @@ SQLSTATE_ERRORS: dict[str, type[PgfraudError]] = {
     "PF003": TransactionConflict,
     "PF004": RuleNotFound,
     "PF005": TransactionNotFound,
+    "PF006": ListNotFound,
 }
 
 

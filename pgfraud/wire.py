@@ -790,6 +790,79 @@ def parse_history_cursor(text: str) -> tuple[datetime, int]:
     return ts, int(match[2])
 
 
+# -- decisions, policy and lists (issue 17) ------------------------------------------
+
+OUTCOMES = ("approve", "review", "decline")
+POLICY_FIELDS = ("review_threshold", "decline_threshold", "default_score", "rule_scores")
+
+
+def _parse_outcome(value: Any) -> str:
+    if value not in OUTCOMES:
+        raise _error("must be approve, review or decline")
+    return value
+
+
+class DecisionQuery(BaseModel):
+    """Filters and paging of decisions (GET /decisions query parameters)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    outcome: Annotated[str, BeforeValidator(_parse_outcome)] | None = None
+    account_id: Id | None = None
+    from_: Annotated[Timestamp | None, Field(alias="from")] = None
+    to: Timestamp | None = None
+    before: str | None = None
+    limit: Annotated[int, BeforeValidator(_parse_limit(1000))] = 100
+
+
+def parse_policy_change(data: Any) -> dict[str, Any]:
+    """A policy change (PUT /policy body, ``pgfraud policy set``): ``{review_threshold,
+    decline_threshold, default_score: int, rule_scores: {rule_id: int}}``, each
+    optional, at least one. Integers only (no fractions, NaN or Infinity): the
+    database checks the ranges. InvalidInput naming the field otherwise."""
+    if not isinstance(data, dict) or not data:
+        raise InvalidInput("give at least one of " + ", ".join(POLICY_FIELDS))
+    for key, value in data.items():
+        if key not in POLICY_FIELDS:
+            raise InvalidInput(
+                f"{key} is not a field of the policy ({', '.join(POLICY_FIELDS)})", field=key
+            )
+        if key == "rule_scores":
+            if not isinstance(value, dict):
+                raise InvalidInput("rule_scores must be an object {rule_id: score}", field=key)
+            for rule_id, score in value.items():
+                _check_integer(score, f"rule_scores.{rule_id}")
+        else:
+            _check_integer(value, key)
+    return data
+
+
+def _check_integer(value: Any, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{field} must be an integer, not {_cut(str(value))}", field=field)
+
+
+class ListCreate(BaseModel):
+    """A new list (POST /lists body)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    list_name: Annotated[str, BeforeValidator(_parse_text(63, 1))]
+    subject: Annotated[str, BeforeValidator(_parse_text(20, 1))]
+    kind: Annotated[str, BeforeValidator(_parse_text(20, 1))]
+    description: Annotated[str, BeforeValidator(_parse_text(2000))] = ""
+
+
+class ListEntry(BaseModel):
+    """An entry to put on a list (POST /lists/<name>/entries body)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    value: Id
+    reason: Annotated[str, BeforeValidator(_parse_text(2000, 1))]
+    expires_at: Timestamp | None = None
+
+
 def _parse_tune_number(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise _error(f"must be a number, not {_show(value)}")

@@ -115,6 +115,9 @@ def openapi_document(access: dict[tuple[str, str], Access] | None = None) -> dic
     document = _document(account_param)
     for path, operations in _page_paths(account_param).items():
         document["paths"].setdefault(path, {}).update(operations)
+    document["components"]["schemas"].update(_DECISION_SCHEMAS)
+    for path, operations in _decision_paths().items():
+        document["paths"].setdefault(path, {}).update(operations)
     for path, operations in _browser_paths(account_param).items():
         document["paths"].setdefault(path, {}).update(operations)
     for path, operations in document["paths"].items():
@@ -497,6 +500,11 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                             "description": "the verdict: alerts raised by this transaction",
                             "items": {"$ref": "#/components/schemas/Verdict"},
                         },
+                        "decision": {
+                            "oneOf": [{"$ref": "#/components/schemas/Decision"}, {"type": "null"}],
+                            "description": "the decision made when it was stored (null: stored "
+                            "before decisions existed)",
+                        },
                     },
                 },
                 "Verdict": {
@@ -848,5 +856,268 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                     },
                 },
             },
+        },
+    }
+
+
+# -- decisions, policy and lists (issue 17) ------------------------------------------
+
+_LIST_NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}
+_SCORE_IN = {"type": "integer", "minimum": 0, "maximum": 1000}
+_THRESHOLD_IN = {"type": "integer", "minimum": 1, "maximum": 1000}
+_WRITE = [{"bearer": []}, {}]
+_OUTCOME = {"enum": ["approve", "review", "decline"]}
+_LIST_ENTRY = {
+    "type": "object",
+    "properties": {
+        "entry_id": {"type": "integer"},
+        "list_name": {"type": "string"},
+        "subject": {"enum": ["account", "merchant"]},
+        "kind": {"enum": ["allow", "block"]},
+        "value": _ID,
+        "reason": {"type": "string"},
+        "added_by": {"type": "string"},
+        "added_at": {"type": "string", "format": "date-time"},
+        "expires_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+_DECISION_SCHEMAS: dict[str, Any] = {
+    "Decision": {
+        "type": "object",
+        "description": "made when the transaction was stored, in the same database transaction "
+        "as its alerts, and never rewritten",
+        "properties": {
+            "transaction_id": _ID,
+            "account_id": _ID,
+            "timestamp": {"type": "string", "format": "date-time"},
+            "amount": _DECIMAL,
+            "merchant_id": {"type": ["integer", "null"]},
+            "outcome": _OUTCOME,
+            "score": {"type": "integer", "description": "sum of the fired rules' scores"},
+            "score_outcome": {**_OUTCOME, "description": "what the score alone gave"},
+            "overruled": {
+                "type": "boolean",
+                "description": "a list forced another outcome than the score's",
+            },
+            "rules": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "rule_id": {"type": "string"},
+                        "score": {"type": "integer"},
+                        "observed": {"type": ["string", "null"]},
+                        "threshold": {"type": ["string", "null"]},
+                        "reason": {"type": "string"},
+                    },
+                },
+            },
+            "lists": {"type": "array", "items": _LIST_ENTRY},
+            "policy": {
+                "type": "object",
+                "properties": {
+                    "policy_id": {"type": "integer"},
+                    "review_threshold": {"type": "integer"},
+                    "decline_threshold": {"type": "integer"},
+                },
+            },
+            "rule_set_id": {"type": "string"},
+            "decided_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "Policy": {
+        "type": "object",
+        "properties": {
+            "policy_id": {"type": "integer"},
+            "review_threshold": {"type": "integer"},
+            "decline_threshold": {"type": "integer"},
+            "default_score": {"type": "integer"},
+            "rule_scores": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "effective_from": {"type": ["string", "null"], "format": "date-time"},
+            "set_by": {"type": "string"},
+        },
+    },
+    "PolicyIn": {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "description": "merged over the policy in force; decline_threshold >= review_threshold",
+        "properties": {
+            "review_threshold": _THRESHOLD_IN,
+            "decline_threshold": _THRESHOLD_IN,
+            "default_score": _SCORE_IN,
+            "rule_scores": {
+                "type": "object",
+                "propertyNames": {"pattern": "^[a-z][a-z0-9_]{0,62}$"},
+                "additionalProperties": _SCORE_IN,
+            },
+        },
+    },
+    "ListIn": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["list_name", "subject", "kind"],
+        "properties": {
+            "list_name": _LIST_NAME,
+            "subject": {"enum": ["account", "merchant"]},
+            "kind": {"enum": ["allow", "block"]},
+            "description": {"type": "string", "maxLength": 2000, "pattern": "^[^\\x00]*$"},
+        },
+    },
+    "ListEntryIn": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["value", "reason"],
+        "properties": {
+            "value": _ID_IN,
+            "reason": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 2000,
+                "pattern": "^[^\\x00]*\\S[^\\x00]*$",
+            },
+            "expires_at": {**_TIMESTAMP_IN, "description": "in the future"},
+        },
+    },
+    "List": {
+        "type": "object",
+        "properties": {
+            "list_name": {"type": "string"},
+            "subject": {"enum": ["account", "merchant"]},
+            "kind": {"enum": ["allow", "block"]},
+            "description": {"type": "string"},
+            "created_by": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "entries": {"type": "array", "items": _LIST_ENTRY},
+        },
+    },
+}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+def _decision_paths() -> dict[str, Any]:
+    """Decisions, the policy and the lists (issue 17); writes take the token."""
+    list_param = {"name": "list_name", "in": "path", "required": True, "schema": _LIST_NAME}
+    return {
+        "/transactions/{transaction_id}/decision": {
+            "get": {
+                "summary": "The decision made when the transaction was stored, as answered",
+                "parameters": [
+                    {"name": "transaction_id", "in": "path", "required": True, "schema": _ID}
+                ],
+                "responses": {
+                    "200": _json("Decision", "the decision"),
+                    "400": _error("bad id"),
+                    "404": _error("no decision for that transaction"),
+                },
+            }
+        },
+        "/decisions": {
+            "get": {
+                "summary": "Decisions, newest transaction time first",
+                "parameters": [
+                    {"name": "outcome", "in": "query", "schema": _OUTCOME},
+                    {"name": "account_id", "in": "query", "schema": _ID},
+                    {"name": "from", "in": "query", "schema": _TIMESTAMP_IN},
+                    {"name": "to", "in": "query", "schema": _TIMESTAMP_IN},
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": r"^[0-9]{1,13}\.[0-9]{1,18}$"},
+                        "description": "the cursor in next: <epoch ms>.<transaction_id>",
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "{count, decisions: [Decision], next}"},
+                    "400": _error("bad parameter"),
+                },
+            }
+        },
+        "/policy": {
+            "get": {
+                "summary": "The decision policy in force: thresholds and rule scores",
+                "responses": {"200": _json("Policy", "the policy in force")},
+            },
+            "put": {
+                "summary": "Put a new version of the policy in force from now",
+                "security": _WRITE,
+                "requestBody": _body("PolicyIn"),
+                "responses": {
+                    "200": _json("Policy", "the policy now in force"),
+                    "400": _error("invalid field"),
+                    "401": _error("token required"),
+                    "404": _error("a score for an unknown rule"),
+                    "415": _error("Content-Type is not application/json"),
+                },
+            },
+        },
+        "/lists": {
+            "get": {
+                "summary": "Every allow/block list, with the number of entries in force",
+                "responses": {"200": {"description": "{lists: [...]}"}},
+            },
+            "post": {
+                "summary": "Create a list of accounts or merchants (block or allow)",
+                "security": _WRITE,
+                "requestBody": _body("ListIn"),
+                "responses": {
+                    "201": _json("List", "the list"),
+                    "400": _error("invalid field"),
+                    "401": _error("token required"),
+                    "415": _error("Content-Type is not application/json"),
+                },
+            },
+        },
+        "/lists/{list_name}": {
+            "get": {
+                "summary": "A list and its entries in force now",
+                "parameters": [list_param],
+                "responses": {
+                    "200": _json("List", "the list"),
+                    "400": _error("list_name not lower_snake_case"),
+                    "404": _error("no such list"),
+                },
+            }
+        },
+        "/lists/{list_name}/entries": {
+            "post": {
+                "summary": "Put an account or merchant id on a list from now",
+                "security": _WRITE,
+                "parameters": [list_param],
+                "requestBody": _body("ListEntryIn"),
+                "responses": {
+                    "201": {"description": "the entry"},
+                    "400": _error("invalid field: unknown list, expiry not in the future"),
+                    "401": _error("token required"),
+                    "415": _error("Content-Type is not application/json"),
+                },
+            }
+        },
+        "/lists/{list_name}/entries/{value}": {
+            "delete": {
+                "summary": "Take an id off a list from now (the entry is kept, ended)",
+                "security": _WRITE,
+                "parameters": [
+                    list_param,
+                    {"name": "value", "in": "path", "required": True, "schema": _ID},
+                ],
+                "responses": {
+                    "200": {"description": "the entry, with removed_at"},
+                    "400": _error("bad id"),
+                    "401": _error("token required"),
+                    "404": _error("no such list, or the id is not on it"),
+                },
+            }
         },
     }

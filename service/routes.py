@@ -49,8 +49,11 @@ from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
     AlertQuery,
     Backtest,
+    DecisionQuery,
     EventPage,
     HistoryPage,
+    ListCreate,
+    ListEntry,
     NotText,
     Review,
     Tune,
@@ -64,6 +67,7 @@ from pgfraud.wire import (
     parse_history_cursor,
     parse_id,
     parse_model,
+    parse_policy_change,
     parse_rule_changes,
     parse_transaction,
     parse_transactions,
@@ -117,6 +121,10 @@ def index():
                 "tune": "/tune (POST JSON: train_from, train_to, valid_from, valid_to,"
                 " max_alerts_per_1000, min_precision, candidates)",
                 "change_rules": "/rules (PATCH JSON: {rule_id: {enabled, parameters}})",
+                "decision": "/transactions/<transaction_id>/decision",
+                "decisions": "/decisions?outcome=review&account_id=&from=&to=&limit=100",
+                "policy": "/policy (GET; PUT JSON: thresholds and rule_scores)",
+                "lists": "/lists (GET; POST JSON), /lists/<name>, /lists/<name>/entries",
                 "openapi": url_for("api.openapi"),
                 "session": "/session (POST with the bearer token: the page's session cookie)",
                 "page": url_for("pages.queue"),
@@ -478,6 +486,7 @@ def _single_answer(result: dict[str, Any]):
         "transaction_id": result["transaction_id"],
         "status": result["status"],
         "alerts": result["alerts"],
+        "decision": result["decision"],
     }
     return jsonify(body), 201 if result["status"] == "stored" else 200
 
@@ -488,12 +497,18 @@ def store_data_query():
     """Store one transaction from query parameters (the seed's form):
     ``?account_id=…&transaction_id=…&timestamp=…&amount=…[&merchant_id=…]``.
 
-    201 ``{"transaction_id", "status": "stored", "alerts": [...]}``; 200 with
-    status ``duplicate`` when it was already stored unchanged; 400 naming the
-    field; 409 when the id is stored with other content. ``alerts`` is the
-    verdict, scored in the same database transaction: ``[{alert_id, rule_id,
+    201 ``{"transaction_id", "status": "stored", "alerts": [...], "decision":
+    {...}}``; 200 with status ``duplicate`` when it was already stored
+    unchanged (its decision as first answered); 400 naming the field; 409
+    when the id is stored with other content. ``alerts`` is the verdict,
+    scored in the same database transaction: ``[{alert_id, rule_id,
     observed, threshold, reason}]`` (decimals as strings), [] when no rule
-    fired.
+    fired. ``decision`` (made in the same database transaction, never
+    rewritten): ``{outcome: approve|review|decline, score, score_outcome,
+    overruled, rules: [{rule_id, score, observed, threshold, reason}],
+    lists: [{entry_id, list_name, subject, kind, value, reason, added_by,
+    added_at, expires_at}], policy, rule_set_id, decided_at, ...}`` (see GET
+    /transactions/<id>/decision).
     """
     if request.method == "HEAD":  # Flask adds HEAD to GET routes; HEAD must not write
         raise MethodNotAllowed(valid_methods=["GET", "POST"])
@@ -519,7 +534,7 @@ def store_data_json():
     """Store one JSON object, or an array of them all-or-nothing (at most MAX_BATCH_ROWS).
 
     One object: as GET. An array: 201 (200 when nothing new) ``{"stored",
-    "duplicates", "results": [{row, transaction_id, status, alerts}]}``; any bad row
+    "duplicates", "results": [{row, transaction_id, status, alerts, decision}]}``; any bad row
     refuses the whole array (400 listing every bad row and field, 409 for a
     conflicting id). 415 unless Content-Type is application/json; 400 for
     malformed JSON; 413 for a body over MAX_CONTENT_LENGTH or too many rows.
@@ -703,6 +718,175 @@ def change_rules():
         ]
     )
     return jsonify({"rules": [_serialise(r) for r in rows]})
+
+
+# -- decisions, policy and lists (issue 17) ------------------------------------------
+
+LIST_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+def _list_name(text: str) -> str:
+    """A list name from a URL path; InvalidInput naming list_name unless lower_snake_case."""
+    if not LIST_NAME.fullmatch(text):
+        raise InvalidInput(
+            "list_name must be lower_snake_case (a-z, 0-9 and _, starting with a letter, "
+            "at most 63 characters)",
+            field="list_name",
+        )
+    return text
+
+
+@bp.get("/transactions/<transaction_id>/decision")
+@requires(READ)
+def transaction_decision(transaction_id: str):
+    """The decision made when a transaction was stored, as answered then (SQL
+    ``get_decision``): 200 ``{transaction_id, account_id, timestamp, amount,
+    merchant_id, outcome, score, score_outcome, overruled, rules: [{rule_id,
+    score, observed, threshold, reason}], lists: [{entry_id, list_name,
+    subject, kind, value, reason, added_by, added_at, expires_at}], policy:
+    {policy_id, review_threshold, decline_threshold}, rule_set_id,
+    decided_at}``; 400 for a bad id; 404 (transaction_not_found) when there
+    is none (not stored, or stored before decisions existed)."""
+    transaction = parse_id(transaction_id, "transaction_id")
+    return jsonify(read(lambda conn: db.get_decision(conn, transaction)))
+
+
+@bp.get("/decisions")
+@requires(READ)
+def decisions():
+    """Decisions, newest transaction time first (SQL ``get_decisions``).
+
+    Filters (query parameters, each optional): ``outcome`` (approve, review,
+    decline), ``account_id``, ``from``/``to`` (transaction time, [from, to),
+    ISO 8601 or epoch ms); paging: ``limit`` 1..1000 (default 100) and
+    ``before`` (the cursor in ``next``: ``<epoch ms>.<transaction_id>``). 200
+    ``{"count", "decisions": [decision as GET /transactions/<id>/decision],
+    "next"}`` (``next`` null on the last page); 400 naming the bad parameter.
+    """
+    query = parse_model(DecisionQuery, _single_value_args())
+    before = parse_history_cursor(query.before) if query.before is not None else None
+    rows = read(
+        lambda conn: db.get_decisions(
+            conn,
+            outcome=query.outcome,
+            account_id=query.account_id,
+            start=query.from_,
+            end=query.to,
+            before=before,
+            limit=query.limit + 1,
+        )
+    )
+    following = None
+    if len(rows) > query.limit:
+        rows = rows[: query.limit]
+        last = rows[-1]
+        ts = datetime.fromisoformat(last["timestamp"].replace("Z", "+00:00"))
+        cursor = format_history_cursor(ts, last["transaction_id"])
+        args = {k: v for k, v in request.args.items() if k != "before"}
+        following = f"{request.path}?{urlencode({**args, 'before': cursor})}"
+    return jsonify({"count": len(rows), "decisions": rows, "next": following})
+
+
+@bp.get("/policy")
+@requires(READ)
+def policy():
+    """The decision policy in force (SQL ``get_decision_policy``): 200
+    ``{policy_id, review_threshold, decline_threshold, default_score,
+    rule_scores: {rule_id: score}, effective_from, set_by}``. A
+    transaction's score is the sum of the scores of the rules that fire on
+    it: decline from decline_threshold, review from review_threshold,
+    approve below."""
+    return jsonify(read(db.get_decision_policy))
+
+
+@bp.put("/policy")
+@requires(OWNER, writes=True)
+def change_policy():
+    """Put a new version of the policy in force from now (SQL
+    ``set_decision_policy``); earlier decisions keep theirs.
+
+    Body (JSON): ``{"review_threshold": int, "decline_threshold": int,
+    "default_score": int, "rule_scores": {rule_id: int}}``, each optional,
+    merged over the policy in force. 200 with the policy now in force; 400
+    naming the field (not an integer, thresholds outside 1..1000, scores
+    outside 0..1000, decline_threshold below review_threshold); 401 without
+    the token (when one is configured); 404 (rule_not_found) for a score of
+    an unknown rule; 415 unless JSON. A refused change changes nothing.
+    """
+    changes = parse_policy_change(_json_body())
+    row = write(lambda conn: db.set_decision_policy(conn, changes))
+    return jsonify(row)
+
+
+@bp.get("/lists")
+@requires(READ)
+def lists():
+    """Every allow/block list (SQL ``get_lists``): 200 ``{"lists": [{list_name,
+    subject, kind, description, created_by, created_at, entries}]}``,
+    entries the number in force now."""
+    return jsonify({"lists": read(db.get_lists)})
+
+
+@bp.post("/lists")
+@requires(OWNER, writes=True)
+def create_list():
+    """Create a list (SQL ``create_list``; the same again changes nothing).
+
+    Body (JSON): ``{"list_name": lower_snake_case, "subject": "account" |
+    "merchant", "kind": "block" | "allow", "description": text (optional)}``.
+    A block list forces decline, an allow list approve (its alerts are kept
+    and shown overruled). 201 with the list; 400 naming the field; 401
+    without the token (when one is configured); 415 unless JSON.
+    """
+    body = parse_model(ListCreate, _json_body())
+    row = write(
+        lambda conn: db.create_list(conn, body.list_name, body.subject, body.kind, body.description)
+    )
+    return jsonify(row), 201
+
+
+@bp.get("/lists/<list_name>")
+@requires(READ)
+def list_entries(list_name: str):
+    """One list and its entries in force now (SQL ``get_list``): 200 ``{list_name,
+    subject, kind, description, created_by, created_at, entries: [{entry_id,
+    value, reason, added_by, added_at, expires_at}]}``; 404 (list_not_found)."""
+    name = _list_name(list_name)
+    return jsonify(read(lambda conn: db.get_list(conn, name)))
+
+
+@bp.post("/lists/<list_name>/entries")
+@requires(OWNER, writes=True)
+def add_list_entry(list_name: str):
+    """Put an account or merchant id on a list from now (SQL ``add_list_entry``; an
+    entry in force for it is replaced).
+
+    Body (JSON): ``{"value": id, "reason": text (1..2000), "expires_at":
+    ISO 8601 or epoch ms (optional, in the future)}``. 201 with the entry
+    ``{entry_id, list_name, subject, kind, value, reason, added_by, added_at,
+    expires_at}``; 400 naming the field (list_name for an unknown list,
+    expires_at not in the future); 401 without the token (when one is
+    configured); 415 unless JSON.
+    """
+    name = _list_name(list_name)
+    body = parse_model(ListEntry, _json_body())
+    row = write(
+        lambda conn: db.add_list_entry(conn, name, body.value, body.reason, body.expires_at)
+    )
+    return jsonify(row), 201
+
+
+@bp.delete("/lists/<list_name>/entries/<value>")
+@requires(OWNER, writes=True)
+def remove_list_entry(list_name: str, value: str):
+    """Take an id off a list from now (SQL ``remove_list_entry``; the entry is kept
+    with removed_at, so earlier decisions still name it). 200 with the entry;
+    400 for a bad id; 401 without the token (when one is configured); 404
+    (list_not_found) when the list does not exist or the id is not on it."""
+    name = _list_name(list_name)
+    entry = parse_id(value, "value")
+    row = write(lambda conn: db.remove_list_entry(conn, name, entry))
+    return jsonify(row)
 
 
 @bp.post("/session")

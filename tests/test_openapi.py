@@ -39,6 +39,11 @@ CONFIG = SchemathesisConfig.from_dict(
 # POST /rules is not fuzzed either: a user's rule expression must be a boolean
 # over the features, a grammar and a type JSON Schema cannot state, so a
 # schema-valid body may rightly be refused (tests/test_user_rules.py covers it).
+# Nor are the decision writes (issue 17), for the same reason: PUT /policy
+# needs decline_threshold >= review_threshold and rule_scores naming existing
+# rules, POST /lists a name not taken by a list of another kind, and POST
+# /lists/<name>/entries an existing list and an expiry in the future: rules
+# across fields and stored state (tests/test_decisions_api.py covers them).
 # POST /tune neither: whether its periods are right depends on the data (a
 # training period with labelled fraud, a validation period after it and not
 # empty), which JSON Schema cannot state (tests/test_tune.py covers it).
@@ -46,6 +51,9 @@ schema = (
     schemathesis.openapi.from_wsgi("/openapi.json", APP, config=CONFIG)
     .exclude(path="/alerts/stream")
     .exclude(path="/rules", method="POST")
+    .exclude(path="/policy", method="PUT")
+    .exclude(path="/lists", method="POST")
+    .exclude(path="/lists/{list_name}/entries", method="POST")
     # The pages are HTML for people (tests/test_pages.py drives them).
     .exclude(path_regex="^/ui/")
     .exclude(path="/tune", method="POST")
@@ -81,7 +89,9 @@ def test_integral_json_numbers_are_the_integers_they_equal(client, database, bod
     body = "{" + body_ids + ', "timestamp": 1704067200000.0, "amount": 13}'
     response = client.post("/store_data", data=body, content_type="application/json")
     assert response.status_code == 201, response.get_json()
-    assert response.get_json() == {"transaction_id": stored[1], "status": "stored", "alerts": []}
+    answer = response.get_json()
+    assert answer.pop("decision")["outcome"] == "approve"
+    assert answer == {"transaction_id": stored[1], "status": "stored", "alerts": []}
     from pgfraud import db
 
     with db.connect(database.admin_url) as conn:

@@ -64,7 +64,9 @@ BEGIN
                            ELSE '' END,
                    (SELECT coalesce(string_agg(format('coalesce(f.%I::text, %L)', u, 'null'), ', '), '''''')
                     FROM unnest(v_used) AS u)));
-        v_where := format(' AS f WHERE coalesce((%s), false)', v_rule.expression);
+        -- Lists (issue 17): account_in_list/merchant_in_list become _is_listed calls.
+        v_where := format(' AS f WHERE coalesce((%s), false)',
+                          _bind_list_calls(v_rule.expression, true));
         v_branches := v_branches || format(
             $branch$
     IF p_rules ? %1$L THEN

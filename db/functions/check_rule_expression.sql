@@ -4,7 +4,10 @@
 -- feature names of rule_features (amount, prior_count, prior_average,
 -- seconds_since_previous, count_1h, sum_1h, count_24h, sum_24h, merchant_id,
 -- first_at_merchant, merchant_transactions_7d, merchant_fraud_7d,
--- merchant_fraud_share_7d and the same three for 30d), numbers, + - * and comparisons (< <= > >= = <> !=),
+-- merchant_fraud_share_7d and the same three for 30d), numbers, list
+-- membership (account_in_list('<list>'), merchant_in_list('<list>'): the
+-- list must exist and hold that subject; see _bind_list_calls), + - * and
+-- comparisons (< <= > >= = <> !=),
 -- parentheses and commas, AND OR NOT IS NULL TRUE FALSE BETWEEN DISTINCT
 -- FROM, and the functions abs, least, greatest, coalesce. Nothing else: no
 -- strings, quotes, casts, semicolons, comments (--), unbalanced
@@ -23,6 +26,9 @@ STABLE
 AS $$
 DECLARE
     v_expression text := btrim(coalesce(p_expression, ''));
+    -- The expression with its list calls checked and replaced by (true)
+    -- (issue 17): what the token and type checks below read.
+    v_scan text;
     v_token text;
     v_type text;
     v_features text[] := ARRAY['amount', 'prior_count', 'prior_average', 'seconds_since_previous',
@@ -54,9 +60,10 @@ BEGIN
     ) OR length(replace(v_expression, '(', '')) <> length(replace(v_expression, ')', '')) THEN
         RAISE EXCEPTION 'expression has unbalanced parentheses' USING ERRCODE = 'PF001', COLUMN = 'expression';
     END IF;
+    v_scan := _bind_list_calls(v_expression, false);
     FOR v_token IN
         SELECT m[1]
-        FROM regexp_matches(v_expression,
+        FROM regexp_matches(v_scan,
                             '([A-Za-z_][A-Za-z0-9_]*|[0-9]+(?:\.[0-9]+)?|<=|>=|<>|!=|[-+*<>=(),]|\S)',
                             'g') AS m
     LOOP
@@ -69,13 +76,13 @@ BEGIN
             USING ERRCODE = 'PF001', COLUMN = 'expression',
                   HINT = CASE WHEN v_token = '/'
                               THEN 'no division: compare products, like amount > 3 * prior_average'
-                              ELSE format('use the features %s, numbers, + - *, comparisons, AND OR NOT, IS NULL, BETWEEN and %s',
+                              ELSE format('use the features %s, numbers, + - *, comparisons, AND OR NOT, IS NULL, BETWEEN, account_in_list(''<list>''), merchant_in_list(''<list>'') and %s',
                                           array_to_string(v_features, ', '),
                                           array_to_string(v_functions, ', ')) END;
     END LOOP;
     BEGIN
         EXECUTE format('SELECT pg_typeof((%s))::text FROM (SELECT (NULL::rule_features).*) AS f',
-                       v_expression)
+                       v_scan)
         INTO v_type;
     EXCEPTION WHEN OTHERS THEN
         RAISE EXCEPTION 'expression does not parse: %', SQLERRM

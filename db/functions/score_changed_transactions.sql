@@ -19,6 +19,7 @@
 -- alert is touched (see _rescore_accounts): no deadlock between statements,
 -- labels and reviews re-scoring the same accounts. In-order arrivals have no
 -- later rows: one index probe per merchant.
+-- Each added row then gets its decision (_record_decisions, issue 17).
 -- SECURITY DEFINER: the service role may INSERT into transactions but not
 -- write alerts or account_states; this function (owned by the schema owner)
 -- does, with a fixed search_path.
@@ -186,6 +187,13 @@ BEGIN
     END IF;
     PERFORM _rescore_accounts(v_account_ids, v_from_ts, v_from_transaction_ids,
                               v_delta_counts, v_delta_sums);
+    -- Decisions (issue 17): one per added row, from the alerts just written,
+    -- never rewritten (an UPDATE or DELETE leaves decisions as answered).
+    IF TG_OP = 'INSERT' THEN
+        PERFORM _record_decisions(ARRAY(SELECT n.account_id FROM new_rows AS n ORDER BY n.transaction_id),
+                                  ARRAY(SELECT n.transaction_id FROM new_rows AS n ORDER BY n.transaction_id));
+    END IF;
+    -- End of decisions (issue 17).
     RETURN NULL;
 END;
 $$;

@@ -1,5 +1,6 @@
 -- store_transactions(p_transactions jsonb)
---     -> TABLE (row_number bigint, transaction_id bigint, status text, alerts jsonb)
+--     -> TABLE (row_number bigint, transaction_id bigint, status text, alerts jsonb,
+--               decision jsonb)
 --
 -- Stores a JSON array of transactions all-or-nothing; each element is
 -- {"account_id": int, "transaction_id": int, "timestamp": ISO 8601 text
@@ -11,12 +12,18 @@
 -- or 'duplicate' (already stored unchanged) and the verdict: the transaction's
 -- alerts, scored in this same database transaction, as a JSON array of
 -- {"alert_id", "rule_id", "observed", "threshold", "reason"} (decimals as
--- strings), [] when no rule fired. Same rules and errors as
+-- strings), [] when no rule fired; and its decision (issue 17), made in the
+-- same database transaction (for a duplicate, the one made when it was
+-- first stored): {outcome, score, score_outcome, overruled, rules:
+-- [{rule_id, score, observed, threshold, reason}], lists: [...], policy,
+-- ...} (_decision_json), null for a transaction stored before decisions
+-- existed. Same rules and errors as
 -- store_staged_transactions: PF003 on a conflicting id; check_violation
 -- (23514) on a value the transactions table refuses; PF001 (invalid_input)
 -- when p_transactions is not an array of objects.
 CREATE OR REPLACE FUNCTION store_transactions(p_transactions jsonb)
-RETURNS TABLE (row_number bigint, transaction_id bigint, status text, alerts jsonb)
+RETURNS TABLE (row_number bigint, transaction_id bigint, status text, alerts jsonb,
+               decision jsonb)
 LANGUAGE plpgsql
 VOLATILE
 -- The wire contract: a timestamp without an offset is UTC, not the caller's zone.
@@ -96,7 +103,9 @@ BEGIN
                                     'threshold', al.threshold::text,
                                     'reason', al.reason) ORDER BY al.rule_id)
                          FROM alerts AS al
-                         WHERE al.transaction_id = r.transaction_id), '[]'::jsonb)
+                         WHERE al.transaction_id = r.transaction_id), '[]'::jsonb),
+               (SELECT _decision_json(d) FROM decisions AS d
+                WHERE d.transaction_id = r.transaction_id)
         FROM unnest(v_row_numbers, v_transaction_ids, v_statuses)
             AS r(row_number, transaction_id, status)
         ORDER BY r.row_number;
@@ -104,7 +113,7 @@ END;
 $$;
 
 COMMENT ON FUNCTION store_transactions(jsonb) IS
-    'Stores a JSON array of {account_id, transaction_id, timestamp, amount, merchant_id (optional)} all-or-nothing; status stored/duplicate and the alerts raised per element; PF003 on conflict.';
+    'Stores a JSON array of {account_id, transaction_id, timestamp, amount, merchant_id (optional)} all-or-nothing; status stored/duplicate, the alerts raised and the decision per element; PF003 on conflict.';
 
 REVOKE ALL ON FUNCTION store_transactions(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION store_transactions(jsonb) TO pgfraud_app;

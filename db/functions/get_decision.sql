@@ -1,0 +1,31 @@
+-- get_decision(p_transaction_id bigint) -> jsonb
+--
+-- The decision made when the transaction was stored, as answered
+-- (_decision_json: outcome, score, score_outcome, overruled, rules, lists,
+-- policy, rule_set_id, decided_at).
+-- Errors: PF005 (transaction_not_found, COLUMN transaction_id) when no
+-- decision exists for it (not stored, or stored before decisions existed).
+CREATE OR REPLACE FUNCTION get_decision(p_transaction_id bigint)
+RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    v_result jsonb;
+BEGIN
+    SELECT _decision_json(d) INTO v_result
+    FROM decisions AS d
+    WHERE d.transaction_id = p_transaction_id;
+    IF v_result IS NULL THEN
+        RAISE EXCEPTION 'no decision for transaction %', p_transaction_id
+            USING ERRCODE = 'PF005', COLUMN = 'transaction_id';
+    END IF;
+    RETURN v_result;
+END;
+$$;
+
+COMMENT ON FUNCTION get_decision(bigint) IS
+    'The decision made when a transaction was stored (as answered); PF005 when there is none.';
+
+REVOKE ALL ON FUNCTION get_decision(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION get_decision(bigint) TO pgfraud_app, pgfraud_readonly;
