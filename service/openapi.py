@@ -685,7 +685,7 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                             ),
                             "schema": {
                                 "type": "string",
-                                "pattern": "^([0-9]{1,15}\\.)?[0-9]{1,19}$",
+                                "pattern": "^([0-9]{1,13}\\.)?[0-9]{1,19}$",
                             },
                         },
                         {
