@@ -396,6 +396,8 @@ class AlertQuery(BaseModel):
             return None, None
         if "." not in self.before:
             return None, parse_id(self.before, "before")
+        if self.order == "raised":  # the time is not used: only the alert id
+            return None, parse_id(self.before.partition(".")[2], "before")
         try:
             ts, alert_id = parse_history_cursor(self.before)
         except InvalidInput:
