@@ -33,7 +33,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PUBLIC = {("/health", "get"), ("/openapi.json", "get")}
 PUBLIC_ROUTES = {"/static/{filename}"}
 # Values for path parameters when sending every operation.
-PATH_VALUES = {"account_id": "1", "transaction_id": "1"}
+PATH_VALUES = {"account_id": "1", "transaction_id": "1", "list_name": "nope", "value": "1"}
 
 
 def _run_env(database: Database, **extra: str) -> dict[str, str]:
