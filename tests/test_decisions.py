@@ -533,3 +533,12 @@ def test_each_decision_equals_the_one_computed_at_its_arrival(client, app_conn, 
                 changed = {**earlier, "amount": earlier["amount"] + Decimal("0.01")}
                 assert write(step[1], client, app_conn, [changed], lambda records: {}) is None
         assert persisted(app_conn, accounts) == expected
+
+
+def test_an_id_deleted_and_stored_again_elsewhere_answers_its_new_decision(app_conn, admin_conn):
+    store(app_conn, tx(1, 7, 0, "10.00"))
+    admin_conn.execute("DELETE FROM transactions WHERE transaction_id = 1")
+    (again,) = store(app_conn, tx(1, 8, 0, "12500.00"))
+    assert (again["decision"]["account_id"], again["decision"]["outcome"]) == (8, "review")
+    assert decision_of(app_conn, 1)["account_id"] == 8
+    assert app_conn.execute("SELECT count(*) FROM decisions").fetchone() == (2,)

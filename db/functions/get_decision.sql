@@ -15,7 +15,10 @@ DECLARE
 BEGIN
     SELECT _decision_json(d) INTO v_result
     FROM decisions AS d
-    WHERE d.transaction_id = p_transaction_id;
+    WHERE d.transaction_id = p_transaction_id
+    -- The latest: an id deleted and stored again under another account has two.
+    ORDER BY d.decided_at DESC
+    LIMIT 1;
     IF v_result IS NULL THEN
         RAISE EXCEPTION 'no decision for transaction %', p_transaction_id
             USING ERRCODE = 'PF005', COLUMN = 'transaction_id';

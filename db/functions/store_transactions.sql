@@ -104,8 +104,12 @@ BEGIN
                                     'reason', al.reason) ORDER BY al.rule_id)
                          FROM alerts AS al
                          WHERE al.transaction_id = r.transaction_id), '[]'::jsonb),
+               -- The latest: a transaction id deleted and stored again under
+               -- another account has a decision for each (decisions are kept).
                (SELECT _decision_json(d) FROM decisions AS d
-                WHERE d.transaction_id = r.transaction_id)
+                WHERE d.transaction_id = r.transaction_id
+                ORDER BY d.decided_at DESC
+                LIMIT 1)
         FROM unnest(v_row_numbers, v_transaction_ids, v_statuses)
             AS r(row_number, transaction_id, status)
         ORDER BY r.row_number;
