@@ -286,7 +286,7 @@ def test_load_names_the_line_of_a_bad_byte(external, tmp_path: Path, bad_line, l
         assert path.read_bytes().index(b"\xff") > 8192  # past the first read-ahead block
     result = invoke(["load", str(path)])
     assert_one_line_error(
-        result, 1, f"line {bad_line}: the file is not UTF-8 text (byte 0xff at column "
+        result, 2, f"line {bad_line}: the file is not UTF-8 text (byte 0xff at column "
     )
     with psycopg.connect(external.admin_url) as conn:
         assert conn.execute("SELECT count(*) FROM transactions").fetchone()[0] == 0
@@ -299,7 +299,7 @@ def test_load_counts_lines_inside_quoted_fields(external, tmp_path: Path) -> Non
         b'1,1,2024-01-01T00:00:00Z,1.00,"two\nlines"\n'
         b"1,2,2024-01-01T00:00:00Z,1.00,caf\xe9\n"
     )
-    assert_one_line_error(invoke(["load", str(path)]), 1, "line 4: the file is not UTF-8 text")
+    assert_one_line_error(invoke(["load", str(path)]), 2, "line 4: the file is not UTF-8 text")
 
 
 @pytest.mark.parametrize(("bad_line", "lines"), [(3, 5), (3002, 4000)])
@@ -312,7 +312,7 @@ def test_load_labels_names_the_line_of_a_bad_byte(
     path = tmp_path / "labels.csv"
     path.write_bytes(b"".join(rows))
     result = invoke(["load-labels", str(path)])
-    assert_one_line_error(result, 1, f"line {bad_line}: the file is not UTF-8 text (byte 0xc3")
+    assert_one_line_error(result, 2, f"line {bad_line}: the file is not UTF-8 text (byte 0xc3")
 
 
 # -- labels: how many match stored transactions --------------------------------

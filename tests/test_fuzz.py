@@ -974,7 +974,7 @@ def test_load_bad_csv_variants(database, tmp_path):
         text, expected = case
         path = tmp_path / f"bad{cases.index(case)}.csv"
         path.write_bytes(text.encode())
-        output = assert_clean_failure(load(database, path))
+        output = assert_clean_failure(load(database, path), exit_code=2)
         assert expected in output, output
 
     each(cases, check)
@@ -988,7 +988,7 @@ def test_load_undecodable_file_is_a_clean_error(database, tmp_path):
     utf16.write_text(HEADER + "1,1,2024-01-01T00:00:00Z,1.00\n", encoding="utf-16")
     # Was a bug (fixed): UnicodeDecodeError escapes `pgfraud load` as a traceback instead of
     # "error: … is not UTF-8 …" and exit 1 (the file is opened with utf-8-sig).
-    each([latin1, utf16], lambda p: assert_clean_failure(load(database, p)))
+    each([latin1, utf16], lambda p: assert_clean_failure(load(database, p), exit_code=2))
     assert stored(database) == []
 
 
@@ -1000,7 +1000,7 @@ def test_load_huge_field_is_a_clean_error(database, tmp_path):
     )
     # Was a bug (fixed): csv.Error "field larger than field limit (131072)" escapes as a traceback,
     # even though the column is one that load ignores.
-    assert_clean_failure(load(database, path))
+    assert_clean_failure(load(database, path), exit_code=2)
 
 
 def test_load_unterminated_quote_is_refused(database, tmp_path):
@@ -1009,7 +1009,7 @@ def test_load_unterminated_quote_is_refused(database, tmp_path):
     # Was a bug (fixed): the csv module (strict=False) takes end-of-file inside a quoted
     # field as the
     # end of the field, so the broken row is stored (amount "1.00\n", stripped).
-    assert_clean_failure(load(database, path))
+    assert_clean_failure(load(database, path), exit_code=2)
     assert stored(database) == []
 
 
