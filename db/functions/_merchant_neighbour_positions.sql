@@ -5,10 +5,18 @@
 -- a change at merchant p_merchant_ids[i] known at p_after_ts[i] (a row
 -- stored, removed or changed there at that time; a label or review of a
 -- transaction there, known then) is read only by that merchant's rows with
--- time after p_after_ts[i] + _merchant_rules_delay(). Returns, per account
--- with such rows, its earliest one (ts, transaction_id): the position from
--- which _rescore_accounts re-scores it. No rows when no live rule reads the
--- merchants (the delay is NULL). Raises nothing; NULL arrays mean none.
+-- time after p_after_ts[i] + _merchant_rules_delay() and at most the rules'
+-- reach after it: a row at ts reads the merchant's rows with time in
+-- [ts - reach, ts), reach being compromised_merchant's window_days (when
+-- on) or 720 hours (when a live user's rule reads the merchant features),
+-- the greater, as _evaluate_from's merchant_reach; p_after_ts[i] is never
+-- before the changed row's own time, so no row that reads it is left out.
+-- Returns, per account with such rows, its earliest one (ts,
+-- transaction_id): the position from which _rescore_accounts re-scores it.
+-- (Without the upper bound, one row stored a year late at a busy merchant
+-- re-scored every account that paid there in the whole year after it.)
+-- No rows when no live rule reads the merchants (the delay is NULL).
+-- Raises nothing; NULL arrays mean none.
 CREATE OR REPLACE FUNCTION _merchant_neighbour_positions(
     p_merchant_ids bigint[],
     p_after_ts timestamptz[]
@@ -18,18 +26,31 @@ LANGUAGE sql
 STABLE
 AS $$
     WITH delay AS (
-        SELECT _merchant_rules_delay() AS delay
+        SELECT _merchant_rules_delay() AS delay,
+               -- How far after a change the rules read it (NULL parts ignored).
+               greatest(
+                   (SELECT make_interval(secs => coalesce(
+                               (r.parameters ->> 'window_days')::double precision, 0) * 86400)
+                    FROM rules AS r
+                    WHERE r.rule_id = 'compromised_merchant' AND r.enabled),
+                   (SELECT interval '720 hours'
+                    WHERE EXISTS (SELECT FROM rules AS r
+                                  WHERE r.enabled AND r.expression IS NOT NULL
+                                    AND _reads_merchant_features(r.expression)))
+               ) AS reach
     ),
     changes AS (
-        SELECT c.merchant_id, min(c.after_ts) + d.delay AS after_ts
+        SELECT c.merchant_id, min(c.after_ts) + d.delay AS after_ts,
+               max(c.after_ts) + d.reach AS until_ts
         FROM unnest(p_merchant_ids, p_after_ts) AS c(merchant_id, after_ts)
         CROSS JOIN delay AS d
         WHERE c.merchant_id IS NOT NULL AND d.delay IS NOT NULL
-        GROUP BY c.merchant_id, d.delay
+        GROUP BY c.merchant_id, d.delay, d.reach
     )
     SELECT DISTINCT ON (t.account_id) t.account_id, t.ts, t.transaction_id
     FROM changes AS c
-    JOIN transactions AS t ON t.merchant_id = c.merchant_id AND t.ts > c.after_ts
+    JOIN transactions AS t
+      ON t.merchant_id = c.merchant_id AND t.ts > c.after_ts AND t.ts <= c.until_ts
     ORDER BY t.account_id, t.ts, t.transaction_id;
 $$;
 
