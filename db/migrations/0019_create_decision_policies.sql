@@ -1,4 +1,4 @@
--- 0027: rule scores and a decision policy (issue 17).
+-- 0019: rule scores and a decision policy (issue 17).
 --
 --   decision_policies: versions of the policy, append-only; the version in
 --       force at a time is the latest with effective_from at or before it.

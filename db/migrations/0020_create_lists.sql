@@ -1,4 +1,4 @@
--- 0028: allow and block lists (issue 17).
+-- 0020: allow and block lists (issue 17).
 --
 --   lists / list_entries: named lists of accounts or merchants, kind allow
 --       or block. Entries are never deleted: one is in force from added_at

@@ -1,4 +1,4 @@
--- 0021: the merchant's known fraud as features of users' rules.
+-- 0017: the merchant's known fraud as features of users' rules.
 --
 -- rule_features gains six features (README / docs: "Rules users write"):
 -- the merchant's transactions (all accounts) in the 7 and 30 days (elapsed

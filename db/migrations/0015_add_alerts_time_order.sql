@@ -1,4 +1,4 @@
--- 0017: the alert queue can be read in transaction-time order (newest
+-- 0015: the alert queue can be read in transaction-time order (newest
 -- transaction first), not only in the order alerts were raised: after a rule
 -- change, re-raised alerts of old transactions buried the fresh ones.
 -- get_alerts gains p_order and a time cursor (db/functions/get_alerts.sql);

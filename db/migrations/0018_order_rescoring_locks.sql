@@ -1,4 +1,4 @@
--- 0022: one locking order for every path that re-scores (issue 15, fault 3).
+-- 0018: one locking order for every path that re-scores (issue 15, fault 3).
 --
 -- A statement on transactions re-scored its own accounts (trigger
 -- transactions_score_*) and then, in a second trigger

@@ -1,4 +1,4 @@
--- 0029: one decision per transaction, kept as answered (issue 17).
+-- 0021: one decision per transaction, kept as answered (issue 17).
 --
 --   decision_rule_sets: the live rule parameters a decision was made with,
 --       stored once per distinct set by a trigger on rules

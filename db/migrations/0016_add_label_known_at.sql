@@ -1,4 +1,4 @@
--- 0020: labels and reviews carry when they became known (known_at).
+-- 0016: labels and reviews carry when they became known (known_at).
 --
 -- A rule that reads labels or reviews (compromised_merchant, and the users'
 -- merchant features) sees, for a transaction at time ts, only what was known
