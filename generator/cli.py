@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from pgfraud import config
 from pgfraud.clitools import Float, Int, one_line_errors
-from pgfraud.errors import PgfraudError
+from pgfraud.errors import PgfraudError, TransactionConflict
 from pgfraud.generator.mixes import MIXES, get_mix, parse_days, parse_weights, with_overrides
 from pgfraud.generator.runner import generate_to, labels_reminder, summary_line
 from pgfraud.generator.scenarios import SCENARIOS, parse_scenarios
@@ -71,6 +71,22 @@ def _days(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
         return parse_days(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def _generate_to(fresh_ids: bool, *args: Any, **kwargs: Any) -> Any:
+    """generate_to; for --to copy/insert without --append, a conflict with what is
+    stored says how to continue after it (ids 1, 2, ... are likely taken)."""
+    try:
+        return generate_to(*args, **kwargs)
+    except TransactionConflict as exc:
+        if not fresh_ids:
+            raise
+        raise TransactionConflict(
+            f"{exc.message} (the database already holds transactions: add --append to "
+            "continue after them, or give --first-transaction-id past them)",
+            field=exc.field,
+            row=exc.row,
+        ) from exc
 
 
 def _env(name: str) -> str:
@@ -347,7 +363,8 @@ def generate(
             ready(database)  # never migrates: `pgfraud migrate` does
             database_url = database.app_url
             labels_database_url = database.admin_url  # labels are the owner's data
-        summary = generate_to(
+        summary = _generate_to(
+            sink in ("copy", "insert") and not append,
             settings,
             sink,
             labels_path=labels_path,

@@ -111,3 +111,29 @@ def test_generate_to_the_api_says_loudly_that_labels_were_not_stored(database, t
         f"(the HTTP API takes no labels); they are only in {labels}"
     ) in result.stderr
     assert result.stderr.endswith(f"  pgfraud load-labels {labels}\n")
+
+
+def test_generating_into_a_database_that_holds_ids_1_on_says_to_append(
+    database, tmp_path, monkeypatch
+):
+    # After `make run`'s seed, ids 1 ... 100,000 are taken: a plain `generate`
+    # (ids from 1) was refused with "transaction_id 1 is already stored with
+    # other content" and no hint (fresh-user trial). Now the error says how to
+    # continue; with --append the same command stores.
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    monkeypatch.setenv("PGFRAUD_APP_DATABASE_URL", database.app_url)
+    with psycopg.connect(database.app_url) as conn:
+        conn.execute(
+            'SELECT * FROM store_transactions(\'[{"account_id": 999, "transaction_id": 1,'
+            ' "timestamp": "2023-01-01T00:00:00Z", "amount": "1.00"}]\')'
+        )
+    labels = tmp_path / "labels.csv"
+    args = ["generate", "--to", "copy", "--labels", str(labels), *ARGS]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 1, refused.output
+    assert "transaction_id 1 is already stored with other content" in refused.stderr
+    assert "add --append to continue after them" in refused.stderr
+    stored = CliRunner().invoke(main, [*args, "--append"])
+    assert stored.exit_code == 0, stored.output
+    with psycopg.connect(database.admin_url) as conn:
+        assert conn.execute("SELECT count(*) FROM transactions").fetchone()[0] == 301
