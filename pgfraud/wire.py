@@ -716,7 +716,9 @@ class Backtest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rules: Annotated[dict[str, Any], BeforeValidator(_parse_rule_set)] | None = None
+    rules: Annotated[
+        dict[str, Any] | None, BeforeValidator(lambda v: None if v is None else _parse_rule_set(v))
+    ] = None
     from_: Annotated[Timestamp | None, Field(alias="from")] = None
     to: Timestamp | None = None
 
@@ -727,7 +729,14 @@ class RuleChange(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: Annotated[bool, BeforeValidator(_parse_switch)] | None = None
-    parameters: Annotated[dict[str, Any], BeforeValidator(_parse_parameters)] | None = None
+    # The validator wraps the whole optional type: pydantic 2.6 (the floor) let
+    # {} through a validator placed inside `| None`.
+    parameters: Annotated[dict[str, Any] | None, BeforeValidator(_parse_optional_parameters)] = None
+
+
+def _parse_optional_parameters(value: Any) -> dict[str, int | Decimal] | None:
+    """Rule parameters as :func:`_parse_parameters` (at least one), or None (null)."""
+    return None if value is None else _parse_parameters(value)
 
 
 def parse_rule_changes(data: Any) -> dict[str, RuleChange]:

@@ -101,3 +101,18 @@ def test_cli_backtest_takes_partial_parameters(database, labelled, monkeypatch):
     assert report["parameters"] == {"large_amount": {"threshold": 15000}, "big_one": {}}
     flagged = {r["rule_id"]: r["flagged"] for r in report["rows"] if r["scenario"] == "all"}
     assert flagged == {"large_amount": 1, "big_one": 1, "any": 1}
+
+
+def test_empty_parameters_of_a_rule_change_are_refused_on_every_pydantic():
+    # PATCH /rules {"velocity": {"parameters": {}}} names no parameter (its
+    # OpenAPI schema says minProperties 1). pydantic 2.6, the floor, skipped a
+    # validator placed inside `| None` for {} and the change was answered 200
+    # (schemathesis in make test-floors); a backtest's {} rule set likewise.
+    from pgfraud.wire import Backtest, RuleChange
+
+    with pytest.raises(ValueError, match="must be an object of parameter names to numbers"):
+        RuleChange.model_validate({"enabled": False, "parameters": {}})
+    with pytest.raises(ValueError, match=r"must be an object \{rule_id"):
+        Backtest.model_validate({"rules": {}})
+    assert RuleChange.model_validate({"parameters": None}).parameters is None
+    assert Backtest.model_validate({"rules": {"velocity": {}}}).rules == {"velocity": {}}
