@@ -49,14 +49,18 @@ BEGIN
     END;
     EXECUTE format($query$
         WITH changed AS (%s)
-        SELECT array_agg(m.merchant_id), array_agg(m.after_ts)
+        SELECT array_agg(m.merchant_id), array_agg(v.after_ts)
         FROM (
-            SELECT t.merchant_id, min(greatest(t.ts, c.known_at)) AS after_ts
+            SELECT t.merchant_id, min(greatest(t.ts, c.known_at)) AS first_ts,
+                   max(greatest(t.ts, c.known_at)) AS last_ts
             FROM changed AS c
             JOIN transactions AS t ON t.transaction_id = c.transaction_id
             WHERE t.merchant_id IS NOT NULL
             GROUP BY t.merchant_id
         ) AS m
+        -- Both ends: rows read a change from its time plus the delay until
+        -- its time plus the reach (_merchant_neighbour_positions).
+        CROSS JOIN LATERAL (VALUES (m.first_ts), (m.last_ts)) AS v(after_ts)
     $query$, v_changed)
     INTO v_merchant_ids, v_after_ts;
     IF v_merchant_ids IS NULL THEN

@@ -73,9 +73,11 @@ BEGIN
     v_merchant_rules := _merchant_rules_delay() IS NOT NULL;
     IF v_merchant_rules THEN
         EXECUTE format(
-            'SELECT array_agg(m.merchant_id), array_agg(m.ts)'
-            ' FROM (SELECT c.merchant_id, min(c.ts) AS ts FROM (%s) AS c'
-            '       WHERE c.merchant_id IS NOT NULL GROUP BY c.merchant_id) AS m',
+            'SELECT array_agg(m.merchant_id), array_agg(v.ts)'
+            ' FROM (SELECT c.merchant_id, min(c.ts) AS first_ts, max(c.ts) AS last_ts'
+            '       FROM (%s) AS c'
+            '       WHERE c.merchant_id IS NOT NULL GROUP BY c.merchant_id) AS m'
+            ' CROSS JOIN LATERAL (VALUES (m.first_ts), (m.last_ts)) AS v(ts)',
             v_changed)
         INTO v_merchant_ids, v_after_ts;
         PERFORM _lock_merchants(v_merchant_ids);
@@ -90,9 +92,11 @@ BEGIN
         -- Switched on meanwhile (rare): the merchants' locks after all.
         v_merchant_rules := true;
         EXECUTE format(
-            'SELECT array_agg(m.merchant_id), array_agg(m.ts)'
-            ' FROM (SELECT c.merchant_id, min(c.ts) AS ts FROM (%s) AS c'
-            '       WHERE c.merchant_id IS NOT NULL GROUP BY c.merchant_id) AS m',
+            'SELECT array_agg(m.merchant_id), array_agg(v.ts)'
+            ' FROM (SELECT c.merchant_id, min(c.ts) AS first_ts, max(c.ts) AS last_ts'
+            '       FROM (%s) AS c'
+            '       WHERE c.merchant_id IS NOT NULL GROUP BY c.merchant_id) AS m'
+            ' CROSS JOIN LATERAL (VALUES (m.first_ts), (m.last_ts)) AS v(ts)',
             v_changed)
         INTO v_merchant_ids, v_after_ts;
         PERFORM _lock_merchants(v_merchant_ids);
