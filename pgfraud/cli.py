@@ -598,15 +598,20 @@ def _alert_line(alert: dict, as_json: bool) -> str:
         for k, v in alert.items()
         if k not in ("event_id", "parameters")
     }
-    for key in ("alert_id", "transaction_id", "account_id"):
-        values[key] = alert[key]
+    # The rule versions (issue 18) as numbers, the raised version's parameters as JSON.
+    for key in ("alert_id", "transaction_id", "account_id", "rule_version", "raised_rule_version"):
+        if key in alert:
+            values[key] = alert[key]
+    if "raised_parameters" in alert:
+        values["raised_parameters"] = alert["raised_parameters"]
     if as_json:
         import json
 
-        return json.dumps({"timestamp": values.pop("ts"), **values})
+        return json.dumps({"timestamp": values.pop("ts"), **values}, default=str)
+    version = f" (rule version {alert['rule_version']})" if "rule_version" in alert else ""
     return (
         f"{values['ts']}  account {alert['account_id']}  transaction {alert['transaction_id']}"
-        f"  amount {values['amount']}  {alert['rule_id']}: {alert['reason']}"
+        f"  amount {values['amount']}  {alert['rule_id']}{version}: {alert['reason']}"
     )
 
 

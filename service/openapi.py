@@ -538,6 +538,19 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                         "review_note": {"type": ["string", "null"]},
                         "reviewer": {"type": ["string", "null"]},
                         "reviewed_at": {"type": ["string", "null"], "format": "date-time"},
+                        "rule_version": {
+                            "type": "integer",
+                            "description": "the version of the rule (GET /rules/{rule_id}/"
+                            "versions) whose parameters produced the alert as it is now",
+                        },
+                        "raised_rule_version": {
+                            "type": "integer",
+                            "description": "the version in force when the alert was first raised",
+                        },
+                        "raised_parameters": {
+                            "type": ["object", "null"],
+                            "description": "the parameters of raised_rule_version",
+                        },
                     },
                 },
                 "RuleIn": {
@@ -905,6 +918,10 @@ _DECISION_SCHEMAS: dict[str, Any] = {
                     "type": "object",
                     "properties": {
                         "rule_id": {"type": "string"},
+                        "rule_version": {
+                            "type": "integer",
+                            "description": "the version of the rule that fired",
+                        },
                         "score": {"type": "integer"},
                         "observed": {"type": ["string", "null"]},
                         "threshold": {"type": ["string", "null"]},
