@@ -197,6 +197,16 @@ BEGIN
         SELECT count(*) FILTER (WHERE u.inserted) INTO v_new FROM upserted AS u;
     END IF;
 
+    -- Shadow rules (issue 18): the same accounts from the same positions,
+    -- into shadow_alerts (one small read when there is none).
+    SELECT jsonb_object_agg(s.rule_id, s.parameters) INTO v_shadow_rules FROM shadow_rules AS s;
+    IF v_shadow_rules IS NOT NULL THEN
+        PERFORM _score_shadow_rules(v_shadow_rules, p_account_ids, p_from_ts, p_from_transaction_ids,
+                                    coalesce(v_account_ids, '{}'), coalesce(v_from_ts, '{}'),
+                                    coalesce(v_from_transaction_ids, '{}'),
+                                    coalesce(v_base_counts, '{}'), coalesce(v_base_sums, '{}'));
+    END IF;
+
     PERFORM set_config('plan_cache_mode', v_plan_cache_mode, true);
     PERFORM set_config('work_mem', v_work_mem, true);
     IF v_new > 0 THEN

@@ -1,0 +1,186 @@
+"""Shadow rules (issue 18, part 4): a rule put in shadow with candidate
+parameters is scored on arrival into shadow_alerts, which is_fraud, alerts,
+decisions and the queue never show; compare_shadow_rules sets it against
+the live rule over the transactions stored since it started; promote makes
+it live (re-scoring as any rule change), drop removes it; invalid parameters
+are refused by the live validator. Values worked out by hand from the
+seeded rules (large_amount's threshold 10000)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from pgfraud import db
+from pgfraud.errors import InvalidInput, RuleNotFound
+
+T0 = datetime(2024, 1, 1, 12, tzinfo=UTC)
+
+
+def store(conn, transaction_id, account_id, amount, seconds=0):
+    (result,) = db.store_transactions(
+        conn,
+        [
+            {
+                "account_id": account_id,
+                "transaction_id": transaction_id,
+                "timestamp": T0 + timedelta(seconds=seconds),
+                "amount": Decimal(amount),
+            }
+        ],
+    )
+    conn.commit()
+    return result
+
+
+def shadow_alerts(conn, rule_id="large_amount"):
+    return conn.execute(
+        "SELECT transaction_id, observed, threshold FROM shadow_alerts WHERE rule_id = %s"
+        " ORDER BY transaction_id",
+        (rule_id,),
+    ).fetchall()
+
+
+def live_alerts(conn, rule_id="large_amount"):
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT transaction_id FROM alerts WHERE rule_id = %s ORDER BY transaction_id",
+            (rule_id,),
+        ).fetchall()
+    ]
+
+
+def test_shadow_is_scored_on_arrival_but_decides_nothing(app_conn, admin_conn):
+    store(app_conn, 1, 7, "20000.00")  # before the shadow: live alert only
+    admin_conn.execute("SET pgfraud.actor = 'bob'")
+    shadow = db.shadow_rule(admin_conn, "large_amount", {"threshold": 15000})
+    assert shadow["parameters"] == {"threshold": 15000}
+    assert (shadow["live_version"], shadow["started_by"]) == (1, "bob")
+    assert shadow_alerts(admin_conn) == []
+
+    second = store(app_conn, 2, 8, "12000.00")  # live fires (>= 10000), shadow not
+    third = store(app_conn, 3, 9, "16000.00")  # both fire
+    store(app_conn, 4, 10, "500.00")  # neither
+    assert shadow_alerts(admin_conn) == [(3, Decimal("16000.00"), Decimal("15000"))]
+    assert live_alerts(admin_conn) == [1, 2, 3]
+    # The answer, is_fraud and the decision are the live rules' alone.
+    assert [a["rule_id"] for a in second["alerts"]] == ["large_amount"]
+    assert [a["rule_id"] for a in third["alerts"]] == ["large_amount"]
+    assert [r["rule_id"] for r in third["decision"]["rules"]] == ["large_amount"]
+    events = app_conn.execute("SELECT transaction_id, threshold FROM is_fraud(9)").fetchall()
+    assert events == [(3, Decimal("10000"))]
+
+    # Labels known so far: 3 is fraud (label), 2 was reviewed false_positive.
+    db.store_labels(admin_conn, [(3, "account_takeover"), (2, "account_takeover")])
+    app_conn.execute("SELECT review_transaction(2, 'false_positive', '', 'ana')")
+    app_conn.commit()
+    (row,) = db.compare_shadow_rules(app_conn)
+    assert row["rule_id"] == "large_amount"
+    assert (row["live_parameters"], row["shadow_parameters"]) == (
+        {"threshold": 10000},
+        {"threshold": 15000},
+    )
+    # Transactions 2, 3, 4 (1 was stored before the shadow); live flags 2 and 3,
+    # the shadow 3; one known fraud (3).
+    assert {k: row[k] for k in ("transactions", "labelled", "live_alerts", "shadow_alerts")} == {
+        "transactions": 3,
+        "labelled": 1,
+        "live_alerts": 2,
+        "shadow_alerts": 1,
+    }
+    assert (row["live_per_1000"], row["shadow_per_1000"]) == (Decimal("666.67"), Decimal("333.33"))
+    assert (row["live_precision"], row["live_recall"]) == (Decimal("0.5000"), Decimal("1.0000"))
+    assert (row["shadow_precision"], row["shadow_recall"]) == (
+        Decimal("1.0000"),
+        Decimal("1.0000"),
+    )
+
+    # A removed transaction takes its shadow alert with it.
+    admin_conn.execute("DELETE FROM transactions WHERE transaction_id = 3")
+    assert shadow_alerts(admin_conn) == []
+
+
+def test_promote_makes_the_shadow_live_and_removes_it(app_conn, admin_conn):
+    store(app_conn, 1, 7, "20000.00")
+    store(app_conn, 2, 8, "12000.00")
+    db.shadow_rule(admin_conn, "large_amount", {"threshold": 15000})
+    store(app_conn, 3, 9, "16000.00")
+    assert shadow_alerts(admin_conn) == [(3, Decimal("16000.00"), Decimal("15000"))]
+    rule = db.promote_shadow_rule(admin_conn, "large_amount")
+    assert (rule["enabled"], rule["parameters"]) == (True, {"threshold": 15000})
+    # Re-scored as any rule change: 12000 no longer fires; the rest name version 2.
+    rows = admin_conn.execute(
+        "SELECT transaction_id, threshold, rule_version, raised_rule_version FROM alerts"
+        " WHERE rule_id = 'large_amount' ORDER BY transaction_id"
+    ).fetchall()
+    assert rows == [(1, Decimal("15000"), 2, 1), (3, Decimal("15000"), 2, 1)]
+    assert admin_conn.execute("SELECT count(*) FROM shadow_rules").fetchone()[0] == 0
+    assert shadow_alerts(admin_conn) == []
+    with pytest.raises(RuleNotFound, match="large_amount has no shadow"):
+        db.promote_shadow_rule(admin_conn, "large_amount")
+
+
+def test_a_rule_that_is_off_can_run_in_shadow(app_conn, admin_conn):
+    admin_conn.execute("SELECT set_rule('large_amount', false)")
+    db.shadow_rule(admin_conn, "large_amount")
+    store(app_conn, 1, 7, "20000.00")
+    assert live_alerts(admin_conn) == []
+    assert shadow_alerts(admin_conn) == [(1, Decimal("20000.00"), Decimal("10000"))]
+    db.promote_shadow_rule(admin_conn, "large_amount")
+    assert live_alerts(admin_conn) == [1]
+
+
+def test_drop_removes_the_shadow_and_its_alerts(app_conn, admin_conn):
+    db.shadow_rule(admin_conn, "large_amount", {"threshold": 15000})
+    store(app_conn, 1, 7, "20000.00")
+    assert len(shadow_alerts(admin_conn)) == 1
+    dropped = db.drop_shadow_rule(admin_conn, "large_amount")
+    assert dropped["parameters"] == {"threshold": 15000}
+    assert shadow_alerts(admin_conn) == []
+    assert live_alerts(admin_conn) == [1]
+    with pytest.raises(RuleNotFound):
+        db.drop_shadow_rule(admin_conn, "large_amount")
+
+
+def test_invalid_shadow_parameters_are_refused_like_live_ones(admin_conn):
+    with pytest.raises(InvalidInput) as refused:
+        db.shadow_rule(admin_conn, "large_amount", {"threshold": -1})
+    assert refused.value.field == "large_amount.threshold"
+    with pytest.raises(InvalidInput) as live:
+        db.change_rule(admin_conn, "large_amount", None, {"threshold": -1})
+    assert (live.value.field, live.value.message) == (refused.value.field, refused.value.message)
+    with pytest.raises(InvalidInput) as unknown:
+        db.shadow_rule(admin_conn, "velocity", {"max_transaction": 3})
+    assert unknown.value.field == "velocity.max_transaction"
+    with pytest.raises(RuleNotFound):
+        db.shadow_rule(admin_conn, "no_such_rule", {})
+    assert admin_conn.execute("SELECT count(*) FROM shadow_rules").fetchone()[0] == 0
+
+
+def test_shadow_alerts_equal_the_rule_code_under_late_arrivals(app_conn, admin_conn):
+    # velocity in shadow with at most 3 transactions an hour: rows at 0, 60 and
+    # 120 s are 3 (none fires); a late row at -30 s makes the one at 120 s the
+    # fourth in its hour, and it fires, as the rule code from scratch says.
+    db.shadow_rule(admin_conn, "velocity", {"window_seconds": 3600, "max_transactions": 3})
+    for transaction_id, seconds in ((1, 0), (2, 60), (3, 120)):
+        store(app_conn, transaction_id, 7, "10.00", seconds)
+    assert shadow_alerts(admin_conn, "velocity") == []
+    store(app_conn, 4, 7, "10.00", -30)
+    assert shadow_alerts(admin_conn, "velocity") == [(3, Decimal("4"), Decimal("3"))]
+    expected = app_conn.execute(
+        "SELECT transaction_id, observed, threshold FROM evaluate_account(7, %s::jsonb)",
+        ('{"velocity": {"window_seconds": 3600, "max_transactions": 3}}',),
+    ).fetchall()
+    assert expected == shadow_alerts(admin_conn, "velocity")
+    # The live alerts are the live rules' result, untouched by the shadow.
+    live = app_conn.execute(
+        "SELECT transaction_id, rule_id FROM evaluate_account(7, active_rule_parameters())"
+        " ORDER BY transaction_id, rule_id"
+    ).fetchall()
+    stored = admin_conn.execute(
+        "SELECT transaction_id, rule_id FROM alerts ORDER BY transaction_id, rule_id"
+    ).fetchall()
+    assert stored == live
