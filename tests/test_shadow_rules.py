@@ -184,3 +184,66 @@ def test_shadow_alerts_equal_the_rule_code_under_late_arrivals(app_conn, admin_c
         "SELECT transaction_id, rule_id FROM alerts ORDER BY transaction_id, rule_id"
     ).fetchall()
     assert stored == live
+
+
+# -- HTTP -------------------------------------------------------------------------------
+
+TOKEN = "shadow-test-token-0123456789"
+
+
+def test_http_shadow_gathers_alerts_that_is_fraud_does_not_show(app, client, admin_conn):
+    app.config["API_TOKEN"] = TOKEN
+    owner = {"Authorization": f"Bearer {TOKEN}"}
+    body = {"parameters": {"threshold": 15000}}
+    assert client.put("/rules/large_amount/shadow", json=body).status_code == 401
+    started = client.put("/rules/large_amount/shadow", json=body, headers=owner)
+    assert started.status_code == 200, started.get_json()
+    assert started.get_json()["parameters"] == {"threshold": 15000}
+
+    for transaction_id, account_id, amount in ((1, 8, "12000.00"), (2, 9, "16000.00")):
+        stored = client.post(
+            "/store_data",
+            json={
+                "account_id": account_id,
+                "transaction_id": transaction_id,
+                "timestamp": "2024-01-01T12:00:00Z",
+                "amount": amount,
+            },
+            headers=owner,
+        )
+        assert stored.status_code == 201
+    # Live alone in is_fraud, its alert's threshold the live one.
+    events = client.get("/is_fraud/9", headers=owner).get_json()["events"]
+    assert [(e["rule_id"], e["threshold"]) for e in events] == [("large_amount", "10000")]
+    assert shadow_alerts(admin_conn) == [(2, Decimal("16000.00"), Decimal("15000"))]
+    (row,) = client.get("/rules/shadows", headers=owner).get_json()["shadows"]
+    assert {k: row[k] for k in ("rule_id", "transactions", "live_alerts", "shadow_alerts")} == {
+        "rule_id": "large_amount",
+        "transactions": 2,
+        "live_alerts": 2,
+        "shadow_alerts": 1,
+    }
+    assert (row["live_per_1000"], row["shadow_per_1000"]) == ("1000.00", "500.00")
+    # No label known yet: nothing flagged is fraud, and recall has no denominator.
+    assert (row["live_precision"], row["live_recall"]) == ("0.0000", None)
+
+    # Refused like a live change: 400 naming the parameter, nothing changed.
+    bad = client.put(
+        "/rules/large_amount/shadow", json={"parameters": {"threshold": -1}}, headers=owner
+    )
+    assert bad.status_code == 400
+    assert bad.get_json()["error"]["field"] == "large_amount.threshold"
+    assert shadow_alerts(admin_conn) == [(2, Decimal("16000.00"), Decimal("15000"))]
+    assert client.put("/rules/nope/shadow", json={}, headers=owner).status_code == 404
+
+    promoted = client.post("/rules/large_amount/shadow/promote", headers=owner)
+    assert promoted.status_code == 200
+    assert promoted.get_json()["parameters"] == {"threshold": 15000}
+    assert client.get("/rules/shadows", headers=owner).get_json()["shadows"] == []
+    assert live_alerts(admin_conn) == [2]
+    versions = client.get("/rules/large_amount/versions", headers=owner).get_json()["versions"]
+    assert [(v["version"], v["parameters"]) for v in versions] == [
+        (2, {"threshold": 15000}),
+        (1, {"threshold": 10000}),
+    ]
+    assert client.delete("/rules/large_amount/shadow", headers=owner).status_code == 404
