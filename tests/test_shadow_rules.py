@@ -247,3 +247,59 @@ def test_http_shadow_gathers_alerts_that_is_fraud_does_not_show(app, client, adm
         (1, {"threshold": 10000}),
     ]
     assert client.delete("/rules/large_amount/shadow", headers=owner).status_code == 404
+
+
+# -- CLI --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(database, monkeypatch):
+    from click.testing import CliRunner
+
+    from pgfraud.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+
+    def run(*args: str):
+        return CliRunner().invoke(main, list(args))
+
+    return run
+
+
+def test_cli_shadow_compare_promote_and_drop(cli, app_conn, admin_conn):
+    refused = cli("rule", "shadow", "large_amount", "threshold=-1")
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("error: ") and "threshold" in refused.stderr
+    assert "\n" not in refused.stderr.rstrip("\n")
+    assert cli("rule", "shadows").stdout == "no rule is in shadow\n"
+
+    started = cli("rule", "shadow", "large_amount", "threshold=15000")
+    assert started.exit_code == 0, started.output
+    assert started.stdout == (
+        'rule large_amount in shadow: {"threshold": 15000} (live version 1);'
+        " new transactions are scored by it\n"
+    )
+    store(app_conn, 1, 8, "12000.00")
+    store(app_conn, 2, 9, "16000.00")
+    lines = cli("rule", "shadows").stdout.splitlines()
+    assert lines[1:] == [
+        "  2 transactions since, 0 known fraud",
+        "  live:   2 alerts (1000.00 per 1,000), precision 0.0000, recall -",
+        "  shadow: 1 alerts (500.00 per 1,000), precision 0.0000, recall -",
+    ]
+    assert lines[0].startswith('large_amount: shadow {"threshold": 15000} since ')
+    assert lines[0].endswith('; live (on, version 1) {"threshold": 10000}')
+
+    promoted = cli("rule", "promote", "large_amount")
+    assert promoted.exit_code == 0, promoted.output
+    assert live_alerts(admin_conn) == [2]
+    versions = cli("rule", "versions", "large_amount").stdout.splitlines()
+    assert [line.split("  from ")[0] for line in versions] == [
+        'large_amount version 2 (on): {"threshold": 15000}',
+        'large_amount version 1 (on): {"threshold": 10000}',
+    ]
+    missing = cli("rule", "drop-shadow", "large_amount")
+    assert (missing.exit_code, missing.stderr) == (2, "error: rule large_amount has no shadow\n")
+    assert cli("rule", "shadow", "velocity").exit_code == 0
+    dropped = cli("rule", "drop-shadow", "velocity")
+    assert (dropped.exit_code, dropped.stdout) == (0, "shadow of rule velocity dropped\n")
