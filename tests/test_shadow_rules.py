@@ -303,3 +303,42 @@ def test_cli_shadow_compare_promote_and_drop(cli, app_conn, admin_conn):
     assert cli("rule", "shadow", "velocity").exit_code == 0
     dropped = cli("rule", "drop-shadow", "velocity")
     assert (dropped.exit_code, dropped.stdout) == (0, "shadow of rule velocity dropped\n")
+
+
+def test_a_merchant_rule_in_shadow_follows_labels_of_other_accounts(app_conn, admin_conn):
+    # compromised_merchant off live, in shadow: 201 (day 2.25) reads merchant
+    # 900's rows in [day -7.75, day 1.25) and what was known of them before
+    # day 1.25: labels of 101 (known day 0.2) and 102 (day 0.6) make 2 of 3.
+    admin_conn.execute("SELECT set_rule('compromised_merchant', false)")
+    db.shadow_rule(
+        admin_conn,
+        "compromised_merchant",
+        {"window_days": 10, "delay_days": 1, "min_known_fraud": 2, "min_fraud_share": 0.5},
+    )
+    day = 86400
+    rows = [(101, 51, 0), (102, 52, 0.5 * day), (103, 53, day), (201, 60, 2.25 * day)]
+    db.store_transactions(
+        app_conn,
+        [
+            {
+                "account_id": account_id,
+                "transaction_id": transaction_id,
+                "timestamp": T0 + timedelta(seconds=seconds),
+                "amount": Decimal("1.00"),
+                "merchant_id": 900,
+            }
+            for transaction_id, account_id, seconds in rows
+        ],
+    )
+    app_conn.commit()
+    assert shadow_alerts(admin_conn, "compromised_merchant") == []
+    for transaction_id, known_days in ((101, 0.2), (102, 0.6)):
+        admin_conn.execute(
+            "INSERT INTO fraud_labels (transaction_id, scenario, known_at)"
+            " VALUES (%s, 'skimming', %s)",
+            (transaction_id, T0 + timedelta(days=known_days)),
+        )
+    assert shadow_alerts(admin_conn, "compromised_merchant") == [
+        (201, Decimal("0.6667"), Decimal("0.5"))
+    ]
+    assert live_alerts(admin_conn, "compromised_merchant") == []
