@@ -122,3 +122,13 @@ def test_get_alerts_shows_the_versions_and_the_raised_parameters(client, app_con
     assert alert["rule_version"] == 2
     assert alert["raised_rule_version"] == 1
     assert alert["raised_parameters"] == {"threshold": 10000}
+
+
+def test_the_queue_row_names_the_rule_version(client, app_conn, admin_conn):
+    store(app_conn, 1, "20000.00")
+    admin_conn.execute("SELECT set_rule('large_amount', NULL, '{\"threshold\": 12000}')")
+    page = client.get("/ui/alerts", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert (
+        'title="rule version 2: {&#34;threshold&#34;: 12000};'
+        ' raised under version 1: {&#34;threshold&#34;: 10000}"'
+    ) in page
