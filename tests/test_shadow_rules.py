@@ -342,3 +342,68 @@ def test_a_merchant_rule_in_shadow_follows_labels_of_other_accounts(app_conn, ad
         (201, Decimal("0.6667"), Decimal("0.5"))
     ]
     assert live_alerts(admin_conn, "compromised_merchant") == []
+
+
+def test_shadow_and_live_alerts_equal_the_rule_code_after_mixed_changes(app_conn, admin_conn):
+    # A fixed pseudo-random mix of single and batch stores, late arrivals and
+    # removals over 4 accounts, with three shadows running: afterwards every
+    # account's shadow alerts are the rule code's result for the shadow
+    # parameters (every row came after the shadows started), and its alerts
+    # the live rules' result.
+    import random
+
+    shadows = {
+        "velocity": {"window_seconds": 600, "max_transactions": 2},
+        "rapid_succession": {"min_gap_seconds": 120},
+        "amount_spike": {"multiplier": 2, "min_history": 1, "window_days": 0},
+    }
+    for rule_id, parameters in shadows.items():
+        db.shadow_rule(admin_conn, rule_id, parameters)
+    chosen = admin_conn.execute(
+        "SELECT jsonb_object_agg(rule_id, parameters) FROM shadow_rules"
+    ).fetchone()[0]
+    rng = random.Random(18)
+    next_id = 1
+    for _ in range(40):
+        if rng.random() < 0.15 and next_id > 1:
+            admin_conn.execute(
+                "DELETE FROM transactions WHERE transaction_id = %s", (rng.randrange(1, next_id),)
+            )
+            continue
+        batch = []
+        for _ in range(rng.choice((1, 1, 3))):
+            batch.append(
+                {
+                    "account_id": rng.randrange(4),
+                    "transaction_id": next_id,
+                    "timestamp": T0 + timedelta(seconds=rng.randrange(0, 7200)),
+                    "amount": Decimal(rng.choice(("5.00", "20.00", "75.00", "300.00"))),
+                }
+            )
+            next_id += 1
+        db.store_transactions(app_conn, batch)
+        app_conn.commit()
+    for account_id in range(4):
+        expected = app_conn.execute(
+            "SELECT transaction_id, rule_id, observed, threshold, reason"
+            " FROM evaluate_account(%s, %s::jsonb) ORDER BY 1, 2",
+            (account_id, db.dumps_json(chosen)),
+        ).fetchall()
+        stored = admin_conn.execute(
+            "SELECT transaction_id, rule_id, observed, threshold, reason FROM shadow_alerts"
+            " WHERE account_id = %s ORDER BY 1, 2",
+            (account_id,),
+        ).fetchall()
+        assert stored == expected, account_id
+        live = app_conn.execute(
+            "SELECT transaction_id, rule_id, observed, threshold, reason"
+            " FROM evaluate_account(%s, active_rule_parameters()) ORDER BY 1, 2",
+            (account_id,),
+        ).fetchall()
+        alerts = admin_conn.execute(
+            "SELECT transaction_id, rule_id, observed, threshold, reason FROM alerts"
+            " WHERE account_id = %s ORDER BY 1, 2",
+            (account_id,),
+        ).fetchall()
+        assert alerts == live, account_id
+    assert admin_conn.execute("SELECT count(*) FROM shadow_alerts").fetchone()[0] > 0
