@@ -132,3 +132,23 @@ def test_the_queue_row_names_the_rule_version(client, app_conn, admin_conn):
         'title="rule version 2: {&#34;threshold&#34;: 12000};'
         ' raised under version 1: {&#34;threshold&#34;: 10000}"'
     ) in page
+
+
+def test_every_rule_has_a_version_equal_to_it(admin_conn, app_conn):
+    # Migration 0035 recorded the rules as they were (version 1); the trigger
+    # every change since. A user's rule added in psql counts too.
+    admin_conn.execute(
+        "INSERT INTO rules (rule_id, enabled, parameters, description, expression)"
+        " VALUES ('big_spend', false, '{}', 'x', 'amount > 5000')"
+    )
+    latest = admin_conn.execute(
+        "SELECT r.rule_id FROM rules AS r JOIN LATERAL ("
+        "  SELECT v.enabled, v.parameters, v.expression FROM rule_versions AS v"
+        "  WHERE v.rule_id = r.rule_id ORDER BY v.version DESC LIMIT 1) AS v ON true"
+        " WHERE (v.enabled, v.parameters, v.expression)"
+        "       IS NOT DISTINCT FROM (r.enabled, r.parameters, r.expression)"
+        " ORDER BY 1"
+    ).fetchall()
+    every = admin_conn.execute("SELECT rule_id FROM rules ORDER BY 1").fetchall()
+    assert latest == every
+    assert versions(admin_conn, "big_spend")[0][:3] == (1, False, {})
