@@ -507,7 +507,7 @@ def store_data_query():
     observed, threshold, reason}]`` (decimals as strings), [] when no rule
     fired. ``decision`` (made in the same database transaction, never
     rewritten): ``{outcome: approve|review|decline, score, score_outcome,
-    overruled, rules: [{rule_id, score, observed, threshold, reason}],
+    overruled, rules: [{rule_id, rule_version, score, observed, threshold, reason}],
     lists: [{entry_id, list_name, subject, kind, value, reason, added_by,
     added_at, expires_at}], policy, rule_set_id, decided_at, ...}`` (see GET
     /transactions/<id>/decision).
