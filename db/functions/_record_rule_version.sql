@@ -44,3 +44,21 @@ REVOKE ALL ON FUNCTION _record_rule_version() FROM PUBLIC;
 CREATE OR REPLACE TRIGGER rules_record_version
     AFTER INSERT OR UPDATE ON rules
     FOR EACH ROW EXECUTE FUNCTION _record_rule_version();
+
+-- Applied with the function files: a rule whose state is not its latest
+-- version (a migration that added or changed a rule while this trigger did
+-- not exist yet, as on an empty database) gets one now, made by whoever
+-- migrates (current_actor()'s rule, inline: its file is applied later).
+INSERT INTO rule_versions (rule_id, version, enabled, parameters, expression, description, actor)
+SELECT r.rule_id, coalesce(v.version, 0) + 1, r.enabled, r.parameters, r.expression, r.description,
+       coalesce(nullif(current_setting('pgfraud.actor', true), ''), session_user::text)
+FROM rules AS r
+LEFT JOIN LATERAL (
+    SELECT rv.version, rv.enabled, rv.parameters, rv.expression
+    FROM rule_versions AS rv
+    WHERE rv.rule_id = r.rule_id
+    ORDER BY rv.version DESC
+    LIMIT 1
+) AS v ON true
+WHERE v.version IS NULL
+   OR (v.enabled, v.parameters, v.expression) IS DISTINCT FROM (r.enabled, r.parameters, r.expression);
