@@ -926,3 +926,23 @@ class Tune(BaseModel):
     max_alerts_per_1000: Annotated[Decimal, BeforeValidator(_parse_tune_number)] | None = None
     min_precision: Annotated[Decimal, BeforeValidator(_parse_tune_number)] | None = None
     candidates: Annotated[list[str], BeforeValidator(_parse_candidates)] | None = None
+
+
+class ShadowStart(BaseModel):
+    """A shadow of a rule (PUT /rules/<rule_id>/shadow body): candidate parameters,
+    each a number, merged over the live ones (``{}`` or absent: the rule as it is)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parameters: Annotated[
+        dict[str, Any] | None,
+        BeforeValidator(lambda v: None if v is None else _parse_parameters(v, allow_empty=True)),
+    ] = None
+
+
+def parse_rule_id(value: str) -> str:
+    """A rule id from a path (lower_snake_case, at most 63 characters); InvalidInput
+    naming rule_id otherwise."""
+    if not _RULE_ID.fullmatch(value):
+        raise InvalidInput(f"{_show(value)} is not a rule id, like large_amount", field="rule_id")
+    return value
