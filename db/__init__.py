@@ -999,14 +999,15 @@ def get_api_tokens(conn: psycopg.Connection, include_revoked: bool = False) -> l
         return conn.execute("SELECT get_api_tokens(%s)", (include_revoked,)).fetchone()[0]
 
 
-def get_api_token_digests(conn: psycopg.Connection) -> list[tuple[str, str, bytes]]:
-    """(name, role, SHA-256 digest) of each live named token (SQL
-    ``get_api_token_digests``), what the service checks bearer tokens against."""
+def get_api_token_digests(conn: psycopg.Connection) -> list[tuple[str, str, bytes | None]]:
+    """(name, role, SHA-256 digest) of every named token (SQL
+    ``get_api_token_digests``), what the service checks bearer tokens
+    against; the digest is None for a revoked token."""
     with wrap_errors():
         rows = conn.execute(
             "SELECT token_name, role, secret_sha256 FROM get_api_token_digests()"
         ).fetchall()
-    return [(name, role, bytes(digest)) for name, role, digest in rows]
+    return [(name, role, bytes(d) if d is not None else None) for name, role, d in rows]
 
 
 def get_audit(

@@ -1,7 +1,7 @@
 """Who may call what: every route declares what it needs, one guard checks it.
 
 With no token configured (no ``API_TOKEN``, ``PGFRAUD_API_TOKEN``, and no
-named token in the database) everything is open: the local development case
+named token ever made in the database) everything is open: the local development case
 (`pgfraud run` refuses to listen off loopback, or behind a trusted proxy,
 without PGFRAUD_API_TOKEN). Once either exists, every request is checked
 before its view runs (:func:`init_app`'s ``before_request``):
@@ -160,26 +160,34 @@ class _TokenCache:
     lock: threading.Lock = field(default_factory=threading.Lock)
     loaded_at: float = float("-inf")
     tokens: tuple[tuple[str, str, bytes], ...] = ()
+    in_use: bool = False  # a named token was ever made (revoked ones count)
 
 
-def named_tokens() -> tuple[tuple[str, str, bytes], ...]:
-    """The live named tokens as (name, role, digest): read from the database
-    (SQL ``get_api_token_digests``) at most once per TOKEN_CACHE_S seconds
-    (default 1) per process, so a token added or revoked counts within that
-    time. None are read without a DATABASE_URL. Errors: DatabaseUnavailable
-    when they cannot be read (a request is then refused, never let in)."""
+def _token_cache() -> _TokenCache:
+    """The process's named tokens: read from the database (SQL
+    ``get_api_token_digests``) at most once per TOKEN_CACHE_S seconds
+    (default 1), so a token added or revoked counts within that time. None
+    are read without a DATABASE_URL. Errors: DatabaseUnavailable when they
+    cannot be read (a request is then refused, never let in)."""
     cache: _TokenCache = current_app.extensions[_TOKENS]
     ttl = float(current_app.config["TOKEN_CACHE_S"])
     if time.monotonic() - cache.loaded_at < ttl:
-        return cache.tokens
+        return cache
     with cache.lock:
         if time.monotonic() - cache.loaded_at >= ttl:
             if current_app.config.get("DATABASE_URL"):
                 from pgfraud.service.database import read
 
-                cache.tokens = tuple(read(db.get_api_token_digests))
+                rows = read(db.get_api_token_digests)
+                cache.tokens = tuple((n, r, d) for n, r, d in rows if d is not None)
+                cache.in_use = bool(rows)
             cache.loaded_at = time.monotonic()
-        return cache.tokens
+        return cache
+
+
+def named_tokens() -> tuple[tuple[str, str, bytes], ...]:
+    """The live named tokens as (name, role, SHA-256 digest of the secret)."""
+    return _token_cache().tokens
 
 
 def forget_tokens() -> None:
@@ -258,8 +266,9 @@ def _refused(message: str) -> Unauthorized:
 
 def tokens_required() -> bool:
     """Whether this service asks for a token: PGFRAUD_API_TOKEN is set, or a
-    named token exists (`pgfraud token add`). Errors: as :func:`named_tokens`."""
-    return bool(current_app.config.get("API_TOKEN")) or bool(named_tokens())
+    named token was ever made (`pgfraud token add`; revoking every one does
+    not open the service again). Errors: as :func:`named_tokens`."""
+    return bool(current_app.config.get("API_TOKEN")) or _token_cache().in_use
 
 
 def identify(access: Access) -> Identity | None:
@@ -271,8 +280,9 @@ def identify(access: Access) -> Identity | None:
     if access.level == PUBLIC:
         return None
     token = current_app.config.get("API_TOKEN")
-    named = named_tokens()
-    if not token and not named:
+    cache = _token_cache()
+    named = cache.tokens
+    if not token and not cache.in_use:
         return None
     identity = _bearer_identity(token, named)
     if identity is None and request.method in SAFE_METHODS and not access.writes:
