@@ -55,14 +55,37 @@ CONSTRAINT_FIELDS = {
 }
 
 
+# Who the writes of this process's connections are made for (`pgfraud
+# --actor`): set for one command by the CLI (set_session_actor), None for
+# everything else (the service names its caller per database transaction).
+_session_actor: str | None = None
+
+
+def set_session_actor(actor: str | None) -> None:
+    """Make ``actor`` the ``pgfraud.actor`` of every connection :func:`connect`
+    opens from now (None: none, the login is the actor). The CLI sets it for
+    one command (``--actor``) and clears it after."""
+    global _session_actor
+    _session_actor = actor
+
+
+def _option_value(value: str) -> str:
+    """``value`` escaped for libpq's ``options`` (backslash before a space or backslash)."""
+    return value.replace("\\", "\\\\").replace(" ", "\\ ")
+
+
 def connect(url: str, **kwargs: Any) -> psycopg.Connection:
-    """A psycopg connection to ``url`` (libpq URL), UTC session time zone.
+    """A psycopg connection to ``url`` (libpq URL), UTC session time zone, and
+    the session actor (:func:`set_session_actor`) as ``pgfraud.actor``.
 
     Errors: DatabaseUnavailable when the server cannot be reached;
     ConfigurationError for a malformed URL. Neither quotes a password.
     """
+    options = "-c timezone=UTC"
+    if _session_actor:
+        options += f" -c pgfraud.actor={_option_value(_session_actor)}"
     try:
-        return psycopg.connect(url, options="-c timezone=UTC", **kwargs)
+        return psycopg.connect(url, options=options, **kwargs)
     except psycopg.ProgrammingError as exc:  # a malformed URL
         message = redact(_first_line(exc))
         raise ConfigurationError(f"the database URL is not valid: {message}") from None

@@ -4,6 +4,8 @@ actor, tokens made and revoked over HTTP, and GET /audit."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pgfraud import db
@@ -192,3 +194,122 @@ def test_audit_pages_and_refuses_bad_parameters(named, database):
         answer = named.get(f"/audit?{query}", headers=_bearer(carol))
         assert answer.status_code == 400, query
         assert answer.get_json()["error"]["field"] == field, query
+
+
+# -- the CLI: pgfraud token, --actor, pgfraud audit -----------------------------
+
+
+@pytest.fixture
+def external(database, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    monkeypatch.delenv("PGFRAUD_APP_DATABASE_URL", raising=False)
+    monkeypatch.delenv("PGFRAUD_ACTOR", raising=False)
+    return database
+
+
+def cli(*args):
+    from click.testing import CliRunner
+
+    from pgfraud.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def test_token_commands_show_the_secret_once_and_store_its_digest(external, app):
+    made = cli("--actor", "lead", "token", "add", "alice", "--role", "analyst")
+    assert made.exit_code == 0, made.output
+    secret = made.stdout.strip()
+    assert secret.startswith("pgf_") and len(secret) == 47
+    assert "token alice (analyst) made by lead" in made.stderr
+    with db.connect(external.admin_url) as conn:
+        stored = conn.execute("SELECT secret_sha256 FROM api_tokens").fetchone()[0]
+    assert bytes(stored) == auth.digest(secret)
+    listed = cli("token", "list")
+    assert listed.exit_code == 0
+    assert listed.stdout.startswith("alice  analyst  made by lead at ")
+    assert secret not in listed.stdout
+    # The token lets alice in, and her review is hers.
+    app.config["TOKEN_CACHE_S"] = 0
+    client = app.test_client()
+    assert client.get("/rules").status_code == 401
+    assert client.get("/rules", headers=_bearer(secret)).status_code == 200
+    revoked = cli("--actor", "lead", "token", "revoke", "alice")
+    assert revoked.exit_code == 0 and revoked.stdout == "token alice revoked by lead\n"
+    assert client.get("/rules", headers=_bearer(secret)).status_code == 401
+    assert cli("token", "list").stdout == ""
+    assert "revoked by lead" in cli("token", "list", "--revoked").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("token", "add", "alice", "--role", "admin"),
+         "error: role: --role must be analyst or owner (given: 'admin')\n"),
+        (("token", "add", "alice"), "error: role: --role must be analyst or owner (given: none)\n"),
+        (("token", "add", "Alice Smith", "--role", "owner"),
+         "error: token_name must start with a letter and have at most 63 of a-z,"
+         " 0-9, _, . and -\n"),
+        (("token", "add", "default", "--role", "owner"),
+         "error: token_name default is the name of PGFRAUD_API_TOKEN; choose another\n"),
+        (("token", "revoke", "nobody"),
+         "error: token_name: no token named nobody (that is not revoked already)\n"),
+        (("audit", "--kind", "Rule"),
+         "error: --kind: object_kind must be a kind of object, lower_snake_case, like rule,"
+         " policy, list, list_entry, review or token\n"),
+        (("audit", "--from", "yesterday"), None),
+    ],
+)  # fmt: skip
+def test_bad_token_and_audit_input_is_one_line_exit_2(external, args, message):
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1
+    if message is not None:
+        assert result.stderr == message
+    assert cli("token", "list", "--revoked").stdout == ""
+
+
+def test_a_duplicate_name_is_refused_and_nothing_changes(external):
+    assert cli("token", "add", "alice", "--role", "analyst").exit_code == 0
+    again = cli("token", "add", "alice", "--role", "owner")
+    assert again.exit_code == 2
+    assert again.stderr == (
+        "error: token_name: a token named alice exists; revoke it first to give the name a new"
+        " token\n"
+    )
+    assert again.stdout == ""  # no secret printed for a token not made
+    assert len(json.loads(cli("token", "list", "--json").stdout)) == 1
+
+
+def test_cli_writes_name_the_actor_and_audit_shows_them(external, app_conn, monkeypatch):
+    app_conn.execute(
+        'SELECT store_transactions(\'[{"account_id": 7, "transaction_id": 1,'
+        ' "timestamp": "2024-01-01T00:00:00Z", "amount": "20000"}]\')'
+    )
+    app_conn.commit()
+    reviewed = cli("--actor", "alice", "review", "1", "--status", "confirmed_fraud")
+    assert reviewed.exit_code == 0, reviewed.output
+    assert reviewed.stdout.endswith("confirmed_fraud by alice\n")
+    monkeypatch.setenv("PGFRAUD_ACTOR", "bob")
+    assert cli("rule", "set", "large_amount", "threshold=30000").exit_code == 0
+    monkeypatch.delenv("PGFRAUD_ACTOR")
+    # Without --actor: the login name of whoever runs the command.
+    import getpass
+
+    assert cli("policy", "set", "review=40").exit_code == 0
+    shown = cli("audit")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert len(lines) == 3
+    assert "  alice  insert review 1" in lines[0]
+    assert "  bob  update rule large_amount  alerts +0 -1  parameters: " in lines[1]
+    assert '{"threshold": 10000} -> {"threshold": 30000}' in lines[1]
+    assert f"  {getpass.getuser()}  insert policy 2" in lines[2]
+    only_bob = cli("audit", "--actor", "bob", "--json")
+    (entry,) = [json.loads(line) for line in only_bob.stdout.splitlines()]
+    assert (entry["object_key"], entry["alerts_added"], entry["alerts_removed"]) == (
+        "large_amount",
+        0,
+        1,
+    )
+    assert entry["at"].endswith("Z")
+    assert cli("audit", "--kind", "token").stdout == ""
