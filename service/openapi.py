@@ -1130,7 +1130,7 @@ _TOKEN_NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_.-]{0,62}$"}
 
 def _actor_paths() -> dict[str, Any]:
     """Named tokens and the audit trail (issue 18)."""
-    text = {"type": "string", "minLength": 1, "maxLength": 200}
+    text = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\x00]*$"}
     return {
         "/audit": {
             "get": {
@@ -1149,7 +1149,7 @@ def _actor_paths() -> dict[str, Any]:
                     {
                         "name": "before",
                         "in": "query",
-                        "schema": _ID_IN,
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
                         "description": "the cursor in next: an audit_id",
                     },
                     {
