@@ -1293,20 +1293,27 @@ def run(
     from pgfraud.service.feed import share_stream_slots, stop_listener
 
     token = os.environ.get("PGFRAUD_API_TOKEN")
-    if not _is_loopback(host) and not token:
-        click.echo(
-            f"error: refusing to listen on {host} without PGFRAUD_API_TOKEN "
-            "(every transaction would be open to the network)",
-            err=True,
-        )
-        sys.exit(2)
     proxies = os.environ.get("PGFRAUD_TRUSTED_PROXIES", "").strip()
-    if proxies not in ("", "0") and not token:
-        click.echo(
-            "error: refusing to serve behind a proxy (PGFRAUD_TRUSTED_PROXIES) without "
-            "PGFRAUD_API_TOKEN (the proxy would open every transaction to the network)",
-            err=True,
-        )
+    exposed = not _is_loopback(host) or proxies not in ("", "0")
+
+    def refuse_when_open(named: bool) -> None:
+        # Exposed (off loopback, or behind a proxy) only with a token: the
+        # single PGFRAUD_API_TOKEN, or named tokens (pgfraud token add).
+        if not exposed or token or named:
+            return
+        if not _is_loopback(host):
+            click.echo(
+                f"error: refusing to listen on {host} without PGFRAUD_API_TOKEN or a named token"
+                " (`pgfraud token add`): every transaction would be open to the network",
+                err=True,
+            )
+        else:
+            click.echo(
+                "error: refusing to serve behind a proxy (PGFRAUD_TRUSTED_PROXIES) without "
+                "PGFRAUD_API_TOKEN or a named token (`pgfraud token add`): the proxy would open"
+                " every transaction to the network",
+                err=True,
+            )
         sys.exit(2)
 
     try:  # a busy port is refused now, before PostgreSQL starts or seeding runs
@@ -1334,6 +1341,7 @@ def run(
                 )
             with db.connect(database.app_url) as conn:
                 empty = db.count_transactions(conn) == 0
+                refuse_when_open(any(d is not None for _, _, d in db.get_api_token_digests(conn)))
             if empty and seed_transactions:
                 from pgfraud.generator import seed_database
 

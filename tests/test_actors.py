@@ -5,8 +5,10 @@ actor, tokens made and revoked over HTTP, and GET /audit."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+import requests
 
 from pgfraud import db
 from pgfraud.service import auth
@@ -313,3 +315,43 @@ def test_cli_writes_name_the_actor_and_audit_shows_them(external, app_conn, monk
     )
     assert entry["at"].endswith("Z")
     assert cli("audit", "--kind", "token").stdout == ""
+
+
+def test_run_listens_off_loopback_with_a_named_token_only(database):
+    """`pgfraud run --host 0.0.0.0` needs a token: PGFRAUD_API_TOKEN, or (now)
+    a live named token in the database; without either it is refused."""
+    import subprocess
+
+    from tests.test_run import PGFRAUD, free_port, interrupt, sigint_as_from_a_terminal, wait_for
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PGFRAUD_")}
+    env.update(
+        DATABASE_URL=database.admin_url,
+        PGFRAUD_APP_DATABASE_URL=database.app_url,
+        PORT=str(free_port()),
+        PGFRAUD_SEED_TRANSACTIONS="0",
+        PGFRAUD_WORKERS="1",
+    )
+    refused = subprocess.run(
+        [PGFRAUD, "run", "--host", "0.0.0.0"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(
+        "error: refusing to listen on 0.0.0.0 without PGFRAUD_API_TOKEN or a named token"
+    )
+    secret = _add(database, "alice", "analyst")
+    proc = subprocess.Popen(
+        [PGFRAUD, "run", "--host", "0.0.0.0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=sigint_as_from_a_terminal,
+    )
+    try:
+        base = f"http://127.0.0.1:{env['PORT']}"
+        assert wait_for(f"{base}/health", proc).status_code == 200
+        assert requests.get(f"{base}/rules", timeout=10).status_code == 401
+        assert requests.get(f"{base}/rules", headers=_bearer(secret), timeout=10).status_code == 200
+    finally:
+        interrupt(proc)
