@@ -183,6 +183,16 @@ def _browser_paths(account_param: dict[str, Any]) -> dict[str, Any]:
             }
         },
         "/ui/overview": {"get": {"summary": "Page: the last day stored", "responses": dict(page)}},
+        "/ui/audit": {
+            "get": {
+                "summary": "Page: the audit trail",
+                "parameters": [
+                    {"name": n, "in": "query", "schema": {"type": "string"}}
+                    for n in ("actor", "object_kind", "object_key", "from", "to", "before")
+                ],
+                "responses": dict(page),
+            }
+        },
     }
 
 

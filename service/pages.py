@@ -325,6 +325,19 @@ def _http_error(exc: HTTPException):
     return _render("error.html", error.status, error=error)
 
 
+@bp.errorhandler(DatabaseUnavailable)
+def _database_down(exc: DatabaseUnavailable):
+    """The database is down before a page's view ran (the guard could not read
+    the named tokens): for a browser the banner page, which reloads itself
+    when /health answers again, showing no data; JSON for other clients."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    retry = {"Retry-After": str(exc.retry_after)}
+    if best != "text/html" and request.endpoint == "pages.home":
+        return jsonify(exc.to_dict()), exc.status, retry  # the JSON error, as every API call
+    html, status = _render("error.html", 503, database_down=True)
+    return html, status, retry
+
+
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception):
     current_app.logger.exception("unexpected error on a page")
