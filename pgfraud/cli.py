@@ -1111,6 +1111,25 @@ def list_show(list_name: str | None, as_json: bool):
 # -- named tokens and the audit trail (issue 18) ----------------------------------
 
 
+def _owner_call(work):
+    """work(conn) as the database owner in one transaction, committed, after
+    checking (reading only) that the schema is current (:func:`ready`: a
+    schema that is behind is exit 2, never migrated here); bad input
+    (InvalidInput) is one line naming the field and exit 2, any other
+    failure one line and exit 1."""
+    try:
+        with config.existing_database() as database:
+            ready(database)
+            with db.connect(database.admin_url) as conn:
+                result = work(conn)
+                conn.commit()
+    except InvalidInput as exc:
+        _bad_input(exc)
+    except PgfraudError as exc:
+        _fail(exc)
+    return result
+
+
 @main.group(name="token")
 def token_group() -> None:
     """Named API tokens: one per analyst or service, with a role (analyst or owner)."""
@@ -1131,7 +1150,7 @@ def token_add(name: str, role: str | None) -> None:
         click.echo(f"error: role: --role must be analyst or owner (given: {given})", err=True)
         sys.exit(2)
     secret = new_secret()
-    row = _as_owner(lambda conn: db.add_api_token(conn, name, role, digest(secret)))
+    row = _owner_call(lambda conn: db.add_api_token(conn, name, role, digest(secret)))
     click.echo(secret)
     click.echo(
         f"token {row['token_name']} ({row['role']}) made by {row['created_by']}; the secret"
@@ -1145,7 +1164,7 @@ def token_add(name: str, role: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
 def token_list(revoked: bool, as_json: bool) -> None:
     """List the named tokens (never their secrets): name, role, who made it and when."""
-    rows = _as_owner(lambda conn: db.get_api_tokens(conn, revoked))
+    rows = _owner_call(lambda conn: db.get_api_tokens(conn, revoked))
     if as_json:
         click.echo(db.dumps_json(rows, indent=2))
         return
@@ -1164,7 +1183,7 @@ def token_list(revoked: bool, as_json: bool) -> None:
 def token_revoke(name: str) -> None:
     """Revoke NAME's token: the service refuses it within PGFRAUD_TOKEN_CACHE_S
     seconds (default 1) and its page sessions end. The name may then get a new token."""
-    row = _as_owner(lambda conn: db.revoke_api_token(conn, name))
+    row = _owner_call(lambda conn: db.revoke_api_token(conn, name))
     click.echo(f"token {row['token_name']} revoked by {row['revoked_by']}")
 
 
@@ -1217,7 +1236,7 @@ def audit(who, object_kind, object_key, start, end, limit: int, as_json: bool) -
         flag = {"actor": "--actor", "object_kind": "--kind", "object_key": "--key"}
         exc.field = flag.get(exc.field or "", f"--{exc.field}")
         _bad_input(exc)
-    rows = _as_owner(
+    rows = _owner_call(
         lambda conn: db.get_audit(
             conn,
             actor=query.actor,
