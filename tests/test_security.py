@@ -39,6 +39,7 @@ PATH_VALUES = {
     "list_name": "risky_merchants",
     "value": "1",
     "rule_id": "velocity",
+    "token_name": "nobody",
 }
 
 
