@@ -12,11 +12,26 @@ _MAX_ID = 9223372036854775807
 _ID = {"type": "integer", "minimum": 0, "maximum": _MAX_ID}
 # What it accepts: a JSON integer, or a JSON number with no fractional part
 # (13004713924.0 is 13004713924: numbers are parsed exactly, never as floats),
-# or digit text (values above 2^63-1 are refused: JSON Schema cannot bound text).
+# or digit text of at most 2^63-1 (a pattern that bounds the value).
+
+
+def _at_most(limit: int) -> str:
+    """A regex of the digit strings of 1 .. len(str(limit)) digits (leading zeros
+    counted) whose value is at most ``limit``: shorter strings, or a full-length
+    one that is below ``limit`` from some digit on (or equal to it)."""
+    text = str(limit)
+    full = [
+        f"{text[:i]}[0-{int(d) - 1}][0-9]{{{len(text) - i - 1}}}"
+        for i, d in enumerate(text)
+        if d != "0"
+    ]
+    return "|".join([f"[0-9]{{1,{len(text) - 1}}}", *full, text])
+
+
 _ID_IN = {
     "oneOf": [
         {"type": "integer", "minimum": 0, "maximum": _MAX_ID},
-        {"type": "string", "pattern": r"^\s*[0-9]{1,19}\s*$"},
+        {"type": "string", "pattern": rf"^\s*({_at_most(_MAX_ID)})\s*$"},
     ],
     "description": "0 .. 2^63-1; an integer-valued JSON number (13.0) counts as the integer",
 }

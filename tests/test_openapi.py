@@ -16,15 +16,19 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from pydantic import TypeAdapter, ValidationError
 from schemathesis.config import SchemathesisConfig
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from pgfraud.config import Database
 from pgfraud.service import create_app
 from pgfraud.service.database import close_pool
+from pgfraud.wire import Timestamp
 
 # With a token, as when exposed: the fuzzer sends it on every request, and its
 # ignored_auth check sends each operation without it and with a wrong one.
 TOKEN = "fuzzer-token"
+_TIME = TypeAdapter(Timestamp)
 APP = create_app({"TESTING": True, "API_TOKEN": TOKEN})
 # A refused request may also be answered 413 (too many rows: the document's maxItems).
 CONFIG = SchemathesisConfig.from_dict(
@@ -80,7 +84,29 @@ def served(database: Database) -> Iterator[None]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_api_matches_its_document(case, served):
-    case.call_and_validate()
+    # A time range with `to` before `from` is refused (400 naming to): a rule
+    # across two fields that JSON Schema cannot state, so for that case only
+    # a refusal of a schema-valid request is right (tests/test_small_hardening.py).
+    # PUT /rules/<rule_id>/shadow: which parameters are valid depends on the
+    # path's rule, and the document can only list every rule's (anyOf), so a
+    # schema-valid body may name another rule's parameter and be refused.
+    shadow = case.operation.path == "/rules/{rule_id}/shadow" and case.method == "PUT"
+    excluded = [positive_data_acceptance] if shadow or _reversed_range(case) else []
+    case.call_and_validate(excluded_checks=excluded)
+
+
+def _reversed_range(case) -> bool:
+    """Whether the case's query or body has both from and to, to before from."""
+    for values in (case.query, case.body):
+        if not isinstance(values, dict) or "from" not in values or "to" not in values:
+            continue
+        try:
+            start, end = (_TIME.validate_python(values[key]) for key in ("from", "to"))
+        except ValidationError:
+            continue
+        if start is not None and end is not None and end < start:
+            return True
+    return False
 
 
 @pytest.mark.parametrize(
