@@ -852,7 +852,7 @@ def _as_owner(work, create: bool = False):
     (InvalidInput) is one line and exit 2, any other failure one line and exit 1."""
     try:
         with config.database() if create else config.existing_database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.admin_url) as conn:
                 result = work(conn)
                 conn.commit()
@@ -899,7 +899,7 @@ def decisions(outcome: str | None, account_id: int | None, limit: int, as_json: 
     that fired with their scores, and the list entries that applied."""
     try:
         with config.database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.app_url, autocommit=True) as conn:
                 rows = db.get_decisions(conn, outcome=outcome, account_id=account_id, limit=limit)
     except PgfraudError as exc:
