@@ -423,6 +423,23 @@ def get_alert_feed(
         ).fetchall()
 
 
+def get_decision_feed(
+    conn: psycopg.Connection, after: tuple[int, int], limit: int = 1000
+) -> list[tuple[str, dict[str, Any]]]:
+    """Decisions made after the feed position ``after`` = (xact, transaction_id),
+    in the order of the database transactions that made them, from finished
+    ones only (SQL ``get_decision_feed``): (event_id, decision) pairs, the
+    event id ``'<xact>-<transaction_id>'`` being the next position and the
+    decision as :func:`get_decision` answers it. Start from
+    :func:`get_alert_feed_start`."""
+    with wrap_errors():
+        return conn.execute(
+            "SELECT event_id, decision FROM get_decision_feed(%s::text::xid8, %s, %s)",
+            (str(after[0]), after[1], limit),
+            prepare=True,
+        ).fetchall()
+
+
 def is_alert_feed_held(conn: psycopg.Connection, after: tuple[int, int]) -> bool:
     """Whether committed alerts after the feed position ``after`` = (xact, alert_id)
     are not delivered yet: held by an older running database transaction, or

@@ -892,20 +892,58 @@ def _decision_line(decision: dict, as_json: bool) -> str:
     show_default=True,
     help="How many of the newest decisions (by transaction time) to list.",
 )
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Then print new decisions as they are made, with the same filters (Ctrl-C stops).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def decisions(outcome: str | None, account_id: int | None, limit: int, as_json: bool) -> None:
+def decisions(
+    outcome: str | None, account_id: int | None, limit: int, follow: bool, as_json: bool
+) -> None:
     """List the newest decisions, oldest of them first: each transaction's outcome
     (approve, review, decline) as answered when it was stored, its score, the rules
-    that fired with their scores, and the list entries that applied."""
+    that fired with their scores, and the list entries that applied. With
+    --follow, then print new ones as they are made (the live feed of decisions,
+    in the order their database transactions were made, resumable like the
+    alerts'); --outcome and --account filter them too."""
+    from pgfraud.service.feed import CHANNEL
+    from pgfraud.wire import parse_feed_position
+
+    def wanted(decision: dict) -> bool:
+        return (outcome is None or decision["outcome"] == outcome) and (
+            account_id is None or decision["account_id"] == account_id
+        )
+
     try:
         with config.database() as database:
             ready(database)
             with db.connect(database.app_url, autocommit=True) as conn:
+                if follow:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                position = parse_feed_position(db.get_alert_feed_start(conn))
                 rows = db.get_decisions(conn, outcome=outcome, account_id=account_id, limit=limit)
+                for row in reversed(rows):
+                    click.echo(_decision_line(row, as_json))
+                if not follow:
+                    return
+                if not as_json:
+                    click.echo("-- following new decisions (Ctrl-C stops)", err=True)
+                while True:
+                    for event_id, decision in db.get_decision_feed(conn, position):
+                        position = parse_feed_position(event_id)
+                        if wanted(decision):
+                            click.echo(_decision_line(decision, as_json))
+                    # A notification (a store that raised alerts) or half a
+                    # second: then read again. Not every store notifies (only
+                    # new alerts do), and a decision may wait for older
+                    # database transactions to finish.
+                    for _ in conn.notifies(timeout=0.5, stop_after=1):
+                        pass
+    except KeyboardInterrupt:
+        return
     except PgfraudError as exc:
         _fail(exc)
-    for row in reversed(rows):
-        click.echo(_decision_line(row, as_json))
 
 
 def _policy_lines(policy: dict) -> list[str]:

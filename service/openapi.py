@@ -1044,6 +1044,35 @@ def _decision_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/decisions/stream": {
+            "get": {
+                "summary": "Server-sent events: one 'decision' event per decision, as made",
+                "parameters": [
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,19}-[0-9]{1,18}$"},
+                    },
+                    {
+                        "name": "last_event_id",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,19}-[0-9]{1,18}$"},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": (
+                            "an endless text/event-stream: a 'decision' event per decision "
+                            "(id: <xact>-<transaction_id>), and a 'position' event when it "
+                            "opens and with each heartbeat"
+                        ),
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "400": _error("a malformed Last-Event-ID"),
+                    "503": _error("every stream slot is taken, or the database is down"),
+                },
+            }
+        },
         "/policy": {
             "get": {
                 "summary": "The decision policy in force: thresholds and rule scores",
