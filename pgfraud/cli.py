@@ -594,7 +594,13 @@ def _alert_line(alert: dict, as_json: bool) -> str:
     from pgfraud.wire import format_timestamp
 
     values = {
-        k: (format_timestamp(v) if hasattr(v, "astimezone") else str(v) if v is not None else None)
+        k: (
+            format_timestamp(v)
+            if hasattr(v, "astimezone")
+            else v
+            if v is None or isinstance(v, bool)
+            else str(v)
+        )
         for k, v in alert.items()
         if k not in ("event_id", "parameters")
     }

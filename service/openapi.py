@@ -538,6 +538,14 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                         "review_note": {"type": ["string", "null"]},
                         "reviewer": {"type": ["string", "null"]},
                         "reviewed_at": {"type": ["string", "null"], "format": "date-time"},
+                        "outcome": {
+                            "enum": ["approve", "review", "decline", None],
+                            "description": "the outcome of the transaction's decision",
+                        },
+                        "overruled": {
+                            "type": ["boolean", "null"],
+                            "description": "a list forced the decision's outcome",
+                        },
                     },
                 },
                 "RuleIn": {
@@ -683,6 +691,12 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                         {"name": "from", "in": "query", "schema": _TIMESTAMP_IN},
                         {"name": "to", "in": "query", "schema": _TIMESTAMP_IN},
                         {"name": "order", "in": "query", "schema": {"enum": ["raised", "time"]}},
+                        {
+                            "name": "outcome",
+                            "in": "query",
+                            "schema": {"enum": ["approve", "review", "decline"]},
+                            "description": "only alerts whose transaction's decision had it",
+                        },
                         {
                             "name": "before",
                             "in": "query",

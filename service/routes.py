@@ -265,8 +265,10 @@ def alerts():
     alert_id in raised order, ``<epoch ms>.<alert_id>`` in time order). 200
     ``{"count", "total", "alerts": [{alert_id, transaction_id, account_id,
     timestamp, amount, rule_id, observed, threshold, reason, parameters,
-    raised_at, review_status, review_note, reviewer, reviewed_at}], "next"}``:
-    count on this page, total over all pages; 400 naming the bad parameter.
+    raised_at, review_status, review_note, reviewer, reviewed_at, outcome,
+    overruled}], "next"}``: count on this page, total over all pages;
+    outcome and overruled are the transaction's decision (null when it has
+    none); 400 naming the bad parameter.
     """
     query = parse_model(AlertQuery, _single_value_args())
     before_ts, before = query.cursor()
@@ -276,6 +278,7 @@ def alerts():
         "review_status": query.review_status,
         "start": query.from_,
         "end": query.to,
+        "outcome": query.outcome,
     }
 
     def page(conn) -> tuple[int, list[dict[str, Any]]]:

@@ -120,7 +120,7 @@ def test_alerts_lists_the_newest_and_review_records_a_decision(external):
         ' "reason": "amount 25000.00 is at or above the limit 10000",'
         f' "raised_at": {json.dumps(_raised_at(external, 1))}, "review_status": "confirmed_fraud",'
         ' "review_note": "", "reviewer": "ana", "reviewed_at": '
-        f"{json.dumps(_reviewed_at(external))}}}"
+        f'{json.dumps(_reviewed_at(external))}, "outcome": "review", "overruled": false}}'
     ]
     missing = CliRunner().invoke(main, ["review", "9999", "--status", "false_positive"])
     assert missing.exit_code == 1

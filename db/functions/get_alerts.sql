@@ -1,9 +1,11 @@
 -- get_alerts(p_account_id bigint, p_rule_id text, p_review_status text,
 --            p_from timestamptz, p_to timestamptz, p_before_alert_id bigint,
---            p_limit integer, p_order text, p_before_ts timestamptz)
+--            p_limit integer, p_order text, p_before_ts timestamptz,
+--            p_outcome text)
 --     -> TABLE (alert_id, transaction_id, account_id, ts, amount, rule_id,
 --               observed, threshold, reason, parameters, raised_at,
---               review_status, review_note, reviewer, reviewed_at)
+--               review_status, review_note, reviewer, reviewed_at,
+--               outcome, overruled)
 --
 -- The alert queue, at most p_limit (1..10000) rows, in one of two orders:
 -- p_order 'raised' (the default): newest raised first (descending alert_id),
@@ -14,9 +16,13 @@
 -- no longer exists); both NULL: from the newest. Filters, each NULL for any: the account; the
 -- rule; the review status of the alert's transaction ('unreviewed',
 -- 'confirmed_fraud', 'false_positive': its latest review); the transaction
--- time in [p_from, p_to). Each row carries its transaction's latest review.
+-- time in [p_from, p_to); the outcome of the transaction's decision
+-- ('approve', 'review', 'decline'; issue 17). Each row carries its
+-- transaction's latest review, and its decision's outcome and whether a list
+-- overruled the score (both NULL for a transaction stored before decisions
+-- existed).
 -- Errors: PF001 (invalid_input) for a limit out of range, an unknown review
--- status or order, or a rule id that is not a rule, naming the field.
+-- status, order or outcome, or a rule id that is not a rule, naming the field.
 CREATE OR REPLACE FUNCTION get_alerts(
     p_account_id bigint DEFAULT NULL,
     p_rule_id text DEFAULT NULL,
@@ -26,7 +32,8 @@ CREATE OR REPLACE FUNCTION get_alerts(
     p_before_alert_id bigint DEFAULT NULL,
     p_limit integer DEFAULT 100,
     p_order text DEFAULT 'raised',
-    p_before_ts timestamptz DEFAULT NULL
+    p_before_ts timestamptz DEFAULT NULL,
+    p_outcome text DEFAULT NULL
 )
 RETURNS TABLE (
     alert_id bigint,
@@ -43,7 +50,9 @@ RETURNS TABLE (
     review_status text,
     review_note text,
     reviewer text,
-    reviewed_at timestamptz
+    reviewed_at timestamptz,
+    outcome text,
+    overruled boolean
 )
 LANGUAGE plpgsql
 STABLE
@@ -65,6 +74,10 @@ BEGIN
               (SELECT string_agg(ru.rule_id, ', ' ORDER BY ru.rule_id) FROM rules AS ru)
             USING ERRCODE = 'PF001', COLUMN = 'rule_id';
     END IF;
+    IF p_outcome IS NOT NULL AND p_outcome NOT IN ('approve', 'review', 'decline') THEN
+        RAISE EXCEPTION 'outcome must be approve, review or decline'
+            USING ERRCODE = 'PF001', COLUMN = 'outcome';
+    END IF;
     IF p_order IS NULL OR p_order NOT IN ('raised', 'time') THEN
         RAISE EXCEPTION 'order must be raised or time' USING ERRCODE = 'PF001', COLUMN = 'order';
     END IF;
@@ -80,7 +93,7 @@ BEGIN
             SELECT al.alert_id, al.transaction_id, al.account_id, al.ts, al.amount,
                    al.rule_id, al.observed, al.threshold, al.reason, al.parameters,
                    al.raised_at, coalesce(r.status, 'unreviewed'), r.note, r.reviewer,
-                   r.reviewed_at
+                   r.reviewed_at, d.outcome, d.outcome <> d.score_outcome
             FROM alerts AS al
             LEFT JOIN LATERAL (
                 SELECT rv.status, rv.note, rv.reviewer, rv.reviewed_at
@@ -89,12 +102,15 @@ BEGIN
                 ORDER BY rv.review_id DESC
                 LIMIT 1
             ) AS r ON true
+            LEFT JOIN decisions AS d
+              ON d.account_id = al.account_id AND d.transaction_id = al.transaction_id
             WHERE (p_account_id IS NULL OR al.account_id = p_account_id)
               AND (p_rule_id IS NULL OR al.rule_id = p_rule_id)
               AND (p_from IS NULL OR al.ts >= p_from)
               AND (p_to IS NULL OR al.ts < p_to)
               AND (v_before_ts IS NULL OR (al.ts, al.alert_id) < (v_before_ts, p_before_alert_id))
               AND (p_review_status IS NULL OR coalesce(r.status, 'unreviewed') = p_review_status)
+              AND (p_outcome IS NULL OR d.outcome = p_outcome)
             ORDER BY al.ts DESC, al.alert_id DESC
             LIMIT p_limit;
         RETURN;
@@ -102,7 +118,8 @@ BEGIN
     RETURN QUERY
         SELECT al.alert_id, al.transaction_id, al.account_id, al.ts, al.amount, al.rule_id,
                al.observed, al.threshold, al.reason, al.parameters, al.raised_at,
-               coalesce(r.status, 'unreviewed'), r.note, r.reviewer, r.reviewed_at
+               coalesce(r.status, 'unreviewed'), r.note, r.reviewer, r.reviewed_at,
+               d.outcome, d.outcome <> d.score_outcome
         FROM alerts AS al
         LEFT JOIN LATERAL (
             SELECT rv.status, rv.note, rv.reviewer, rv.reviewed_at
@@ -111,20 +128,23 @@ BEGIN
             ORDER BY rv.review_id DESC
             LIMIT 1
         ) AS r ON true
+        LEFT JOIN decisions AS d
+          ON d.account_id = al.account_id AND d.transaction_id = al.transaction_id
         WHERE (p_account_id IS NULL OR al.account_id = p_account_id)
           AND (p_rule_id IS NULL OR al.rule_id = p_rule_id)
           AND (p_from IS NULL OR al.ts >= p_from)
           AND (p_to IS NULL OR al.ts < p_to)
           AND (p_before_alert_id IS NULL OR al.alert_id < p_before_alert_id)
           AND (p_review_status IS NULL OR coalesce(r.status, 'unreviewed') = p_review_status)
+          AND (p_outcome IS NULL OR d.outcome = p_outcome)
         ORDER BY al.alert_id DESC
         LIMIT p_limit;
 END;
 $$;
 
-COMMENT ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz) IS
-    'The alert queue, newest raised first (p_order raised, paged by alert_id) or newest transaction first (time, paged by (ts, alert_id)), filtered by account, rule, review status and transaction time; PF001 for a bad limit, review status or order.';
+COMMENT ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz, text) IS
+    'The alert queue, newest raised first (p_order raised, paged by alert_id) or newest transaction first (time, paged by (ts, alert_id)), filtered by account, rule, review status, transaction time and decision outcome; each row with its review and decision outcome; PF001 for a bad limit, review status, order or outcome.';
 
-REVOKE ALL ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz)
+REVOKE ALL ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz, text)
     TO pgfraud_app, pgfraud_readonly;
