@@ -740,7 +740,8 @@ def rule_add(rule_id: str, expression: str, description: str | None, enable: boo
                 row = db.add_rule(conn, rule_id, expression, description, enable)
                 conn.commit()
     except PgfraudError as exc:
-        _fail(exc)
+        # A refused expression (or id) is bad input: exit 2, as `rule set`.
+        _fail(exc, bad_input_code=2)
     state = "on" if row["enabled"] else "off"
     click.echo(f"rule {row['rule_id']} added ({state}): {row['expression']}")
 
