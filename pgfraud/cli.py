@@ -1246,7 +1246,12 @@ def run(
             auth = ' -H "Authorization: Bearer $PGFRAUD_API_TOKEN"' if token else ""
             banner = "\n".join(
                 [
-                    f"pgfraud is serving on {base}  (Ctrl-C stops it)",
+                    f"pgfraud is serving on {base}  (Ctrl-C stops it)"
+                    + (
+                        f"; listening on every interface ({host}), port {port}"
+                        if host in ("0.0.0.0", "::")
+                        else ""
+                    ),
                     f"  curl {base}/health",
                     f"  curl{auth} {base}/is_fraud/1",
                     f"  curl{auth} {base}/rules",
