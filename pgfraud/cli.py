@@ -627,6 +627,11 @@ def _alert_line(alert: dict, as_json: bool) -> str:
     help="Only alerts whose transaction has this review status.",
 )
 @click.option(
+    "--outcome",
+    type=click.Choice(["approve", "review", "decline"]),
+    help="Only alerts whose transaction's decision had this outcome (review: the review queue).",
+)
+@click.option(
     "--limit",
     type=click.IntRange(1, 1000),
     default=20,
@@ -637,7 +642,9 @@ def _alert_line(alert: dict, as_json: bool) -> str:
     "--follow", is_flag=True, help="Then print new alerts as they are raised (Ctrl-C stops)."
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def alerts(account_id, rule_id, review_status, limit: int, follow: bool, as_json: bool) -> None:
+def alerts(
+    account_id, rule_id, review_status, outcome, limit: int, follow: bool, as_json: bool
+) -> None:
     """List the newest alerts, oldest of them first; with --follow, then print new
     ones as they are raised (the live feed: LISTEN/NOTIFY, resumable, in raise order).
 
@@ -659,6 +666,7 @@ def alerts(account_id, rule_id, review_status, limit: int, follow: bool, as_json
                     account_id=account_id,
                     rule_id=rule_id,
                     review_status=review_status,
+                    outcome=outcome,
                     limit=limit,
                 )
                 for row in reversed(rows):

@@ -72,3 +72,8 @@ def test_the_issues_done_when_list(client, database, monkeypatch):
         (900000002, "review")
     ]
     assert client.get("/alerts?outcome=review").get_json()["total"] == 1
+    # The same review queue in a terminal.
+    assert cli("alerts", "--outcome", "review") == (
+        "2024-06-01T12:05:00.000Z  account 5000  transaction 900000002  amount 12500.00"
+        "  large_amount: amount 12500.00 is at or above the limit 10000\n"
+    )
