@@ -387,22 +387,36 @@ def get_alerts(
     limit: int = 100,
     order: str = "raised",
     before_ts: datetime | None = None,
+    outcome: str | None = None,
 ) -> list[dict[str, Any]]:
     """The alert queue (SQL ``get_alerts``): dicts with alert_id,
     transaction_id, account_id, ts, amount, rule_id, observed, threshold,
     reason, parameters, raised_at, review_status, review_note, reviewer,
-    reviewed_at. ``order`` "raised": newest raised first, ``before`` only
-    alert_id below it (the next page); "time": newest transaction first
+    reviewed_at, outcome and overruled (the transaction's decision; None
+    when it has none). ``order`` "raised": newest raised first, ``before``
+    only alert_id below it (the next page); "time": newest transaction first
     (ts, then alert_id, descending), (``before_ts``, ``before``) the cursor.
     Filters (None: any): account, rule, review status
     (unreviewed/confirmed_fraud/false_positive), transaction time in
-    [start, end). Errors: InvalidInput for a limit outside 1..10000, an
-    unknown status or order, or half a time cursor.
+    [start, end), decision outcome (approve/review/decline). Errors:
+    InvalidInput for a limit outside 1..10000, an unknown status, order or
+    outcome, or half a time cursor.
     """
     with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            "SELECT * FROM get_alerts(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (account_id, rule_id, review_status, start, end, before, limit, order, before_ts),
+            "SELECT * FROM get_alerts(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                account_id,
+                rule_id,
+                review_status,
+                start,
+                end,
+                before,
+                limit,
+                order,
+                before_ts,
+                outcome,
+            ),
         ).fetchall()
 
 
@@ -414,13 +428,15 @@ def count_alerts(
     review_status: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    outcome: str | None = None,
 ) -> int:
     """How many alerts match get_alerts' filters over all its pages (SQL
-    ``count_alerts``). Errors: InvalidInput for an unknown review status."""
+    ``count_alerts``). Errors: InvalidInput for an unknown review status or
+    outcome."""
     with wrap_errors():
         return conn.execute(
-            "SELECT count_alerts(%s, %s, %s, %s, %s)",
-            (account_id, rule_id, review_status, start, end),
+            "SELECT count_alerts(%s, %s, %s, %s, %s, %s)",
+            (account_id, rule_id, review_status, start, end, outcome),
         ).fetchone()[0]
 
 
@@ -441,6 +457,23 @@ def get_alert_feed(
     with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "SELECT * FROM get_alert_feed(%s::text::xid8, %s, %s)",
+            (str(after[0]), after[1], limit),
+            prepare=True,
+        ).fetchall()
+
+
+def get_decision_feed(
+    conn: psycopg.Connection, after: tuple[int, int], limit: int = 1000
+) -> list[tuple[str, dict[str, Any]]]:
+    """Decisions made after the feed position ``after`` = (xact, transaction_id),
+    in the order of the database transactions that made them, from finished
+    ones only (SQL ``get_decision_feed``): (event_id, decision) pairs, the
+    event id ``'<xact>-<transaction_id>'`` being the next position and the
+    decision as :func:`get_decision` answers it. Start from
+    :func:`get_alert_feed_start`."""
+    with wrap_errors():
+        return conn.execute(
+            "SELECT event_id, decision FROM get_decision_feed(%s::text::xid8, %s, %s)",
             (str(after[0]), after[1], limit),
             prepare=True,
         ).fetchall()
@@ -761,7 +794,9 @@ def get_account_history(
     """One account's transactions, newest first, with their alerts and latest review
     (SQL ``get_account_history``): dicts with transaction_id, account_id, ts,
     amount (Decimal), alerts (list of {alert_id, rule_id, observed, threshold,
-    reason}, decimals as strings), review_status. ``before``: the (ts,
+    reason}, decimals as strings), review_status, decision ({outcome, score,
+    score_outcome, overruled, lists: [{list_name, kind}]}, None when it has
+    none). ``before``: the (ts,
     transaction_id) position to continue after (the next page).
     Errors: AccountNotFound, InvalidInput (limit outside 1..10000).
     """

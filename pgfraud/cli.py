@@ -621,7 +621,13 @@ def _alert_line(alert: dict, as_json: bool) -> str:
     from pgfraud.wire import format_timestamp
 
     values = {
-        k: (format_timestamp(v) if hasattr(v, "astimezone") else str(v) if v is not None else None)
+        k: (
+            format_timestamp(v)
+            if hasattr(v, "astimezone")
+            else v
+            if v is None or isinstance(v, bool)
+            else str(v)
+        )
         for k, v in alert.items()
         if k not in ("event_id", "parameters")
     }
@@ -653,6 +659,11 @@ def _alert_line(alert: dict, as_json: bool) -> str:
     help="Only alerts whose transaction has this review status.",
 )
 @click.option(
+    "--outcome",
+    type=click.Choice(["approve", "review", "decline"]),
+    help="Only alerts whose transaction's decision had this outcome (review: the review queue).",
+)
+@click.option(
     "--limit",
     type=click.IntRange(1, 1000),
     default=20,
@@ -663,7 +674,9 @@ def _alert_line(alert: dict, as_json: bool) -> str:
     "--follow", is_flag=True, help="Then print new alerts as they are raised (Ctrl-C stops)."
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def alerts(account_id, rule_id, review_status, limit: int, follow: bool, as_json: bool) -> None:
+def alerts(
+    account_id, rule_id, review_status, outcome, limit: int, follow: bool, as_json: bool
+) -> None:
     """List the newest alerts, oldest of them first; with --follow, then print new
     ones as they are raised (the live feed: LISTEN/NOTIFY, resumable, in raise order).
 
@@ -685,6 +698,7 @@ def alerts(account_id, rule_id, review_status, limit: int, follow: bool, as_json
                     account_id=account_id,
                     rule_id=rule_id,
                     review_status=review_status,
+                    outcome=outcome,
                     limit=limit,
                 )
                 for row in reversed(rows):
@@ -766,7 +780,8 @@ def rule_add(rule_id: str, expression: str, description: str | None, enable: boo
                 row = db.add_rule(conn, rule_id, expression, description, enable)
                 conn.commit()
     except PgfraudError as exc:
-        _fail(exc)
+        # A refused expression (or id) is bad input: exit 2, as `rule set`.
+        _fail(exc, bad_input_code=2)
     state = "on" if row["enabled"] else "off"
     click.echo(f"rule {row['rule_id']} added ({state}): {row['expression']}")
 
@@ -1031,7 +1046,7 @@ def _as_owner(work, create: bool = False):
     (InvalidInput) is one line and exit 2, any other failure one line and exit 1."""
     try:
         with config.database() if create else config.existing_database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.admin_url) as conn:
                 result = work(conn)
                 conn.commit()
@@ -1071,20 +1086,58 @@ def _decision_line(decision: dict, as_json: bool) -> str:
     show_default=True,
     help="How many of the newest decisions (by transaction time) to list.",
 )
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Then print new decisions as they are made, with the same filters (Ctrl-C stops).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def decisions(outcome: str | None, account_id: int | None, limit: int, as_json: bool) -> None:
+def decisions(
+    outcome: str | None, account_id: int | None, limit: int, follow: bool, as_json: bool
+) -> None:
     """List the newest decisions, oldest of them first: each transaction's outcome
     (approve, review, decline) as answered when it was stored, its score, the rules
-    that fired with their scores, and the list entries that applied."""
+    that fired with their scores, and the list entries that applied. With
+    --follow, then print new ones as they are made (the live feed of decisions,
+    in the order their database transactions were made, resumable like the
+    alerts'); --outcome and --account filter them too."""
+    from pgfraud.service.feed import CHANNEL
+    from pgfraud.wire import parse_feed_position
+
+    def wanted(decision: dict) -> bool:
+        return (outcome is None or decision["outcome"] == outcome) and (
+            account_id is None or decision["account_id"] == account_id
+        )
+
     try:
         with config.database() as database:
-            prepare(database)
+            ready(database)
             with db.connect(database.app_url, autocommit=True) as conn:
+                if follow:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                position = parse_feed_position(db.get_alert_feed_start(conn))
                 rows = db.get_decisions(conn, outcome=outcome, account_id=account_id, limit=limit)
+                for row in reversed(rows):
+                    click.echo(_decision_line(row, as_json))
+                if not follow:
+                    return
+                if not as_json:
+                    click.echo("-- following new decisions (Ctrl-C stops)", err=True)
+                while True:
+                    for event_id, decision in db.get_decision_feed(conn, position):
+                        position = parse_feed_position(event_id)
+                        if wanted(decision):
+                            click.echo(_decision_line(decision, as_json))
+                    # A notification (a store that raised alerts) or half a
+                    # second: then read again. Not every store notifies (only
+                    # new alerts do), and a decision may wait for older
+                    # database transactions to finish.
+                    for _ in conn.notifies(timeout=0.5, stop_after=1):
+                        pass
+    except KeyboardInterrupt:
+        return
     except PgfraudError as exc:
         _fail(exc)
-    for row in reversed(rows):
-        click.echo(_decision_line(row, as_json))
 
 
 def _policy_lines(policy: dict) -> list[str]:

@@ -366,6 +366,12 @@ def _parse_review_status(value: Any) -> str:
     return value
 
 
+def _parse_outcome(value: Any) -> str:
+    if value not in ("approve", "review", "decline"):
+        raise _error("must be approve, review or decline")
+    return value
+
+
 def _parse_alert_order(value: Any) -> str:
     if value not in ("raised", "time"):
         raise _error("must be raised (newest raised first) or time (newest transaction first)")
@@ -404,6 +410,8 @@ class AlertQuery(BaseModel):
     # ``raised``: newest raised first, ``before`` an alert_id; ``time``: newest
     # transaction first, ``before`` a cursor ``<epoch ms>.<alert_id>``.
     order: Annotated[str, BeforeValidator(_parse_alert_order)] = "raised"
+    # The outcome of the alert's transaction's decision (issue 17).
+    outcome: Annotated[str, BeforeValidator(_parse_outcome)] | None = None
     before: str | None = None
     limit: Annotated[int, BeforeValidator(_parse_limit(1000))] = 100
 
@@ -827,12 +835,6 @@ def parse_history_cursor(text: str) -> tuple[datetime, int]:
 
 OUTCOMES = ("approve", "review", "decline")
 POLICY_FIELDS = ("review_threshold", "decline_threshold", "default_score", "rule_scores")
-
-
-def _parse_outcome(value: Any) -> str:
-    if value not in OUTCOMES:
-        raise _error("must be approve, review or decline")
-    return value
 
 
 class DecisionQuery(BaseModel):

@@ -27,7 +27,9 @@ headers are ignored),
 timeout of one rule change, which re-scores the stored history; default
 600,000, 0 for none), ``POOL_MAX_SIZE`` (default 8), ``POOL_TIMEOUT_S`` (seconds to wait for a
 connection before answering 503, default 5), ``FEED_HEARTBEAT_S`` (seconds
-between heartbeats on /alerts/stream, default 15), ``FEED_MAX_STREAMS``
+between heartbeats on /alerts/stream and /decisions/stream, default 15),
+``FEED_DECISION_POLL_S`` (seconds between a decision stream's reads when
+no alert notification wakes it, default 0.5), ``FEED_MAX_STREAMS``
 (open streams per server process, default 16; each holds a thread; under
 ``pgfraud run`` the workers share workers x this, see feed.share_stream_slots),
 ``PAGE_HEALTH_INTERVAL_S`` (seconds between the analyst's page's checks of
@@ -144,6 +146,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         POOL_MAX_SIZE=8,
         POOL_TIMEOUT_S=5,
         FEED_HEARTBEAT_S=15,
+        FEED_DECISION_POLL_S=0.5,
         FEED_MAX_STREAMS=16,
         PAGE_HEALTH_INTERVAL_S=10,
         CONFLICT_RETRIES=3,

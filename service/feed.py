@@ -10,6 +10,11 @@ client that goes away leaves nothing behind. When the database goes away the
 loop reconnects with backoff (up to 5 s) and wakes the streams, which catch
 up from their positions; a stream also re-reads at every heartbeat, so a lost
 notification delays an alert by at most one heartbeat.
+
+Decision streams (/decisions/stream, issue 17) share the listener and the
+stream slots: a notification wakes them too (a store that raised alerts
+also made decisions), and since a store that raises no alert sends none,
+each also reads ``get_decision_feed`` every FEED_DECISION_POLL_S.
 """
 
 from __future__ import annotations

@@ -580,6 +580,14 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                             "type": ["object", "null"],
                             "description": "the parameters of raised_rule_version",
                         },
+                        "outcome": {
+                            "enum": ["approve", "review", "decline", None],
+                            "description": "the outcome of the transaction's decision",
+                        },
+                        "overruled": {
+                            "type": ["boolean", "null"],
+                            "description": "a list forced the decision's outcome",
+                        },
                     },
                 },
                 "RuleIn": {
@@ -725,6 +733,12 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                         {"name": "from", "in": "query", "schema": _TIMESTAMP_IN},
                         {"name": "to", "in": "query", "schema": _TIMESTAMP_IN},
                         {"name": "order", "in": "query", "schema": {"enum": ["raised", "time"]}},
+                        {
+                            "name": "outcome",
+                            "in": "query",
+                            "schema": {"enum": ["approve", "review", "decline"]},
+                            "description": "only alerts whose transaction's decision had it",
+                        },
                         {
                             "name": "before",
                             "in": "query",
@@ -1087,6 +1101,35 @@ def _decision_paths() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "{count, decisions: [Decision], next}"},
                     "400": _error("bad parameter"),
+                },
+            }
+        },
+        "/decisions/stream": {
+            "get": {
+                "summary": "Server-sent events: one 'decision' event per decision, as made",
+                "parameters": [
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,19}-[0-9]{1,18}$"},
+                    },
+                    {
+                        "name": "last_event_id",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,19}-[0-9]{1,18}$"},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": (
+                            "an endless text/event-stream: a 'decision' event per decision "
+                            "(id: <xact>-<transaction_id>), and a 'position' event when it "
+                            "opens and with each heartbeat"
+                        ),
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "400": _error("a malformed Last-Event-ID"),
+                    "503": _error("every stream slot is taken, or the database is down"),
                 },
             }
         },

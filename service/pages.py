@@ -48,6 +48,7 @@ QUEUE_PAGE = 50  # alerts per page of the queue
 HISTORY_PAGE = 50  # transactions per page of an account's table
 CHART_POINTS = 2000  # an account's latest transactions drawn in its chart
 REVIEW_STATUSES = ("unreviewed", "confirmed_fraud", "false_positive")
+OUTCOMES = ("approve", "review", "decline")
 
 
 class TimeRange(BaseModel):
@@ -120,7 +121,12 @@ def queue():
     matches (``count_alerts``)."""
     args = _form_args()
     rule_ids: list[str] = []
-    context: dict[str, Any] = {"args": args, "rule_ids": rule_ids, "statuses": REVIEW_STATUSES}
+    context: dict[str, Any] = {
+        "args": args,
+        "rule_ids": rule_ids,
+        "statuses": REVIEW_STATUSES,
+        "outcomes": OUTCOMES,
+    }
     try:
         query = parse_model(AlertQuery, {**args, "limit": str(QUEUE_PAGE)})
         with transaction() as conn:
@@ -135,6 +141,7 @@ def queue():
                 "review_status": query.review_status,
                 "start": query.from_,
                 "end": query.to,
+                "outcome": query.outcome,
             }
             before_ts, before = query.cursor()
             rows = db.get_alerts(
@@ -209,13 +216,19 @@ def account(account_id: str | None = None):
 def rules():
     """The rules with their description, switch and parameters (SQL ``get_rules``);
     editing a parameter backtests it (POST /evaluate) before it is switched on
-    (PATCH /rules)."""
+    (PATCH /rules). Then the decisions (issue 17): the policy in force with
+    every rule's score (``get_decision_policy``; changed with PUT /policy)
+    and the allow/block lists with their entries in force (``get_lists``,
+    ``get_list``; changed with POST /lists, POST and DELETE
+    /lists/<name>/entries)."""
     try:
         with transaction() as conn:
             rows = db.get_rules(conn)
+            policy = db.get_decision_policy(conn)
+            lists = [db.get_list(conn, row["list_name"]) for row in db.get_lists(conn)]
     except PgfraudError as exc:
-        return _failure("rules.html", exc, rules=[])
-    return _render("rules.html", rules=rows)
+        return _failure("rules.html", exc, rules=[], policy=None, lists=[])
+    return _render("rules.html", rules=rows, policy=policy, lists=lists)
 
 
 @bp.get("/ui/evaluation")

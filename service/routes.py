@@ -127,6 +127,7 @@ def index():
                 "change_rules": "/rules (PATCH JSON: {rule_id: {enabled, parameters}})",
                 "decision": "/transactions/<transaction_id>/decision",
                 "decisions": "/decisions?outcome=review&account_id=&from=&to=&limit=100",
+                "decision_stream": url_for("api.decision_stream"),
                 "policy": "/policy (GET; PUT JSON: thresholds and rule_scores)",
                 "lists": "/lists (GET; POST JSON), /lists/<name>, /lists/<name>/entries",
                 "audit": "/audit?actor=&object_kind=&object_key=&from=&to=&limit=100",
@@ -270,8 +271,10 @@ def alerts():
     alert_id in raised order, ``<epoch ms>.<alert_id>`` in time order). 200
     ``{"count", "total", "alerts": [{alert_id, transaction_id, account_id,
     timestamp, amount, rule_id, observed, threshold, reason, parameters,
-    raised_at, review_status, review_note, reviewer, reviewed_at}], "next"}``:
-    count on this page, total over all pages; 400 naming the bad parameter.
+    raised_at, review_status, review_note, reviewer, reviewed_at, outcome,
+    overruled}], "next"}``: count on this page, total over all pages;
+    outcome and overruled are the transaction's decision (null when it has
+    none); 400 naming the bad parameter.
     """
     query = parse_model(AlertQuery, _single_value_args())
     before_ts, before = query.cursor()
@@ -281,6 +284,7 @@ def alerts():
         "review_status": query.review_status,
         "start": query.from_,
         "end": query.to,
+        "outcome": query.outcome,
     }
 
     def page(conn) -> tuple[int, list[dict[str, Any]]]:
@@ -882,6 +886,82 @@ def decisions():
         args = {k: v for k, v in request.args.items() if k != "before"}
         following = f"{request.path}?{urlencode({**args, 'before': cursor})}"
     return jsonify({"count": len(rows), "decisions": rows, "next": following})
+
+
+@bp.get("/decisions/stream")
+@requires(READ)
+def decision_stream():
+    """Server-sent events: one ``decision`` event per decision, as it is made.
+
+    Each event: ``id: <xact>-<transaction_id>`` (the position), ``event:
+    decision``, ``data:`` the decision as JSON (as GET
+    /transactions/<id>/decision). Positions, heartbeats, ``event:
+    position``, resuming (``Last-Event-ID`` header or ``last_event_id``
+    parameter; otherwise from now), the database going away and the stream
+    slots (FEED_MAX_STREAMS, shared with /alerts/stream; 503
+    too_many_streams with Retry-After) are as on /alerts/stream. Every
+    stored transaction gets a decision, and not every store sends a
+    notification (only new alerts do; a notification per store would
+    serialise every commit), so a stream also reads every
+    FEED_DECISION_POLL_S (default 0.5 s): a decision arrives within that
+    once its database transaction and every older one have ended. 400 for
+    a malformed position or an unknown parameter.
+    """
+    args = _single_value_args()
+    unknown = sorted(set(args) - {"last_event_id"})
+    if unknown:
+        raise InvalidInput(
+            f"{unknown[0]} is not a parameter here (parameters: last_event_id)", field=unknown[0]
+        )
+    if request.headers.get("Last-Event-ID"):
+        position = parse_feed_position(request.headers["Last-Event-ID"], "Last-Event-ID")
+    elif args.get("last_event_id"):
+        position = parse_feed_position(args["last_event_id"], "last_event_id")
+    else:
+        position = parse_feed_position(read(db.get_alert_feed_start))
+    listener = feed.get_listener()
+    heartbeat = float(current_app.config["FEED_HEARTBEAT_S"])
+    poll = float(current_app.config["FEED_DECISION_POLL_S"])
+    release = feed.take_stream_slot(int(current_app.config["FEED_MAX_STREAMS"]))
+
+    def events() -> Iterator[str]:
+        nonlocal position
+        seen = listener.generation
+        quiet_since = time.monotonic()
+        yield "retry: 1000\n: connected\n" + _sse_position(position)
+        while True:
+            try:
+                with transaction() as conn:
+                    rows = db.get_decision_feed(conn, position)
+            except (DatabaseUnavailable, DatabaseConflict, DatabaseFailed):
+                rows = []
+                yield ": the database is unavailable; retrying\n\n"
+            for event_id, decision in rows:
+                position = parse_feed_position(event_id)
+                yield _sse(event_id, "decision", decision)
+            if rows:
+                quiet_since = time.monotonic()
+            if len(rows) >= 1000:
+                continue
+            # Woken by a notification (a store that raised alerts) or after
+            # FEED_DECISION_POLL_S, whichever comes first. The blank line
+            # finds a client that went away (as on /alerts/stream).
+            generation = listener.wait(seen, poll)
+            if listener.stopping:  # the server is shutting down
+                return
+            seen = generation
+            yield "\n"
+            if time.monotonic() - quiet_since >= heartbeat:
+                quiet_since = time.monotonic()
+                yield ": heartbeat\n" + _sse_position(position)
+
+    response = Response(
+        stream_with_context(events()),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+    response.call_on_close(release)
+    return response
 
 
 @bp.get("/policy")

@@ -121,7 +121,8 @@ def test_alerts_lists_the_newest_and_review_records_a_decision(external):
         f' "raised_at": {json.dumps(_raised_at(external, 1))}, "review_status": "confirmed_fraud",'
         ' "review_note": "", "reviewer": "ana", "reviewed_at": '
         f"{json.dumps(_reviewed_at(external))},"
-        ' "rule_version": 1, "raised_rule_version": 1, "raised_parameters": {"threshold": 10000}}'
+        ' "rule_version": 1, "raised_rule_version": 1, "raised_parameters": {"threshold": 10000},'
+        ' "outcome": "review", "overruled": false}'
     ]
     missing = CliRunner().invoke(main, ["review", "9999", "--status", "false_positive"])
     assert missing.exit_code == 1

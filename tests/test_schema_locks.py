@@ -101,6 +101,13 @@ def test_commands_refuse_a_schema_that_is_behind_and_change_nothing(external, tm
         ["token", "add", "alice", "--role", "analyst"],
         ["token", "list"],
         ["audit"],
+        # The decision commands (issue 17) migrated first, as tune once did.
+        ["decisions"],
+        ["policy", "show"],
+        ["policy", "set", "review=40"],
+        ["rule", "score", "velocity", "90"],
+        ["list", "create", "risky", "--subject", "merchant", "--kind", "block"],
+        ["list", "show"],
     ]
     with db.connect(external.admin_url, autocommit=True) as conn:
         conn.execute("DELETE FROM schema_migrations WHERE version = %s", (last,))
@@ -119,6 +126,8 @@ def test_commands_refuse_a_schema_that_is_behind_and_change_nothing(external, tm
         assert conn.execute("SELECT enabled FROM rules WHERE rule_id = 'velocity'").fetchone() == (
             True,
         )
+        assert conn.execute("SELECT count(*) FROM decision_policies").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM lists").fetchone() == (0,)
 
         # A function file changed (as after an upgrade without a migration).
         conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (last,))

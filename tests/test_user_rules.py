@@ -190,7 +190,7 @@ def test_cli_adds_backtests_and_switches_on(database, app_conn, admin_conn, monk
     ]
     app_conn.commit()
     result = runner.invoke(main, ["rule", "add", "bad", "amount > (SELECT 1)"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # refused input, as every command's
     assert "expression may not use SELECT" in result.output
 
 

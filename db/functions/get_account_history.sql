@@ -1,12 +1,16 @@
 -- get_account_history(p_account_id bigint, p_limit integer,
 --                     p_before_ts timestamptz, p_before_transaction_id bigint)
 --     -> TABLE (transaction_id bigint, account_id bigint, ts timestamptz,
---               amount numeric, alerts jsonb, review_status text)
+--               amount numeric, alerts jsonb, review_status text,
+--               decision jsonb)
 --
 -- One account's transactions, newest first, each with the alerts it raised
 -- (alerts: a JSON array of {alert_id, rule_id, observed, threshold, reason},
 -- decimals as strings, [] when none fired) and its latest review
--- ('unreviewed', 'confirmed_fraud' or 'false_positive'). At most p_limit
+-- ('unreviewed', 'confirmed_fraud' or 'false_positive') and its decision
+-- (issue 17) as answered: {outcome, score, score_outcome, overruled,
+-- lists: [{list_name, kind}]} (the list entries that applied), NULL for a
+-- transaction stored before decisions existed. At most p_limit
 -- (1..10000) rows strictly before the position (p_before_ts,
 -- p_before_transaction_id) in (ts, transaction_id) order (both NULL: from
 -- the newest), so the analyst's page pages through the history.
@@ -24,7 +28,8 @@ RETURNS TABLE (
     ts timestamptz,
     amount numeric,
     alerts jsonb,
-    review_status text
+    review_status text,
+    decision jsonb
 )
 LANGUAGE plpgsql
 STABLE
@@ -52,7 +57,15 @@ BEGIN
         )
         SELECT p.transaction_id, p.account_id, p.ts, p.amount,
                coalesce(a.alerts, '[]'::jsonb),
-               coalesce(r.status, 'unreviewed')
+               coalesce(r.status, 'unreviewed'),
+               CASE WHEN d.outcome IS NOT NULL THEN jsonb_build_object(
+                   'outcome', d.outcome, 'score', d.score, 'score_outcome', d.score_outcome,
+                   'overruled', d.outcome <> d.score_outcome,
+                   'lists', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                     'list_name', e.value ->> 'list_name',
+                                     'kind', e.value ->> 'kind')), '[]'::jsonb)
+                             FROM jsonb_array_elements(d.lists) AS e))
+               END
         FROM page AS p
         LEFT JOIN LATERAL (
             SELECT jsonb_agg(jsonb_build_object(
@@ -70,12 +83,14 @@ BEGIN
             ORDER BY rv.review_id DESC
             LIMIT 1
         ) AS r ON true
+        LEFT JOIN decisions AS d
+          ON d.account_id = p.account_id AND d.transaction_id = p.transaction_id
         ORDER BY p.ts DESC, p.transaction_id DESC;
 END;
 $$;
 
 COMMENT ON FUNCTION get_account_history(bigint, integer, timestamptz, bigint) IS
-    'One account''s transactions newest first with their alerts and latest review, paged by (ts, transaction_id); PF002 if it has none, PF001 for a bad limit or position.';
+    'One account''s transactions newest first with their alerts, latest review and decision, paged by (ts, transaction_id); PF002 if it has none, PF001 for a bad limit or position.';
 
 REVOKE ALL ON FUNCTION get_account_history(bigint, integer, timestamptz, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION get_account_history(bigint, integer, timestamptz, bigint)

@@ -1,10 +1,12 @@
 -- get_alerts(p_account_id bigint, p_rule_id text, p_review_status text,
 --            p_from timestamptz, p_to timestamptz, p_before_alert_id bigint,
---            p_limit integer, p_order text, p_before_ts timestamptz)
+--            p_limit integer, p_order text, p_before_ts timestamptz,
+--            p_outcome text)
 --     -> TABLE (alert_id, transaction_id, account_id, ts, amount, rule_id,
 --               observed, threshold, reason, parameters, raised_at,
 --               review_status, review_note, reviewer, reviewed_at,
---               rule_version, raised_rule_version, raised_parameters)
+--               rule_version, raised_rule_version, raised_parameters,
+--               outcome, overruled)
 --
 -- The alert queue, at most p_limit (1..10000) rows, in one of two orders:
 -- p_order 'raised' (the default): newest raised first (descending alert_id),
@@ -21,8 +23,11 @@
 -- when it was first raised (raised_rule_version) and that version's
 -- parameters (raised_parameters, from rule_versions: one index probe per
 -- row returned).
+-- The rows also carry the outcome of the transaction's decision ('approve',
+-- 'review', 'decline'; issue 17) and whether a list overruled the score (both
+-- NULL for a transaction stored before decisions existed); p_outcome filters on it.
 -- Errors: PF001 (invalid_input) for a limit out of range, an unknown review
--- status or order, or a rule id that is not a rule, naming the field.
+-- status, order or outcome, or a rule id that is not a rule, naming the field.
 CREATE OR REPLACE FUNCTION get_alerts(
     p_account_id bigint DEFAULT NULL,
     p_rule_id text DEFAULT NULL,
@@ -32,7 +37,8 @@ CREATE OR REPLACE FUNCTION get_alerts(
     p_before_alert_id bigint DEFAULT NULL,
     p_limit integer DEFAULT 100,
     p_order text DEFAULT 'raised',
-    p_before_ts timestamptz DEFAULT NULL
+    p_before_ts timestamptz DEFAULT NULL,
+    p_outcome text DEFAULT NULL
 )
 RETURNS TABLE (
     alert_id bigint,
@@ -52,7 +58,9 @@ RETURNS TABLE (
     reviewed_at timestamptz,
     rule_version integer,
     raised_rule_version integer,
-    raised_parameters jsonb
+    raised_parameters jsonb,
+    outcome text,
+    overruled boolean
 )
 LANGUAGE plpgsql
 STABLE
@@ -74,6 +82,10 @@ BEGIN
               (SELECT string_agg(ru.rule_id, ', ' ORDER BY ru.rule_id) FROM rules AS ru)
             USING ERRCODE = 'PF001', COLUMN = 'rule_id';
     END IF;
+    IF p_outcome IS NOT NULL AND p_outcome NOT IN ('approve', 'review', 'decline') THEN
+        RAISE EXCEPTION 'outcome must be approve, review or decline'
+            USING ERRCODE = 'PF001', COLUMN = 'outcome';
+    END IF;
     IF p_order IS NULL OR p_order NOT IN ('raised', 'time') THEN
         RAISE EXCEPTION 'order must be raised or time' USING ERRCODE = 'PF001', COLUMN = 'order';
     END IF;
@@ -91,7 +103,8 @@ BEGIN
                    al.raised_at, coalesce(r.status, 'unreviewed'), r.note, r.reviewer,
                    r.reviewed_at, al.rule_version, al.raised_rule_version,
                    (SELECT rv.parameters FROM rule_versions AS rv
-                    WHERE rv.rule_id = al.rule_id AND rv.version = al.raised_rule_version)
+                    WHERE rv.rule_id = al.rule_id AND rv.version = al.raised_rule_version),
+                   d.outcome, d.outcome <> d.score_outcome
             FROM alerts AS al
             LEFT JOIN LATERAL (
                 SELECT rv.status, rv.note, rv.reviewer, rv.reviewed_at
@@ -100,12 +113,15 @@ BEGIN
                 ORDER BY rv.review_id DESC
                 LIMIT 1
             ) AS r ON true
+            LEFT JOIN decisions AS d
+              ON d.account_id = al.account_id AND d.transaction_id = al.transaction_id
             WHERE (p_account_id IS NULL OR al.account_id = p_account_id)
               AND (p_rule_id IS NULL OR al.rule_id = p_rule_id)
               AND (p_from IS NULL OR al.ts >= p_from)
               AND (p_to IS NULL OR al.ts < p_to)
               AND (v_before_ts IS NULL OR (al.ts, al.alert_id) < (v_before_ts, p_before_alert_id))
               AND (p_review_status IS NULL OR coalesce(r.status, 'unreviewed') = p_review_status)
+              AND (p_outcome IS NULL OR d.outcome = p_outcome)
             ORDER BY al.ts DESC, al.alert_id DESC
             LIMIT p_limit;
         RETURN;
@@ -116,7 +132,8 @@ BEGIN
                coalesce(r.status, 'unreviewed'), r.note, r.reviewer, r.reviewed_at,
                al.rule_version, al.raised_rule_version,
                (SELECT rv.parameters FROM rule_versions AS rv
-                WHERE rv.rule_id = al.rule_id AND rv.version = al.raised_rule_version)
+                WHERE rv.rule_id = al.rule_id AND rv.version = al.raised_rule_version),
+               d.outcome, d.outcome <> d.score_outcome
         FROM alerts AS al
         LEFT JOIN LATERAL (
             SELECT rv.status, rv.note, rv.reviewer, rv.reviewed_at
@@ -125,20 +142,23 @@ BEGIN
             ORDER BY rv.review_id DESC
             LIMIT 1
         ) AS r ON true
+        LEFT JOIN decisions AS d
+          ON d.account_id = al.account_id AND d.transaction_id = al.transaction_id
         WHERE (p_account_id IS NULL OR al.account_id = p_account_id)
           AND (p_rule_id IS NULL OR al.rule_id = p_rule_id)
           AND (p_from IS NULL OR al.ts >= p_from)
           AND (p_to IS NULL OR al.ts < p_to)
           AND (p_before_alert_id IS NULL OR al.alert_id < p_before_alert_id)
           AND (p_review_status IS NULL OR coalesce(r.status, 'unreviewed') = p_review_status)
+          AND (p_outcome IS NULL OR d.outcome = p_outcome)
         ORDER BY al.alert_id DESC
         LIMIT p_limit;
 END;
 $$;
 
-COMMENT ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz) IS
-    'The alert queue, newest raised first (p_order raised, paged by alert_id) or newest transaction first (time, paged by (ts, alert_id)), filtered by account, rule, review status and transaction time; PF001 for a bad limit, review status or order.';
+COMMENT ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz, text) IS
+    'The alert queue, newest raised first (p_order raised, paged by alert_id) or newest transaction first (time, paged by (ts, alert_id)), filtered by account, rule, review status, transaction time and decision outcome; each row with its review and decision outcome; PF001 for a bad limit, review status, order or outcome.';
 
-REVOKE ALL ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz)
+REVOKE ALL ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz, text)
     TO pgfraud_app, pgfraud_readonly;

@@ -16,6 +16,7 @@
     if (filters.filterRule && alert.rule_id !== filters.filterRule) return false;
     if (filters.filterAccount && String(alert.account_id) !== filters.filterAccount) return false;
     if (filters.filterStatus && filters.filterStatus !== "unreviewed") return false;
+    if (filters.filterOutcome && alert.outcome !== filters.filterOutcome) return false;
     const t = Date.parse(alert.timestamp);
     if (filters.filterFrom && !(t >= Date.parse(filters.filterFrom))) return false;
     if (filters.filterTo && !(t < Date.parse(filters.filterTo))) return false;
@@ -31,6 +32,7 @@
       <td><span class="rule rule-${esc(a.rule_id)}">${esc(a.rule_id)}</span></td>
       <td class="num">${show(a.observed)} <span class="vs">vs</span> ${show(a.threshold)}</td>
       <td class="reason">${esc(a.reason)}</td>
+      <td class="outcome-cell">${pgfraudOutcome.html(a.outcome, a.overruled)}</td>
       <td class="status"><span class="status-unreviewed">unreviewed</span></td>
       <td class="review">
         <label class="visually-hidden" for="note-${esc(a.alert_id)}">Note on transaction ${esc(a.transaction_id)}</label>
@@ -81,6 +83,7 @@
   // (1 s doubling to 30 s), from the last position it received.
   if (filters.live === "true" && window.EventSource) {
     let position = table.dataset.feedPosition || "";
+    let arriving = Promise.resolve();
     let delay = 1000;
     const track = (event) => { if (event.lastEventId) position = event.lastEventId; };
     function interrupted() {
@@ -90,7 +93,16 @@
     function open() {
       const url = "/alerts/stream" + (position ? "?last_event_id=" + encodeURIComponent(position) : "");
       const source = new EventSource(url);
-      source.addEventListener("alert", (event) => { track(event); addAlert(JSON.parse(event.data)); });
+      source.addEventListener("alert", (event) => {
+        track(event);
+        const alert = JSON.parse(event.data);
+        // Its transaction's decision first (the outcome column and filter),
+        // one alert at a time so that they keep their order.
+        arriving = arriving.then(async () => {
+          Object.assign(alert, await pgfraudOutcome.of(alert.transaction_id));
+          addAlert(alert);
+        });
+      });
       source.addEventListener("position", track);
       source.addEventListener("open", () => {
         delay = 1000;

@@ -1,0 +1,47 @@
+-- get_decision_feed(p_after_xact xid8, p_after_transaction_id bigint, p_limit integer)
+--     -> TABLE (event_id text, decision jsonb)
+--
+-- The live feed of decisions: the decisions made after the position
+-- (p_after_xact, p_after_transaction_id), in the order (decided_xact,
+-- transaction_id), at most p_limit (1..10000). Only decisions of database
+-- transactions older than every transaction still running are returned
+-- (decided_xact below the snapshot's xmin), so a decision that commits late
+-- is never skipped by a reader that has moved past it; an open transaction
+-- holds the feed back until it ends (as get_alert_feed). event_id is
+-- '<decided_xact>-<transaction_id>', the position to resume after (an SSE
+-- client's Last-Event-ID); decision is _decision_json (as get_decision).
+-- Start from get_alert_feed_start(), the position of now for both feeds.
+-- Errors: PF001 (invalid_input) for a limit out of range or a missing
+-- position.
+CREATE OR REPLACE FUNCTION get_decision_feed(
+    p_after_xact xid8,
+    p_after_transaction_id bigint,
+    p_limit integer DEFAULT 1000
+)
+RETURNS TABLE (event_id text, decision jsonb)
+LANGUAGE plpgsql
+STABLE
+AS $$
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 10000 THEN
+        RAISE EXCEPTION 'limit must be between 1 and 10000' USING ERRCODE = 'PF001', COLUMN = 'limit';
+    END IF;
+    IF p_after_xact IS NULL OR p_after_transaction_id IS NULL THEN
+        RAISE EXCEPTION 'a feed position needs its transaction and transaction id'
+            USING ERRCODE = 'PF001', COLUMN = 'last_event_id';
+    END IF;
+    RETURN QUERY
+        SELECT d.decided_xact::text || '-' || d.transaction_id::text, _decision_json(d)
+        FROM decisions AS d
+        WHERE (d.decided_xact, d.transaction_id) > (p_after_xact, p_after_transaction_id)
+          AND d.decided_xact < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY d.decided_xact, d.transaction_id
+        LIMIT p_limit;
+END;
+$$;
+
+COMMENT ON FUNCTION get_decision_feed(xid8, bigint, integer) IS
+    'Decisions made after a feed position, in the order of the database transactions that made them, only from finished ones; event_id is the next position.';
+
+REVOKE ALL ON FUNCTION get_decision_feed(xid8, bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION get_decision_feed(xid8, bigint, integer) TO pgfraud_app, pgfraud_readonly;
