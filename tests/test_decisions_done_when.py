@@ -75,5 +75,5 @@ def test_the_issues_done_when_list(client, database, monkeypatch):
     # The same review queue in a terminal.
     assert cli("alerts", "--outcome", "review") == (
         "2024-06-01T12:05:00.000Z  account 5000  transaction 900000002  amount 12500.00"
-        "  large_amount: amount 12500.00 is at or above the limit 10000\n"
+        "  large_amount (rule version 1): amount 12500.00 is at or above the limit 10000\n"
     )
