@@ -317,9 +317,11 @@ def start_session(identity: Identity | None) -> Response:
     if identity is None:
         return response
     if identity.name == DEFAULT_NAME:
-        secret: str | bytes = current_app.config["API_TOKEN"]
-    else:
-        secret = next(stored for name, _, stored in named_tokens() if name == identity.name)
+        secret: str | bytes | None = current_app.config["API_TOKEN"]
+    else:  # None when revoked since this request's check (the cache was read again)
+        secret = next((d for name, _, d in named_tokens() if name == identity.name), None)
+    if not secret:
+        raise _refused("the token is not valid (unknown, or revoked)")
     value = _serializer(secret).dumps({"name": identity.name})
     response.set_cookie(
         COOKIE,

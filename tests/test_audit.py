@@ -181,3 +181,35 @@ def test_get_audit_filters_and_pages(app_conn):
     later = rows[0]["at"] + timedelta(milliseconds=1)
     assert db.get_audit(app_conn, start=later) == []
     assert len(db.get_audit(app_conn, end=later)) == 3
+
+
+def test_a_shadow_started_promoted_and_dropped_is_in_the_trail(app_conn):
+    # large_amount fires at 10000 on 12000 and 20000; its shadow at 15000.
+    _store(app_conn, [(31, 0, "5000.00"), (32, 60, "12000.00"), (33, 120, "20000.00")])
+    app_conn.execute("SELECT set_config('pgfraud.actor', 'carol', true)")
+    db.shadow_rule(app_conn, "large_amount", {"threshold": 15000})
+    app_conn.commit()
+    (started,) = _entries(app_conn, "shadow_rule")
+    assert (started["actor"], started["action"], started["object_key"]) == (
+        "carol",
+        "insert",
+        "large_amount",
+    )
+    assert started["after"]["parameters"] == {"threshold": 15000}
+    # Promoted: the shadow goes, and the rule change says what it did to the
+    # alerts (the 12000 one no longer fires; 20000 keeps its alert).
+    app_conn.execute("SELECT set_config('pgfraud.actor', 'dave', true)")
+    db.promote_shadow_rule(app_conn, "large_amount")
+    app_conn.commit()
+    ended = _entries(app_conn, "shadow_rule")[0]
+    assert (ended["actor"], ended["action"]) == ("dave", "delete")
+    (promoted,) = _entries(app_conn, "rule")
+    assert promoted["actor"] == "dave"
+    assert promoted["after"]["parameters"] == {"threshold": 15000}
+    assert (promoted["alerts_added"], promoted["alerts_removed"]) == (0, 1)
+    db.shadow_rule(app_conn, "velocity", {"max_transactions": 3})
+    db.drop_shadow_rule(app_conn, "velocity")
+    app_conn.commit()
+    dropped, again = _entries(app_conn, "shadow_rule")[:2]
+    assert (dropped["action"], dropped["object_key"]) == ("delete", "velocity")
+    assert (again["action"], again["object_key"]) == ("insert", "velocity")

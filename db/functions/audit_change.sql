@@ -19,7 +19,8 @@
 --                    the previous version, the row with the greatest key
 --                    below the new one (TG_ARGV[1] must be one column).
 -- An UPDATE that changes nothing but omitted columns records nothing.
--- Attach it as an AFTER ... FOR EACH ROW trigger, one per table:
+-- Attached to rules, shadow_rules, decision_policies, lists, list_entries,
+-- reviews and api_tokens. Attach it as an AFTER ... FOR EACH ROW trigger, one per table:
 --   CREATE OR REPLACE TRIGGER <table>_audit
 --       AFTER INSERT OR UPDATE OR DELETE ON <table>
 --       FOR EACH ROW EXECUTE FUNCTION audit_change('<kind>', '<key column>');
@@ -114,3 +115,6 @@ CREATE OR REPLACE TRIGGER reviews_audit
 CREATE OR REPLACE TRIGGER api_tokens_audit
     AFTER INSERT OR UPDATE OR DELETE ON api_tokens
     FOR EACH ROW EXECUTE FUNCTION audit_change('token', 'token_name', 'omit:secret_sha256');
+CREATE OR REPLACE TRIGGER shadow_rules_audit
+    AFTER INSERT OR UPDATE OR DELETE ON shadow_rules
+    FOR EACH ROW EXECUTE FUNCTION audit_change('shadow_rule', 'rule_id');
