@@ -268,7 +268,7 @@ def overview():
 
 
 AUDIT_PAGE = 50  # entries per page of the audit trail
-AUDIT_KINDS = ("rule", "policy", "list", "list_entry", "review", "token")
+AUDIT_KINDS = ("rule", "policy", "list", "list_entry", "review", "token", "shadow_rule")
 
 
 def _changed(entry: dict[str, Any]) -> list[tuple[str, Any, Any]]:

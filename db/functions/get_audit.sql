@@ -8,7 +8,7 @@
 -- (1..10000) rows with audit_id below p_before_audit_id (NULL: from the
 -- newest; the cursor of the next page is the last row's audit_id).
 -- Filters, each NULL for any: the actor (exact); the object kind ('rule',
--- 'policy', 'list', 'list_entry', 'review', 'token', and what else attaches
+-- 'policy', 'list', 'list_entry', 'review', 'token', 'shadow_rule', and what else attaches
 -- audit_change); the object key (exact, like a rule_id); the time of the
 -- change in [p_from, p_to). before/after are the rows as JSON (NULL for an
 -- insert's before, a delete's after); alerts_added/alerts_removed are set
