@@ -1364,7 +1364,7 @@ def _audit_line(entry: dict) -> str:
     "--kind",
     "object_kind",
     default=None,
-    help="Only this kind of object: rule, policy, list, list_entry, review, token.",
+    help="Only this kind of object: rule, policy, list, list_entry, review, token, shadow_rule.",
 )
 @click.option("--key", "object_key", default=None, help="Only this object, like large_amount.")
 @click.option("--from", "start", default=None, help="Changes at or after (ISO 8601 or epoch ms).")
