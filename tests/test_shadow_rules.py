@@ -407,3 +407,26 @@ def test_shadow_and_live_alerts_equal_the_rule_code_after_mixed_changes(app_conn
         ).fetchall()
         assert alerts == live, account_id
     assert admin_conn.execute("SELECT count(*) FROM shadow_alerts").fetchone()[0] > 0
+
+
+def test_start_promote_and_drop_are_audited_with_their_actor(admin_conn):
+    admin_conn.execute("SET pgfraud.actor = 'olga'")
+    db.shadow_rule(admin_conn, "large_amount", {"threshold": 15000})
+    db.shadow_rule(admin_conn, "velocity", {"max_transactions": 3})
+    db.drop_shadow_rule(admin_conn, "velocity")
+    db.promote_shadow_rule(admin_conn, "large_amount")
+    rows = admin_conn.execute(
+        "SELECT actor, action, object_kind, object_key, before ->> 'parameters',"
+        " after ->> 'parameters' FROM audit_log"
+        " WHERE object_kind IN ('shadow_rule', 'rule') ORDER BY audit_id"
+    ).fetchall()
+    velocity = '{"window_seconds": 600, "max_transactions": 3}'
+    assert [r[:4] for r in rows] == [
+        ("olga", "insert", "shadow_rule", "large_amount"),
+        ("olga", "insert", "shadow_rule", "velocity"),
+        ("olga", "delete", "shadow_rule", "velocity"),
+        ("olga", "delete", "shadow_rule", "large_amount"),
+        ("olga", "update", "rule", "large_amount"),
+    ]
+    assert rows[2][4] == velocity
+    assert (rows[4][4], rows[4][5]) == ('{"threshold": 10000}', '{"threshold": 15000}')

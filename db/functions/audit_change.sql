@@ -112,9 +112,11 @@ CREATE OR REPLACE TRIGGER list_entries_audit
 CREATE OR REPLACE TRIGGER reviews_audit
     AFTER INSERT OR UPDATE OR DELETE ON reviews
     FOR EACH ROW EXECUTE FUNCTION audit_change('review', 'transaction_id');
-CREATE OR REPLACE TRIGGER api_tokens_audit
-    AFTER INSERT OR UPDATE OR DELETE ON api_tokens
-    FOR EACH ROW EXECUTE FUNCTION audit_change('token', 'token_name', 'omit:secret_sha256');
+-- Shadow rules (issue 18): started (insert), started again (update), promoted
+-- or dropped (delete; a promotion is also the rule's update).
 CREATE OR REPLACE TRIGGER shadow_rules_audit
     AFTER INSERT OR UPDATE OR DELETE ON shadow_rules
     FOR EACH ROW EXECUTE FUNCTION audit_change('shadow_rule', 'rule_id');
+CREATE OR REPLACE TRIGGER api_tokens_audit
+    AFTER INSERT OR UPDATE OR DELETE ON api_tokens
+    FOR EACH ROW EXECUTE FUNCTION audit_change('token', 'token_name', 'omit:secret_sha256');
