@@ -313,3 +313,42 @@ def test_closed_cases_count_as_labels_in_evaluate(database, app_conn, monkeypatc
     assert (row["labelled"], row["flagged"], row["true_positives"]) == (1, 2, 1)
     assert (row["precision_ratio"], row["recall_ratio"]) == ("0.5000", "1.0000")
     assert before.output.startswith("no labels stored")
+
+
+def test_cli_lists_shows_assigns_and_closes_cases(database, app_conn, monkeypatch):
+    from click.testing import CliRunner
+
+    from pgfraud.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    store(app_conn, tx(1, 7, 0, "20000"), tx(2, 7, HOUR, "40.00"))
+    (case,) = cases_of(app_conn)
+    cid = case["case_id"]
+
+    def run(*args):
+        return CliRunner().invoke(main, ["case", *map(str, args)])
+
+    listed = run("list", "--status", "open")
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.startswith(
+        f"case {cid}  account 7  open  1 alert(s) on 1 transaction(s)  opened "
+    )
+    shown = run("show", cid)
+    assert shown.output.splitlines()[1] == (
+        "  2024-01-01T00:00:00.000Z  transaction 1  amount 20000.00  large_amount  unreviewed"
+    )
+    assigned = run("assign", cid, "alice", "--actor", "bob")
+    assert assigned.exit_code == 0, assigned.output
+    assert "assigned to alice" in assigned.output and assigned.output.endswith(" by bob\n")
+    assert run("list", "--assignee", "alice", "--json").output.count("\n") == 1
+    bad = run("close", cid, "--resolution", "maybe")
+    assert bad.exit_code == 2 and "resolution" in bad.output
+    closed = run("close", cid, "--resolution", "fraud", "--note", "stolen", "--actor", "alice")
+    assert closed.exit_code == 0, closed.output
+    assert closed.output.endswith("; 1 transaction(s) reviewed\n")
+    assert "fraud by alice" in closed.output
+    again = run("close", cid, "--resolution", "fraud")
+    assert (again.exit_code, again.stderr) == (1, f"error: case {cid} is already closed (fraud)\n")
+    missing = run("show", 999)
+    assert (missing.exit_code, missing.stderr) == (1, "error: there is no case 999\n")
+    assert reviews_of(app_conn, 7) == [(1, "confirmed_fraud", "stolen", "alice")]
