@@ -1119,7 +1119,11 @@ def case_group() -> None:
 
 
 @case_group.command(name="list")
-@click.option("--status", type=click.Choice(["open", "assigned", "closed"]), help="Only these.")
+@click.option(
+    "--status",
+    type=click.Choice(["open", "assigned", "closed", "active"]),
+    help="Only these (active: open or assigned).",
+)
 @click.option("--assignee", default=None, help="Only the cases assigned to this name.")
 @click.option(
     "--account", "account_id", type=click.IntRange(0, 2**63 - 1), help="Only this account."

@@ -911,8 +911,8 @@ RESOLUTIONS = ("fraud", "not_fraud")
 
 
 def _parse_case_status(value: Any) -> str:
-    if value not in CASE_STATUSES:
-        raise _error("must be open, assigned or closed")
+    if value not in (*CASE_STATUSES, "active"):
+        raise _error("must be open, assigned, closed or active (open or assigned)")
     return value
 
 

@@ -32,10 +32,10 @@ def cases():
     """Cases, newest first (SQL ``get_cases``).
 
     Filters (query parameters, each optional): ``status`` (open, assigned,
-    closed), ``assignee`` (exact name), ``account_id``; paging: ``limit``
-    1..1000 (default 100) and ``before`` (the cursor in ``next``: a
-    case_id). 200 ``{"count", "cases": [case], "next"}`` (``next`` null on
-    the last page); 400 naming the bad parameter.
+    closed, or active: open or assigned), ``assignee`` (exact name),
+    ``account_id``; paging: ``limit`` 1..1000 (default 100) and ``before``
+    (the cursor in ``next``: a case_id). 200 ``{"count", "cases": [case],
+    "next"}`` (``next`` null on the last page); 400 naming the bad parameter.
     """
     query = parse_model(CaseQuery, _single_value_args())
     rows = read(

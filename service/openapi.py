@@ -1190,7 +1190,12 @@ def _case_paths() -> dict[str, Any]:
             "get": {
                 "summary": "Cases, newest first",
                 "parameters": [
-                    {"name": "status", "in": "query", "schema": _CASE_STATUS},
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"enum": ["open", "assigned", "closed", "active"]},
+                        "description": "active: open or assigned",
+                    },
                     {
                         "name": "assignee",
                         "in": "query",
