@@ -352,3 +352,34 @@ def test_cli_lists_shows_assigns_and_closes_cases(database, app_conn, monkeypatc
     missing = run("show", 999)
     assert (missing.exit_code, missing.stderr) == (1, "error: there is no case 999\n")
     assert reviews_of(app_conn, 7) == [(1, "confirmed_fraud", "stolen", "alice")]
+
+
+def test_a_close_as_fraud_is_known_fraud_to_the_merchant_rules_from_the_close(app_conn, admin_conn):
+    # compromised_merchant with no delay: one known fraud in 30 days at the
+    # merchant, half of its transactions, fires on the merchant's later rows.
+    db.change_rule(
+        admin_conn,
+        "compromised_merchant",
+        enabled=True,
+        parameters={"delay_days": 0, "min_known_fraud": 1, "min_fraud_share": 0.5},
+    )
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+
+    def at(tid, account, hours, amount):
+        return {
+            **tx(tid, account, 0, amount, merchant=55),
+            "timestamp": soon + timedelta(hours=hours),
+        }
+
+    store(app_conn, at(1, 7, 0, "20000"), at(2, 9, 1, "12.00"))
+    (case,) = cases_of(app_conn)
+    assert case["account_id"] == 7
+    closed = db.close_case(app_conn, case["case_id"], "fraud")
+    app_conn.commit()
+    assert closed["reviewed"] == 1
+    # Known from the close (before transaction 2's time): 2 now fires, and its
+    # new alert opens account 9's case in the close's own transaction.
+    assert [e["rule_id"] for e in db.is_fraud(app_conn, 9)] == ["compromised_merchant"]
+    cases = cases_of(app_conn)
+    assert [(c["account_id"], c["status"]) for c in cases] == [(9, "open"), (7, "closed")]
+    assert alerts_of(db.get_case(app_conn, cases[0]["case_id"])) == [(2, "compromised_merchant")]
