@@ -383,3 +383,35 @@ def test_a_close_as_fraud_is_known_fraud_to_the_merchant_rules_from_the_close(ap
     cases = cases_of(app_conn)
     assert [(c["account_id"], c["status"]) for c in cases] == [(9, "open"), (7, "closed")]
     assert alerts_of(db.get_case(app_conn, cases[0]["case_id"])) == [(2, "compromised_merchant")]
+
+
+def test_migration_0040_puts_the_alerts_stored_before_it_in_cases(app_conn, admin_conn):
+    from pgfraud.db.migrate import migration_files
+
+    store(app_conn, tx(1, 7, 0, "20000"), tx(2, 8, 0, "15000"), tx(3, 9, 0, "11000"))
+    store(app_conn, tx(4, 8, HOUR, "12000"))
+    db.review_transaction(app_conn, 2, "confirmed_fraud")
+    db.review_transaction(app_conn, 4, "false_positive")
+    db.review_transaction(app_conn, 3, "false_positive")
+    app_conn.commit()
+    # As before the migration: no cases; then its statements that fill them.
+    admin_conn.execute("DELETE FROM case_alerts")
+    admin_conn.execute("DELETE FROM cases")
+    (path,) = [f for f in migration_files() if f.name == "0040_create_cases.sql"]
+    text = path.read_text()
+    backfill = text[text.index("WITH latest AS") : text.index("-- Written only by")]
+    admin_conn.execute(backfill)
+    cases = sorted(cases_of(app_conn), key=lambda c: c["account_id"])
+    # 7: unreviewed, open. 8: one transaction confirmed fraud, closed as fraud.
+    # 9: every alert reviewed false positive, closed as not_fraud.
+    assert [
+        (c["account_id"], c["status"], c["resolution"], c["alert_count"], c["closed_by"])
+        for c in cases
+    ] == [
+        (7, "open", None, 1, None),
+        (8, "closed", "fraud", 2, "pgfraud migrate"),
+        (9, "closed", "not_fraud", 1, "pgfraud migrate"),
+    ]
+    # Nothing re-opens them: a new alert on 8 opens a new case, as after any close.
+    store(app_conn, tx(5, 8, 2 * HOUR, "30000"))
+    assert [c["status"] for c in cases_of(app_conn, account_id=8)] == ["open", "closed"]
