@@ -811,6 +811,59 @@ def change_rule(
         ).fetchone()
 
 
+# -- rule versions and shadow rules (issue 18) -------------------------------
+
+
+def get_rule_versions(conn: psycopg.Connection, rule_id: str) -> list[dict[str, Any]]:
+    """Every version of a rule, newest first (SQL ``get_rule_versions``): rule_id,
+    version, enabled, parameters, expression, description, valid_from, actor.
+    Errors: RuleNotFound when the rule has no version (never existed)."""
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM get_rule_versions(%s)", (rule_id,)).fetchall()
+
+
+def shadow_rule(
+    conn: psycopg.Connection, rule_id: str, parameters: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Put a rule in shadow with candidate parameters merged over its live ones (SQL
+    ``shadow_rule``), in the caller's transaction; a shadow already there starts
+    again. Returns rule_id, parameters (the whole set), live_version,
+    started_at, started_by. Errors: RuleNotFound, InvalidInput (the validator's
+    message naming rule and parameter, as for a live change)."""
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM shadow_rule(%s, %s::jsonb)",
+            (rule_id, _json_numbers(parameters) if parameters is not None else None),
+        ).fetchone()
+
+
+def promote_shadow_rule(conn: psycopg.Connection, rule_id: str) -> dict[str, Any]:
+    """Make a rule's shadow live (SQL ``promote_shadow_rule``: switched on with the
+    shadow's parameters, the history re-scored as any rule change) and remove the
+    shadow. Returns the rule: rule_id, enabled, parameters, description,
+    expression. Errors: RuleNotFound when the rule has no shadow."""
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM promote_shadow_rule(%s)", (rule_id,)).fetchone()
+
+
+def drop_shadow_rule(conn: psycopg.Connection, rule_id: str) -> dict[str, Any]:
+    """End a rule's shadow (SQL ``drop_shadow_rule``); its shadow alerts go. Returns
+    the removed shadow. Errors: RuleNotFound when the rule has no shadow."""
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM drop_shadow_rule(%s)", (rule_id,)).fetchone()
+
+
+def compare_shadow_rules(conn: psycopg.Connection, rule_id: str | None = None) -> list[dict]:
+    """Shadow against live per shadow rule (SQL ``compare_shadow_rules``) over the
+    transactions stored since it started: rule_id, live_enabled, live_version,
+    live_parameters, shadow_parameters, started_at, started_by, transactions,
+    labelled, live_alerts, shadow_alerts, live_per_1000, shadow_per_1000 (Decimal,
+    2 places), live_true_positives, shadow_true_positives, live_precision,
+    live_recall, shadow_precision, shadow_recall (Decimal, 4 places, or None)."""
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM compare_shadow_rules(%s)", (rule_id,)).fetchall()
+
+
 # -- decisions, policy and lists (issue 17) ----------------------------------
 
 

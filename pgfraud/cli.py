@@ -598,15 +598,20 @@ def _alert_line(alert: dict, as_json: bool) -> str:
         for k, v in alert.items()
         if k not in ("event_id", "parameters")
     }
-    for key in ("alert_id", "transaction_id", "account_id"):
-        values[key] = alert[key]
+    # The rule versions (issue 18) as numbers, the raised version's parameters as JSON.
+    for key in ("alert_id", "transaction_id", "account_id", "rule_version", "raised_rule_version"):
+        if key in alert:
+            values[key] = alert[key]
+    if "raised_parameters" in alert:
+        values["raised_parameters"] = alert["raised_parameters"]
     if as_json:
         import json
 
-        return json.dumps({"timestamp": values.pop("ts"), **values})
+        return json.dumps({"timestamp": values.pop("ts"), **values}, default=str)
+    version = f" (rule version {alert['rule_version']})" if "rule_version" in alert else ""
     return (
         f"{values['ts']}  account {alert['account_id']}  transaction {alert['transaction_id']}"
-        f"  amount {values['amount']}  {alert['rule_id']}: {alert['reason']}"
+        f"  amount {values['amount']}  {alert['rule_id']}{version}: {alert['reason']}"
     )
 
 
@@ -826,6 +831,153 @@ def rule_enable(rule_id: str) -> None:
 def rule_disable(rule_id: str) -> None:
     """Switch RULE_ID off; its alerts go."""
     _switch_rule(rule_id, False)
+
+
+# -- rule versions and shadow rules (issue 18) ---------------------------------------
+
+
+def _ratio(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def _shadow_lines(row: dict) -> list[str]:
+    from pgfraud.wire import format_timestamp
+
+    live_state = "on" if row["live_enabled"] else "off"
+    return [
+        f"{row['rule_id']}: shadow {db.dumps_json(row['shadow_parameters'], sort_keys=True)}"
+        f" since {format_timestamp(row['started_at'])} by {row['started_by']};"
+        f" live ({live_state}, version {row['live_version']})"
+        f" {db.dumps_json(row['live_parameters'], sort_keys=True)}",
+        f"  {row['transactions']} transactions since, {row['labelled']} known fraud",
+        f"  live:   {row['live_alerts']} alerts ({_ratio(row['live_per_1000'])} per 1,000),"
+        f" precision {_ratio(row['live_precision'])}, recall {_ratio(row['live_recall'])}",
+        f"  shadow: {row['shadow_alerts']} alerts ({_ratio(row['shadow_per_1000'])} per 1,000),"
+        f" precision {_ratio(row['shadow_precision'])}, recall {_ratio(row['shadow_recall'])}",
+    ]
+
+
+@rule_group.command(name="shadow")
+@click.argument("rule_id")
+@click.argument("assignments", nargs=-1, metavar="[NAME=VALUE]...")
+def rule_shadow(rule_id: str, assignments: tuple[str, ...]) -> None:
+    """Run RULE_ID in shadow with candidate parameters, like
+    `pgfraud rule shadow large_amount threshold=15000` (merged over the live
+    ones; none: the rule as it is, e.g. one that is off): from now on each
+    stored transaction is also scored with them, into shadow alerts that
+    neither is_fraud, the decisions nor the queue show. Compare with
+    `pgfraud rule shadows`; then `pgfraud rule promote RULE_ID` or
+    `pgfraud rule drop-shadow RULE_ID`. A bad name or value changes nothing:
+    one line naming the parameter, exit 2.
+    """
+    parameters = _assignments(rule_id, assignments)
+    try:
+        with config.existing_database() as database:
+            ready(database)
+            with db.connect(database.admin_url) as conn:
+                row = db.shadow_rule(conn, rule_id, parameters)
+                conn.commit()
+    except (InvalidInput, RuleNotFound) as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    except PgfraudError as exc:
+        _fail(exc)
+    click.echo(
+        f"rule {row['rule_id']} in shadow: {db.dumps_json(row['parameters'], sort_keys=True)}"
+        f" (live version {row['live_version']}); new transactions are scored by it"
+    )
+
+
+@rule_group.command(name="shadows")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def rule_shadows(as_json: bool) -> None:
+    """Compare each shadow rule with its live rule over the transactions stored
+    since the shadow started: alerts (and per 1,000), precision and recall on the
+    labels known so far ('-': nothing to divide by)."""
+    try:
+        with config.existing_database() as database:
+            ready(database)
+            with db.connect(database.app_url, autocommit=True) as conn:
+                rows = db.compare_shadow_rules(conn)
+    except PgfraudError as exc:
+        _fail(exc)
+    if not rows and not as_json:
+        click.echo("no rule is in shadow")
+    for row in rows:
+        if as_json:
+            from pgfraud.wire import format_timestamp
+
+            click.echo(db.dumps_json({**row, "started_at": format_timestamp(row["started_at"])}))
+        else:
+            click.echo("\n".join(_shadow_lines(row)))
+
+
+@rule_group.command(name="promote")
+@click.argument("rule_id")
+def rule_promote(rule_id: str) -> None:
+    """Make RULE_ID's shadow live: the rule is switched on with the shadow's
+    parameters (a new rule version), the stored transactions are re-scored as by
+    `pgfraud rule set`, and the shadow goes."""
+    try:
+        with config.existing_database() as database:
+            ready(database)
+            limit = config.rule_change_timeout_ms()
+            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
+                row = db.promote_shadow_rule(conn, rule_id)
+                conn.commit()
+    except RuleNotFound as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    except PgfraudError as exc:
+        _fail(exc)
+    click.echo(
+        f"rule {row['rule_id']} (on): {db.dumps_json(row['parameters'], sort_keys=True)};"
+        " shadow promoted, stored transactions re-scored"
+    )
+
+
+@rule_group.command(name="drop-shadow")
+@click.argument("rule_id")
+def rule_drop_shadow(rule_id: str) -> None:
+    """End RULE_ID's shadow; its shadow alerts go, the live rule is untouched."""
+    try:
+        with config.existing_database() as database:
+            ready(database)
+            with db.connect(database.admin_url) as conn:
+                db.drop_shadow_rule(conn, rule_id)
+                conn.commit()
+    except RuleNotFound as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    except PgfraudError as exc:
+        _fail(exc)
+    click.echo(f"shadow of rule {rule_id} dropped")
+
+
+@rule_group.command(name="versions")
+@click.argument("rule_id")
+def rule_versions(rule_id: str) -> None:
+    """List RULE_ID's versions, newest first: what an alert's rule_version or a
+    decision's rule entry refers to (enabled, parameters, when, by whom)."""
+    try:
+        with config.existing_database() as database:
+            ready(database)
+            with db.connect(database.app_url, autocommit=True) as conn:
+                rows = db.get_rule_versions(conn, rule_id)
+    except RuleNotFound as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    except PgfraudError as exc:
+        _fail(exc)
+    from pgfraud.wire import format_timestamp
+
+    for row in rows:
+        state = "on" if row["enabled"] else "off"
+        what = row["expression"] or db.dumps_json(row["parameters"], sort_keys=True)
+        click.echo(
+            f"{rule_id} version {row['version']} ({state}): {what}"
+            f"  from {format_timestamp(row['valid_from'])} by {row['actor']}"
+        )
 
 
 # -- decisions, policy and lists (issue 17) ------------------------------------------
@@ -1317,7 +1469,12 @@ def run(
             auth = ' -H "Authorization: Bearer $PGFRAUD_API_TOKEN"' if token else ""
             banner = "\n".join(
                 [
-                    f"pgfraud is serving on {base}  (Ctrl-C stops it)",
+                    f"pgfraud is serving on {base}  (Ctrl-C stops it)"
+                    + (
+                        f"; listening on every interface ({host}), port {port}"
+                        if host in ("0.0.0.0", "::")
+                        else ""
+                    ),
                     f"  curl {base}/health",
                     f"  curl{auth} {base}/is_fraud/1",
                     f"  curl{auth} {base}/rules",

@@ -30,7 +30,16 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from pgfraud.errors import InvalidInput
@@ -78,6 +87,15 @@ def _show(value: Any) -> str:
 
 def _error(message: str) -> PydanticCustomError:
     return PydanticCustomError("pgfraud", message)
+
+
+def not_before_from(to: datetime | None, info: ValidationInfo) -> datetime | None:
+    """``to`` of a [from, to) time range, refused (naming ``to``) when before ``from``:
+    a reversed range is a mistake, not an empty answer."""
+    start = info.data.get("from_")
+    if to is not None and start is not None and to < start:
+        raise _error("must not be before from")
+    return to
 
 
 def _integral(value: Decimal) -> int | None:
@@ -381,6 +399,8 @@ class AlertQuery(BaseModel):
     review_status: Annotated[str, BeforeValidator(_parse_review_status)] | None = None
     from_: Annotated[Timestamp | None, Field(alias="from")] = None
     to: Timestamp | None = None
+
+    _to_not_before_from = field_validator("to")(not_before_from)
     # ``raised``: newest raised first, ``before`` an alert_id; ``time``: newest
     # transaction first, ``before`` a cursor ``<epoch ms>.<alert_id>``.
     order: Annotated[str, BeforeValidator(_parse_alert_order)] = "raised"
@@ -722,6 +742,8 @@ class Backtest(BaseModel):
     from_: Annotated[Timestamp | None, Field(alias="from")] = None
     to: Timestamp | None = None
 
+    _to_not_before_from = field_validator("to")(not_before_from)
+
 
 class RuleChange(BaseModel):
     """A change to one rule (a value of the PATCH /rules body)."""
@@ -822,6 +844,8 @@ class DecisionQuery(BaseModel):
     account_id: Id | None = None
     from_: Annotated[Timestamp | None, Field(alias="from")] = None
     to: Timestamp | None = None
+
+    _to_not_before_from = field_validator("to")(not_before_from)
     before: str | None = None
     limit: Annotated[int, BeforeValidator(_parse_limit(1000))] = 100
 
@@ -949,3 +973,23 @@ class CaseClose(BaseModel):
 
     resolution: Annotated[str, BeforeValidator(_parse_resolution)]
     note: Annotated[str, BeforeValidator(_parse_text(2000))] = ""
+
+
+class ShadowStart(BaseModel):
+    """A shadow of a rule (PUT /rules/<rule_id>/shadow body): candidate parameters,
+    each a number, merged over the live ones (``{}`` or absent: the rule as it is)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parameters: Annotated[
+        dict[str, Any] | None,
+        BeforeValidator(lambda v: None if v is None else _parse_parameters(v, allow_empty=True)),
+    ] = None
+
+
+def parse_rule_id(value: str) -> str:
+    """A rule id from a path (lower_snake_case, at most 63 characters); InvalidInput
+    naming rule_id otherwise."""
+    if not _RULE_ID.fullmatch(value):
+        raise InvalidInput(f"{_show(value)} is not a rule id, like large_amount", field="rule_id")
+    return value

@@ -123,6 +123,8 @@ def openapi_document(access: dict[tuple[str, str], Access] | None = None) -> dic
         document["paths"].setdefault(path, {}).update(operations)
     for path, operations in _browser_paths(account_param).items():
         document["paths"].setdefault(path, {}).update(operations)
+    for path, operations in _shadow_paths().items():
+        document["paths"].setdefault(path, {}).update(operations)
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             operation.pop("security", None)
@@ -541,6 +543,19 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                         "review_note": {"type": ["string", "null"]},
                         "reviewer": {"type": ["string", "null"]},
                         "reviewed_at": {"type": ["string", "null"], "format": "date-time"},
+                        "rule_version": {
+                            "type": "integer",
+                            "description": "the version of the rule (GET /rules/{rule_id}/"
+                            "versions) whose parameters produced the alert as it is now",
+                        },
+                        "raised_rule_version": {
+                            "type": "integer",
+                            "description": "the version in force when the alert was first raised",
+                        },
+                        "raised_parameters": {
+                            "type": ["object", "null"],
+                            "description": "the parameters of raised_rule_version",
+                        },
                     },
                 },
                 "RuleIn": {
@@ -908,6 +923,10 @@ _DECISION_SCHEMAS: dict[str, Any] = {
                     "type": "object",
                     "properties": {
                         "rule_id": {"type": "string"},
+                        "rule_version": {
+                            "type": "integer",
+                            "description": "the version of the rule that fired",
+                        },
                         "score": {"type": "integer"},
                         "observed": {"type": ["string", "null"]},
                         "threshold": {"type": ["string", "null"]},
@@ -1249,6 +1268,95 @@ def _case_paths() -> dict[str, Any]:
                 "responses": {
                     "200": _json("Case", "the closed case, with reviewed"),
                     **write_answers,
+                },
+            }
+        },
+    }
+
+
+def _shadow_paths() -> dict[str, Any]:
+    """Rule versions and shadow rules (issue 18); shadow writes take an owner's token."""
+    rule_param = {
+        "name": "rule_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"},
+    }
+    return {
+        "/rules/{rule_id}/versions": {
+            "get": {
+                "summary": "Every version of a rule (parameters, expression, when, by whom),"
+                " newest first",
+                "parameters": [rule_param],
+                "responses": {
+                    "200": {"description": "{rule_id, versions: [...]}"},
+                    "400": _error("not a rule id"),
+                    "404": _error("no such rule"),
+                },
+            }
+        },
+        "/rules/shadows": {
+            "get": {
+                "summary": "Each shadow rule against its live rule since the shadow started:"
+                " alerts per 1,000, precision and recall on the labels known so far",
+                "responses": {"200": {"description": "{shadows: [...]}"}},
+            }
+        },
+        "/rules/{rule_id}/shadow": {
+            "put": {
+                "summary": "Put a rule in shadow with candidate parameters (scored on arrival,"
+                " never deciding)",
+                "security": _WRITE,
+                "parameters": [rule_param],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    # The parameters of one of the rules (the
+                                    # path's rule decides which are valid).
+                                    "parameters": {
+                                        "anyOf": [
+                                            _parameters_schema(r, False, empty=True)
+                                            for r in sorted(RULE_PARAMETERS)
+                                        ]
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "the shadow"},
+                    "400": _error("invalid field or parameter"),
+                    "404": _error("no such rule"),
+                    "415": _error("Content-Type is not application/json"),
+                },
+            },
+            "delete": {
+                "summary": "End a rule's shadow (its shadow alerts go)",
+                "security": _WRITE,
+                "parameters": [rule_param],
+                "responses": {
+                    "200": {"description": "the removed shadow"},
+                    "400": _error("not a rule id"),
+                    "404": _error("the rule has no shadow"),
+                },
+            },
+        },
+        "/rules/{rule_id}/shadow/promote": {
+            "post": {
+                "summary": "Make a rule's shadow live (re-scores history) and remove it",
+                "security": _WRITE,
+                "parameters": [rule_param],
+                "responses": {
+                    "200": {"description": "the rule"},
+                    "400": _error("not a rule id"),
+                    "404": _error("the rule has no shadow"),
+                    "503": _error("the re-scoring outlasted the rule-change timeout"),
                 },
             }
         },

@@ -229,6 +229,10 @@ def evaluation():
     except ValueError:
         exc = InvalidInput("from and to must be times like 2024-01-01T00:00:00Z", field="from")
         return _failure("evaluation.html", exc, **context)
+    if span.from_ is not None and span.to is not None and span.to < span.from_:
+        return _failure(
+            "evaluation.html", InvalidInput("to must not be before from", field="to"), **context
+        )
     try:
         with heavy_transaction("backtest") as conn:
             rows = db.get_rules(conn)

@@ -56,6 +56,7 @@ from pgfraud.wire import (
     ListEntry,
     NotText,
     Review,
+    ShadowStart,
     Tune,
     format_alert_cursor,
     format_event_cursor,
@@ -69,6 +70,7 @@ from pgfraud.wire import (
     parse_model,
     parse_policy_change,
     parse_rule_changes,
+    parse_rule_id,
     parse_transaction,
     parse_transactions,
     to_record,
@@ -505,7 +507,7 @@ def store_data_query():
     observed, threshold, reason}]`` (decimals as strings), [] when no rule
     fired. ``decision`` (made in the same database transaction, never
     rewritten): ``{outcome: approve|review|decline, score, score_outcome,
-    overruled, rules: [{rule_id, score, observed, threshold, reason}],
+    overruled, rules: [{rule_id, rule_version, score, observed, threshold, reason}],
     lists: [{entry_id, list_name, subject, kind, value, reason, added_by,
     added_at, expires_at}], policy, rule_set_id, decided_at, ...}`` (see GET
     /transactions/<id>/decision).
@@ -690,6 +692,86 @@ def tune():
         for name, sets in result["figures"].items()
     }
     return jsonify({**result, "figures": figures})
+
+
+@bp.get("/rules/<rule_id>/versions")
+@requires(READ)
+def rule_versions(rule_id: str):
+    """Every version of a rule, newest first (SQL ``get_rule_versions``), to explain
+    an alert (``rule_version``, ``raised_rule_version``) or a decision's rule entry
+    (``rule_version``). 200 ``{"rule_id", "versions": [{version, enabled,
+    parameters, expression, description, valid_from, actor}]}``; 400 for a path
+    that is not a rule id; 404 (rule_not_found) for a rule that never existed.
+    """
+    rule = parse_rule_id(rule_id)
+    rows = read(lambda conn: db.get_rule_versions(conn, rule))
+    return jsonify(
+        {
+            "rule_id": rule,
+            "versions": [{k: v for k, v in _serialise(r).items() if k != "rule_id"} for r in rows],
+        }
+    )
+
+
+@bp.get("/rules/shadows")
+@requires(READ)
+def rule_shadows():
+    """Every shadow rule against its live rule (SQL ``compare_shadow_rules``) over the
+    transactions stored since the shadow started. 200 ``{"shadows": [{rule_id,
+    live_enabled, live_version, live_parameters, shadow_parameters, started_at,
+    started_by, transactions, labelled, live_alerts, shadow_alerts, live_per_1000,
+    shadow_per_1000 (decimal strings, 2 places, null with no transaction),
+    live_true_positives, shadow_true_positives, live_precision, live_recall,
+    shadow_precision, shadow_recall (decimal strings, 4 places, null when the
+    denominator is 0)}]}`` in rule_id order.
+    """
+    rows = read(db.compare_shadow_rules)
+    return jsonify({"shadows": [_serialise(r) for r in rows]})
+
+
+@bp.put("/rules/<rule_id>/shadow")
+@requires(OWNER, writes=True)
+def start_shadow(rule_id: str):
+    """Put a rule in shadow (SQL ``shadow_rule``): from now on each stored transaction
+    is also scored with the candidate parameters, into shadow alerts that neither
+    is_fraud, the decisions nor the queue show; a shadow already there starts
+    again. Body (JSON): ``{"parameters": {name: number}}`` merged over the live
+    ones (``{}`` or absent: the rule as it is, e.g. a rule that is off). 200
+    ``{rule_id, parameters, live_version, started_at, started_by}``; 400 naming
+    the parameter (the same validator as PATCH /rules); 404 (rule_not_found);
+    415 unless JSON. A refused shadow changes nothing.
+    """
+    rule = parse_rule_id(rule_id)
+    body = parse_model(ShadowStart, _json_body())
+    row = write(lambda conn: db.shadow_rule(conn, rule, body.parameters))
+    return jsonify(_serialise(row))
+
+
+@bp.delete("/rules/<rule_id>/shadow")
+@requires(OWNER, writes=True)
+def drop_shadow(rule_id: str):
+    """End a rule's shadow (SQL ``drop_shadow_rule``); its shadow alerts go, the live
+    rule is untouched. 200 the removed shadow ``{rule_id, parameters, live_version,
+    started_at, started_by}``; 404 (rule_not_found) when the rule has no shadow.
+    """
+    rule = parse_rule_id(rule_id)
+    row = write(lambda conn: db.drop_shadow_rule(conn, rule))
+    return jsonify(_serialise(row))
+
+
+@bp.post("/rules/<rule_id>/shadow/promote")
+@requires(OWNER, writes=True)
+def promote_shadow(rule_id: str):
+    """Make a rule's shadow live in one action (SQL ``promote_shadow_rule``): the rule
+    is switched on with the shadow's parameters (a new rule version) and the
+    stored history re-scored as by PATCH /rules; the shadow goes. 200 the rule
+    ``{rule_id, enabled, parameters, description, expression}``; 404
+    (rule_not_found) when the rule has no shadow; 503 rule_change_timeout as
+    PATCH /rules.
+    """
+    rule = parse_rule_id(rule_id)
+    row = _rule_change(lambda conn: db.promote_shadow_rule(conn, rule))
+    return jsonify(_serialise(row))
 
 
 @bp.patch("/rules")

@@ -819,3 +819,57 @@ def test_tune_chooses_a_set_and_switches_it_on(site, database, app_conn):
     page.locator("#tune-status", has_text="Switched on: amount_spike;").wait_for()
     with db.connect(database.admin_url) as conn:
         assert conn.execute("SELECT active_rule_parameters()").fetchone()[0] == chosen
+
+
+def test_a_shadow_rule_is_compared_with_live_then_promoted(site, database):
+    # Issue 18: large_amount at 15000 in shadow from the page; two POSTs
+    # (12000 and 16000) after it: live (10000) flags both, the shadow the
+    # second; with the second labelled fraud, live precision 0.5, shadow 1.
+    base, page = site
+    page.goto(base + "/ui/rules")
+    page.locator("#shadow-table .empty").wait_for()
+    card = page.locator("#rule-large_amount")
+    card.get_by_label("threshold").fill("15000")
+    card.get_by_role("button", name="Run in shadow").click()
+    table = page.locator('#shadow-table table[data-rule-id="large_amount"]')
+    table.wait_for()
+    assert "0 transactions" in table.locator("caption").inner_text()
+    for transaction_id, account_id, amount in ((9001, 8001, "12000.00"), (9002, 8002, "16000.00")):
+        stored = requests.post(
+            base + "/store_data",
+            json={
+                "account_id": account_id,
+                "transaction_id": transaction_id,
+                "timestamp": "2024-06-01T12:00:00Z",
+                "amount": amount,
+            },
+            timeout=10,
+        )
+        assert stored.status_code == 201
+    with db.connect(database.admin_url) as conn:
+        db.store_labels(conn, [(9002, "account_takeover")])
+        conn.commit()
+    # is_fraud shows the live alert alone.
+    events = requests.get(base + "/is_fraud/8002", timeout=10).json()["events"]
+    assert [(e["rule_id"], e["threshold"]) for e in events] == [("large_amount", "10000")]
+
+    page.reload()
+    table.wait_for()
+    assert "2 transactions, 1 known fraud" in table.locator("caption").inner_text()
+    rows = [r.locator("th, td").all_inner_texts() for r in table.locator("tbody tr").all()]
+    assert rows == [
+        ["alerts", "2", "1"],
+        ["alerts / 1,000", "1000.00", "500.00"],
+        ["precision", "0.5000", "1.0000"],
+        ["recall", "1.0000", "1.0000"],
+    ]
+    table.get_by_role("button", name="Promote").click()
+    page.locator("#shadow-status", has_text="Promoted: large_amount").wait_for()
+    page.locator("#shadow-table .empty").wait_for()
+    assert card.get_by_label("threshold").input_value() == "15000"
+    rules = requests.get(base + "/rules", timeout=10).json()["rules"]
+    assert next(r for r in rules if r["rule_id"] == "large_amount")["parameters"] == {
+        "threshold": 15000
+    }
+    events = requests.get(base + "/is_fraud/8001", timeout=10).json()["events"]
+    assert events == []

@@ -175,7 +175,15 @@ def test_run_refuses_a_busy_port_in_one_line_before_starting_anything(run_env):
 
 
 def test_run_serves_with_worker_processes_and_sigterm_stops_them_and_postgres(run_env):
-    run_env = {**run_env, "PGFRAUD_WORKERS": "3", "PGFRAUD_THREADS": "4"}
+    # On every interface, so with a token; the banner's URLs are the local ones.
+    run_env = {
+        **run_env,
+        "PGFRAUD_WORKERS": "3",
+        "PGFRAUD_THREADS": "4",
+        "HOST": "0.0.0.0",
+        "PGFRAUD_API_TOKEN": "a-token-for-this-test-only",
+    }
+    bearer = {"Authorization": "Bearer a-token-for-this-test-only"}
     base = f"http://127.0.0.1:{run_env['PORT']}"
     proc = start(run_env)
     try:
@@ -185,7 +193,7 @@ def test_run_serves_with_worker_processes_and_sigterm_stops_them_and_postgres(ru
         while len(workers := children(proc.pid)) < 3 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert len(workers) == 3, workers
-        answers = [requests.get(f"{base}/is_fraud/1", timeout=5) for _ in range(20)]
+        answers = [requests.get(f"{base}/is_fraud/1", headers=bearer, timeout=5) for _ in range(20)]
         assert {a.status_code for a in answers} == {200}
         assert answers[0].headers["Content-Type"] == "application/json"
         assert answers[0].json()["account_id"] == 1
@@ -194,6 +202,11 @@ def test_run_serves_with_worker_processes_and_sigterm_stops_them_and_postgres(ru
         output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, output
     assert "3 worker processes x 4 threads" in output
+    port = run_env["PORT"]
+    assert (
+        f"pgfraud is serving on http://127.0.0.1:{port}  (Ctrl-C stops it);"
+        f" listening on every interface (0.0.0.0), port {port}\n" in output
+    )
     assert "Traceback" not in output
     for pid in workers:
         assert not Path(f"/proc/{pid}").exists() or b"Z" in Path(f"/proc/{pid}/stat").read_bytes()

@@ -39,6 +39,7 @@ PATH_VALUES = {
     "list_name": "risky_merchants",
     "case_id": "1",
     "value": "1",
+    "rule_id": "velocity",
 }
 
 

@@ -52,3 +52,32 @@ def test_a_description_given_too_long_says_how_long_it_is(client):
         "message": "description must be 1 to 500 characters; got 501",
         "field": "description",
     }
+
+
+# A reversed [from, to) range is refused naming `to` (it answered 200 with
+# nothing, which reads as "no alerts there").
+REVERSED = {"from": "2024-02-01T00:00:00Z", "to": "2024-01-01T00:00:00Z"}
+
+
+def test_http_lists_refuse_a_to_before_from(client):
+    for path in ("/alerts", "/decisions"):
+        response = client.get(path, query_string=REVERSED)
+        assert response.status_code == 400, path
+        error = response.get_json()["error"]
+        assert error["field"] == "to", path
+        assert error["message"] == "to must not be before from", path
+    same = {"from": REVERSED["to"], "to": REVERSED["to"]}  # an empty range is a range
+    assert client.get("/alerts", query_string=same).status_code == 200
+
+
+def test_http_backtest_refuses_a_to_before_from(client):
+    response = client.post("/evaluate", json=REVERSED)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["field"] == "to"
+    assert client.post("/evaluate", json={"to": REVERSED["from"]}).status_code == 200
+
+
+def test_evaluation_page_says_a_to_before_from(client):
+    response = client.get("/ui/evaluation", query_string=REVERSED)
+    assert response.status_code == 400
+    assert "to must not be before from" in response.get_data(as_text=True)
