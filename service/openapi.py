@@ -125,6 +125,8 @@ def openapi_document(access: dict[tuple[str, str], Access] | None = None) -> dic
         document["paths"].setdefault(path, {}).update(operations)
     for path, operations in _shadow_paths().items():
         document["paths"].setdefault(path, {}).update(operations)
+    for path, operations in _actor_paths().items():
+        document["paths"].setdefault(path, {}).update(operations)
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             operation.pop("security", None)
@@ -186,6 +188,16 @@ def _browser_paths(account_param: dict[str, Any]) -> dict[str, Any]:
             }
         },
         "/ui/overview": {"get": {"summary": "Page: the last day stored", "responses": dict(page)}},
+        "/ui/audit": {
+            "get": {
+                "summary": "Page: the audit trail",
+                "parameters": [
+                    {"name": n, "in": "query", "schema": {"type": "string"}}
+                    for n in ("actor", "object_kind", "object_key", "from", "to", "before")
+                ],
+                "responses": dict(page),
+            }
+        },
     }
 
 
@@ -1357,6 +1369,103 @@ def _shadow_paths() -> dict[str, Any]:
                     "400": _error("not a rule id"),
                     "404": _error("the rule has no shadow"),
                     "503": _error("the re-scoring outlasted the rule-change timeout"),
+                },
+            }
+        },
+    }
+
+
+_TOKEN_NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_.-]{0,62}$"}
+
+
+def _actor_paths() -> dict[str, Any]:
+    """Named tokens and the audit trail (issue 18)."""
+    text = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\x00]*$"}
+    return {
+        "/audit": {
+            "get": {
+                "summary": "The audit trail, newest first: who changed what, before and after",
+                "parameters": [
+                    {"name": "actor", "in": "query", "schema": text},
+                    {
+                        "name": "object_kind",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"},
+                        "description": "rule, policy, list, list_entry, review, token",
+                    },
+                    {"name": "object_key", "in": "query", "schema": text},
+                    {"name": "from", "in": "query", "schema": _TIMESTAMP_IN},
+                    {"name": "to", "in": "query", "schema": _TIMESTAMP_IN},
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                        "description": "the cursor in next: an audit_id",
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "{count, entries: [{audit_id, at, actor, action, "
+                        "object_kind, object_key, before, after, alerts_added, "
+                        "alerts_removed}], next}"
+                    },
+                    "400": _error("bad parameter"),
+                },
+            }
+        },
+        "/tokens": {
+            "get": {
+                "summary": "The named tokens, without their secrets",
+                "parameters": [
+                    {"name": "revoked", "in": "query", "schema": {"enum": ["true", "false"]}}
+                ],
+                "responses": {
+                    "200": {
+                        "description": "{tokens: [{token_name, role, created_by, "
+                        "created_at, revoked_by, revoked_at}]}"
+                    },
+                    "400": _error("bad parameter"),
+                },
+            },
+            "post": {
+                "summary": "Make a named token; its secret is in this answer only",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["token_name", "role"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "token_name": _TOKEN_NAME,
+                                    "role": {"enum": ["analyst", "owner"]},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {"description": "the token and its secret, shown once"},
+                    "400": _error("invalid field: token_name taken, 'default', or role"),
+                    "415": _error("Content-Type is not application/json"),
+                },
+            },
+        },
+        "/tokens/{token_name}": {
+            "delete": {
+                "summary": "Revoke a named token",
+                "parameters": [
+                    {"name": "token_name", "in": "path", "required": True, "schema": _TOKEN_NAME}
+                ],
+                "responses": {
+                    "200": {"description": "the token, with revoked_at and revoked_by"},
+                    "400": _error("no live token of that name"),
                 },
             }
         },

@@ -48,6 +48,7 @@ from pgfraud.service.database import (
 from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
     AlertQuery,
+    AuditQuery,
     Backtest,
     DecisionQuery,
     EventPage,
@@ -57,6 +58,7 @@ from pgfraud.wire import (
     NotText,
     Review,
     ShadowStart,
+    TokenCreate,
     Tune,
     format_alert_cursor,
     format_event_cursor,
@@ -127,6 +129,8 @@ def index():
                 "decisions": "/decisions?outcome=review&account_id=&from=&to=&limit=100",
                 "policy": "/policy (GET; PUT JSON: thresholds and rule_scores)",
                 "lists": "/lists (GET; POST JSON), /lists/<name>, /lists/<name>/entries",
+                "audit": "/audit?actor=&object_kind=&object_key=&from=&to=&limit=100",
+                "tokens": "/tokens (GET; POST JSON: token_name, role), /tokens/<name> (DELETE)",
                 "openapi": url_for("api.openapi"),
                 "session": "/session (POST with the bearer token: the page's session cookie)",
                 "page": url_for("pages.queue"),
@@ -423,7 +427,8 @@ def review(transaction_id: str):
 
     Body (JSON): ``{"status": "confirmed_fraud" | "false_positive", "note":
     text (optional, <= 2000 characters), "reviewer": text (optional, 1..200;
-    default the service's database login)}``. 201 ``{review_id,
+    default the caller's token name, or the service's database login when no
+    token is configured; with a named token only that name)}``. 201 ``{review_id,
     transaction_id, account_id, status, note, reviewer, reviewed_at}``; 400
     naming the bad field; 401 without the token (when one is configured); 404
     (transaction_not_found) for a transaction that is not stored; 415 unless
@@ -435,6 +440,16 @@ def review(transaction_id: str):
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object with status, note and reviewer")
     decision = parse_model(Review, body)
+    identity = auth.current_identity()
+    if (
+        identity is not None
+        and identity.name != auth.DEFAULT_NAME
+        and decision.reviewer not in (None, identity.name)
+    ):
+        raise InvalidInput(
+            f"reviewer must be left out or be {identity.name}, the name of your token",
+            field="reviewer",
+        )
     row = write(
         lambda conn: db.review_transaction(
             conn, transaction_ref, decision.status, decision.note, decision.reviewer
@@ -968,6 +983,106 @@ def remove_list_entry(list_name: str, value: str):
     name = _list_name(list_name)
     entry = parse_id(value, "value")
     row = write(lambda conn: db.remove_list_entry(conn, name, entry))
+    return jsonify(row)
+
+
+# -- tokens and the audit trail (issue 18) --------------------------------------
+
+
+def audit_json(row: dict[str, Any]) -> dict[str, Any]:
+    """An audit_log row as JSON (``at`` ISO 8601 UTC with milliseconds)."""
+    return _serialise(row)
+
+
+@bp.get("/audit")
+@requires(READ)
+def audit():
+    """The audit trail, newest first (SQL ``get_audit``): every change of rules,
+    the policy, lists and their entries, reviews and tokens, from the
+    service, the CLI or psql, with who made it.
+
+    Filters (query parameters, each optional): ``actor`` (a token's name or
+    a login, exact), ``object_kind`` (rule, policy, list, list_entry,
+    review, token), ``object_key`` (exact: a rule_id, a list name,
+    ``<list>/<value>``, a transaction id, a token name), ``from``/``to``
+    (time of the change, [from, to), ISO 8601 or epoch ms); paging:
+    ``limit`` 1..1000 (default 100) and ``before`` (an audit_id: the cursor
+    in ``next``). 200 ``{"count", "entries": [{audit_id, at, actor, action
+    (insert, update, delete), object_kind, object_key, before, after,
+    alerts_added, alerts_removed}], "next"}``: before/after the object's
+    row as JSON (null for an insert's before and a delete's after; never a
+    token's secret or digest); alerts_added/alerts_removed the alerts a
+    rule change that re-scored the stored history added and removed (null
+    otherwise). Any valid token may read it. 400 naming the bad parameter.
+    """
+    query = parse_model(AuditQuery, _single_value_args())
+    rows = read(
+        lambda conn: db.get_audit(
+            conn,
+            actor=query.actor,
+            object_kind=query.object_kind,
+            object_key=query.object_key,
+            start=query.from_,
+            end=query.to,
+            before=query.before,
+            limit=query.limit + 1,
+        )
+    )
+    following = None
+    if len(rows) > query.limit:
+        rows = rows[: query.limit]
+        args = {k: v for k, v in request.args.items() if k != "before"}
+        following = f"{request.path}?{urlencode({**args, 'before': rows[-1]['audit_id']})}"
+    return jsonify(
+        {"count": len(rows), "entries": [audit_json(r) for r in rows], "next": following}
+    )
+
+
+@bp.get("/tokens")
+@requires(OWNER)
+def tokens():
+    """The named tokens, never their secrets (SQL ``get_api_tokens``): 200
+    ``{"tokens": [{token_name, role, created_by, created_at, revoked_by,
+    revoked_at}]}``, the live ones (``?revoked=true``: revoked ones too).
+    Owner only."""
+    args = _single_value_args()
+    unknown = sorted(set(args) - {"revoked"})
+    if unknown:
+        raise InvalidInput(f"{unknown[0]} is not a parameter here (parameters: revoked)",
+                           field=unknown[0])  # fmt: skip
+    if args.get("revoked", "false") not in ("true", "false"):
+        raise InvalidInput("revoked must be true or false", field="revoked")
+    revoked = args.get("revoked") == "true"
+    return jsonify({"tokens": read(lambda conn: db.get_api_tokens(conn, revoked))})
+
+
+@bp.post("/tokens")
+@requires(OWNER, writes=True)
+def add_token():
+    """Make a named token (SQL ``add_api_token``): body ``{"token_name",
+    "role": "analyst" | "owner"}``. 201 ``{token_name, role, created_by,
+    created_at, revoked_by, revoked_at, "secret"}``: the secret is shown
+    this once and stored only as its SHA-256 digest. 400 naming the field
+    (token_name malformed, "default", or in use by a live token; role).
+    Owner only. The new token counts within TOKEN_CACHE_S seconds."""
+    body = parse_model(TokenCreate, _json_body())
+    secret = auth.new_secret()
+    row = write(
+        lambda conn: db.add_api_token(conn, body.token_name, body.role, auth.digest(secret))
+    )
+    auth.forget_tokens()
+    return jsonify({**row, "secret": secret}), 201
+
+
+@bp.delete("/tokens/<token_name>")
+@requires(OWNER, writes=True)
+def revoke_token(token_name: str):
+    """Revoke the live token ``token_name`` (SQL ``revoke_api_token``): 200 the
+    token with revoked_at and revoked_by; it stops working within
+    TOKEN_CACHE_S seconds and its sessions end. 400 naming token_name when
+    no live token has that name. Owner only."""
+    row = write(lambda conn: db.revoke_api_token(conn, token_name))
+    auth.forget_tokens()
     return jsonify(row)
 
 

@@ -337,13 +337,26 @@ def test_cli_lists_shows_assigns_and_closes_cases(database, app_conn, monkeypatc
     assert shown.output.splitlines()[1] == (
         "  2024-01-01T00:00:00.000Z  transaction 1  amount 20000.00  large_amount  unreviewed"
     )
-    assigned = run("assign", cid, "alice", "--actor", "bob")
+    assigned = run("assign", cid, "alice", "--by", "bob")
     assert assigned.exit_code == 0, assigned.output
     assert "assigned to alice" in assigned.output and assigned.output.endswith(" by bob\n")
     assert run("list", "--assignee", "alice", "--json").output.count("\n") == 1
     bad = run("close", cid, "--resolution", "maybe")
     assert bad.exit_code == 2 and "resolution" in bad.output
-    closed = run("close", cid, "--resolution", "fraud", "--note", "stolen", "--actor", "alice")
+    closed = CliRunner().invoke(
+        main,
+        [
+            "--actor",
+            "alice",
+            "case",
+            "close",
+            str(cid),
+            "--resolution",
+            "fraud",
+            "--note",
+            "stolen",
+        ],
+    )
     assert closed.exit_code == 0, closed.output
     assert closed.output.endswith("; 1 transaction(s) reviewed\n")
     assert "fraud by alice" in closed.output

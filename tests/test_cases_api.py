@@ -121,3 +121,40 @@ def test_case_writes_need_an_analysts_token(app, path):
 
     access = auth.access_of(app, f"cases.{path.rsplit('/', 1)[1]}")
     assert (access.level, access.writes) == ("analyst", True)
+
+
+def test_analysts_work_cases_under_their_token_names_and_the_audit_shows_it(app, database):
+    from pgfraud import db
+    from pgfraud.service import auth
+
+    app.config["TOKEN_CACHE_S"] = 0
+    client = app.test_client()
+    store(client, (1, 7, 0, "20000"))  # open: no token exists yet
+    secrets = {}
+    with db.connect(database.admin_url) as conn:
+        for name in ("alice", "bob"):
+            secrets[name] = auth.new_secret()
+            db.add_api_token(conn, name, "analyst", auth.digest(secrets[name]), "setup")
+        conn.commit()
+
+    def as_(name):
+        return {"Authorization": f"Bearer {secrets[name]}"}
+
+    assert client.get("/cases").status_code == 401
+    (case,) = client.get("/cases", headers=as_("alice")).get_json()["cases"]
+    url = f"/cases/{case['case_id']}"
+    assigned = client.post(f"{url}/assign", json={"assignee": "bob"}, headers=as_("alice"))
+    assert assigned.status_code == 200 and assigned.get_json()["assigned_by"] == "alice"
+    closed = client.post(f"{url}/close", json={"resolution": "fraud"}, headers=as_("bob"))
+    assert closed.status_code == 200 and closed.get_json()["closed_by"] == "bob"
+    reviews = client.get("/accounts/7/reviews", headers=as_("bob")).get_json()["reviews"]
+    assert [(r["transaction_id"], r["reviewer"]) for r in reviews] == [(1, "bob")]
+    entries = client.get("/audit?object_kind=case", headers=as_("bob")).get_json()["entries"]
+    # Newest first: bob's close, alice's assign; opening the case is not an action.
+    assert [(e["actor"], e["action"], e["object_key"]) for e in entries] == [
+        ("bob", "update", str(case["case_id"])),
+        ("alice", "update", str(case["case_id"])),
+    ]
+    assert (entries[0]["before"]["status"], entries[0]["after"]["status"]) == ("assigned", "closed")
+    assert entries[0]["after"]["resolution"] == "fraud"
+    assert (entries[1]["before"]["assignee"], entries[1]["after"]["assignee"]) == (None, "bob")

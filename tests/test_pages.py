@@ -873,3 +873,50 @@ def test_a_shadow_rule_is_compared_with_live_then_promoted(site, database):
     }
     events = requests.get(base + "/is_fraud/8001", timeout=10).json()["events"]
     assert events == []
+
+
+def test_two_analysts_sign_in_by_name_and_their_reviews_say_who(serve, app_conn, browser, database):
+    """Named tokens (issue 18): each analyst's page asks for a token once and
+    shows who is signed in (name and role) in the bar at the top; a review
+    from the page is recorded under that name, and the Audit page lists it."""
+    from pgfraud.service import auth
+
+    store_history(app_conn)
+    secrets = {}
+    with db.connect(database.admin_url) as conn:
+        for name in ("alice", "bob"):
+            secrets[name] = auth.new_secret()
+            db.add_api_token(conn, name, "analyst", auth.digest(secrets[name]), "lead")
+        conn.commit()
+    base, _ = serve()  # no PGFRAUD_API_TOKEN: the named tokens close the service
+    for name, button in (("alice", "Confirm fraud"), ("bob", "False positive")):
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        problems = watch(page)
+        page.set_default_timeout(10_000)
+        page.goto(base + "/ui/alerts")
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_label("Token").fill(secrets[name])
+        dialog.get_by_role("button", name="Use token").click()
+        who = page.locator("#who")
+        who.wait_for()
+        assert who.inner_text() == f"Signed in as {name} analyst"
+        assert who.get_attribute("data-actor") == name
+        page.locator('tr[data-transaction-id="704"]').first.get_by_role(
+            "button", name=f"{button} on transaction 704"
+        ).click()
+        page.locator("#review-message", has_text="Transaction 704 marked").wait_for()
+        if name == "bob":
+            page.goto(base + "/ui/accounts/7")
+            rows = page.locator("#reviews tbody tr").all_inner_texts()
+            assert len(rows) == 2 and "bob" in rows[0] and "alice" in rows[1]
+            page.goto(base + "/ui/audit?object_kind=review")
+            actors = page.locator("#audit tbody td.actor").all_inner_texts()
+            assert actors == ["bob", "alice"]
+        context.close()
+        assert problems == []
+    reviews = db.get_account_reviews(app_conn, 7)
+    assert [(r["reviewer"], r["status"]) for r in reviews] == [
+        ("bob", "false_positive"),
+        ("alice", "confirmed_fraud"),
+    ]

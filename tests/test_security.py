@@ -40,6 +40,7 @@ PATH_VALUES = {
     "case_id": "1",
     "value": "1",
     "rule_id": "velocity",
+    "token_name": "nobody",
 }
 
 
