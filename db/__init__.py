@@ -1064,6 +1064,73 @@ def tune_rules(
     return loads_json(text)
 
 
+def _act_as(conn: psycopg.Connection, actor: str | None) -> None:
+    """Record the writes of this database transaction as made for ``actor``
+    (``pgfraud.actor``, transaction-local; read by SQL ``current_actor()``);
+    None leaves the setting as it is (the service's per-request actor, or the
+    login)."""
+    if actor is not None:
+        set_actor(conn, actor)
+
+
+def get_cases(
+    conn: psycopg.Connection,
+    status: str | None = None,
+    assignee: str | None = None,
+    account_id: int | None = None,
+    before: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Cases newest first (SQL ``get_cases``), filtered by status (open,
+    assigned, closed), assignee and account, with case_id below ``before``;
+    at most ``limit`` (1..10000). Each ``{case_id, account_id, status,
+    assignee, assigned_by, assigned_at, resolution, note, opened_at,
+    closed_at, closed_by, alert_count, transaction_count}``. Errors:
+    InvalidInput naming status or limit."""
+    with wrap_errors():
+        rows = conn.execute(
+            "SELECT c FROM get_cases(%s, %s, %s, %s, %s) AS c",
+            (status, assignee, account_id, before, limit),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def get_case(conn: psycopg.Connection, case_id: int) -> dict[str, Any]:
+    """One case with its alerts (SQL ``get_case``). Errors: CaseNotFound."""
+    with wrap_errors():
+        return conn.execute("SELECT get_case(%s)", (case_id,)).fetchone()[0]
+
+
+def assign_case(
+    conn: psycopg.Connection, case_id: int, assignee: str, actor: str | None = None
+) -> dict[str, Any]:
+    """Assign a case that is not closed to ``assignee`` (SQL ``assign_case``),
+    made for ``actor`` (None: current_actor()). Returns the case. Errors:
+    InvalidInput naming assignee, CaseNotFound, CaseConflict (closed)."""
+    with wrap_errors():
+        _act_as(conn, actor)
+        return conn.execute("SELECT assign_case(%s, %s)", (case_id, assignee)).fetchone()[0]
+
+
+def close_case(
+    conn: psycopg.Connection,
+    case_id: int,
+    resolution: str,
+    note: str = "",
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """Close a case as ``fraud`` or ``not_fraud`` (SQL ``close_case``), reviewing
+    its transactions (confirmed_fraud / false_positive) for ``actor`` (None:
+    current_actor()). Returns the case with ``reviewed`` (transactions
+    reviewed). Errors: InvalidInput naming resolution or note, CaseNotFound,
+    CaseConflict (already closed)."""
+    with wrap_errors():
+        _act_as(conn, actor)
+        return conn.execute(
+            "SELECT close_case(%s, %s, %s)", (case_id, resolution, note)
+        ).fetchone()[0]
+
+
 # -- actors, tokens and the audit trail (issue 18) ----------------------------
 
 

@@ -1313,6 +1313,43 @@ def list_show(list_name: str | None, as_json: bool):
         )
 
 
+# -- cases (issue 18, part 5) -------------------------------------------------------
+
+
+def _case_line(case: dict) -> str:
+    who = f"  assigned to {case['assignee']}" if case["assignee"] else ""
+    end = (
+        f"  {case['resolution']} by {case['closed_by']} at {case['closed_at']}"
+        if case["status"] == "closed"
+        else ""
+    )
+    return (
+        f"case {case['case_id']}  account {case['account_id']}  {case['status']}"
+        f"  {case['alert_count']} alert(s) on {case['transaction_count']} transaction(s)"
+        f"  opened {case['opened_at']}{who}{end}"
+    )
+
+
+def _on_cases(work, actor: str | None = None):
+    """work(conn) as the service's role in one transaction, committed, made for
+    ``actor`` (None: the command's --actor, your login name); refused input
+    one line and exit 2, another failure (no such case, a closed case) one
+    line and exit 1."""
+    try:
+        with config.database() as database:
+            ready(database)
+            with db.connect(database.app_url) as conn:
+                if actor is not None:
+                    db.set_actor(conn, actor)
+                result = work(conn)
+                conn.commit()
+    except InvalidInput as exc:
+        _bad_input(exc)
+    except PgfraudError as exc:
+        _fail(exc)
+    return result
+
+
 # -- named tokens and the audit trail (issue 18) ----------------------------------
 
 
@@ -1333,6 +1370,85 @@ def _owner_call(work):
     except PgfraudError as exc:
         _fail(exc)
     return result
+
+
+_ACTOR = click.option(
+    "--by", "actor", default=None, help="Who does it (default: --actor, your login name)."
+)
+
+
+@main.group(name="case")
+def case_group() -> None:
+    """Cases: an account's open alerts as one case, assigned and closed with a resolution."""
+
+
+@case_group.command(name="list")
+@click.option(
+    "--status",
+    type=click.Choice(["open", "assigned", "closed", "active"]),
+    help="Only these (active: open or assigned).",
+)
+@click.option("--assignee", default=None, help="Only the cases assigned to this name.")
+@click.option(
+    "--account", "account_id", type=click.IntRange(0, 2**63 - 1), help="Only this account."
+)
+@click.option(
+    "--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="How many."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def case_list(status, assignee, account_id, limit: int, as_json: bool) -> None:
+    """List cases, newest first."""
+    rows = _on_cases(
+        lambda conn: db.get_cases(
+            conn, status=status, assignee=assignee, account_id=account_id, limit=limit
+        )
+    )
+    for row in rows:
+        click.echo(db.dumps_json(row) if as_json else _case_line(row))
+
+
+@case_group.command(name="show")
+@click.argument("case_id", type=click.IntRange(0, 2**63 - 1))
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+def case_show(case_id: int, as_json: bool) -> None:
+    """Show a case and its alerts, oldest transaction first."""
+    case = _on_cases(lambda conn: db.get_case(conn, case_id))
+    if as_json:
+        click.echo(db.dumps_json(case, indent=2))
+        return
+    click.echo(_case_line(case))
+    if case["note"]:
+        click.echo(f"  note: {case['note']}")
+    for a in case["alerts"]:
+        gone = "" if a["raised"] else "  (no longer raised)"
+        click.echo(
+            f"  {a['timestamp']}  transaction {a['transaction_id']}  amount {a['amount']}"
+            f"  {a['rule_id']}  {a['review_status']}{gone}"
+        )
+
+
+@case_group.command(name="assign")
+@click.argument("case_id", type=click.IntRange(0, 2**63 - 1))
+@click.argument("assignee")
+@_ACTOR
+def case_assign(case_id: int, assignee: str, actor: str | None) -> None:
+    """Assign a case that is not closed to ASSIGNEE."""
+    case = _on_cases(lambda conn: db.assign_case(conn, case_id, assignee), actor)
+    click.echo(_case_line(case) + f" by {case['assigned_by']}")
+
+
+@case_group.command(name="close")
+@click.argument("case_id", type=click.IntRange(0, 2**63 - 1))
+@click.option(
+    "--resolution", required=True, type=click.Choice(["fraud", "not_fraud"]), help="The outcome."
+)
+@click.option("--note", default="", help="Why (at most 2,000 characters).")
+@_ACTOR
+def case_close(case_id: int, resolution: str, note: str, actor: str | None) -> None:
+    """Close a case: its transactions are reviewed (fraud: confirmed_fraud; not_fraud:
+    false_positive), so `pgfraud evaluate` counts them as labels."""
+    case = _on_cases(lambda conn: db.close_case(conn, case_id, resolution, note), actor)
+    click.echo(_case_line(case) + f"; {case['reviewed']} transaction(s) reviewed")
 
 
 @main.group(name="token")

@@ -15,6 +15,8 @@ PF003    transaction_conflict      409
 PF004    rule_not_found            404
 PF005    transaction_not_found     404
 PF006    list_not_found            404
+PF040    case_not_found            404
+PF041    case_conflict             409  (assigning or closing a closed case)
 40P01    database_conflict         503  (deadlock; retried first)
 40001    database_conflict         503  (serialization failure; retried first)
 58xxx    database_failed           503  (server system error, e.g. a library
@@ -128,6 +130,20 @@ class ListNotFound(PgfraudError):
     status = 404
 
 
+class CaseNotFound(PgfraudError):
+    """There is no case with that id."""
+
+    code = "case_not_found"
+    status = 404
+
+
+class CaseConflict(PgfraudError):
+    """The case is closed: it cannot be assigned or closed again."""
+
+    code = "case_conflict"
+    status = 409
+
+
 class DatabaseUnavailable(PgfraudError):
     """The database is not reachable or did not answer in time."""
 
@@ -206,6 +222,8 @@ SQLSTATE_ERRORS: dict[str, type[PgfraudError]] = {
     "PF004": RuleNotFound,
     "PF005": TransactionNotFound,
     "PF006": ListNotFound,
+    "PF040": CaseNotFound,
+    "PF041": CaseConflict,
 }
 
 

@@ -930,6 +930,53 @@ class Tune(BaseModel):
     candidates: Annotated[list[str], BeforeValidator(_parse_candidates)] | None = None
 
 
+# -- cases (issue 18, part 5) -------------------------------------------------------
+
+CASE_STATUSES = ("open", "assigned", "closed")
+RESOLUTIONS = ("fraud", "not_fraud")
+
+
+def _parse_case_status(value: Any) -> str:
+    if value not in (*CASE_STATUSES, "active"):
+        raise _error("must be open, assigned, closed or active (open or assigned)")
+    return value
+
+
+def _parse_resolution(value: Any) -> str:
+    if value not in RESOLUTIONS:
+        raise _error("must be fraud or not_fraud")
+    return value
+
+
+class CaseQuery(BaseModel):
+    """Filters and paging of cases (GET /cases query parameters, ``pgfraud case list``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: Annotated[str, BeforeValidator(_parse_case_status)] | None = None
+    assignee: Annotated[str, BeforeValidator(_parse_text(200, 1))] | None = None
+    account_id: Id | None = None
+    before: Id | None = None
+    limit: Annotated[int, BeforeValidator(_parse_limit(1000))] = 100
+
+
+class CaseAssign(BaseModel):
+    """Who works a case (POST /cases/<id>/assign body)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    assignee: Annotated[str, BeforeValidator(_parse_text(200, 1))]
+
+
+class CaseClose(BaseModel):
+    """How a case ends (POST /cases/<id>/close body)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resolution: Annotated[str, BeforeValidator(_parse_resolution)]
+    note: Annotated[str, BeforeValidator(_parse_text(2000))] = ""
+
+
 class ShadowStart(BaseModel):
     """A shadow of a rule (PUT /rules/<rule_id>/shadow body): candidate parameters,
     each a number, merged over the live ones (``{}`` or absent: the rule as it is)."""

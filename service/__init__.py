@@ -54,7 +54,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from pgfraud.config import rule_change_timeout_ms
 from pgfraud.errors import ConfigurationError
-from pgfraud.service import auth, database, errors, pages, routes
+from pgfraud.service import auth, cases, database, errors, pages, routes
 
 
 def _env_int(name: str, default: int, low: int, high: int) -> int:
@@ -170,6 +170,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     app.register_blueprint(routes.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(cases.bp)
     auth.check_routes(app)  # a view that does not say who may call it is refused here
     hops = int(app.config["TRUSTED_PROXIES"])
     if hops:  # believe this many proxies' X-Forwarded-* headers, and no more

@@ -133,6 +133,9 @@ def openapi_document(access: dict[tuple[str, str], Access] | None = None) -> dic
     document["components"]["schemas"].update(_DECISION_SCHEMAS)
     for path, operations in _decision_paths().items():
         document["paths"].setdefault(path, {}).update(operations)
+    document["components"]["schemas"].update(_CASE_SCHEMAS)
+    for path, operations in _case_paths().items():
+        document["paths"].setdefault(path, {}).update(operations)
     for path, operations in _browser_paths(account_param).items():
         document["paths"].setdefault(path, {}).update(operations)
     for path, operations in _shadow_paths().items():
@@ -1206,6 +1209,135 @@ def _decision_paths() -> dict[str, Any]:
                     "400": _error("bad id"),
                     "401": _error("token required"),
                     "404": _error("no such list, or the id is not on it"),
+                },
+            }
+        },
+    }
+
+
+# -- cases (issue 18, part 5) ----------------------------------------------------------
+
+_CASE_STATUS = {"enum": ["open", "assigned", "closed"]}
+_CASE_TIME = {"type": ["string", "null"], "format": "date-time"}
+_CASE_PROPERTIES: dict[str, Any] = {
+    "case_id": _ID,
+    "account_id": _ID,
+    "status": _CASE_STATUS,
+    "assignee": {"type": ["string", "null"]},
+    "assigned_by": {"type": ["string", "null"]},
+    "assigned_at": _CASE_TIME,
+    "resolution": {"enum": ["fraud", "not_fraud", None]},
+    "note": {"type": "string"},
+    "opened_at": {"type": "string", "format": "date-time"},
+    "closed_at": _CASE_TIME,
+    "closed_by": {"type": ["string", "null"]},
+    "alert_count": {"type": "integer"},
+    "transaction_count": {"type": "integer"},
+}
+_CASE_SCHEMAS: dict[str, Any] = {
+    "Case": {
+        "type": "object",
+        "description": "an account's open alerts as one case; closing it reviews its transactions",
+        "properties": _CASE_PROPERTIES,
+    },
+    "CaseAssignIn": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["assignee"],
+        "properties": {
+            "assignee": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 200,
+                "pattern": "^[^\\x00]*\\S[^\\x00]*$",
+            }
+        },
+    },
+    "CaseCloseIn": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["resolution"],
+        "properties": {
+            "resolution": {"enum": ["fraud", "not_fraud"]},
+            "note": {"type": "string", "maxLength": 2000, "pattern": "^[^\\x00]*$"},
+        },
+    },
+}
+
+
+def _case_paths() -> dict[str, Any]:
+    """Cases: list, one, assign, close (an analyst's token for the writes)."""
+    case_param = {"name": "case_id", "in": "path", "required": True, "schema": _ID}
+    write_answers = {
+        "400": _error("invalid field"),
+        "404": _error("no such case"),
+        "409": _error("the case is closed"),
+        "415": _error("Content-Type is not application/json"),
+    }
+    return {
+        "/cases": {
+            "get": {
+                "summary": "Cases, newest first",
+                "parameters": [
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"enum": ["open", "assigned", "closed", "active"]},
+                        "description": "active: open or assigned",
+                    },
+                    {
+                        "name": "assignee",
+                        "in": "query",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    },
+                    {"name": "account_id", "in": "query", "schema": _ID},
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "schema": _ID,
+                        "description": "the cursor in next: a case_id",
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "{count, cases: [Case], next}"},
+                    "400": _error("bad parameter"),
+                },
+            }
+        },
+        "/cases/{case_id}": {
+            "get": {
+                "summary": "One case with its alerts",
+                "parameters": [case_param],
+                "responses": {
+                    "200": {
+                        "description": "the Case with alerts: [{transaction_id, rule_id, ...}]"
+                    },
+                    "400": _error("bad id"),
+                    "404": _error("no such case"),
+                },
+            }
+        },
+        "/cases/{case_id}/assign": {
+            "post": {
+                "summary": "Assign a case that is not closed to someone",
+                "parameters": [case_param],
+                "requestBody": _body("CaseAssignIn"),
+                "responses": {"200": _json("Case", "the case"), **write_answers},
+            }
+        },
+        "/cases/{case_id}/close": {
+            "post": {
+                "summary": "Close a case as fraud or not_fraud, reviewing its transactions",
+                "parameters": [case_param],
+                "requestBody": _body("CaseCloseIn"),
+                "responses": {
+                    "200": _json("Case", "the closed case, with reviewed"),
+                    **write_answers,
                 },
             }
         },

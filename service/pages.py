@@ -7,7 +7,7 @@ itself (reviews, rule changes, backtests), so psql, HTTP and the page agree.
 
 Pages: ``/`` (the alert queue for browsers; JSON index for other clients),
 ``/ui/alerts``, ``/ui/accounts/<id>`` (or ``/ui/accounts?account_id=``),
-``/ui/rules``, ``/ui/evaluation``, ``/ui/overview``. A failure renders as a
+``/ui/rules``, ``/ui/evaluation``, ``/ui/overview``, ``/ui/cases``. A failure renders as a
 page with a message (never a stack trace); a database that is down renders
 a banner, and the page reloads itself when /health answers again.
 """
@@ -31,6 +31,7 @@ from pgfraud.service.openapi import RULE_PARAMETERS
 from pgfraud.wire import (
     AlertQuery,
     AuditQuery,
+    CaseQuery,
     Timestamp,
     format_alert_cursor,
     format_history_cursor,
@@ -45,6 +46,7 @@ from pgfraud.wire import (
 bp = Blueprint("pages", __name__)
 
 QUEUE_PAGE = 50  # alerts per page of the queue
+CASES_PAGE = 20  # cases per page of the case queue
 HISTORY_PAGE = 50  # transactions per page of an account's table
 CHART_POINTS = 2000  # an account's latest transactions drawn in its chart
 REVIEW_STATUSES = ("unreviewed", "confirmed_fraud", "false_positive")
@@ -280,8 +282,41 @@ def overview():
     return _render("overview.html", data=data)
 
 
+@bp.get("/ui/cases")
+@requires(READ)
+def cases():
+    """The queue worked by case (SQL ``get_cases``, ``get_case``): the cases that
+    match the form (status, assignee, account; default the ones not closed,
+    newest first), each with its alerts, to assign or close from the page
+    (POST /cases/<id>/assign, /close, by static/cases.js)."""
+    args = _form_args()
+    status = args.get("status", "active")
+    context: dict[str, Any] = {"args": args, "cases": [], "older": None, "status": status}
+    try:
+        # "any" (every case) is no filter; the page's default is the cases to work.
+        filters = {k: v for k, v in args.items() if k != "status"}
+        if status != "any":
+            filters["status"] = status
+        query = parse_model(CaseQuery, {**filters, "limit": str(CASES_PAGE + 1)})
+        with transaction() as conn:
+            rows = db.get_cases(
+                conn,
+                status=query.status,
+                assignee=query.assignee,
+                account_id=query.account_id,
+                before=query.before,
+                limit=query.limit,
+            )
+            shown = [db.get_case(conn, r["case_id"]) for r in rows[:CASES_PAGE]]
+    except PgfraudError as exc:
+        return _failure("cases.html", exc, **context)
+    if len(rows) > CASES_PAGE:
+        context["older"] = "?" + urlencode({**args, "before": rows[CASES_PAGE - 1]["case_id"]})
+    return _render("cases.html", **{**context, "cases": shown})
+
+
 AUDIT_PAGE = 50  # entries per page of the audit trail
-AUDIT_KINDS = ("rule", "shadow_rule", "policy", "list", "list_entry", "review", "token")
+AUDIT_KINDS = ("rule", "shadow_rule", "policy", "list", "list_entry", "review", "token", "case")
 
 
 def _changed(entry: dict[str, Any]) -> list[tuple[str, Any, Any]]:

@@ -37,6 +37,7 @@ PATH_VALUES = {
     "account_id": "1",
     "transaction_id": "1",
     "list_name": "risky_merchants",
+    "case_id": "1",
     "value": "1",
     "rule_id": "velocity",
     "token_name": "nobody",

@@ -120,3 +120,9 @@ CREATE OR REPLACE TRIGGER shadow_rules_audit
 CREATE OR REPLACE TRIGGER api_tokens_audit
     AFTER INSERT OR UPDATE OR DELETE ON api_tokens
     FOR EACH ROW EXECUTE FUNCTION audit_change('token', 'token_name', 'omit:secret_sha256');
+-- Case actions (assign, close; a psql UPDATE or DELETE too). A case opened
+-- by the alerts trigger is not an action: not recorded, so the store path
+-- pays nothing for the audit trail.
+CREATE OR REPLACE TRIGGER cases_audit
+    AFTER UPDATE OR DELETE ON cases
+    FOR EACH ROW EXECUTE FUNCTION audit_change('case', 'case_id');

@@ -1,0 +1,39 @@
+-- _case_json(p_case cases) -> jsonb
+--
+-- A case as the API shows it: {case_id, account_id, status (open, assigned,
+-- closed), assignee, assigned_by, assigned_at, resolution (fraud,
+-- not_fraud; null until closed), note, opened_at, closed_at, closed_by,
+-- alert_count (how many alerts it holds), transaction_count (how many distinct
+-- transactions they are on)}; times ISO 8601 UTC with milliseconds and Z,
+-- null when not set. Raises nothing.
+CREATE OR REPLACE FUNCTION _case_json(p_case cases)
+RETURNS jsonb
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT jsonb_build_object(
+        'case_id', p_case.case_id,
+        'account_id', p_case.account_id,
+        'status', p_case.status,
+        'assignee', p_case.assignee,
+        'assigned_by', p_case.assigned_by,
+        'assigned_at', to_char(p_case.assigned_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        'resolution', p_case.resolution,
+        'note', p_case.note,
+        'opened_at', to_char(p_case.opened_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        'closed_at', to_char(p_case.closed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        'closed_by', p_case.closed_by,
+        'alert_count', k.alerts,
+        'transaction_count', k.transactions)
+    FROM (
+        SELECT count(*) AS alerts, count(DISTINCT ca.transaction_id) AS transactions
+        FROM case_alerts AS ca
+        WHERE ca.account_id = p_case.account_id AND ca.case_id = p_case.case_id
+    ) AS k;
+$$;
+
+COMMENT ON FUNCTION _case_json(cases) IS
+    'A case as JSON: case_id, account_id, status, assignee, assigned_by/at, resolution, note, opened_at, closed_at/by, alert_count, transaction_count.';
+
+REVOKE ALL ON FUNCTION _case_json(cases) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _case_json(cases) TO pgfraud_app, pgfraud_readonly;
