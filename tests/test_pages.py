@@ -1111,7 +1111,7 @@ def test_an_owner_changes_scores_thresholds_and_lists_on_the_rules_page(
     assert entry.locator("td").all_inner_texts()[:3] == [
         "42",
         "breach reported by the acquirer",
-        "pgfraud_service",
+        "default",  # who added it: the actor, PGFRAUD_API_TOKEN's name (issue 18)
     ]
     assert entry.locator("td").nth(4).inner_text() == "2099-01-01T00:00:00.000Z"
     # A payment there declines, naming the entry.
