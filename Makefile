@@ -66,7 +66,6 @@ seed: install ## Add N (default 10000) generated transactions to the database, b
 	$(BIN)/pgfraud migrate
 	$(BIN)/pgfraud generate --to copy --append --num-transactions $(N) --seed $(SEED) \
 		--labels .pgfraud/labels-$(SEED).csv
-	$(BIN)/pgfraud load-labels .pgfraud/labels-$(SEED).csv
 
 test: install browser ## Run the tests against a throwaway PostgreSQL
 	$(BIN)/pytest -q

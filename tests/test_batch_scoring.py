@@ -46,6 +46,9 @@ def batch(conn, *args):
 
 def test_the_read_of_alerts_equals_the_rules_from_scratch_on_generated_data(app_conn, admin_conn):
     admin_conn.execute("SELECT set_rule('compromised_merchant', true, NULL)")
+    # The rules off by default since migration 0022, on: every rule is exercised.
+    admin_conn.execute("SELECT set_rule('amount_spike', true, NULL)")
+    admin_conn.execute("SELECT set_rule('new_merchant_run', true, NULL)")
     db.add_rule(admin_conn, "big_in_an_hour", "amount > 2 * prior_average AND count_1h >= 1")
     admin_conn.execute("SELECT set_rule('big_in_an_hour', true, NULL)")
     admin_conn.commit()
@@ -143,6 +146,9 @@ def test_batches_stored_at_once_out_of_time_order_give_the_same_alerts(
     arrives late), then batch 3: the alerts equal the rules from scratch,
     and equal storing the three in order would have given."""
     admin_conn.execute("SELECT set_rule('compromised_merchant', true, NULL)")
+    # The rules off by default since migration 0022, on: every rule is exercised.
+    admin_conn.execute("SELECT set_rule('amount_spike', true, NULL)")
+    admin_conn.execute("SELECT set_rule('new_merchant_run', true, NULL)")
     admin_conn.commit()
     generated = list(generate_transactions(Settings(num_transactions=1500, accounts=15, seed=5)))
     records = [

@@ -20,7 +20,7 @@ from pgfraud import db
 from pgfraud.cli import main
 from pgfraud.errors import InvalidInput
 
-LIVE = {  # the defaults of migrations 0007 and 0009
+LIVE = {  # the defaults of migrations 0007, 0009 and 0022
     "amount_spike": {"min_history": 3, "multiplier": 5, "window_days": 0},
     "below_average": {"factor": Decimal("0.05"), "min_history": 5, "window_days": 0},
     "compromised_merchant": {
@@ -30,7 +30,7 @@ LIVE = {  # the defaults of migrations 0007 and 0009
         "min_fraud_share": Decimal("0.5"),
     },
     "large_amount": {"threshold": 10000},
-    "new_merchant_large": {"multiplier": 2, "min_history": 5, "unused_days": 30},
+    "new_merchant_large": {"multiplier": 10, "min_history": 5, "unused_days": 30},
     "new_merchant_run": {
         "multiplier": Decimal("1.2"),
         "max_run": 4,

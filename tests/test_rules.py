@@ -97,7 +97,9 @@ def test_first_transaction_fires_no_history_rule_and_nothing_is_null(app_conn):
     assert db.is_fraud(app_conn, 3) == []
 
 
-def test_no_column_is_null_when_rules_fire(app_conn):
+def test_no_column_is_null_when_rules_fire(app_conn, admin_conn):
+    # amount_spike is off by default since 0022: on here, at its parameters.
+    admin_conn.execute("UPDATE rules SET enabled = true WHERE rule_id = 'amount_spike'")
     store(
         app_conn,
         # 1.00 < 0.9 x 100; 20000 > 5 x avg(100, 1, 50) and >= 10,000; gaps of 1 s.

@@ -451,3 +451,50 @@ def test_labels_count_for_compromised_merchant_only_from_when_they_were_known(
     else:
         assert result["chosen"] == {}
         assert result["search"]["steps"] == []
+
+
+def test_no_known_fraud_in_training_is_refused_by_cli_and_http(
+    database, app_conn, admin_conn, monkeypatch
+):
+    """A training period with no known fraud: exit 2 naming --train-from, 400
+    naming train_from; an empty validation period over HTTP: 400 naming
+    valid_to. The rules stay as they were."""
+    from pgfraud.service import create_app
+    from pgfraud.service.database import close_pool
+    from pgfraud.service.feed import stop_listener
+
+    setup_data(app_conn, admin_conn)
+    admin_conn.execute("DELETE FROM fraud_labels WHERE transaction_id < 21")
+    admin_conn.commit()
+    before = admin_conn.execute("SELECT active_rule_parameters()").fetchone()[0]
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    result = CliRunner().invoke(main, ["tune", *ARGS, "--max-alerts-per-1000", "10", "--apply"])
+    assert result.exit_code == 2, result.output
+    assert "--train-from" in result.output and "no known fraud" in result.output
+    assert "Traceback" not in result.output
+    app = create_app({"TESTING": True, "DATABASE_URL": database.app_url, "API_TOKEN": "s3cret"})
+    try:
+        client = app.test_client()
+        auth = {"Authorization": "Bearer s3cret"}
+        body = {
+            "train_from": "2024-01-01T00:00:00Z",
+            "train_to": "2024-02-01T00:00:00Z",
+            "valid_from": "2024-02-01T00:00:00Z",
+            "valid_to": "2024-03-01T00:00:00Z",
+            "max_alerts_per_1000": 10,
+        }
+        response = client.post("/tune", json=body, headers=auth)
+        assert response.status_code == 400, response.get_json()
+        assert response.get_json()["error"]["field"] == "train_from"
+        admin_conn.execute(
+            "INSERT INTO fraud_labels (transaction_id, scenario) VALUES (1, 'stolen_card')"
+        )
+        admin_conn.commit()
+        empty = {**body, "valid_from": "2024-06-01T00:00:00Z", "valid_to": "2024-07-01T00:00:00Z"}
+        response = client.post("/tune", json=empty, headers=auth)
+        assert response.status_code == 400, response.get_json()
+        assert response.get_json()["error"]["field"] == "valid_to"
+    finally:
+        stop_listener(app)
+        close_pool(app)
+    assert admin_conn.execute("SELECT active_rule_parameters()").fetchone()[0] == before
