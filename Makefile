@@ -93,6 +93,8 @@ bench: install ## Measure the data paths against psql/pgbench and a peer (BENCH_
 		&& { apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; }; } \
 		|| echo "wrk not found (as root: apt-get install wrk): no HTTP figures"
 	$(BIN)/python -m benchmarks
+	@# What one shadow rule adds to a single POST's p50/p99 (docs/performance.md).
+	$(BIN)/python -m benchmarks.shadow_cost
 
 lint: install ## ruff check and format check
 	$(BIN)/ruff check .
