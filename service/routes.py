@@ -62,6 +62,7 @@ from pgfraud.wire import (
     format_history_cursor,
     format_timestamp,
     loads_json,
+    parse_backtest_policy,
     parse_event_cursor,
     parse_feed_position,
     parse_history_cursor,
@@ -634,18 +635,31 @@ def evaluate():
     (the whole set of rules to run, each with the parameters it changes,
     merged over its live ones as PATCH /rules merges them: ``{}`` runs a rule
     as it is, a user's rule included; absent: the enabled rules), ``"from"``,
-    ``"to"`` (transaction time [from, to), ISO 8601 or epoch ms)}. 200
-    ``{"results": [{rule_id, scenario, labelled, flagged, true_positives,
-    precision_ratio, recall_ratio, transactions, flagged_per_1000}]}``, ratios
-    as decimal strings or null; 400 naming the bad field; 415 unless JSON.
+    ``"to"`` (transaction time [from, to), ISO 8601 or epoch ms), ``"policy"``:
+    a candidate decision policy ``{review_threshold, decline_threshold,
+    default_score, rule_scores: {rule_id: int}}`` merged over the policy in
+    force, checked as PUT /policy checks it (absent: the policy in force)}.
+    200 ``{"results": [{rule_id, scenario, labelled, flagged, true_positives,
+    precision_ratio, recall_ratio, transactions, flagged_per_1000}],
+    "decisions": {"policy": {based_on, review_threshold, decline_threshold,
+    default_score, rule_scores}, "outcomes": [{outcome (approve, review,
+    decline, review_or_decline), transactions, per_1000, overruled,
+    labelled, fraud, precision_ratio, recall_ratio}]}}`` (SQL
+    ``evaluate_decisions``: the rules and policy deciding each transaction,
+    lists as in force at its time), ratios as decimal strings or null; 400
+    naming the bad field (``policy.<field>`` for the policy); 404
+    (rule_not_found) for a score of an unknown rule; 415 unless JSON.
     """
     body = _json_body()
     if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object with rules, from and to")
+        raise InvalidInput("the body must be a JSON object with rules, policy, from and to")
     query = parse_model(Backtest, body)
+    policy = parse_backtest_policy(query.policy)
     with heavy_transaction("backtest") as conn:
         rows = db.backtest_rules(conn, query.rules, query.from_, query.to)
-    return jsonify({"results": backtest_json(rows)})
+        measured = db.evaluate_decisions(conn, query.rules, policy, query.from_, query.to)
+    decisions = {"policy": measured["policy"], "outcomes": backtest_json(measured["outcomes"])}
+    return jsonify({"results": backtest_json(rows), "decisions": decisions})
 
 
 @bp.post("/tune")
