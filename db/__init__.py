@@ -56,14 +56,37 @@ CONSTRAINT_FIELDS = {
 }
 
 
+# Who the writes of this process's connections are made for (`pgfraud
+# --actor`): set for one command by the CLI (set_session_actor), None for
+# everything else (the service names its caller per database transaction).
+_session_actor: str | None = None
+
+
+def set_session_actor(actor: str | None) -> None:
+    """Make ``actor`` the ``pgfraud.actor`` of every connection :func:`connect`
+    opens from now (None: none, the login is the actor). The CLI sets it for
+    one command (``--actor``) and clears it after."""
+    global _session_actor
+    _session_actor = actor
+
+
+def _option_value(value: str) -> str:
+    """``value`` escaped for libpq's ``options`` (backslash before a space or backslash)."""
+    return value.replace("\\", "\\\\").replace(" ", "\\ ")
+
+
 def connect(url: str, **kwargs: Any) -> psycopg.Connection:
-    """A psycopg connection to ``url`` (libpq URL), UTC session time zone.
+    """A psycopg connection to ``url`` (libpq URL), UTC session time zone, and
+    the session actor (:func:`set_session_actor`) as ``pgfraud.actor``.
 
     Errors: DatabaseUnavailable when the server cannot be reached;
     ConfigurationError for a malformed URL. Neither quotes a password.
     """
+    options = "-c timezone=UTC"
+    if _session_actor:
+        options += f" -c pgfraud.actor={_option_value(_session_actor)}"
     try:
-        return psycopg.connect(url, options="-c timezone=UTC", **kwargs)
+        return psycopg.connect(url, options=options, **kwargs)
     except psycopg.ProgrammingError as exc:  # a malformed URL
         message = redact(_first_line(exc))
         raise ConfigurationError(f"the database URL is not valid: {message}") from None
@@ -852,6 +875,59 @@ def change_rule(
         ).fetchone()
 
 
+# -- rule versions and shadow rules (issue 18) -------------------------------
+
+
+def get_rule_versions(conn: psycopg.Connection, rule_id: str) -> list[dict[str, Any]]:
+    """Every version of a rule, newest first (SQL ``get_rule_versions``): rule_id,
+    version, enabled, parameters, expression, description, valid_from, actor.
+    Errors: RuleNotFound when the rule has no version (never existed)."""
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM get_rule_versions(%s)", (rule_id,)).fetchall()
+
+
+def shadow_rule(
+    conn: psycopg.Connection, rule_id: str, parameters: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Put a rule in shadow with candidate parameters merged over its live ones (SQL
+    ``shadow_rule``), in the caller's transaction; a shadow already there starts
+    again. Returns rule_id, parameters (the whole set), live_version,
+    started_at, started_by. Errors: RuleNotFound, InvalidInput (the validator's
+    message naming rule and parameter, as for a live change)."""
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM shadow_rule(%s, %s::jsonb)",
+            (rule_id, _json_numbers(parameters) if parameters is not None else None),
+        ).fetchone()
+
+
+def promote_shadow_rule(conn: psycopg.Connection, rule_id: str) -> dict[str, Any]:
+    """Make a rule's shadow live (SQL ``promote_shadow_rule``: switched on with the
+    shadow's parameters, the history re-scored as any rule change) and remove the
+    shadow. Returns the rule: rule_id, enabled, parameters, description,
+    expression. Errors: RuleNotFound when the rule has no shadow."""
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM promote_shadow_rule(%s)", (rule_id,)).fetchone()
+
+
+def drop_shadow_rule(conn: psycopg.Connection, rule_id: str) -> dict[str, Any]:
+    """End a rule's shadow (SQL ``drop_shadow_rule``); its shadow alerts go. Returns
+    the removed shadow. Errors: RuleNotFound when the rule has no shadow."""
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM drop_shadow_rule(%s)", (rule_id,)).fetchone()
+
+
+def compare_shadow_rules(conn: psycopg.Connection, rule_id: str | None = None) -> list[dict]:
+    """Shadow against live per shadow rule (SQL ``compare_shadow_rules``) over the
+    transactions stored since it started: rule_id, live_enabled, live_version,
+    live_parameters, shadow_parameters, started_at, started_by, transactions,
+    labelled, live_alerts, shadow_alerts, live_per_1000, shadow_per_1000 (Decimal,
+    2 places), live_true_positives, shadow_true_positives, live_precision,
+    live_recall, shadow_precision, shadow_recall (Decimal, 4 places, or None)."""
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM compare_shadow_rules(%s)", (rule_id,)).fetchall()
+
+
 # -- decisions, policy and lists (issue 17) ----------------------------------
 
 
@@ -992,3 +1068,85 @@ def tune_rules(
             (*periods, max_alerts_per_1000, min_precision, candidates),
         ).fetchone()[0]
     return loads_json(text)
+
+
+# -- actors, tokens and the audit trail (issue 18) ----------------------------
+
+
+def set_actor(conn: psycopg.Connection, actor: str) -> None:
+    """Name ``actor`` as who the writes of the caller's open database transaction
+    are made for (``pgfraud.actor``, SET LOCAL: read by SQL ``current_actor``;
+    it ends with the transaction)."""
+    with wrap_errors():
+        conn.execute("SELECT set_config('pgfraud.actor', %s, true)", (actor,))
+
+
+def add_api_token(
+    conn: psycopg.Connection,
+    token_name: str,
+    role: str,
+    secret_sha256: bytes,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """Store a named token's name, role (analyst or owner) and the SHA-256
+    digest of its secret (SQL ``add_api_token``). Returns ``{token_name,
+    role, created_by, created_at, revoked_by, revoked_at}``. Errors:
+    InvalidInput naming token_name (malformed, "default", in use) or role."""
+    with wrap_errors():
+        return conn.execute(
+            "SELECT add_api_token(%s, %s, %s, %s)", (token_name, role, secret_sha256, actor)
+        ).fetchone()[0]
+
+
+def revoke_api_token(
+    conn: psycopg.Connection, token_name: str, actor: str | None = None
+) -> dict[str, Any]:
+    """Revoke the live token ``token_name`` (SQL ``revoke_api_token``); returns
+    it as :func:`add_api_token`. Errors: InvalidInput naming token_name when
+    no live token has that name."""
+    with wrap_errors():
+        return conn.execute("SELECT revoke_api_token(%s, %s)", (token_name, actor)).fetchone()[0]
+
+
+def get_api_tokens(conn: psycopg.Connection, include_revoked: bool = False) -> list[dict]:
+    """The named tokens without secrets (SQL ``get_api_tokens``), live ones
+    unless ``include_revoked``: ``[{token_name, role, created_by,
+    created_at, revoked_by, revoked_at}]``."""
+    with wrap_errors():
+        return conn.execute("SELECT get_api_tokens(%s)", (include_revoked,)).fetchone()[0]
+
+
+def get_api_token_digests(conn: psycopg.Connection) -> list[tuple[str, str, bytes | None]]:
+    """(name, role, SHA-256 digest) of every named token (SQL
+    ``get_api_token_digests``), what the service checks bearer tokens
+    against; the digest is None for a revoked token."""
+    with wrap_errors():
+        rows = conn.execute(
+            "SELECT token_name, role, secret_sha256 FROM get_api_token_digests()"
+        ).fetchall()
+    return [(name, role, bytes(d) if d is not None else None) for name, role, d in rows]
+
+
+def get_audit(
+    conn: psycopg.Connection,
+    *,
+    actor: str | None = None,
+    object_kind: str | None = None,
+    object_key: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    before: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """The audit trail newest first (SQL ``get_audit``): dicts with audit_id,
+    at (datetime), actor, action (insert, update, delete), object_kind,
+    object_key, before, after (the row as a dict, or None), alerts_added,
+    alerts_removed (int, or None when the change re-scored nothing).
+    Filters (None: any): actor, object kind and key, time of the change in
+    [start, end); ``before``: only audit_id below it (the next page).
+    Errors: InvalidInput naming limit (outside 1..10000)."""
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM get_audit(%s, %s, %s, %s, %s, %s, %s)",
+            (actor, object_kind, start, end, before, limit, object_key),
+        ).fetchall()

@@ -8,6 +8,7 @@ until Ctrl-C).
 
 from __future__ import annotations
 
+import getpass
 import ipaddress
 import os
 import secrets
@@ -98,14 +99,40 @@ class _Group(click.Group):
         try:
             return one_line_errors(super().invoke)(ctx)
         finally:
+            db.set_session_actor(None)
             if ours:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _login_user() -> str | None:
+    """The operating system's name of the user running the command (None when
+    it has none, as in a container without a passwd entry)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return None
+
+
+def _check_actor(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not 1 <= len(value.strip()) <= 200:
+        click.echo("error: --actor must be 1 to 200 characters", err=True)
+        sys.exit(2)
+    return value.strip() if value else _login_user()
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pgfraud")
-def main() -> None:
+@click.option(
+    "--actor",
+    envvar="PGFRAUD_ACTOR",
+    default=None,
+    callback=_check_actor,
+    help="Who the command's changes are made for, recorded in reviews and the audit trail"
+    " (default: your login name).",
+)
+def main(actor: str | None) -> None:
     """pgfraud: fraud rules as SQL functions in PostgreSQL, with an HTTP API and a generator."""
+    db.set_session_actor(actor)
 
 
 @main.command()
@@ -627,15 +654,20 @@ def _alert_line(alert: dict, as_json: bool) -> str:
         for k, v in alert.items()
         if k not in ("event_id", "parameters")
     }
-    for key in ("alert_id", "transaction_id", "account_id"):
-        values[key] = alert[key]
+    # The rule versions (issue 18) as numbers, the raised version's parameters as JSON.
+    for key in ("alert_id", "transaction_id", "account_id", "rule_version", "raised_rule_version"):
+        if key in alert:
+            values[key] = alert[key]
+    if "raised_parameters" in alert:
+        values["raised_parameters"] = alert["raised_parameters"]
     if as_json:
         import json
 
-        return json.dumps({"timestamp": values.pop("ts"), **values})
+        return json.dumps({"timestamp": values.pop("ts"), **values}, default=str)
+    version = f" (rule version {alert['rule_version']})" if "rule_version" in alert else ""
     return (
         f"{values['ts']}  account {alert['account_id']}  transaction {alert['transaction_id']}"
-        f"  amount {values['amount']}  {alert['rule_id']}: {alert['reason']}"
+        f"  amount {values['amount']}  {alert['rule_id']}{version}: {alert['reason']}"
     )
 
 
@@ -718,7 +750,7 @@ def alerts(account_id, rule_id, review_status, limit: int, follow: bool, as_json
     help="The decision.",
 )
 @click.option("--note", default="", help="Why (at most 2,000 characters).")
-@click.option("--reviewer", default=None, help="Who decided (default: the database login).")
+@click.option("--reviewer", default=None, help="Who decided (default: --actor, your login name).")
 def review(transaction_id: int, status: str, note: str, reviewer: str | None) -> None:
     """Record an analyst's decision on a stored transaction; `pgfraud evaluate`
     then counts it as a label (confirmed_fraud) or as not fraud (false_positive)."""
@@ -857,6 +889,153 @@ def rule_disable(rule_id: str) -> None:
     _switch_rule(rule_id, False)
 
 
+# -- rule versions and shadow rules (issue 18) ---------------------------------------
+
+
+def _ratio(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def _shadow_lines(row: dict) -> list[str]:
+    from pgfraud.wire import format_timestamp
+
+    live_state = "on" if row["live_enabled"] else "off"
+    return [
+        f"{row['rule_id']}: shadow {db.dumps_json(row['shadow_parameters'], sort_keys=True)}"
+        f" since {format_timestamp(row['started_at'])} by {row['started_by']};"
+        f" live ({live_state}, version {row['live_version']})"
+        f" {db.dumps_json(row['live_parameters'], sort_keys=True)}",
+        f"  {row['transactions']} transactions since, {row['labelled']} known fraud",
+        f"  live:   {row['live_alerts']} alerts ({_ratio(row['live_per_1000'])} per 1,000),"
+        f" precision {_ratio(row['live_precision'])}, recall {_ratio(row['live_recall'])}",
+        f"  shadow: {row['shadow_alerts']} alerts ({_ratio(row['shadow_per_1000'])} per 1,000),"
+        f" precision {_ratio(row['shadow_precision'])}, recall {_ratio(row['shadow_recall'])}",
+    ]
+
+
+@rule_group.command(name="shadow")
+@click.argument("rule_id")
+@click.argument("assignments", nargs=-1, metavar="[NAME=VALUE]...")
+def rule_shadow(rule_id: str, assignments: tuple[str, ...]) -> None:
+    """Run RULE_ID in shadow with candidate parameters, like
+    `pgfraud rule shadow large_amount threshold=15000` (merged over the live
+    ones; none: the rule as it is, e.g. one that is off): from now on each
+    stored transaction is also scored with them, into shadow alerts that
+    neither is_fraud, the decisions nor the queue show. Compare with
+    `pgfraud rule shadows`; then `pgfraud rule promote RULE_ID` or
+    `pgfraud rule drop-shadow RULE_ID`. A bad name or value changes nothing:
+    one line naming the parameter, exit 2.
+    """
+    parameters = _assignments(rule_id, assignments)
+    try:
+        with config.existing_database() as database:
+            ready(database)
+            with db.connect(database.admin_url) as conn:
+                row = db.shadow_rule(conn, rule_id, parameters)
+                conn.commit()
+    except (InvalidInput, RuleNotFound) as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    except PgfraudError as exc:
+        _fail(exc)
+    click.echo(
+        f"rule {row['rule_id']} in shadow: {db.dumps_json(row['parameters'], sort_keys=True)}"
+        f" (live version {row['live_version']}); new transactions are scored by it"
+    )
+
+
+@rule_group.command(name="shadows")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def rule_shadows(as_json: bool) -> None:
+    """Compare each shadow rule with its live rule over the transactions stored
+    since the shadow started: alerts (and per 1,000), precision and recall on the
+    labels known so far ('-': nothing to divide by)."""
+    try:
+        with config.existing_database() as database:
+            ready(database)
+            with db.connect(database.app_url, autocommit=True) as conn:
+                rows = db.compare_shadow_rules(conn)
+    except PgfraudError as exc:
+        _fail(exc)
+    if not rows and not as_json:
+        click.echo("no rule is in shadow")
+    for row in rows:
+        if as_json:
+            from pgfraud.wire import format_timestamp
+
+            click.echo(db.dumps_json({**row, "started_at": format_timestamp(row["started_at"])}))
+        else:
+            click.echo("\n".join(_shadow_lines(row)))
+
+
+@rule_group.command(name="promote")
+@click.argument("rule_id")
+def rule_promote(rule_id: str) -> None:
+    """Make RULE_ID's shadow live: the rule is switched on with the shadow's
+    parameters (a new rule version), the stored transactions are re-scored as by
+    `pgfraud rule set`, and the shadow goes."""
+    try:
+        with config.existing_database() as database:
+            ready(database)
+            limit = config.rule_change_timeout_ms()
+            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
+                row = db.promote_shadow_rule(conn, rule_id)
+                conn.commit()
+    except RuleNotFound as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    except PgfraudError as exc:
+        _fail(exc)
+    click.echo(
+        f"rule {row['rule_id']} (on): {db.dumps_json(row['parameters'], sort_keys=True)};"
+        " shadow promoted, stored transactions re-scored"
+    )
+
+
+@rule_group.command(name="drop-shadow")
+@click.argument("rule_id")
+def rule_drop_shadow(rule_id: str) -> None:
+    """End RULE_ID's shadow; its shadow alerts go, the live rule is untouched."""
+    try:
+        with config.existing_database() as database:
+            ready(database)
+            with db.connect(database.admin_url) as conn:
+                db.drop_shadow_rule(conn, rule_id)
+                conn.commit()
+    except RuleNotFound as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    except PgfraudError as exc:
+        _fail(exc)
+    click.echo(f"shadow of rule {rule_id} dropped")
+
+
+@rule_group.command(name="versions")
+@click.argument("rule_id")
+def rule_versions(rule_id: str) -> None:
+    """List RULE_ID's versions, newest first: what an alert's rule_version or a
+    decision's rule entry refers to (enabled, parameters, when, by whom)."""
+    try:
+        with config.existing_database() as database:
+            ready(database)
+            with db.connect(database.app_url, autocommit=True) as conn:
+                rows = db.get_rule_versions(conn, rule_id)
+    except RuleNotFound as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    except PgfraudError as exc:
+        _fail(exc)
+    from pgfraud.wire import format_timestamp
+
+    for row in rows:
+        state = "on" if row["enabled"] else "off"
+        what = row["expression"] or db.dumps_json(row["parameters"], sort_keys=True)
+        click.echo(
+            f"{rule_id} version {row['version']} ({state}): {what}"
+            f"  from {format_timestamp(row['valid_from'])} by {row['actor']}"
+        )
+
+
 # -- decisions, policy and lists (issue 17) ------------------------------------------
 
 _POLICY_KEYS = {
@@ -982,7 +1161,9 @@ def _policy_change(pairs: tuple[str, ...]) -> dict:
 
 @policy_group.command(name="set")
 @click.argument("settings", nargs=-1, required=True, metavar="KEY=VALUE...")
-@click.option("--by", "actor", default=None, help="Who changes it (default: the database login).")
+@click.option(
+    "--by", "actor", default=None, help="Who changes it (default: --actor, your login name)."
+)
 def policy_set(settings: tuple[str, ...], actor: str | None) -> None:
     """Put a new policy in force from now: review=N (1..1000), decline=N (1..1000, at
     least review), default=N (0..1000, the score of a rule not named), like
@@ -998,7 +1179,9 @@ def policy_set(settings: tuple[str, ...], actor: str | None) -> None:
 @rule_group.command(name="score")
 @click.argument("rule_id")
 @click.argument("score")
-@click.option("--by", "actor", default=None, help="Who changes it (default: the database login).")
+@click.option(
+    "--by", "actor", default=None, help="Who changes it (default: --actor, your login name)."
+)
 def rule_score(rule_id: str, score: str, actor: str | None) -> None:
     """Set RULE_ID's SCORE (0..1000): what it adds to a transaction's score when it
     fires. A new policy version from now; earlier decisions keep theirs."""
@@ -1034,7 +1217,9 @@ def _entry(list_name: str, value: str, reason: str = "-", expires: str | None = 
 @click.option("--subject", required=True, type=click.Choice(["account", "merchant"]))
 @click.option("--kind", required=True, type=click.Choice(["block", "allow"]))
 @click.option("--description", default="", help="What the list is for.")
-@click.option("--by", "actor", default=None, help="Who creates it (default: the database login).")
+@click.option(
+    "--by", "actor", default=None, help="Who creates it (default: --actor, your login name)."
+)
 def list_create(list_name: str, subject: str, kind: str, description: str, actor: str | None):
     """Create LIST_NAME (lower_snake_case), a list of accounts or merchants."""
     row = _as_owner(lambda conn: db.create_list(conn, list_name, subject, kind, description, actor))
@@ -1046,7 +1231,9 @@ def list_create(list_name: str, subject: str, kind: str, description: str, actor
 @click.argument("value")
 @click.option("--reason", required=True, help="Why (1..2,000 characters).")
 @click.option("--expires", default=None, help="When it ends (ISO 8601 or epoch ms, in the future).")
-@click.option("--by", "actor", default=None, help="Who adds it (default: the database login).")
+@click.option(
+    "--by", "actor", default=None, help="Who adds it (default: --actor, your login name)."
+)
 def list_add(list_name: str, value: str, reason: str, expires: str | None, actor: str | None):
     """Put VALUE (an account or merchant id) on LIST_NAME from now."""
     entry = _entry(list_name, value, reason, expires)
@@ -1065,7 +1252,9 @@ def list_add(list_name: str, value: str, reason: str, expires: str | None, actor
 @list_group.command(name="remove")
 @click.argument("list_name")
 @click.argument("value")
-@click.option("--by", "actor", default=None, help="Who removes it (default: the database login).")
+@click.option(
+    "--by", "actor", default=None, help="Who removes it (default: --actor, your login name)."
+)
 def list_remove(list_name: str, value: str, actor: str | None):
     """Take VALUE off LIST_NAME from now (the entry is kept, ended)."""
     entry = _entry(list_name, value)
@@ -1098,6 +1287,152 @@ def list_show(list_name: str | None, as_json: bool):
             f"  {entry['value']}: {entry['reason']} (by {entry['added_by']}"
             f" at {entry['added_at']}{until})"
         )
+
+
+# -- named tokens and the audit trail (issue 18) ----------------------------------
+
+
+def _owner_call(work):
+    """work(conn) as the database owner in one transaction, committed, after
+    checking (reading only) that the schema is current (:func:`ready`: a
+    schema that is behind is exit 2, never migrated here); bad input
+    (InvalidInput) is one line naming the field and exit 2, any other
+    failure one line and exit 1."""
+    try:
+        with config.existing_database() as database:
+            ready(database)
+            with db.connect(database.admin_url) as conn:
+                result = work(conn)
+                conn.commit()
+    except InvalidInput as exc:
+        _bad_input(exc)
+    except PgfraudError as exc:
+        _fail(exc)
+    return result
+
+
+@main.group(name="token")
+def token_group() -> None:
+    """Named API tokens: one per analyst or service, with a role (analyst or owner)."""
+
+
+@token_group.command(name="add")
+@click.argument("name")
+@click.option("--role", default=None, help="analyst (read, review, backtest, cases) or owner (also"
+              " rules, policy, lists and tokens).")  # fmt: skip
+def token_add(name: str, role: str | None) -> None:
+    """Make a token for NAME with --role analyst or owner. Prints its secret on
+    stdout, this once: only its SHA-256 digest is stored. Give it to NAME;
+    the service records NAME as the actor of every write made with it."""
+    from pgfraud.service.auth import digest, new_secret
+
+    if role not in ("analyst", "owner"):
+        given = "none" if role is None else repr(role)
+        click.echo(f"error: role: --role must be analyst or owner (given: {given})", err=True)
+        sys.exit(2)
+    secret = new_secret()
+    row = _owner_call(lambda conn: db.add_api_token(conn, name, role, digest(secret)))
+    click.echo(secret)
+    click.echo(
+        f"token {row['token_name']} ({row['role']}) made by {row['created_by']}; the secret"
+        " above is not shown again",
+        err=True,
+    )
+
+
+@token_group.command(name="list")
+@click.option("--revoked", is_flag=True, help="Also the revoked tokens.")
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+def token_list(revoked: bool, as_json: bool) -> None:
+    """List the named tokens (never their secrets): name, role, who made it and when."""
+    rows = _owner_call(lambda conn: db.get_api_tokens(conn, revoked))
+    if as_json:
+        click.echo(db.dumps_json(rows, indent=2))
+        return
+    for row in rows:
+        ended = (
+            f", revoked by {row['revoked_by']} at {row['revoked_at']}" if row["revoked_at"] else ""
+        )
+        click.echo(
+            f"{row['token_name']}  {row['role']}  made by {row['created_by']}"
+            f" at {row['created_at']}{ended}"
+        )
+
+
+@token_group.command(name="revoke")
+@click.argument("name")
+def token_revoke(name: str) -> None:
+    """Revoke NAME's token: the service refuses it within PGFRAUD_TOKEN_CACHE_S
+    seconds (default 1) and its page sessions end. The name may then get a new token."""
+    row = _owner_call(lambda conn: db.revoke_api_token(conn, name))
+    click.echo(f"token {row['token_name']} revoked by {row['revoked_by']}")
+
+
+def _audit_line(entry: dict) -> str:
+    from pgfraud.wire import format_timestamp
+
+    before, after = entry["before"] or {}, entry["after"] or {}
+    changed = [
+        f"{key}: {db.dumps_json(before.get(key))} -> {db.dumps_json(after.get(key))}"
+        for key in dict.fromkeys([*before, *after])
+        if before.get(key) != after.get(key)
+    ]
+    alerts = ""
+    if entry["alerts_added"] is not None:
+        alerts = f"  alerts +{entry['alerts_added']} -{entry['alerts_removed']}"
+    what = "; ".join(changed) if entry["action"] == "update" else ""
+    return (
+        f"{format_timestamp(entry['at'])}  {entry['actor']}  {entry['action']} "
+        f"{entry['object_kind']} {entry['object_key']}{alerts}" + (f"  {what}" if what else "")
+    )
+
+
+@main.command()
+@click.option("--actor", "who", default=None, help="Only changes made by this actor.")
+@click.option(
+    "--kind",
+    "object_kind",
+    default=None,
+    help="Only this kind of object: rule, policy, list, list_entry, review, token.",
+)
+@click.option("--key", "object_key", default=None, help="Only this object, like large_amount.")
+@click.option("--from", "start", default=None, help="Changes at or after (ISO 8601 or epoch ms).")
+@click.option("--to", "end", default=None, help="Changes before (ISO 8601 or epoch ms).")
+@click.option(
+    "--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
+    help="How many of the newest changes.",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def audit(who, object_kind, object_key, start, end, limit: int, as_json: bool) -> None:
+    """The audit trail: who changed which rule, policy, list, review or token, when,
+    from what to what, and the alerts a rule change added and removed; the newest
+    --limit, oldest of them first. Changes made in psql are there too."""
+    from pgfraud.wire import AuditQuery, format_timestamp, parse_model
+
+    args = {"actor": who, "object_kind": object_kind, "object_key": object_key,
+            "from": start, "to": end}  # fmt: skip
+    try:
+        query = parse_model(AuditQuery, {k: v for k, v in args.items() if v is not None})
+    except InvalidInput as exc:
+        flag = {"actor": "--actor", "object_kind": "--kind", "object_key": "--key"}
+        exc.field = flag.get(exc.field or "", f"--{exc.field}")
+        _bad_input(exc)
+    rows = _owner_call(
+        lambda conn: db.get_audit(
+            conn,
+            actor=query.actor,
+            object_kind=query.object_kind,
+            object_key=query.object_key,
+            start=query.from_,
+            end=query.to,
+            limit=limit,
+        )
+    )
+    for row in reversed(rows):
+        if as_json:
+            click.echo(db.dumps_json({**row, "at": format_timestamp(row["at"])}))
+        else:
+            click.echo(_audit_line(row))
 
 
 def _is_loopback(host: str) -> bool:
@@ -1158,20 +1493,27 @@ def run(
     from pgfraud.service.feed import share_stream_slots, stop_listener
 
     token = os.environ.get("PGFRAUD_API_TOKEN")
-    if not _is_loopback(host) and not token:
-        click.echo(
-            f"error: refusing to listen on {host} without PGFRAUD_API_TOKEN "
-            "(every transaction would be open to the network)",
-            err=True,
-        )
-        sys.exit(2)
     proxies = os.environ.get("PGFRAUD_TRUSTED_PROXIES", "").strip()
-    if proxies not in ("", "0") and not token:
-        click.echo(
-            "error: refusing to serve behind a proxy (PGFRAUD_TRUSTED_PROXIES) without "
-            "PGFRAUD_API_TOKEN (the proxy would open every transaction to the network)",
-            err=True,
-        )
+    exposed = not _is_loopback(host) or proxies not in ("", "0")
+
+    def refuse_when_open(named: bool) -> None:
+        # Exposed (off loopback, or behind a proxy) only with a token: the
+        # single PGFRAUD_API_TOKEN, or named tokens (pgfraud token add).
+        if not exposed or token or named:
+            return
+        if not _is_loopback(host):
+            click.echo(
+                f"error: refusing to listen on {host} without PGFRAUD_API_TOKEN or a named token"
+                " (`pgfraud token add`): every transaction would be open to the network",
+                err=True,
+            )
+        else:
+            click.echo(
+                "error: refusing to serve behind a proxy (PGFRAUD_TRUSTED_PROXIES) without "
+                "PGFRAUD_API_TOKEN or a named token (`pgfraud token add`): the proxy would open"
+                " every transaction to the network",
+                err=True,
+            )
         sys.exit(2)
 
     try:  # a busy port is refused now, before PostgreSQL starts or seeding runs
@@ -1199,6 +1541,7 @@ def run(
                 )
             with db.connect(database.app_url) as conn:
                 empty = db.count_transactions(conn) == 0
+                refuse_when_open(any(d is not None for _, _, d in db.get_api_token_digests(conn)))
             if empty and seed_transactions:
                 from pgfraud.generator import seed_database
 

@@ -956,3 +956,73 @@ class Tune(BaseModel):
     max_alerts_per_1000: Annotated[Decimal, BeforeValidator(_parse_tune_number)] | None = None
     min_precision: Annotated[Decimal, BeforeValidator(_parse_tune_number)] | None = None
     candidates: Annotated[list[str], BeforeValidator(_parse_candidates)] | None = None
+
+
+class ShadowStart(BaseModel):
+    """A shadow of a rule (PUT /rules/<rule_id>/shadow body): candidate parameters,
+    each a number, merged over the live ones (``{}`` or absent: the rule as it is)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parameters: Annotated[
+        dict[str, Any] | None,
+        BeforeValidator(lambda v: None if v is None else _parse_parameters(v, allow_empty=True)),
+    ] = None
+
+
+def parse_rule_id(value: str) -> str:
+    """A rule id from a path (lower_snake_case, at most 63 characters); InvalidInput
+    naming rule_id otherwise."""
+    if not _RULE_ID.fullmatch(value):
+        raise InvalidInput(f"{_show(value)} is not a rule id, like large_amount", field="rule_id")
+    return value
+
+
+# -- actors, tokens and the audit trail (issue 18) ----------------------------
+
+OBJECT_KIND = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+def _parse_object_kind(value: Any) -> str:
+    if not isinstance(value, str) or not OBJECT_KIND.fullmatch(value):
+        raise _error(
+            "must be a kind of object, lower_snake_case, like rule, policy, list, list_entry,"
+            " review or token"
+        )
+    return value
+
+
+class AuditQuery(BaseModel):
+    """Filters and paging of the audit trail (GET /audit query parameters,
+    `pgfraud audit`): ``actor``, ``object_kind``, ``object_key`` (exact),
+    ``from``/``to`` (time of the change, [from, to)), ``before`` (an audit_id,
+    the cursor of the next page), ``limit`` 1..1000 (default 100)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    actor: Annotated[str, BeforeValidator(_parse_text(200, 1))] | None = None
+    object_kind: Annotated[str, BeforeValidator(_parse_object_kind)] | None = None
+    object_key: Annotated[str, BeforeValidator(_parse_text(200, 1))] | None = None
+    from_: Annotated[Timestamp | None, Field(alias="from")] = None
+    to: Timestamp | None = None
+    before: Id | None = None
+    limit: Annotated[int, BeforeValidator(_parse_limit(1000))] = 100
+
+
+TOKEN_ROLES = ("analyst", "owner")
+
+
+def _parse_token_role(value: Any) -> str:
+    if value not in TOKEN_ROLES:
+        raise _error("must be analyst or owner")
+    return value
+
+
+class TokenCreate(BaseModel):
+    """A new named token (POST /tokens body): ``token_name`` and ``role``
+    (analyst or owner); the database checks the name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_name: Annotated[str, BeforeValidator(_parse_text(63, 1))]
+    role: Annotated[str, BeforeValidator(_parse_token_role)]

@@ -8,7 +8,10 @@ mapped in one place (service/errors.py); never a stack trace or SQL text.
 Configuration (``create_app(test_config)`` keys, or the environment):
 ``DATABASE_URL`` (the service's login; required), ``API_TOKEN``
 (``PGFRAUD_API_TOKEN``: when set, every request but /health, /openapi.json
-and static files needs it; see service/auth.py), ``SESSION_MAX_AGE_S``
+and static files needs it or a named token; see service/auth.py),
+``TOKEN_CACHE_S`` (``PGFRAUD_TOKEN_CACHE_S``: seconds the live named tokens
+are kept in each process before they are read again, so a token added or
+revoked counts within that time; default 1), ``SESSION_MAX_AGE_S``
 (``PGFRAUD_SESSION_MAX_AGE_S``: seconds a browser's session cookie lasts,
 default 28,800), ``MAX_HEAVY`` (``PGFRAUD_MAX_HEAVY``: backtests and rule
 changes running at once over every worker and server on the database,
@@ -167,6 +170,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         PAGE_HEALTH_INTERVAL_S=10,
         CONFLICT_RETRIES=3,
         CONFLICT_BACKOFF_S=0.05,
+        TOKEN_CACHE_S=_env_int("PGFRAUD_TOKEN_CACHE_S", 1, 0, 3600),
         SESSION_MAX_AGE_S=_env_int("PGFRAUD_SESSION_MAX_AGE_S", 8 * 3600, 60, 30 * 86400),
         MAX_HEAVY=_env_int("PGFRAUD_MAX_HEAVY", default_max_heavy(), 1, 1000),
         HEAVY_TIMEOUT_MS=_env_int("PGFRAUD_HEAVY_TIMEOUT_MS", 300_000, 1, 86_400_000),

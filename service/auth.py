@@ -1,20 +1,29 @@
 """Who may call what: every route declares what it needs, one guard checks it.
 
-With no API token configured (``API_TOKEN``, ``PGFRAUD_API_TOKEN``) everything
-is open: the local development case (`pgfraud run` refuses to listen off
-loopback, or behind a trusted proxy, without a token). With a token, every
-request is checked before its view runs (:func:`init_app`'s ``before_request``):
+With no token configured (no ``API_TOKEN``, ``PGFRAUD_API_TOKEN``, and no
+named token ever made in the database) everything is open: the local development case
+(`pgfraud run` refuses to listen off loopback, or behind a trusted proxy,
+without PGFRAUD_API_TOKEN). Once either exists, every request is checked
+before its view runs (:func:`init_app`'s ``before_request``):
 
 - ``PUBLIC``: no token (``/health``, ``/openapi.json``, static files);
 - ``READ``: any valid token (every read);
-- ``ANALYST``: an analyst's or owner's token (backtests, reviews, storing);
-- ``OWNER``: an owner's token (rule changes).
+- ``ANALYST``: an analyst's or owner's token (backtests, reviews, storing,
+  and cases);
+- ``OWNER``: an owner's token (rules, policy, lists, tokens).
 
 Each view says which with :func:`requires`; a view without it is refused when
 the app is built (:func:`check_routes`), and a request that matches no route
-(404, 405) needs a valid token too, so nothing is open by omission. Until
-named tokens land (issue 18) the one ``API_TOKEN`` is an owner token named
-``default``, so it serves for everything.
+(404, 405) needs a valid token too, so nothing is open by omission.
+
+Tokens (issue 18): named tokens (`pgfraud token add alice --role analyst`,
+table ``api_tokens``) are random secrets stored as their SHA-256 digest; a
+bearer is hashed and compared, in constant time, with every live token's
+digest (read from the database at most every TOKEN_CACHE_S seconds, default
+1, so a revoked token stops working within that). The single ``API_TOKEN``
+is an owner token named ``default``. The caller's identity (name, role) is
+``g.identity`` (:func:`current_identity`); the service records its name as
+the actor of every write (service/database.py sets ``pgfraud.actor``).
 
 Credentials: the header ``Authorization: Bearer <token>`` on any request; or,
 for browsers, the session cookie ``pgfraud_session`` that ``POST /session``
@@ -36,14 +45,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, request
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, Unauthorized
+
+from pgfraud import db
 
 PUBLIC = "public"
 READ = "read"
@@ -57,6 +71,7 @@ ALLOWED_ROLES: dict[str, frozenset[str]] = {
 }
 COOKIE = "pgfraud_session"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+_TOKENS = "pgfraud_tokens"
 # Static files are Flask's own view: public.
 BUILTIN_PUBLIC = frozenset({"static"})
 
@@ -125,40 +140,121 @@ def check_routes(app: Flask) -> None:
         raise RuntimeError(f"views without @requires(...): {', '.join(missing)}")
 
 
-def _serializer(token: str) -> URLSafeTimedSerializer:
-    # The cookie's key is derived from the token: the same in every worker,
-    # and a new token invalidates every cookie made with the old one.
-    key = hmac.new(token.encode("utf-8"), b"pgfraud session cookie", hashlib.sha256).digest()
+def _serializer(secret: str | bytes) -> URLSafeTimedSerializer:
+    # The cookie's key is derived from the token (PGFRAUD_API_TOKEN) or from
+    # a named token's stored digest: the same in every worker, and a new or
+    # revoked token invalidates every cookie made with the old one.
+    key = secret.encode("utf-8") if isinstance(secret, str) else secret
+    key = hmac.new(key, b"pgfraud session cookie", hashlib.sha256).digest()
     return URLSafeTimedSerializer(key, salt="pgfraud-session")
 
 
-def _bearer_identity(token: str) -> Identity | None:
+DEFAULT_NAME = "default"  # the single PGFRAUD_API_TOKEN's name, an owner's
+
+
+@dataclass
+class _TokenCache:
+    """The live named tokens (name, role, SHA-256 digest of the secret) of one
+    process, read again when older than TOKEN_CACHE_S seconds."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    loaded_at: float = float("-inf")
+    tokens: tuple[tuple[str, str, bytes], ...] = ()
+    in_use: bool = False  # a named token was ever made (revoked ones count)
+
+
+def _token_cache() -> _TokenCache:
+    """The process's named tokens: read from the database (SQL
+    ``get_api_token_digests``) at most once per TOKEN_CACHE_S seconds
+    (default 1), so a token added or revoked counts within that time. None
+    are read without a DATABASE_URL. Errors: DatabaseUnavailable when they
+    cannot be read (a request is then refused, never let in)."""
+    cache: _TokenCache = current_app.extensions[_TOKENS]
+    ttl = float(current_app.config["TOKEN_CACHE_S"])
+    if time.monotonic() - cache.loaded_at < ttl:
+        return cache
+    with cache.lock:
+        if time.monotonic() - cache.loaded_at >= ttl:
+            if current_app.config.get("DATABASE_URL"):
+                from pgfraud.service.database import read
+
+                rows = read(db.get_api_token_digests)
+                cache.tokens = tuple((n, r, d) for n, r, d in rows if d is not None)
+                cache.in_use = bool(rows)
+            cache.loaded_at = time.monotonic()
+        return cache
+
+
+def named_tokens() -> tuple[tuple[str, str, bytes], ...]:
+    """The live named tokens as (name, role, SHA-256 digest of the secret)."""
+    return _token_cache().tokens
+
+
+def forget_tokens() -> None:
+    """Read the named tokens again at the next request of this process (after
+    this process added or revoked one)."""
+    current_app.extensions[_TOKENS].loaded_at = float("-inf")
+
+
+def digest(secret: str) -> bytes:
+    """The SHA-256 digest of a token's secret, as api_tokens stores it."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
+
+
+def new_secret() -> str:
+    """A new token secret: ``pgf_`` and 43 URL-safe characters (256 random bits)."""
+    return "pgf_" + secrets.token_urlsafe(32)
+
+
+def _match(given: str, token: str | None, named: tuple[tuple[str, str, bytes], ...]):
+    """The identity whose secret is ``given``, or None. Each comparison is
+    constant-time (hmac.compare_digest), and every named token is compared."""
+    found = None
+    if token and hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), token.encode("utf-8")
+    ):
+        found = Identity(DEFAULT_NAME, "owner")
+    given_digest = digest(given)
+    for name, role, stored in named:
+        if hmac.compare_digest(given_digest, stored) and found is None:
+            found = Identity(name, role)
+    return found
+
+
+def _bearer_identity(token: str | None, named) -> Identity | None:
     """The identity of the request's bearer token; None when there is no header.
-    Unauthorized for a header that is not a bearer token or a wrong token."""
+    Unauthorized for a header that is not a bearer token or an unknown or
+    revoked token."""
     given = request.headers.get("Authorization")
     if given is None:
         return None
     scheme, _, value = given.partition(" ")
-    valid = scheme.lower() == "bearer" and hmac.compare_digest(
-        value.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8")
-    )
-    if not valid:
-        raise _refused("the token is not valid")
-    return Identity("default", "owner")
+    identity = _match(value.strip(), token, named) if scheme.lower() == "bearer" else None
+    if identity is None:
+        raise _refused("the token is not valid (unknown, or revoked)")
+    return identity
 
 
-def _cookie_identity(token: str) -> Identity | None:
-    """The identity in the session cookie, if present, signed and fresh."""
+def _cookie_identity(token: str | None, named) -> Identity | None:
+    """The identity in the session cookie, if present, signed with its token's
+    key, fresh, and its token still live."""
     value = request.cookies.get(COOKIE)
     if not value:
         return None
+    max_age = int(current_app.config["SESSION_MAX_AGE_S"])
     try:
-        data = _serializer(token).loads(value, max_age=int(current_app.config["SESSION_MAX_AGE_S"]))
-    except BadSignature:  # also SignatureExpired
+        name = URLSafeTimedSerializer(b"").loads_unsafe(value)[1]
+        name = name.get("name") if isinstance(name, dict) else None
+        if name == DEFAULT_NAME and token:
+            _serializer(token).loads(value, max_age=max_age)
+            return Identity(DEFAULT_NAME, "owner")
+        for named_name, role, stored in named:
+            if named_name == name:
+                _serializer(stored).loads(value, max_age=max_age)
+                return Identity(named_name, role)
+    except BadData:  # a bad signature, an expired or malformed cookie
         return None
-    if not isinstance(data, dict) or data.get("name") != "default":
-        return None
-    return Identity("default", "owner")
+    return None
 
 
 def _refused(message: str) -> Unauthorized:
@@ -168,48 +264,78 @@ def _refused(message: str) -> Unauthorized:
     return Unauthorized(message, www_authenticate=WWWAuthenticate("bearer", {"realm": "pgfraud"}))
 
 
+def tokens_required() -> bool:
+    """Whether this service asks for a token: PGFRAUD_API_TOKEN is set, or a
+    named token was ever made (`pgfraud token add`; revoking every one does
+    not open the service again). Errors: as :func:`named_tokens`."""
+    return bool(current_app.config.get("API_TOKEN")) or _token_cache().in_use
+
+
 def identify(access: Access) -> Identity | None:
     """The caller's identity for a view needing ``access``: the bearer token, or
-    the session cookie where it counts. None when nothing is configured.
+    the session cookie where it counts. None when no token is configured and
+    no named token exists (everything is open), and for PUBLIC views.
     Unauthorized when no valid credential is given; Forbidden when the
     identity's role is not enough."""
-    token = current_app.config.get("API_TOKEN")
-    if not token or access.level == PUBLIC:
+    if access.level == PUBLIC:
         return None
-    identity = _bearer_identity(token)
+    token = current_app.config.get("API_TOKEN")
+    cache = _token_cache()
+    named = cache.tokens
+    if not token and not cache.in_use:
+        return None
+    identity = _bearer_identity(token, named)
     if identity is None and request.method in SAFE_METHODS and not access.writes:
-        identity = _cookie_identity(token)
+        identity = _cookie_identity(token, named)
     if identity is None:
-        raise _refused("this needs the header Authorization: Bearer <token> (PGFRAUD_API_TOKEN)")
+        raise _refused(
+            "this needs the header Authorization: Bearer <token> (a token of "
+            "`pgfraud token add`, or PGFRAUD_API_TOKEN)"
+        )
     if identity.role not in ALLOWED_ROLES[access.level]:
         current_app.logger.warning(
             "refused %s %s from %s: %s token %s", request.method, request.path,
             request.remote_addr, identity.role, identity.name,
         )  # fmt: skip
-        raise Forbidden(f"this needs an {access.level} token; {identity.name} is {identity.role}")
+        raise Forbidden(
+            f"this needs an {access.level} token; {identity.name}'s token is an {identity.role}'s"
+        )
     return identity
 
 
+def current_identity() -> Identity | None:
+    """Who is calling this request (its token's name and role), or None when
+    everything is open (no token configured). For views: ``g.identity``."""
+    return g.get("identity")
+
+
 def start_session(identity: Identity | None) -> Response:
-    """204 with the session cookie for ``identity`` (no cookie when no token is configured)."""
+    """204 with the session cookie for ``identity`` (no cookie when no token is
+    configured). The cookie is signed with a key derived from the identity's
+    token, so revoking the token ends the session."""
     response = current_app.response_class(status=204)
-    token = current_app.config.get("API_TOKEN")
-    if token and identity is not None:
-        value = _serializer(token).dumps({"name": identity.name})
-        response.set_cookie(
-            COOKIE,
-            value,
-            max_age=int(current_app.config["SESSION_MAX_AGE_S"]),
-            path="/",
-            secure=request.is_secure,
-            httponly=True,
-            samesite="Strict",
-        )
+    if identity is None:
+        return response
+    if identity.name == DEFAULT_NAME:
+        secret: str | bytes = current_app.config["API_TOKEN"]
+    else:
+        secret = next(stored for name, _, stored in named_tokens() if name == identity.name)
+    value = _serializer(secret).dumps({"name": identity.name})
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=int(current_app.config["SESSION_MAX_AGE_S"]),
+        path="/",
+        secure=request.is_secure,
+        httponly=True,
+        samesite="Strict",
+    )
     return response
 
 
 def init_app(app: Flask) -> None:
     """Check every request against what its view needs (see the module docstring)."""
+    app.extensions[_TOKENS] = _TokenCache()
 
     @app.before_request
     def guard() -> None:

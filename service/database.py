@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import psycopg
-from flask import Flask, current_app
+from flask import Flask, current_app, g, has_request_context
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -127,13 +127,27 @@ def close_pool(app: Flask) -> None:
         app.extensions[_EXTENSION] = None
 
 
+def _name_actor(conn: psycopg.Connection) -> None:
+    """Name the request's caller (its token's name, ``g.identity``) as the actor
+    of the open database transaction's writes (``pgfraud.actor``, SET LOCAL,
+    which SQL ``current_actor()`` reads: reviews, rule, policy, list and token
+    changes, the audit trail). Nothing when everything is open (no token
+    configured): the actor is then the service's database login."""
+    identity = g.get("identity") if has_request_context() else None
+    if identity is not None:
+        conn.execute("SELECT set_config('pgfraud.actor', %s, true)", (identity.name,))
+
+
 @contextlib.contextmanager
-def transaction() -> Iterator[psycopg.Connection]:
+def transaction(*, actor: bool = False) -> Iterator[psycopg.Connection]:
     """A pooled connection inside one database transaction: committed when the
-    block ends normally, rolled back when it raises. DatabaseUnavailable when no
-    connection can be had."""
+    block ends normally, rolled back when it raises. With ``actor``, a
+    transaction that writes: the caller is named as its actor first
+    (:func:`_name_actor`). DatabaseUnavailable when no connection can be had."""
     try:
         with get_pool().connection() as conn, conn.transaction():
+            if actor:
+                _name_actor(conn)
             yield conn
     except PoolTimeout as exc:
         raise DatabaseUnavailable() from exc
@@ -196,9 +210,10 @@ def retrying_conflicts(attempt: Callable[[], T]) -> T:
 
 
 def write(work: Callable[[psycopg.Connection], T], *, single_statement: bool = False) -> T:
-    """Run ``work(conn)`` in one database transaction (:func:`transaction`), or, with
-    ``single_statement``, on an autocommit connection (a single statement is atomic
-    on its own: no BEGIN/COMMIT round trips). A conflict with a concurrent
+    """Run ``work(conn)`` in one database transaction (:func:`transaction`, the
+    caller named as its actor), or, with ``single_statement``, on an autocommit
+    connection (a single statement is atomic on its own: no BEGIN/COMMIT round
+    trips; stores of transactions, which record no actor). A conflict with a concurrent
     transaction (deadlock, serialization failure) rolls it back, and ``work`` runs
     again from the start (see the module docstring), so ``work`` must be
     idempotent and do nothing but database calls. Errors: DatabaseConflict when
@@ -206,7 +221,7 @@ def write(work: Callable[[psycopg.Connection], T], *, single_statement: bool = F
     raises."""
 
     def attempt() -> T:
-        with reading() if single_statement else transaction() as conn:
+        with reading() if single_statement else transaction(actor=True) as conn:
             return work(conn)
 
     return retrying_conflicts(attempt)
@@ -252,7 +267,7 @@ def heavy_transaction(
     slots = int(current_app.config["MAX_HEAVY"])
     limit_ms = int(current_app.config[limit])
     try:
-        with transaction() as conn:
+        with transaction(actor=True) as conn:
             slot = conn.execute("SELECT take_heavy_slot(%s)", (slots,)).fetchone()[0]
             if slot is None:
                 raise TooBusy(

@@ -120,6 +120,10 @@ def openapi_document(access: dict[tuple[str, str], Access] | None = None) -> dic
         document["paths"].setdefault(path, {}).update(operations)
     for path, operations in _browser_paths(account_param).items():
         document["paths"].setdefault(path, {}).update(operations)
+    for path, operations in _shadow_paths().items():
+        document["paths"].setdefault(path, {}).update(operations)
+    for path, operations in _actor_paths().items():
+        document["paths"].setdefault(path, {}).update(operations)
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             operation.pop("security", None)
@@ -181,6 +185,16 @@ def _browser_paths(account_param: dict[str, Any]) -> dict[str, Any]:
             }
         },
         "/ui/overview": {"get": {"summary": "Page: the last day stored", "responses": dict(page)}},
+        "/ui/audit": {
+            "get": {
+                "summary": "Page: the audit trail",
+                "parameters": [
+                    {"name": n, "in": "query", "schema": {"type": "string"}}
+                    for n in ("actor", "object_kind", "object_key", "from", "to", "before")
+                ],
+                "responses": dict(page),
+            }
+        },
     }
 
 
@@ -547,6 +561,19 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                         "review_note": {"type": ["string", "null"]},
                         "reviewer": {"type": ["string", "null"]},
                         "reviewed_at": {"type": ["string", "null"], "format": "date-time"},
+                        "rule_version": {
+                            "type": "integer",
+                            "description": "the version of the rule (GET /rules/{rule_id}/"
+                            "versions) whose parameters produced the alert as it is now",
+                        },
+                        "raised_rule_version": {
+                            "type": "integer",
+                            "description": "the version in force when the alert was first raised",
+                        },
+                        "raised_parameters": {
+                            "type": ["object", "null"],
+                            "description": "the parameters of raised_rule_version",
+                        },
                     },
                 },
                 "RuleIn": {
@@ -914,6 +941,10 @@ _DECISION_SCHEMAS: dict[str, Any] = {
                     "type": "object",
                     "properties": {
                         "rule_id": {"type": "string"},
+                        "rule_version": {
+                            "type": "integer",
+                            "description": "the version of the rule that fired",
+                        },
                         "score": {"type": "integer"},
                         "observed": {"type": ["string", "null"]},
                         "threshold": {"type": ["string", "null"]},
@@ -1126,6 +1157,192 @@ def _decision_paths() -> dict[str, Any]:
                     "400": _error("bad id"),
                     "401": _error("token required"),
                     "404": _error("no such list, or the id is not on it"),
+                },
+            }
+        },
+    }
+
+
+def _shadow_paths() -> dict[str, Any]:
+    """Rule versions and shadow rules (issue 18); shadow writes take an owner's token."""
+    rule_param = {
+        "name": "rule_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"},
+    }
+    return {
+        "/rules/{rule_id}/versions": {
+            "get": {
+                "summary": "Every version of a rule (parameters, expression, when, by whom),"
+                " newest first",
+                "parameters": [rule_param],
+                "responses": {
+                    "200": {"description": "{rule_id, versions: [...]}"},
+                    "400": _error("not a rule id"),
+                    "404": _error("no such rule"),
+                },
+            }
+        },
+        "/rules/shadows": {
+            "get": {
+                "summary": "Each shadow rule against its live rule since the shadow started:"
+                " alerts per 1,000, precision and recall on the labels known so far",
+                "responses": {"200": {"description": "{shadows: [...]}"}},
+            }
+        },
+        "/rules/{rule_id}/shadow": {
+            "put": {
+                "summary": "Put a rule in shadow with candidate parameters (scored on arrival,"
+                " never deciding)",
+                "security": _WRITE,
+                "parameters": [rule_param],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    # The parameters of one of the rules (the
+                                    # path's rule decides which are valid).
+                                    "parameters": {
+                                        "anyOf": [
+                                            _parameters_schema(r, False, empty=True)
+                                            for r in sorted(RULE_PARAMETERS)
+                                        ]
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "the shadow"},
+                    "400": _error("invalid field or parameter"),
+                    "404": _error("no such rule"),
+                    "415": _error("Content-Type is not application/json"),
+                },
+            },
+            "delete": {
+                "summary": "End a rule's shadow (its shadow alerts go)",
+                "security": _WRITE,
+                "parameters": [rule_param],
+                "responses": {
+                    "200": {"description": "the removed shadow"},
+                    "400": _error("not a rule id"),
+                    "404": _error("the rule has no shadow"),
+                },
+            },
+        },
+        "/rules/{rule_id}/shadow/promote": {
+            "post": {
+                "summary": "Make a rule's shadow live (re-scores history) and remove it",
+                "security": _WRITE,
+                "parameters": [rule_param],
+                "responses": {
+                    "200": {"description": "the rule"},
+                    "400": _error("not a rule id"),
+                    "404": _error("the rule has no shadow"),
+                    "503": _error("the re-scoring outlasted the rule-change timeout"),
+                },
+            }
+        },
+    }
+
+
+_TOKEN_NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_.-]{0,62}$"}
+
+
+def _actor_paths() -> dict[str, Any]:
+    """Named tokens and the audit trail (issue 18)."""
+    text = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\x00]*$"}
+    return {
+        "/audit": {
+            "get": {
+                "summary": "The audit trail, newest first: who changed what, before and after",
+                "parameters": [
+                    {"name": "actor", "in": "query", "schema": text},
+                    {
+                        "name": "object_kind",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"},
+                        "description": "rule, policy, list, list_entry, review, token",
+                    },
+                    {"name": "object_key", "in": "query", "schema": text},
+                    {"name": "from", "in": "query", "schema": _TIMESTAMP_IN},
+                    {"name": "to", "in": "query", "schema": _TIMESTAMP_IN},
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                        "description": "the cursor in next: an audit_id",
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "{count, entries: [{audit_id, at, actor, action, "
+                        "object_kind, object_key, before, after, alerts_added, "
+                        "alerts_removed}], next}"
+                    },
+                    "400": _error("bad parameter"),
+                },
+            }
+        },
+        "/tokens": {
+            "get": {
+                "summary": "The named tokens, without their secrets",
+                "parameters": [
+                    {"name": "revoked", "in": "query", "schema": {"enum": ["true", "false"]}}
+                ],
+                "responses": {
+                    "200": {
+                        "description": "{tokens: [{token_name, role, created_by, "
+                        "created_at, revoked_by, revoked_at}]}"
+                    },
+                    "400": _error("bad parameter"),
+                },
+            },
+            "post": {
+                "summary": "Make a named token; its secret is in this answer only",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["token_name", "role"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "token_name": _TOKEN_NAME,
+                                    "role": {"enum": ["analyst", "owner"]},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {"description": "the token and its secret, shown once"},
+                    "400": _error("invalid field: token_name taken, 'default', or role"),
+                    "415": _error("Content-Type is not application/json"),
+                },
+            },
+        },
+        "/tokens/{token_name}": {
+            "delete": {
+                "summary": "Revoke a named token",
+                "parameters": [
+                    {"name": "token_name", "in": "path", "required": True, "schema": _TOKEN_NAME}
+                ],
+                "responses": {
+                    "200": {"description": "the token, with revoked_at and revoked_by"},
+                    "400": _error("no live token of that name"),
                 },
             }
         },

@@ -24,12 +24,13 @@ from werkzeug.exceptions import HTTPException
 
 from pgfraud import db
 from pgfraud.errors import DatabaseUnavailable, InvalidInput, PgfraudError
-from pgfraud.service import routes
+from pgfraud.service import auth, routes
 from pgfraud.service.auth import ANALYST, READ, requires
 from pgfraud.service.database import heavy_transaction, transaction
 from pgfraud.service.openapi import RULE_PARAMETERS
 from pgfraud.wire import (
     AlertQuery,
+    AuditQuery,
     Timestamp,
     format_alert_cursor,
     format_history_cursor,
@@ -67,7 +68,10 @@ def _render(template: str, status: int = 200, **context: Any):
     """Render a page; ``api_token_needed`` tells the page whether writes ask for a token."""
     context.setdefault("error", None)
     context.setdefault("database_down", False)
-    token_needed = bool(current_app.config.get("API_TOKEN"))
+    try:
+        token_needed = auth.tokens_required()
+    except PgfraudError:  # the database is down: the page says so itself
+        token_needed = bool(current_app.config.get("API_TOKEN"))
     health_ms = int(float(current_app.config["PAGE_HEALTH_INTERVAL_S"]) * 1000)
     return render_template(
         template, token_needed=token_needed, health_interval_ms=health_ms, **context
@@ -263,6 +267,49 @@ def overview():
     return _render("overview.html", data=data)
 
 
+AUDIT_PAGE = 50  # entries per page of the audit trail
+AUDIT_KINDS = ("rule", "policy", "list", "list_entry", "review", "token")
+
+
+def _changed(entry: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """The fields an audit entry changed: (field, before, after), the
+    bookkeeping of an update left out when its values are the same."""
+    before, after = entry["before"] or {}, entry["after"] or {}
+    keys = list(dict.fromkeys([*before, *after]))
+    return [(k, before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)]
+
+
+@bp.get("/ui/audit")
+@requires(READ)
+def audit():
+    """The audit trail (SQL ``get_audit``, as GET /audit), newest first,
+    filtered by actor, kind and time, with what each change changed."""
+    args = _form_args()
+    context: dict[str, Any] = {"args": args, "entries": [], "kinds": AUDIT_KINDS,
+                               "following": None}  # fmt: skip
+    try:
+        query = parse_model(AuditQuery, {**args, "limit": str(AUDIT_PAGE)})
+        with transaction() as conn:
+            rows = db.get_audit(
+                conn,
+                actor=query.actor,
+                object_kind=query.object_kind,
+                object_key=query.object_key,
+                start=query.from_,
+                end=query.to,
+                before=query.before,
+                limit=AUDIT_PAGE + 1,
+            )
+    except PgfraudError as exc:
+        return _failure("audit.html", exc, **context)
+    if len(rows) > AUDIT_PAGE:
+        rows = rows[:AUDIT_PAGE]
+        following = {k: v for k, v in args.items() if k != "before"}
+        context["following"] = url_for("pages.audit", **following, before=rows[-1]["audit_id"])
+    context["entries"] = [{**r, "changes": _changed(r)} for r in rows]
+    return _render("audit.html", **context)
+
+
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
     """A page's own HTTP errors (a method not allowed, say) as a page, not JSON.
@@ -280,6 +327,19 @@ def _http_error(exc: HTTPException):
     error = PgfraudError(exc.description or exc.name)
     error.status = exc.code or 500
     return _render("error.html", error.status, error=error)
+
+
+@bp.errorhandler(DatabaseUnavailable)
+def _database_down(exc: DatabaseUnavailable):
+    """The database is down before a page's view ran (the guard could not read
+    the named tokens): for a browser the banner page, which reloads itself
+    when /health answers again, showing no data; JSON for other clients."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    retry = {"Retry-After": str(exc.retry_after)}
+    if best != "text/html" and request.endpoint == "pages.home":
+        return jsonify(exc.to_dict()), exc.status, retry  # the JSON error, as every API call
+    html, status = _render("error.html", 503, database_down=True)
+    return html, status, retry
 
 
 @bp.errorhandler(Exception)

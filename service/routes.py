@@ -48,6 +48,7 @@ from pgfraud.service.database import (
 from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
     AlertQuery,
+    AuditQuery,
     Backtest,
     DecisionQuery,
     EventPage,
@@ -56,6 +57,8 @@ from pgfraud.wire import (
     ListEntry,
     NotText,
     Review,
+    ShadowStart,
+    TokenCreate,
     Tune,
     format_alert_cursor,
     format_event_cursor,
@@ -70,6 +73,7 @@ from pgfraud.wire import (
     parse_model,
     parse_policy_change,
     parse_rule_changes,
+    parse_rule_id,
     parse_transaction,
     parse_transactions,
     to_record,
@@ -126,6 +130,8 @@ def index():
                 "decisions": "/decisions?outcome=review&account_id=&from=&to=&limit=100",
                 "policy": "/policy (GET; PUT JSON: thresholds and rule_scores)",
                 "lists": "/lists (GET; POST JSON), /lists/<name>, /lists/<name>/entries",
+                "audit": "/audit?actor=&object_kind=&object_key=&from=&to=&limit=100",
+                "tokens": "/tokens (GET; POST JSON: token_name, role), /tokens/<name> (DELETE)",
                 "openapi": url_for("api.openapi"),
                 "session": "/session (POST with the bearer token: the page's session cookie)",
                 "page": url_for("pages.queue"),
@@ -422,7 +428,8 @@ def review(transaction_id: str):
 
     Body (JSON): ``{"status": "confirmed_fraud" | "false_positive", "note":
     text (optional, <= 2000 characters), "reviewer": text (optional, 1..200;
-    default the service's database login)}``. 201 ``{review_id,
+    default the caller's token name, or the service's database login when no
+    token is configured; with a named token only that name)}``. 201 ``{review_id,
     transaction_id, account_id, status, note, reviewer, reviewed_at}``; 400
     naming the bad field; 401 without the token (when one is configured); 404
     (transaction_not_found) for a transaction that is not stored; 415 unless
@@ -434,6 +441,16 @@ def review(transaction_id: str):
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object with status, note and reviewer")
     decision = parse_model(Review, body)
+    identity = auth.current_identity()
+    if (
+        identity is not None
+        and identity.name != auth.DEFAULT_NAME
+        and decision.reviewer not in (None, identity.name)
+    ):
+        raise InvalidInput(
+            f"reviewer must be left out or be {identity.name}, the name of your token",
+            field="reviewer",
+        )
     row = write(
         lambda conn: db.review_transaction(
             conn, transaction_ref, decision.status, decision.note, decision.reviewer
@@ -506,7 +523,7 @@ def store_data_query():
     observed, threshold, reason}]`` (decimals as strings), [] when no rule
     fired. ``decision`` (made in the same database transaction, never
     rewritten): ``{outcome: approve|review|decline, score, score_outcome,
-    overruled, rules: [{rule_id, score, observed, threshold, reason}],
+    overruled, rules: [{rule_id, rule_version, score, observed, threshold, reason}],
     lists: [{entry_id, list_name, subject, kind, value, reason, added_by,
     added_at, expires_at}], policy, rule_set_id, decided_at, ...}`` (see GET
     /transactions/<id>/decision).
@@ -706,6 +723,86 @@ def tune():
     return jsonify({**result, "figures": figures})
 
 
+@bp.get("/rules/<rule_id>/versions")
+@requires(READ)
+def rule_versions(rule_id: str):
+    """Every version of a rule, newest first (SQL ``get_rule_versions``), to explain
+    an alert (``rule_version``, ``raised_rule_version``) or a decision's rule entry
+    (``rule_version``). 200 ``{"rule_id", "versions": [{version, enabled,
+    parameters, expression, description, valid_from, actor}]}``; 400 for a path
+    that is not a rule id; 404 (rule_not_found) for a rule that never existed.
+    """
+    rule = parse_rule_id(rule_id)
+    rows = read(lambda conn: db.get_rule_versions(conn, rule))
+    return jsonify(
+        {
+            "rule_id": rule,
+            "versions": [{k: v for k, v in _serialise(r).items() if k != "rule_id"} for r in rows],
+        }
+    )
+
+
+@bp.get("/rules/shadows")
+@requires(READ)
+def rule_shadows():
+    """Every shadow rule against its live rule (SQL ``compare_shadow_rules``) over the
+    transactions stored since the shadow started. 200 ``{"shadows": [{rule_id,
+    live_enabled, live_version, live_parameters, shadow_parameters, started_at,
+    started_by, transactions, labelled, live_alerts, shadow_alerts, live_per_1000,
+    shadow_per_1000 (decimal strings, 2 places, null with no transaction),
+    live_true_positives, shadow_true_positives, live_precision, live_recall,
+    shadow_precision, shadow_recall (decimal strings, 4 places, null when the
+    denominator is 0)}]}`` in rule_id order.
+    """
+    rows = read(db.compare_shadow_rules)
+    return jsonify({"shadows": [_serialise(r) for r in rows]})
+
+
+@bp.put("/rules/<rule_id>/shadow")
+@requires(OWNER, writes=True)
+def start_shadow(rule_id: str):
+    """Put a rule in shadow (SQL ``shadow_rule``): from now on each stored transaction
+    is also scored with the candidate parameters, into shadow alerts that neither
+    is_fraud, the decisions nor the queue show; a shadow already there starts
+    again. Body (JSON): ``{"parameters": {name: number}}`` merged over the live
+    ones (``{}`` or absent: the rule as it is, e.g. a rule that is off). 200
+    ``{rule_id, parameters, live_version, started_at, started_by}``; 400 naming
+    the parameter (the same validator as PATCH /rules); 404 (rule_not_found);
+    415 unless JSON. A refused shadow changes nothing.
+    """
+    rule = parse_rule_id(rule_id)
+    body = parse_model(ShadowStart, _json_body())
+    row = write(lambda conn: db.shadow_rule(conn, rule, body.parameters))
+    return jsonify(_serialise(row))
+
+
+@bp.delete("/rules/<rule_id>/shadow")
+@requires(OWNER, writes=True)
+def drop_shadow(rule_id: str):
+    """End a rule's shadow (SQL ``drop_shadow_rule``); its shadow alerts go, the live
+    rule is untouched. 200 the removed shadow ``{rule_id, parameters, live_version,
+    started_at, started_by}``; 404 (rule_not_found) when the rule has no shadow.
+    """
+    rule = parse_rule_id(rule_id)
+    row = write(lambda conn: db.drop_shadow_rule(conn, rule))
+    return jsonify(_serialise(row))
+
+
+@bp.post("/rules/<rule_id>/shadow/promote")
+@requires(OWNER, writes=True)
+def promote_shadow(rule_id: str):
+    """Make a rule's shadow live in one action (SQL ``promote_shadow_rule``): the rule
+    is switched on with the shadow's parameters (a new rule version) and the
+    stored history re-scored as by PATCH /rules; the shadow goes. 200 the rule
+    ``{rule_id, enabled, parameters, description, expression}``; 404
+    (rule_not_found) when the rule has no shadow; 503 rule_change_timeout as
+    PATCH /rules.
+    """
+    rule = parse_rule_id(rule_id)
+    row = _rule_change(lambda conn: db.promote_shadow_rule(conn, rule))
+    return jsonify(_serialise(row))
+
+
 @bp.patch("/rules")
 @requires(OWNER, writes=True)
 def change_rules():
@@ -900,6 +997,106 @@ def remove_list_entry(list_name: str, value: str):
     name = _list_name(list_name)
     entry = parse_id(value, "value")
     row = write(lambda conn: db.remove_list_entry(conn, name, entry))
+    return jsonify(row)
+
+
+# -- tokens and the audit trail (issue 18) --------------------------------------
+
+
+def audit_json(row: dict[str, Any]) -> dict[str, Any]:
+    """An audit_log row as JSON (``at`` ISO 8601 UTC with milliseconds)."""
+    return _serialise(row)
+
+
+@bp.get("/audit")
+@requires(READ)
+def audit():
+    """The audit trail, newest first (SQL ``get_audit``): every change of rules,
+    the policy, lists and their entries, reviews and tokens, from the
+    service, the CLI or psql, with who made it.
+
+    Filters (query parameters, each optional): ``actor`` (a token's name or
+    a login, exact), ``object_kind`` (rule, policy, list, list_entry,
+    review, token), ``object_key`` (exact: a rule_id, a list name,
+    ``<list>/<value>``, a transaction id, a token name), ``from``/``to``
+    (time of the change, [from, to), ISO 8601 or epoch ms); paging:
+    ``limit`` 1..1000 (default 100) and ``before`` (an audit_id: the cursor
+    in ``next``). 200 ``{"count", "entries": [{audit_id, at, actor, action
+    (insert, update, delete), object_kind, object_key, before, after,
+    alerts_added, alerts_removed}], "next"}``: before/after the object's
+    row as JSON (null for an insert's before and a delete's after; never a
+    token's secret or digest); alerts_added/alerts_removed the alerts a
+    rule change that re-scored the stored history added and removed (null
+    otherwise). Any valid token may read it. 400 naming the bad parameter.
+    """
+    query = parse_model(AuditQuery, _single_value_args())
+    rows = read(
+        lambda conn: db.get_audit(
+            conn,
+            actor=query.actor,
+            object_kind=query.object_kind,
+            object_key=query.object_key,
+            start=query.from_,
+            end=query.to,
+            before=query.before,
+            limit=query.limit + 1,
+        )
+    )
+    following = None
+    if len(rows) > query.limit:
+        rows = rows[: query.limit]
+        args = {k: v for k, v in request.args.items() if k != "before"}
+        following = f"{request.path}?{urlencode({**args, 'before': rows[-1]['audit_id']})}"
+    return jsonify(
+        {"count": len(rows), "entries": [audit_json(r) for r in rows], "next": following}
+    )
+
+
+@bp.get("/tokens")
+@requires(OWNER)
+def tokens():
+    """The named tokens, never their secrets (SQL ``get_api_tokens``): 200
+    ``{"tokens": [{token_name, role, created_by, created_at, revoked_by,
+    revoked_at}]}``, the live ones (``?revoked=true``: revoked ones too).
+    Owner only."""
+    args = _single_value_args()
+    unknown = sorted(set(args) - {"revoked"})
+    if unknown:
+        raise InvalidInput(f"{unknown[0]} is not a parameter here (parameters: revoked)",
+                           field=unknown[0])  # fmt: skip
+    if args.get("revoked", "false") not in ("true", "false"):
+        raise InvalidInput("revoked must be true or false", field="revoked")
+    revoked = args.get("revoked") == "true"
+    return jsonify({"tokens": read(lambda conn: db.get_api_tokens(conn, revoked))})
+
+
+@bp.post("/tokens")
+@requires(OWNER, writes=True)
+def add_token():
+    """Make a named token (SQL ``add_api_token``): body ``{"token_name",
+    "role": "analyst" | "owner"}``. 201 ``{token_name, role, created_by,
+    created_at, revoked_by, revoked_at, "secret"}``: the secret is shown
+    this once and stored only as its SHA-256 digest. 400 naming the field
+    (token_name malformed, "default", or in use by a live token; role).
+    Owner only. The new token counts within TOKEN_CACHE_S seconds."""
+    body = parse_model(TokenCreate, _json_body())
+    secret = auth.new_secret()
+    row = write(
+        lambda conn: db.add_api_token(conn, body.token_name, body.role, auth.digest(secret))
+    )
+    auth.forget_tokens()
+    return jsonify({**row, "secret": secret}), 201
+
+
+@bp.delete("/tokens/<token_name>")
+@requires(OWNER, writes=True)
+def revoke_token(token_name: str):
+    """Revoke the live token ``token_name`` (SQL ``revoke_api_token``): 200 the
+    token with revoked_at and revoked_by; it stops working within
+    TOKEN_CACHE_S seconds and its sessions end. 400 naming token_name when
+    no live token has that name. Owner only."""
+    row = write(lambda conn: db.revoke_api_token(conn, token_name))
+    auth.forget_tokens()
     return jsonify(row)
 
 

@@ -105,7 +105,7 @@ def test_alerts_lists_the_newest_and_review_records_a_decision(external):
     assert listed.exit_code == 0, listed.output
     assert listed.output == (
         "2024-06-01T12:00:00.000Z  account 43  transaction 9002  amount 25000.00"
-        "  large_amount: amount 25000.00 is at or above the limit 10000\n"
+        "  large_amount (rule version 1): amount 25000.00 is at or above the limit 10000\n"
     )
     reviewed = CliRunner().invoke(
         main, ["review", "9001", "--status", "confirmed_fraud", "--reviewer", "ana"]
@@ -120,7 +120,8 @@ def test_alerts_lists_the_newest_and_review_records_a_decision(external):
         ' "reason": "amount 25000.00 is at or above the limit 10000",'
         f' "raised_at": {json.dumps(_raised_at(external, 1))}, "review_status": "confirmed_fraud",'
         ' "review_note": "", "reviewer": "ana", "reviewed_at": '
-        f"{json.dumps(_reviewed_at(external))}}}"
+        f"{json.dumps(_reviewed_at(external))},"
+        ' "rule_version": 1, "raised_rule_version": 1, "raised_parameters": {"threshold": 10000}}'
     ]
     missing = CliRunner().invoke(main, ["review", "9999", "--status", "false_positive"])
     assert missing.exit_code == 1

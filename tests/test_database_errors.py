@@ -92,7 +92,10 @@ def test_a_deadlocked_store_is_run_again_and_succeeds(app, client, database, cap
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["status"] == "stored"
     retried = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
-    assert len(retried) == 1 and "deadlock detected" in retried[0]
+    # Usually one retry; on a loaded machine the retry can insert transaction 2
+    # before the other connection's woken INSERT re-checks it, and the same
+    # cycle forms once more (seen in the floors run): still a deadlock each time.
+    assert 1 <= len(retried) <= 3 and all("deadlock detected" in r for r in retried)
     with db.connect(database.admin_url) as conn:
         stored = conn.execute(
             "SELECT transaction_id, account_id FROM transactions ORDER BY 1"

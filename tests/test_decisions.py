@@ -72,6 +72,7 @@ def test_ordinary_payment_approves_and_a_large_one_reviews(app_conn):
     assert decision["rules"] == [
         {
             "rule_id": "large_amount",
+            "rule_version": 1,
             "score": 50,
             "observed": "12500.00",
             "threshold": "10000",

@@ -37,6 +37,7 @@ def test_store_answers_carry_the_decision(client):
     assert decision["rules"] == [
         {
             "rule_id": "large_amount",
+            "rule_version": 1,
             "score": 50,
             "observed": "12500.00",
             "threshold": "10000",

@@ -819,3 +819,104 @@ def test_tune_chooses_a_set_and_switches_it_on(site, database, app_conn):
     page.locator("#tune-status", has_text="Switched on: amount_spike;").wait_for()
     with db.connect(database.admin_url) as conn:
         assert conn.execute("SELECT active_rule_parameters()").fetchone()[0] == chosen
+
+
+def test_a_shadow_rule_is_compared_with_live_then_promoted(site, database):
+    # Issue 18: large_amount at 15000 in shadow from the page; two POSTs
+    # (12000 and 16000) after it: live (10000) flags both, the shadow the
+    # second; with the second labelled fraud, live precision 0.5, shadow 1.
+    base, page = site
+    page.goto(base + "/ui/rules")
+    page.locator("#shadow-table .empty").wait_for()
+    card = page.locator("#rule-large_amount")
+    card.get_by_label("threshold").fill("15000")
+    card.get_by_role("button", name="Run in shadow").click()
+    table = page.locator('#shadow-table table[data-rule-id="large_amount"]')
+    table.wait_for()
+    assert "0 transactions" in table.locator("caption").inner_text()
+    for transaction_id, account_id, amount in ((9001, 8001, "12000.00"), (9002, 8002, "16000.00")):
+        stored = requests.post(
+            base + "/store_data",
+            json={
+                "account_id": account_id,
+                "transaction_id": transaction_id,
+                "timestamp": "2024-06-01T12:00:00Z",
+                "amount": amount,
+            },
+            timeout=10,
+        )
+        assert stored.status_code == 201
+    with db.connect(database.admin_url) as conn:
+        db.store_labels(conn, [(9002, "account_takeover")])
+        conn.commit()
+    # is_fraud shows the live alert alone.
+    events = requests.get(base + "/is_fraud/8002", timeout=10).json()["events"]
+    assert [(e["rule_id"], e["threshold"]) for e in events] == [("large_amount", "10000")]
+
+    page.reload()
+    table.wait_for()
+    assert "2 transactions, 1 known fraud" in table.locator("caption").inner_text()
+    rows = [r.locator("th, td").all_inner_texts() for r in table.locator("tbody tr").all()]
+    assert rows == [
+        ["alerts", "2", "1"],
+        ["alerts / 1,000", "1000.00", "500.00"],
+        ["precision", "0.5000", "1.0000"],
+        ["recall", "1.0000", "1.0000"],
+    ]
+    table.get_by_role("button", name="Promote").click()
+    page.locator("#shadow-status", has_text="Promoted: large_amount").wait_for()
+    page.locator("#shadow-table .empty").wait_for()
+    assert card.get_by_label("threshold").input_value() == "15000"
+    rules = requests.get(base + "/rules", timeout=10).json()["rules"]
+    assert next(r for r in rules if r["rule_id"] == "large_amount")["parameters"] == {
+        "threshold": 15000
+    }
+    events = requests.get(base + "/is_fraud/8001", timeout=10).json()["events"]
+    assert events == []
+
+
+def test_two_analysts_sign_in_by_name_and_their_reviews_say_who(serve, app_conn, browser, database):
+    """Named tokens (issue 18): each analyst's page asks for a token once and
+    shows who is signed in (name and role) in the bar at the top; a review
+    from the page is recorded under that name, and the Audit page lists it."""
+    from pgfraud.service import auth
+
+    store_history(app_conn)
+    secrets = {}
+    with db.connect(database.admin_url) as conn:
+        for name in ("alice", "bob"):
+            secrets[name] = auth.new_secret()
+            db.add_api_token(conn, name, "analyst", auth.digest(secrets[name]), "lead")
+        conn.commit()
+    base, _ = serve()  # no PGFRAUD_API_TOKEN: the named tokens close the service
+    for name, button in (("alice", "Confirm fraud"), ("bob", "False positive")):
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        problems = watch(page)
+        page.set_default_timeout(10_000)
+        page.goto(base + "/ui/alerts")
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_label("Token").fill(secrets[name])
+        dialog.get_by_role("button", name="Use token").click()
+        who = page.locator("#who")
+        who.wait_for()
+        assert who.inner_text() == f"Signed in as {name} analyst"
+        assert who.get_attribute("data-actor") == name
+        page.locator('tr[data-transaction-id="704"]').first.get_by_role(
+            "button", name=f"{button} on transaction 704"
+        ).click()
+        page.locator("#review-message", has_text="Transaction 704 marked").wait_for()
+        if name == "bob":
+            page.goto(base + "/ui/accounts/7")
+            rows = page.locator("#reviews tbody tr").all_inner_texts()
+            assert len(rows) == 2 and "bob" in rows[0] and "alice" in rows[1]
+            page.goto(base + "/ui/audit?object_kind=review")
+            actors = page.locator("#audit tbody td.actor").all_inner_texts()
+            assert actors == ["bob", "alice"]
+        context.close()
+        assert problems == []
+    reviews = db.get_account_reviews(app_conn, 7)
+    assert [(r["reviewer"], r["status"]) for r in reviews] == [
+        ("bob", "false_positive"),
+        ("alice", "confirmed_fraud"),
+    ]

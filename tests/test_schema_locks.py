@@ -98,6 +98,9 @@ def test_commands_refuse_a_schema_that_is_behind_and_change_nothing(external, tm
         ["rule", "disable", "velocity"],
         ["tune", *TUNE_PERIODS, "--max-alerts-per-1000", "5"],
         ["generate", "--to", "copy", "--num-transactions", "10", "--accounts", "2"],
+        ["token", "add", "alice", "--role", "analyst"],
+        ["token", "list"],
+        ["audit"],
     ]
     with db.connect(external.admin_url, autocommit=True) as conn:
         conn.execute("DELETE FROM schema_migrations WHERE version = %s", (last,))

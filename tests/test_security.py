@@ -38,6 +38,8 @@ PATH_VALUES = {
     "transaction_id": "1",
     "list_name": "risky_merchants",
     "value": "1",
+    "rule_id": "velocity",
+    "token_name": "nobody",
 }
 
 

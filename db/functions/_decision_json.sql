@@ -3,7 +3,7 @@
 -- A decision as the API shows it: {transaction_id, account_id, timestamp
 -- (ISO 8601 UTC, ms), amount (string), merchant_id, outcome, score,
 -- score_outcome (what the score alone gave), overruled (true when a list
--- forced another outcome than the score's), rules: [{rule_id, score,
+-- forced another outcome than the score's), rules: [{rule_id, rule_version, score,
 -- observed, threshold, reason}], lists: [{entry_id, list_name, subject,
 -- kind, value, reason, added_by, added_at, expires_at}], policy:
 -- {policy_id, review_threshold, decline_threshold}, rule_set_id,

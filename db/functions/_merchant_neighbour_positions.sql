@@ -36,6 +36,16 @@ AS $$
                    (SELECT interval '720 hours'
                     WHERE EXISTS (SELECT FROM rules AS r
                                   WHERE r.enabled AND r.expression IS NOT NULL
+                                    AND _reads_merchant_features(r.expression))),
+                   -- Shadow rules (issue 18) too.
+                   (SELECT make_interval(secs => coalesce(
+                               (s.parameters ->> 'window_days')::double precision, 0) * 86400)
+                    FROM shadow_rules AS s
+                    WHERE s.rule_id = 'compromised_merchant'),
+                   (SELECT interval '720 hours'
+                    WHERE EXISTS (SELECT FROM shadow_rules AS s
+                                  JOIN rules AS r ON r.rule_id = s.rule_id
+                                  WHERE r.expression IS NOT NULL
                                     AND _reads_merchant_features(r.expression)))
                ) AS reach
     ),

@@ -8,7 +8,8 @@
 -- what was known strictly before the transaction's time). A change at a
 -- merchant known at time K (a row stored at K, a label or review known at
 -- K) can change only the verdicts of that merchant's rows with time after
--- K + this delay. Raises nothing.
+-- K + this delay. Shadow rules (issue 18) count as live ones here, so
+-- their shadow alerts are kept exact by the same re-scoring. Raises nothing.
 CREATE OR REPLACE FUNCTION _merchant_rules_delay()
 RETURNS interval
 LANGUAGE sql
@@ -24,6 +25,17 @@ AS $$
         SELECT interval '0'
         FROM rules AS r
         WHERE r.enabled AND r.expression IS NOT NULL AND _reads_merchant_features(r.expression)
+        -- Shadow rules (issue 18) are kept exact the same way.
+        UNION ALL
+        SELECT make_interval(secs => coalesce(
+                   (s.parameters ->> 'delay_days')::double precision, 0) * 86400)
+        FROM shadow_rules AS s
+        WHERE s.rule_id = 'compromised_merchant'
+        UNION ALL
+        SELECT interval '0'
+        FROM shadow_rules AS s
+        JOIN rules AS r ON r.rule_id = s.rule_id
+        WHERE r.expression IS NOT NULL AND _reads_merchant_features(r.expression)
     ) AS d;
 $$;
 

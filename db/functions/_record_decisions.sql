@@ -6,7 +6,8 @@
 -- (p_account_ids[i], p_transaction_ids[i]) it writes one row of
 -- `decisions`, made now (decided_at = clock_timestamp()) from:
 --   * the transaction's alerts as just scored (the rules see only the
---     history stored before it), each fired rule scored by the policy in
+--     history stored before it), each naming the version of its rule that
+--     fired (rule_version, issue 18), each fired rule scored by the policy in
 --     force (decision_policies: the latest version with effective_from <=
 --     decided_at; a rule it does not name scores default_score);
 --   * the sum against the policy: decline from decline_threshold, review
@@ -66,6 +67,7 @@ BEGIN
         SELECT j.transaction_id,
                jsonb_agg(jsonb_build_object(
                    'rule_id', al.rule_id,
+                   'rule_version', al.rule_version,
                    'score', s.score,
                    'observed', al.observed::text,
                    'threshold', al.threshold::text,

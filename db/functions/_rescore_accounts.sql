@@ -46,6 +46,8 @@ SET jit = off
 AS $$
 DECLARE
     v_rules jsonb;
+    v_versions jsonb;
+    v_shadow_rules jsonb;
     v_account_ids bigint[];
     v_from_ts timestamptz[];
     v_from_transaction_ids bigint[];
@@ -110,6 +112,9 @@ BEGIN
     ) AS r ON true;
 
     v_rules := active_rule_parameters();
+    -- Rule versions (issue 18): each alert names its rule's version, read
+    -- here once for the statement.
+    v_versions := _current_rule_versions();
     -- Few rows to score against the table (arrivals, even a batch of
     -- thousands over as many accounts): the generic plan, an index range
     -- scan per account; planned for the actual sizes instead, the window
@@ -133,9 +138,10 @@ BEGIN
     ) INTO v_existing;
     IF NOT v_existing THEN
         INSERT INTO alerts (transaction_id, account_id, ts, amount, rule_id, observed,
-                            threshold, reason, parameters)
+                            threshold, reason, parameters, rule_version, raised_rule_version)
         SELECT e.transaction_id, e.account_id, e.ts, e.amount, e.rule_id, e.observed,
-               e.threshold, e.reason, v_rules -> e.rule_id
+               e.threshold, e.reason, v_rules -> e.rule_id, (v_versions ->> e.rule_id)::integer,
+               (v_versions ->> e.rule_id)::integer
         FROM _evaluate_from(v_rules, coalesce(v_account_ids, '{}'), coalesce(v_from_ts, '{}'),
                             coalesce(v_from_transaction_ids, '{}'), coalesce(v_base_counts, '{}'),
                             coalesce(v_base_sums, '{}')) AS e;
@@ -170,23 +176,35 @@ BEGIN
         ),
         upserted AS (
             INSERT INTO alerts AS al (transaction_id, account_id, ts, amount, rule_id, observed,
-                                      threshold, reason, parameters)
+                                      threshold, reason, parameters, rule_version, raised_rule_version)
             SELECT c.transaction_id, c.account_id, c.ts, c.amount, c.rule_id, c.observed,
-                   c.threshold, c.reason, v_rules -> c.rule_id
+                   c.threshold, c.reason, v_rules -> c.rule_id, (v_versions ->> c.rule_id)::integer,
+                   (v_versions ->> c.rule_id)::integer
             FROM computed AS c
             ON CONFLICT ON CONSTRAINT alerts_account_ts_transaction_rule_key DO UPDATE
             SET amount = excluded.amount,
                 observed = excluded.observed,
                 threshold = excluded.threshold,
                 reason = excluded.reason,
-                parameters = excluded.parameters
-            WHERE (al.amount, al.observed, al.threshold, al.reason, al.parameters)
+                parameters = excluded.parameters,
+                rule_version = excluded.rule_version
+            WHERE (al.amount, al.observed, al.threshold, al.reason, al.parameters, al.rule_version)
                   IS DISTINCT FROM
                   (excluded.amount, excluded.observed, excluded.threshold, excluded.reason,
-                   excluded.parameters)
+                   excluded.parameters, excluded.rule_version)
             RETURNING al.xmax = 0 AS inserted
         )
         SELECT count(*) FILTER (WHERE u.inserted) INTO v_new FROM upserted AS u;
+    END IF;
+
+    -- Shadow rules (issue 18): the same accounts from the same positions,
+    -- into shadow_alerts (one small read when there is none).
+    SELECT jsonb_object_agg(s.rule_id, s.parameters) INTO v_shadow_rules FROM shadow_rules AS s;
+    IF v_shadow_rules IS NOT NULL THEN
+        PERFORM _score_shadow_rules(v_shadow_rules, p_account_ids, p_from_ts, p_from_transaction_ids,
+                                    coalesce(v_account_ids, '{}'), coalesce(v_from_ts, '{}'),
+                                    coalesce(v_from_transaction_ids, '{}'),
+                                    coalesce(v_base_counts, '{}'), coalesce(v_base_sums, '{}'));
     END IF;
 
     PERFORM set_config('plan_cache_mode', v_plan_cache_mode, true);

@@ -10,8 +10,9 @@
 -- counts every rule with alerts. When a user's rule (one with an
 -- expression) is among them, the users' rules are compiled again first
 -- (_compile_custom_rules), so an expression written in psql is the one
--- scored. While `pgfraud migrate` runs (_is_migrating) it waits: migrate
--- re-scores once at its end.
+-- scored. The audit trail's rows of the change get the alerts it added and
+-- removed (_rescore_rules_audited). While `pgfraud migrate` runs
+-- (_is_migrating) it waits: migrate re-scores once at its end.
 CREATE OR REPLACE FUNCTION _rescore_on_rule_change()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -53,7 +54,7 @@ BEGIN
     IF v_users_rules THEN
         PERFORM _compile_custom_rules();
     END IF;
-    PERFORM rescore_rules(v_rule_ids);
+    PERFORM _rescore_rules_audited(v_rule_ids);
     RETURN NULL;
 END;
 $$;

@@ -3,7 +3,8 @@
 --            p_limit integer, p_order text, p_before_ts timestamptz)
 --     -> TABLE (alert_id, transaction_id, account_id, ts, amount, rule_id,
 --               observed, threshold, reason, parameters, raised_at,
---               review_status, review_note, reviewer, reviewed_at)
+--               review_status, review_note, reviewer, reviewed_at,
+--               rule_version, raised_rule_version, raised_parameters)
 --
 -- The alert queue, at most p_limit (1..10000) rows, in one of two orders:
 -- p_order 'raised' (the default): newest raised first (descending alert_id),
@@ -14,7 +15,12 @@
 -- no longer exists); both NULL: from the newest. Filters, each NULL for any: the account; the
 -- rule; the review status of the alert's transaction ('unreviewed',
 -- 'confirmed_fraud', 'false_positive': its latest review); the transaction
--- time in [p_from, p_to). Each row carries its transaction's latest review.
+-- time in [p_from, p_to). Each row carries its transaction's latest review,
+-- and (issue 18) the version of its rule that produced it as it is now
+-- (rule_version, whose parameters are `parameters`), the version in force
+-- when it was first raised (raised_rule_version) and that version's
+-- parameters (raised_parameters, from rule_versions: one index probe per
+-- row returned).
 -- Errors: PF001 (invalid_input) for a limit out of range, an unknown review
 -- status or order, or a rule id that is not a rule, naming the field.
 CREATE OR REPLACE FUNCTION get_alerts(
@@ -43,7 +49,10 @@ RETURNS TABLE (
     review_status text,
     review_note text,
     reviewer text,
-    reviewed_at timestamptz
+    reviewed_at timestamptz,
+    rule_version integer,
+    raised_rule_version integer,
+    raised_parameters jsonb
 )
 LANGUAGE plpgsql
 STABLE
@@ -80,7 +89,9 @@ BEGIN
             SELECT al.alert_id, al.transaction_id, al.account_id, al.ts, al.amount,
                    al.rule_id, al.observed, al.threshold, al.reason, al.parameters,
                    al.raised_at, coalesce(r.status, 'unreviewed'), r.note, r.reviewer,
-                   r.reviewed_at
+                   r.reviewed_at, al.rule_version, al.raised_rule_version,
+                   (SELECT rv.parameters FROM rule_versions AS rv
+                    WHERE rv.rule_id = al.rule_id AND rv.version = al.raised_rule_version)
             FROM alerts AS al
             LEFT JOIN LATERAL (
                 SELECT rv.status, rv.note, rv.reviewer, rv.reviewed_at
@@ -102,7 +113,10 @@ BEGIN
     RETURN QUERY
         SELECT al.alert_id, al.transaction_id, al.account_id, al.ts, al.amount, al.rule_id,
                al.observed, al.threshold, al.reason, al.parameters, al.raised_at,
-               coalesce(r.status, 'unreviewed'), r.note, r.reviewer, r.reviewed_at
+               coalesce(r.status, 'unreviewed'), r.note, r.reviewer, r.reviewed_at,
+               al.rule_version, al.raised_rule_version,
+               (SELECT rv.parameters FROM rule_versions AS rv
+                WHERE rv.rule_id = al.rule_id AND rv.version = al.raised_rule_version)
         FROM alerts AS al
         LEFT JOIN LATERAL (
             SELECT rv.status, rv.note, rv.reviewer, rv.reviewed_at

@@ -77,26 +77,28 @@ BEGIN
         ),
         upserted AS (
             INSERT INTO alerts AS al (transaction_id, account_id, ts, amount, rule_id, observed,
-                                      threshold, reason, parameters)
+                                      threshold, reason, parameters, rule_version, raised_rule_version)
             SELECT c.transaction_id, c.account_id, c.ts, c.amount, c.rule_id, c.observed,
-                   c.threshold, c.reason, $1 -> c.rule_id
+                   c.threshold, c.reason, $1 -> c.rule_id, ($4 ->> c.rule_id)::integer,
+                   ($4 ->> c.rule_id)::integer
             FROM computed AS c
             ON CONFLICT ON CONSTRAINT alerts_account_ts_transaction_rule_key DO UPDATE
             SET amount = excluded.amount,
                 observed = excluded.observed,
                 threshold = excluded.threshold,
                 reason = excluded.reason,
-                parameters = excluded.parameters
-            WHERE (al.amount, al.observed, al.threshold, al.reason, al.parameters)
+                parameters = excluded.parameters,
+                rule_version = excluded.rule_version
+            WHERE (al.amount, al.observed, al.threshold, al.reason, al.parameters, al.rule_version)
                   IS DISTINCT FROM
                   (excluded.amount, excluded.observed, excluded.threshold, excluded.reason,
-                   excluded.parameters)
+                   excluded.parameters, excluded.rule_version)
             RETURNING al.xmax = 0 AS inserted
         )
         SELECT count(*) FILTER (WHERE u.inserted) FROM upserted AS u
     $query$
     INTO v_new
-    USING v_rules, v_account_ids, p_rule_ids;
+    USING v_rules, v_account_ids, p_rule_ids, _current_rule_versions();
     IF v_new > 0 THEN
         PERFORM pg_notify('pgfraud_alerts', v_new::text);
     END IF;

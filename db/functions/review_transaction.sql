@@ -3,7 +3,9 @@
 --
 -- An analyst's decision on a stored transaction: p_status 'confirmed_fraud'
 -- or 'false_positive', with a note (at most 2,000 characters) and who made it
--- (p_reviewer, 1..200 characters; NULL: the database login). Kept as a new
+-- (p_reviewer, 1..200 characters; NULL: current_actor(), the pgfraud.actor
+-- setting that the service sets from the caller's token name and the CLI
+-- from --actor, else the database login). Kept as a new
 -- row of `reviews` with the time; the latest review of a transaction is its
 -- decision, counted as a label by evaluate_rules. Reviews live beside alerts,
 -- so re-scoring never changes them. Returns the stored review.
@@ -25,7 +27,7 @@ AS $$
 DECLARE
     v_account_id bigint;
     v_review reviews;
-    v_reviewer text := coalesce(p_reviewer, session_user);
+    v_reviewer text := coalesce(p_reviewer, current_actor());
 BEGIN
     IF p_status IS NULL OR p_status NOT IN ('confirmed_fraud', 'false_positive') THEN
         RAISE EXCEPTION 'status must be confirmed_fraud or false_positive'

@@ -8,7 +8,8 @@
 --   INSERT: the new rows (transition table new_rows);
 --   DELETE: the removed rows (old_rows), with negative deltas; their alerts go;
 --   UPDATE: both (an account_id change touches both accounts);
---   TRUNCATE: alerts and account_states are emptied (reviews are kept).
+--   TRUNCATE: alerts, shadow alerts and account_states are emptied (reviews
+--   are kept).
 -- When a live rule reads other accounts' rows at a merchant
 -- (compromised_merchant, a user's rule reading the merchant features:
 -- _merchant_rules_delay), a row stored, removed or changed at a merchant
@@ -43,7 +44,7 @@ DECLARE
     v_after_ts timestamptz[];
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
-        TRUNCATE alerts, account_states;
+        TRUNCATE alerts, account_states, shadow_alerts;
         RETURN NULL;
     END IF;
     -- The merchant rules read other accounts' rows at the same merchant:

@@ -117,7 +117,7 @@ const pgfraud = (() => {
         return;
       }
       sessionStorage.removeItem(TOKEN_KEY);
-      message.textContent = "That token is not valid; enter the service's API token.";
+      message.textContent = "That token is not valid (unknown, or revoked); enter your API token.";
       token = null;
     }
   }

@@ -1,0 +1,24 @@
+-- get_api_tokens(p_include_revoked boolean DEFAULT false) -> jsonb
+--
+-- The named API tokens, never their secrets or digests: a JSON array of
+-- {token_name, role, created_by, created_at, revoked_by, revoked_at} in
+-- name order (then newest first), only the live ones unless
+-- p_include_revoked. Raises nothing.
+CREATE OR REPLACE FUNCTION get_api_tokens(p_include_revoked boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $$
+    SELECT coalesce(jsonb_agg(to_jsonb(t) - 'secret_sha256' - 'token_id'
+                              ORDER BY t.token_name, t.token_id DESC), '[]')
+    FROM api_tokens AS t
+    WHERE p_include_revoked OR t.revoked_at IS NULL;
+$$;
+
+COMMENT ON FUNCTION get_api_tokens(boolean) IS
+    'The named API tokens without secrets: [{token_name, role, created_by, created_at, revoked_by, revoked_at}], live ones unless asked.';
+
+REVOKE ALL ON FUNCTION get_api_tokens(boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION get_api_tokens(boolean) TO pgfraud_app, pgfraud_readonly;
