@@ -629,7 +629,8 @@ def tune(
         # Parameters as exact JSON numbers; the figures' ratios as decimal
         # strings, as `pgfraud evaluate --json` writes them.
         figures = json.loads(json.dumps(result["figures"], default=str))
-        click.echo(db.dumps_json({**result, "figures": figures}, indent=1))
+        decisions = json.loads(json.dumps(result["decisions"], default=str))
+        click.echo(db.dumps_json({**result, "figures": figures, "decisions": decisions}, indent=1))
     else:
         for line in format_tuning(result, periods):
             click.echo(line)

@@ -696,7 +696,9 @@ def tune():
     parameters}, "live": {...}, "search": {transactions, labelled, flagged,
     caught, candidates, steps: [{rule_id, parameters, flagged, caught}]},
     "figures": {"chosen"|"live": {"training"|"validation": [rows as POST
-    /evaluate's, plus f1 and alerts_per_1000]}}, "switch": PATCH /rules
+    /evaluate's, plus f1 and alerts_per_1000]}}, "decisions": {"chosen"|"live":
+    {"training"|"validation": POST /evaluate's decisions, or null for an
+    empty chosen set}}, "switch": PATCH /rules
     body}``, ratios as decimal strings; 400 naming the bad field (a period
     empty or reversed, no known fraud in training, budget not above 0,
     precision not in (0, 1], an unknown candidate); 401 without the token
@@ -720,7 +722,16 @@ def tune():
         name: {period: backtest_json(rows) for period, rows in sets.items()}
         for name, sets in result["figures"].items()
     }
-    return jsonify({**result, "figures": figures})
+    decisions = {
+        name: {
+            period: None
+            if measured is None
+            else {"policy": measured["policy"], "outcomes": backtest_json(measured["outcomes"])}
+            for period, measured in sets.items()
+        }
+        for name, sets in result["decisions"].items()
+    }
+    return jsonify({**result, "figures": figures, "decisions": decisions})
 
 
 @bp.get("/rules/<rule_id>/versions")

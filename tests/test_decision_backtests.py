@@ -306,3 +306,29 @@ def test_an_integral_json_number_is_the_integer_it_equals(client, decided):
     put = client.put("/policy", data='{"review_threshold": 60.0}', content_type="application/json")
     assert put.status_code == 200, put.get_json()
     assert put.get_json()["review_threshold"] == 60
+
+
+def test_tune_reports_the_decisions_of_the_chosen_and_the_live_set(admin_conn, decided):
+    # Training [hour 0, hour 4): 1..3, fraud 2; validation [hour 4, hour 8):
+    # 4..7, fraud 4, 5, 6. Whatever tune chooses, its decisions are
+    # evaluate_decisions' for that set and period. The live set's validation
+    # mix by hand: of the live rules only large_amount fires there (on 5 and
+    # 7; below_average and amount_spike need 5 and 3 earlier payments, 4 has
+    # 3 and is not above 5 x their average), so 4 approve (fraud let
+    # through), 5 review, 6 decline (block list), 7 approve (allow list).
+    from pgfraud.tune import tuning
+
+    periods = (T0, hours(4), hours(4), hours(8))
+    result = tuning(admin_conn, periods, None, Decimal("0.5"), ["large_amount"])
+    live = result["decisions"]["live"]["validation"]
+    assert by_outcome(live["outcomes"]) == {
+        "approve": (2, "500.00", 1, 3, 1, None, None),
+        "review": (1, "250.00", 0, 3, 1, "1.0000", "0.3333"),
+        "decline": (1, "250.00", 1, 3, 1, "1.0000", "0.3333"),
+        "review_or_decline": (2, "500.00", 1, 3, 2, "1.0000", "0.6667"),
+    }
+    for name in ("chosen", "live"):
+        for period, (start, end) in (("training", periods[:2]), ("validation", periods[2:])):
+            rules = result[name]
+            expected = db.evaluate_decisions(admin_conn, rules, None, start, end) if rules else None
+            assert result["decisions"][name][period] == expected, (name, period)
