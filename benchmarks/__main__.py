@@ -23,6 +23,12 @@ temporary folder, removed at the end), it measures:
   adds sizes, e.g. ``BENCH_SIZES=100000,1000000,10000000``); peak RSS of
   the generator, the loader and the server.
 
+``BENCH_ONLY=speed`` measures only issue 17's two speed rows (the single POST
+against ``store_transactions`` alone, ``GET /is_fraud`` against Flask alone
+and the route's query alone) on BENCH_N (default there 100,000) rows: a
+few minutes (docs/performance.md). ``BENCH_PORTS=LOW-HIGH`` takes the
+servers' ports from that range.
+
 Each figure is measured BENCH_REPEAT times (default 3): the table shows the
 median and the spread (min..max); everything goes to bench-results.json.
 HTTP load comes from wrk (Debian's package; ``make bench`` installs it when
