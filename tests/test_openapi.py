@@ -97,12 +97,17 @@ def _range_reversed(case) -> bool:
     """Whether a case's from/to (query or JSON body) are timestamps with to before from."""
     from pgfraud.wire import parse_timestamp
 
+    def wire(value):
+        # Epoch ms as a query's digits or an integral JSON number (1e12 or 1.0e12).
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
     values = case.body if isinstance(case.body, dict) else (case.query or {})
     try:
-        start, end = (
-            parse_timestamp(int(v) if isinstance(v, str) and v.isdigit() else v)
-            for v in (values.get("from"), values.get("to"))
-        )
+        start, end = (parse_timestamp(wire(values.get(k))) for k in ("from", "to"))
     except Exception:  # not both timestamps: the ordinary checks apply
         return False
     return end < start
