@@ -23,6 +23,12 @@ temporary folder, removed at the end), it measures:
   adds sizes, e.g. ``BENCH_SIZES=100000,1000000,10000000``); peak RSS of
   the generator, the loader and the server.
 
+``BENCH_ONLY=speed`` measures only issue 17's two speed rows (the single POST
+against ``store_transactions`` alone, ``GET /is_fraud`` against Flask alone
+and the route's query alone) on BENCH_N (default there 100,000) rows: a
+few minutes (docs/performance.md). ``BENCH_PORTS=LOW-HIGH`` takes the
+servers' ports from that range.
+
 Each figure is measured BENCH_REPEAT times (default 3): the table shows the
 median and the spread (min..max); everything goes to bench-results.json.
 HTTP load comes from wrk (Debian's package; ``make bench`` installs it when
@@ -91,7 +97,15 @@ class Results:
         return figure["median"] if figure else None
 
 
+# BENCH_PORTS=5130-5139: take the servers' ports from that range (one a
+# server, in turn) instead of any free one, on a machine where ports are shared out.
+_LOW, _, _HIGH = os.environ.get("BENCH_PORTS", "").partition("-")
+_PORTS = list(range(int(_LOW), int(_HIGH) + 1)) if _LOW and _HIGH else []
+
+
 def free_port() -> int:
+    if _PORTS:
+        return _PORTS.pop(0)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -260,7 +274,242 @@ def rss_of_tree(pid: int) -> float:
     return total / 1024
 
 
+def sql_alone(results: Results, app: str, accounts: int, repeat: int, work: Path) -> None:
+    """The SQL functions alone, run by pgbench (prepared statements) as the
+    service's role: ``is_fraud`` (1 and 8 clients), the very query ``GET
+    /is_fraud`` sends (its first page of events as JSON, db._EVENTS_JSON: S
+    of the is_fraud target) and ``store_transactions`` of one new row (8
+    clients; what a single POST runs, answered with alerts and decision)."""
+    is_fraud_sql = f"\\set a random(1, {accounts})\nSELECT * FROM is_fraud(:a);\n"
+    page_sql = f"\\set a random(1, {accounts})\n" + (
+        db._EVENTS_JSON.strip()
+        .replace("%(account)s", ":a")
+        .replace("%(limit)s", "1000")  # the route's default page
+        .replace("%(after_ts)s", "NULL::timestamptz")
+        .replace("%(after_transaction)s", "NULL::bigint")
+        .replace("%(after_rule)s", "NULL::text")
+        # pgbench reads ":MI" and ":SS" inside the literal as its variables:
+        # the same constant written around them (folded when planned).
+        .replace('HH24:MI:SS.MS"Z"\'', "HH24' || chr(58) || 'MI' || chr(58) || 'SS.MS\"Z\"'")
+        + ";\n"
+    )
+    store_sql = (
+        "\\set id random(3000000000000, 3999999999999)\n"
+        f"\\set a random(1, {accounts})\n"
+        "SELECT * FROM store_transactions(json_build_array(json_build_object("
+        "'account_id', :a::bigint, 'transaction_id', :id::bigint,"
+        # New arrivals: after the stored data (2024) and later each time
+        # (a fixed time would make most stores late arrivals at one
+        # instant), on 2025-01-01, before the HTTP POSTs (2025-06) and
+        # the API ingest (2026 on), so that those are arrivals too.
+        " 'timestamp', date_trunc('milliseconds', timestamptz '2025-01-01 00:00:00+00'"
+        " + (clock_timestamp() - pg_postmaster_start_time()))::text,"
+        " 'amount', '12.34'::text))::jsonb);\n"
+    )
+    for _ in range(repeat):
+        one = pgbench(app, is_fraud_sql, 1, 5, work)
+        results.add("SQL is_fraud, 1 client", one["rate"], "calls/s")
+        eight = pgbench(app, is_fraud_sql, 8, 5, work)
+        results.add("SQL is_fraud, 8 clients", eight["rate"], "calls/s")
+        results.add("SQL is_fraud p99, 8 clients", eight["p99"], "ms")
+        page = pgbench(app, page_sql, 8, 5, work)
+        results.add("SQL GET /is_fraud's query (JSON page), 8 clients", page["rate"], "calls/s")
+        store = pgbench(app, store_sql, 8, 5, work)
+        results.add("SQL store_transactions (1 row), 8 clients", store["rate"], "calls/s")
+        results.add("SQL store_transactions (1 row) p50, 8 clients", store["p50"], "ms")
+        results.add("SQL store_transactions (1 row) p99, 8 clients", store["p99"], "ms")
+    with db.connect(app, autocommit=True) as conn:
+        rng = random.Random(7)
+        latencies = []
+        for _ in range(2000):
+            account = rng.randint(1, accounts)
+            start = time.perf_counter()
+            conn.execute("SELECT * FROM is_fraud(%s)", (account,), prepare=True).fetchall()
+            latencies.append((time.perf_counter() - start) * 1000)
+        results.add("SQL is_fraud p50, 1 client", statistics.median(latencies), "ms")
+
+
+def start_pgfraud(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """The server as ``pgfraud run`` starts it (granian), answering; (process, URL)."""
+    port = free_port()
+    http = f"http://127.0.0.1:{port}"
+    server_env = {**env, "PORT": str(port), "PGFRAUD_SEED_TRANSACTIONS": "0"}
+    proc = subprocess.Popen(
+        [PGFRAUD, "run"],
+        env=server_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_http(f"{http}/health", proc)
+    return proc, http
+
+
+def write_scripts(base: Path) -> dict[str, Path]:
+    scripts = {"is_fraud": base / "is_fraud.lua", "post": base / "post.lua"}
+    scripts["is_fraud"].write_text(IS_FRAUD_LUA)
+    scripts["post"].write_text(POST_LUA)
+    return scripts
+
+
+def pgfraud_http_rows(
+    results: Results, http: str, scripts: dict[str, Path], accounts: int, r: int, full: bool
+) -> None:
+    """Run ``r`` of pgfraud's HTTP figures: ``GET /is_fraud`` at 8 connections
+    (with ``full``, also 1 and 32) and single-transaction POSTs, each answered
+    with its alerts and decision, at 8 connections."""
+    if full:
+        one = wrk(http, 1, scripts["is_fraud"], HTTP_SECONDS, str(accounts))
+        results.add("HTTP is_fraud p50, 1 connection", one["p50"], "ms")
+        results.add("HTTP is_fraud p99, 1 connection", one["p99"], "ms")
+    for c in (8, 32) if full else (8,):
+        out = wrk(http, c, scripts["is_fraud"], HTTP_SECONDS, str(accounts))
+        results.add(f"HTTP is_fraud, {c} connections", out["rate"], "req/s", non_2xx=out["non_2xx"])
+        results.add(f"HTTP is_fraud p99, {c} connections", out["p99"], "ms")
+    out = wrk(
+        http,
+        8,
+        scripts["post"],
+        HTTP_SECONDS,
+        str(4_000_000_000_000 + r * 10**11),
+        str(accounts),
+        # After the generated rows (2024), before the API ingest
+        # below (2026 on), each run after the one before.
+        str(1_748_736_000 + r * 10**6),  # 2025-06-01T00:00:00Z
+        "2",  # wrk's threads at 8 connections (see wrk())
+    )
+    results.add(
+        "HTTP POST 1 transaction, 8 connections",
+        out["rate"],
+        "req/s",
+        non_2xx=out["non_2xx"],
+    )
+    results.add("HTTP POST p50, 8 connections", out["p50"], "ms")
+    results.add("HTTP POST p99, 8 connections", out["p99"], "ms")
+
+
+def flask_alone_rows(
+    results: Results,
+    scripts: dict[str, Path],
+    accounts: int,
+    repeat: int,
+    procs: list[subprocess.Popen],
+) -> None:
+    """F of the is_fraud target: Flask alone (benchmarks/flask_ceiling.py, a
+    constant JSON body, no database) on the server ``pgfraud run`` uses, with
+    its workers and threads, at 8 connections."""
+    port = free_port()
+    ceiling = subprocess.Popen(
+        [
+            str(BIN / "granian"),
+            "--interface",
+            "wsgi",
+            "--workers",
+            str(default_workers()),
+            "--blocking-threads",
+            "32",  # `pgfraud run`'s default --threads
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "benchmarks.flask_ceiling:app",
+        ],
+        cwd=HERE.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    procs.append(ceiling)
+    ceiling_url = f"http://127.0.0.1:{port}"
+    wait_http(f"{ceiling_url}/is_fraud/1", ceiling)
+    for _ in range(repeat):
+        out = wrk(ceiling_url, 8, scripts["is_fraud"], HTTP_SECONDS, str(accounts))
+        results.add("Flask alone (constant JSON, no database), 8 connections", out["rate"], "req/s")
+    ceiling.terminate()
+    ceiling.wait(timeout=30)
+
+
+def speed_only() -> None:
+    """``BENCH_ONLY=speed``: only issue 17's two speed rows, on BENCH_N
+    generated transactions (default here 100,000) in a throwaway PostgreSQL:
+    the SQL alone (pgbench: GET /is_fraud's query, store_transactions of one
+    row), pgfraud's HTTP (GET /is_fraud and a single POST answered with its
+    decision, 8 connections), then Flask alone; BENCH_REPEAT rounds of each.
+    A few minutes instead of the full bench's hour."""
+    n = int(os.environ.get("BENCH_N", "100000"))
+    repeat = int(os.environ.get("BENCH_REPEAT", "3"))
+    accounts = max(1, n // 100)
+    if shutil.which("wrk") is None:
+        raise SystemExit("BENCH_ONLY=speed needs wrk (`apt-get install wrk` as root)")
+    results = Results()
+    base = Path(tempfile.mkdtemp(prefix="pgfraud-bench-", dir="/var/tmp"))
+    os.chmod(base, 0o755)
+    server = LocalServer(base / "home")
+    if _PORTS:
+        (base / "home").mkdir(parents=True, exist_ok=True)
+        (base / "home" / "port").write_text(f"{free_port()}\n")
+    procs: list[subprocess.Popen] = []
+    started = time.monotonic()
+    try:
+        server.start()
+        database = Database(server.url(admin=True), server.url(), server)
+        prepare(database)
+        admin, app = database.admin_url, database.app_url
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PGFRAUD")}
+        env.update(DATABASE_URL=admin, PGFRAUD_APP_DATABASE_URL=app, PGFRAUD_MIX="legacy")
+        psql = shutil.which("psql") or str(find_bindir() / "psql")
+        pg_version = subprocess.run(
+            [psql, admin, "-Atc", "SHOW server_version"], capture_output=True, text=True
+        ).stdout.strip()
+        print(f"pgfraud bench, speed rows: {n:,} transactions over {accounts:,} accounts")
+        run_measured(
+            [
+                PGFRAUD,
+                "generate",
+                "--to",
+                "copy",
+                "--num-transactions",
+                str(n),
+                "--accounts",
+                str(accounts),
+                "--seed",
+                "1",
+                "--labels",
+                str(base / "l.csv"),
+            ],
+            env,
+        )
+        with db.connect(admin, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        work = base / "scripts"
+        work.mkdir()
+        sql_alone(results, app, accounts, repeat, work)
+        proc, http = start_pgfraud(env)
+        procs.append(proc)
+        scripts = write_scripts(base)
+        for r in range(repeat):
+            pgfraud_http_rows(results, http, scripts, accounts, r, full=False)
+        proc.terminate()
+        proc.wait(timeout=60)
+        flask_alone_rows(results, scripts, accounts, repeat, procs)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        server.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+    report(results, n, accounts, repeat, pg_version, time.monotonic() - started, True)
+
+
 def main() -> None:
+    if os.environ.get("BENCH_ONLY") == "speed":
+        speed_only()
+        return
     n = int(os.environ.get("BENCH_N", "1000000"))
     repeat = int(os.environ.get("BENCH_REPEAT", "3"))
     sizes = sorted({int(s) for s in os.environ.get("BENCH_SIZES", f"100000,{n}").split(",")} | {n})
@@ -470,90 +719,15 @@ def main() -> None:
         # -- the SQL functions alone ------------------------------------------
         work = base / "scripts"
         work.mkdir()
-        is_fraud_sql = f"\\set a random(1, {accounts})\nSELECT * FROM is_fraud(:a);\n"
-        store_sql = (
-            "\\set id random(3000000000000, 3999999999999)\n"
-            f"\\set a random(1, {accounts})\n"
-            "SELECT * FROM store_transactions(json_build_array(json_build_object("
-            "'account_id', :a::bigint, 'transaction_id', :id::bigint,"
-            # New arrivals: after the stored data (2024) and later each time
-            # (a fixed time would make most stores late arrivals at one
-            # instant), on 2025-01-01, before the HTTP POSTs (2025-06) and
-            # the API ingest (2026 on), so that those are arrivals too.
-            " 'timestamp', date_trunc('milliseconds', timestamptz '2025-01-01 00:00:00+00'"
-            " + (clock_timestamp() - pg_postmaster_start_time()))::text,"
-            " 'amount', '12.34'::text))::jsonb);\n"
-        )
-        for _ in range(repeat):
-            one = pgbench(app, is_fraud_sql, 1, 5, work)
-            results.add("SQL is_fraud, 1 client", one["rate"], "calls/s")
-            eight = pgbench(app, is_fraud_sql, 8, 5, work)
-            results.add("SQL is_fraud, 8 clients", eight["rate"], "calls/s")
-            results.add("SQL is_fraud p99, 8 clients", eight["p99"], "ms")
-            store = pgbench(app, store_sql, 8, 5, work)
-            results.add("SQL store_transactions (1 row), 8 clients", store["rate"], "calls/s")
-            results.add("SQL store_transactions (1 row) p50, 8 clients", store["p50"], "ms")
-            results.add("SQL store_transactions (1 row) p99, 8 clients", store["p99"], "ms")
-        with db.connect(app, autocommit=True) as conn:
-            rng = random.Random(7)
-            latencies = []
-            for _ in range(2000):
-                account = rng.randint(1, accounts)
-                start = time.perf_counter()
-                conn.execute("SELECT * FROM is_fraud(%s)", (account,), prepare=True).fetchall()
-                latencies.append((time.perf_counter() - start) * 1000)
-            results.add("SQL is_fraud p50, 1 client", statistics.median(latencies), "ms")
+        sql_alone(results, app, accounts, repeat, work)
 
         # -- pgfraud's HTTP server, as `pgfraud run` starts it ------------------
-        port = free_port()
-        http = f"http://127.0.0.1:{port}"
-        server_env = {**env, "PORT": str(port), "PGFRAUD_SEED_TRANSACTIONS": "0"}
-        proc = subprocess.Popen(
-            [PGFRAUD, "run"],
-            env=server_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc, http = start_pgfraud(env)
         procs.append(proc)
-        wait_http(f"{http}/health", proc)
-        scripts = {"is_fraud": base / "is_fraud.lua", "post": base / "post.lua"}
-        scripts["is_fraud"].write_text(IS_FRAUD_LUA)
-        scripts["post"].write_text(POST_LUA)
+        scripts = write_scripts(base)
         if have_wrk:
             for r in range(repeat):
-                one = wrk(http, 1, scripts["is_fraud"], HTTP_SECONDS, str(accounts))
-                results.add("HTTP is_fraud p50, 1 connection", one["p50"], "ms")
-                results.add("HTTP is_fraud p99, 1 connection", one["p99"], "ms")
-                for c in (8, 32):
-                    out = wrk(http, c, scripts["is_fraud"], HTTP_SECONDS, str(accounts))
-                    results.add(
-                        f"HTTP is_fraud, {c} connections",
-                        out["rate"],
-                        "req/s",
-                        non_2xx=out["non_2xx"],
-                    )
-                    results.add(f"HTTP is_fraud p99, {c} connections", out["p99"], "ms")
-                out = wrk(
-                    http,
-                    8,
-                    scripts["post"],
-                    HTTP_SECONDS,
-                    str(4_000_000_000_000 + r * 10**11),
-                    str(accounts),
-                    # After the generated rows (2024), before the API ingest
-                    # below (2026 on), each run after the one before.
-                    str(1_748_736_000 + r * 10**6),  # 2025-06-01T00:00:00Z
-                    "2",  # wrk's threads at 8 connections (see wrk())
-                )
-                results.add(
-                    "HTTP POST 1 transaction, 8 connections",
-                    out["rate"],
-                    "req/s",
-                    non_2xx=out["non_2xx"],
-                )
-                results.add("HTTP POST p50, 8 connections", out["p50"], "ms")
-                results.add("HTTP POST p99, 8 connections", out["p99"], "ms")
+                pgfraud_http_rows(results, http, scripts, accounts, r, full=True)
             with db.connect(app, autocommit=True) as conn:
                 largest, alerts = conn.execute(
                     "SELECT account_id, count(*) FROM alerts GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
@@ -605,38 +779,7 @@ def main() -> None:
 
         # -- the HTTP ceiling: Flask answering a constant body, same server ------
         if have_wrk:
-            port = free_port()
-            ceiling = subprocess.Popen(
-                [
-                    str(BIN / "granian"),
-                    "--interface",
-                    "wsgi",
-                    "--workers",
-                    str(default_workers()),
-                    "--blocking-threads",
-                    "32",  # `pgfraud run`'s default --threads
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                    "benchmarks.flask_ceiling:app",
-                ],
-                cwd=HERE.parent,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            procs.append(ceiling)
-            ceiling_url = f"http://127.0.0.1:{port}"
-            wait_http(f"{ceiling_url}/is_fraud/1", ceiling)
-            for _ in range(repeat):
-                out = wrk(ceiling_url, 8, scripts["is_fraud"], HTTP_SECONDS, str(accounts))
-                results.add(
-                    "Flask alone (constant JSON, no database), 8 connections", out["rate"], "req/s"
-                )
-            ceiling.terminate()
-            ceiling.wait(timeout=30)
+            flask_alone_rows(results, scripts, accounts, repeat, procs)
 
         # -- the floor: the peer ------------------------------------------------
         port = free_port()
@@ -696,6 +839,12 @@ def report(
         x, y = m(a), m(b)
         return round(x / y, 2) if x and y else None
 
+    def together(served: str, flask: str, query: str) -> float | None:
+        """served / 1/(1/F + 1/S): what Flask alone (F) and the SQL alone (S)
+        give together on the same cores, each request paying for both."""
+        x, f, q = m(served), m(flask), m(query)
+        return round(x * (1 / f + 1 / q), 2) if x and f and q else None
+
     ratios = {
         "pgfraud load (scored) / psql \\copy (not scored)": ratio(
             f"pgfraud load {N}", f"psql \\copy {N}"
@@ -721,8 +870,16 @@ def report(
         "HTTP is_fraud / peer, 8": ratio(
             "HTTP is_fraud, 8 connections", "peer is_fraud, 8 connections"
         ),
-        "HTTP POST / SQL store_transactions, 8": ratio(
+        "HTTP POST / SQL store_transactions, 8 (target >= 0.8)": ratio(
             "HTTP POST 1 transaction, 8 connections", "SQL store_transactions (1 row), 8 clients"
+        ),
+        "HTTP POST p99 / SQL store_transactions p99, 8 (target <= 1.5)": ratio(
+            "HTTP POST p99, 8 connections", "SQL store_transactions (1 row) p99, 8 clients"
+        ),
+        "HTTP is_fraud / 1/(1/F + 1/S), 8 (target >= 0.8)": together(
+            "HTTP is_fraud, 8 connections",
+            "Flask alone (constant JSON, no database), 8 connections",
+            "SQL GET /is_fraud's query (JSON page), 8 clients",
         ),
         "pandas / score_transactions, the same five rules (time)": ratio(
             f"pandas rules {N}", f"score_transactions, pandas's five rules {N}"

@@ -32,6 +32,7 @@ from pgfraud.errors import (
     InvalidInput,
     PgfraudError,
     RuleChangeTimeout,
+    RuleNotFound,
     TransactionConflict,
     redact,
 )
@@ -846,6 +847,46 @@ def backtest_rules(
             "SELECT * FROM backtest_rules(%s::jsonb, %s, %s)",
             (_json_numbers(rules) if rules is not None else None, start, end),
         ).fetchall()
+
+
+def evaluate_decisions(
+    conn: psycopg.Connection,
+    rules: dict[str, Any] | None,
+    policy: dict[str, Any] | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> dict[str, Any]:
+    """A backtest of decisions (SQL ``evaluate_decisions`` and
+    ``resolve_backtest_policy``), callable by the service's role.
+
+    ``rules``: {rule_id: parameters} as :func:`backtest_rules` takes them (None:
+    the enabled rules); ``policy``: a candidate ``{review_threshold,
+    decline_threshold, default_score, rule_scores}`` merged over the policy in
+    force (None: that policy); [start, end) the transaction time (None:
+    unbounded). Returns ``{"policy": the policy that ran (based_on,
+    thresholds, default_score, every rule's score), "outcomes": [{outcome
+    (approve, review, decline, review_or_decline), transactions, per_1000,
+    overruled, labelled, fraud, precision_ratio, recall_ratio}]}`` (Decimal
+    or None). Errors: InvalidInput naming rule and parameter or the policy
+    field, RuleNotFound for a score of an unknown rule.
+    """
+    rules_json = _json_numbers(rules) if rules is not None else None
+    policy_json = _json_numbers(policy) if policy is not None else None
+    with conn.cursor(row_factory=dict_row) as cur:
+        try:
+            with wrap_errors():
+                resolved = cur.execute(
+                    "SELECT resolve_backtest_policy(%s::jsonb) AS policy", (policy_json,)
+                ).fetchone()["policy"]
+        except (InvalidInput, RuleNotFound) as exc:  # named as a field of the policy
+            field = f"policy.{exc.field}" if exc.field else "policy"
+            raise type(exc)(f"policy: {exc.message}", field=field) from None
+        with wrap_errors():
+            outcomes = cur.execute(
+                "SELECT * FROM evaluate_decisions(%s::jsonb, %s::jsonb, %s, %s)",
+                (rules_json, policy_json, start, end),
+            ).fetchall()
+    return {"policy": resolved, "outcomes": outcomes}
 
 
 def change_rule(

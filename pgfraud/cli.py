@@ -392,6 +392,14 @@ def describe_labels(counts: dict[str, int]) -> list[str]:
     '\'{"below_average": {"factor": 0.5}, "velocity": {}}\'.',
 )
 @click.option(
+    "--policy",
+    "policy_json",
+    default=None,
+    help="A candidate decision policy as JSON, merged over the policy in force, e.g. "
+    '\'{"review_threshold": 60, "rule_scores": {"large_amount": 100}}\' '
+    "(default: the policy in force).",
+)
+@click.option(
     "--from", "start", type=TimestampType(), default=None, help="Start, inclusive (ISO 8601)."
 )
 @click.option("--to", "end", type=TimestampType(), default=None, help="End, exclusive (ISO 8601).")
@@ -399,27 +407,42 @@ def describe_labels(counts: dict[str, int]) -> list[str]:
     "--json",
     "as_json",
     is_flag=True,
-    help="One JSON object: parameters that ran, transactions evaluated, and the rows.",
+    help="One JSON object: parameters that ran, transactions evaluated, the rows, "
+    "and the decisions (policy and outcomes).",
 )
-def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
+def evaluate(rules_json: str | None, policy_json: str | None, start, end, as_json: bool) -> None:
     """Precision, recall, F1 and alerts per 1,000 transactions of each rule against
-    the stored fraud labels (a backtest), per scenario and overall.
+    the stored fraud labels (a backtest), per scenario and overall; then the
+    decisions those rules and the policy give: approve, review and decline
+    counts and per 1,000, and precision and recall of decline and of review or
+    decline.
 
     Each rule is judged alone; "any" is a transaction flagged by at least one
     rule. --rules is the whole set to run (rules not named do not run), each
     with the parameters it changes (merged over the live ones, as `pgfraud
     rule set` and PATCH /rules merge them), so candidate parameters are
-    measured without changing the live rules. Load
+    measured without changing the live rules. --policy is a candidate policy
+    (thresholds and rule scores, merged over the one in force, checked as
+    `pgfraud policy set` checks it); the lists apply as they were at each
+    transaction's time. Load
     labels first with `pgfraud load-labels FILE` or `pgfraud load FILE
     --label-column COLUMN`.
     """
     import json
 
-    from pgfraud.evaluate import evaluation, format_report
-    from pgfraud.wire import loads_json
+    from pgfraud.evaluate import evaluation, format_decisions, format_report
+    from pgfraud.wire import loads_json, parse_backtest_policy
 
     if start is not None and end is not None and end < start:
         raise click.BadParameter("must not be before --from", param_hint="--to")
+    policy = None
+    if policy_json is not None:
+        try:
+            policy = parse_backtest_policy(loads_json(policy_json))
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--policy") from None
+        except InvalidInput as exc:
+            raise click.BadParameter(exc.message, param_hint="--policy") from None
     rules = None
     if rules_json is not None:
         try:  # exact numbers; the rules themselves are checked by SQL validate_rules
@@ -438,9 +461,11 @@ def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
         with config.existing_database() as database:
             ready(database)
             with db.connect(database.admin_url) as conn:
-                result = evaluation(conn, rules, start, end)
-    except InvalidInput as exc:  # from SQL validate_rules: names the rule and parameter
-        raise click.BadParameter(exc.message, param_hint="--rules") from None
+                result = evaluation(conn, rules, start, end, policy)
+    except (InvalidInput, RuleNotFound) as exc:  # from SQL: names the rule and parameter,
+        # or policy.<field> for the policy's check
+        hint = "--policy" if (exc.field or "").startswith("policy") else "--rules"
+        raise click.BadParameter(exc.message, param_hint=hint) from None
     except PgfraudError as exc:
         _fail(exc)
     rows = result["rows"]
@@ -453,13 +478,17 @@ def evaluate(rules_json: str | None, start, end, as_json: bool) -> None:
         # Parameters as exact JSON numbers (as GET /rules gives them); the
         # rows' ratios as decimal strings (as POST /evaluate gives them).
         rows = json.loads(json.dumps(result["rows"], default=str))
-        click.echo(db.dumps_json({**result, "rows": rows}, indent=1))
+        decisions = json.loads(json.dumps(result["decisions"], default=str))
+        click.echo(db.dumps_json({**result, "rows": rows, "decisions": decisions}, indent=1))
         return
     click.echo(
         f"{result['transactions']:,} transactions; rules that ran: "
         f"{db.dumps_json(result['parameters'], sort_keys=True)}"
     )
     for line in format_report(rows):
+        click.echo(line)
+    click.echo("")
+    for line in format_decisions(result["decisions"]):
         click.echo(line)
 
 
@@ -600,7 +629,8 @@ def tune(
         # Parameters as exact JSON numbers; the figures' ratios as decimal
         # strings, as `pgfraud evaluate --json` writes them.
         figures = json.loads(json.dumps(result["figures"], default=str))
-        click.echo(db.dumps_json({**result, "figures": figures}, indent=1))
+        decisions = json.loads(json.dumps(result["decisions"], default=str))
+        click.echo(db.dumps_json({**result, "figures": figures, "decisions": decisions}, indent=1))
     else:
         for line in format_tuning(result, periods):
             click.echo(line)

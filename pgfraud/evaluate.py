@@ -92,15 +92,22 @@ def evaluation(
     rules: dict[str, Any] | None,
     start: datetime | None,
     end: datetime | None,
+    policy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The whole evaluation: ``{"parameters", "transactions", "rows"}``.
+    """The whole evaluation: ``{"parameters", "transactions", "rows", "decisions"}``.
 
     ``parameters``: the rules that ran, as SQL resolve_backtest_rules made them
     (each rule's parameters merged over its live ones, validated, defaults
     filled in; the enabled rules when ``rules`` is None);
     ``transactions``: how many were evaluated ([start, end), None: unbounded);
-    ``rows``: evaluate_rules rows with f1 and alerts_per_1000 (add_measures).
-    Errors: InvalidInput from SQL validate_rules, naming the rule and parameter.
+    ``rows``: evaluate_rules rows with f1 and alerts_per_1000 (add_measures);
+    ``decisions``: ``{"policy", "outcomes"}`` of db.evaluate_decisions, the
+    outcome mix those rules and ``policy`` (a candidate merged over the policy
+    in force; None: that policy) give, and precision and recall of decline and
+    of review or decline.
+    Errors: InvalidInput from SQL validate_rules, naming the rule and parameter,
+    or from the policy's check, naming ``policy.<field>``; RuleNotFound for a
+    score of an unknown rule.
     """
     rows = db.evaluate_rules(conn, rules, start, end)
     with db.wrap_errors():
@@ -115,7 +122,42 @@ def evaluation(
         "parameters": parameters,
         "transactions": transactions,
         "rows": add_measures(rows, transactions),
+        "decisions": db.evaluate_decisions(conn, rules, policy, start, end),
     }
+
+
+def format_decisions(decisions: dict[str, Any]) -> Iterator[str]:
+    """Lines of a plain-text table of db.evaluate_decisions' outcomes, after a line
+    naming the policy that ran."""
+    policy = decisions["policy"]
+    yield (
+        f"decisions: review from {policy['review_threshold']}, decline from "
+        f"{policy['decline_threshold']}; scores "
+        f"{db.dumps_json(policy['rule_scores'], sort_keys=True)}"
+    )
+    header = ("outcome", "transactions", "per_1000", "overruled", "fraud", "precision", "recall")
+
+    def text(value: Any) -> str:
+        return "" if value is None else str(value)
+
+    table = [header] + [
+        (
+            r["outcome"],
+            str(r["transactions"]),
+            text(r["per_1000"]),
+            str(r["overruled"]),
+            str(r["fraud"]),
+            text(r["precision_ratio"]),
+            text(r["recall_ratio"]),
+        )
+        for r in decisions["outcomes"]
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        yield "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
 
 
 def format_report(rows: list[dict[str, Any]]) -> Iterator[str]:

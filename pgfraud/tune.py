@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from pgfraud import db
-from pgfraud.evaluate import add_measures, format_report
+from pgfraud.evaluate import add_measures, format_decisions, format_report
 
 SETS = ("chosen", "live")
 PERIODS = ("training", "validation")
@@ -37,14 +37,24 @@ def tuning(
     labelled, flagged, true_positives, precision_ratio, recall_ratio) plus
     transactions, flagged_per_1000, f1 and alerts_per_1000 (Decimal, 4 places)
     for set chosen|live and period training|validation.
+    ``decisions[set][period]``: what those rules give as decisions under the
+    policy in force (db.evaluate_decisions: the approve/review/decline mix and
+    precision and recall of decline and of review or decline); None for an
+    empty chosen set.
     Errors: InvalidInput naming the field (see db.tune_rules).
     """
     result = db.tune_rules(conn, periods, max_alerts_per_1000, min_precision, candidates)
+    bounds = {"training": periods[0:2], "validation": periods[2:4]}
+    result["decisions"] = {name: {} for name in SETS}
     for name in SETS:
         for period in PERIODS:
             rows = result["figures"][name][period] or []
             transactions = rows[0]["transactions"] if rows else 0
             result["figures"][name][period] = add_measures(rows, transactions)
+            rules = result[name]
+            result["decisions"][name][period] = (
+                db.evaluate_decisions(conn, rules, None, *bounds[period]) if rules else None
+            )
     rules = conn.execute(
         "SELECT r.rule_id, r.enabled FROM rules AS r ORDER BY r.rule_id"
     ).fetchall()
@@ -107,3 +117,5 @@ def format_tuning(result: dict[str, Any], periods: tuple[datetime, ...]) -> Iter
                 f"{transactions:,} transactions"
             )
             yield from format_report(rows)
+            if result.get("decisions", {}).get(name, {}).get(period):
+                yield from format_decisions(result["decisions"][name][period])

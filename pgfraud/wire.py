@@ -749,6 +749,9 @@ class Backtest(BaseModel):
     ] = None
     from_: Annotated[Timestamp | None, Field(alias="from")] = None
     to: Timestamp | None = None
+    # A candidate decision policy, checked by parse_backtest_policy (which
+    # names the field inside it) and then by SQL resolve_backtest_policy.
+    policy: Any = None
 
     _to_not_before_from = field_validator("to")(not_before_from)
 
@@ -855,10 +858,13 @@ class DecisionQuery(BaseModel):
 def parse_policy_change(data: Any) -> dict[str, Any]:
     """A policy change (PUT /policy body, ``pgfraud policy set``): ``{review_threshold,
     decline_threshold, default_score: int, rule_scores: {rule_id: int}}``, each
-    optional, at least one. Integers only (no fractions, NaN or Infinity): the
-    database checks the ranges. InvalidInput naming the field otherwise."""
+    optional, at least one. Integers only (no fractions, NaN or Infinity; an
+    integral JSON number such as 50.0 is the integer it equals, as JSON Schema's
+    integer and the database take it): the database checks the ranges.
+    Returns the change with integers; InvalidInput naming the field otherwise."""
     if not isinstance(data, dict) or not data:
         raise InvalidInput("give at least one of " + ", ".join(POLICY_FIELDS))
+    change: dict[str, Any] = {}
     for key, value in data.items():
         if key not in POLICY_FIELDS:
             raise InvalidInput(
@@ -867,16 +873,40 @@ def parse_policy_change(data: Any) -> dict[str, Any]:
         if key == "rule_scores":
             if not isinstance(value, dict):
                 raise InvalidInput("rule_scores must be an object {rule_id: score}", field=key)
-            for rule_id, score in value.items():
-                _check_integer(score, f"rule_scores.{rule_id}")
+            change[key] = {
+                rule_id: _check_integer(score, f"rule_scores.{rule_id}")
+                for rule_id, score in value.items()
+            }
         else:
-            _check_integer(value, key)
-    return data
+            change[key] = _check_integer(value, key)
+    return change
 
 
-def _check_integer(value: Any, field: str) -> None:
+def parse_backtest_policy(data: Any) -> dict[str, Any] | None:
+    """A backtest's candidate policy (POST /evaluate's ``policy``, ``pgfraud evaluate
+    --policy``): None, or what :func:`parse_policy_change` takes, merged by SQL
+    resolve_backtest_policy over the policy in force. InvalidInput naming
+    ``policy.<field>`` otherwise."""
+    if data is None:
+        return None
+    try:
+        return parse_policy_change(data)
+    except InvalidInput as exc:
+        field = f"policy.{exc.field}" if exc.field else "policy"
+        raise InvalidInput(f"policy: {exc.message}", field=field) from None
+
+
+def _check_integer(value: Any, field: str) -> int:
+    if (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value == value.to_integral_value()
+        and value.adjusted() < 10  # at most 10 digits: 1e400 is refused here
+    ):
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(f"{field} must be an integer, not {_cut(str(value))}", field=field)
+    return value
 
 
 class ListCreate(BaseModel):

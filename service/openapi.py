@@ -374,14 +374,23 @@ def _page_paths(account_param: dict[str, Any]) -> dict[str, Any]:
                                     },
                                     "from": {"anyOf": [_TIMESTAMP_IN, {"type": "null"}]},
                                     "to": {"anyOf": [_TIMESTAMP_IN, {"type": "null"}]},
+                                    "policy": {
+                                        "anyOf": [
+                                            {"$ref": "#/components/schemas/PolicyIn"},
+                                            {"type": "null"},
+                                        ],
+                                        "description": "a candidate decision policy, merged over"
+                                        " the policy in force; absent or null: the policy in force",
+                                    },
                                 },
                             }
                         }
                     },
                 },
                 "responses": {
-                    "200": {"description": "results"},
+                    "200": {"description": "results (per rule) and decisions (outcome mix)"},
                     "400": _error("invalid field"),
+                    "404": _error("a policy score for an unknown rule"),
                     "415": _error("Content-Type is not application/json"),
                 },
             }

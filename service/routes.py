@@ -65,6 +65,7 @@ from pgfraud.wire import (
     format_history_cursor,
     format_timestamp,
     loads_json,
+    parse_backtest_policy,
     parse_event_cursor,
     parse_feed_position,
     parse_history_cursor,
@@ -225,6 +226,9 @@ def _single_value_args() -> dict[str, str]:
     return request.args.to_dict()
 
 
+FIRST_EVENT_PAGE = parse_model(EventPage, {})  # GET /is_fraud without parameters
+
+
 @bp.get("/is_fraud/<account_id>")
 @bp.get("/is_fraud/<account_id>/")
 @requires(READ)
@@ -242,7 +246,8 @@ def is_fraud(account_id: str):
     ``/is_fraud/42`` and ``/is_fraud/42/`` answer alike.
     """
     account = parse_id(account_id, "account_id")
-    page = parse_model(EventPage, _single_value_args())
+    # The seed's call has no query parameters: its page, checked once per process.
+    page = parse_model(EventPage, _single_value_args()) if request.args else FIRST_EVENT_PAGE
     after = parse_event_cursor(page.after) if page.after is not None else None
     count, events, last = read(lambda conn: db.is_fraud_json(conn, account, page.limit, after))
     following = "null"
@@ -655,18 +660,31 @@ def evaluate():
     (the whole set of rules to run, each with the parameters it changes,
     merged over its live ones as PATCH /rules merges them: ``{}`` runs a rule
     as it is, a user's rule included; absent: the enabled rules), ``"from"``,
-    ``"to"`` (transaction time [from, to), ISO 8601 or epoch ms)}. 200
-    ``{"results": [{rule_id, scenario, labelled, flagged, true_positives,
-    precision_ratio, recall_ratio, transactions, flagged_per_1000}]}``, ratios
-    as decimal strings or null; 400 naming the bad field; 415 unless JSON.
+    ``"to"`` (transaction time [from, to), ISO 8601 or epoch ms), ``"policy"``:
+    a candidate decision policy ``{review_threshold, decline_threshold,
+    default_score, rule_scores: {rule_id: int}}`` merged over the policy in
+    force, checked as PUT /policy checks it (absent: the policy in force)}.
+    200 ``{"results": [{rule_id, scenario, labelled, flagged, true_positives,
+    precision_ratio, recall_ratio, transactions, flagged_per_1000}],
+    "decisions": {"policy": {based_on, review_threshold, decline_threshold,
+    default_score, rule_scores}, "outcomes": [{outcome (approve, review,
+    decline, review_or_decline), transactions, per_1000, overruled,
+    labelled, fraud, precision_ratio, recall_ratio}]}}`` (SQL
+    ``evaluate_decisions``: the rules and policy deciding each transaction,
+    lists as in force at its time), ratios as decimal strings or null; 400
+    naming the bad field (``policy.<field>`` for the policy); 404
+    (rule_not_found) for a score of an unknown rule; 415 unless JSON.
     """
     body = _json_body()
     if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object with rules, from and to")
+        raise InvalidInput("the body must be a JSON object with rules, policy, from and to")
     query = parse_model(Backtest, body)
+    policy = parse_backtest_policy(query.policy)
     with heavy_transaction("backtest") as conn:
         rows = db.backtest_rules(conn, query.rules, query.from_, query.to)
-    return jsonify({"results": backtest_json(rows)})
+        measured = db.evaluate_decisions(conn, query.rules, policy, query.from_, query.to)
+    decisions = {"policy": measured["policy"], "outcomes": backtest_json(measured["outcomes"])}
+    return jsonify({"results": backtest_json(rows), "decisions": decisions})
 
 
 @bp.post("/tune")
@@ -686,7 +704,9 @@ def tune():
     parameters}, "live": {...}, "search": {transactions, labelled, flagged,
     caught, candidates, steps: [{rule_id, parameters, flagged, caught}]},
     "figures": {"chosen"|"live": {"training"|"validation": [rows as POST
-    /evaluate's, plus f1 and alerts_per_1000]}}, "switch": PATCH /rules
+    /evaluate's, plus f1 and alerts_per_1000]}}, "decisions": {"chosen"|"live":
+    {"training"|"validation": POST /evaluate's decisions, or null for an
+    empty chosen set}}, "switch": PATCH /rules
     body}``, ratios as decimal strings; 400 naming the bad field (a period
     empty or reversed, no known fraud in training, budget not above 0,
     precision not in (0, 1], an unknown candidate); 401 without the token
@@ -710,7 +730,16 @@ def tune():
         name: {period: backtest_json(rows) for period, rows in sets.items()}
         for name, sets in result["figures"].items()
     }
-    return jsonify({**result, "figures": figures})
+    decisions = {
+        name: {
+            period: None
+            if measured is None
+            else {"policy": measured["policy"], "outcomes": backtest_json(measured["outcomes"])}
+            for period, measured in sets.items()
+        }
+        for name, sets in result["decisions"].items()
+    }
+    return jsonify({**result, "figures": figures, "decisions": decisions})
 
 
 @bp.get("/rules/<rule_id>/versions")

@@ -16,19 +16,16 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from pydantic import TypeAdapter, ValidationError
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from pgfraud.config import Database
 from pgfraud.service import create_app
 from pgfraud.service.database import close_pool
-from pgfraud.wire import Timestamp
 
 # With a token, as when exposed: the fuzzer sends it on every request, and its
 # ignored_auth check sends each operation without it and with a wrong one.
 TOKEN = "fuzzer-token"
-_TIME = TypeAdapter(Timestamp)
 APP = create_app({"TESTING": True, "API_TOKEN": TOKEN})
 # A refused request may also be answered 413 (too many rows: the document's maxItems).
 CONFIG = SchemathesisConfig.from_dict(
@@ -85,29 +82,52 @@ def served(database: Database) -> Iterator[None]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_api_matches_its_document(case, served):
-    # A time range with `to` before `from` is refused (400 naming to): a rule
-    # across two fields that JSON Schema cannot state, so for that case only
-    # a refusal of a schema-valid request is right (tests/test_small_hardening.py).
-    # PUT /rules/<rule_id>/shadow: which parameters are valid depends on the
-    # path's rule, and the document can only list every rule's (anyOf), so a
-    # schema-valid body may name another rule's parameter and be refused.
+    # Rules across fields (or the path) that JSON Schema cannot state, refused
+    # with 400 naming the field, so for those cases only a refusal of a
+    # schema-valid request is right; every other check still runs:
+    # - a candidate policy whose decline threshold (merged over the installed
+    #   50 / 100) is below its review threshold, as PUT /policy refuses it
+    #   (tests/test_decision_backtests.py);
+    # - a time range whose to is before its from (tests/test_small_hardening.py);
+    # - PUT /rules/<rule_id>/shadow: which parameters are valid depends on the
+    #   path's rule, and the document can only list every rule's (anyOf).
     shadow = case.operation.path == "/rules/{rule_id}/shadow" and case.method == "PUT"
-    excluded = [positive_data_acceptance] if shadow or _reversed_range(case) else []
-    case.call_and_validate(excluded_checks=excluded)
+    if shadow or _thresholds_crossed(case) or _range_reversed(case):
+        case.call_and_validate(excluded_checks=[positive_data_acceptance])
+        return
+    case.call_and_validate()
 
 
-def _reversed_range(case) -> bool:
-    """Whether the case's query or body has both from and to, to before from."""
-    for values in (case.query, case.body):
-        if not isinstance(values, dict) or "from" not in values or "to" not in values:
-            continue
-        try:
-            start, end = (_TIME.validate_python(values[key]) for key in ("from", "to"))
-        except ValidationError:
-            continue
-        if start is not None and end is not None and end < start:
-            return True
-    return False
+def _range_reversed(case) -> bool:
+    """Whether a case's from/to (query or JSON body) are timestamps with to before from."""
+    from pgfraud.wire import parse_timestamp
+
+    def wire(value):
+        # Epoch ms as a query's digits or an integral JSON number (1e12 or 1.0e12).
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
+    values = case.body if isinstance(case.body, dict) else (case.query or {})
+    try:
+        start, end = (parse_timestamp(wire(values.get(k))) for k in ("from", "to"))
+    except Exception:  # not both timestamps: the ordinary checks apply
+        return False
+    return end < start
+
+
+def _thresholds_crossed(case) -> bool:
+    """Whether a POST /evaluate case has a policy whose merged thresholds cross."""
+    body = case.body if case.operation.path == "/evaluate" else None
+    policy = body.get("policy") if isinstance(body, dict) else None
+    if not isinstance(policy, dict):
+        return False
+    review = policy.get("review_threshold", 50)
+    decline = policy.get("decline_threshold", 100)
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (review, decline))
+    return numbers and decline < review
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,97 @@
+"""Per-request work done once per process (issue 17, Speed): the browser
+protections flask-talisman decides are built when the app is, not on every
+request. Talisman on the app rebuilt the same headers (the policy string
+included) and a nonce nobody used on every response, about 0.1 ms of a GET
+/is_fraud under load (cProfile; docs/performance.md). The headers stay
+exactly Talisman's."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask_talisman import Talisman
+
+from pgfraud.service import CONTENT_SECURITY_POLICY, create_app
+from pgfraud.service.database import close_pool
+
+
+def talismans_own_headers() -> dict[str, str]:
+    app = Flask("reference")
+    Talisman(
+        app,
+        force_https=False,
+        strict_transport_security=False,
+        session_cookie_secure=False,
+        frame_options="DENY",
+        content_security_policy=CONTENT_SECURITY_POLICY,
+        referrer_policy="no-referrer",
+        x_content_type_options=True,
+    )
+    app.add_url_rule("/", "home", lambda: "")
+    headers = dict(app.test_client().get("/").headers)
+    return {k: v for k, v in headers.items() if k not in ("Content-Type", "Content-Length")}
+
+
+@pytest.mark.parametrize("path", ["/is_fraud/7", "/nowhere", "/static/app.js", "/is_fraud/x"])
+def test_responses_carry_talismans_headers_without_talisman_per_request(
+    database, monkeypatch, path
+):
+    expected = talismans_own_headers()
+    assert set(expected) >= {"Content-Security-Policy", "X-Frame-Options", "Referrer-Policy"}
+    calls = []
+    for name in ("_set_response_headers", "_force_https", "_make_nonce"):
+        original = getattr(Talisman, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Talisman, name, counted)
+    app = create_app({"TESTING": True, "DATABASE_URL": database.app_url})
+    calls.clear()  # building the app may ask Talisman once
+    client = app.test_client()
+    try:
+        for _ in range(3):
+            response = client.get(path)
+            assert response.status_code in (200, 400, 404)
+            for header, value in expected.items():
+                assert response.headers[header] == value, header
+    finally:
+        close_pool(app)
+    assert calls == []
+
+
+def test_is_fraud_without_parameters_checks_no_parameters_per_request(
+    client, app_conn, monkeypatch
+):
+    # The seed's GET /is_fraud/<account> has no query parameters: its page
+    # (limit 1000, no cursor) is checked once per process, not per request.
+    # With parameters they are checked as always.
+    from decimal import Decimal
+
+    from pgfraud import db
+    from pgfraud.service import routes
+
+    db.store_transactions(
+        app_conn,
+        [
+            {
+                "transaction_id": 1,
+                "account_id": 7,
+                "timestamp": "2024-05-01T00:00:00Z",
+                "amount": Decimal("12000.00"),
+            }
+        ],
+    )
+    app_conn.commit()
+    checked = []
+    original = routes.parse_model
+    monkeypatch.setattr(routes, "parse_model", lambda *a: checked.append(a) or original(*a))
+    response = client.get("/is_fraud/7")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["count"], body["events"][0]["rule_id"], body["next"]) == (1, "large_amount", None)
+    assert checked == []
+    assert client.get("/is_fraud/7?limit=0").status_code == 400
+    assert client.get("/is_fraud/7?limit=1").get_json()["count"] == 1
+    assert len(checked) == 2
