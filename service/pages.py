@@ -291,7 +291,8 @@ def cases():
     (POST /cases/<id>/assign, /close, by static/cases.js)."""
     args = _form_args()
     status = args.get("status", "active")
-    context: dict[str, Any] = {"args": args, "cases": [], "older": None, "status": status}
+    # Not "status": _render takes that as the HTTP status.
+    context: dict[str, Any] = {"args": args, "cases": [], "older": None, "status_filter": status}
     try:
         # "any" (every case) is no filter; the page's default is the cases to work.
         filters = {k: v for k, v in args.items() if k != "status"}

@@ -428,3 +428,17 @@ def test_migration_0040_puts_the_alerts_stored_before_it_in_cases(app_conn, admi
     # Nothing re-opens them: a new alert on 8 opens a new case, as after any close.
     store(app_conn, tx(5, 8, 2 * HOUR, "30000"))
     assert [c["status"] for c in cases_of(app_conn, account_id=8)] == ["open", "closed"]
+
+
+def test_the_cases_page_answers_200_and_a_bad_filter_400(client):
+    # The status filter once went into the page's context as "status", which
+    # the renderer took as the HTTP status: '0 active' (granian's workers
+    # panicked on it) and a TypeError 500 for a refused filter.
+    for query in ("", "?status=active", "?status=closed", "?status=any"):
+        response = client.get("/ui/cases" + query, headers={"Accept": "text/html"})
+        assert response.status_code == 200, query
+        assert response.status == "200 OK"
+    for query, field in (("?status=bogus", "status"), ("?account_id=abc", "account_id")):
+        response = client.get("/ui/cases" + query, headers={"Accept": "text/html"})
+        assert response.status_code == 400, query
+        assert field in response.get_data(as_text=True)
