@@ -398,7 +398,7 @@ def test_a_close_as_fraud_is_known_fraud_to_the_merchant_rules_from_the_close(ap
     assert alerts_of(db.get_case(app_conn, cases[0]["case_id"])) == [(2, "compromised_merchant")]
 
 
-def test_migration_0040_puts_the_alerts_stored_before_it_in_cases(app_conn, admin_conn):
+def test_migration_0029_puts_the_alerts_stored_before_it_in_cases(app_conn, admin_conn):
     from pgfraud.db.migrate import migration_files
 
     store(app_conn, tx(1, 7, 0, "20000"), tx(2, 8, 0, "15000"), tx(3, 9, 0, "11000"))
@@ -410,7 +410,7 @@ def test_migration_0040_puts_the_alerts_stored_before_it_in_cases(app_conn, admi
     # As before the migration: no cases; then its statements that fill them.
     admin_conn.execute("DELETE FROM case_alerts")
     admin_conn.execute("DELETE FROM cases")
-    (path,) = [f for f in migration_files() if f.name == "0040_create_cases.sql"]
+    (path,) = [f for f in migration_files() if f.name == "0029_create_cases.sql"]
     text = path.read_text()
     backfill = text[text.index("WITH latest AS") : text.index("-- Written only by")]
     admin_conn.execute(backfill)

@@ -135,7 +135,7 @@ def test_the_queue_row_names_the_rule_version(client, app_conn, admin_conn):
 
 
 def test_every_rule_has_a_version_equal_to_it(admin_conn, app_conn):
-    # Migration 0035 recorded the rules as they were (version 1); the trigger
+    # Migration 0027 recorded the rules as they were (version 1); the trigger
     # every change since. A user's rule added in psql counts too.
     admin_conn.execute(
         "INSERT INTO rules (rule_id, enabled, parameters, description, expression)"

@@ -1,4 +1,4 @@
--- 0040: cases group an account's open alerts (issue 18, part 5).
+-- 0029: cases group an account's open alerts (issue 18, part 5).
 --
 --   cases: one row per case: open, assigned (to someone) or closed with a
 --       resolution (fraud, not_fraud) and a note. An account has at most one
@@ -87,7 +87,7 @@ INSERT INTO cases (account_id, status, resolution, note, closed_at, closed_by)
 SELECT a.account_id,
        CASE WHEN a.reviewed THEN 'closed' ELSE 'open' END,
        CASE WHEN a.reviewed THEN CASE WHEN a.fraud THEN 'fraud' ELSE 'not_fraud' END END,
-       CASE WHEN a.reviewed THEN 'closed by migration 0040: every alert was already reviewed' ELSE '' END,
+       CASE WHEN a.reviewed THEN 'closed by migration 0029: every alert was already reviewed' ELSE '' END,
        CASE WHEN a.reviewed THEN now() END,
        CASE WHEN a.reviewed THEN 'pgfraud migrate' END
 FROM accounts AS a

@@ -1,4 +1,4 @@
--- 0030: the audit trail (issue 18, "Who did what").
+-- 0025: the audit trail (issue 18, "Who did what").
 --
 --   audit_log: one row per change of an audited table, append-only, written
 --       by the trigger function audit_change() (db/functions/audit_change.sql,

@@ -1,4 +1,4 @@
--- 0035: rule versions (issue 18, part 3).
+-- 0027: rule versions (issue 18, part 3).
 --
 --   rule_versions: every state a rule has been in (enabled, parameters,
 --       expression, description), numbered 1, 2, ... per rule, appended by a

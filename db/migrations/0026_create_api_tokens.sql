@@ -1,4 +1,4 @@
--- 0031: named API tokens (issue 18, "Who did what").
+-- 0026: named API tokens (issue 18, "Who did what").
 --
 --   api_tokens: one row per token an analyst or a service holds: its name
 --       (recorded as the actor of every write made with it), its role

@@ -1,4 +1,4 @@
--- 0036: shadow rules (issue 18, part 4).
+-- 0028: shadow rules (issue 18, part 4).
 --
 --   shadow_rules: a rule (built-in or a user's, live or off) run with a
 --       candidate parameter set beside the live rules, one shadow per rule:

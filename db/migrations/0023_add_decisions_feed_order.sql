@@ -1,4 +1,4 @@
--- 0025: decisions on the live feed (issue 17): /decisions/stream and
+-- 0023: decisions on the live feed (issue 17): /decisions/stream and
 -- `pgfraud decisions --follow` read the decisions made after a position in
 -- the order of the database transactions that made them, (decided_xact,
 -- transaction_id), as the alert feed reads alerts by (raised_xact,

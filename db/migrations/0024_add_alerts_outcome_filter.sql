@@ -1,4 +1,4 @@
--- 0026: the alert queue shows each alert's decision outcome and filters by
+-- 0024: the alert queue shows each alert's decision outcome and filters by
 -- it, and an account's history shows each transaction's decision (issue
 -- 17: the page). get_alerts and count_alerts gain p_outcome
 -- (db/functions/get_alerts.sql, count_alerts.sql) and get_alerts two result
