@@ -20,6 +20,7 @@ shadow adds, and the mean time of the shadow's own scoring per call
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -128,6 +129,7 @@ def main() -> None:
             )
     finally:
         server.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
