@@ -203,6 +203,12 @@ def _browser_paths(account_param: dict[str, Any]) -> dict[str, Any]:
             }
         },
         "/ui/overview": {"get": {"summary": "Page: the last day stored", "responses": dict(page)}},
+        "/ui/cases": {
+            "get": {
+                "summary": "Page: the cases to work, assigned and closed from the page",
+                "responses": dict(page),
+            }
+        },
         "/ui/audit": {
             "get": {
                 "summary": "Page: the audit trail",
