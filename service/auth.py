@@ -58,6 +58,7 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from pgfraud import db
+from pgfraud.errors import PgfraudError
 
 PUBLIC = "public"
 READ = "read"
@@ -301,6 +302,20 @@ def identify(access: Access) -> Identity | None:
             f"this needs an {access.level} token; {identity.name}'s token is an {identity.role}'s"
         )
     return identity
+
+
+def still_identified() -> bool:
+    """Whether the current request's credential still holds: a long-lived
+    request (an event stream) asks before each read, so a revoked token (or
+    one whose role no longer suffices) stops reading within TOKEN_CACHE_S.
+    True when the database cannot say (an outage does not end streams)."""
+    try:
+        identify(access_of(current_app, request.endpoint))
+    except (Unauthorized, Forbidden):
+        return False
+    except PgfraudError:
+        return True
+    return True
 
 
 def current_identity() -> Identity | None:

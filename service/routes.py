@@ -337,6 +337,11 @@ def _sse_position(position: tuple[int, int]) -> str:
     return _sse(event_id, "position", {"last_event_id": event_id})
 
 
+# The last event of a stream whose token was revoked (or no longer suffices)
+# while it was open: the client should not reconnect with the same token.
+_STREAM_REVOKED = "event: revoked\ndata: the token was revoked; the stream ends\n\n"
+
+
 @bp.get("/alerts/stream")
 @requires(READ)
 def alert_stream():
@@ -383,6 +388,9 @@ def alert_stream():
         seen = listener.generation
         yield "retry: 1000\n: connected\n" + _sse_position(position)
         while True:
+            if not auth.still_identified():  # revoked while streaming
+                yield _STREAM_REVOKED
+                return
             held = False
             try:
                 with transaction() as conn:
@@ -959,6 +967,9 @@ def decision_stream():
         quiet_since = time.monotonic()
         yield "retry: 1000\n: connected\n" + _sse_position(position)
         while True:
+            if not auth.still_identified():  # revoked while streaming
+                yield _STREAM_REVOKED
+                return
             try:
                 with transaction() as conn:
                     rows = db.get_decision_feed(conn, position)

@@ -355,3 +355,25 @@ def test_run_listens_off_loopback_with_a_named_token_only(database):
         assert requests.get(f"{base}/rules", headers=_bearer(secret), timeout=10).status_code == 200
     finally:
         interrupt(proc)
+
+
+@pytest.mark.parametrize("path", ["/decisions/stream", "/alerts/stream"])
+def test_an_open_stream_ends_when_its_token_is_revoked(named, database, path):
+    # Break-it tester: a stream opened with a token went on delivering
+    # decisions and alerts after the token was revoked.
+    alice = _add(database, "alice", "analyst")
+    response = named.get(path, headers=_bearer(alice), buffered=False)
+    assert response.status_code == 200
+    chunks = iter(response.response)
+    assert b": connected" in next(chunks)
+    with db.connect(database.admin_url) as conn:
+        db.revoke_api_token(conn, "alice", "setup")
+        conn.commit()
+    seen = b""
+    for _, chunk in zip(range(200), chunks, strict=False):  # blank lines every probe
+        seen += chunk if isinstance(chunk, bytes) else chunk.encode()
+        if b"event: revoked" in seen:
+            break
+    assert b"event: revoked\ndata: the token was revoked; the stream ends\n\n" in seen
+    assert next(chunks, None) is None  # the stream has ended
+    response.close()
