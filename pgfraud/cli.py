@@ -113,9 +113,26 @@ def _login_user() -> str | None:
         return None
 
 
+def _encodable(text: str) -> bool:
+    """Whether ``text`` is valid UTF-8 (no lone surrogates from undecodable bytes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_actor(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None and not 1 <= len(value.strip()) <= 200:
         click.echo("error: --actor must be 1 to 200 characters", err=True)
+        sys.exit(2)
+    # Printable text only: a tab or newline would split the connection's
+    # options (libpq escapes spaces alone), and text that is not UTF-8 cannot
+    # be sent at all.
+    if value is not None and (
+        not value.strip().isprintable() or not value.isascii() and not _encodable(value)
+    ):
+        click.echo("error: --actor must be printable UTF-8 text", err=True)
         sys.exit(2)
     return value.strip() if value else _login_user()
 
@@ -1369,8 +1386,8 @@ def _on_cases(work, actor: str | None = None):
         with config.database() as database:
             ready(database)
             with db.connect(database.app_url) as conn:
-                if actor is not None:
-                    db.set_actor(conn, actor)
+                if actor and actor.strip():  # empty: the command's --actor
+                    db.set_actor(conn, actor.strip())
                 result = work(conn)
                 conn.commit()
     except InvalidInput as exc:

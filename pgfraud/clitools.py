@@ -115,6 +115,11 @@ def one_line_errors(command: F) -> F:
             _quiet_broken_pipe()
         except OSError as exc:
             message = describe_os_error(exc)
+        except UnicodeEncodeError:
+            # An argument that is not UTF-8 (undecodable bytes on the command
+            # line reach Python as lone surrogates): refused input, not a fault.
+            message = "an argument is not valid UTF-8 text"
+            code = 2
         except Exception as exc:  # noqa: BLE001 (the last line of defence: no tracebacks)
             if os.environ.get("PGFRAUD_DEBUG"):
                 raise

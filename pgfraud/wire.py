@@ -85,6 +85,15 @@ def _show(value: Any) -> str:
     return _cut(repr(value))
 
 
+# A named token's name (SQL add_api_token checks the same).
+TOKEN_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
+
+
+def show(value: Any) -> str:
+    """A bad value as quoted in an error message (repr, cut to 40 characters)."""
+    return _show(value)
+
+
 def _error(message: str) -> PydanticCustomError:
     return PydanticCustomError("pgfraud", message)
 
@@ -873,6 +882,12 @@ def parse_policy_change(data: Any) -> dict[str, Any]:
         if key == "rule_scores":
             if not isinstance(value, dict):
                 raise InvalidInput("rule_scores must be an object {rule_id: score}", field=key)
+            for rule_id in value:
+                if not _RULE_ID.fullmatch(rule_id):
+                    raise InvalidInput(
+                        f"rule_scores: {_show(rule_id)} is not a rule id, like large_amount",
+                        field=key,
+                    )
             change[key] = {
                 rule_id: _check_integer(score, f"rule_scores.{rule_id}")
                 for rule_id, score in value.items()

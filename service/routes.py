@@ -47,6 +47,7 @@ from pgfraud.service.database import (
 )
 from pgfraud.service.openapi import openapi_document
 from pgfraud.wire import (
+    TOKEN_NAME,
     AlertQuery,
     AuditQuery,
     Backtest,
@@ -76,6 +77,7 @@ from pgfraud.wire import (
     parse_rule_id,
     parse_transaction,
     parse_transactions,
+    show,
     to_record,
 )
 
@@ -1200,7 +1202,13 @@ def revoke_token(token_name: str):
     """Revoke the live token ``token_name`` (SQL ``revoke_api_token``): 200 the
     token with revoked_at and revoked_by; it stops working within
     TOKEN_CACHE_S seconds and its sessions end. 400 naming token_name when
-    no live token has that name. Owner only."""
+    no live token has that name, or for a name that cannot be one. Owner only."""
+    if not TOKEN_NAME.fullmatch(token_name):
+        raise InvalidInput(
+            f"{show(token_name)} is not a token name (lower case letters, digits, _ . -;"
+            " at most 63 characters)",
+            field="token_name",
+        )
     row = write(lambda conn: db.revoke_api_token(conn, token_name))
     auth.forget_tokens()
     return jsonify(row)

@@ -81,3 +81,44 @@ def test_evaluation_page_says_a_to_before_from(client):
     response = client.get("/ui/evaluation", query_string=REVERSED)
     assert response.status_code == 400
     assert "to must not be before from" in response.get_data(as_text=True)
+
+
+# -- break-it tester's findings after issue 18 landed ----------------------------
+
+
+def test_a_policy_score_of_a_name_that_cannot_be_a_rule_names_rule_scores(client):
+    response = client.put("/policy", json={"rule_scores": {"a\u0000": 1}})
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["field"] == "rule_scores"
+    assert error["message"] == "rule_scores: 'a\\x00' is not a rule id, like large_amount"
+
+
+def test_revoking_a_token_name_that_cannot_be_one_is_a_400_naming_it(client):
+    for name, shown in (("a%00", "'a\\x00'"), ("a" * 3000, "'" + "a" * 38)):
+        response = client.delete(f"/tokens/{name}")
+        assert response.status_code == 400
+        error = response.get_json()["error"]
+        assert error["field"] == "token_name"
+        assert error["message"].startswith(shown)
+        assert len(error["message"]) < 200
+
+
+def test_cli_refuses_an_actor_that_is_not_printable_text(database, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    for actor in ("a\tb", "a\nb", "\udced\udca0"):
+        result = CliRunner().invoke(main, ["--actor", actor, "policy", "set", "review=50"])
+        assert result.exit_code == 2, actor
+        assert result.stderr == "error: --actor must be printable UTF-8 text\n"
+
+
+def test_cli_text_that_is_not_utf8_is_refused_not_an_internal_error(database, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    created = CliRunner().invoke(
+        main, ["list", "create", "tmp_l", "--subject", "merchant", "--kind", "block"]
+    )
+    assert created.exit_code == 0, created.stderr
+    # Undecodable bytes on a command line reach Python as lone surrogates.
+    result = CliRunner().invoke(main, ["list", "add", "tmp_l", "9", "--reason", "\udcff"])
+    assert result.exit_code == 2
+    assert result.stderr == "error: an argument is not valid UTF-8 text\n"
