@@ -1044,15 +1044,13 @@ def parse_rule_id(value: str) -> str:
 
 # -- actors, tokens and the audit trail (issue 18) ----------------------------
 
-OBJECT_KIND = re.compile(r"[a-z][a-z0-9_]{0,62}")
+# The kinds of object the audit trail records (db/functions/audit_change.sql).
+AUDIT_KINDS = ("rule", "shadow_rule", "policy", "list", "list_entry", "review", "token", "case")
 
 
 def _parse_object_kind(value: Any) -> str:
-    if not isinstance(value, str) or not OBJECT_KIND.fullmatch(value):
-        raise _error(
-            "must be a kind of object, lower_snake_case, like rule, policy, list, list_entry,"
-            " review or token"
-        )
+    if not isinstance(value, str) or value not in AUDIT_KINDS:
+        raise _error("must be one of " + ", ".join(AUDIT_KINDS))
     return value
 
 
@@ -1069,6 +1067,7 @@ class AuditQuery(BaseModel):
     object_key: Annotated[str, BeforeValidator(_parse_text(200, 1))] | None = None
     from_: Annotated[Timestamp | None, Field(alias="from")] = None
     to: Timestamp | None = None
+    _to_not_before_from = field_validator("to")(not_before_from)
     before: Id | None = None
     limit: Annotated[int, BeforeValidator(_parse_limit(1000))] = 100
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from pgfraud import __version__
 from pgfraud.service.auth import PUBLIC, READ, Access
+from pgfraud.wire import AUDIT_KINDS
 
 _MAX_ID = 9223372036854775807
 # What the server answers with: a JSON integer.
@@ -1463,8 +1464,7 @@ def _actor_paths() -> dict[str, Any]:
                     {
                         "name": "object_kind",
                         "in": "query",
-                        "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"},
-                        "description": "rule, policy, list, list_entry, review, token",
+                        "schema": {"enum": list(AUDIT_KINDS)},
                     },
                     {"name": "object_key", "in": "query", "schema": text},
                     {"name": "from", "in": "query", "schema": _TIMESTAMP_IN},

@@ -29,6 +29,7 @@ from pgfraud.service.auth import ANALYST, READ, requires
 from pgfraud.service.database import heavy_transaction, transaction
 from pgfraud.service.openapi import RULE_PARAMETERS
 from pgfraud.wire import (
+    AUDIT_KINDS,
     AlertQuery,
     AuditQuery,
     CaseQuery,
@@ -317,7 +318,6 @@ def cases():
 
 
 AUDIT_PAGE = 50  # entries per page of the audit trail
-AUDIT_KINDS = ("rule", "shadow_rule", "policy", "list", "list_entry", "review", "token", "case")
 
 
 def _changed(entry: dict[str, Any]) -> list[tuple[str, Any, Any]]:

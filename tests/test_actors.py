@@ -189,6 +189,8 @@ def test_audit_pages_and_refuses_bad_parameters(named, database):
     for query, field in (
         ("limit=0", "limit"),
         ("object_kind=Rule", "object_kind"),
+        ("object_kind=nosuch", "object_kind"),  # an empty answer read as "no changes"
+        ("from=2025-01-01T00:00:00Z&to=2024-01-01T00:00:00Z", "to"),
         ("before=x", "before"),
         ("from=yesterday", "from"),
         ("colour=red", "colour"),
@@ -256,8 +258,11 @@ def test_token_commands_show_the_secret_once_and_store_its_digest(external, app)
         (("token", "revoke", "nobody"),
          "error: token_name: no token named nobody (that is not revoked already)\n"),
         (("audit", "--kind", "Rule"),
-         "error: --kind: object_kind must be a kind of object, lower_snake_case, like rule,"
-         " policy, list, list_entry, review or token\n"),
+         "error: --kind: object_kind must be one of rule, shadow_rule, policy, list,"
+         " list_entry, review, token, case\n"),
+        (("audit", "--kind", "nosuch"),
+         "error: --kind: object_kind must be one of rule, shadow_rule, policy, list,"
+         " list_entry, review, token, case\n"),
         (("audit", "--from", "yesterday"), None),
     ],
 )  # fmt: skip
