@@ -202,7 +202,7 @@ def test_a_shadow_started_promoted_and_dropped_is_in_the_trail(app_conn):
     db.promote_shadow_rule(app_conn, "large_amount")
     app_conn.commit()
     ended = _entries(app_conn, "shadow_rule")[0]
-    assert (ended["actor"], ended["action"]) == ("dave", "delete")
+    assert (ended["actor"], ended["action"]) == ("dave", "promote")
     (promoted,) = _entries(app_conn, "rule")
     assert promoted["actor"] == "dave"
     assert promoted["after"]["parameters"] == {"threshold": 15000}
@@ -211,5 +211,5 @@ def test_a_shadow_started_promoted_and_dropped_is_in_the_trail(app_conn):
     db.drop_shadow_rule(app_conn, "velocity")
     app_conn.commit()
     dropped, again = _entries(app_conn, "shadow_rule")[:2]
-    assert (dropped["action"], dropped["object_key"]) == ("delete", "velocity")
+    assert (dropped["action"], dropped["object_key"]) == ("drop", "velocity")
     assert (again["action"], again["object_key"]) == ("insert", "velocity")

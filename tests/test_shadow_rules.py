@@ -424,8 +424,8 @@ def test_start_promote_and_drop_are_audited_with_their_actor(admin_conn):
     assert [r[:4] for r in rows] == [
         ("olga", "insert", "shadow_rule", "large_amount"),
         ("olga", "insert", "shadow_rule", "velocity"),
-        ("olga", "delete", "shadow_rule", "velocity"),
-        ("olga", "delete", "shadow_rule", "large_amount"),
+        ("olga", "drop", "shadow_rule", "velocity"),
+        ("olga", "promote", "shadow_rule", "large_amount"),
         ("olga", "update", "rule", "large_amount"),
     ]
     assert rows[2][4] == velocity

@@ -5,7 +5,10 @@
 -- CLI, psql), gets one row in audit_log in the same database transaction:
 --   at           clock_timestamp() of the change;
 --   actor        current_actor() (the pgfraud.actor setting, else the login);
---   action       'insert', 'update' or 'delete' (TG_OP);
+--   action       'insert', 'update' or 'delete' (TG_OP), or the action a
+--                function names for its statement in the transaction-local
+--                setting pgfraud.audit_action ('promote', 'drop': a shadow
+--                rule's end, which deletes its row either way);
 --   object_kind  TG_ARGV[0], a short lower-case noun ('rule', 'case', ...);
 --   object_key   the values of the columns named in TG_ARGV[1] (a comma-
 --                separated list, like 'list_name,value'), joined with '/';
@@ -85,7 +88,9 @@ BEGIN
         USING NEW;
     END IF;
     INSERT INTO audit_log (actor, action, object_kind, object_key, before, after)
-    VALUES (current_actor(), lower(TG_OP), TG_ARGV[0], coalesce(v_key, ''), v_before - v_omit,
+    VALUES (current_actor(),
+            coalesce(nullif(current_setting('pgfraud.audit_action', true), ''), lower(TG_OP)),
+            TG_ARGV[0], coalesce(v_key, ''), v_before - v_omit,
             v_after);
     RETURN NULL;
 END;

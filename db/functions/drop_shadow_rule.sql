@@ -16,10 +16,13 @@ DECLARE
     v_shadow shadow_rules;
 BEGIN
     PERFORM pg_advisory_xact_lock(7231546390112208);
+    -- Recorded as a 'drop' in the audit trail (audit_change), not a plain delete.
+    PERFORM set_config('pgfraud.audit_action', 'drop', true);
     DELETE FROM shadow_rules AS s WHERE s.rule_id = p_rule_id RETURNING s.* INTO v_shadow;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'rule % has no shadow', p_rule_id USING ERRCODE = 'PF004', COLUMN = 'rule_id';
     END IF;
+    PERFORM set_config('pgfraud.audit_action', '', true);
     RETURN v_shadow;
 END;
 $$;

@@ -25,7 +25,10 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'rule % has no shadow', p_rule_id USING ERRCODE = 'PF004', COLUMN = 'rule_id';
     END IF;
+    -- Recorded as a 'promote' in the audit trail (audit_change), not a plain delete.
+    PERFORM set_config('pgfraud.audit_action', 'promote', true);
     DELETE FROM shadow_rules AS s WHERE s.rule_id = p_rule_id;
+    PERFORM set_config('pgfraud.audit_action', '', true);
     v_rule := set_rule(p_rule_id, true, v_shadow.parameters);
     RETURN v_rule;
 END;
