@@ -251,7 +251,8 @@ def destroy(yes: bool) -> None:
 
 @db_group.command()
 def status() -> None:
-    """Say whether the local PostgreSQL runs (exit 1 when it does not)."""
+    """Say whether the local PostgreSQL runs (exit 1 when it does not), where its
+    data and secrets are, and its port."""
     if config.external_url():
         click.echo("DATABASE_URL is set: external server")
         return
@@ -262,8 +263,9 @@ def status() -> None:
     running = server.is_running()
     click.echo(f"local PostgreSQL: {'running' if running else 'stopped'}")
     click.echo(f"  data:    {server.datadir}")
-    if server.datadir.parent != server.home:
-        click.echo(f"  secrets: {server.home}")
+    click.echo(f"  secrets: {server.home}")
+    if (server.home / "port").exists():  # chosen on first start; never chosen here
+        click.echo(f"  port:    {server.port} (127.0.0.1)")
     sys.exit(0 if running else 1)
 
 

@@ -470,6 +470,8 @@ def test_status_stop_destroy_follow_the_data_wherever_it_lives(tmp_path, monkeyp
         f"  data:    {datadir}",
         f"  secrets: {home}",
     ]
+    (home / "port").write_text("54321\n")  # chosen by the first start
+    assert invoke(["db", "status"]).output.splitlines()[-1] == "  port:    54321 (127.0.0.1)"
     result = invoke(["db", "stop"])
     assert result.exit_code == 0
     assert result.output.strip() == f"the local PostgreSQL in {datadir} was not running"
