@@ -526,7 +526,11 @@ def parse_feed_position(text: str, field: str = "Last-Event-ID") -> tuple[int, i
 
 
 def parse_id(value: Any, field: str) -> int:
-    """One id outside a transaction (a URL path, say); InvalidInput naming ``field``."""
+    """One id outside a transaction (a URL path, say); InvalidInput naming ``field``.
+    Digits only there: spaces around them (``/accounts/8%20``) are refused, as the
+    API document's integer path parameters say (a body's id text may have them)."""
+    if isinstance(value, str) and value != value.strip():
+        raise InvalidInput(f"{field} must be digits, without spaces", field=field)
     try:
         return _parse_id(value)
     except PydanticCustomError as exc:

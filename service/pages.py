@@ -179,7 +179,8 @@ def account(account_id: str | None = None):
     """One account: chart of its latest transactions (flagged ones by rule), the paged
     table (SQL ``get_account_history``) and its review history (``get_account_reviews``)."""
     args = _form_args()
-    raw = account_id if account_id is not None else args.get("account_id")
+    # The box at the top may carry spaces around the id; a path may not.
+    raw = account_id if account_id is not None else (args.get("account_id") or "").strip() or None
     context: dict[str, Any] = {"account_id": raw or "", "history": [], "chart": [], "reviews": []}
     if raw is None:
         return _render("account.html", asked=False, **context)
