@@ -4,9 +4,9 @@ read, not refused.
 werkzeug's LimitedStream.readall stops at the limit without raising for a
 body of unknown length (Transfer-Encoding: chunked, wsgi.input_terminated,
 as granian under `pgfraud run` and waitress give it), so
-`request.get_data()` returns the first 2 MiB. On a running server:
+`request.get_data()` returns the first 2 MiB. On a running server, a
+one-transaction JSON object followed by 3,000,000 spaces (padded.json):
 
-    python3 -c "import sys; sys.stdout.write('{\"account_id\":880200,\"transaction_id\":993000010,\"timestamp\":1717200000000,\"amount\":\"1\"}' + ' '*3_000_000)" > padded.json
     curl -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' \
          --data-binary @padded.json http://127.0.0.1:5170/store_data      # 201 stored
     curl -H 'Content-Type: application/json' --data-binary @padded.json \
@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import io
 
-ROW = b'{"account_id": 880200, "transaction_id": 993000010, "timestamp": 1717200000000, "amount": "1"}'
+ROW = (
+    b'{"account_id": 880200, "transaction_id": 993000010,'
+    b' "timestamp": 1717200000000, "amount": "1"}'
+)
 
 
 def _chunked(client, body: bytes):
