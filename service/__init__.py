@@ -47,7 +47,7 @@ from decimal import Decimal
 from typing import Any
 
 import simplejson
-from flask import Flask
+from flask import Flask, Response
 from flask.json.provider import DefaultJSONProvider
 from flask_talisman import Talisman
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -94,6 +94,22 @@ class ExactJSONProvider(DefaultJSONProvider):
         if isinstance(value, Decimal):  # not reached with use_decimal; kept exact anyway
             return simplejson.RawJSON(str(value))
         return DefaultJSONProvider.default(value)
+
+
+class WholeResponse(Response):
+    """Flask's response, handed to the WSGI server as a list when its body is
+    already whole in memory (every JSON answer) and nothing is to run when it
+    closes: granian then writes it in one piece, where an iterator (werkzeug's
+    ClosingIterator, what Flask returns otherwise) makes it stream the body,
+    taking the GIL again from its own thread for each piece. Streams (the
+    live feeds, which release a slot on close) and files are iterated as
+    before."""
+
+    def get_app_iter(self, environ: dict[str, Any]) -> Any:
+        iterable = super().get_app_iter(environ)
+        if self.is_sequence and not self.direct_passthrough and not getattr(self, "_on_close", 1):
+            return list(iterable)
+        return iterable
 
 
 # Browser protections on every response (flask-talisman): scripts, styles,
@@ -172,6 +188,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask app. The connection pool is opened on the first request
     that needs it, in the process that serves it (never at import time)."""
     app = Flask(__name__)
+    app.response_class = WholeResponse
     app.config.from_mapping(
         DATABASE_URL=os.environ.get("PGFRAUD_APP_DATABASE_URL") or os.environ.get("DATABASE_URL"),
         API_TOKEN=os.environ.get("PGFRAUD_API_TOKEN") or None,
