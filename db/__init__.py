@@ -556,7 +556,8 @@ def _events_cursor(conn: psycopg.Connection) -> psycopg.Cursor:
     does, a broken one included). Reusing one cursor for the same query keeps
     psycopg's adapters for it (a new cursor built them again on every request:
     about a third of the client's time per call), and its text columns load
-    as bytes (:class:`_TextAsBytes`)."""
+    as bytes (:class:`_TextAsBytes`). It holds its last result until the next
+    call: at most one page per pooled connection."""
     cursor = getattr(conn, _EVENTS_CURSOR, None)
     if cursor is None or cursor.closed:
         cursor = conn.cursor()
