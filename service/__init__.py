@@ -47,7 +47,7 @@ from decimal import Decimal
 from typing import Any
 
 import simplejson
-from flask import Flask
+from flask import Flask, Response
 from flask.json.provider import DefaultJSONProvider
 from flask_talisman import Talisman
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -96,6 +96,22 @@ class ExactJSONProvider(DefaultJSONProvider):
         return DefaultJSONProvider.default(value)
 
 
+class WholeResponse(Response):
+    """Flask's response, handed to the WSGI server as a list when its body is
+    already whole in memory (every JSON answer) and nothing is to run when it
+    closes: granian then writes it in one piece, where an iterator (werkzeug's
+    ClosingIterator, what Flask returns otherwise) makes it stream the body,
+    taking the GIL again from its own thread for each piece. Streams (the
+    live feeds, which release a slot on close) and files are iterated as
+    before."""
+
+    def get_app_iter(self, environ: dict[str, Any]) -> Any:
+        iterable = super().get_app_iter(environ)
+        if self.is_sequence and not self.direct_passthrough and not getattr(self, "_on_close", 1):
+            return list(iterable)
+        return iterable
+
+
 # Browser protections on every response (flask-talisman): scripts, styles,
 # images, fonts and connections (fetch, the event stream) from this origin
 # only, no inline script or style (the pages' scripts and styles are static
@@ -127,7 +143,8 @@ def _protect(app: Flask) -> None:
     itself would rebuild the same headers (the policy string included) and a
     nonce nobody uses on every request: about 0.1 ms of a GET /is_fraud
     (cProfile of the view under load; they are identical for every response
-    here, as no view has options of its own)."""
+    here, as no view has options of its own). They are added to every
+    response's headers as it starts, by a WSGI wrapper around the app."""
     bare, probe = Flask("pgfraud-bare-probe"), Flask("pgfraud-protection-probe")
     for each in (bare, probe):
         each.add_url_rule("/", "probe", lambda: "")
@@ -148,16 +165,30 @@ def _protect(app: Flask) -> None:
         if key.startswith("SESSION_COOKIE_"):
             app.config[key] = value
 
-    @app.after_request
-    def protect(response):
-        response.headers.update(headers)
-        return response
+    names = frozenset(name.lower() for name, _ in headers)
+    served = app.wsgi_app
+
+    def protected(environ, start_response):
+        # At the WSGI level, after Flask: every response gets them (an error
+        # page too), appended to the header list werkzeug hands over, rather
+        # than set one by one on each response object (7 Headers.set calls
+        # per request). One a response carries already is replaced.
+        def start(status, response_headers, exc_info=None):
+            if any(name.lower() in names for name, _ in response_headers):
+                response_headers[:] = [h for h in response_headers if h[0].lower() not in names]
+            response_headers.extend(headers)
+            return start_response(status, response_headers, exc_info)
+
+        return served(environ, start)
+
+    app.wsgi_app = protected  # type: ignore[method-assign]
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask app. The connection pool is opened on the first request
     that needs it, in the process that serves it (never at import time)."""
     app = Flask(__name__)
+    app.response_class = WholeResponse
     app.config.from_mapping(
         DATABASE_URL=os.environ.get("PGFRAUD_APP_DATABASE_URL") or os.environ.get("DATABASE_URL"),
         API_TOKEN=os.environ.get("PGFRAUD_API_TOKEN") or None,

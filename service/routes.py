@@ -252,15 +252,20 @@ def is_fraud(account_id: str):
     page = parse_model(EventPage, _single_value_args()) if request.args else FIRST_EVENT_PAGE
     after = parse_event_cursor(page.after) if page.after is not None else None
     count, events, last = read(lambda conn: db.is_fraud_json(conn, account, page.limit, after))
-    following = "null"
+    following = b"null"
     if last is not None:
         cursor = format_event_cursor(*last)
         query = urlencode({"limit": page.limit, "after": cursor})
-        following = json.dumps(f"{request.path}?{query}")
-    # The events array is JSON made by PostgreSQL (db.is_fraud_json); only the
-    # envelope is written here.
-    body = f'{{"account_id":{account},"count":{count},"events":{events},"next":{following}}}\n'
-    return current_app.response_class(body, mimetype="application/json")
+        following = json.dumps(f"{request.path}?{query}").encode()
+    # The events array is JSON made by PostgreSQL (db.is_fraud_json), passed
+    # on as the bytes it sent; only the envelope is written here.
+    body = b'{"account_id":%d,"count":%d,"events":%b,"next":%b}\n' % (
+        account,
+        count,
+        events,
+        following,
+    )
+    return current_app.response_class(body, content_type="application/json")
 
 
 @bp.get("/alerts")

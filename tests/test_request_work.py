@@ -95,3 +95,48 @@ def test_is_fraud_without_parameters_checks_no_parameters_per_request(
     assert client.get("/is_fraud/7?limit=0").status_code == 400
     assert client.get("/is_fraud/7?limit=1").get_json()["count"] == 1
     assert len(checked) == 2
+
+
+def test_whole_answers_reach_the_wsgi_server_as_a_list_and_streams_as_iterators(app, app_conn):
+    # granian writes a list in one piece (response_bytes); any other iterable
+    # it streams, taking the GIL again from its own thread for every piece
+    # (granian/wsgi.py). A JSON answer is whole in memory: a list. A HEAD
+    # answer is an empty list; the live feed stays an iterator (it releases
+    # its stream slot when closed).
+    import io
+    import sys
+
+    def call(method: str, path: str, query: str = ""):
+        seen = {}
+
+        def start_response(status, headers, exc_info=None):
+            seen["status"] = status
+
+        environ = {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "5000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(b""),
+            "wsgi.errors": sys.stderr,
+        }
+        return app(environ, start_response), seen["status"]
+
+    body, status = call("GET", "/is_fraud/7")
+    assert status.startswith("404")  # no such account yet: an error answer, whole too
+    assert isinstance(body, list)
+    assert b"".join(body).startswith(b'{"error":')
+    body, status = call("GET", "/rules")
+    assert status.startswith("200")
+    assert isinstance(body, list)
+    assert len(body) == 1
+    body, status = call("HEAD", "/rules")
+    assert status.startswith("200")
+    assert body == []
+    stream, status = call("GET", "/alerts/stream")
+    assert status.startswith("200")
+    assert not isinstance(stream, list)
+    stream.close()
