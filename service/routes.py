@@ -538,8 +538,8 @@ def store_data_query():
     unchanged (its decision as first answered); 400 naming the field; 409
     when the id is stored with other content. ``alerts`` is the verdict,
     scored in the same database transaction: ``[{alert_id, rule_id,
-    observed, threshold, reason}]`` (decimals as strings), [] when no rule
-    fired. ``decision`` (made in the same database transaction, never
+    rule_version, observed, threshold, reason}]`` (decimals as strings;
+    rule_version as in GET /alerts), [] when no rule fired. ``decision`` (made in the same database transaction, never
     rewritten): ``{outcome: approve|review|decline, score, score_outcome,
     overruled, rules: [{rule_id, rule_version, score, observed, threshold, reason}],
     lists: [{entry_id, list_name, subject, kind, value, reason, added_by,
@@ -1083,9 +1083,9 @@ def add_list_entry(list_name: str):
     Body (JSON): ``{"value": id, "reason": text (1..2000), "expires_at":
     ISO 8601 or epoch ms (optional, in the future)}``. 201 with the entry
     ``{entry_id, list_name, subject, kind, value, reason, added_by, added_at,
-    expires_at}``; 400 naming the field (list_name for an unknown list,
-    expires_at not in the future); 401 without the token (when one is
-    configured); 415 unless JSON.
+    expires_at}``; 400 naming the field (expires_at not in the future); 401
+    without the token (when one is configured); 404 (list_not_found, field
+    list_name) when no list has that name; 415 unless JSON.
     """
     name = _list_name(list_name)
     body = parse_model(ListEntry, _json_body())
