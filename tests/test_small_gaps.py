@@ -6,6 +6,8 @@ test session (the page's ones live at the end of tests/test_pages.py).
 
 from __future__ import annotations
 
+import pytest
+
 from pgfraud import db
 
 
@@ -61,3 +63,46 @@ def test_an_entry_for_an_unknown_list_is_a_404_naming_list_name(client):
     }
     assert client.get("/lists/nope").status_code == 404
     assert client.get("/audit?object_kind=list_entry").get_json()["entries"] == []
+
+
+# 4. A body that is JSON but not an object, on the endpoints that take an
+# object: a 400 naming the body (they answered the transaction fields'
+# message, or one without a field).
+
+OBJECT_ENDPOINTS = [
+    ("post", "/rules"),
+    ("patch", "/rules"),
+    ("put", "/rules/velocity/shadow"),
+    ("post", "/transactions/1/review"),
+    ("post", "/evaluate"),
+    ("post", "/tune"),
+    ("put", "/policy"),
+    ("post", "/lists"),
+    ("post", "/lists/blocked/entries"),
+    ("post", "/tokens"),
+    ("post", "/cases/1/assign"),
+    ("post", "/cases/1/close"),
+]
+
+
+@pytest.mark.parametrize(("method", "url"), OBJECT_ENDPOINTS)
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        ("[1, 2]", "an array"),
+        ('"x"', "a string"),
+        ("5", "a number"),
+        ("null", "null"),
+        ("true", "true or false"),
+    ],
+)
+def test_a_body_that_is_not_an_object_is_a_400_naming_the_body(client, method, url, body, kind):
+    response = getattr(client, method)(url, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "error": {
+            "code": "invalid_input",
+            "message": f"body must be a JSON object (got {kind})",
+            "field": "body",
+        }
+    }
