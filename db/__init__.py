@@ -180,9 +180,10 @@ def store_transactions(conn: psycopg.Connection, transactions: list[dict[str, An
     status ``stored`` or ``duplicate`` and the verdict: the transaction's
     alerts, scored in the same database transaction, as dicts ``{"alert_id",
     "rule_id", "rule_version", "observed", "threshold", "reason"}`` (decimals
-    as strings; rule_version an int; [] when no rule fired), and ``"decision"``: the decision made when it was
-    stored (see :func:`get_decision`; None for one stored before decisions
-    existed). Runs in the caller's database transaction.
+    as strings; rule_version an int; [] when no rule fired), and
+    ``"decision"``: the decision made when it was stored (see
+    :func:`get_decision`; None for one stored before decisions existed).
+    Runs in the caller's database transaction.
     Errors: TransactionConflict (row names the input index), InvalidInput.
     """
     payload = json.dumps(transactions, default=_jsonable)
