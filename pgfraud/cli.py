@@ -1259,13 +1259,24 @@ def _policy_change(pairs: tuple[str, ...]) -> dict:
 def policy_set(settings: tuple[str, ...], actor: str | None) -> None:
     """Put a new policy in force from now: review=N (1..1000), decline=N (1..1000, at
     least review), default=N (0..1000, the score of a rule not named), like
-    `pgfraud policy set review=50 decline=100`. Earlier decisions keep theirs."""
+    `pgfraud policy set review=50 decline=100`. Earlier decisions keep theirs.
+    The same values as the policy in force change nothing (no new version, no
+    audit row), and it says so."""
     try:
         changes = _policy_change(settings)
     except InvalidInput as exc:
         _bad_input(exc)
-    policy = _as_owner(lambda conn: db.set_decision_policy(conn, changes, actor))
+    before, policy = _as_owner(lambda conn: _set_policy(conn, changes, actor))
+    if policy["policy_id"] == before["policy_id"]:
+        click.echo(f"policy {policy['policy_id']} already has these values: nothing changed")
+        return
     click.echo("\n".join(_policy_lines(policy)))
+
+
+def _set_policy(conn, changes: dict, actor: str | None) -> tuple[dict, dict]:
+    """(the policy in force before, the one after) set_decision_policy: the same
+    policy_id when the change left every value as it was (nothing written)."""
+    return db.get_decision_policy(conn), db.set_decision_policy(conn, changes, actor)
 
 
 # A score or threshold as the command line gives it: ASCII digits (int() also
@@ -1293,9 +1304,11 @@ def rule_score(rule_id: str, score: str, actor: str | None) -> None:
         changes = parse_policy_change({"rule_scores": {rule_id: int(score)}})
     except InvalidInput as exc:
         _bad_input(exc)
-    policy = _as_owner(lambda conn: db.set_decision_policy(conn, changes, actor))
+    before, policy = _as_owner(lambda conn: _set_policy(conn, changes, actor))
+    unchanged = " already: nothing changed" if policy["policy_id"] == before["policy_id"] else ""
     click.echo(
-        f"rule {rule_id} scores {policy['rule_scores'][rule_id]} (policy {policy['policy_id']})"
+        f"rule {rule_id} scores {policy['rule_scores'][rule_id]}"
+        f" (policy {policy['policy_id']}){unchanged}"
     )
 
 

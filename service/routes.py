@@ -1037,7 +1037,9 @@ def change_policy():
     naming the field (not an integer, thresholds outside 1..1000, scores
     outside 0..1000, decline_threshold below review_threshold); 401 without
     the token (when one is configured); 404 (rule_not_found) for a score of
-    an unknown rule; 415 unless JSON. A refused change changes nothing.
+    an unknown rule; 415 unless JSON. A refused change changes nothing; so
+    does one that leaves every value as it is (200 with the policy in force,
+    its policy_id unchanged: no new version, no audit row).
     """
     changes = parse_policy_change(_json_object())
     row = write(lambda conn: db.set_decision_policy(conn, changes))

@@ -106,3 +106,117 @@ def test_a_body_that_is_not_an_object_is_a_400_naming_the_body(client, method, u
             "field": "body",
         }
     }
+
+
+# 5. The command line refuses what HTTP refuses, in one line, exit 2, naming
+# the argument; click's usage errors are one line too.
+
+
+def _cli(args: list[str]):
+    from click.testing import CliRunner
+
+    from pgfraud.cli import main
+
+    return CliRunner().invoke(main, args)
+
+
+def _one_line(result, expected: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [expected]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        # Was click's four lines: "No such option '-1'".
+        (
+            ["rule", "score", "velocity", "-1"],
+            "error: rule_scores.velocity must be from 0 to 1000, not -1",
+        ),
+        # Arabic-Indic digits: int() reads them as 12; HTTP refuses them.
+        (
+            ["rule", "score", "velocity", "١٢"],
+            "error: rule_scores.velocity must be an integer, not '١٢'",
+        ),
+        (["policy", "set", "review=١٢"], "error: review_threshold must be an integer, not '١٢'"),
+        (
+            ["case", "show", "١٢"],
+            "error: Invalid value for 'CASE_ID': '١٢' is not an integer (digits 0-9)",
+        ),
+        (
+            ["review", "١٢", "--status", "confirmed_fraud"],
+            "error: Invalid value for 'TRANSACTION_ID': '١٢' is not an integer (digits 0-9)",
+        ),
+        (
+            ["alerts", "--limit", "١٢"],
+            "error: Invalid value for '--limit': '١٢' is not an integer (digits 0-9)",
+        ),
+        (
+            ["rule", "set", "velocity", "max_transactions=3", "max_transactions=4"],
+            "error: parameter max_transactions of rule velocity is given twice",
+        ),
+        # Usage errors: one line naming the option (were usage, hint, blank, message).
+        (
+            ["case", "close", "1", "--resolution", "maybe"],
+            "error: Invalid value for '--resolution': 'maybe' is not one of 'fraud', 'not_fraud'.",
+        ),
+        (
+            ["case", "close", "1"],
+            "error: Missing option '--resolution'. Choose from: fraud, not_fraud",
+        ),
+        (["case", "show"], "error: Missing argument 'CASE_ID'."),
+        (["alerts", "--nope"], "error: No such option '--nope'."),
+        (["--nope"], "error: No such option '--nope'."),
+        (["nope"], "error: No such command 'nope'."),
+    ],
+)
+def test_cli_refuses_bad_arguments_in_one_line(database, monkeypatch, args, expected):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    _one_line(_cli(args), expected)
+
+
+def test_cli_help_still_shows_usage(database, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    result = _cli(["case", "close", "--help"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Usage: ")
+    assert "--resolution [fraud|not_fraud]" in result.stdout
+
+
+# 6. Setting the policy to the values in force writes nothing and says so.
+
+
+def _policy_rows(admin_conn) -> tuple[int, int]:
+    row = admin_conn.execute(
+        "SELECT (SELECT count(*) FROM decision_policies),"
+        " (SELECT count(*) FROM audit_log WHERE object_kind = 'policy')"
+    ).fetchone()
+    admin_conn.commit()
+    return row
+
+
+def test_policy_set_with_the_same_values_is_a_no_op(database, monkeypatch, admin_conn, client):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    first = _cli(["policy", "set", "review=40", "decline=90"])
+    assert first.exit_code == 0, first.output
+    versions, audited = _policy_rows(admin_conn)
+    policy_id = client.get("/policy").get_json()["policy_id"]
+    again = _cli(["policy", "set", "review=40", "decline=90"])
+    assert again.exit_code == 0, again.output
+    assert again.stdout == f"policy {policy_id} already has these values: nothing changed\n"
+    assert _policy_rows(admin_conn) == (versions, audited)
+    # A rule's score as it is, and PUT /policy with the values in force: the same.
+    score = client.get("/policy").get_json()["rule_scores"]["velocity"]
+    same = _cli(["rule", "score", "velocity", str(score)])
+    assert same.stdout == (
+        f"rule velocity scores {score} (policy {policy_id}) already: nothing changed\n"
+    )
+    answer = client.put("/policy", json={"review_threshold": 40, "decline_threshold": 90})
+    assert answer.status_code == 200
+    assert answer.get_json()["policy_id"] == policy_id
+    assert _policy_rows(admin_conn) == (versions, audited)
+    # A real change still writes a version and its audit row.
+    changed = _cli(["policy", "set", "review=41"])
+    assert changed.exit_code == 0 and "nothing changed" not in changed.stdout
+    assert _policy_rows(admin_conn) == (versions + 1, audited + 1)
