@@ -741,15 +741,34 @@ def _alert_line(alert: dict, as_json: bool) -> str:
     help="How many of the newest alerts to list.",
 )
 @click.option(
+    "--order",
+    type=click.Choice(["raised", "time"]),
+    default="raised",
+    show_default=True,
+    help="raised: the last raised (by alert id); time: the latest transactions.",
+)
+@click.option(
     "--follow", is_flag=True, help="Then print new alerts as they are raised (Ctrl-C stops)."
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def alerts(
-    account_id, rule_id, review_status, outcome, limit: int, follow: bool, as_json: bool
+    account_id,
+    rule_id,
+    review_status,
+    outcome,
+    limit: int,
+    order: str,
+    follow: bool,
+    as_json: bool,
 ) -> None:
     """List the newest alerts, oldest of them first; with --follow, then print new
     ones as they are raised (the live feed: LISTEN/NOTIFY, resumable, in raise order).
 
+    The order: with --order raised (the default), the LIMIT last raised, in
+    raise order (by alert id, unique, so the same each time; the alerts one
+    store raises are numbered in transaction time order, and an alert that
+    re-scoring keeps keeps its place); with --order time, the LIMIT latest
+    transactions' alerts, in transaction time order (ties by alert id).
     Each line: transaction time, account, transaction, amount, rule and reason.
     --follow prints every new alert, whatever the filters.
     """
@@ -770,6 +789,7 @@ def alerts(
                     review_status=review_status,
                     outcome=outcome,
                     limit=limit,
+                    order=order,
                 )
                 for row in reversed(rows):
                     click.echo(_alert_line(row, as_json))

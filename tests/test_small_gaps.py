@@ -220,3 +220,59 @@ def test_policy_set_with_the_same_values_is_a_no_op(database, monkeypatch, admin
     changed = _cli(["policy", "set", "review=41"])
     assert changed.exit_code == 0 and "nothing changed" not in changed.stdout
     assert _policy_rows(admin_conn) == (versions + 1, audited + 1)
+
+
+# 7. pgfraud alerts lists in a documented, stable order: raise order (alert
+# ids), and within one store in transaction time order (ids were given in the
+# rule code's output order: by account, so a batch's lines looked unordered).
+
+T0_MS = 1_717_200_000_000  # 2024-06-01T00:00:00Z
+HOUR_MS = 3_600_000
+
+
+def test_cli_alerts_of_one_store_are_listed_in_transaction_time_order(
+    database, monkeypatch, client
+):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    # Accounts in the opposite order to their times; each pays 20,000 once
+    # (large_amount, threshold 10,000: the only rule that fires).
+    batch = [
+        {
+            "account_id": account,
+            "transaction_id": 10 + account,
+            "amount": "20000.00",
+            "timestamp": T0_MS + (3 - account) * HOUR_MS,
+        }
+        for account in (1, 2, 3)
+    ]
+    assert client.post("/store_data", json=batch).status_code == 201
+    result = _cli(["alerts", "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    # Oldest raised first; one store: by transaction time.
+    assert [(a["transaction_id"], a["timestamp"]) for a in lines] == [
+        (13, "2024-06-01T00:00:00.000Z"),
+        (12, "2024-06-01T01:00:00.000Z"),
+        (11, "2024-06-01T02:00:00.000Z"),
+    ]
+    assert [a["alert_id"] for a in lines] == sorted(a["alert_id"] for a in lines)
+
+
+def test_cli_alerts_order_time_lists_the_latest_transactions(database, monkeypatch, client):
+    monkeypatch.setenv("DATABASE_URL", database.admin_url)
+    # Two stores: the later-raised one holds the earlier transaction.
+    for account, hours in ((1, 5), (2, 0)):
+        row = {
+            "account_id": account,
+            "transaction_id": 20 + account,
+            "amount": "20000.00",
+            "timestamp": T0_MS + hours * HOUR_MS,
+        }
+        assert client.post("/store_data", json=row).status_code == 201
+    raised = _cli(["alerts", "--limit", "1"])
+    assert "transaction 22" in raised.stdout  # the last raised
+    timed = _cli(["alerts", "--limit", "1", "--order", "time"])
+    assert timed.exit_code == 0, timed.output
+    assert "transaction 21" in timed.stdout  # the latest transaction

@@ -158,7 +158,11 @@ BEGIN
                (v_versions ->> e.rule_id)::integer
         FROM _evaluate_from(v_rules, coalesce(v_account_ids, '{}'), coalesce(v_from_ts, '{}'),
                             coalesce(v_from_transaction_ids, '{}'), coalesce(v_base_counts, '{}'),
-                            coalesce(v_base_sums, '{}'), v_until_ts, v_until_transaction_ids) AS e;
+                            coalesce(v_base_sums, '{}'), v_until_ts, v_until_transaction_ids) AS e
+        -- New alert ids in transaction time order (the rule code's rows come
+        -- in no order): the queue's raise order (alert_id) is then time
+        -- order within one statement, not account order.
+        ORDER BY e.ts, e.transaction_id, e.rule_id;
         GET DIAGNOSTICS v_new = ROW_COUNT;
     ELSE
         -- Many rows to re-score (a late arrival into a big account, a rule
@@ -199,6 +203,7 @@ BEGIN
                    c.threshold, c.reason, v_rules -> c.rule_id, (v_versions ->> c.rule_id)::integer,
                    (v_versions ->> c.rule_id)::integer
             FROM computed AS c
+            ORDER BY c.ts, c.transaction_id, c.rule_id
             ON CONFLICT ON CONSTRAINT alerts_account_ts_transaction_rule_key DO UPDATE
             SET amount = excluded.amount,
                 observed = excluded.observed,
