@@ -1255,7 +1255,10 @@ _CASE_PROPERTIES: dict[str, Any] = {
     "assigned_by": {"type": ["string", "null"]},
     "assigned_at": _CASE_TIME,
     "resolution": {"enum": ["fraud", "not_fraud", None]},
-    "note": {"type": "string"},
+    "note": {
+        "type": ["string", "null"],
+        "description": "null until closed (as resolution); empty for a case closed without one",
+    },
     "opened_at": {"type": "string", "format": "date-time"},
     "closed_at": _CASE_TIME,
     "closed_by": {"type": ["string", "null"]},
