@@ -1647,7 +1647,8 @@ def _audit_line(entry: dict) -> str:
     "--kind",
     "object_kind",
     default=None,
-    help="Only this kind of object: rule, shadow_rule, policy, list, list_entry, review, token.",
+    help="Only this kind of object: rule, shadow_rule, policy, list, list_entry, review, token,"
+    " case, case_alert.",
 )
 @click.option("--key", "object_key", default=None, help="Only this object, like large_amount.")
 @click.option("--from", "start", default=None, help="Changes at or after (ISO 8601 or epoch ms).")

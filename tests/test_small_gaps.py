@@ -6,6 +6,9 @@ test session (the page's ones live at the end of tests/test_pages.py).
 
 from __future__ import annotations
 
+from datetime import timedelta
+from decimal import Decimal
+
 import pytest
 
 from pgfraud import db
@@ -276,3 +279,68 @@ def test_cli_alerts_order_time_lists_the_latest_transactions(database, monkeypat
     timed = _cli(["alerts", "--limit", "1", "--order", "time"])
     assert timed.exit_code == 0, timed.output
     assert "transaction 21" in timed.stdout  # the latest transaction
+
+
+# 8. A case's note is null until it is closed, as its resolution and the
+# document's "null when not set" (it was "" on an open case).
+
+
+def test_a_cases_note_is_null_until_closed(client):
+    row = {"account_id": 5, "transaction_id": 50, "amount": "20000.00", "timestamp": T0_MS}
+    assert client.post("/store_data", json=row).status_code == 201
+    [case] = client.get("/cases").get_json()["cases"]
+    assert (case["status"], case["resolution"], case["note"]) == ("open", None, None)
+    assert client.get(f"/cases/{case['case_id']}").get_json()["note"] is None
+    closed = client.post(f"/cases/{case['case_id']}/close", json={"resolution": "fraud"})
+    assert (closed.get_json()["resolution"], closed.get_json()["note"]) == ("fraud", "")
+
+
+# 9. TRUNCATE fraud_labels re-scores the shadow rules that read the labels,
+# as it does the live ones. Data as tests/test_merchant_reach.py: merchant 9,
+# T0 = 2024-05-01; transaction 1 at T0 known fraud from T0 + 2 h.
+
+
+def test_truncating_labels_rescores_a_shadow_compromised_merchant(app_conn, admin_conn):
+    from tests.test_merchant_reach import T0, store
+
+    store(app_conn)
+    db.change_rule(admin_conn, "compromised_merchant", False)
+    db.shadow_rule(
+        admin_conn,
+        "compromised_merchant",
+        {"window_days": 30, "delay_days": 1, "min_known_fraud": 1, "min_fraud_share": 0.3},
+    )
+    admin_conn.commit()
+    admin_conn.execute(
+        "INSERT INTO fraud_labels (transaction_id, scenario, known_at) VALUES (1, 'x', %s)",
+        (T0 + timedelta(hours=2),),
+    )
+    admin_conn.commit()
+    query = (
+        "SELECT transaction_id, observed FROM shadow_alerts"
+        " WHERE rule_id = 'compromised_merchant' ORDER BY transaction_id"
+    )
+    # Row 2 (T0 + 10 d) reads 1 (fraud) and 6: 1/2; row 3 (T0 + 30 d) reads 1, 6, 2: 1/3.
+    assert admin_conn.execute(query).fetchall() == [(2, Decimal("0.5000")), (3, Decimal("0.3333"))]
+    admin_conn.execute("TRUNCATE fraud_labels")
+    admin_conn.commit()
+    # No known fraud any more: no shadow alert (they stayed before the fix).
+    assert admin_conn.execute(query).fetchall() == []
+    assert admin_conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
+
+
+# 10. A psql DELETE (or UPDATE) of case_alerts is in the audit trail.
+
+
+def test_taking_an_alert_out_of_a_case_in_psql_is_audited(client, admin_conn):
+    row = {"account_id": 5, "transaction_id": 50, "amount": "20000.00", "timestamp": T0_MS}
+    assert client.post("/store_data", json=row).status_code == 201
+    [case] = client.get("/cases").get_json()["cases"]
+    admin_conn.execute("SET pgfraud.actor = 'dba'")
+    admin_conn.execute("DELETE FROM case_alerts WHERE transaction_id = 50")
+    admin_conn.commit()
+    entries = client.get("/audit?object_kind=case_alert").get_json()["entries"]
+    assert [
+        (e["actor"], e["action"], e["object_key"], e["before"]["rule_id"], e["after"])
+        for e in entries
+    ] == [("dba", "delete", f"{case['case_id']}/50/large_amount", "large_amount", None)]
