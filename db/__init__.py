@@ -181,10 +181,11 @@ def store_transactions(conn: psycopg.Connection, transactions: list[dict[str, An
     input, in order: ``{"row", "transaction_id", "status", "alerts"}`` with
     status ``stored`` or ``duplicate`` and the verdict: the transaction's
     alerts, scored in the same database transaction, as dicts ``{"alert_id",
-    "rule_id", "observed", "threshold", "reason"}`` (decimals as strings; []
-    when no rule fired), and ``"decision"``: the decision made when it was
-    stored (see :func:`get_decision`; None for one stored before decisions
-    existed). Runs in the caller's database transaction.
+    "rule_id", "rule_version", "observed", "threshold", "reason"}`` (decimals
+    as strings; rule_version an int; [] when no rule fired), and
+    ``"decision"``: the decision made when it was stored (see
+    :func:`get_decision`; None for one stored before decisions existed).
+    Runs in the caller's database transaction.
     Errors: TransactionConflict (row names the input index), InvalidInput.
     """
     payload = json.dumps(transactions, default=_jsonable)
@@ -1092,8 +1093,8 @@ def add_list_entry(
     actor: str | None = None,
 ) -> dict[str, Any]:
     """Put an account/merchant id on a list from now (SQL ``add_list_entry``).
-    Errors: InvalidInput naming the field (unknown list, expiry not in the
-    future, empty reason)."""
+    Errors: ListNotFound (field list_name) for an unknown list; InvalidInput
+    naming the field (expiry not in the future, empty reason)."""
     with wrap_errors():
         return conn.execute(
             "SELECT add_list_entry(%s, %s, %s, %s, %s)",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import ipaddress
 import os
+import re
 import secrets
 import signal
 import sys
@@ -21,11 +22,18 @@ from pathlib import Path
 import click
 
 from pgfraud import config, db
-from pgfraud.clitools import Int, describe_error, one_line_errors
+from pgfraud.clitools import Int, describe_error, one_line_errors, one_line_usage
 from pgfraud.db.migrate import MigrationError, check_schema
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
-from pgfraud.errors import ConfigurationError, InvalidInput, PgfraudError, RuleNotFound, redact
+from pgfraud.errors import (
+    ConfigurationError,
+    InvalidInput,
+    ListNotFound,
+    PgfraudError,
+    RuleNotFound,
+    redact,
+)
 from pgfraud.generator.cli import TimestampType, generate
 from pgfraud.wire import MAX_ID
 
@@ -84,9 +92,24 @@ def _terminate(signum: int, frame: object) -> None:
 
 class _Group(click.Group):
     """A command group whose commands fail with one line, never a traceback,
-    and stop cleanly on SIGTERM (`pgfraud run` sets its own handler)."""
+    and stop cleanly on SIGTERM (`pgfraud run` sets its own handler). Usage
+    errors too (a bad or missing option or argument, of the group or of any
+    command under it): one line ``error: …`` naming the option, exit 2
+    (OneLineUsageError), not click's usage, hint and message."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise one_line_usage(exc) from None
 
     def invoke(self, ctx: click.Context) -> object:
+        try:
+            return self._invoke(ctx)
+        except click.UsageError as exc:  # a command's own arguments, parsed in here
+            raise one_line_usage(exc) from None
+
+    def _invoke(self, ctx: click.Context) -> object:
         # Only the main thread may set handlers (main() called from another
         # thread, as by a program embedding it, runs without); the caller's
         # default comes back after the command.
@@ -698,9 +721,7 @@ def _alert_line(alert: dict, as_json: bool) -> str:
 
 
 @main.command()
-@click.option(
-    "--account", "account_id", type=click.IntRange(0, 2**63 - 1), help="Only this account."
-)
+@click.option("--account", "account_id", type=Int(0, MAX_ID), help="Only this account.")
 @click.option("--rule", "rule_id", help="Only this rule, like large_amount.")
 @click.option(
     "--review-status",
@@ -714,21 +735,40 @@ def _alert_line(alert: dict, as_json: bool) -> str:
 )
 @click.option(
     "--limit",
-    type=click.IntRange(1, 1000),
+    type=Int(1, 1000),
     default=20,
     show_default=True,
     help="How many of the newest alerts to list.",
+)
+@click.option(
+    "--order",
+    type=click.Choice(["raised", "time"]),
+    default="raised",
+    show_default=True,
+    help="raised: the last raised (by alert id); time: the latest transactions.",
 )
 @click.option(
     "--follow", is_flag=True, help="Then print new alerts as they are raised (Ctrl-C stops)."
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def alerts(
-    account_id, rule_id, review_status, outcome, limit: int, follow: bool, as_json: bool
+    account_id,
+    rule_id,
+    review_status,
+    outcome,
+    limit: int,
+    order: str,
+    follow: bool,
+    as_json: bool,
 ) -> None:
     """List the newest alerts, oldest of them first; with --follow, then print new
     ones as they are raised (the live feed: LISTEN/NOTIFY, resumable, in raise order).
 
+    The order: with --order raised (the default), the LIMIT last raised, in
+    raise order (by alert id, unique, so the same each time; the alerts one
+    store raises are numbered in transaction time order, and an alert that
+    re-scoring keeps keeps its place); with --order time, the LIMIT latest
+    transactions' alerts, in transaction time order (ties by alert id).
     Each line: transaction time, account, transaction, amount, rule and reason.
     --follow prints every new alert, whatever the filters.
     """
@@ -749,6 +789,7 @@ def alerts(
                     review_status=review_status,
                     outcome=outcome,
                     limit=limit,
+                    order=order,
                 )
                 for row in reversed(rows):
                     click.echo(_alert_line(row, as_json))
@@ -776,7 +817,7 @@ def alerts(
 
 
 @main.command()
-@click.argument("transaction_id", type=click.IntRange(0, 2**63 - 1))
+@click.argument("transaction_id", type=Int(0, MAX_ID))
 @click.option(
     "--status",
     required=True,
@@ -1125,12 +1166,10 @@ def _decision_line(decision: dict, as_json: bool) -> str:
 @click.option(
     "--outcome", type=click.Choice(["approve", "review", "decline"]), help="Only this outcome."
 )
-@click.option(
-    "--account", "account_id", type=click.IntRange(0, 2**63 - 1), help="Only this account."
-)
+@click.option("--account", "account_id", type=Int(0, MAX_ID), help="Only this account.")
 @click.option(
     "--limit",
-    type=click.IntRange(1, 1000),
+    type=Int(1, 1000),
     default=20,
     show_default=True,
     help="How many of the newest decisions (by transaction time) to list.",
@@ -1226,7 +1265,7 @@ def _policy_change(pairs: tuple[str, ...]) -> dict:
                 f"{pair!r} is not KEY=VALUE with KEY review, decline or default", field=key
             )
         text = text.strip()
-        if not text.lstrip("-").isdigit() or len(text) > 10:
+        if not _SCORE.fullmatch(text):
             raise InvalidInput(f"{field} must be an integer, not {text!r}", field=field)
         changes[field] = int(text)
     return parse_policy_change(changes)
@@ -1240,16 +1279,34 @@ def _policy_change(pairs: tuple[str, ...]) -> dict:
 def policy_set(settings: tuple[str, ...], actor: str | None) -> None:
     """Put a new policy in force from now: review=N (1..1000), decline=N (1..1000, at
     least review), default=N (0..1000, the score of a rule not named), like
-    `pgfraud policy set review=50 decline=100`. Earlier decisions keep theirs."""
+    `pgfraud policy set review=50 decline=100`. Earlier decisions keep theirs.
+    The same values as the policy in force change nothing (no new version, no
+    audit row), and it says so."""
     try:
         changes = _policy_change(settings)
     except InvalidInput as exc:
         _bad_input(exc)
-    policy = _as_owner(lambda conn: db.set_decision_policy(conn, changes, actor))
+    before, policy = _as_owner(lambda conn: _set_policy(conn, changes, actor))
+    if policy["policy_id"] == before["policy_id"]:
+        click.echo(f"policy {policy['policy_id']} already has these values: nothing changed")
+        return
     click.echo("\n".join(_policy_lines(policy)))
 
 
-@rule_group.command(name="score")
+def _set_policy(conn, changes: dict, actor: str | None) -> tuple[dict, dict]:
+    """(the policy in force before, the one after) set_decision_policy: the same
+    policy_id when the change left every value as it was (nothing written)."""
+    return db.get_decision_policy(conn), db.set_decision_policy(conn, changes, actor)
+
+
+# A score or threshold as the command line gives it: ASCII digits (int() also
+# takes other scripts' digits), at most 10 of them; a sign is refused by the
+# database's range (scores and thresholds are 0..1000) with its message.
+_SCORE = re.compile(r"-?[0-9]{1,10}")
+
+
+# SCORE may look like an option (-1): it is then the argument, refused by range.
+@rule_group.command(name="score", context_settings={"ignore_unknown_options": True})
 @click.argument("rule_id")
 @click.argument("score")
 @click.option(
@@ -1258,13 +1315,20 @@ def policy_set(settings: tuple[str, ...], actor: str | None) -> None:
 def rule_score(rule_id: str, score: str, actor: str | None) -> None:
     """Set RULE_ID's SCORE (0..1000): what it adds to a transaction's score when it
     fires. A new policy version from now; earlier decisions keep theirs."""
+    from pgfraud.wire import parse_policy_change
+
     field = f"rule_scores.{rule_id}"
-    if not score.strip().isdigit() or len(score.strip()) > 10:
+    if not _SCORE.fullmatch(score.strip()):
         _bad_input(InvalidInput(f"{field} must be an integer, not {score!r}", field=field))
-    changes = {"rule_scores": {rule_id: int(score)}}
-    policy = _as_owner(lambda conn: db.set_decision_policy(conn, changes, actor))
+    try:
+        changes = parse_policy_change({"rule_scores": {rule_id: int(score)}})
+    except InvalidInput as exc:
+        _bad_input(exc)
+    before, policy = _as_owner(lambda conn: _set_policy(conn, changes, actor))
+    unchanged = " already: nothing changed" if policy["policy_id"] == before["policy_id"] else ""
     click.echo(
-        f"rule {rule_id} scores {policy['rule_scores'][rule_id]} (policy {policy['policy_id']})"
+        f"rule {rule_id} scores {policy['rule_scores'][rule_id]}"
+        f" (policy {policy['policy_id']}){unchanged}"
     )
 
 
@@ -1310,11 +1374,16 @@ def list_create(list_name: str, subject: str, kind: str, description: str, actor
 def list_add(list_name: str, value: str, reason: str, expires: str | None, actor: str | None):
     """Put VALUE (an account or merchant id) on LIST_NAME from now."""
     entry = _entry(list_name, value, reason, expires)
-    row = _as_owner(
-        lambda conn: db.add_list_entry(
-            conn, list_name, entry.value, entry.reason, entry.expires_at, actor
-        )
-    )
+
+    def add(conn):
+        try:
+            return db.add_list_entry(
+                conn, list_name, entry.value, entry.reason, entry.expires_at, actor
+            )
+        except ListNotFound as exc:  # a 404 over HTTP; here bad input naming LIST_NAME, exit 2
+            raise InvalidInput(exc.message, field=exc.field) from None
+
+    row = _as_owner(add)
     until = f" until {row['expires_at']}" if row["expires_at"] else ""
     click.echo(
         f"{row['subject']} {row['value']} on {row['kind']} list {row['list_name']}{until}"
@@ -1438,12 +1507,8 @@ def case_group() -> None:
     help="Only these (active: open or assigned).",
 )
 @click.option("--assignee", default=None, help="Only the cases assigned to this name.")
-@click.option(
-    "--account", "account_id", type=click.IntRange(0, 2**63 - 1), help="Only this account."
-)
-@click.option(
-    "--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="How many."
-)
+@click.option("--account", "account_id", type=Int(0, MAX_ID), help="Only this account.")
+@click.option("--limit", type=Int(1, 1000), default=20, show_default=True, help="How many.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def case_list(status, assignee, account_id, limit: int, as_json: bool) -> None:
     """List cases, newest first."""
@@ -1457,7 +1522,7 @@ def case_list(status, assignee, account_id, limit: int, as_json: bool) -> None:
 
 
 @case_group.command(name="show")
-@click.argument("case_id", type=click.IntRange(0, 2**63 - 1))
+@click.argument("case_id", type=Int(0, MAX_ID))
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
 def case_show(case_id: int, as_json: bool) -> None:
     """Show a case and its alerts, oldest transaction first."""
@@ -1477,7 +1542,7 @@ def case_show(case_id: int, as_json: bool) -> None:
 
 
 @case_group.command(name="assign")
-@click.argument("case_id", type=click.IntRange(0, 2**63 - 1))
+@click.argument("case_id", type=Int(0, MAX_ID))
 @click.argument("assignee")
 @_ACTOR
 def case_assign(case_id: int, assignee: str, actor: str | None) -> None:
@@ -1487,7 +1552,7 @@ def case_assign(case_id: int, assignee: str, actor: str | None) -> None:
 
 
 @case_group.command(name="close")
-@click.argument("case_id", type=click.IntRange(0, 2**63 - 1))
+@click.argument("case_id", type=Int(0, MAX_ID))
 @click.option(
     "--resolution", required=True, type=click.Choice(["fraud", "not_fraud"]), help="The outcome."
 )
@@ -1582,13 +1647,14 @@ def _audit_line(entry: dict) -> str:
     "--kind",
     "object_kind",
     default=None,
-    help="Only this kind of object: rule, shadow_rule, policy, list, list_entry, review, token.",
+    help="Only this kind of object: rule, shadow_rule, policy, list, list_entry, review, token,"
+    " case, case_alert.",
 )
 @click.option("--key", "object_key", default=None, help="Only this object, like large_amount.")
 @click.option("--from", "start", default=None, help="Changes at or after (ISO 8601 or epoch ms).")
 @click.option("--to", "end", default=None, help="Changes before (ISO 8601 or epoch ms).")
 @click.option(
-    "--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
+    "--limit", type=Int(1, 1000), default=20, show_default=True,
     help="How many of the newest changes.",
 )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
@@ -1635,9 +1701,7 @@ def _is_loopback(host: str) -> bool:
 
 @main.command()
 @click.option("--host", envvar="HOST", default="127.0.0.1", show_default=True)
-@click.option(
-    "--port", envvar="PORT", default=5000, show_default=True, type=click.IntRange(1, 65535)
-)
+@click.option("--port", envvar="PORT", default=5000, show_default=True, type=Int(1, 65535))
 @click.option(
     "--workers",
     envvar="PGFRAUD_WORKERS",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -44,11 +45,24 @@ class _EnvNamed(click.ParamType):
         super().fail(message, param, ctx)
 
 
+# ASCII digits only, as the HTTP API's integers: Python's int() and float()
+# also take other scripts' digits ("١٢" is 12), which nothing else accepts.
+_ASCII_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
+# (Words such as nan and inf go on to click, and are refused there or below.)
+_ASCII_NUMBER = re.compile(r"\s*[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[a-zA-Z]+)\s*")
+
+
 class Int(_EnvNamed, click.IntRange):
-    """An integer within ``[min, max]`` (both required: every number has a stated range)."""
+    """An integer within ``[min, max]`` (both required: every number has a stated
+    range), written in ASCII digits."""
 
     def __init__(self, min: int, max: int) -> None:  # noqa: A002 (click's own names)
         super().__init__(min, max)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not _ASCII_INTEGER.fullmatch(value):
+            self.fail(f"{value!r} is not an integer (digits 0-9)", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 class Float(_EnvNamed, click.FloatRange):
@@ -59,10 +73,36 @@ class Float(_EnvNamed, click.FloatRange):
         super().__init__(min, max, min_open=min_open)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not _ASCII_NUMBER.fullmatch(value):
+            self.fail(f"{value!r} is not a number (digits 0-9)", param, ctx)
         number = click.FLOAT.convert(value, param, ctx) if isinstance(value, str) else value
         if isinstance(number, float) and not math.isfinite(number):
             self.fail(f"{value} is not a finite number", param, ctx)
         return super().convert(number, param, ctx)
+
+
+class OneLineUsageError(click.UsageError):
+    """A click usage error (a bad or missing option or argument) shown as one
+    line, ``error: <message naming the option>``, exit 2: click's own shows
+    the usage line, a hint and the message (four lines). ``--help`` still
+    shows the usage."""
+
+    def show(self, file: Any = None) -> None:
+        # Some of click's messages list choices on lines of their own.
+        message = re.sub(r"\s*\n\s*", " ", self.format_message().strip())
+        click.echo(f"error: {message}", file=file, err=file is None)
+
+
+def one_line_usage(error: click.UsageError) -> OneLineUsageError:
+    """``error`` as a :class:`OneLineUsageError` (same message, context and exit code)."""
+    if isinstance(error, OneLineUsageError):
+        return error
+    converted = OneLineUsageError(error.message, error.ctx)
+    converted.exit_code = error.exit_code
+    if isinstance(error, click.BadParameter):
+        # BadParameter's message names its parameter only in format_message().
+        converted.message = error.format_message()
+    return converted
 
 
 def describe_error(exc: PgfraudError) -> str:

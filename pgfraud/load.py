@@ -70,7 +70,7 @@ def parse_label(
     code = (scenario or "").strip()
     if not code:
         return "labelled", None
-    if code.isdigit() and len(code) <= 18:
+    if code.isascii() and code.isdigit() and len(code) <= 18:
         return f"scenario_{int(code)}", None
     if _SCENARIO_TEXT.fullmatch(code):
         return code, None

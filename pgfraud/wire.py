@@ -1049,7 +1049,17 @@ def parse_rule_id(value: str) -> str:
 # -- actors, tokens and the audit trail (issue 18) ----------------------------
 
 # The kinds of object the audit trail records (db/functions/audit_change.sql).
-AUDIT_KINDS = ("rule", "shadow_rule", "policy", "list", "list_entry", "review", "token", "case")
+AUDIT_KINDS = (
+    "rule",
+    "shadow_rule",
+    "policy",
+    "list",
+    "list_entry",
+    "review",
+    "token",
+    "case",
+    "case_alert",
+)
 
 
 def _parse_object_kind(value: Any) -> str:

@@ -63,7 +63,7 @@ def _env_int(name: str, default: int, low: int, high: int) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise ConfigurationError(f"{name} must be an integer from {low} to {high}, not {raw!r}")
     return int(raw)
 

@@ -17,10 +17,9 @@ from urllib.parse import urlencode
 from flask import Blueprint, jsonify, request
 
 from pgfraud import db
-from pgfraud.errors import InvalidInput
 from pgfraud.service.auth import ANALYST, READ, requires
 from pgfraud.service.database import read, write
-from pgfraud.service.routes import _json_body, _single_value_args
+from pgfraud.service.routes import _json_object, _single_value_args
 from pgfraud.wire import CaseAssign, CaseClose, CaseQuery, parse_id, parse_model
 
 bp = Blueprint("cases", __name__)
@@ -68,13 +67,6 @@ def case(case_id: str):
     return jsonify(read(lambda conn: db.get_case(conn, case_ref)))
 
 
-def _body(model: type, fields: str):
-    body = _json_body()
-    if not isinstance(body, dict):
-        raise InvalidInput(f"the body must be a JSON object with {fields}")
-    return parse_model(model, body)
-
-
 @bp.post("/cases/<case_id>/assign")
 @requires(ANALYST, writes=True)
 def assign(case_id: str):
@@ -86,7 +78,7 @@ def assign(case_id: str):
     (case_not_found); 409 (case_conflict) when it is closed; 415 unless JSON.
     """
     case_ref = parse_id(case_id, "case_id")
-    change = _body(CaseAssign, "assignee")
+    change = parse_model(CaseAssign, _json_object())
     return jsonify(write(lambda conn: db.assign_case(conn, case_ref, change.assignee)))
 
 
@@ -106,7 +98,7 @@ def close(case_id: str):
     gets 409); 415 unless JSON.
     """
     case_ref = parse_id(case_id, "case_id")
-    change = _body(CaseClose, "resolution and note")
+    change = parse_model(CaseClose, _json_object())
     return jsonify(
         write(lambda conn: db.close_case(conn, case_ref, change.resolution, change.note))
     )

@@ -557,10 +557,22 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                 },
                 "Verdict": {
                     "type": "object",
-                    "required": ["alert_id", "rule_id", "observed", "threshold", "reason"],
+                    "required": [
+                        "alert_id",
+                        "rule_id",
+                        "rule_version",
+                        "observed",
+                        "threshold",
+                        "reason",
+                    ],
                     "properties": {
                         "alert_id": {"type": "integer"},
                         "rule_id": {"type": "string"},
+                        "rule_version": {
+                            "type": "integer",
+                            "description": "the version of the rule (GET /rules/{rule_id}/"
+                            "versions) that made the alert, as GET /alerts names it",
+                        },
                         "observed": {"type": "string"},
                         "threshold": {"type": "string"},
                         "reason": {"type": "string"},
@@ -1243,7 +1255,10 @@ _CASE_PROPERTIES: dict[str, Any] = {
     "assigned_by": {"type": ["string", "null"]},
     "assigned_at": _CASE_TIME,
     "resolution": {"enum": ["fraud", "not_fraud", None]},
-    "note": {"type": "string"},
+    "note": {
+        "type": ["string", "null"],
+        "description": "null until closed (as resolution); empty for a case closed without one",
+    },
     "opened_at": {"type": "string", "format": "date-time"},
     "closed_at": _CASE_TIME,
     "closed_by": {"type": ["string", "null"]},

@@ -181,9 +181,7 @@ def add_rule():
     numbers, operators and the allowed functions, or is not boolean); 401
     without the token (when one is configured); 415 unless JSON.
     """
-    body = _json_body()
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object with rule_id and expression")
+    body = _json_object()
     unknown = sorted(set(body) - {"rule_id", "expression", "description", "enabled"})
     if unknown:
         raise InvalidInput(f"{unknown[0]} is not a field of a rule", field=unknown[0])
@@ -460,9 +458,7 @@ def review(transaction_id: str):
     ``pgfraud evaluate`` and survives re-scoring.
     """
     transaction_ref = parse_id(transaction_id, "transaction_id")
-    body = _json_body()
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object with status, note and reviewer")
+    body = _json_object()
     decision = parse_model(Review, body)
     identity = auth.current_identity()
     if (
@@ -517,6 +513,20 @@ def _json_body() -> Any:
         raise MalformedJson(f"the body is not valid JSON: {exc}") from None
 
 
+_JSON_KINDS = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}
+
+
+def _json_object() -> dict[str, Any]:
+    """The request body as :func:`_json_body`, which must be a JSON object: 400
+    (invalid_input, field ``body``) for an array, a string, a number, true,
+    false or null, naming what was sent."""
+    body = _json_body()
+    if not isinstance(body, dict):
+        kind = _JSON_KINDS.get(type(body), "a number")
+        raise InvalidInput(f"body must be a JSON object (got {kind})", field="body")
+    return body
+
+
 def _store(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # One statement; run again after a conflict (a re-sent row is a duplicate).
     return write(lambda conn: db.store_transactions(conn, records), single_statement=True)
@@ -543,10 +553,11 @@ def store_data_query():
     unchanged (its decision as first answered); 400 naming the field; 409
     when the id is stored with other content. ``alerts`` is the verdict,
     scored in the same database transaction: ``[{alert_id, rule_id,
-    observed, threshold, reason}]`` (decimals as strings), [] when no rule
-    fired. ``decision`` (made in the same database transaction, never
-    rewritten): ``{outcome: approve|review|decline, score, score_outcome,
-    overruled, rules: [{rule_id, rule_version, score, observed, threshold, reason}],
+    rule_version, observed, threshold, reason}]`` (decimals as strings;
+    rule_version as in GET /alerts), [] when no rule fired. ``decision``
+    (made in the same database transaction, never rewritten): ``{outcome:
+    approve|review|decline, score, score_outcome, overruled, rules:
+    [{rule_id, rule_version, score, observed, threshold, reason}],
     lists: [{entry_id, list_name, subject, kind, value, reason, added_by,
     added_at, expires_at}], policy, rule_set_id, decided_at, ...}`` (see GET
     /transactions/<id>/decision).
@@ -690,9 +701,7 @@ def evaluate():
     naming the bad field (``policy.<field>`` for the policy); 404
     (rule_not_found) for a score of an unknown rule; 415 unless JSON.
     """
-    body = _json_body()
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object with rules, policy, from and to")
+    body = _json_object()
     query = parse_model(Backtest, body)
     policy = parse_backtest_policy(query.policy)
     with heavy_transaction("backtest") as conn:
@@ -732,9 +741,7 @@ def tune():
     """
     from pgfraud.tune import tuning
 
-    body = _json_body()
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object with train_from, train_to, ...")
+    body = _json_object()
     query = parse_model(Tune, body)
     periods = (query.train_from, query.train_to, query.valid_from, query.valid_to)
     with heavy_transaction("tune") as conn:
@@ -805,7 +812,7 @@ def start_shadow(rule_id: str):
     415 unless JSON. A refused shadow changes nothing.
     """
     rule = parse_rule_id(rule_id)
-    body = parse_model(ShadowStart, _json_body())
+    body = parse_model(ShadowStart, _json_object())
     row = write(lambda conn: db.shadow_rule(conn, rule, body.parameters))
     return jsonify(_serialise(row))
 
@@ -854,7 +861,7 @@ def change_rules():
     RULE_CHANGE_TIMEOUT_MS (default 10 minutes, not the 10 s of ordinary
     statements). A refused or timed-out change changes nothing.
     """
-    body = _json_body()
+    body = _json_object()
     changes = parse_rule_changes(body)
     rows = _rule_change(
         lambda conn: [
@@ -1035,9 +1042,11 @@ def change_policy():
     naming the field (not an integer, thresholds outside 1..1000, scores
     outside 0..1000, decline_threshold below review_threshold); 401 without
     the token (when one is configured); 404 (rule_not_found) for a score of
-    an unknown rule; 415 unless JSON. A refused change changes nothing.
+    an unknown rule; 415 unless JSON. A refused change changes nothing; so
+    does one that leaves every value as it is (200 with the policy in force,
+    its policy_id unchanged: no new version, no audit row).
     """
-    changes = parse_policy_change(_json_body())
+    changes = parse_policy_change(_json_object())
     row = write(lambda conn: db.set_decision_policy(conn, changes))
     return jsonify(row)
 
@@ -1062,7 +1071,7 @@ def create_list():
     and shown overruled). 201 with the list; 400 naming the field; 401
     without the token (when one is configured); 415 unless JSON.
     """
-    body = parse_model(ListCreate, _json_body())
+    body = parse_model(ListCreate, _json_object())
     row = write(
         lambda conn: db.create_list(conn, body.list_name, body.subject, body.kind, body.description)
     )
@@ -1088,12 +1097,12 @@ def add_list_entry(list_name: str):
     Body (JSON): ``{"value": id, "reason": text (1..2000), "expires_at":
     ISO 8601 or epoch ms (optional, in the future)}``. 201 with the entry
     ``{entry_id, list_name, subject, kind, value, reason, added_by, added_at,
-    expires_at}``; 400 naming the field (list_name for an unknown list,
-    expires_at not in the future); 401 without the token (when one is
-    configured); 415 unless JSON.
+    expires_at}``; 400 naming the field (expires_at not in the future); 401
+    without the token (when one is configured); 404 (list_not_found, field
+    list_name) when no list has that name; 415 unless JSON.
     """
     name = _list_name(list_name)
-    body = parse_model(ListEntry, _json_body())
+    body = parse_model(ListEntry, _json_object())
     row = write(
         lambda conn: db.add_list_entry(conn, name, body.value, body.reason, body.expires_at)
     )
@@ -1192,7 +1201,7 @@ def add_token():
     this once and stored only as its SHA-256 digest. 400 naming the field
     (token_name malformed, "default", or in use by a live token; role).
     Owner only. The new token counts within TOKEN_CACHE_S seconds."""
-    body = parse_model(TokenCreate, _json_body())
+    body = parse_model(TokenCreate, _json_object())
     secret = auth.new_secret()
     row = write(
         lambda conn: db.add_api_token(conn, body.token_name, body.role, auth.digest(secret))

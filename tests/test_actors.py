@@ -259,10 +259,10 @@ def test_token_commands_show_the_secret_once_and_store_its_digest(external, app)
          "error: token_name: no token named nobody (that is not revoked already)\n"),
         (("audit", "--kind", "Rule"),
          "error: --kind: object_kind must be one of rule, shadow_rule, policy, list,"
-         " list_entry, review, token, case\n"),
+         " list_entry, review, token, case, case_alert\n"),
         (("audit", "--kind", "nosuch"),
          "error: --kind: object_kind must be one of rule, shadow_rule, policy, list,"
-         " list_entry, review, token, case\n"),
+         " list_entry, review, token, case, case_alert\n"),
         (("audit", "--from", "yesterday"), None),
     ],
 )  # fmt: skip

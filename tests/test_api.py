@@ -297,6 +297,7 @@ def test_batch_stores_and_reports_duplicates(client, database):
                     {
                         "alert_id": 1,
                         "rule_id": "rapid_succession",
+                        "rule_version": 1,
                         "observed": "5.000",
                         "threshold": "10",
                         "reason": "5.000 seconds since the previous transaction; the minimum is 10",

@@ -420,7 +420,7 @@ def test_evaluate_refuses_a_non_finite_parameter_naming_it(database, monkeypatch
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
     assert result.stderr.splitlines()[-1] == (
-        f"Error: Invalid value for --rules: parameter threshold of rule large_amount must be"
+        f"error: Invalid value for --rules: parameter threshold of rule large_amount must be"
         f" a finite number (NaN and Infinity are refused); got {constant}"
     )
 

@@ -128,3 +128,108 @@ def test_alerts_stay_exact_after_a_late_row_and_a_label_at_the_merchant(app_conn
     # reads 1, 6 and 2 (7 is 31 days before): 1/3; account 3's rows read no
     # known fraud in their windows.
     assert [r[0] for r in live] == [2, 3]
+
+
+def test_a_neighbour_is_rescored_only_up_to_its_last_row_within_reach(app_conn, admin_conn):
+    """A neighbour account is re-scored from its first row that can read the
+    change to its last one (the change's time + the rules' reach), not to its
+    end (gap from last round: a back-dated batch at a busy merchant re-scored
+    each neighbour's whole later history, and could pass the statement
+    timeout). Its later rows are not touched, and the rows in between are
+    exact (as rescore_alerts from scratch).
+
+    By hand (window_days 30, delay_days 1, min_known_fraud 1, share 0.3;
+    transaction 1 at T0 known fraud from T0 + 2 h): account 2 pays at merchant
+    9 at T0 + 10 d (2) and T0 + 20 d (21), and at merchant 8 at T0 + 100 d
+    (20). A change at merchant 9 at T0 reaches (T0 + 1 d, T0 + 30 d]: account
+    2 from 2 to 21, account 4 at 3 only.
+    """
+    store(app_conn)
+    db.store_transactions(
+        app_conn,
+        [
+            {
+                "transaction_id": tid,
+                "account_id": 2,
+                "timestamp": ts,
+                "amount": Decimal("10.00"),
+                "merchant_id": merchant,
+            }
+            for tid, ts, merchant in [
+                (21, T0 + timedelta(days=20), 9),
+                (20, T0 + timedelta(days=100), 8),
+            ]
+        ],
+    )
+    app_conn.commit()
+    db.change_rule(
+        admin_conn,
+        "compromised_merchant",
+        True,
+        {"window_days": 30, "delay_days": 1, "min_known_fraud": 1, "min_fraud_share": 0.3},
+    )
+    admin_conn.commit()
+    positions = admin_conn.execute(
+        "SELECT account_id, from_transaction_id, until_transaction_id"
+        " FROM _merchant_neighbour_positions(ARRAY[9]::bigint[], ARRAY[%s]::timestamptz[])"
+        " ORDER BY account_id",
+        (T0,),
+    ).fetchall()
+    assert positions == [(2, 2, 21), (4, 3, 3)]
+    admin_conn.execute(
+        "INSERT INTO fraud_labels (transaction_id, scenario, known_at) VALUES (1, 'x', %s)",
+        (T0 + timedelta(hours=2),),
+    )
+    admin_conn.commit()
+    query = (
+        "SELECT transaction_id, observed FROM alerts"
+        " WHERE account_id = 2 AND rule_id = 'compromised_merchant' ORDER BY transaction_id"
+    )
+    # Row 2 reads 1 (fraud) and 6 of merchant 9: 1/2; row 21 reads 1, 6, 2: 1/3.
+    assert admin_conn.execute(query).fetchall() == [
+        (2, Decimal("0.5000")),
+        (21, Decimal("0.3333")),
+    ]
+    # A marker on account 2's row beyond the reach: a re-score of it would
+    # delete it (no rule fires 'marker'), so it stays only if that row is
+    # left alone.
+    admin_conn.execute(
+        "INSERT INTO alerts (transaction_id, account_id, ts, amount, rule_id, observed,"
+        " threshold, reason, parameters, rule_version, raised_rule_version)"
+        " VALUES (20, 2, %s, 10.00, 'marker', NULL, NULL, 'marker', '{}', 1, 1)",
+        (T0 + timedelta(days=100),),
+    )
+    admin_conn.commit()
+    # Row 7 stored late at merchant 9 (T0 - 1 d): reaches (T0, T0 + 29 d].
+    db.store_transactions(
+        app_conn,
+        [
+            {
+                "transaction_id": 7,
+                "account_id": 6,
+                "timestamp": T0 - timedelta(days=1),
+                "amount": Decimal("10.00"),
+                "merchant_id": 9,
+            }
+        ],
+    )
+    app_conn.commit()
+    # Row 2 now reads 7, 1, 6: 1/3; row 21 reads 7, 1, 6, 2: 1/4 < 0.3, gone.
+    assert admin_conn.execute(query).fetchall() == [(2, Decimal("0.3333"))]
+    # Before the fix account 2 was re-scored to its end and the marker deleted.
+    assert admin_conn.execute(
+        "SELECT transaction_id FROM alerts WHERE rule_id = 'marker'"
+    ).fetchall() == [(20,)]
+    # Exact: a re-score from scratch changes nothing but the marker.
+    admin_conn.execute("DELETE FROM alerts WHERE rule_id = 'marker'")
+    live = admin_conn.execute(
+        "SELECT transaction_id, rule_id, observed FROM alerts ORDER BY 1, 2"
+    ).fetchall()
+    admin_conn.execute("SELECT rescore_alerts(false)")
+    assert (
+        admin_conn.execute(
+            "SELECT transaction_id, rule_id, observed FROM alerts ORDER BY 1, 2"
+        ).fetchall()
+        == live
+    )
+    admin_conn.commit()

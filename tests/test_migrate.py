@@ -21,7 +21,11 @@ def test_migration_file_names_follow_the_pattern():
     names = sorted(p.name for p in (ROOT / "db" / "migrations").iterdir())
     assert names == [f.name for f in migration_files()]
     assert all(MIGRATION_NAME.match(n) for n in names)
-    assert [n[:4] for n in names] == [f"{i:04d}" for i in range(1, len(names) + 1)]
+    # Numbers are unique and start at 0001; parallel work takes numbers from
+    # ranges handed out beforehand (0080-0089 ...), so gaps are allowed.
+    numbers = [int(n[:4]) for n in names]
+    assert numbers[0] == 1
+    assert len(set(numbers)) == len(numbers)
 
 
 def test_every_function_file_has_a_header_and_a_comment():

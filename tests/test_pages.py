@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -1213,3 +1213,50 @@ def test_a_refused_close_says_why_on_the_page(refusing_site, database):
         has_text=f"Case {case_id}: case {case_id} is already closed (not_fraud) (case_id)"
     ).wait_for()
     assert case.locator(".case-actions").count() == 1
+
+
+def test_the_queues_decide_column_stays_in_view_at_1280_with_long_rows(
+    serve, app_conn, admin_conn, browser
+):
+    """The queue at 1280x800 with what pushed its Decide column (the Fraud and
+    False positive buttons) off the right edge: a user's rule with a long id,
+    amounts of 13 digits and enough rows for a vertical scrollbar. Every
+    row's buttons end inside the visible width (the document's clientWidth:
+    the window less a scrollbar, if the browser shows one) and the table does
+    not scroll sideways."""
+    db.add_rule(admin_conn, "large_payment_after_a_quiet_month", "amount > 1000", None, True)
+    admin_conn.commit()
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    db.store_transactions(
+        app_conn,
+        [
+            {
+                "account_id": 900 + i,
+                "transaction_id": 9000 + i,
+                "timestamp": start + timedelta(hours=i),
+                "amount": Decimal("9999999999999.99"),
+            }
+            for i in range(30)
+        ],
+    )
+    app_conn.commit()
+    base, _ = serve()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    problems = watch(page)
+    page.set_default_timeout(10_000)
+    page.goto(base + "/")
+    page.locator("#alerts tbody tr").nth(29).wait_for()
+    visible = page.evaluate("() => document.documentElement.clientWidth")
+    wrap = page.evaluate(
+        "() => { const w = document.querySelector('.table-wrap');"
+        " return [w.scrollWidth, w.clientWidth]; }"
+    )
+    assert wrap[0] <= wrap[1]
+    for name in ("Confirm fraud", "False positive"):
+        buttons = page.locator(f"button[aria-label^='{name} on transaction']")
+        assert buttons.count() >= 30
+        for box in (buttons.nth(i).bounding_box() for i in (0, 29)):
+            assert box is not None and box["x"] + box["width"] <= visible, (name, box, visible)
+    context.close()
+    assert problems == []

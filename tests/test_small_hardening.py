@@ -28,7 +28,7 @@ def test_cli_alerts_with_an_unknown_rule_exits_2_naming_it(database, monkeypatch
     result = CliRunner().invoke(main, ["alerts", "--rule", "large_amout"])
     assert result.exit_code == 2
     assert (
-        "Error: Invalid value for --rule: unknown rule large_amout; the rules are " in result.stderr
+        "error: Invalid value for --rule: unknown rule large_amout; the rules are " in result.stderr
     )
     assert CliRunner().invoke(main, ["alerts", "--rule", "large_amount"]).exit_code == 0
 

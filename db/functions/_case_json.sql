@@ -2,7 +2,8 @@
 --
 -- A case as the API shows it: {case_id, account_id, status (open, assigned,
 -- closed), assignee, assigned_by, assigned_at, resolution (fraud,
--- not_fraud; null until closed), note, opened_at, closed_at, closed_by,
+-- not_fraud; null until closed), note (null until closed, as resolution;
+-- "" for a case closed without one), opened_at, closed_at, closed_by,
 -- alert_count (how many alerts it holds), transaction_count (how many distinct
 -- transactions they are on)}; times ISO 8601 UTC with milliseconds and Z,
 -- null when not set. Raises nothing.
@@ -19,7 +20,7 @@ AS $$
         'assigned_by', p_case.assigned_by,
         'assigned_at', to_char(p_case.assigned_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
         'resolution', p_case.resolution,
-        'note', p_case.note,
+        'note', CASE WHEN p_case.status = 'closed' THEN p_case.note END,
         'opened_at', to_char(p_case.opened_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
         'closed_at', to_char(p_case.closed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
         'closed_by', p_case.closed_by,

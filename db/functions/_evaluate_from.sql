@@ -1,11 +1,16 @@
 -- _evaluate_from(p_rules jsonb, p_account_ids bigint[], p_from_ts timestamptz[],
 --                p_from_transaction_ids bigint[], p_base_counts bigint[],
---                p_base_sums numeric[]) -> SETOF fraud_event
+--                p_base_sums numeric[], p_until_ts timestamptz[] DEFAULT NULL,
+--                p_until_transaction_ids bigint[] DEFAULT NULL) -> SETOF fraud_event
 --
 -- The rule code, written once. For each account i of p_account_ids, every
 -- rule of p_rules that fires on each of its transactions at or after the
 -- position (p_from_ts[i], p_from_transaction_ids[i]) in (ts, transaction_id)
--- order. p_base_counts[i] and p_base_sums[i] are the count and the sum of
+-- order, and at or before (p_until_ts[i], p_until_transaction_ids[i]) when
+-- that is given (NULL, or arrays shorter than p_account_ids: to the end). A
+-- row reads only rows before it, so the bound changes no row's result: it
+-- only spares the rows after it (a merchant neighbour re-scored by
+-- _rescore_accounts, whose later rows cannot read the change). p_base_counts[i] and p_base_sums[i] are the count and the sum of
 -- amounts of the account's transactions strictly before that position, so
 -- the prior average of a row needs no pass over the account's past:
 --   from scratch (evaluate_account): position -infinity, base 0 and 0;
@@ -103,7 +108,9 @@ CREATE OR REPLACE FUNCTION _evaluate_from(
     p_from_ts timestamptz[],
     p_from_transaction_ids bigint[],
     p_base_counts bigint[],
-    p_base_sums numeric[]
+    p_base_sums numeric[],
+    p_until_ts timestamptz[] DEFAULT NULL,
+    p_until_transaction_ids bigint[] DEFAULT NULL
 )
 RETURNS SETOF fraud_event
 LANGUAGE sql
@@ -173,9 +180,12 @@ AS $$
         -- Each account's position, base totals, and the latest time of the
         -- account strictly before the position's time (one index probe).
         SELECT s.account_id, s.from_ts, s.from_transaction_id, s.base_count, s.base_sum,
-               b.ts AS before_ts
-        FROM unnest(p_account_ids, p_from_ts, p_from_transaction_ids, p_base_counts, p_base_sums)
-            AS s(account_id, from_ts, from_transaction_id, base_count, base_sum)
+               b.ts AS before_ts, coalesce(s.until_ts, 'infinity') AS until_ts,
+               coalesce(s.until_transaction_id, 9223372036854775807) AS until_transaction_id
+        FROM unnest(p_account_ids, p_from_ts, p_from_transaction_ids, p_base_counts, p_base_sums,
+                    p_until_ts, p_until_transaction_ids)
+            AS s(account_id, from_ts, from_transaction_id, base_count, base_sum, until_ts,
+                 until_transaction_id)
         LEFT JOIN LATERAL (
             SELECT t.ts
             FROM transactions AS t
@@ -186,7 +196,7 @@ AS $$
         ) AS b ON true
     ),
     span AS (
-        -- The rows to score (from each position on) and, before them, the
+        -- The rows to score (from each position on, up to its bound) and, before them, the
         -- rows inside the widest window of the first one (every row at the
         -- position's time included), which count in windows but are not scored.
         SELECT
@@ -204,6 +214,8 @@ AS $$
         JOIN transactions AS t
           ON t.account_id = s.account_id
          AND t.ts >= s.from_ts - p.reach
+         AND t.ts <= s.until_ts
+         AND (t.ts, t.transaction_id) <= (s.until_ts, s.until_transaction_id)
     ),
     windowed AS NOT MATERIALIZED (
         -- The windows every rule set needs, in three window passes (one in
@@ -718,9 +730,9 @@ AS $$
     FROM events AS e;
 $$;
 
-COMMENT ON FUNCTION _evaluate_from(jsonb, bigint[], timestamptz[], bigint[], bigint[], numeric[]) IS
-    'The rule code: fired rules on each given account''s transactions from a position on, given the count and sum of amounts before it.';
+COMMENT ON FUNCTION _evaluate_from(jsonb, bigint[], timestamptz[], bigint[], bigint[], numeric[], timestamptz[], bigint[]) IS
+    'The rule code: fired rules on each given account''s transactions from a position on (up to an optional bound), given the count and sum of amounts before it.';
 
-REVOKE ALL ON FUNCTION _evaluate_from(jsonb, bigint[], timestamptz[], bigint[], bigint[], numeric[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION _evaluate_from(jsonb, bigint[], timestamptz[], bigint[], bigint[], numeric[])
+REVOKE ALL ON FUNCTION _evaluate_from(jsonb, bigint[], timestamptz[], bigint[], bigint[], numeric[], timestamptz[], bigint[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _evaluate_from(jsonb, bigint[], timestamptz[], bigint[], bigint[], numeric[], timestamptz[], bigint[])
     TO pgfraud_app, pgfraud_readonly;

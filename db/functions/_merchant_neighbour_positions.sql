@@ -1,5 +1,6 @@
 -- _merchant_neighbour_positions(p_merchant_ids bigint[], p_after_ts timestamptz[])
---     -> TABLE (account_id bigint, from_ts timestamptz, from_transaction_id bigint)
+--     -> TABLE (account_id bigint, from_ts timestamptz, from_transaction_id bigint,
+--               until_ts timestamptz, until_transaction_id bigint)
 --
 -- The rows whose verdict a change at a merchant can change: for each pair i,
 -- a change at merchant p_merchant_ids[i] known at p_after_ts[i] (a row
@@ -11,17 +12,23 @@
 -- on) or 720 hours (when a live user's rule reads the merchant features),
 -- the greater, as _evaluate_from's merchant_reach; p_after_ts[i] is never
 -- before the changed row's own time, so no row that reads it is left out.
--- Returns, per account with such rows, its earliest one (ts,
--- transaction_id): the position from which _rescore_accounts re-scores it.
--- (Without the upper bound, one row stored a year late at a busy merchant
--- re-scored every account that paid there in the whole year after it.)
+-- Returns, per account with such rows, its earliest one (from_ts,
+-- from_transaction_id) and its latest one (until_ts, until_transaction_id):
+-- _rescore_accounts re-scores it from the one to the other, as its rows
+-- after the latest read nothing the change touched (its own rows did not
+-- change, and the merchant's rows they read are all after the change's
+-- reach). (Without the upper bound, one row stored a year late at a busy
+-- merchant re-scored every account that paid there in the whole year after
+-- it; without the until position, each such account was re-scored to its
+-- end, however much later its rows.)
 -- No rows when no live rule reads the merchants (the delay is NULL).
 -- Raises nothing; NULL arrays mean none.
 CREATE OR REPLACE FUNCTION _merchant_neighbour_positions(
     p_merchant_ids bigint[],
     p_after_ts timestamptz[]
 )
-RETURNS TABLE (account_id bigint, from_ts timestamptz, from_transaction_id bigint)
+RETURNS TABLE (account_id bigint, from_ts timestamptz, from_transaction_id bigint,
+               until_ts timestamptz, until_transaction_id bigint)
 LANGUAGE sql
 STABLE
 AS $$
@@ -57,14 +64,17 @@ AS $$
         WHERE c.merchant_id IS NOT NULL AND d.delay IS NOT NULL
         GROUP BY c.merchant_id, d.delay, d.reach
     )
-    SELECT DISTINCT ON (t.account_id) t.account_id, t.ts, t.transaction_id
+    SELECT DISTINCT ON (t.account_id) t.account_id, t.ts, t.transaction_id,
+           last_value(t.ts) OVER account_rows, last_value(t.transaction_id) OVER account_rows
     FROM changes AS c
     JOIN transactions AS t
       ON t.merchant_id = c.merchant_id AND t.ts > c.after_ts AND t.ts <= c.until_ts
+    WINDOW account_rows AS (PARTITION BY t.account_id ORDER BY t.ts, t.transaction_id
+                            ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
     ORDER BY t.account_id, t.ts, t.transaction_id;
 $$;
 
 COMMENT ON FUNCTION _merchant_neighbour_positions(bigint[], timestamptz[]) IS
-    'Per account, its earliest row whose verdict a change at the given merchants (known at the given times) can change.';
+    'Per account, its earliest and latest rows whose verdict a change at the given merchants (known at the given times) can change.';
 
 REVOKE ALL ON FUNCTION _merchant_neighbour_positions(bigint[], timestamptz[]) FROM PUBLIC;

@@ -1,12 +1,17 @@
 -- _rescore_accounts(p_account_ids bigint[], p_from_ts timestamptz[],
 --                   p_from_transaction_ids bigint[], p_delta_counts bigint[],
---                   p_delta_sums numeric[]) -> bigint
+--                   p_delta_sums numeric[], p_until_ts timestamptz[] DEFAULT NULL,
+--                   p_until_transaction_ids bigint[] DEFAULT NULL) -> bigint
 --
 -- Scoring on arrival, called by the trigger on `transactions` in the
 -- database transaction that changed it. For each account i whose rows
 -- changed (added, removed or altered) at or after the position
 -- (p_from_ts[i], p_from_transaction_ids[i]), with p_delta_counts[i] rows and
--- p_delta_sums[i] of amount more than before (negative for removals):
+-- p_delta_sums[i] of amount more than before (negative for removals), and
+-- optionally a bound (p_until_ts[i], p_until_transaction_ids[i]) after which
+-- nothing it reads changed (a merchant neighbour: only its rows within the
+-- merchant rules' reach of the change can read it; NULL, or arrays left
+-- out: to the end; only for zero deltas):
 --   1. account_states gets the deltas, and every given account's row is
 --      locked, in account_id order, in one statement, before any alert is
 --      touched (zero deltas included: an account re-scored because another
@@ -14,12 +19,12 @@
 --      that writes alerts comes through here (or holds the exclusive
 --      rule-change lock), so concurrent writers of one account queue up in
 --      one order and never deadlock on alert rows;
---   2. the rows from the position on are scored by the rule code
+--   2. the rows from the position on (up to the bound) are scored by the rule code
 --      (_evaluate_from) with the live rules, given the totals before the
 --      position (running totals minus those rows): a row stored after all
 --      others reads only itself, its predecessor and its velocity window;
 --      a late arrival re-scores the rows after it;
---   3. the account's alerts from the position on become exactly that
+--   3. the account's alerts from the position on (up to the bound) become exactly that
 --      result: alerts that no longer fire are deleted, new ones inserted,
 --      changed ones updated in place (same alert_id), unchanged ones kept
 --      (when no alert exists from the positions on, as for rows appended in
@@ -34,7 +39,9 @@ CREATE OR REPLACE FUNCTION _rescore_accounts(
     p_from_ts timestamptz[],
     p_from_transaction_ids bigint[],
     p_delta_counts bigint[],
-    p_delta_sums numeric[]
+    p_delta_sums numeric[],
+    p_until_ts timestamptz[] DEFAULT NULL,
+    p_until_transaction_ids bigint[] DEFAULT NULL
 )
 RETURNS bigint
 LANGUAGE plpgsql
@@ -53,6 +60,8 @@ DECLARE
     v_from_transaction_ids bigint[];
     v_base_counts bigint[];
     v_base_sums numeric[];
+    v_until_ts timestamptz[];
+    v_until_transaction_ids bigint[];
     v_new bigint;
     v_existing boolean;
     v_scored_rows bigint;
@@ -96,11 +105,13 @@ BEGIN
     SELECT array_agg(s.account_id), array_agg(s.from_ts), array_agg(s.from_transaction_id),
            array_agg(coalesce(a.transaction_count - r.row_count, 0)),
            array_agg(coalesce(a.amount_sum - r.amount_sum, 0)),
-           sum(coalesce(r.row_count, a.transaction_count))
+           sum(coalesce(r.row_count, a.transaction_count)),
+           array_agg(s.until_ts), array_agg(s.until_transaction_id)
     INTO v_account_ids, v_from_ts, v_from_transaction_ids, v_base_counts, v_base_sums,
-         v_scored_rows
-    FROM unnest(p_account_ids, p_from_ts, p_from_transaction_ids, p_delta_counts)
-        AS s(account_id, from_ts, from_transaction_id, delta_count)
+         v_scored_rows, v_until_ts, v_until_transaction_ids
+    FROM unnest(p_account_ids, p_from_ts, p_from_transaction_ids, p_delta_counts, p_until_ts,
+                p_until_transaction_ids)
+        AS s(account_id, from_ts, from_transaction_id, delta_count, until_ts, until_transaction_id)
     JOIN account_states AS a ON a.account_id = s.account_id
     LEFT JOIN LATERAL (
         SELECT count(*) AS row_count, coalesce(sum(t.amount), 0) AS amount_sum
@@ -130,11 +141,14 @@ BEGIN
     -- Rows appended after every alert of their accounts (the usual arrival,
     -- and a load into an empty table) have no alerts to compare with: insert.
     SELECT EXISTS (
-        SELECT FROM unnest(p_account_ids, p_from_ts, p_from_transaction_ids)
-            AS s(account_id, from_ts, from_transaction_id)
+        SELECT FROM unnest(p_account_ids, p_from_ts, p_from_transaction_ids, p_until_ts,
+                           p_until_transaction_ids)
+            AS s(account_id, from_ts, from_transaction_id, until_ts, until_transaction_id)
         JOIN alerts AS al
           ON al.account_id = s.account_id
          AND (al.ts, al.transaction_id) >= (s.from_ts, s.from_transaction_id)
+         AND (s.until_ts IS NULL
+              OR (al.ts, al.transaction_id) <= (s.until_ts, s.until_transaction_id))
     ) INTO v_existing;
     IF NOT v_existing THEN
         INSERT INTO alerts (transaction_id, account_id, ts, amount, rule_id, observed,
@@ -144,7 +158,11 @@ BEGIN
                (v_versions ->> e.rule_id)::integer
         FROM _evaluate_from(v_rules, coalesce(v_account_ids, '{}'), coalesce(v_from_ts, '{}'),
                             coalesce(v_from_transaction_ids, '{}'), coalesce(v_base_counts, '{}'),
-                            coalesce(v_base_sums, '{}')) AS e;
+                            coalesce(v_base_sums, '{}'), v_until_ts, v_until_transaction_ids) AS e
+        -- New alert ids in transaction time order (the rule code's rows come
+        -- in no order): the queue's raise order (alert_id) is then time
+        -- order within one statement, not account order.
+        ORDER BY e.ts, e.transaction_id, e.rule_id;
         GET DIAGNOSTICS v_new = ROW_COUNT;
     ELSE
         -- Many rows to re-score (a late arrival into a big account, a rule
@@ -159,14 +177,18 @@ BEGIN
             SELECT e.*
             FROM _evaluate_from(v_rules, coalesce(v_account_ids, '{}'), coalesce(v_from_ts, '{}'),
                                 coalesce(v_from_transaction_ids, '{}'), coalesce(v_base_counts, '{}'),
-                                coalesce(v_base_sums, '{}')) AS e
+                                coalesce(v_base_sums, '{}'), v_until_ts,
+                                v_until_transaction_ids) AS e
         ),
         removed AS (
             DELETE FROM alerts AS al
-            USING unnest(p_account_ids, p_from_ts, p_from_transaction_ids)
-                AS s(account_id, from_ts, from_transaction_id)
+            USING unnest(p_account_ids, p_from_ts, p_from_transaction_ids, p_until_ts,
+                         p_until_transaction_ids)
+                AS s(account_id, from_ts, from_transaction_id, until_ts, until_transaction_id)
             WHERE al.account_id = s.account_id
               AND (al.ts, al.transaction_id) >= (s.from_ts, s.from_transaction_id)
+              AND (s.until_ts IS NULL
+                   OR (al.ts, al.transaction_id) <= (s.until_ts, s.until_transaction_id))
               AND NOT EXISTS (
                   SELECT FROM computed AS c
                   WHERE c.transaction_id = al.transaction_id
@@ -181,6 +203,7 @@ BEGIN
                    c.threshold, c.reason, v_rules -> c.rule_id, (v_versions ->> c.rule_id)::integer,
                    (v_versions ->> c.rule_id)::integer
             FROM computed AS c
+            ORDER BY c.ts, c.transaction_id, c.rule_id
             ON CONFLICT ON CONSTRAINT alerts_account_ts_transaction_rule_key DO UPDATE
             SET amount = excluded.amount,
                 observed = excluded.observed,
@@ -204,7 +227,9 @@ BEGIN
         PERFORM _score_shadow_rules(v_shadow_rules, p_account_ids, p_from_ts, p_from_transaction_ids,
                                     coalesce(v_account_ids, '{}'), coalesce(v_from_ts, '{}'),
                                     coalesce(v_from_transaction_ids, '{}'),
-                                    coalesce(v_base_counts, '{}'), coalesce(v_base_sums, '{}'));
+                                    coalesce(v_base_counts, '{}'), coalesce(v_base_sums, '{}'),
+                                    p_until_ts, p_until_transaction_ids, v_until_ts,
+                                    v_until_transaction_ids);
     END IF;
 
     PERFORM set_config('plan_cache_mode', v_plan_cache_mode, true);
@@ -216,7 +241,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION _rescore_accounts(bigint[], timestamptz[], bigint[], bigint[], numeric[]) IS
+COMMENT ON FUNCTION _rescore_accounts(bigint[], timestamptz[], bigint[], bigint[], numeric[], timestamptz[], bigint[]) IS
     'Scoring on arrival: updates account_states by the deltas and makes each account''s alerts from the given position on equal the rule code''s result; returns the number of new alerts.';
 
-REVOKE ALL ON FUNCTION _rescore_accounts(bigint[], timestamptz[], bigint[], bigint[], numeric[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _rescore_accounts(bigint[], timestamptz[], bigint[], bigint[], numeric[], timestamptz[], bigint[]) FROM PUBLIC;

@@ -6,7 +6,8 @@
 -- p_after_ts[i] (the later of the transaction's time and the label's
 -- known_at or the review's reviewed_at). Each account with rows that can
 -- read it (_merchant_neighbour_positions: after that time plus the rules'
--- delay) is re-scored from its earliest such row (_rescore_accounts, no
+-- delay, up to its reach) is re-scored from its earliest such row to its
+-- latest (_rescore_accounts, no
 -- change to its totals: its account_states row is locked, in account_id
 -- order with the others, before its alerts are touched). A label or review
 -- recorded after a transaction's time thus never re-scores that transaction.
@@ -24,14 +25,18 @@ DECLARE
     v_account_ids bigint[];
     v_from_ts timestamptz[];
     v_from_transaction_ids bigint[];
+    v_until_ts timestamptz[];
+    v_until_transaction_ids bigint[];
 BEGIN
     IF coalesce(cardinality(p_merchant_ids), 0) = 0 THEN
         RETURN 0;
     END IF;
     SELECT array_agg(n.account_id ORDER BY n.account_id),
            array_agg(n.from_ts ORDER BY n.account_id),
-           array_agg(n.from_transaction_id ORDER BY n.account_id)
-    INTO v_account_ids, v_from_ts, v_from_transaction_ids
+           array_agg(n.from_transaction_id ORDER BY n.account_id),
+           array_agg(n.until_ts ORDER BY n.account_id),
+           array_agg(n.until_transaction_id ORDER BY n.account_id)
+    INTO v_account_ids, v_from_ts, v_from_transaction_ids, v_until_ts, v_until_transaction_ids
     FROM _merchant_neighbour_positions(p_merchant_ids, p_after_ts) AS n;
     IF v_account_ids IS NULL THEN
         RETURN 0;
@@ -39,7 +44,8 @@ BEGIN
     RETURN _rescore_accounts(
         v_account_ids, v_from_ts, v_from_transaction_ids,
         array_fill(0::bigint, ARRAY[cardinality(v_account_ids)]),
-        array_fill(0::numeric, ARRAY[cardinality(v_account_ids)])
+        array_fill(0::numeric, ARRAY[cardinality(v_account_ids)]),
+        v_until_ts, v_until_transaction_ids
     );
 END;
 $$;

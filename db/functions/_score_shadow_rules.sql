@@ -1,13 +1,19 @@
 -- _score_shadow_rules(p_rules jsonb, p_account_ids bigint[], p_from_ts timestamptz[],
 --                     p_from_transaction_ids bigint[], p_scored_account_ids bigint[],
 --                     p_scored_from_ts timestamptz[], p_scored_from_transaction_ids bigint[],
---                     p_base_counts bigint[], p_base_sums numeric[]) -> bigint
+--                     p_base_counts bigint[], p_base_sums numeric[],
+--                     p_until_ts timestamptz[] DEFAULT NULL,
+--                     p_until_transaction_ids bigint[] DEFAULT NULL,
+--                     p_scored_until_ts timestamptz[] DEFAULT NULL,
+--                     p_scored_until_transaction_ids bigint[] DEFAULT NULL) -> bigint
 --
 -- Shadow rules (issue 18): called by _rescore_accounts, after the live
 -- alerts, with the shadow rules' parameters p_rules ({rule_id: parameters},
 -- shadow_rules) and the same arguments as the live scoring: the changed
 -- accounts and positions (p_account_ids ...), and those of them that still
--- have rows with their base totals (p_scored_...). Makes each account's shadow_alerts from its position on exactly
+-- have rows with their base totals (p_scored_...), and the bounds of each
+-- (p_until_..., p_scored_until_...: NULL, to the end). Makes each account's
+-- shadow_alerts from its position on (up to its bound) exactly
 -- the rule code's result (_evaluate_from) for the shadow rules: rows that no
 -- longer fire are deleted, new ones inserted, changed ones updated. Nothing
 -- is notified and nothing that decides reads shadow_alerts. Cost: one more
@@ -24,7 +30,11 @@ CREATE OR REPLACE FUNCTION _score_shadow_rules(
     p_scored_from_ts timestamptz[],
     p_scored_from_transaction_ids bigint[],
     p_base_counts bigint[],
-    p_base_sums numeric[]
+    p_base_sums numeric[],
+    p_until_ts timestamptz[] DEFAULT NULL,
+    p_until_transaction_ids bigint[] DEFAULT NULL,
+    p_scored_until_ts timestamptz[] DEFAULT NULL,
+    p_scored_until_transaction_ids bigint[] DEFAULT NULL
 )
 RETURNS bigint
 LANGUAGE plpgsql
@@ -40,14 +50,18 @@ BEGIN
     WITH computed AS MATERIALIZED (
         SELECT e.*
         FROM _evaluate_from(p_rules, p_scored_account_ids, p_scored_from_ts,
-                            p_scored_from_transaction_ids, p_base_counts, p_base_sums) AS e
+                            p_scored_from_transaction_ids, p_base_counts, p_base_sums,
+                            p_scored_until_ts, p_scored_until_transaction_ids) AS e
     ),
     removed AS (
         DELETE FROM shadow_alerts AS sa
-        USING unnest(p_account_ids, p_from_ts, p_from_transaction_ids)
-            AS s(account_id, from_ts, from_transaction_id)
+        USING unnest(p_account_ids, p_from_ts, p_from_transaction_ids, p_until_ts,
+                     p_until_transaction_ids)
+            AS s(account_id, from_ts, from_transaction_id, until_ts, until_transaction_id)
         WHERE sa.account_id = s.account_id
           AND (sa.ts, sa.transaction_id) >= (s.from_ts, s.from_transaction_id)
+          AND (s.until_ts IS NULL
+               OR (sa.ts, sa.transaction_id) <= (s.until_ts, s.until_transaction_id))
           AND NOT EXISTS (
               SELECT FROM computed AS c
               WHERE c.transaction_id = sa.transaction_id
@@ -76,7 +90,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION _score_shadow_rules(jsonb, bigint[], timestamptz[], bigint[], bigint[], timestamptz[], bigint[], bigint[], numeric[]) IS
+COMMENT ON FUNCTION _score_shadow_rules(jsonb, bigint[], timestamptz[], bigint[], bigint[], timestamptz[], bigint[], bigint[], numeric[], timestamptz[], bigint[], timestamptz[], bigint[]) IS
     'Scoring on arrival, shadow rules: makes each account''s shadow_alerts from the given position on equal the rule code''s result for the shadow parameters; returns how many were written.';
 
-REVOKE ALL ON FUNCTION _score_shadow_rules(jsonb, bigint[], timestamptz[], bigint[], bigint[], timestamptz[], bigint[], bigint[], numeric[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _score_shadow_rules(jsonb, bigint[], timestamptz[], bigint[], bigint[], timestamptz[], bigint[], bigint[], numeric[], timestamptz[], bigint[], timestamptz[], bigint[]) FROM PUBLIC;

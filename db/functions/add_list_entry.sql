@@ -11,8 +11,9 @@
 -- Returns the entry {entry_id, list_name, subject, kind, value, reason,
 -- added_by, added_at, expires_at}. Runs as the owner (POST
 -- /lists/<name>/entries with the token).
--- Errors: PF001 (invalid_input) naming the field: list_name of no list,
--- value out of range, reason empty or over 2000 characters, expires_at not
+-- Errors: PF006 (list_not_found, COLUMN list_name) when no list has that
+-- name (as get_list and remove_list_entry); PF001 (invalid_input) naming the
+-- field: value out of range, reason empty or over 2000 characters, expires_at not
 -- in the future.
 CREATE OR REPLACE FUNCTION add_list_entry(
     p_list_name text,
@@ -34,7 +35,7 @@ DECLARE
 BEGIN
     IF NOT EXISTS (SELECT FROM lists AS l WHERE l.list_name = p_list_name) THEN
         RAISE EXCEPTION 'no list named %', coalesce(p_list_name, 'null')
-            USING ERRCODE = 'PF001', COLUMN = 'list_name', HINT = 'create it first: pgfraud list create';
+            USING ERRCODE = 'PF006', COLUMN = 'list_name', HINT = 'create it first: pgfraud list create';
     END IF;
     IF p_value IS NULL OR p_value < 0 THEN
         RAISE EXCEPTION 'value must be an id from 0 to 9223372036854775807'

@@ -23,7 +23,7 @@
 --                    below the new one (TG_ARGV[1] must be one column).
 -- An UPDATE that changes nothing but omitted columns records nothing.
 -- Attached to rules, shadow_rules, decision_policies, lists, list_entries,
--- reviews and api_tokens. Attach it as an AFTER ... FOR EACH ROW trigger, one per table:
+-- reviews, api_tokens, cases and case_alerts (these two: changes only). Attach it as an AFTER ... FOR EACH ROW trigger, one per table:
 --   CREATE OR REPLACE TRIGGER <table>_audit
 --       AFTER INSERT OR UPDATE OR DELETE ON <table>
 --       FOR EACH ROW EXECUTE FUNCTION audit_change('<kind>', '<key column>');
@@ -131,3 +131,9 @@ CREATE OR REPLACE TRIGGER api_tokens_audit
 CREATE OR REPLACE TRIGGER cases_audit
     AFTER UPDATE OR DELETE ON cases
     FOR EACH ROW EXECUTE FUNCTION audit_change('case', 'case_id');
+-- Which alerts a case holds: taken out of a case or moved to another (a psql
+-- DELETE or UPDATE; nothing in pgfraud does either). Added by the alerts
+-- trigger as cases open: not recorded, as for cases.
+CREATE OR REPLACE TRIGGER case_alerts_audit
+    AFTER UPDATE OR DELETE ON case_alerts
+    FOR EACH ROW EXECUTE FUNCTION audit_change('case_alert', 'case_id,transaction_id,rule_id');

@@ -8,7 +8,8 @@
 -- (1..10000) rows with audit_id below p_before_audit_id (NULL: from the
 -- newest; the cursor of the next page is the last row's audit_id).
 -- Filters, each NULL for any: the actor (exact); the object kind ('rule',
--- 'shadow_rule', 'policy', 'list', 'list_entry', 'review', 'token', and what
+-- 'shadow_rule', 'policy', 'list', 'list_entry', 'review', 'token', 'case',
+-- 'case_alert', and what
 -- else attaches
 -- audit_change); the object key (exact, like a rule_id); the time of the
 -- change in [p_from, p_to). before/after are the rows as JSON (NULL for an

@@ -15,7 +15,13 @@
 -- accounts' rows (_rescore_accounts). A label of a transaction not stored
 -- (yet) re-scores nothing: the transaction's own arrival reads it. TRUNCATE
 -- of fraud_labels or reviews re-scores the rules that read them over
--- everything (rescore_rules). Does nothing while no such rule is on.
+-- everything (rescore_rules), and, when a shadow rule reads them (a shadow
+-- of compromised_merchant or of a user's rule reading the merchant
+-- features), the shadow alerts of every account from its first row
+-- (_score_shadow_rules, under the exclusive rule-change lock; shadow alerts
+-- may then appear on rows stored before a shadow started, which
+-- compare_shadow_rules does not count). Does nothing while no such rule is
+-- on.
 -- SECURITY DEFINER, fixed search_path: the writer may not write alerts.
 CREATE OR REPLACE FUNCTION rescore_on_label_change()
 RETURNS trigger
@@ -25,6 +31,8 @@ SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
 DECLARE
+    v_shadow_rules jsonb;
+    v_account_ids bigint[];
     v_known text;
     v_changed text;
     v_merchant_ids bigint[];
@@ -37,6 +45,28 @@ BEGIN
             SELECT r.rule_id FROM rules AS r
             WHERE r.enabled
               AND (r.rule_id = 'compromised_merchant' OR _reads_merchant_features(r.expression))));
+        IF EXISTS (SELECT FROM shadow_rules AS s
+                   JOIN rules AS r ON r.rule_id = s.rule_id
+                   WHERE s.rule_id = 'compromised_merchant'
+                      OR _reads_merchant_features(r.expression)) THEN
+            -- Every shadow at once (_score_shadow_rules makes an account's
+            -- shadow alerts of all shadows equal its result), with no
+            -- writer in between (as rescore_rules: the exclusive lock).
+            PERFORM pg_advisory_xact_lock(7231546390112208);
+            SELECT jsonb_object_agg(s.rule_id, s.parameters) INTO v_shadow_rules
+            FROM shadow_rules AS s;
+            v_account_ids := ARRAY(SELECT a.account_id FROM account_states AS a
+                                   ORDER BY a.account_id);
+            PERFORM _score_shadow_rules(
+                v_shadow_rules, v_account_ids,
+                array_fill('-infinity'::timestamptz, ARRAY[cardinality(v_account_ids)]),
+                array_fill(0::bigint, ARRAY[cardinality(v_account_ids)]),
+                v_account_ids,
+                array_fill('-infinity'::timestamptz, ARRAY[cardinality(v_account_ids)]),
+                array_fill(0::bigint, ARRAY[cardinality(v_account_ids)]),
+                array_fill(0::bigint, ARRAY[cardinality(v_account_ids)]),
+                array_fill(0::numeric, ARRAY[cardinality(v_account_ids)]));
+        END IF;
         RETURN NULL;
     END IF;
     -- When the change became known: a label's known_at, a review's reviewed_at.

@@ -82,6 +82,8 @@ BEGIN
                    c.threshold, c.reason, $1 -> c.rule_id, ($4 ->> c.rule_id)::integer,
                    ($4 ->> c.rule_id)::integer
             FROM computed AS c
+            -- New alert ids in transaction time order (as _rescore_accounts).
+            ORDER BY c.ts, c.transaction_id, c.rule_id
             ON CONFLICT ON CONSTRAINT alerts_account_ts_transaction_rule_key DO UPDATE
             SET amount = excluded.amount,
                 observed = excluded.observed,

@@ -15,7 +15,7 @@
 -- _merchant_rules_delay), a row stored, removed or changed at a merchant
 -- also changes what that merchant's LATER rows of other accounts read: those
 -- accounts (_merchant_neighbour_positions) are re-scored in the same call,
--- from their earliest such row, with zero deltas. One call, so every
+-- from their earliest such row to their latest, with zero deltas. One call, so every
 -- account's account_states row is locked in one account_id order before any
 -- alert is touched (see _rescore_accounts): no deadlock between statements,
 -- labels and reviews re-scoring the same accounts. In-order arrivals have no
@@ -39,6 +39,8 @@ DECLARE
     v_from_transaction_ids bigint[];
     v_delta_counts bigint[];
     v_delta_sums numeric[];
+    v_until_ts timestamptz[];
+    v_until_transaction_ids bigint[];
     v_merchant_rules boolean;
     v_merchant_ids bigint[];
     v_after_ts timestamptz[];
@@ -163,18 +165,26 @@ BEGIN
     IF v_merchant_rules AND v_merchant_ids IS NOT NULL THEN
         -- The other accounts' later rows at these merchants join the call:
         -- per account the earlier of its own position and its neighbour
-        -- position, its own delta (0 for a neighbour alone).
+        -- position, its own delta (0 for a neighbour alone), and for a
+        -- neighbour alone the bound of its rows to re-score (its latest row
+        -- within the rules' reach: its later rows read nothing that
+        -- changed); an account with rows of its own changed, to its end.
         WITH own AS (
             SELECT o.account_id, o.from_ts, o.from_transaction_id, o.delta_count, o.delta_sum
             FROM unnest(v_account_ids, v_from_ts, v_from_transaction_ids, v_delta_counts,
                         v_delta_sums)
                 AS o(account_id, from_ts, from_transaction_id, delta_count, delta_sum)
         ),
+        neighbours AS MATERIALIZED (
+            SELECT n.account_id, n.from_ts, n.from_transaction_id, n.until_ts,
+                   n.until_transaction_id
+            FROM _merchant_neighbour_positions(v_merchant_ids, v_after_ts) AS n
+        ),
         positions AS (
             SELECT o.account_id, o.from_ts, o.from_transaction_id FROM own AS o
             UNION ALL
             SELECT n.account_id, n.from_ts, n.from_transaction_id
-            FROM _merchant_neighbour_positions(v_merchant_ids, v_after_ts) AS n
+            FROM neighbours AS n
         ),
         earliest AS (
             SELECT DISTINCT ON (p.account_id) p.account_id, p.from_ts, p.from_transaction_id
@@ -185,13 +195,18 @@ BEGIN
                array_agg(e.from_ts ORDER BY e.account_id),
                array_agg(e.from_transaction_id ORDER BY e.account_id),
                array_agg(coalesce(o.delta_count, 0) ORDER BY e.account_id),
-               array_agg(coalesce(o.delta_sum, 0) ORDER BY e.account_id)
-        INTO v_account_ids, v_from_ts, v_from_transaction_ids, v_delta_counts, v_delta_sums
+               array_agg(coalesce(o.delta_sum, 0) ORDER BY e.account_id),
+               array_agg(CASE WHEN o.account_id IS NULL THEN n.until_ts END ORDER BY e.account_id),
+               array_agg(CASE WHEN o.account_id IS NULL THEN n.until_transaction_id END
+                         ORDER BY e.account_id)
+        INTO v_account_ids, v_from_ts, v_from_transaction_ids, v_delta_counts, v_delta_sums,
+             v_until_ts, v_until_transaction_ids
         FROM earliest AS e
-        LEFT JOIN own AS o ON o.account_id = e.account_id;
+        LEFT JOIN own AS o ON o.account_id = e.account_id
+        LEFT JOIN neighbours AS n ON n.account_id = e.account_id;
     END IF;
     PERFORM _rescore_accounts(v_account_ids, v_from_ts, v_from_transaction_ids,
-                              v_delta_counts, v_delta_sums);
+                              v_delta_counts, v_delta_sums, v_until_ts, v_until_transaction_ids);
     -- Decisions (issue 17): one per added row, from the alerts just written,
     -- never rewritten (an UPDATE or DELETE leaves decisions as answered).
     IF TG_OP = 'INSERT' THEN

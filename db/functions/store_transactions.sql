@@ -11,8 +11,9 @@
 -- row per element (row_number = its 0-based array index) with status 'stored'
 -- or 'duplicate' (already stored unchanged) and the verdict: the transaction's
 -- alerts, scored in this same database transaction, as a JSON array of
--- {"alert_id", "rule_id", "observed", "threshold", "reason"} (decimals as
--- strings), [] when no rule fired; and its decision (issue 17), made in the
+-- {"alert_id", "rule_id", "rule_version", "observed", "threshold", "reason"}
+-- (decimals as strings; rule_version: the version of the rule that made the
+-- alert, as GET /alerts names it), [] when no rule fired; and its decision (issue 17), made in the
 -- same database transaction (for a duplicate, the one made when it was
 -- first stored): {outcome, score, score_outcome, overruled, rules:
 -- [{rule_id, score, observed, threshold, reason}], lists: [...], policy,
@@ -99,6 +100,7 @@ BEGIN
                coalesce((SELECT jsonb_agg(jsonb_build_object(
                                     'alert_id', al.alert_id,
                                     'rule_id', al.rule_id,
+                                    'rule_version', al.rule_version,
                                     'observed', al.observed::text,
                                     'threshold', al.threshold::text,
                                     'reason', al.reason) ORDER BY al.rule_id)

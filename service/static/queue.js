@@ -30,7 +30,7 @@
       <td><a href="${esc(filters.accountUrl + a.account_id)}">${esc(a.account_id)}</a></td>
       <td class="num">${esc(a.amount)}</td>
       <td><span class="rule rule-${esc(a.rule_id)}">${esc(a.rule_id)}</span></td>
-      <td class="num">${show(a.observed)} <span class="vs">vs</span> ${show(a.threshold)}</td>
+      <td class="num observed">${show(a.observed)} <span class="vs">vs</span> ${show(a.threshold)}</td>
       <td class="reason">${esc(a.reason)}</td>
       <td class="outcome-cell">${pgfraudOutcome.html(a.outcome, a.overruled)}</td>
       <td class="status"><span class="status-unreviewed">unreviewed</span></td>
