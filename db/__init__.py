@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import simplejson
@@ -98,6 +100,43 @@ def connect(url: str, **kwargs: Any) -> psycopg.Connection:
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+_T = TypeVar("_T")
+
+CONFLICT_RETRIES = 3  # times a conflicting transaction is run again (HTTP and CLI)
+CONFLICT_BACKOFF_S = 0.05  # the jittered pause before retry n: 0 to this * 2**n seconds
+
+
+def retry_conflicts(
+    attempt: Callable[[], _T],
+    *,
+    retries: int = CONFLICT_RETRIES,
+    backoff_s: float = CONFLICT_BACKOFF_S,
+    on_retry: Callable[[DatabaseConflict], None] | None = None,
+) -> _T:
+    """``attempt()`` (one whole database transaction, connection included),
+    run again after a jittered pause (0 to backoff_s * 2**n seconds before
+    retry n) while it ends in DatabaseConflict (a deadlock, 40P01, or a
+    serialization failure, 40001: nothing of it was stored), at most
+    ``retries`` more times; ``on_retry(exc)`` is called before each pause.
+    Then that DatabaseConflict, its message saying how many tries were made.
+    The one retry of the service (HTTP) and the CLI."""
+    for retry in range(retries + 1):
+        try:
+            return attempt()
+        except DatabaseConflict as exc:
+            if retry == retries:
+                tries = "once" if retries == 0 else f"{retries + 1} times"
+                raise DatabaseConflict(
+                    "The database stopped this request because it conflicted with another "
+                    "one running at the same time (a deadlock or a serialization failure), "
+                    f"{tries}. Nothing was stored: send it again."
+                ) from exc.__cause__
+            if on_retry is not None:
+                on_retry(exc)
+            time.sleep(random.uniform(0, backoff_s * 2 ** (retry + 1)))
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager

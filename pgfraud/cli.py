@@ -370,9 +370,14 @@ def load_labels(paths: tuple[Path, ...]) -> None:
         labels = [label for path in paths for label in read_labels(path)]
         with config.existing_database() as database:
             ready(database)
-            with db.connect(database.admin_url) as conn:
-                counts = db.store_labels(conn, labels)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn:
+                    counts = db.store_labels(conn, labels)
+                    conn.commit()
+                    return counts
+
+            counts = db.retry_conflicts(attempt)
     except PgfraudError as exc:
         _fail(exc, unit="line", bad_input_code=2)
     for line in describe_labels(counts):
@@ -630,12 +635,17 @@ def tune(
     try:
         with config.existing_database() as database:
             ready(database)
-            with db.connect(database.admin_url) as conn:
-                db.lift_statement_timeout(conn)
-                result = tuning(conn, periods, max_alerts, min_precision, names)
-                if apply_it and result["chosen"]:
-                    apply(conn, result["switch"])
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn:
+                    db.lift_statement_timeout(conn)
+                    result = tuning(conn, periods, max_alerts, min_precision, names)
+                    if apply_it and result["chosen"]:
+                        apply(conn, result["switch"])
+                    conn.commit()
+                    return result
+
+            result = db.retry_conflicts(attempt)
     except InvalidInput as exc:  # from SQL tune_rules: names the field
         raise click.BadParameter(
             exc.message, param_hint=TUNE_OPTIONS.get(exc.field or "", "--candidates")
@@ -791,9 +801,14 @@ def review(transaction_id: int, status: str, note: str, reviewer: str | None) ->
     try:
         with config.database() as database:
             ready(database)
-            with db.connect(database.app_url) as conn:
-                row = db.review_transaction(conn, transaction_id, status, note, reviewer)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.app_url) as conn:
+                    row = db.review_transaction(conn, transaction_id, status, note, reviewer)
+                    conn.commit()
+                    return row
+
+            row = db.retry_conflicts(attempt)
     except PgfraudError as exc:
         _fail(exc)
     click.echo(
@@ -825,9 +840,14 @@ def rule_add(rule_id: str, expression: str, description: str | None, enable: boo
         with config.existing_database() as database:
             ready(database)
             limit = config.rule_change_timeout_ms()
-            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
-                row = db.add_rule(conn, rule_id, expression, description, enable)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
+                    row = db.add_rule(conn, rule_id, expression, description, enable)
+                    conn.commit()
+                    return row
+
+            row = db.retry_conflicts(attempt)
     except PgfraudError as exc:
         # A refused expression (or id) is bad input: exit 2, as `rule set`.
         _fail(exc, bad_input_code=2)
@@ -840,10 +860,14 @@ def _switch_rule(rule_id: str, enabled: bool) -> None:
         with config.existing_database() as database:
             ready(database)
             limit = config.rule_change_timeout_ms()
-            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
-                with db.wrap_errors():
-                    conn.execute("SELECT set_rule(%s, %s)", (rule_id, enabled))
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
+                    with db.wrap_errors():
+                        conn.execute("SELECT set_rule(%s, %s)", (rule_id, enabled))
+                    conn.commit()
+
+            db.retry_conflicts(attempt)
     except PgfraudError as exc:
         _fail(exc)
     click.echo(f"rule {rule_id} {'on' if enabled else 'off'}; stored transactions re-scored")
@@ -895,9 +919,14 @@ def rule_set(rule_id: str, assignments: tuple[str, ...]) -> None:
         with config.existing_database() as database:
             ready(database)
             limit = config.rule_change_timeout_ms()
-            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
-                row = db.change_rule(conn, rule_id, None, parameters)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
+                    row = db.change_rule(conn, rule_id, None, parameters)
+                    conn.commit()
+                    return row
+
+            row = db.retry_conflicts(attempt)
     except (InvalidInput, RuleNotFound) as exc:  # names the rule and parameter
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
@@ -965,9 +994,14 @@ def rule_shadow(rule_id: str, assignments: tuple[str, ...]) -> None:
     try:
         with config.existing_database() as database:
             ready(database)
-            with db.connect(database.admin_url) as conn:
-                row = db.shadow_rule(conn, rule_id, parameters)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn:
+                    row = db.shadow_rule(conn, rule_id, parameters)
+                    conn.commit()
+                    return row
+
+            row = db.retry_conflicts(attempt)
     except (InvalidInput, RuleNotFound) as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
@@ -1013,9 +1047,14 @@ def rule_promote(rule_id: str) -> None:
         with config.existing_database() as database:
             ready(database)
             limit = config.rule_change_timeout_ms()
-            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
-                row = db.promote_shadow_rule(conn, rule_id)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
+                    row = db.promote_shadow_rule(conn, rule_id)
+                    conn.commit()
+                    return row
+
+            row = db.retry_conflicts(attempt)
     except RuleNotFound as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
@@ -1034,9 +1073,13 @@ def rule_drop_shadow(rule_id: str) -> None:
     try:
         with config.existing_database() as database:
             ready(database)
-            with db.connect(database.admin_url) as conn:
-                db.drop_shadow_rule(conn, rule_id)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn:
+                    db.drop_shadow_rule(conn, rule_id)
+                    conn.commit()
+
+            db.retry_conflicts(attempt)
     except RuleNotFound as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
@@ -1096,9 +1139,14 @@ def _as_owner(work, create: bool = False):
     try:
         with config.database() if create else config.existing_database() as database:
             ready(database)
-            with db.connect(database.admin_url) as conn:
-                result = work(conn)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn:
+                    result = work(conn)
+                    conn.commit()
+                    return result
+
+            result = db.retry_conflicts(attempt)
     except InvalidInput as exc:
         _bad_input(exc)
     except PgfraudError as exc:
@@ -1387,11 +1435,16 @@ def _on_cases(work, actor: str | None = None):
     try:
         with config.database() as database:
             ready(database)
-            with db.connect(database.app_url) as conn:
-                if actor and actor.strip():  # empty: the command's --actor
-                    db.set_actor(conn, actor.strip())
-                result = work(conn)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.app_url) as conn:
+                    if actor and actor.strip():  # empty: the command's --actor
+                        db.set_actor(conn, actor.strip())
+                    result = work(conn)
+                    conn.commit()
+                    return result
+
+            result = db.retry_conflicts(attempt)
     except InvalidInput as exc:
         _bad_input(exc)
     except PgfraudError as exc:
@@ -1411,9 +1464,14 @@ def _owner_call(work):
     try:
         with config.existing_database() as database:
             ready(database)
-            with db.connect(database.admin_url) as conn:
-                result = work(conn)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn:
+                    result = work(conn)
+                    conn.commit()
+                    return result
+
+            result = db.retry_conflicts(attempt)
     except InvalidInput as exc:
         _bad_input(exc)
     except PgfraudError as exc:
@@ -1750,9 +1808,12 @@ def run(
                 )
                 from pgfraud.evaluate import read_labels
 
-                with db.connect(database.admin_url) as conn:
-                    db.store_labels(conn, read_labels(labels))
-                    conn.commit()
+                def attempt():
+                    with db.connect(database.admin_url) as conn:
+                        db.store_labels(conn, read_labels(labels))
+                        conn.commit()
+
+                db.retry_conflicts(attempt)
             app = create_app({"DATABASE_URL": database.app_url, "API_TOKEN": token or None})
             base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
             workers = workers or serve.default_workers()

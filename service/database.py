@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import random
 import select
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -42,10 +40,9 @@ from flask import Flask, current_app, g, has_request_context
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from pgfraud.db import translate_error
+from pgfraud.db import retry_conflicts, translate_error
 from pgfraud.errors import (
     ConfigurationError,
-    DatabaseConflict,
     DatabaseUnavailable,
     TimeLimitExceeded,
     TooBusy,
@@ -190,23 +187,16 @@ def _connection_lost(exc: DatabaseUnavailable) -> bool:
 def retrying_conflicts(attempt: Callable[[], T]) -> T:
     """``attempt()``, run again after a jittered pause while it ends in
     DatabaseConflict, at most CONFLICT_RETRIES more times; then that
-    DatabaseConflict, its message saying how many tries were made."""
-    retries = int(current_app.config["CONFLICT_RETRIES"])
-    backoff = float(current_app.config["CONFLICT_BACKOFF_S"])
-    for retry in range(retries + 1):
-        try:
-            return attempt()
-        except DatabaseConflict as exc:
-            if retry == retries:
-                tries = "once" if retries == 0 else f"{retries + 1} times"
-                raise DatabaseConflict(
-                    "The database stopped this request because it conflicted with another "
-                    f"one running at the same time (a deadlock or a serialization failure), "
-                    f"{tries}. Nothing was stored: send it again."
-                ) from exc.__cause__
-            current_app.logger.info("retrying after a database conflict (%s)", exc.__cause__)
-            time.sleep(random.uniform(0, backoff * 2 ** (retry + 1)))
-    raise AssertionError("unreachable")
+    DatabaseConflict, its message saying how many tries were made
+    (:func:`pgfraud.db.retry_conflicts`, the CLI's retry too)."""
+    return retry_conflicts(
+        attempt,
+        retries=int(current_app.config["CONFLICT_RETRIES"]),
+        backoff_s=float(current_app.config["CONFLICT_BACKOFF_S"]),
+        on_retry=lambda exc: current_app.logger.info(
+            "retrying after a database conflict (%s)", exc.__cause__
+        ),
+    )
 
 
 def write(work: Callable[[psycopg.Connection], T], *, single_statement: bool = False) -> T:
