@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import psycopg
+import psycopg.sql
 import simplejson
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
@@ -653,15 +654,64 @@ def check_health(conn: psycopg.Connection) -> dict[str, Any]:
     return {"server_version": row[0], "migrations": row[1]}
 
 
-def create_app_user(conn: psycopg.Connection, user: str, password: str, read_only: bool) -> str:
-    """Create or update a login role (SQL ``create_app_user``); needs the owner's connection.
+def create_app_user(
+    conn: psycopg.Connection,
+    user: str,
+    password: str,
+    read_only: bool,
+    idle_timeout_ms: int = 60_000,
+) -> str:
+    """Create or update a login role (SQL ``create_app_user``); needs the owner's
+    connection. The role also gets ``idle_timeout_ms`` as its
+    idle_in_transaction_session_timeout (0: none): a transaction it leaves open
+    and idle is ended after that, so it cannot hold the live feeds back longer.
 
-    Errors: InvalidInput for a bad name or a password under 12 characters.
+    Errors: InvalidInput for a bad name, a password under 12 characters or a
+    negative timeout.
     """
+    if idle_timeout_ms < 0:
+        raise InvalidInput("idle transaction timeout must be 0 or more", field="idle_timeout_ms")
     with wrap_errors():
-        return conn.execute(
+        name = conn.execute(
             "SELECT create_app_user(%s, %s, %s)", (user, password, read_only)
         ).fetchone()[0]
+        conn.execute(
+            psycopg.sql.SQL("ALTER ROLE {} SET idle_in_transaction_session_timeout = {}").format(
+                psycopg.sql.Identifier(name), psycopg.sql.Literal(f"{idle_timeout_ms}ms")
+            )
+        )
+        return name
+
+
+def set_database_idle_timeout(conn: psycopg.Connection, idle_timeout_ms: int) -> None:
+    """The connected database's default idle_in_transaction_session_timeout
+    (``ALTER DATABASE``; 0: none), for every login without a setting of its own;
+    needs the database's owner. Errors: InvalidInput for a negative value."""
+    if idle_timeout_ms < 0:
+        raise InvalidInput("idle transaction timeout must be 0 or more", field="idle_timeout_ms")
+    with wrap_errors():
+        name = conn.execute("SELECT current_database()").fetchone()[0]
+        conn.execute(
+            psycopg.sql.SQL(
+                "ALTER DATABASE {} SET idle_in_transaction_session_timeout = {}"
+            ).format(psycopg.sql.Identifier(name), psycopg.sql.Literal(f"{idle_timeout_ms}ms"))
+        )
+
+
+def get_feed_holder(conn: psycopg.Connection, min_age_ms: int = 10_000) -> dict | None:
+    """The session holding the live feeds back (SQL ``get_feed_holder``): the
+    oldest other session with a transaction id open at least ``min_age_ms``,
+    as ``{"pid": int, "held_ms": int, "state": str | None}``; None when none.
+    Raises DatabaseUnavailable and the like (wrap_errors)."""
+    with wrap_errors():
+        row = conn.execute(
+            "SELECT pid, held_ms, state FROM get_feed_holder(%s)", (min_age_ms,)
+        ).fetchone()
+    if row is None:
+        return None
+    if isinstance(row, dict):
+        return dict(row)
+    return {"pid": row[0], "held_ms": row[1], "state": row[2]}
 
 
 def count_transactions(conn: psycopg.Connection) -> int:

@@ -60,7 +60,9 @@ def prepare(database: config.Database) -> list[str]:
             raise ConfigurationError(f"migration failed: {exc}") from exc
         conn.commit()
         if database.server is not None:
-            db.create_app_user(conn, APP_USER, database.server.app_password, False)
+            idle_ms = config.idle_transaction_timeout_ms()
+            db.create_app_user(conn, APP_USER, database.server.app_password, False, idle_ms)
+            db.set_database_idle_timeout(conn, idle_ms)
             conn.commit()
     return applied
 
@@ -252,9 +254,12 @@ def destroy(yes: bool) -> None:
 @db_group.command()
 def status() -> None:
     """Say whether the local PostgreSQL runs (exit 1 when it does not), where its
-    data and secrets are, and its port."""
+    data and secrets are, and its port; and, when the database answers, whether
+    a session holds the live feeds back (a transaction id open 10 s or more:
+    `alert feed: held by pid N for S s (state)`, else `alert feed: live`)."""
     if config.external_url():
         click.echo("DATABASE_URL is set: external server")
+        _feed_status()
         return
     server = LocalServer(config.home())
     if not server.initialized:
@@ -266,7 +271,31 @@ def status() -> None:
     click.echo(f"  secrets: {server.home}")
     if (server.home / "port").exists():  # chosen on first start; never chosen here
         click.echo(f"  port:    {server.port} (127.0.0.1)")
+    if running:
+        _feed_status()
     sys.exit(0 if running else 1)
+
+
+FEED_HELD_AFTER_MS = 10_000  # as GET /health: a transaction id open this long holds the feeds
+
+
+def _feed_status() -> None:
+    """One line: who holds the live feeds back (SQL get_feed_holder), or that
+    nothing does; `alert feed: unknown (...)` when the database cannot say."""
+    try:
+        with config.existing_database() as database:
+            with db.connect(database.admin_url, autocommit=True) as conn:
+                holder = db.get_feed_holder(conn, FEED_HELD_AFTER_MS)
+    except PgfraudError as exc:
+        click.echo(f"alert feed: unknown ({describe_error(exc)})")
+        return
+    if holder is None:
+        click.echo("alert feed: live")
+    else:
+        click.echo(
+            f"alert feed: held by pid {holder['pid']} for {holder['held_ms'] // 1000} s"
+            f" ({holder['state']}); end it with SELECT pg_terminate_backend({holder['pid']})"
+        )
 
 
 @db_group.command(name="create-user")
@@ -285,7 +314,8 @@ def create_user(name: str, password: str | None, read_only: bool) -> None:
         with config.database() as database:
             ready(database)
             with db.connect(database.admin_url, autocommit=True) as conn:
-                db.create_app_user(conn, name, password, read_only)
+                idle_ms = config.idle_transaction_timeout_ms()
+                db.create_app_user(conn, name, password, read_only, idle_ms)
     except PgfraudError as exc:
         _fail(exc)
     role = "pgfraud_readonly" if read_only else "pgfraud_app"

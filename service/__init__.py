@@ -170,6 +170,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         FEED_HEARTBEAT_S=15,
         FEED_DECISION_POLL_S=0.5,
         FEED_MAX_STREAMS=16,
+        FEED_HELD_AFTER_MS=10_000,
         PAGE_HEALTH_INTERVAL_S=10,
         CONFLICT_RETRIES=3,
         CONFLICT_BACKOFF_S=0.05,

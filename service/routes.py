@@ -147,9 +147,16 @@ def index():
 @requires(PUBLIC)
 def health():
     """200 ``{"status": "ok"}`` when the database answers; 503 (database_unavailable)
-    otherwise. Public (no token), so it says nothing else: no versions, no counts."""
+    otherwise. Public (no token), so it says little else: no versions, no counts.
+    When a session has held a transaction id open for FEED_HELD_AFTER_MS (10 s)
+    or more, the live feeds deliver nothing newer than it: the answer then also
+    has ``"feed_held_by": {"pid": int, "held_ms": int, "state": str}`` (end it
+    with pg_terminate_backend(pid); docs/operations.md)."""
     read(db.check_health)
-    return jsonify({"status": "ok"})
+    holder = read(lambda conn: db.get_feed_holder(conn, current_app.config["FEED_HELD_AFTER_MS"]))
+    if holder is None:
+        return jsonify({"status": "ok"})
+    return jsonify({"status": "ok", "feed_held_by": holder})
 
 
 @bp.get("/openapi.json")
