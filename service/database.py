@@ -238,16 +238,34 @@ def read(work: Callable[[psycopg.Connection], T]) -> T:
     return retrying_conflicts(attempt)
 
 
+def take_rule_change_slot(conn: psycopg.Connection) -> None:
+    """Take one of MAX_RULE_CHANGES slots for an owner's change under the
+    exclusive rule-change lock (SQL ``take_rule_change_slot``), for the rest of
+    ``conn``'s transaction: rule changes, shadows, the decision policy, list
+    entries. A budget apart from the backtests' MAX_HEAVY, so an analyst's
+    backtests never refuse an owner's change.
+
+    Errors: TooBusy (429, Retry-After) when every slot is taken."""
+    slots = int(current_app.config["MAX_RULE_CHANGES"])
+    if conn.execute("SELECT take_rule_change_slot(%s)", (slots,)).fetchone()[0] is None:
+        raise TooBusy(
+            f"{slots} rule change{'s are' if slots != 1 else ' is'} running (rule, shadow, "
+            "policy and list changes: PGFRAUD_MAX_RULE_CHANGES); try again later"
+        )
+
+
 @contextlib.contextmanager
 def heavy_transaction(
     what: str, *, limit: str = "HEAVY_TIMEOUT_MS"
 ) -> Iterator[psycopg.Connection]:
-    """:func:`transaction` for heavy work (``what``: "backtest", "rule change"):
-    first one of MAX_HEAVY slots (SQL ``take_heavy_slot``: advisory locks of
-    the database, so the bound holds across worker processes), then the
-    work, under the statement timeout of the config key ``limit``
-    (HEAVY_TIMEOUT_MS for backtests, which only read; a rule change sets its
-    own RULE_CHANGE_TIMEOUT_MS inside, see routes._rule_change). The slot is
+    """:func:`transaction` for heavy work (``what``: "backtest", "tune", "rule
+    change"): first a slot (a rule change: one of MAX_RULE_CHANGES, see
+    :func:`take_rule_change_slot`; anything else, a backtest: one of
+    MAX_HEAVY, SQL ``take_heavy_slot``; advisory locks of the database, so
+    each bound holds across worker processes), then the work, under the
+    statement timeout of the config key ``limit`` (HEAVY_TIMEOUT_MS for
+    backtests, which only read; a rule change sets its own
+    RULE_CHANGE_TIMEOUT_MS inside, see routes._rule_change). The slot is
     freed when the transaction ends.
 
     Errors: TooBusy (429, Retry-After) when every slot is taken;
@@ -258,11 +276,12 @@ def heavy_transaction(
     limit_ms = int(current_app.config[limit])
     try:
         with transaction(actor=True) as conn:
-            slot = conn.execute("SELECT take_heavy_slot(%s)", (slots,)).fetchone()[0]
-            if slot is None:
+            if what == "rule change":
+                take_rule_change_slot(conn)
+            elif conn.execute("SELECT take_heavy_slot(%s)", (slots,)).fetchone()[0] is None:
                 raise TooBusy(
-                    f"{slots} heavy request{'s are' if slots != 1 else ' is'} running "
-                    f"(backtests, rule changes: PGFRAUD_MAX_HEAVY); try the {what} again later"
+                    f"{slots} backtest{'s are' if slots != 1 else ' is'} running "
+                    f"(PGFRAUD_MAX_HEAVY); try the {what} again later"
                 )
             conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(limit_ms),))
             yield conn
