@@ -22,7 +22,7 @@ import click
 
 from pgfraud import config, db
 from pgfraud.clitools import Int, describe_error, one_line_errors
-from pgfraud.db.migrate import MigrationError, check_schema
+from pgfraud.db.migrate import Done, MigrationError, check_schema
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
 from pgfraud.errors import ConfigurationError, InvalidInput, PgfraudError, RuleNotFound, redact
@@ -47,7 +47,7 @@ def _fail(exc: PgfraudError, unit: str = "row", bad_input_code: int = 1) -> None
     sys.exit(bad_input_code if isinstance(exc, InvalidInput) else exc.exit_code)
 
 
-def prepare(database: config.Database) -> list[str]:
+def prepare(database: config.Database, done: Done | None = None) -> list[str]:
     """Apply migrations and functions as the owner, when any is pending; for the
     local server, also (re)create the service's login role with its stored
     password. Returns the migrations applied now. Only `migrate`, `run` and
@@ -55,7 +55,7 @@ def prepare(database: config.Database) -> list[str]:
     no lock that stores wait on (pgfraud.db.migrate.migrate)."""
     with db.connect(database.admin_url) as conn:
         try:
-            applied = apply_migrations(conn)
+            applied = apply_migrations(conn, done=done)
         except MigrationError as exc:
             raise ConfigurationError(f"migration failed: {exc}") from exc
         conn.commit()
@@ -162,12 +162,17 @@ def migrate() -> None:
     The only command that changes the schema (`run` and `db start` call it too);
     every other command stops with exit 2 when the schema is behind.
     """
+    done = Done()
     try:
         with config.database() as database:
-            applied = prepare(database)
+            applied = prepare(database, done)
     except PgfraudError as exc:
         _fail(exc)
-    click.echo(f"migrated: {', '.join(applied) if applied else 'already up to date'}")
+    parts = [", ".join(applied)] if applied else []
+    parts += done.describe()
+    if parts and not applied:
+        parts.insert(0, "no migration pending")
+    click.echo(f"migrated: {'; '.join(parts) if parts else 'already up to date'}")
 
 
 @main.group(name="db")
