@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
+import psycopg.sql
 import simplejson
 from psycopg import errors as pg_errors
 from psycopg.abc import Buffer
@@ -100,6 +103,43 @@ def connect(url: str, **kwargs: Any) -> psycopg.Connection:
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+_T = TypeVar("_T")
+
+CONFLICT_RETRIES = 3  # times a conflicting transaction is run again (HTTP and CLI)
+CONFLICT_BACKOFF_S = 0.05  # the jittered pause before retry n: 0 to this * 2**n seconds
+
+
+def retry_conflicts(
+    attempt: Callable[[], _T],
+    *,
+    retries: int = CONFLICT_RETRIES,
+    backoff_s: float = CONFLICT_BACKOFF_S,
+    on_retry: Callable[[DatabaseConflict], None] | None = None,
+) -> _T:
+    """``attempt()`` (one whole database transaction, connection included),
+    run again after a jittered pause (0 to backoff_s * 2**n seconds before
+    retry n) while it ends in DatabaseConflict (a deadlock, 40P01, or a
+    serialization failure, 40001: nothing of it was stored), at most
+    ``retries`` more times; ``on_retry(exc)`` is called before each pause.
+    Then that DatabaseConflict, its message saying how many tries were made.
+    The one retry of the service (HTTP) and the CLI."""
+    for retry in range(retries + 1):
+        try:
+            return attempt()
+        except DatabaseConflict as exc:
+            if retry == retries:
+                tries = "once" if retries == 0 else f"{retries + 1} times"
+                raise DatabaseConflict(
+                    "The database stopped this request because it conflicted with another "
+                    "one running at the same time (a deadlock or a serialization failure), "
+                    f"{tries}. Nothing was stored: send it again."
+                ) from exc.__cause__
+            if on_retry is not None:
+                on_retry(exc)
+            time.sleep(random.uniform(0, backoff_s * 2 ** (retry + 1)))
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
@@ -647,15 +687,64 @@ def check_health(conn: psycopg.Connection) -> dict[str, Any]:
     return {"server_version": row[0], "migrations": row[1]}
 
 
-def create_app_user(conn: psycopg.Connection, user: str, password: str, read_only: bool) -> str:
-    """Create or update a login role (SQL ``create_app_user``); needs the owner's connection.
+def create_app_user(
+    conn: psycopg.Connection,
+    user: str,
+    password: str,
+    read_only: bool,
+    idle_timeout_ms: int = 60_000,
+) -> str:
+    """Create or update a login role (SQL ``create_app_user``); needs the owner's
+    connection. The role also gets ``idle_timeout_ms`` as its
+    idle_in_transaction_session_timeout (0: none): a transaction it leaves open
+    and idle is ended after that, so it cannot hold the live feeds back longer.
 
-    Errors: InvalidInput for a bad name or a password under 12 characters.
+    Errors: InvalidInput for a bad name, a password under 12 characters or a
+    negative timeout.
     """
+    if idle_timeout_ms < 0:
+        raise InvalidInput("idle transaction timeout must be 0 or more", field="idle_timeout_ms")
     with wrap_errors():
-        return conn.execute(
+        name = conn.execute(
             "SELECT create_app_user(%s, %s, %s)", (user, password, read_only)
         ).fetchone()[0]
+        conn.execute(
+            psycopg.sql.SQL("ALTER ROLE {} SET idle_in_transaction_session_timeout = {}").format(
+                psycopg.sql.Identifier(name), psycopg.sql.Literal(f"{idle_timeout_ms}ms")
+            )
+        )
+        return name
+
+
+def set_database_idle_timeout(conn: psycopg.Connection, idle_timeout_ms: int) -> None:
+    """The connected database's default idle_in_transaction_session_timeout
+    (``ALTER DATABASE``; 0: none), for every login without a setting of its own;
+    needs the database's owner. Errors: InvalidInput for a negative value."""
+    if idle_timeout_ms < 0:
+        raise InvalidInput("idle transaction timeout must be 0 or more", field="idle_timeout_ms")
+    with wrap_errors():
+        name = conn.execute("SELECT current_database()").fetchone()[0]
+        conn.execute(
+            psycopg.sql.SQL(
+                "ALTER DATABASE {} SET idle_in_transaction_session_timeout = {}"
+            ).format(psycopg.sql.Identifier(name), psycopg.sql.Literal(f"{idle_timeout_ms}ms"))
+        )
+
+
+def get_feed_holder(conn: psycopg.Connection, min_age_ms: int = 10_000) -> dict | None:
+    """The session holding the live feeds back (SQL ``get_feed_holder``): the
+    oldest other session with a transaction id open at least ``min_age_ms``,
+    as ``{"pid": int, "held_ms": int, "state": str | None}``; None when none.
+    Raises DatabaseUnavailable and the like (wrap_errors)."""
+    with wrap_errors():
+        row = conn.execute(
+            "SELECT pid, held_ms, state FROM get_feed_holder(%s)", (min_age_ms,)
+        ).fetchone()
+    if row is None:
+        return None
+    if isinstance(row, dict):
+        return dict(row)
+    return {"pid": row[0], "held_ms": row[1], "state": row[2]}
 
 
 def count_transactions(conn: psycopg.Connection) -> int:

@@ -16,7 +16,7 @@ import hashlib
 import random
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from importlib.abc import Traversable
 
@@ -156,6 +156,35 @@ class Pending:
         return "; ".join(parts)
 
 
+@dataclass
+class Done:
+    """What one `pgfraud migrate` did besides the migrations it applied (filled
+    by :func:`migrate`): the function files it applied because they were new,
+    changed or gone (names), whether it re-applied them because the database's
+    functions had been changed by hand, the rules whose stored parameters it
+    rewrote, and whether it re-scored the stored transactions."""
+
+    function_files: list[str] = field(default_factory=list)
+    functions_drifted: bool = False
+    rules_rewritten: list[str] = field(default_factory=list)
+    rescored: bool = False
+
+    def describe(self) -> list[str]:
+        """Phrases for people, one per thing done ([] when nothing was)."""
+        parts = []
+        if self.function_files:
+            n = len(self.function_files)
+            listed = ", ".join(self.function_files[:3]) + (", ..." if n > 3 else "")
+            parts.append(f"{n} function file{'s' if n != 1 else ''} applied ({listed})")
+        elif self.functions_drifted:
+            parts.append("functions re-applied (the database's differed from what migrate applied)")
+        if self.rules_rewritten:
+            parts.append(f"stored parameters rewritten: {', '.join(self.rules_rewritten)}")
+        if self.rescored:
+            parts.append("stored transactions re-scored")
+        return parts
+
+
 def _file_digests() -> dict[str, str]:
     return {
         f.name: hashlib.sha256(f.read_text(encoding="utf-8").encode()).hexdigest()
@@ -217,8 +246,11 @@ def _lock_writer_tables(conn: psycopg.Connection) -> None:
             conn.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
 
 
-def migrate(conn: psycopg.Connection, lock_wait_s: float = LOCK_WAIT_S) -> list[str]:
-    """Bring the database ``conn`` points at up to date; returns the migrations applied now.
+def migrate(
+    conn: psycopg.Connection, lock_wait_s: float = LOCK_WAIT_S, done: Done | None = None
+) -> list[str]:
+    """Bring the database ``conn`` points at up to date; returns the migrations
+    applied now, and fills ``done`` (when given) with what else it did.
 
     Needs a role that may create tables, types and roles (the database owner).
     With nothing pending (:func:`pending`) it only reads: no lock that a store,
@@ -244,7 +276,7 @@ def migrate(conn: psycopg.Connection, lock_wait_s: float = LOCK_WAIT_S) -> list[
     deadline = time.monotonic() + lock_wait_s
     while True:
         try:
-            return _migrate_locked(conn)
+            return _migrate_locked(conn, done if done is not None else Done())
         except psycopg.errors.LockNotAvailable:
             if time.monotonic() >= deadline:
                 raise ConfigurationError(
@@ -254,15 +286,19 @@ def migrate(conn: psycopg.Connection, lock_wait_s: float = LOCK_WAIT_S) -> list[
             time.sleep(RETRY_PAUSE_S * (1 + random.random()))
 
 
-def _migrate_locked(conn: psycopg.Connection) -> list[str]:
+def _migrate_locked(conn: psycopg.Connection, report: Done) -> list[str]:
     applied_now: list[str] = []
     with conn.transaction():
         # Only migrators wait for this one (for as long as the other runs).
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
         conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{LOCK_TIMEOUT_MS}ms",))
         # Another migrator may have done it all while this one waited.
-        if not pending(conn):
+        behind = pending(conn)
+        if not behind:
             return []
+        report.function_files = behind.function_files
+        report.functions_drifted = behind.functions_drifted
+        report.rules_rewritten, report.rescored = [], False  # a try before may have set them
         _lock_writer_tables(conn)
         # The rules trigger waits until the new function files are in (see below).
         conn.execute("SET LOCAL pgfraud.migrating = 'on'")
@@ -306,7 +342,9 @@ def _migrate_locked(conn: psycopg.Connection) -> list[str]:
         # changed (a release may change a rule without a migration; 0005 also
         # fills the running state of transactions stored before it). A restart
         # of the same release changes none of them and re-scores nothing.
+        report.rules_rewritten = [row[0] for row in changed]
         if applied_now or changed or code_changed:
+            report.rescored = True
             try:
                 conn.execute("SELECT rescore_alerts(%s)", ("0005_create_alerts" in applied_now,))
             except psycopg.errors.LockNotAvailable:

@@ -23,7 +23,7 @@ import click
 
 from pgfraud import config, db
 from pgfraud.clitools import Int, describe_error, one_line_errors, one_line_usage
-from pgfraud.db.migrate import MigrationError, check_schema
+from pgfraud.db.migrate import Done, MigrationError, check_schema
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
 from pgfraud.errors import (
@@ -55,7 +55,7 @@ def _fail(exc: PgfraudError, unit: str = "row", bad_input_code: int = 1) -> None
     sys.exit(bad_input_code if isinstance(exc, InvalidInput) else exc.exit_code)
 
 
-def prepare(database: config.Database) -> list[str]:
+def prepare(database: config.Database, done: Done | None = None) -> list[str]:
     """Apply migrations and functions as the owner, when any is pending; for the
     local server, also (re)create the service's login role with its stored
     password. Returns the migrations applied now. Only `migrate`, `run` and
@@ -63,12 +63,14 @@ def prepare(database: config.Database) -> list[str]:
     no lock that stores wait on (pgfraud.db.migrate.migrate)."""
     with db.connect(database.admin_url) as conn:
         try:
-            applied = apply_migrations(conn)
+            applied = apply_migrations(conn, done=done)
         except MigrationError as exc:
             raise ConfigurationError(f"migration failed: {exc}") from exc
         conn.commit()
         if database.server is not None:
-            db.create_app_user(conn, APP_USER, database.server.app_password, False)
+            idle_ms = config.idle_transaction_timeout_ms()
+            db.create_app_user(conn, APP_USER, database.server.app_password, False, idle_ms)
+            db.set_database_idle_timeout(conn, idle_ms)
             conn.commit()
     return applied
 
@@ -183,12 +185,17 @@ def migrate() -> None:
     The only command that changes the schema (`run` and `db start` call it too);
     every other command stops with exit 2 when the schema is behind.
     """
+    done = Done()
     try:
         with config.database() as database:
-            applied = prepare(database)
+            applied = prepare(database, done)
     except PgfraudError as exc:
         _fail(exc)
-    click.echo(f"migrated: {', '.join(applied) if applied else 'already up to date'}")
+    parts = [", ".join(applied)] if applied else []
+    parts += done.describe()
+    if parts and not applied:
+        parts.insert(0, "no migration pending")
+    click.echo(f"migrated: {'; '.join(parts) if parts else 'already up to date'}")
 
 
 @main.group(name="db")
@@ -275,9 +282,12 @@ def destroy(yes: bool) -> None:
 @db_group.command()
 def status() -> None:
     """Say whether the local PostgreSQL runs (exit 1 when it does not), where its
-    data and secrets are, and its port."""
+    data and secrets are, and its port; and, when the database answers, whether
+    a session holds the live feeds back (a transaction id open 10 s or more:
+    `alert feed: held by pid N for S s (state)`, else `alert feed: live`)."""
     if config.external_url():
         click.echo("DATABASE_URL is set: external server")
+        _feed_status()
         return
     server = LocalServer(config.home())
     if not server.initialized:
@@ -289,7 +299,31 @@ def status() -> None:
     click.echo(f"  secrets: {server.home}")
     if (server.home / "port").exists():  # chosen on first start; never chosen here
         click.echo(f"  port:    {server.port} (127.0.0.1)")
+    if running:
+        _feed_status()
     sys.exit(0 if running else 1)
+
+
+FEED_HELD_AFTER_MS = 10_000  # as GET /health: a transaction id open this long holds the feeds
+
+
+def _feed_status() -> None:
+    """One line: who holds the live feeds back (SQL get_feed_holder), or that
+    nothing does; `alert feed: unknown (...)` when the database cannot say."""
+    try:
+        with config.existing_database() as database:
+            with db.connect(database.admin_url, autocommit=True) as conn:
+                holder = db.get_feed_holder(conn, FEED_HELD_AFTER_MS)
+    except PgfraudError as exc:
+        click.echo(f"alert feed: unknown ({describe_error(exc)})")
+        return
+    if holder is None:
+        click.echo("alert feed: live")
+    else:
+        click.echo(
+            f"alert feed: held by pid {holder['pid']} for {holder['held_ms'] // 1000} s"
+            f" ({holder['state']}); end it with SELECT pg_terminate_backend({holder['pid']})"
+        )
 
 
 @db_group.command(name="create-user")
@@ -308,7 +342,8 @@ def create_user(name: str, password: str | None, read_only: bool) -> None:
         with config.database() as database:
             ready(database)
             with db.connect(database.admin_url, autocommit=True) as conn:
-                db.create_app_user(conn, name, password, read_only)
+                idle_ms = config.idle_transaction_timeout_ms()
+                db.create_app_user(conn, name, password, read_only, idle_ms)
     except PgfraudError as exc:
         _fail(exc)
     role = "pgfraud_readonly" if read_only else "pgfraud_app"
@@ -393,9 +428,14 @@ def load_labels(paths: tuple[Path, ...]) -> None:
         labels = [label for path in paths for label in read_labels(path)]
         with config.existing_database() as database:
             ready(database)
-            with db.connect(database.admin_url) as conn:
-                counts = db.store_labels(conn, labels)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn:
+                    counts = db.store_labels(conn, labels)
+                    conn.commit()
+                    return counts
+
+            counts = db.retry_conflicts(attempt)
     except PgfraudError as exc:
         _fail(exc, unit="line", bad_input_code=2)
     for line in describe_labels(counts):
@@ -653,12 +693,17 @@ def tune(
     try:
         with config.existing_database() as database:
             ready(database)
-            with db.connect(database.admin_url) as conn:
-                db.lift_statement_timeout(conn)
-                result = tuning(conn, periods, max_alerts, min_precision, names)
-                if apply_it and result["chosen"]:
-                    apply(conn, result["switch"])
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn:
+                    db.lift_statement_timeout(conn)
+                    result = tuning(conn, periods, max_alerts, min_precision, names)
+                    if apply_it and result["chosen"]:
+                        apply(conn, result["switch"])
+                    conn.commit()
+                    return result
+
+            result = db.retry_conflicts(attempt)
     except InvalidInput as exc:  # from SQL tune_rules: names the field
         raise click.BadParameter(
             exc.message, param_hint=TUNE_OPTIONS.get(exc.field or "", "--candidates")
@@ -832,9 +877,14 @@ def review(transaction_id: int, status: str, note: str, reviewer: str | None) ->
     try:
         with config.database() as database:
             ready(database)
-            with db.connect(database.app_url) as conn:
-                row = db.review_transaction(conn, transaction_id, status, note, reviewer)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.app_url) as conn:
+                    row = db.review_transaction(conn, transaction_id, status, note, reviewer)
+                    conn.commit()
+                    return row
+
+            row = db.retry_conflicts(attempt)
     except PgfraudError as exc:
         _fail(exc)
     click.echo(
@@ -866,9 +916,14 @@ def rule_add(rule_id: str, expression: str, description: str | None, enable: boo
         with config.existing_database() as database:
             ready(database)
             limit = config.rule_change_timeout_ms()
-            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
-                row = db.add_rule(conn, rule_id, expression, description, enable)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
+                    row = db.add_rule(conn, rule_id, expression, description, enable)
+                    conn.commit()
+                    return row
+
+            row = db.retry_conflicts(attempt)
     except PgfraudError as exc:
         # A refused expression (or id) is bad input: exit 2, as `rule set`.
         _fail(exc, bad_input_code=2)
@@ -881,10 +936,14 @@ def _switch_rule(rule_id: str, enabled: bool) -> None:
         with config.existing_database() as database:
             ready(database)
             limit = config.rule_change_timeout_ms()
-            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
-                with db.wrap_errors():
-                    conn.execute("SELECT set_rule(%s, %s)", (rule_id, enabled))
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
+                    with db.wrap_errors():
+                        conn.execute("SELECT set_rule(%s, %s)", (rule_id, enabled))
+                    conn.commit()
+
+            db.retry_conflicts(attempt)
     except PgfraudError as exc:
         _fail(exc)
     click.echo(f"rule {rule_id} {'on' if enabled else 'off'}; stored transactions re-scored")
@@ -936,9 +995,14 @@ def rule_set(rule_id: str, assignments: tuple[str, ...]) -> None:
         with config.existing_database() as database:
             ready(database)
             limit = config.rule_change_timeout_ms()
-            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
-                row = db.change_rule(conn, rule_id, None, parameters)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
+                    row = db.change_rule(conn, rule_id, None, parameters)
+                    conn.commit()
+                    return row
+
+            row = db.retry_conflicts(attempt)
     except (InvalidInput, RuleNotFound) as exc:  # names the rule and parameter
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
@@ -1006,9 +1070,14 @@ def rule_shadow(rule_id: str, assignments: tuple[str, ...]) -> None:
     try:
         with config.existing_database() as database:
             ready(database)
-            with db.connect(database.admin_url) as conn:
-                row = db.shadow_rule(conn, rule_id, parameters)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn:
+                    row = db.shadow_rule(conn, rule_id, parameters)
+                    conn.commit()
+                    return row
+
+            row = db.retry_conflicts(attempt)
     except (InvalidInput, RuleNotFound) as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
@@ -1054,9 +1123,14 @@ def rule_promote(rule_id: str) -> None:
         with config.existing_database() as database:
             ready(database)
             limit = config.rule_change_timeout_ms()
-            with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
-                row = db.promote_shadow_rule(conn, rule_id)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
+                    row = db.promote_shadow_rule(conn, rule_id)
+                    conn.commit()
+                    return row
+
+            row = db.retry_conflicts(attempt)
     except RuleNotFound as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
@@ -1075,9 +1149,13 @@ def rule_drop_shadow(rule_id: str) -> None:
     try:
         with config.existing_database() as database:
             ready(database)
-            with db.connect(database.admin_url) as conn:
-                db.drop_shadow_rule(conn, rule_id)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn:
+                    db.drop_shadow_rule(conn, rule_id)
+                    conn.commit()
+
+            db.retry_conflicts(attempt)
     except RuleNotFound as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
@@ -1137,9 +1215,14 @@ def _as_owner(work, create: bool = False):
     try:
         with config.database() if create else config.existing_database() as database:
             ready(database)
-            with db.connect(database.admin_url) as conn:
-                result = work(conn)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn:
+                    result = work(conn)
+                    conn.commit()
+                    return result
+
+            result = db.retry_conflicts(attempt)
     except InvalidInput as exc:
         _bad_input(exc)
     except PgfraudError as exc:
@@ -1456,11 +1539,16 @@ def _on_cases(work, actor: str | None = None):
     try:
         with config.database() as database:
             ready(database)
-            with db.connect(database.app_url) as conn:
-                if actor and actor.strip():  # empty: the command's --actor
-                    db.set_actor(conn, actor.strip())
-                result = work(conn)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.app_url) as conn:
+                    if actor and actor.strip():  # empty: the command's --actor
+                        db.set_actor(conn, actor.strip())
+                    result = work(conn)
+                    conn.commit()
+                    return result
+
+            result = db.retry_conflicts(attempt)
     except InvalidInput as exc:
         _bad_input(exc)
     except PgfraudError as exc:
@@ -1480,9 +1568,14 @@ def _owner_call(work):
     try:
         with config.existing_database() as database:
             ready(database)
-            with db.connect(database.admin_url) as conn:
-                result = work(conn)
-                conn.commit()
+
+            def attempt():
+                with db.connect(database.admin_url) as conn:
+                    result = work(conn)
+                    conn.commit()
+                    return result
+
+            result = db.retry_conflicts(attempt)
     except InvalidInput as exc:
         _bad_input(exc)
     except PgfraudError as exc:
@@ -1814,9 +1907,12 @@ def run(
                 )
                 from pgfraud.evaluate import read_labels
 
-                with db.connect(database.admin_url) as conn:
-                    db.store_labels(conn, read_labels(labels))
-                    conn.commit()
+                def attempt():
+                    with db.connect(database.admin_url) as conn:
+                        db.store_labels(conn, read_labels(labels))
+                        conn.commit()
+
+                db.retry_conflicts(attempt)
             app = create_app({"DATABASE_URL": database.app_url, "API_TOKEN": token or None})
             base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
             workers = workers or serve.default_workers()

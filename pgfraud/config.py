@@ -87,6 +87,34 @@ def existing_database() -> Iterator[Database]:
 RULE_CHANGE_TIMEOUT_MS = 600_000
 
 
+IDLE_TRANSACTION_TIMEOUT_MS = 60_000
+
+
+def idle_transaction_timeout_ms() -> int:
+    """idle_in_transaction_session_timeout of the roles pgfraud creates (the
+    service's, `pgfraud db create-user`'s) and of the local server's database,
+    in milliseconds: PGFRAUD_IDLE_TRANSACTION_TIMEOUT_MS, default 60,000
+    (60 s); 0 means none. A transaction left open and idle past it is ended by
+    the server, so it cannot hold the live feeds back for longer.
+
+    Errors: ConfigurationError naming the variable when it is not an integer
+    from 0 to 2,147,483,647.
+    """
+    text = os.environ.get("PGFRAUD_IDLE_TRANSACTION_TIMEOUT_MS")
+    if not text:
+        return IDLE_TRANSACTION_TIMEOUT_MS
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 2_147_483_647:
+        raise ConfigurationError(
+            "PGFRAUD_IDLE_TRANSACTION_TIMEOUT_MS must be an integer number of milliseconds "
+            f"from 0 (none) to 2147483647; got {text!r}"
+        )
+    return value
+
+
 def rule_change_timeout_ms() -> int:
     """How long one rule change (re-scoring the stored history) may run, in
     milliseconds: PGFRAUD_RULE_CHANGE_TIMEOUT_MS, default 600,000 (10 minutes;

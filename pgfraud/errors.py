@@ -56,7 +56,8 @@ class PgfraudError(Exception):
         row: int | None = None,
         errors: list[dict[str, Any]] | None = None,
     ) -> None:
-        self.message = message or (self.__doc__ or "").strip()
+        # The docstring as one line: its line breaks and indentation are layout.
+        self.message = message or " ".join((self.__doc__ or "").split())
         self.field = field
         self.row = row
         self.errors = (errors or [])[:MAX_LISTED_ERRORS]

@@ -13,11 +13,15 @@ and static files needs it or a named token; see service/auth.py),
 are kept in each process before they are read again, so a token added or
 revoked counts within that time; default 1), ``SESSION_MAX_AGE_S``
 (``PGFRAUD_SESSION_MAX_AGE_S``: seconds a browser's session cookie lasts,
-default 28,800), ``MAX_HEAVY`` (``PGFRAUD_MAX_HEAVY``: backtests and rule
-changes running at once over every worker and server on the database,
-default the cores this process may use, at least 2; one more is answered 429),
+default 28,800), ``MAX_HEAVY`` (``PGFRAUD_MAX_HEAVY``: backtests (evaluate,
+tune, the page's evaluation) running at once over every worker and server on
+the database, default the cores this process may use, at least 2; one more is
+answered 429), ``MAX_RULE_CHANGES`` (``PGFRAUD_MAX_RULE_CHANGES``: owners'
+changes that take the exclusive rule-change lock (rules, shadows, policy,
+list entries) running or queued at once, a budget apart from the backtests',
+default 2; one more is answered 429),
 ``HEAVY_TIMEOUT_MS`` (``PGFRAUD_HEAVY_TIMEOUT_MS``: a backtest's statement time
-limit, default 300,000; rule changes keep STATEMENT_TIMEOUT_MS),
+limit, default 300,000; rule changes have RULE_CHANGE_TIMEOUT_MS),
 ``TRUSTED_PROXIES`` (``PGFRAUD_TRUSTED_PROXIES``: reverse proxies in front
 whose X-Forwarded-For/-Proto/-Host/-Port are believed, default 0: none, the
 headers are ignored),
@@ -201,12 +205,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         FEED_HEARTBEAT_S=15,
         FEED_DECISION_POLL_S=0.5,
         FEED_MAX_STREAMS=16,
+        FEED_HELD_AFTER_MS=10_000,
         PAGE_HEALTH_INTERVAL_S=10,
         CONFLICT_RETRIES=3,
         CONFLICT_BACKOFF_S=0.05,
         TOKEN_CACHE_S=_env_int("PGFRAUD_TOKEN_CACHE_S", 1, 0, 3600),
         SESSION_MAX_AGE_S=_env_int("PGFRAUD_SESSION_MAX_AGE_S", 8 * 3600, 60, 30 * 86400),
         MAX_HEAVY=_env_int("PGFRAUD_MAX_HEAVY", default_max_heavy(), 1, 1000),
+        MAX_RULE_CHANGES=_env_int("PGFRAUD_MAX_RULE_CHANGES", 2, 1, 1000),
         HEAVY_TIMEOUT_MS=_env_int("PGFRAUD_HEAVY_TIMEOUT_MS", 300_000, 1, 86_400_000),
         TRUSTED_PROXIES=_env_int("PGFRAUD_TRUSTED_PROXIES", 0, 0, 10),
     )

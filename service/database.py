@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import random
 import select
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -42,10 +40,9 @@ from flask import Flask, current_app, g, has_request_context
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from pgfraud.db import translate_error
+from pgfraud.db import retry_conflicts, translate_error
 from pgfraud.errors import (
     ConfigurationError,
-    DatabaseConflict,
     DatabaseUnavailable,
     TimeLimitExceeded,
     TooBusy,
@@ -190,23 +187,16 @@ def _connection_lost(exc: DatabaseUnavailable) -> bool:
 def retrying_conflicts(attempt: Callable[[], T]) -> T:
     """``attempt()``, run again after a jittered pause while it ends in
     DatabaseConflict, at most CONFLICT_RETRIES more times; then that
-    DatabaseConflict, its message saying how many tries were made."""
-    retries = int(current_app.config["CONFLICT_RETRIES"])
-    backoff = float(current_app.config["CONFLICT_BACKOFF_S"])
-    for retry in range(retries + 1):
-        try:
-            return attempt()
-        except DatabaseConflict as exc:
-            if retry == retries:
-                tries = "once" if retries == 0 else f"{retries + 1} times"
-                raise DatabaseConflict(
-                    "The database stopped this request because it conflicted with another "
-                    f"one running at the same time (a deadlock or a serialization failure), "
-                    f"{tries}. Nothing was stored: send it again."
-                ) from exc.__cause__
-            current_app.logger.info("retrying after a database conflict (%s)", exc.__cause__)
-            time.sleep(random.uniform(0, backoff * 2 ** (retry + 1)))
-    raise AssertionError("unreachable")
+    DatabaseConflict, its message saying how many tries were made
+    (:func:`pgfraud.db.retry_conflicts`, the CLI's retry too)."""
+    return retry_conflicts(
+        attempt,
+        retries=int(current_app.config["CONFLICT_RETRIES"]),
+        backoff_s=float(current_app.config["CONFLICT_BACKOFF_S"]),
+        on_retry=lambda exc: current_app.logger.info(
+            "retrying after a database conflict (%s)", exc.__cause__
+        ),
+    )
 
 
 def write(work: Callable[[psycopg.Connection], T], *, single_statement: bool = False) -> T:
@@ -248,16 +238,34 @@ def read(work: Callable[[psycopg.Connection], T]) -> T:
     return retrying_conflicts(attempt)
 
 
+def take_rule_change_slot(conn: psycopg.Connection) -> None:
+    """Take one of MAX_RULE_CHANGES slots for an owner's change under the
+    exclusive rule-change lock (SQL ``take_rule_change_slot``), for the rest of
+    ``conn``'s transaction: rule changes, shadows, the decision policy, list
+    entries. A budget apart from the backtests' MAX_HEAVY, so an analyst's
+    backtests never refuse an owner's change.
+
+    Errors: TooBusy (429, Retry-After) when every slot is taken."""
+    slots = int(current_app.config["MAX_RULE_CHANGES"])
+    if conn.execute("SELECT take_rule_change_slot(%s)", (slots,)).fetchone()[0] is None:
+        raise TooBusy(
+            f"{slots} rule change{'s are' if slots != 1 else ' is'} running (rule, shadow, "
+            "policy and list changes: PGFRAUD_MAX_RULE_CHANGES); try again later"
+        )
+
+
 @contextlib.contextmanager
 def heavy_transaction(
     what: str, *, limit: str = "HEAVY_TIMEOUT_MS"
 ) -> Iterator[psycopg.Connection]:
-    """:func:`transaction` for heavy work (``what``: "backtest", "rule change"):
-    first one of MAX_HEAVY slots (SQL ``take_heavy_slot``: advisory locks of
-    the database, so the bound holds across worker processes), then the
-    work, under the statement timeout of the config key ``limit``
-    (HEAVY_TIMEOUT_MS for backtests, which only read; a rule change sets its
-    own RULE_CHANGE_TIMEOUT_MS inside, see routes._rule_change). The slot is
+    """:func:`transaction` for heavy work (``what``: "backtest", "tune", "rule
+    change"): first a slot (a rule change: one of MAX_RULE_CHANGES, see
+    :func:`take_rule_change_slot`; anything else, a backtest: one of
+    MAX_HEAVY, SQL ``take_heavy_slot``; advisory locks of the database, so
+    each bound holds across worker processes), then the work, under the
+    statement timeout of the config key ``limit`` (HEAVY_TIMEOUT_MS for
+    backtests, which only read; a rule change sets its own
+    RULE_CHANGE_TIMEOUT_MS inside, see routes._rule_change). The slot is
     freed when the transaction ends.
 
     Errors: TooBusy (429, Retry-After) when every slot is taken;
@@ -268,11 +276,12 @@ def heavy_transaction(
     limit_ms = int(current_app.config[limit])
     try:
         with transaction(actor=True) as conn:
-            slot = conn.execute("SELECT take_heavy_slot(%s)", (slots,)).fetchone()[0]
-            if slot is None:
+            if what == "rule change":
+                take_rule_change_slot(conn)
+            elif conn.execute("SELECT take_heavy_slot(%s)", (slots,)).fetchone()[0] is None:
                 raise TooBusy(
-                    f"{slots} heavy request{'s are' if slots != 1 else ' is'} running "
-                    f"(backtests, rule changes: PGFRAUD_MAX_HEAVY); try the {what} again later"
+                    f"{slots} backtest{'s are' if slots != 1 else ' is'} running "
+                    f"(PGFRAUD_MAX_HEAVY); try the {what} again later"
                 )
             conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(limit_ms),))
             yield conn

@@ -42,6 +42,7 @@ from pgfraud.service.database import (
     heavy_transaction,
     read,
     retrying_conflicts,
+    take_rule_change_slot,
     transaction,
     write,
 )
@@ -147,9 +148,16 @@ def index():
 @requires(PUBLIC)
 def health():
     """200 ``{"status": "ok"}`` when the database answers; 503 (database_unavailable)
-    otherwise. Public (no token), so it says nothing else: no versions, no counts."""
+    otherwise. Public (no token), so it says little else: no versions, no counts.
+    When a session has held a transaction id open for FEED_HELD_AFTER_MS (10 s)
+    or more, the live feeds deliver nothing newer than it: the answer then also
+    has ``"feed_held_by": {"pid": int, "held_ms": int, "state": str}`` (end it
+    with pg_terminate_backend(pid); docs/operations.md)."""
     read(db.check_health)
-    return jsonify({"status": "ok"})
+    holder = read(lambda conn: db.get_feed_holder(conn, current_app.config["FEED_HELD_AFTER_MS"]))
+    if holder is None:
+        return jsonify({"status": "ok"})
+    return jsonify({"status": "ok", "feed_held_by": holder})
 
 
 @bp.get("/openapi.json")
@@ -216,6 +224,21 @@ def _rule_change(work: Callable[[Any], Any]) -> Any:
             return work(conn)
 
     return retrying_conflicts(attempt)
+
+
+def _owner_change(work: Callable[[Any], Any]) -> Any:
+    """Run ``work(conn)``, an owner's quick change that takes the exclusive
+    rule-change lock (a shadow started or dropped, the decision policy, a
+    list entry), as :func:`write` does, after taking one of the
+    MAX_RULE_CHANGES slots that rule changes count against too (TooBusy, 429,
+    when all are taken): a burst of such changes cannot queue without bound on
+    the lock that every store needs the shared side of."""
+
+    def changing(conn: Any) -> Any:
+        take_rule_change_slot(conn)
+        return work(conn)
+
+    return write(changing)
 
 
 def _single_value_args() -> dict[str, str]:
@@ -813,7 +836,7 @@ def start_shadow(rule_id: str):
     """
     rule = parse_rule_id(rule_id)
     body = parse_model(ShadowStart, _json_object())
-    row = write(lambda conn: db.shadow_rule(conn, rule, body.parameters))
+    row = _owner_change(lambda conn: db.shadow_rule(conn, rule, body.parameters))
     return jsonify(_serialise(row))
 
 
@@ -825,7 +848,7 @@ def drop_shadow(rule_id: str):
     started_at, started_by}``; 404 (rule_not_found) when the rule has no shadow.
     """
     rule = parse_rule_id(rule_id)
-    row = write(lambda conn: db.drop_shadow_rule(conn, rule))
+    row = _owner_change(lambda conn: db.drop_shadow_rule(conn, rule))
     return jsonify(_serialise(row))
 
 
@@ -1047,7 +1070,7 @@ def change_policy():
     its policy_id unchanged: no new version, no audit row).
     """
     changes = parse_policy_change(_json_object())
-    row = write(lambda conn: db.set_decision_policy(conn, changes))
+    row = _owner_change(lambda conn: db.set_decision_policy(conn, changes))
     return jsonify(row)
 
 
@@ -1103,7 +1126,7 @@ def add_list_entry(list_name: str):
     """
     name = _list_name(list_name)
     body = parse_model(ListEntry, _json_object())
-    row = write(
+    row = _owner_change(
         lambda conn: db.add_list_entry(conn, name, body.value, body.reason, body.expires_at)
     )
     return jsonify(row), 201
@@ -1118,7 +1141,7 @@ def remove_list_entry(list_name: str, value: str):
     (list_not_found) when the list does not exist or the id is not on it."""
     name = _list_name(list_name)
     entry = parse_id(value, "value")
-    row = write(lambda conn: db.remove_list_entry(conn, name, entry))
+    row = _owner_change(lambda conn: db.remove_list_entry(conn, name, entry))
     return jsonify(row)
 
 

@@ -176,3 +176,30 @@ def test_alerts_follow_prints_new_alerts_as_they_come(external):
     finally:
         proc.send_signal(2)  # SIGINT: a clean stop
         assert proc.wait(timeout=10) == 0
+
+
+def test_migrate_says_what_it_did_when_no_migration_is_pending(external):
+    # A function changed by hand: migrate re-applies the files and re-scores.
+    with psycopg.connect(external.admin_url, autocommit=True) as conn:
+        conn.execute("COMMENT ON FUNCTION check_health() IS 'changed by hand'")
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION check_health()"
+            " RETURNS TABLE (server_version text, migrations bigint)"
+            " LANGUAGE sql STABLE AS $$ SELECT 'x', 0::bigint $$"
+        )
+    result = CliRunner().invoke(main, ["migrate"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == (
+        "migrated: no migration pending; functions re-applied (the database's differed"
+        " from what migrate applied); stored transactions re-scored"
+    )
+    # A function file not recorded as applied: named.
+    with psycopg.connect(external.admin_url, autocommit=True) as conn:
+        conn.execute("UPDATE schema_code SET file_digests = file_digests - 'set_rule.sql'")
+    result = CliRunner().invoke(main, ["migrate"])
+    assert result.exit_code == 0, result.output
+    assert (
+        result.output.strip()
+        == "migrated: no migration pending; 1 function file applied (set_rule.sql)"
+    )
+    assert CliRunner().invoke(main, ["migrate"]).output.strip() == "migrated: already up to date"

@@ -3,7 +3,8 @@
 -- Turns a rule on or off and/or changes its parameters (NULL: keep). The new
 -- parameters are merged over the old ones and the result must pass
 -- validate_rules (the rule's own parameters, each of its kind and range, see
--- rule_parameter_ranges). Returns the updated row.
+-- rule_parameter_ranges). Takes the exclusive rule-change lock before the
+-- rule's row (the one lock order, see docs/rules.md). Returns the updated row.
 -- Errors: PF004 (rule_not_found), PF001 (invalid_input) naming the rule and
 -- parameter (COLUMN '<rule_id>.<parameter>').
 CREATE OR REPLACE FUNCTION set_rule(
@@ -18,6 +19,11 @@ AS $$
 DECLARE
     v_rule rules;
 BEGIN
+    -- The exclusive rule-change lock first, the rule's row after: the one
+    -- order of every path that changes rules, shadows, policy or lists
+    -- (shadow_rule, promote_shadow_rule, the rules trigger, ...), so a
+    -- change and a shadow of the same rule never deadlock.
+    PERFORM pg_advisory_xact_lock(7231546390112208);
     SELECT * INTO v_rule FROM rules AS r WHERE r.rule_id = p_rule_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no rule named %', p_rule_id USING ERRCODE = 'PF004', COLUMN = 'rule_id';
