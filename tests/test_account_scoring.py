@@ -218,6 +218,7 @@ def test_score_account_of_every_account_equals_the_set_based_alerts(app_conn, ad
         sum(app_conn.execute("SELECT score_account(%s)", (a,)).fetchone()[0] for a in accounts) == 0
     )
     assert app_conn.execute(query).fetchall() == set_based
+    app_conn.commit()
 
     # From nothing: every alert again, per account.
     admin_conn.execute("DELETE FROM alerts")

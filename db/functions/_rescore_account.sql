@@ -13,6 +13,8 @@
 -- number of new alerts. Every statement is filtered on account_id =
 -- p_account_id; no forced generic plan, no NOTIFY (the caller's business).
 -- Takes the shared side of the rule-change lock, as _rescore_accounts.
+-- Shadow rules, if any, are scored too (through _evaluate_from: exact on one
+-- node, the one part of this function Citus cannot route).
 -- Raises nothing of its own (XX000 from _account_rule_query).
 CREATE OR REPLACE FUNCTION _rescore_account(
     p_account_id bigint,
@@ -30,6 +32,7 @@ DECLARE
     v_base_count bigint;
     v_base_sum numeric;
     v_new bigint;
+    v_shadow_rules jsonb;
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(7231546390112208);
     v_rules := active_rule_parameters();
@@ -80,6 +83,16 @@ BEGIN
     INTO v_new
     USING v_rules, p_account_id, p_from_ts, p_from_transaction_id, v_base_count, v_base_sum,
           v_versions;
+    -- Shadow rules (issue 18), as _rescore_accounts: the same account from
+    -- the same position, into shadow_alerts. Through _evaluate_from itself
+    -- (LANGUAGE sql): exact on one node, not routed on Citus (the document).
+    SELECT jsonb_object_agg(s.rule_id, s.parameters) INTO v_shadow_rules FROM shadow_rules AS s;
+    IF v_shadow_rules IS NOT NULL THEN
+        PERFORM _score_shadow_rules(v_shadow_rules, ARRAY[p_account_id], ARRAY[p_from_ts],
+                                    ARRAY[p_from_transaction_id], ARRAY[p_account_id],
+                                    ARRAY[p_from_ts], ARRAY[p_from_transaction_id],
+                                    ARRAY[v_base_count], ARRAY[v_base_sum]);
+    END IF;
     RETURN v_new;
 END;
 $$;
