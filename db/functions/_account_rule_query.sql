@@ -32,7 +32,7 @@ DECLARE
 BEGIN
     SELECT p.prosrc INTO v_source
     FROM pg_proc AS p
-    WHERE p.oid = '_evaluate_from(jsonb, bigint[], timestamptz[], bigint[], bigint[], numeric[])'::regprocedure;
+    WHERE p.oid = '_evaluate_from(jsonb, bigint[], timestamptz[], bigint[], bigint[], numeric[], timestamptz[], bigint[])'::regprocedure;
     v_query := regexp_replace(
         v_source,
         '\n    starts AS \(.*?\) AS b ON true\n    \),',
@@ -40,6 +40,8 @@ BEGIN
         '        SELECT $2::bigint AS account_id, $3::timestamptz AS from_ts,\n'
         '               $4::bigint AS from_transaction_id, $5::bigint AS base_count,\n'
         '               $6::numeric AS base_sum,\n'
+        '               ''infinity''::timestamptz AS until_ts,\n'
+        '               9223372036854775807::bigint AS until_transaction_id,\n'
         '               (SELECT t.ts FROM transactions AS t\n'
         '                WHERE t.account_id = $2 AND t.ts < $3\n'
         '                ORDER BY t.ts DESC, t.transaction_id DESC LIMIT 1) AS before_ts\n'
@@ -50,7 +52,7 @@ BEGIN
     v_query := regexp_replace(v_query, '\mp_rules\M', '$1', 'g');
     -- A query to embed: without the body's closing semicolon.
     v_query := regexp_replace(v_query, ';\s*$', '');
-    IF v_query IS NULL OR v_query ~ '\mp_(account_ids|from_ts|from_transaction_ids|base_counts|base_sums)\M'
+    IF v_query IS NULL OR v_query ~ '\mp_(account_ids|from_ts|from_transaction_ids|base_counts|base_sums|until_ts|until_transaction_ids)\M'
        OR v_query !~ 'WHERE t\.account_id = \$2 AND t\.ts < \$3' THEN
         RAISE EXCEPTION '_evaluate_from no longer has the shape _account_rule_query rewrites'
             USING ERRCODE = 'XX000',
