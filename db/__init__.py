@@ -490,6 +490,17 @@ def get_alert_feed_start(conn: psycopg.Connection) -> str:
         return conn.execute("SELECT get_alert_feed_start()").fetchone()[0]
 
 
+def is_feed_position_ahead(conn: psycopg.Connection, position: tuple[int, int]) -> bool:
+    """Whether a feed position (xact, id) lies past every database transaction
+    begun so far (its xact above the current snapshot's xmax), so no event of
+    this database can follow it. The alert and decision feeds share the xact
+    numbering (64-bit transaction ids, ``xid8``)."""
+    with wrap_errors():
+        return conn.execute(
+            "SELECT %s::text::xid8 > pg_snapshot_xmax(pg_current_snapshot())", (str(position[0]),)
+        ).fetchone()[0]
+
+
 def get_alert_feed(
     conn: psycopg.Connection, after: tuple[int, int], limit: int = 1000
 ) -> list[dict[str, Any]]:

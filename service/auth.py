@@ -258,9 +258,24 @@ def _cookie_identity(token: str | None, named) -> Identity | None:
     return None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _loggable(text: str) -> str:
+    """``text`` with control characters (newlines among them) escaped as
+    ``\\xNN``/``\\uNNNN``, so a path a client chose stays on its log line."""
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text
+    )
+
+
 def _refused(message: str) -> Unauthorized:
     current_app.logger.warning(
-        "refused %s %s from %s: %s", request.method, request.path, request.remote_addr, message
+        "refused %s %s from %s: %s",
+        request.method,
+        _loggable(request.path),
+        request.remote_addr,
+        message,
     )
     return Unauthorized(message, www_authenticate=WWWAuthenticate("bearer", {"realm": "pgfraud"}))
 
@@ -295,7 +310,7 @@ def identify(access: Access) -> Identity | None:
         )
     if identity.role not in ALLOWED_ROLES[access.level]:
         current_app.logger.warning(
-            "refused %s %s from %s: %s token %s", request.method, request.path,
+            "refused %s %s from %s: %s token %s", request.method, _loggable(request.path),
             request.remote_addr, identity.role, identity.name,
         )  # fmt: skip
         raise Forbidden(

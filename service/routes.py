@@ -25,7 +25,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
-from werkzeug.exceptions import MethodNotAllowed, UnsupportedMediaType
+from werkzeug.exceptions import MethodNotAllowed, RequestEntityTooLarge, UnsupportedMediaType
 
 from pgfraud import __version__, db
 from pgfraud.errors import (
@@ -401,12 +401,7 @@ def alert_stream():
         raise InvalidInput(
             f"{unknown[0]} is not a parameter here (parameters: last_event_id)", field=unknown[0]
         )
-    if request.headers.get("Last-Event-ID"):
-        position = parse_feed_position(request.headers["Last-Event-ID"], "Last-Event-ID")
-    elif args.get("last_event_id"):
-        position = parse_feed_position(args["last_event_id"], "last_event_id")
-    else:
-        position = parse_feed_position(read(db.get_alert_feed_start))
+    position = _resume_position(args)
     listener = feed.get_listener()
     heartbeat = float(current_app.config["FEED_HEARTBEAT_S"])
     release = feed.take_stream_slot(int(current_app.config["FEED_MAX_STREAMS"]))
@@ -522,6 +517,50 @@ def account_transactions(account_id: str):
     )
 
 
+def _resume_position(args: dict[str, str]) -> tuple[int, int]:
+    """Where a live stream starts: after the position in the ``Last-Event-ID``
+    header or the ``last_event_id`` parameter, else now. 400 naming the field
+    for a malformed position, or for one the feed has not reached (its
+    database transaction id not yet given out: a position of another server,
+    or saved before a restore), which would otherwise be followed in silence,
+    delivering nothing."""
+    for field, text in (
+        ("Last-Event-ID", request.headers.get("Last-Event-ID")),
+        ("last_event_id", args.get("last_event_id")),
+    ):
+        if text:
+            position = parse_feed_position(text, field)
+            if read(lambda conn: db.is_feed_position_ahead(conn, position)):
+                raise InvalidInput(
+                    f"{field} {text.strip()} is ahead of this feed (not an event id of this"
+                    " server's feed; reconnect without it to start from now)",
+                    field=field,
+                )
+            return position
+    return parse_feed_position(read(db.get_alert_feed_start))
+
+
+def _body_bytes() -> bytes:
+    """The request body, at most MAX_CONTENT_LENGTH bytes: 413 for more.
+
+    A body of unknown length (Transfer-Encoding: chunked, which the WSGI
+    server marks wsgi.input_terminated) is read here from the server's own
+    stream: werkzeug's limited stream stops at the limit without a word, so
+    the first 2 MiB of a longer body would be read as if they were all."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None or not request.environ.get("wsgi.input_terminated"):
+        return request.get_data(cache=False)
+    stream = request.environ["wsgi.input"]
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := stream.read(min(1 << 16, limit + 1 - total)):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise RequestEntityTooLarge(f"the body is over {limit} bytes")
+    return b"".join(chunks)
+
+
 def _json_body() -> Any:
     """The request body parsed as exact JSON: 415 unless Content-Type is JSON,
     400 (malformed_json) when it does not parse, 400 (invalid_input, naming the
@@ -529,7 +568,7 @@ def _json_body() -> Any:
     if not request.is_json:
         raise UnsupportedMediaType("Content-Type must be application/json")
     try:  # Flask answers 413 here for a body over MAX_CONTENT_LENGTH
-        return loads_json(request.get_data(cache=False))
+        return loads_json(_body_bytes())
     except NotText as exc:  # a lone surrogate ("x\ud800"): 400 naming the field
         raise InvalidInput(str(exc), field=exc.field, row=exc.row) from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -987,12 +1026,7 @@ def decision_stream():
         raise InvalidInput(
             f"{unknown[0]} is not a parameter here (parameters: last_event_id)", field=unknown[0]
         )
-    if request.headers.get("Last-Event-ID"):
-        position = parse_feed_position(request.headers["Last-Event-ID"], "Last-Event-ID")
-    elif args.get("last_event_id"):
-        position = parse_feed_position(args["last_event_id"], "last_event_id")
-    else:
-        position = parse_feed_position(read(db.get_alert_feed_start))
+    position = _resume_position(args)
     listener = feed.get_listener()
     heartbeat = float(current_app.config["FEED_HEARTBEAT_S"])
     poll = float(current_app.config["FEED_DECISION_POLL_S"])
