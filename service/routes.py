@@ -530,7 +530,7 @@ def _resume_position(args: dict[str, str]) -> tuple[int, int]:
     ):
         if text:
             position = parse_feed_position(text, field)
-            if read(lambda conn: db.is_feed_position_ahead(conn, position)):
+            if read(lambda conn, at=position: db.is_feed_position_ahead(conn, at)):
                 raise InvalidInput(
                     f"{field} {text.strip()} is ahead of this feed (not an event id of this"
                     " server's feed; reconnect without it to start from now)",
