@@ -137,9 +137,9 @@ CONTENT_SECURITY_POLICY = {
 def _protect(app: Flask) -> None:
     """Content-Security-Policy (CONTENT_SECURITY_POLICY), X-Frame-Options: DENY,
     X-Content-Type-Options: nosniff and Referrer-Policy: no-referrer on every
-    response. pgfraud serves plain HTTP (TLS is a reverse proxy's job): no
-    redirect to https and no Strict-Transport-Security from here; the app
-    sets no cookies.
+    response, and Cache-Control: no-store on every one but static files.
+    pgfraud serves plain HTTP (TLS is a reverse proxy's job): no redirect to
+    https and no Strict-Transport-Security from here; the app sets no cookies.
 
     flask-talisman decides the headers and the session-cookie settings, once
     per process: it is set up on a probe app answering one request, whose
@@ -176,11 +176,18 @@ def _protect(app: Flask) -> None:
         # At the WSGI level, after Flask: every response gets them (an error
         # page too), appended to the header list werkzeug hands over, rather
         # than set one by one on each response object (7 Headers.set calls
-        # per request). One a response carries already is replaced.
+        # per request). One a response carries already is replaced. Answers
+        # other than static files (payments, alerts, the page) also get
+        # Cache-Control: no-store, unless they say otherwise: no browser or
+        # proxy keeps a copy of what a token let through.
+        dynamic = not environ.get("PATH_INFO", "").startswith("/static/")
+
         def start(status, response_headers, exc_info=None):
             if any(name.lower() in names for name, _ in response_headers):
                 response_headers[:] = [h for h in response_headers if h[0].lower() not in names]
             response_headers.extend(headers)
+            if dynamic and not any(n.lower() == "cache-control" for n, _ in response_headers):
+                response_headers.append(("Cache-Control", "no-store"))
             return start_response(status, response_headers, exc_info)
 
         return served(environ, start)

@@ -140,3 +140,23 @@ def test_whole_answers_reach_the_wsgi_server_as_a_list_and_streams_as_iterators(
     assert status.startswith("200")
     assert not isinstance(stream, list)
     stream.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "cache_control"),
+    [
+        ("/is_fraud/7", "no-store"),  # an account's payments
+        ("/alerts", "no-store"),
+        ("/nowhere", "no-store"),  # an error answer too
+        ("/ui/", "no-store"),  # the page
+        ("/static/app.js", None),  # a static file: Flask's own caching headers only
+    ],
+)
+def test_answers_with_data_are_never_cached(client, path, cache_control):
+    # Break-it (hardening round): authenticated answers carrying payments had
+    # no Cache-Control, so a browser or a shared proxy could keep a copy.
+    response = client.get(path)
+    if cache_control is None:
+        assert "no-store" not in response.headers.get("Cache-Control", "")
+    else:
+        assert response.headers["Cache-Control"] == cache_control
