@@ -1,0 +1,66 @@
+-- _account_rule_query() -> text
+--
+-- The rule code for one account, as query text: the body of _evaluate_from
+-- (the one place the rules are written) with its set of starting positions
+-- (an unnest of five arrays joined LATERAL to a probe of transactions)
+-- replaced by one account's position, every join of an account's rows on
+-- another row's account_id replaced by account_id = $2, and p_rules by $1.
+-- Parameters of the text: $1 jsonb (rule_id -> parameters, as p_rules),
+-- $2 bigint (account_id), $3 timestamptz and $4 bigint (the position
+-- (ts, transaction_id) from which rows are scored), $5 bigint and $6 numeric
+-- (the count and sum of amounts of the account's rows strictly before the
+-- position). It returns the columns of fraud_event, as
+-- _evaluate_from(p_rules, ARRAY[$2], ARRAY[$3], ARRAY[$4], ARRAY[$5], ARRAY[$6])
+-- does (tests/test_account_scoring.py checks both give the same rows).
+-- Every read of transactions in the text is filtered on account_id = $2
+-- except those of the merchant rules (compromised_merchant, and users'
+-- rules that read merchant_fraud_* / merchant_transactions_*), which read
+-- the merchant's rows of every account: see docs/scoring-per-account.md.
+-- Run by the per-account path (_rescore_account) with EXECUTE ... USING in
+-- PL/pgSQL, so Citus can route it to the account's worker: no LANGUAGE sql
+-- function over the per-account tables, no forced generic plan.
+-- Errors: internal_error (XX000) when _evaluate_from's text no
+-- longer has the shape this rewrites (a change there must update this).
+CREATE OR REPLACE FUNCTION _account_rule_query()
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    v_source text;
+    v_query text;
+BEGIN
+    SELECT p.prosrc INTO v_source
+    FROM pg_proc AS p
+    WHERE p.oid = '_evaluate_from(jsonb, bigint[], timestamptz[], bigint[], bigint[], numeric[])'::regprocedure;
+    v_query := regexp_replace(
+        v_source,
+        '\n    starts AS \(.*?\) AS b ON true\n    \),',
+        E'\n    starts AS (\n'
+        '        SELECT $2::bigint AS account_id, $3::timestamptz AS from_ts,\n'
+        '               $4::bigint AS from_transaction_id, $5::bigint AS base_count,\n'
+        '               $6::numeric AS base_sum,\n'
+        '               (SELECT t.ts FROM transactions AS t\n'
+        '                WHERE t.account_id = $2 AND t.ts < $3\n'
+        '                ORDER BY t.ts DESC, t.transaction_id DESC LIMIT 1) AS before_ts\n'
+        '    ),');
+    -- Joins of one account's rows to another row of the same account.
+    v_query := regexp_replace(v_query, '\m([a-z]+)\.account_id = [a-z]+\.account_id\M',
+                              '\1.account_id = $2', 'g');
+    v_query := regexp_replace(v_query, '\mp_rules\M', '$1', 'g');
+    -- A query to embed: without the body's closing semicolon.
+    v_query := regexp_replace(v_query, ';\s*$', '');
+    IF v_query IS NULL OR v_query ~ '\mp_(account_ids|from_ts|from_transaction_ids|base_counts|base_sums)\M'
+       OR v_query !~ 'WHERE t\.account_id = \$2 AND t\.ts < \$3' THEN
+        RAISE EXCEPTION '_evaluate_from no longer has the shape _account_rule_query rewrites'
+            USING ERRCODE = 'XX000',
+                  HINT = 'update db/functions/_account_rule_query.sql with _evaluate_from.sql';
+    END IF;
+    RETURN v_query;
+END;
+$$;
+
+COMMENT ON FUNCTION _account_rule_query() IS
+    'The rule code (_evaluate_from''s text) for one account, as query text with $1 rules jsonb, $2 account_id, $3/$4 the position (ts, transaction_id), $5/$6 the count and sum before it; XX000 if _evaluate_from changed shape.';
+
+REVOKE ALL ON FUNCTION _account_rule_query() FROM PUBLIC;
