@@ -49,11 +49,6 @@ BEGIN
         TRUNCATE alerts, account_states, shadow_alerts;
         RETURN NULL;
     END IF;
-    -- The per-account path (store_account_transactions) stores with this
-    -- off for its insert only and scores the rows itself (score_account).
-    IF current_setting('pgfraud.score_on_arrival', true) = 'off' THEN
-        RETURN NULL;
-    END IF;
     -- The merchant rules read other accounts' rows at the same merchant:
     -- two statements storing at one merchant at once would each score
     -- without the other's rows (not committed yet), and neither's re-scoring
