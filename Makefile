@@ -14,7 +14,7 @@ N ?= 10000
 SEED ?= $(shell date +%s)
 
 .DEFAULT_GOAL := help
-.PHONY: help install postgres browser run seed test test-pg16 test-floors bench lint format clean distclean db-url
+.PHONY: help install postgres browser run seed test test-citus test-pg16 test-floors bench lint format clean distclean db-url
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -69,6 +69,14 @@ seed: install ## Add N (default 10000) generated transactions to the database, b
 
 test: install browser ## Run the tests against a throwaway PostgreSQL
 	$(BIN)/pytest -q
+
+# Needs an installed Citus for the machine's PostgreSQL (citus.so, citus.control);
+# nothing here builds it. Starts a coordinator and two workers on ports
+# 55140-55142 (CITUS_PORTS), runs tests_citus/, stops them. `make test` does
+# not collect tests_citus/ (pyproject.toml testpaths), and CI does not run it.
+test-citus: install ## Run the Citus tests on a throwaway coordinator and two workers (needs Citus installed)
+	@$(BIN)/python -m tests_citus.cluster check
+	$(BIN)/pytest -q -p no:cacheprovider tests_citus
 
 FLOORS := .venv-floors
 test-floors: postgres browser ## Run the tests with the lowest dependency versions allowed (.ci/floors.txt)

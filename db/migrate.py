@@ -65,13 +65,60 @@ class MigrationError(Exception):
         super().__init__(f"{file_name}: {detail}")
 
 
-def _apply(conn: psycopg.Connection, f: Traversable) -> None:
+def _on_citus(conn: psycopg.Connection) -> bool:
+    """Whether ``conn``'s database has the citus extension (a Citus coordinator)."""
+    return bool(
+        conn.execute("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')").fetchone()[
+            0
+        ]
+    )
+
+
+def _statements(text: str) -> list[str]:
+    """The SQL statements of a file (sqlparse knows dollar quotes and comments)."""
+    import sqlparse  # only on Citus
+
+    return [s for s in (part.strip() for part in sqlparse.split(text)) if s.rstrip(";").strip()]
+
+
+def _apply(conn: psycopg.Connection, f: Traversable, one_by_one: bool = False) -> None:
+    """Run one file; ``one_by_one`` (on Citus) runs its statements one at a time:
+    Citus refuses a file of several commands when it propagates one of them
+    ("cannot insert multiple commands into a prepared statement")."""
     try:
-        conn.execute(f.read_text(encoding="utf-8"))
+        text = f.read_text(encoding="utf-8")
+        for statement in _statements(text) if one_by_one else [text]:
+            conn.execute(statement)
     except psycopg.errors.LockNotAvailable:
         raise  # migrate rolls back and tries again
     except psycopg.Error as exc:
         raise MigrationError(f.name, exc) from exc
+
+
+def _normalise_rules(conn: psycopg.Connection) -> list[tuple[str]]:
+    """Rewrite the stored rules whose normalised parameters differ; their ids."""
+    return conn.execute(
+        "UPDATE rules AS r SET parameters = v.parameters"
+        " FROM (SELECT s.rule_id, validate_rules(jsonb_build_object(s.rule_id,"
+        " s.parameters)) -> s.rule_id AS parameters FROM rules AS s) AS v"
+        " WHERE v.rule_id = r.rule_id AND v.parameters IS DISTINCT FROM r.parameters"
+        " RETURNING r.rule_id"
+    ).fetchall()
+
+
+def _normalise_rules_citus(conn: psycopg.Connection) -> list[tuple[str]]:
+    """As _normalise_rules, in two steps: Citus refuses a STABLE function over
+    a reference table's columns inside an UPDATE."""
+    rows = conn.execute(
+        "SELECT v.rule_id, v.parameters FROM (SELECT s.rule_id, s.parameters AS old,"
+        " validate_rules(jsonb_build_object(s.rule_id, s.parameters)) -> s.rule_id AS parameters"
+        " FROM rules AS s) AS v WHERE v.parameters IS DISTINCT FROM v.old"
+    ).fetchall()
+    for rule_id, parameters in rows:
+        conn.execute(
+            "UPDATE rules SET parameters = %s WHERE rule_id = %s", (Jsonb(parameters), rule_id)
+        )
+    return [(rule_id,) for rule_id, _ in rows]
 
 
 def _version_text(server_version_num: int) -> str:
@@ -308,11 +355,12 @@ def _migrate_locked(conn: psycopg.Connection, report: Done) -> list[str]:
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        citus = _on_citus(conn)
         for f in migration_files():
             version = f.name.removesuffix(".sql")
             if version in done:
                 continue
-            _apply(conn, f)
+            _apply(conn, f, citus)
             conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
             applied_now.append(version)
         # Tables a migration just created (an empty database) are locked too.
@@ -321,20 +369,21 @@ def _migrate_locked(conn: psycopg.Connection, report: Done) -> list[str]:
         # later (as pg_dump does, bodies are checked when called, not created).
         code_before = conn.execute(FUNCTIONS_FINGERPRINT).fetchone()[0]
         conn.execute("SET LOCAL check_function_bodies = off")
+        if citus:
+            # Functions stay on the coordinator: Citus would re-create them on
+            # the workers, where a table's row type names a shard (see
+            # docs/scaling.md for what that leaves out).
+            conn.execute("SET LOCAL citus.enable_ddl_propagation = off")
         for f in function_files():
-            _apply(conn, f)
+            _apply(conn, f, citus)
         conn.execute("SET LOCAL check_function_bodies = on")
+        if citus:
+            conn.execute("SET LOCAL citus.enable_ddl_propagation = on")
         code_changed = conn.execute(FUNCTIONS_FINGERPRINT).fetchone()[0] != code_before
         # Every stored rule against the schema of the functions just applied;
         # rows whose normalised form differs are rewritten.
         try:
-            changed = conn.execute(
-                "UPDATE rules AS r SET parameters = v.parameters"
-                " FROM (SELECT s.rule_id, validate_rules(jsonb_build_object(s.rule_id,"
-                " s.parameters)) -> s.rule_id AS parameters FROM rules AS s) AS v"
-                " WHERE v.rule_id = r.rule_id AND v.parameters IS DISTINCT FROM r.parameters"
-                " RETURNING r.rule_id"
-            ).fetchall()
+            changed = (_normalise_rules_citus if citus else _normalise_rules)(conn)
         except psycopg.Error as exc:
             raise MigrationError("the rules table", exc) from exc
         # The rules' triggers wait while migrating: score the stored history
@@ -352,11 +401,18 @@ def _migrate_locked(conn: psycopg.Connection, report: Done) -> list[str]:
             except psycopg.Error as exc:
                 raise MigrationError("scoring the stored transactions", exc) from exc
         conn.execute(
-            "INSERT INTO schema_code AS s (file_digests, functions_fingerprint)"
-            f" SELECT %s, ({RECORDED_FINGERPRINT})"
+            # Values computed first: Citus refuses a STABLE function (now())
+            # in the DO UPDATE SET of a reference table.
+            "INSERT INTO schema_code AS s (file_digests, functions_fingerprint, applied_at)"
+            " VALUES (%s, %s, %s)"
             " ON CONFLICT ON CONSTRAINT schema_code_pkey DO UPDATE"
             " SET file_digests = excluded.file_digests,"
-            " functions_fingerprint = excluded.functions_fingerprint, applied_at = now()",
-            (Jsonb(_file_digests()),),
+            " functions_fingerprint = excluded.functions_fingerprint,"
+            " applied_at = excluded.applied_at",
+            (
+                Jsonb(_file_digests()),
+                conn.execute(RECORDED_FINGERPRINT).fetchone()[0],
+                conn.execute("SELECT now()").fetchone()[0],
+            ),
         )
     return applied_now

@@ -326,6 +326,27 @@ def _feed_status() -> None:
         )
 
 
+@db_group.command()
+def distribute() -> None:
+    """Turn the migrated database on a Citus coordinator into the distributed layout.
+
+    Per-account tables are distributed on account_id and colocated; rules,
+    policy, lists and tokens become reference tables (docs/scaling.md). Then
+    migrates, so the function files are in again. A second run changes
+    nothing. Errors: one line, exit 1, when the database has no citus
+    extension or is not migrated yet."""
+    from pgfraud.db.citus import distribute as make_distributed
+
+    database = config.describe()
+    try:
+        with db.connect(database.admin_url, autocommit=True) as conn:
+            changed = make_distributed(conn)
+        prepare(database)
+    except PgfraudError as exc:
+        _fail(exc)
+    click.echo(f"distributed: {', '.join(changed) if changed else 'already distributed'}")
+
+
 @db_group.command(name="create-user")
 @click.argument("name")
 @click.option(
