@@ -425,20 +425,16 @@ class AlertQuery(BaseModel):
     limit: Annotated[int, BeforeValidator(_parse_limit(1000))] = 100
 
     def cursor(self) -> tuple[datetime | None, int | None]:
-        """(before_ts, before_alert_id) of ``before``: ``<alert_id>``, or in time
-        order ``<epoch ms>.<alert_id>`` too (an alert id alone there means that
+        """(before_ts, before_alert_id) of ``before``: ``<alert_id>`` or
+        ``<epoch ms>.<alert_id>`` (the time counts in time order only: raise
+        order reads the alert id of a well-formed one, as the API document's
+        one pattern allows; an alert id alone in time order means that
         alert's time); (None, None) without it. InvalidInput naming ``before``
-        for anything else (a dotted cursor in raise order among them)."""
+        for anything else (``abc.3``, ``-5.3``: both parts are checked)."""
         if self.before is None:
             return None, None
         if "." not in self.before:
             return None, parse_id(self.before, "before")
-        if self.order == "raised":  # its pages' cursors are alert ids alone
-            raise InvalidInput(
-                "before must be an alert id in raise order (a cursor from a previous page's"
-                " next link)",
-                field="before",
-            )
         try:
             ts, alert_id = parse_history_cursor(self.before)
         except InvalidInput:
