@@ -301,6 +301,15 @@ def test_a_small_case_by_hand(app_conn, admin_conn):
         ("below_average", "40.00", "50.0000"),
         ("rapid_succession", "5.000", "10"),
     ]
+    # Each alert names the version of the rule that made it, as store_transactions'.
+    assert [a["rule_version"] for a in answer[1][3]] == [
+        v
+        for (v,) in app_conn.execute(
+            "SELECT rule_version FROM alerts WHERE account_id = 7 AND transaction_id = 2"
+            " ORDER BY rule_id"
+        )
+    ]
+    assert answer[1][3][0]["rule_version"] is not None
     # A late arrival at 00:00:03 (10.00): it fires itself (10 < 50, 3 s after
     # the first), and transaction 2 is re-scored: prior average (100 + 10) / 2
     # = 55, threshold 27.5, 40 is not below; its gap is now 2 s, and it is

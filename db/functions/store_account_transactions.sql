@@ -149,6 +149,7 @@ BEGIN
                coalesce((SELECT jsonb_agg(jsonb_build_object(
                                     'alert_id', al.alert_id,
                                     'rule_id', al.rule_id,
+                                    'rule_version', al.rule_version,
                                     'observed', al.observed::text,
                                     'threshold', al.threshold::text,
                                     'reason', al.reason) ORDER BY al.rule_id)
