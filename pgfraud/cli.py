@@ -1019,20 +1019,27 @@ def rule_set(rule_id: str, assignments: tuple[str, ...]) -> None:
 
             def attempt():
                 with db.connect(database.admin_url) as conn, db.rule_change_time(conn, limit):
+                    before = {r["rule_id"]: r["parameters"] for r in db.get_rules(conn)}
                     row = db.change_rule(conn, rule_id, None, parameters)
                     conn.commit()
-                    return row
+                    return row, before.get(rule_id)
 
-            row = db.retry_conflicts(attempt)
+            row, before = db.retry_conflicts(attempt)
     except (InvalidInput, RuleNotFound) as exc:  # names the rule and parameter
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
     except PgfraudError as exc:
         _fail(exc)
     state = "on" if row["enabled"] else "off"
+    # The values in force already: set_rule writes no version and re-scores nothing.
+    done = (
+        "already these values: nothing changed"
+        if before == row["parameters"]
+        else "stored transactions re-scored"
+    )
     click.echo(
         f"rule {row['rule_id']} ({state}): {db.dumps_json(row['parameters'], sort_keys=True)};"
-        " stored transactions re-scored"
+        f" {done}"
     )
 
 

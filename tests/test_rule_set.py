@@ -55,6 +55,14 @@ def test_set_merges_over_the_current_parameters_and_rescores(cli, admin_conn, ap
         f'rule velocity (on): {{"max_transactions": 3, "window_seconds": {window}}};'
         " stored transactions re-scored\n"
     )
+    # The same again: nothing to change, and it says so (fresh-user trial:
+    # it claimed a re-score that set_rule never did).
+    again = cli("rule", "set", "velocity", "max_transactions=3")
+    assert again.exit_code == 0, again.output
+    assert again.stdout == (
+        f'rule velocity (on): {{"max_transactions": 3, "window_seconds": {window}}};'
+        " already these values: nothing changed\n"
+    )
     # A threshold above the one transaction's amount: its alert goes.
     assert cli("rule", "set", "large_amount", "threshold=30000").exit_code == 0
     assert admin_conn.execute(alerts).fetchall() == []
