@@ -238,6 +238,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(cases.bp)
     auth.check_routes(app)  # a view that does not say who may call it is refused here
+    routes.check_query_parameters(app)  # only the query parameters the API document lists
     hops = int(app.config["TRUSTED_PROXIES"])
     if hops:  # believe this many proxies' X-Forwarded-* headers, and no more
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]

@@ -145,6 +145,10 @@ def openapi_document(access: dict[tuple[str, str], Access] | None = None) -> dic
         document["paths"].setdefault(path, {}).update(operations)
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
+            # Every operation refuses a query parameter it does not list (and
+            # spaces around an integer's digits): routes.check_query_parameters.
+            refusal = _html if path.startswith("/ui/") else _error
+            operation["responses"].setdefault("400", refusal("a query parameter it does not take"))
             operation.pop("security", None)
             needs = (access or {}).get((path, method))
             if needs is None or needs.level == PUBLIC:
@@ -165,6 +169,15 @@ def _html(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
 
 
+def _form(*names: str) -> list[dict[str, Any]]:
+    """A page's query parameters: its form's fields, as typed (text; an empty one is no filter)."""
+    return [{"name": n, "in": "query", "schema": {"type": "string"}} for n in names]
+
+
+# The alert queue's form (GET /ui/alerts, and GET / for a browser).
+QUEUE_FORM = ("rule_id", "review_status", "outcome", "account_id", "from", "to", "order", "before")
+
+
 def _browser_paths(account_param: dict[str, Any]) -> dict[str, Any]:
     """The analyst's pages (HTML) and the session cookie they read with."""
     page = {"200": _html("the page"), "429": _html("every heavy slot is taken (evaluation)")}
@@ -182,17 +195,24 @@ def _browser_paths(account_param: dict[str, Any]) -> dict[str, Any]:
                 "responses": {"204": {"description": "Set-Cookie: pgfraud_session=..."}},
             }
         },
-        "/ui/alerts": {"get": {"summary": "Page: the alert queue", "responses": dict(page)}},
+        "/ui/alerts": {
+            "get": {
+                "summary": "Page: the alert queue",
+                "parameters": _form(*QUEUE_FORM),
+                "responses": dict(page),
+            }
+        },
         "/ui/accounts": {
             "get": {
                 "summary": "Page: one account (?account_id=), or the form to choose one",
+                "parameters": _form("account_id", "before"),
                 "responses": dict(page),
             }
         },
         "/ui/accounts/{account_id}": {
             "get": {
                 "summary": "Page: one account's chart, transactions and reviews",
-                "parameters": [{**account_param, "schema": {"type": "string"}}],
+                "parameters": [{**account_param, "schema": {"type": "string"}}, *_form("before")],
                 "responses": {**page, "400": _html("bad id"), "404": _html("unknown account")},
             }
         },
@@ -200,6 +220,7 @@ def _browser_paths(account_param: dict[str, Any]) -> dict[str, Any]:
         "/ui/evaluation": {
             "get": {
                 "summary": "Page: precision and recall of the live rules (a backtest)",
+                "parameters": _form("from", "to"),
                 "responses": {**page, "400": _html("bad from or to")},
             }
         },
@@ -207,16 +228,14 @@ def _browser_paths(account_param: dict[str, Any]) -> dict[str, Any]:
         "/ui/cases": {
             "get": {
                 "summary": "Page: the cases to work, assigned and closed from the page",
+                "parameters": _form("status", "assignee", "account_id", "before"),
                 "responses": dict(page),
             }
         },
         "/ui/audit": {
             "get": {
                 "summary": "Page: the audit trail",
-                "parameters": [
-                    {"name": n, "in": "query", "schema": {"type": "string"}}
-                    for n in ("actor", "object_kind", "object_key", "from", "to", "before")
-                ],
+                "parameters": _form("actor", "object_kind", "object_key", "from", "to", "before"),
                 "responses": dict(page),
             }
         },
@@ -299,6 +318,8 @@ def _page_paths(account_param: dict[str, Any]) -> dict[str, Any]:
         "/": {
             "get": {
                 "summary": "The analyst's page (HTML) for browsers; the JSON index otherwise",
+                # The alert queue's form, as on /ui/alerts (the JSON index reads none).
+                "parameters": _form(*QUEUE_FORM),
                 "responses": {"200": {"description": "HTML when Accept prefers text/html"}},
             }
         },

@@ -379,6 +379,20 @@ def _http_error(exc: HTTPException):
     return _render("error.html", error.status, error=error)
 
 
+@bp.errorhandler(PgfraudError)
+def _refused(exc: PgfraudError):
+    """A refusal before a page's view ran (a query parameter the page does not
+    take: routes.check_query_parameters) as a page with its message and
+    status; JSON for a client that is not a browser on ``/``, as every API call."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    if best != "text/html" and request.endpoint == "pages.home":
+        return jsonify(exc.to_dict()), exc.status
+    html, status = _render("error.html", exc.status, error=exc)
+    if exc.retry_after is not None:
+        return html, status, {"Retry-After": str(exc.retry_after)}
+    return html, status
+
+
 @bp.errorhandler(DatabaseUnavailable)
 def _database_down(exc: DatabaseUnavailable):
     """The database is down before a page's view ran (the guard could not read

@@ -241,6 +241,51 @@ def _owner_change(work: Callable[[Any], Any]) -> Any:
     return write(changing)
 
 
+def _untrimmed_refused(schema: dict[str, Any]) -> bool:
+    """Whether a query parameter's schema admits no spaces around the value:
+    an integer, or a string whose pattern has no ``\\s`` (cursors, ids)."""
+    pattern = schema.get("pattern")
+    return schema.get("type") == "integer" or (pattern is not None and "\\s" not in pattern)
+
+
+def check_query_parameters(app: Any) -> None:
+    """Refuse, on every route of ``app``, a query parameter that the OpenAPI
+    document does not list for its operation, and spaces around the value of
+    one whose schema has none (an integer: ``limit=%201``; a cursor, an id):
+    InvalidInput (400) naming the parameter, before the view runs (after the
+    token check, so a caller without one still gets 401). The document is the
+    one list: what it says an operation takes is what the server accepts.
+    Routes it does not describe (static files) are left as they are."""
+    document = openapi_document()
+    accepted: dict[tuple[str, str], tuple[tuple[str, ...], frozenset[str]]] = {}
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule).rstrip("/") or "/"
+        operations = document["paths"].get(path, {})
+        for method in rule.methods or ():
+            operation = operations.get("get" if method == "HEAD" else method.lower())
+            if operation is None:
+                continue
+            query = [p for p in operation.get("parameters", []) if p["in"] == "query"]
+            names = tuple(p["name"] for p in query)
+            trimmed = frozenset(p["name"] for p in query if _untrimmed_refused(p["schema"]))
+            accepted[(rule.rule, method)] = (names, trimmed)
+
+    @app.before_request
+    def refuse_unknown_parameters() -> None:
+        if not request.args or request.url_rule is None:
+            return
+        known = accepted.get((request.url_rule.rule, request.method))
+        if known is None:
+            return
+        names, trimmed = known
+        for name, value in request.args.items(multi=True):
+            if name not in names and name:  # "=&": no name, nothing to refuse or read
+                takes = f"parameters: {', '.join(names)}" if names else "it takes none"
+                raise InvalidInput(f"{name} is not a parameter here ({takes})", field=name)
+            if name in trimmed and value != value.strip():
+                raise InvalidInput(f"{name} must be given without spaces around it", field=name)
+
+
 def _single_value_args() -> dict[str, str]:
     """The query parameters as a dict; InvalidInput for one given more than once."""
     duplicated = [k for k in request.args if len(request.args.getlist(k)) > 1]
@@ -395,12 +440,7 @@ def alert_stream():
     Retry-After. A browser does not retry after a 503: the page reopens its
     stream itself. 400 for a malformed position or an unknown parameter.
     """
-    args = _single_value_args()
-    unknown = sorted(set(args) - {"last_event_id"})
-    if unknown:
-        raise InvalidInput(
-            f"{unknown[0]} is not a parameter here (parameters: last_event_id)", field=unknown[0]
-        )
+    args = _single_value_args()  # only last_event_id: check_query_parameters
     position = _resume_position(args)
     listener = feed.get_listener()
     heartbeat = float(current_app.config["FEED_HEARTBEAT_S"])
@@ -1020,12 +1060,7 @@ def decision_stream():
     once its database transaction and every older one have ended. 400 for
     a malformed position or an unknown parameter.
     """
-    args = _single_value_args()
-    unknown = sorted(set(args) - {"last_event_id"})
-    if unknown:
-        raise InvalidInput(
-            f"{unknown[0]} is not a parameter here (parameters: last_event_id)", field=unknown[0]
-        )
+    args = _single_value_args()  # only last_event_id: check_query_parameters
     position = _resume_position(args)
     listener = feed.get_listener()
     heartbeat = float(current_app.config["FEED_HEARTBEAT_S"])
@@ -1238,11 +1273,7 @@ def tokens():
     ``{"tokens": [{token_name, role, created_by, created_at, revoked_by,
     revoked_at}]}``, the live ones (``?revoked=true``: revoked ones too).
     Owner only."""
-    args = _single_value_args()
-    unknown = sorted(set(args) - {"revoked"})
-    if unknown:
-        raise InvalidInput(f"{unknown[0]} is not a parameter here (parameters: revoked)",
-                           field=unknown[0])  # fmt: skip
+    args = _single_value_args()  # only revoked: check_query_parameters
     if args.get("revoked", "false") not in ("true", "false"):
         raise InvalidInput("revoked must be true or false", field="revoked")
     revoked = args.get("revoked") == "true"
