@@ -265,7 +265,8 @@ def heavy_transaction(
     each bound holds across worker processes), then the work, under the
     statement timeout of the config key ``limit`` (HEAVY_TIMEOUT_MS for
     backtests, which only read; a rule change sets its own
-    RULE_CHANGE_TIMEOUT_MS inside, see routes._rule_change). The slot is
+    RULE_CHANGE_TIMEOUT_MS inside, see routes._rule_change), with
+    application_name ``pgfraud <what>`` (pg_stat_activity). The slot is
     freed when the transaction ends.
 
     Errors: TooBusy (429, Retry-After) when every slot is taken;
@@ -283,7 +284,15 @@ def heavy_transaction(
                     f"{slots} backtest{'s are' if slots != 1 else ' is'} running "
                     f"(PGFRAUD_MAX_HEAVY); try the {what} again later"
                 )
-            conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(limit_ms),))
+            # Named in pg_stat_activity while it runs ("pgfraud backtest", "pgfraud
+            # tune", "pgfraud rule change"): a client that goes away is not seen
+            # until the answer is written (docs/operations.md), so an operator
+            # can find such work and cancel it; both revert when it ends.
+            conn.execute(
+                "SELECT set_config('statement_timeout', %s, true),"
+                " set_config('application_name', %s, true)",
+                (str(limit_ms), f"pgfraud {what}"),
+            )
             yield conn
     except DatabaseUnavailable as exc:
         if isinstance(exc.__cause__, pg_errors.QueryCanceled):
