@@ -37,12 +37,13 @@ def _post_and_drop(base: str, path: str, body: dict) -> socket.socket:
     sock = socket.create_connection((address.hostname, address.port), timeout=30)
     sock.sendall(
         f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\nAuthorization: Bearer {TOKEN}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+        + data
     )
     return sock
 
 
-def test_an_abandoned_backtest_is_named_and_ends_at_its_time_limit(running, database):
+def test_an_abandoned_backtest_is_named_and_ends_at_its_time_limit(running, database):  # noqa: F811
     base = running(PGFRAUD_HEAVY_TIMEOUT_MS="4000", PGFRAUD_MAX_HEAVY="1")
     with (
         db.connect(database.admin_url, autocommit=True) as watcher,
