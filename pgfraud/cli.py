@@ -41,10 +41,11 @@ SEED_TRANSACTIONS = 100_000
 SEED_ACCOUNTS = 1_000
 
 
-def _fail(exc: PgfraudError, unit: str = "row", bad_input_code: int = 1) -> None:
-    """Print ``exc`` as one line (and its listed problems) and exit: the error's
-    exit_code (1; 2 for a schema that is behind), or ``bad_input_code`` for
-    InvalidInput (2 where a command's input was refused)."""
+def _fail(exc: PgfraudError, unit: str = "row") -> None:
+    """Print ``exc`` as one line (and its listed problems) and exit: 2 for
+    refused input (InvalidInput), else the error's exit_code (2 for an unknown
+    name or id, the NotFound errors, and a schema that is behind; 1 for any
+    other failure: pgfraud.errors, "A `pgfraud` command exits ...")."""
     where = ""
     if exc.row is not None and not exc.errors and not exc.message.startswith(f"{unit} "):
         where = f"{unit} {exc.row}: "
@@ -52,7 +53,7 @@ def _fail(exc: PgfraudError, unit: str = "row", bad_input_code: int = 1) -> None
     for item in exc.errors:
         where = f"line {item['row']}: " if "row" in item else ""
         click.echo(f"  {where}{item['message']}", err=True)
-    sys.exit(bad_input_code if isinstance(exc, InvalidInput) else exc.exit_code)
+    sys.exit(2 if isinstance(exc, InvalidInput) else exc.exit_code)
 
 
 def prepare(database: config.Database, done: Done | None = None) -> list[str]:
@@ -421,7 +422,7 @@ def load(
                 )
                 conn.commit()
     except PgfraudError as exc:
-        _fail(exc, unit="line", bad_input_code=2)
+        _fail(exc, unit="line")
     labels = f", {counts['labels']} labelled fraud" if "labels" in counts else ""
     click.echo(
         f"loaded {path}: {counts['rows']} row{'s' if counts['rows'] != 1 else ''}, "
@@ -458,7 +459,7 @@ def load_labels(paths: tuple[Path, ...]) -> None:
 
             counts = db.retry_conflicts(attempt)
     except PgfraudError as exc:
-        _fail(exc, unit="line", bad_input_code=2)
+        _fail(exc, unit="line")
     for line in describe_labels(counts):
         click.echo(line)
 
@@ -946,8 +947,7 @@ def rule_add(rule_id: str, expression: str, description: str | None, enable: boo
 
             row = db.retry_conflicts(attempt)
     except PgfraudError as exc:
-        # A refused expression (or id) is bad input: exit 2, as `rule set`.
-        _fail(exc, bad_input_code=2)
+        _fail(exc)  # a refused expression (or id) is bad input: exit 2, as `rule set`
     state = "on" if row["enabled"] else "off"
     click.echo(f"rule {row['rule_id']} added ({state}): {row['expression']}")
 
@@ -1239,7 +1239,8 @@ def _bad_input(exc: PgfraudError) -> None:
 
 def _as_owner(work, create: bool = False):
     """work(conn) as the database owner in one transaction, committed; bad input
-    (InvalidInput) is one line and exit 2, any other failure one line and exit 1."""
+    (InvalidInput) or an unknown name (NotFound) is one line and exit 2, any
+    other failure one line and exit 1."""
     try:
         with config.database() if create else config.existing_database() as database:
             ready(database)
@@ -1491,7 +1492,7 @@ def list_add(list_name: str, value: str, reason: str, expires: str | None, actor
             return db.add_list_entry(
                 conn, list_name, entry.value, entry.reason, entry.expires_at, actor
             )
-        except ListNotFound as exc:  # a 404 over HTTP; here bad input naming LIST_NAME, exit 2
+        except ListNotFound as exc:  # a 404 over HTTP; here named as LIST_NAME (exit 2 either way)
             raise InvalidInput(exc.message, field=exc.field) from None
 
     row = _as_owner(add)
@@ -1562,7 +1563,7 @@ def _case_line(case: dict) -> str:
 def _on_cases(work, actor: str | None = None):
     """work(conn) as the service's role in one transaction, committed, made for
     ``actor`` (None: the command's --actor, your login name); refused input
-    one line and exit 2, another failure (no such case, a closed case) one
+    or no such case one line and exit 2, another failure (a closed case) one
     line and exit 1."""
     try:
         with config.database() as database:
@@ -1591,8 +1592,8 @@ def _owner_call(work):
     """work(conn) as the database owner in one transaction, committed, after
     checking (reading only) that the schema is current (:func:`ready`: a
     schema that is behind is exit 2, never migrated here); bad input
-    (InvalidInput) is one line naming the field and exit 2, any other
-    failure one line and exit 1."""
+    (InvalidInput) is one line naming the field and exit 2, as an unknown
+    name (NotFound); any other failure one line and exit 1."""
     try:
         with config.existing_database() as database:
             ready(database)
