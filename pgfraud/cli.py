@@ -192,11 +192,20 @@ def migrate() -> None:
             applied = prepare(database, done)
     except PgfraudError as exc:
         _fail(exc)
+    click.echo(_migrated(applied, done) or "migrated: already up to date")
+
+
+def _migrated(applied: list[str], done: Done) -> str | None:
+    """What one migrate did, for people: ``migrated: <migrations>; N function
+    files applied (a.sql, b.sql, c.sql, ...); stored transactions re-scored``
+    (``no migration pending; ...`` without migrations), or None when it did
+    nothing. `migrate`, `run` and `db start` print the same line, so the
+    first one on an empty database names its function files as later ones do."""
     parts = [", ".join(applied)] if applied else []
     parts += done.describe()
     if parts and not applied:
         parts.insert(0, "no migration pending")
-    click.echo(f"migrated: {'; '.join(parts) if parts else 'already up to date'}")
+    return f"migrated: {'; '.join(parts)}" if parts else None
 
 
 @main.group(name="db")
@@ -222,18 +231,22 @@ def url(admin: bool) -> None:
 
 @db_group.command()
 def start() -> None:
-    """Start the local PostgreSQL, migrated; it runs until `pgfraud db stop`.
+    """Start the local PostgreSQL, migrated (saying what it applied, as `pgfraud
+    migrate` does); it runs until `pgfraud db stop`.
 
     Prints the service's URL without its password; `pgfraud db url` prints it whole."""
     if config.external_url():
         click.echo("DATABASE_URL is set: there is no local server to start", err=True)
         sys.exit(1)
     database = config.describe()
+    done = Done()
     try:
         LocalServer(config.home()).start()
-        prepare(database)
+        migrated = _migrated(prepare(database, done), done)
     except PgfraudError as exc:
         _fail(exc)
+    if migrated:
+        click.echo(migrated)
     # Without its password (scripts get the whole URL from `pgfraud db url`).
     click.echo(f"PostgreSQL running: {redact(database.app_url)}")
     click.echo('  connect: psql "$(pgfraud db url)"   (prints the URL with its password)')
@@ -1904,9 +1917,10 @@ def run(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with config.database() as database:
-            applied = prepare(database)
-            if applied:
-                click.echo(f"migrated: {', '.join(applied)}")
+            done = Done()
+            migrated = _migrated(prepare(database, done), done)
+            if migrated:
+                click.echo(migrated)
             if database.server is None and database.app_url == database.admin_url:
                 click.echo(
                     "note: the service connects with DATABASE_URL, the schema owner; for least "
