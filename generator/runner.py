@@ -215,8 +215,9 @@ def labels_reminder(summary: dict[str, Any]) -> str | None:
     """The loud note for a run whose labels went to the file only although its
     transactions went to a database or an API (None otherwise): ``pgfraud
     evaluate`` counts every generated fraud as a false positive until the
-    labels are stored, and the exact command that stores them."""
-    if summary["labels_not_stored"] is None:
+    labels are stored, and the exact command that stores them. None too when
+    the run made no fraud: there is nothing to store."""
+    if summary["labels_not_stored"] is None or not summary["fraud"]:
         return None
     return (
         f"WARNING: the {summary['fraud']:,} fraud labels were NOT stored in the database "

@@ -41,10 +41,11 @@ SEED_TRANSACTIONS = 100_000
 SEED_ACCOUNTS = 1_000
 
 
-def _fail(exc: PgfraudError, unit: str = "row", bad_input_code: int = 1) -> None:
-    """Print ``exc`` as one line (and its listed problems) and exit: the error's
-    exit_code (1; 2 for a schema that is behind), or ``bad_input_code`` for
-    InvalidInput (2 where a command's input was refused)."""
+def _fail(exc: PgfraudError, unit: str = "row") -> None:
+    """Print ``exc`` as one line (and its listed problems) and exit: 2 for
+    refused input (InvalidInput), else the error's exit_code (2 for an unknown
+    name or id, the NotFound errors, and a schema that is behind; 1 for any
+    other failure: pgfraud.errors, "A `pgfraud` command exits ...")."""
     where = ""
     if exc.row is not None and not exc.errors and not exc.message.startswith(f"{unit} "):
         where = f"{unit} {exc.row}: "
@@ -52,7 +53,7 @@ def _fail(exc: PgfraudError, unit: str = "row", bad_input_code: int = 1) -> None
     for item in exc.errors:
         where = f"line {item['row']}: " if "row" in item else ""
         click.echo(f"  {where}{item['message']}", err=True)
-    sys.exit(bad_input_code if isinstance(exc, InvalidInput) else exc.exit_code)
+    sys.exit(2 if isinstance(exc, InvalidInput) else exc.exit_code)
 
 
 def prepare(database: config.Database, done: Done | None = None) -> list[str]:
@@ -191,11 +192,20 @@ def migrate() -> None:
             applied = prepare(database, done)
     except PgfraudError as exc:
         _fail(exc)
+    click.echo(_migrated(applied, done) or "migrated: already up to date")
+
+
+def _migrated(applied: list[str], done: Done) -> str | None:
+    """What one migrate did, for people: ``migrated: <migrations>; N function
+    files applied (a.sql, b.sql, c.sql, ...); stored transactions re-scored``
+    (``no migration pending; ...`` without migrations), or None when it did
+    nothing. `migrate`, `run` and `db start` print the same line, so the
+    first one on an empty database names its function files as later ones do."""
     parts = [", ".join(applied)] if applied else []
     parts += done.describe()
     if parts and not applied:
         parts.insert(0, "no migration pending")
-    click.echo(f"migrated: {'; '.join(parts) if parts else 'already up to date'}")
+    return f"migrated: {'; '.join(parts)}" if parts else None
 
 
 @main.group(name="db")
@@ -221,18 +231,22 @@ def url(admin: bool) -> None:
 
 @db_group.command()
 def start() -> None:
-    """Start the local PostgreSQL, migrated; it runs until `pgfraud db stop`.
+    """Start the local PostgreSQL, migrated (saying what it applied, as `pgfraud
+    migrate` does); it runs until `pgfraud db stop`.
 
     Prints the service's URL without its password; `pgfraud db url` prints it whole."""
     if config.external_url():
         click.echo("DATABASE_URL is set: there is no local server to start", err=True)
         sys.exit(1)
     database = config.describe()
+    done = Done()
     try:
         LocalServer(config.home()).start()
-        prepare(database)
+        migrated = _migrated(prepare(database, done), done)
     except PgfraudError as exc:
         _fail(exc)
+    if migrated:
+        click.echo(migrated)
     # Without its password (scripts get the whole URL from `pgfraud db url`).
     click.echo(f"PostgreSQL running: {redact(database.app_url)}")
     click.echo('  connect: psql "$(pgfraud db url)"   (prints the URL with its password)')
@@ -421,7 +435,7 @@ def load(
                 )
                 conn.commit()
     except PgfraudError as exc:
-        _fail(exc, unit="line", bad_input_code=2)
+        _fail(exc, unit="line")
     labels = f", {counts['labels']} labelled fraud" if "labels" in counts else ""
     click.echo(
         f"loaded {path}: {counts['rows']} row{'s' if counts['rows'] != 1 else ''}, "
@@ -458,7 +472,7 @@ def load_labels(paths: tuple[Path, ...]) -> None:
 
             counts = db.retry_conflicts(attempt)
     except PgfraudError as exc:
-        _fail(exc, unit="line", bad_input_code=2)
+        _fail(exc, unit="line")
     for line in describe_labels(counts):
         click.echo(line)
 
@@ -946,8 +960,7 @@ def rule_add(rule_id: str, expression: str, description: str | None, enable: boo
 
             row = db.retry_conflicts(attempt)
     except PgfraudError as exc:
-        # A refused expression (or id) is bad input: exit 2, as `rule set`.
-        _fail(exc, bad_input_code=2)
+        _fail(exc)  # a refused expression (or id) is bad input: exit 2, as `rule set`
     state = "on" if row["enabled"] else "off"
     click.echo(f"rule {row['rule_id']} added ({state}): {row['expression']}")
 
@@ -1239,7 +1252,8 @@ def _bad_input(exc: PgfraudError) -> None:
 
 def _as_owner(work, create: bool = False):
     """work(conn) as the database owner in one transaction, committed; bad input
-    (InvalidInput) is one line and exit 2, any other failure one line and exit 1."""
+    (InvalidInput) or an unknown name (NotFound) is one line and exit 2, any
+    other failure one line and exit 1."""
     try:
         with config.database() if create else config.existing_database() as database:
             ready(database)
@@ -1491,7 +1505,7 @@ def list_add(list_name: str, value: str, reason: str, expires: str | None, actor
             return db.add_list_entry(
                 conn, list_name, entry.value, entry.reason, entry.expires_at, actor
             )
-        except ListNotFound as exc:  # a 404 over HTTP; here bad input naming LIST_NAME, exit 2
+        except ListNotFound as exc:  # a 404 over HTTP; here named as LIST_NAME (exit 2 either way)
             raise InvalidInput(exc.message, field=exc.field) from None
 
     row = _as_owner(add)
@@ -1562,7 +1576,7 @@ def _case_line(case: dict) -> str:
 def _on_cases(work, actor: str | None = None):
     """work(conn) as the service's role in one transaction, committed, made for
     ``actor`` (None: the command's --actor, your login name); refused input
-    one line and exit 2, another failure (no such case, a closed case) one
+    or no such case one line and exit 2, another failure (a closed case) one
     line and exit 1."""
     try:
         with config.database() as database:
@@ -1591,8 +1605,8 @@ def _owner_call(work):
     """work(conn) as the database owner in one transaction, committed, after
     checking (reading only) that the schema is current (:func:`ready`: a
     schema that is behind is exit 2, never migrated here); bad input
-    (InvalidInput) is one line naming the field and exit 2, any other
-    failure one line and exit 1."""
+    (InvalidInput) is one line naming the field and exit 2, as an unknown
+    name (NotFound); any other failure one line and exit 1."""
     try:
         with config.existing_database() as database:
             ready(database)
@@ -1903,9 +1917,10 @@ def run(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with config.database() as database:
-            applied = prepare(database)
-            if applied:
-                click.echo(f"migrated: {', '.join(applied)}")
+            done = Done()
+            migrated = _migrated(prepare(database, done), done)
+            if migrated:
+                click.echo(migrated)
             if database.server is None and database.app_url == database.admin_url:
                 click.echo(
                     "note: the service connects with DATABASE_URL, the schema owner; for least "

@@ -136,8 +136,9 @@ def _quiet_broken_pipe() -> None:
 
 def one_line_errors(command: F) -> F:
     """Run ``command`` so that a PgfraudError or an OSError ends it with one
-    ``error: …`` line on stderr and exit 1 (the error's ``exit_code``: 2 for SchemaBehind; click's
-    own usage errors pass through; they exit 2); a closed stdout pipe ends it quietly (exit 141).
+    ``error: …`` line on stderr and the error's ``exit_code`` (1; 2 for SchemaBehind and an
+    unknown name or id, the NotFound errors; click's own usage errors pass through; they exit
+    2); a closed stdout pipe ends it quietly (exit 141).
     Anything else is a bug: still one line, naming the exception, with
     PGFRAUD_DEBUG=1 to see the traceback."""
 

@@ -24,6 +24,15 @@ XXxxx    database_failed           503   it cannot load; internal error)
 08xxx    database_unavailable      503  (connection lost; also timeouts)
 =======  ========================  ======
 
+A `pgfraud` command exits 2 when what it was given is refused: malformed
+or out of range (click's usage errors; InvalidInput from a command's
+arguments) or naming nothing stored (``exit_code`` 2 on every
+``*NotFound``: an unknown rule, list, list entry, case, transaction or
+account), and when the schema is behind (SchemaBehind); 1 when the work
+failed otherwise (``exit_code`` 1: the database unreachable or failing, a
+conflict left after the retries, a time limit, a closed case, a
+conflicting transaction). docs/operations.md, "Exit status", says the same.
+
 A conflict (40P01, 40001) is retried: the service runs the request's
 database transaction again a few times with jitter before it answers 503
 database_conflict (pgfraud.service.database.write). A server failure is not
@@ -44,7 +53,7 @@ class PgfraudError(Exception):
 
     code = "internal_error"
     status = 500
-    exit_code = 1  # of a `pgfraud` command that stops on this error
+    exit_code = 1  # of a `pgfraud` command that stops on this error (see above)
     # Seconds for the Retry-After header, for a failure that passes (None: no header).
     retry_after: int | None = None
 
@@ -101,6 +110,7 @@ class AccountNotFound(PgfraudError):
 
     code = "account_not_found"
     status = 404
+    exit_code = 2  # the name or id given names nothing: refused input
 
 
 class RuleNotFound(PgfraudError):
@@ -108,6 +118,7 @@ class RuleNotFound(PgfraudError):
 
     code = "rule_not_found"
     status = 404
+    exit_code = 2  # the name or id given names nothing: refused input
 
 
 class TransactionNotFound(PgfraudError):
@@ -115,6 +126,7 @@ class TransactionNotFound(PgfraudError):
 
     code = "transaction_not_found"
     status = 404
+    exit_code = 2  # the name or id given names nothing: refused input
 
 
 class TransactionConflict(PgfraudError):
@@ -129,6 +141,7 @@ class ListNotFound(PgfraudError):
 
     code = "list_not_found"
     status = 404
+    exit_code = 2  # the name or id given names nothing: refused input
 
 
 class CaseNotFound(PgfraudError):
@@ -136,6 +149,7 @@ class CaseNotFound(PgfraudError):
 
     code = "case_not_found"
     status = 404
+    exit_code = 2  # the name or id given names nothing: refused input
 
 
 class CaseConflict(PgfraudError):

@@ -363,7 +363,7 @@ def test_cli_lists_shows_assigns_and_closes_cases(database, app_conn, monkeypatc
     again = run("close", cid, "--resolution", "fraud")
     assert (again.exit_code, again.stderr) == (1, f"error: case {cid} is already closed (fraud)\n")
     missing = run("show", 999)
-    assert (missing.exit_code, missing.stderr) == (1, "error: there is no case 999\n")
+    assert (missing.exit_code, missing.stderr) == (2, "error: there is no case 999\n")
     assert reviews_of(app_conn, 7) == [(1, "confirmed_fraud", "stolen", "alice")]
 
 

@@ -56,7 +56,7 @@ def test_create_user_makes_a_least_privilege_login(external, server_admin_url):
 
 def test_create_user_refuses_a_short_password(external):
     result = CliRunner().invoke(main, ["db", "create-user", "someone", "--password", "short"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # refused input, as everywhere in the CLI
     assert "password must be at least 12 characters" in result.output
 
 
@@ -125,7 +125,7 @@ def test_alerts_lists_the_newest_and_review_records_a_decision(external):
         ' "outcome": "review", "overruled": false}'
     ]
     missing = CliRunner().invoke(main, ["review", "9999", "--status", "false_positive"])
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2  # names nothing stored: refused input
     assert missing.output == "error: transaction 9999 is not stored\n"
     bad = CliRunner().invoke(main, ["review", "9001", "--status", "maybe"])
     assert bad.exit_code == 2

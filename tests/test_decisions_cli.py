@@ -117,4 +117,4 @@ def test_block_a_merchant_then_decisions_show_it(external, app_conn):
     removed = run("list", "remove", "risky_merchants", "42")
     assert removed.exit_code == 0, removed.output
     again = run("list", "remove", "risky_merchants", "42")
-    assert again.exit_code == 1 and again.output.startswith("error: 42 is not on list")
+    assert again.exit_code == 2 and again.output.startswith("error: 42 is not on list")

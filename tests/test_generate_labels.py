@@ -137,3 +137,17 @@ def test_generating_into_a_database_that_holds_ids_1_on_says_to_append(
     assert stored.exit_code == 0, stored.output
     with psycopg.connect(database.admin_url) as conn:
         assert conn.execute("SELECT count(*) FROM transactions").fetchone()[0] == 301
+
+
+def test_no_warning_when_the_run_made_no_fraud(database, tmp_path):
+    # The docs' replay of 2,000 realistic transactions through the API
+    # made no fraud and was told "the 0 fraud labels were NOT stored" (docs walk).
+    labels = tmp_path / "labels.csv"
+    args = ["--num-transactions", "50", "--accounts", "5", "--fraud-rate", "0", "--no-progress"]
+    result = CliRunner().invoke(
+        main, ["generate", "--database-url", database.app_url, "--labels", str(labels), *args]
+    )
+    assert result.exit_code == 0, result.output
+    assert file_labels(labels) == []
+    assert "0 fraudulent" in result.stderr
+    assert "WARNING" not in result.stderr and "load-labels" not in result.stderr

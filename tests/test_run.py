@@ -125,6 +125,9 @@ def test_run_seeds_once_serves_and_stops_its_database(run_env, tmp_path):
         output = interrupt(proc)
     assert proc.returncode == 0, output
     assert "seeding 2,000 generated transactions" in output
+    # The first migrate says what it applied, function files too (as `pgfraud migrate`).
+    migrated = next(line for line in output.splitlines() if line.startswith("migrated: "))
+    assert " function files applied (" in migrated, migrated
     status = subprocess.run([PGFRAUD, "db", "status"], env=run_env, capture_output=True, text=True)
     assert status.returncode == 1, status.stdout  # stopped with the run that started it
 

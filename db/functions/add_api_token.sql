@@ -55,7 +55,7 @@ BEGIN
     INSERT INTO api_tokens AS t (token_name, role, secret_sha256, created_by)
     VALUES (p_token_name, p_role, p_secret_sha256, _actor(p_actor))
     RETURNING t.* INTO v_token;
-    RETURN to_jsonb(v_token) - 'secret_sha256' - 'token_id';
+    RETURN _token_json(v_token);
 END;
 $$;
 

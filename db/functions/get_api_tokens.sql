@@ -1,9 +1,10 @@
 -- get_api_tokens(p_include_revoked boolean DEFAULT false) -> jsonb
 --
 -- The named API tokens, never their secrets or digests: a JSON array of
--- {token_name, role, created_by, created_at, revoked_by, revoked_at} in
--- name order (then newest first), only the live ones unless
--- p_include_revoked. Raises nothing.
+-- {token_name, role, created_by, created_at, revoked_by, revoked_at}
+-- (_token_json: times UTC with milliseconds and Z) in name order (then
+-- newest first), only the live ones unless p_include_revoked. Raises
+-- nothing.
 CREATE OR REPLACE FUNCTION get_api_tokens(p_include_revoked boolean DEFAULT false)
 RETURNS jsonb
 LANGUAGE sql
@@ -11,8 +12,7 @@ STABLE
 SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
-    SELECT coalesce(jsonb_agg(to_jsonb(t) - 'secret_sha256' - 'token_id'
-                              ORDER BY t.token_name, t.token_id DESC), '[]')
+    SELECT coalesce(jsonb_agg(_token_json(t) ORDER BY t.token_name, t.token_id DESC), '[]')
     FROM api_tokens AS t
     WHERE p_include_revoked OR t.revoked_at IS NULL;
 $$;

@@ -24,7 +24,7 @@ BEGIN
         RAISE EXCEPTION 'no token named % (that is not revoked already)', coalesce(p_token_name, 'NULL')
             USING ERRCODE = 'PF001', COLUMN = 'token_name';
     END IF;
-    RETURN to_jsonb(v_token) - 'secret_sha256' - 'token_id';
+    RETURN _token_json(v_token);
 END;
 $$;
 
