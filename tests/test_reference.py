@@ -354,19 +354,23 @@ def test_merchant_features_agree_with_the_python_reference(app_conn, admin_conn,
             continue
         week = merchant_features(t, merchant_rows, 7)
         month = merchant_features(t, merchant_rows, 30)
-        values = dict(
-            zip(
-                ("merchant_transactions_7d", "merchant_fraud_7d", "merchant_fraud_share_7d"),
-                week,
-                strict=True,
+        values = (
+            dict(
+                zip(
+                    ("merchant_transactions_7d", "merchant_fraud_7d", "merchant_fraud_share_7d"),
+                    week,
+                    strict=True,
+                )
             )
-        ) | dict(
-            zip(
-                ("merchant_transactions_30d", "merchant_fraud_30d", "merchant_fraud_share_30d"),
-                month,
-                strict=True,
+            | dict(
+                zip(
+                    ("merchant_transactions_30d", "merchant_fraud_30d", "merchant_fraud_share_30d"),
+                    month,
+                    strict=True,
+                )
             )
-        ) | {"merchant_surge_7d": merchant_surge(t, merchant_rows)}
+            | {"merchant_surge_7d": merchant_surge(t, merchant_rows)}
+        )
         expected.append(
             (
                 t.transaction_id,
