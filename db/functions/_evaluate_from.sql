@@ -610,7 +610,8 @@ AS $$
     merchant_counts AS (
         -- Per probe: the merchant's transactions in [ts - window, ts - delay)
         -- (ms resolution: at or before ts - delay - 1 ms), and for the users'
-        -- features in [ts - 7 days, ts) and [ts - 30 days, ts).
+        -- features in [ts - 7 days, ts), [ts - 30 days, ts) and
+        -- [ts - 37 days, ts - 7 days) (merchant_surge_7d's base).
         SELECT m.transaction_id, m.merchant_count, m.count_7d, m.count_30d, m.count_base
         FROM (
             SELECT r.transaction_id,
@@ -729,8 +730,8 @@ AS $$
                 FROM history AS h
                 LEFT JOIN merchant_counts AS mc ON p.custom_merchant_on AND mc.transaction_id = h.transaction_id
                 LEFT JOIN merchant_fraud AS mf ON p.custom_merchant_on AND mf.transaction_id = h.transaction_id
-                -- The merchant's first row in the surge base (one backward index
-                -- probe), in seconds before ts - 7 days (ms exact).
+                -- The merchant's first row in the surge base (one index probe),
+                -- in seconds before ts - 7 days (ms exact).
                 LEFT JOIN LATERAL (
                     SELECT extract(epoch FROM (h.ts - INTERVAL '168 hours') - min(t.ts)) AS base_seconds
                     FROM transactions AS t
