@@ -61,6 +61,28 @@ def merchant_features(tx: Tx, merchant_rows: list[MerchantTx], days: int) -> tup
     return len(seen), known, share
 
 
+def merchant_surge(tx: Tx, merchant_rows: list[MerchantTx]) -> Decimal | None:
+    """The users' rules' merchant_surge_7d of tx: the merchant's rows (all accounts) in
+    [ts - 7 days, ts), n, against its rows in the base [ts - 37 days, ts - 7 days), b,
+    over the time s from the first of them to ts - 7 days: n x s / max(b x 7 days, s)
+    to 4 places; None without a merchant, with b = 0, or with s under 7 days."""
+    if tx.merchant_id is None:
+        return None
+    week_start = tx.ts - timedelta(days=7)
+    here = [m.ts for m in merchant_rows if m.merchant_id == tx.merchant_id]
+    last_week = sum(1 for ts in here if week_start <= ts < tx.ts)
+    base = [ts for ts in here if tx.ts - timedelta(days=37) <= ts < week_start]
+    if not base:
+        return None
+    span_ms = (week_start - min(base)) // MS
+    week_ms = 7 * 86_400_000
+    if span_ms < week_ms:
+        return None
+    return (Decimal(last_week * span_ms) / max(len(base) * week_ms, span_ms)).quantize(
+        Decimal("0.0001"), ROUND_HALF_UP
+    )
+
+
 def _average_base(prior: list[Tx], tx: Tx, window_days) -> tuple[int, Decimal]:
     if window_days:
         prior = [p for p in prior if p.ts > tx.ts - timedelta(days=window_days)]

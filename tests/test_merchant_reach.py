@@ -76,13 +76,15 @@ def test_only_accounts_within_compromised_merchants_window_are_neighbours(app_co
     assert neighbours(admin_conn) == [(2, 2), (4, 3)]
 
 
-def test_a_users_merchant_feature_rule_reaches_30_days(app_conn, admin_conn):
+def test_a_users_merchant_feature_rule_reaches_37_days(app_conn, admin_conn):
     store(app_conn)
     db.change_rule(admin_conn, "compromised_merchant", False)
     db.add_rule(admin_conn, "risky_shop", "merchant_fraud_30d >= 1", enabled=True)
     admin_conn.commit()
-    # Delay 0: account 5 (T0 + 12 h) reads T0 too; 720 hours is 30 days.
-    assert neighbours(admin_conn) == [(2, 2), (4, 3), (5, 6)]
+    # Delay 0: account 5 (T0 + 12 h) reads T0 too; 888 hours is 37 days
+    # (merchant_surge_7d's base), so account 3's row at T0 + 30 d + 1 ms is
+    # in reach and its row at T0 + 40 d is not.
+    assert neighbours(admin_conn) == [(2, 2), (3, 4), (4, 3), (5, 6)]
 
 
 def test_alerts_stay_exact_after_a_late_row_and_a_label_at_the_merchant(app_conn, admin_conn):

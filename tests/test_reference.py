@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from pgfraud import db
-from tests.reference import MerchantTx, Tx, events, merchant_features
+from tests.reference import MerchantTx, Tx, events, merchant_features, merchant_surge
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 RULES = {
@@ -233,13 +233,19 @@ FEATURES = (
     "merchant_fraud_7d",
     "merchant_fraud_share_30d",
     "merchant_fraud_share_7d",
+    "merchant_surge_7d",
     "merchant_transactions_30d",
     "merchant_transactions_7d",
 )
-# Other accounts' rows over 40 days before the own rows (window edges often).
+# Other accounts' rows over 40 days before the own rows (window edges often:
+# 7, 14 and 30 days, and 37, merchant_surge_7d's base).
 far_offsets = st.one_of(
     st.integers(-40 * DAY_MS, 3_600_000),
-    st.sampled_from([-7 * DAY_MS, -7 * DAY_MS + 1, -30 * DAY_MS, -30 * DAY_MS + 1, -1, 0]),
+    st.integers(-7 * DAY_MS, 3_600_000),
+    st.sampled_from(
+        [-7 * DAY_MS, -7 * DAY_MS + 1, -14 * DAY_MS, -14 * DAY_MS + 1, -30 * DAY_MS]
+        + [-30 * DAY_MS + 1, -37 * DAY_MS, -37 * DAY_MS + 1, -1, 0]
+    ),
 )
 far_known_after = st.one_of(
     st.integers(0, 20 * DAY_MS), st.sampled_from([0, 1, 7 * DAY_MS, 30 * DAY_MS])
@@ -259,7 +265,7 @@ far_rows = st.lists(
 
 
 @settings(
-    max_examples=40,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -348,18 +354,22 @@ def test_merchant_features_agree_with_the_python_reference(app_conn, admin_conn,
             continue
         week = merchant_features(t, merchant_rows, 7)
         month = merchant_features(t, merchant_rows, 30)
-        values = dict(
-            zip(
-                ("merchant_transactions_7d", "merchant_fraud_7d", "merchant_fraud_share_7d"),
-                week,
-                strict=True,
+        values = (
+            dict(
+                zip(
+                    ("merchant_transactions_7d", "merchant_fraud_7d", "merchant_fraud_share_7d"),
+                    week,
+                    strict=True,
+                )
             )
-        ) | dict(
-            zip(
-                ("merchant_transactions_30d", "merchant_fraud_30d", "merchant_fraud_share_30d"),
-                month,
-                strict=True,
+            | dict(
+                zip(
+                    ("merchant_transactions_30d", "merchant_fraud_30d", "merchant_fraud_share_30d"),
+                    month,
+                    strict=True,
+                )
             )
+            | {"merchant_surge_7d": merchant_surge(t, merchant_rows)}
         )
         expected.append(
             (
@@ -380,4 +390,6 @@ def test_merchant_features_agree_with_the_python_reference(app_conn, admin_conn,
     ]
     if any(v[1]["merchant_fraud_30d"] != "0" for v in expected):
         event("some known fraud")
+    if any(v[1]["merchant_surge_7d"] != "null" for v in expected):
+        event("some merchant_surge_7d")
     assert got == expected

@@ -49,7 +49,8 @@ BEGIN
                               'count_1h', 'sum_1h', 'count_24h', 'sum_24h', 'merchant_id',
                               'first_at_merchant', 'merchant_transactions_7d', 'merchant_fraud_7d',
                               'merchant_fraud_share_7d', 'merchant_transactions_30d',
-                              'merchant_fraud_30d', 'merchant_fraud_share_30d');
+                              'merchant_fraud_30d', 'merchant_fraud_share_30d',
+                              'merchant_surge_7d');
         -- The rule's query over a source of features rows: v_select, then
         -- the source, then v_where.
         v_select := format(

@@ -77,7 +77,13 @@
 --       with time in [ts - 7 days, ts) / [ts - 30 days, ts) (elapsed 168 /
 --       720 hours), merchant_fraud_7d / _30d: the known fraud among them as
 --       known at ts (strictly before it), merchant_fraud_share_7d / _30d:
---       fraud / transactions (4 places; NULL when no transaction); all six
+--       fraud / transactions (4 places; NULL when no transaction);
+--       merchant_surge_7d: merchant_transactions_7d x S / max(B x 7 days, S)
+--       (4 places), B the merchant's transactions with time in
+--       [ts - 37 days, ts - 7 days) (888 / 168 hours) and S the time from
+--       the first of them to ts - 7 days (ms exact): the last week against
+--       the week expected at its own earlier rate, at least 1 expected;
+--       NULL when B = 0 or S < 7 days; all seven
 --       NULL for a row without a merchant, and computed only when a rule
 --       run reads one of them), compiled into _custom_rule_events; observed
 --       and threshold NULL, the reason shows the values of the features used.
@@ -95,7 +101,9 @@
 -- there) for new_merchant_large and one for new_merchant_run, and for a row
 -- that new_merchant_run finds new, one index range of the account's last
 -- max_run payments and a probe each; per merchant, one index
--- range scan of its rows inside the compromised_merchant window.
+-- range scan of its rows inside the compromised_merchant window (and the
+-- users' merchant features' 888 hours), and for those features one index
+-- probe per scored row (the first row of merchant_surge_7d's base).
 -- Each rule's part is conditioned on p_rules ? '<rule>', an expression of the
 -- argument alone, which PostgreSQL evaluates once (a one-time filter): a rule
 -- that is off costs nothing, not even a pass over the scored rows.
@@ -164,7 +172,7 @@ AS $$
                 CASE WHEN EXISTS (SELECT FROM rules AS r
                                   WHERE r.expression IS NOT NULL AND p_rules ? r.rule_id
                                     AND _reads_merchant_features(r.expression))
-                     THEN interval '720 hours' ELSE interval '0' END
+                     THEN interval '888 hours' ELSE interval '0' END
             ) AS merchant_reach,
             -- How far before a position the scored rows' windows reach.
             make_interval(secs => greatest(
@@ -602,13 +610,15 @@ AS $$
     merchant_counts AS (
         -- Per probe: the merchant's transactions in [ts - window, ts - delay)
         -- (ms resolution: at or before ts - delay - 1 ms), and for the users'
-        -- features in [ts - 7 days, ts) and [ts - 30 days, ts).
-        SELECT m.transaction_id, m.merchant_count, m.count_7d, m.count_30d
+        -- features in [ts - 7 days, ts), [ts - 30 days, ts) and
+        -- [ts - 37 days, ts - 7 days) (merchant_surge_7d's base).
+        SELECT m.transaction_id, m.merchant_count, m.count_7d, m.count_30d, m.count_base
         FROM (
             SELECT r.transaction_id,
                    count(*) FILTER (WHERE r.transaction_id IS NULL) OVER merchant_window AS merchant_count,
                    count(*) FILTER (WHERE r.transaction_id IS NULL) OVER week AS count_7d,
-                   count(*) FILTER (WHERE r.transaction_id IS NULL) OVER month AS count_30d
+                   count(*) FILTER (WHERE r.transaction_id IS NULL) OVER month AS count_30d,
+                   count(*) FILTER (WHERE r.transaction_id IS NULL) OVER surge_base AS count_base
             FROM merchant_rows AS r
             WINDOW by_time AS (PARTITION BY r.merchant_id ORDER BY r.ts),
                    merchant_window AS (
@@ -622,7 +632,10 @@ AS $$
                    week AS (by_time RANGE BETWEEN INTERVAL '168 hours' PRECEDING
                                               AND INTERVAL '1 millisecond' PRECEDING),
                    month AS (by_time RANGE BETWEEN INTERVAL '720 hours' PRECEDING
-                                               AND INTERVAL '1 millisecond' PRECEDING)
+                                               AND INTERVAL '1 millisecond' PRECEDING),
+                   -- merchant_surge_7d's base: [ts - 37 days, ts - 7 days).
+                   surge_base AS (by_time RANGE BETWEEN INTERVAL '888 hours' PRECEDING
+                                                    AND INTERVAL '168:00:00.001' PRECEDING)
         ) AS m
         WHERE m.transaction_id IS NOT NULL
     ),
@@ -705,11 +718,28 @@ AS $$
                     CASE WHEN mc.count_7d > 0 THEN round(coalesce(mf.fraud_7d, 0)::numeric / mc.count_7d, 4) END,
                     mc.count_30d,
                     CASE WHEN mc.transaction_id IS NOT NULL THEN coalesce(mf.fraud_30d, 0) END,
-                    CASE WHEN mc.count_30d > 0 THEN round(coalesce(mf.fraud_30d, 0)::numeric / mc.count_30d, 4) END
+                    CASE WHEN mc.count_30d > 0 THEN round(coalesce(mf.fraud_30d, 0)::numeric / mc.count_30d, 4) END,
+                    -- merchant_surge_7d: the last 7 days' count over the count
+                    -- expected in 7 days at the rate of [ts - 37 days, ts - 7
+                    -- days), measured from the first row in there (at least 1
+                    -- expected); NULL with under 7 days measured.
+                    CASE WHEN sb.base_seconds >= 604800
+                         THEN round(mc.count_7d * sb.base_seconds
+                                    / greatest(mc.count_base * 604800, sb.base_seconds), 4) END
                 )::rule_features
                 FROM history AS h
                 LEFT JOIN merchant_counts AS mc ON p.custom_merchant_on AND mc.transaction_id = h.transaction_id
                 LEFT JOIN merchant_fraud AS mf ON p.custom_merchant_on AND mf.transaction_id = h.transaction_id
+                -- The merchant's first row in the surge base (one index probe),
+                -- in seconds before ts - 7 days (ms exact).
+                LEFT JOIN LATERAL (
+                    SELECT extract(epoch FROM (h.ts - INTERVAL '168 hours') - min(t.ts)) AS base_seconds
+                    FROM transactions AS t
+                    WHERE t.merchant_id = h.merchant_id
+                      AND t.ts >= h.ts - INTERVAL '888 hours'
+                      AND t.ts < h.ts - INTERVAL '168 hours'
+                      AND p.custom_merchant_on AND mc.count_base > 0
+                ) AS sb ON true
             ) ELSE '{}'::rule_features[] END
         ) AS c
         WHERE p.custom_on

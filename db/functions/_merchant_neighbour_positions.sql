@@ -9,7 +9,8 @@
 -- time after p_after_ts[i] + _merchant_rules_delay() and at most the rules'
 -- reach after it: a row at ts reads the merchant's rows with time in
 -- [ts - reach, ts), reach being compromised_merchant's window_days (when
--- on) or 720 hours (when a live user's rule reads the merchant features),
+-- on) or 888 hours (when a live user's rule reads the merchant features:
+-- merchant_surge_7d's base reaches 37 days back),
 -- the greater, as _evaluate_from's merchant_reach; p_after_ts[i] is never
 -- before the changed row's own time, so no row that reads it is left out.
 -- Returns, per account with such rows, its earliest one (from_ts,
@@ -40,7 +41,7 @@ AS $$
                                (r.parameters ->> 'window_days')::double precision, 0) * 86400)
                     FROM rules AS r
                     WHERE r.rule_id = 'compromised_merchant' AND r.enabled),
-                   (SELECT interval '720 hours'
+                   (SELECT interval '888 hours'
                     WHERE EXISTS (SELECT FROM rules AS r
                                   WHERE r.enabled AND r.expression IS NOT NULL
                                     AND _reads_merchant_features(r.expression))),
@@ -49,7 +50,7 @@ AS $$
                                (s.parameters ->> 'window_days')::double precision, 0) * 86400)
                     FROM shadow_rules AS s
                     WHERE s.rule_id = 'compromised_merchant'),
-                   (SELECT interval '720 hours'
+                   (SELECT interval '888 hours'
                     WHERE EXISTS (SELECT FROM shadow_rules AS s
                                   JOIN rules AS r ON r.rule_id = s.rule_id
                                   WHERE r.expression IS NOT NULL

@@ -4,7 +4,7 @@
 -- feature names of rule_features (amount, prior_count, prior_average,
 -- seconds_since_previous, count_1h, sum_1h, count_24h, sum_24h, merchant_id,
 -- first_at_merchant, merchant_transactions_7d, merchant_fraud_7d,
--- merchant_fraud_share_7d and the same three for 30d), numbers, list
+-- merchant_fraud_share_7d and the same three for 30d, merchant_surge_7d), numbers, list
 -- membership (account_in_list('<list>'), merchant_in_list('<list>'): the
 -- list must exist and hold that subject; see _bind_list_calls), + - * and
 -- comparisons (< <= > >= = <> !=),
@@ -35,7 +35,8 @@ DECLARE
                                'count_1h', 'sum_1h', 'count_24h', 'sum_24h', 'merchant_id',
                                'first_at_merchant', 'merchant_transactions_7d', 'merchant_fraud_7d',
                                'merchant_fraud_share_7d', 'merchant_transactions_30d',
-                               'merchant_fraud_30d', 'merchant_fraud_share_30d'];
+                               'merchant_fraud_30d', 'merchant_fraud_share_30d',
+                               'merchant_surge_7d'];
     v_words text[] := ARRAY['and', 'or', 'not', 'is', 'null', 'true', 'false', 'between',
                             'distinct', 'from'];
     v_functions text[] := ARRAY['abs', 'least', 'greatest', 'coalesce'];
