@@ -1156,6 +1156,9 @@ def test_a_case_is_assigned_and_closed_from_the_page_and_counts_as_a_label(site,
     base, page = site
     page.goto(base + "/")
     page.get_by_role("link", name="Cases").click()
+    # The click starts a navigation: wait for the new page before reading it.
+    page.wait_for_url("**/ui/cases**")
+    page.locator("section.case").first.wait_for()
     assert page.title() == "Cases · pgfraud"
     sections = page.locator("section.case")
     assert sections.count() == 1
