@@ -55,13 +55,8 @@ BEGIN
           AND NOT EXISTS (SELECT FROM transactions AS t WHERE t.account_id = p_account_id);
     END IF;
     v_new := _rescore_account(p_account_id, v_from, -1);
-    PERFORM _record_decisions(
-        ARRAY(SELECT t.account_id FROM transactions AS t
-              WHERE t.account_id = p_account_id AND t.ts >= v_from
-                AND NOT EXISTS (SELECT FROM decisions AS d
-                                WHERE d.account_id = p_account_id
-                                  AND d.transaction_id = t.transaction_id)
-              ORDER BY t.transaction_id),
+    PERFORM _record_account_decisions(
+        p_account_id,
         ARRAY(SELECT t.transaction_id FROM transactions AS t
               WHERE t.account_id = p_account_id AND t.ts >= v_from
                 AND NOT EXISTS (SELECT FROM decisions AS d
