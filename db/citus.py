@@ -152,6 +152,20 @@ def place_functions(conn: psycopg.Connection, files: list[tuple[str, str]]) -> N
             if not success:
                 first = (result or "").strip().splitlines()[0] if (result or "").strip() else ""
                 raise PgfraudError(f"{name} on the worker {node}:{port}: {first}")
+    # The users' rules, compiled into one function on the coordinator
+    # (_compile_custom_rules, on migrate and on a rule change).
+    generated = conn.execute(
+        "SELECT pg_get_functiondef(p.oid) FROM pg_proc AS p"
+        " WHERE p.proname = '_custom_rule_events' AND p.pronamespace = 'public'::regnamespace"
+    ).fetchall()
+    for (definition,) in generated:
+        rows = conn.execute(
+            "SELECT nodename, nodeport, success, result FROM run_command_on_workers(%s)",
+            ("SET citus.enable_ddl_propagation = off; " + definition,),
+        ).fetchall()
+        for node, port, success, result in rows:
+            if not success:
+                raise PgfraudError(f"_custom_rule_events on the worker {node}:{port}: {result}")
     for signature in DELEGATED:
         conn.execute(
             "SELECT create_distributed_function(%s, 'p_account_id',"
