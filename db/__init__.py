@@ -263,11 +263,23 @@ def on_citus(conn: psycopg.Connection) -> bool:
 def _store_per_account(conn: psycopg.Connection, transactions: list[dict[str, Any]]) -> list[dict]:
     """store_transactions on Citus: the batch split by account, each account's
     rows stored by SQL ``store_account_transactions`` (accounts in account_id
-    order, in the caller's database transaction: all or nothing). Rows and the
-    ``row`` of an error are the input's indexes."""
+    order). All or nothing: in the caller's database transaction, or, on an
+    autocommit connection, in one of its own when the batch has several
+    accounts (one account: the single call, which Citus then runs on the
+    account's worker). Rows and the ``row`` of an error are the input's
+    indexes."""
     by_account: dict[int, list[int]] = {}
     for index, record in enumerate(transactions):
         by_account.setdefault(record["account_id"], []).append(index)
+    if conn.autocommit and len(by_account) > 1:
+        with wrap_errors(), conn.transaction():
+            return _store_accounts(conn, transactions, by_account)
+    return _store_accounts(conn, transactions, by_account)
+
+
+def _store_accounts(
+    conn: psycopg.Connection, transactions: list[dict[str, Any]], by_account: dict[int, list[int]]
+) -> list[dict]:
     results: list[dict | None] = [None] * len(transactions)
     for account_id in sorted(by_account):
         indexes = by_account[account_id]

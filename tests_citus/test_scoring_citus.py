@@ -112,3 +112,57 @@ def test_labels_take_their_account_on_citus(databases, tmp_path):
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1
     assert "901 is stored in several accounts" in refused.stderr
+
+
+def test_a_batch_over_two_accounts_is_all_or_nothing(databases):
+    from pgfraud.service import create_app
+
+    _, distributed = databases
+    client = create_app({"TESTING": True, "DATABASE_URL": distributed}).test_client()
+    stored = client.post(
+        "/store_data",
+        json={
+            "account_id": 884,
+            "transaction_id": 5,
+            "timestamp": "2024-03-01T00:00:00Z",
+            "amount": "5.00",
+        },
+    )
+    assert stored.status_code == 201, stored.get_data(as_text=True)
+    # Account 883's row would be stored first (account order), then 884's
+    # conflicts (other amount): nothing of the request may stay.
+    refused = client.post(
+        "/store_data",
+        json=[
+            {
+                "account_id": 884,
+                "transaction_id": 5,
+                "timestamp": "2024-03-01T00:00:00Z",
+                "amount": "6.00",
+            },
+            {
+                "account_id": 883,
+                "transaction_id": 6,
+                "timestamp": "2024-03-01T00:00:00Z",
+                "amount": "1.00",
+            },
+        ],
+    )
+    assert refused.status_code == 409, refused.get_data(as_text=True)
+    error = refused.get_json()["error"]
+    assert (error["code"], error["field"], error["row"]) == (
+        "transaction_conflict",
+        "transaction_id",
+        0,
+    )
+    with psycopg.connect(distributed) as conn:
+        assert (
+            conn.execute("SELECT count(*) FROM transactions WHERE account_id = 883").fetchone()[0]
+            == 0
+        )
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM decisions WHERE account_id IN (883, 884)"
+            ).fetchone()[0]
+            == 1
+        )
