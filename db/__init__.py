@@ -228,6 +228,8 @@ def store_transactions(conn: psycopg.Connection, transactions: list[dict[str, An
     Runs in the caller's database transaction.
     Errors: TransactionConflict (row names the input index), InvalidInput.
     """
+    if on_citus(conn):
+        return _store_per_account(conn, transactions)
     payload = json.dumps(transactions, default=_jsonable)
     with wrap_errors():
         rows = conn.execute(
@@ -235,6 +237,71 @@ def store_transactions(conn: psycopg.Connection, transactions: list[dict[str, An
             " FROM store_transactions(%s::jsonb)",
             (payload,),
         ).fetchall()
+    return _stored_rows(rows)
+
+
+# Database (host, port, name) -> whether it has pgfraud's Citus layout.
+_CITUS_LAYOUT: dict[tuple[str, int, str], bool] = {}
+
+
+def on_citus(conn: psycopg.Connection) -> bool:
+    """Whether ``conn``'s database has pgfraud's Citus layout (`pgfraud db distribute`).
+
+    Asked once per database and process (the layout is made once, before
+    the service runs on it), so the single-node path pays one query per process.
+    """
+    key = (conn.info.host, conn.info.port, conn.info.dbname)
+    known = _CITUS_LAYOUT.get(key)
+    if known is None:
+        from pgfraud.db.citus import is_distributed
+
+        with wrap_errors():
+            known = _CITUS_LAYOUT[key] = is_distributed(conn)
+    return known
+
+
+def _store_per_account(conn: psycopg.Connection, transactions: list[dict[str, Any]]) -> list[dict]:
+    """store_transactions on Citus: the batch split by account, each account's
+    rows stored by SQL ``store_account_transactions`` (accounts in account_id
+    order). All or nothing: in the caller's database transaction, or, on an
+    autocommit connection, in one of its own when the batch has several
+    accounts (one account: the single call, which Citus then runs on the
+    account's worker). Rows and the ``row`` of an error are the input's
+    indexes."""
+    by_account: dict[int, list[int]] = {}
+    for index, record in enumerate(transactions):
+        by_account.setdefault(record["account_id"], []).append(index)
+    if conn.autocommit and len(by_account) > 1:
+        with wrap_errors(), conn.transaction():
+            return _store_accounts(conn, transactions, by_account)
+    return _store_accounts(conn, transactions, by_account)
+
+
+def _store_accounts(
+    conn: psycopg.Connection, transactions: list[dict[str, Any]], by_account: dict[int, list[int]]
+) -> list[dict]:
+    results: list[dict | None] = [None] * len(transactions)
+    for account_id in sorted(by_account):
+        indexes = by_account[account_id]
+        payload = json.dumps([transactions[i] for i in indexes], default=_jsonable)
+        try:
+            with wrap_errors():
+                rows = conn.execute(
+                    "SELECT row_number, transaction_id, status, alerts::text, decision::text"
+                    " FROM store_account_transactions(%s, %s::jsonb)",
+                    (account_id, payload),
+                ).fetchall()
+        except PgfraudError as exc:
+            if exc.row is not None and 0 <= exc.row < len(indexes):
+                exc.row = indexes[exc.row]
+            raise
+        for stored in _stored_rows(rows):
+            stored["row"] = indexes[stored["row"]]
+            results[stored["row"]] = stored
+    return [r for r in results if r is not None]
+
+
+def _stored_rows(rows: list[tuple]) -> list[dict]:
     return [
         {
             "row": r[0],
@@ -270,8 +337,14 @@ def store_staged(conn: psycopg.Connection) -> dict[str, int]:
     """Move the staged rows into ``transactions`` (SQL ``store_staged_transactions``).
 
     Returns ``{"stored": n, "duplicate": m}``. Errors: TransactionConflict
-    (``row`` is the staged row_number).
+    (``row`` is the staged row_number). On the Citus layout (:func:`on_citus`)
+    SQL ``store_staged_account_transactions``: ids per account, rows stored
+    raw (scored afterwards by pgfraud.db.citus.score_pending).
     """
+    if on_citus(conn):
+        with wrap_errors():
+            counts = conn.execute("SELECT * FROM store_staged_account_transactions()").fetchone()
+        return {"stored": counts[0], "duplicate": counts[1]}
     with wrap_errors():
         counts = conn.execute(
             "SELECT count(*) FILTER (WHERE status = 'stored'),"
@@ -335,14 +408,15 @@ def rule_change_time(conn: psycopg.Connection, timeout_ms: int) -> Iterator[None
 
 def any_stored(conn: psycopg.Connection, ids: list[int] | tuple[int, int]) -> bool:
     """Whether any of ``ids`` (a list) is stored, or any id in ``(low, high)``
-    inclusive (a tuple)."""
+    inclusive (a tuple). (``SELECT 1``: Citus cannot plan an empty select
+    list in a subquery over a distributed table.)"""
     with wrap_errors():
         if isinstance(ids, tuple):
             query = (
-                "SELECT EXISTS (SELECT FROM transactions WHERE transaction_id BETWEEN %s AND %s)"
+                "SELECT EXISTS (SELECT 1 FROM transactions WHERE transaction_id BETWEEN %s AND %s)"
             )
             return conn.execute(query, ids).fetchone()[0]
-        query = "SELECT EXISTS (SELECT FROM transactions WHERE transaction_id = ANY(%s))"
+        query = "SELECT EXISTS (SELECT 1 FROM transactions WHERE transaction_id = ANY(%s))"
         return conn.execute(query, (ids,)).fetchone()[0]
 
 
@@ -840,31 +914,34 @@ def store_labels(conn: psycopg.Connection, labels: Iterable[tuple[Any, ...]]) ->
                 row=first["row"],
                 errors=errors if len(errors) > 1 else None,
             )
-        counts = conn.execute(
-            "WITH latest AS ("
-            " SELECT DISTINCT ON (s.transaction_id) s.transaction_id, s.scenario, s.known_at"
-            " FROM staged_labels AS s ORDER BY s.transaction_id, s.position DESC"
-            "), classified AS ("
-            " SELECT l.transaction_id, l.scenario, f.scenario AS previous,"
-            " coalesce(l.known_at, f.known_at, now()) AS known_at,"
-            " EXISTS (SELECT 1 FROM transactions AS t"
-            " WHERE t.transaction_id = l.transaction_id) AS matched"
-            " FROM latest AS l LEFT JOIN fraud_labels AS f USING (transaction_id)"
-            "), upserted AS ("
-            " INSERT INTO fraud_labels AS f (transaction_id, scenario, known_at)"
-            " SELECT c.transaction_id, c.scenario, c.known_at FROM classified AS c"
-            " ON CONFLICT ON CONSTRAINT fraud_labels_pkey"
-            " DO UPDATE SET scenario = excluded.scenario, known_at = excluded.known_at"
-            # An unchanged label is left alone (its trigger re-scores nothing).
-            " WHERE (f.scenario, f.known_at)"
-            " IS DISTINCT FROM (excluded.scenario, excluded.known_at)"
-            ")"
-            " SELECT count(*), count(*) FILTER (WHERE c.previous IS NULL),"
-            " count(*) FILTER (WHERE c.previous IS DISTINCT FROM c.scenario"
-            " AND c.previous IS NOT NULL),"
-            " count(*) FILTER (WHERE c.matched)"
-            " FROM classified AS c"
-        ).fetchone()
+        if on_citus(conn):
+            counts = _upsert_labels_citus(conn, origins)
+        else:
+            counts = conn.execute(
+                "WITH latest AS ("
+                " SELECT DISTINCT ON (s.transaction_id) s.transaction_id, s.scenario, s.known_at"
+                " FROM staged_labels AS s ORDER BY s.transaction_id, s.position DESC"
+                "), classified AS ("
+                " SELECT l.transaction_id, l.scenario, f.scenario AS previous,"
+                " coalesce(l.known_at, f.known_at, now()) AS known_at,"
+                " EXISTS (SELECT 1 FROM transactions AS t"
+                " WHERE t.transaction_id = l.transaction_id) AS matched"
+                " FROM latest AS l LEFT JOIN fraud_labels AS f USING (transaction_id)"
+                "), upserted AS ("
+                " INSERT INTO fraud_labels AS f (transaction_id, scenario, known_at)"
+                " SELECT c.transaction_id, c.scenario, c.known_at FROM classified AS c"
+                " ON CONFLICT ON CONSTRAINT fraud_labels_pkey"
+                " DO UPDATE SET scenario = excluded.scenario, known_at = excluded.known_at"
+                # An unchanged label is left alone (its trigger re-scores nothing).
+                " WHERE (f.scenario, f.known_at)"
+                " IS DISTINCT FROM (excluded.scenario, excluded.known_at)"
+                ")"
+                " SELECT count(*), count(*) FILTER (WHERE c.previous IS NULL),"
+                " count(*) FILTER (WHERE c.previous IS DISTINCT FROM c.scenario"
+                " AND c.previous IS NOT NULL),"
+                " count(*) FILTER (WHERE c.matched)"
+                " FROM classified AS c"
+            ).fetchone()
         conn.execute("DROP TABLE staged_labels")
     labelled, new, changed, matched = counts
     return {
@@ -876,6 +953,93 @@ def store_labels(conn: psycopg.Connection, labels: Iterable[tuple[Any, ...]]) ->
         "matched": matched,
         "unmatched": labelled - matched,
     }
+
+
+def _upsert_labels_citus(
+    conn: psycopg.Connection, origins: list[tuple[int | None, Any]]
+) -> tuple[int, int, int, int]:
+    """store_labels' upsert on the Citus layout: (labelled, new, changed, matched).
+
+    There fraud_labels carries account_id (its distribution column) and a
+    transaction id is unique per account, so each label takes the account of
+    the stored transaction with its id. A label whose id is in no account
+    is counted unmatched and not stored (it has no account to live in); an
+    id stored in several accounts is refused (InvalidInput, field
+    transaction_id, its line). Each step reads the session's staging table
+    and one distributed table, which Citus plans on the coordinator.
+    """
+    conn.execute(
+        "CREATE TEMPORARY TABLE latest_labels ON COMMIT DROP AS"
+        " SELECT DISTINCT ON (s.transaction_id) s.position, s.transaction_id, s.scenario,"
+        " s.known_at, NULL::bigint AS account_id, NULL::text AS previous,"
+        " NULL::timestamptz AS previous_known_at"
+        " FROM staged_labels AS s ORDER BY s.transaction_id, s.position DESC"
+    )
+    owners = conn.execute(
+        "SELECT t.transaction_id, min(t.account_id), count(*) FROM transactions AS t"
+        " WHERE t.transaction_id IN (SELECT l.transaction_id FROM latest_labels AS l)"
+        " GROUP BY t.transaction_id"
+    ).fetchall()
+    shared = sorted(o[0] for o in owners if o[2] > 1)
+    if shared:
+        position = conn.execute(
+            "SELECT position FROM latest_labels WHERE transaction_id = %s", (shared[0],)
+        ).fetchone()[0]
+        line, path = origins[position - 1]
+        row = line if line is not None else position
+        where = f"{path}: " if path else ""
+        raise InvalidInput(
+            f"line {row}: {where}transaction_id {shared[0]} is stored in several accounts"
+            " (on Citus an id is unique per account), so its label names no one transaction;"
+            " nothing was stored",
+            field="transaction_id",
+            row=row,
+        )
+    conn.execute(
+        "CREATE TEMPORARY TABLE label_owners (transaction_id bigint, account_id bigint)"
+        " ON COMMIT DROP"
+    )
+    with conn.cursor().copy("COPY label_owners (transaction_id, account_id) FROM STDIN") as copy:
+        for transaction_id, account_id, _ in owners:
+            copy.write_row((transaction_id, account_id))
+    conn.execute(
+        "UPDATE latest_labels AS l SET account_id = o.account_id"
+        " FROM label_owners AS o WHERE o.transaction_id = l.transaction_id"
+    )
+    previous = conn.execute(
+        "SELECT f.transaction_id, f.scenario, f.known_at FROM fraud_labels AS f"
+        " WHERE (f.account_id, f.transaction_id) IN"
+        " (SELECT o.account_id, o.transaction_id FROM label_owners AS o)"
+    ).fetchall()
+    conn.execute(
+        "CREATE TEMPORARY TABLE label_previous (transaction_id bigint, scenario text,"
+        " known_at timestamptz) ON COMMIT DROP"
+    )
+    with conn.cursor().copy(
+        "COPY label_previous (transaction_id, scenario, known_at) FROM STDIN"
+    ) as copy:
+        for row in previous:
+            copy.write_row(row)
+    conn.execute(
+        "UPDATE latest_labels AS l SET previous = p.scenario, previous_known_at = p.known_at"
+        " FROM label_previous AS p WHERE p.transaction_id = l.transaction_id"
+    )
+    conn.execute(
+        "INSERT INTO fraud_labels AS f (account_id, transaction_id, scenario, known_at)"
+        " SELECT l.account_id, l.transaction_id, l.scenario,"
+        " coalesce(l.known_at, l.previous_known_at, now())"
+        " FROM latest_labels AS l WHERE l.account_id IS NOT NULL"
+        " ON CONFLICT ON CONSTRAINT fraud_labels_pkey"
+        " DO UPDATE SET scenario = excluded.scenario, known_at = excluded.known_at"
+        " WHERE (f.scenario, f.known_at) IS DISTINCT FROM (excluded.scenario, excluded.known_at)"
+    )
+    return conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE l.previous IS NULL),"
+        " count(*) FILTER (WHERE l.previous IS DISTINCT FROM l.scenario"
+        " AND l.previous IS NOT NULL),"
+        " count(*) FILTER (WHERE l.account_id IS NOT NULL)"
+        " FROM latest_labels AS l"
+    ).fetchone()
 
 
 def format_time(value: datetime) -> str:

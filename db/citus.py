@@ -23,9 +23,46 @@ schema is behind (run `pgfraud migrate` first). A second run changes nothing.
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 
-from pgfraud.errors import ConfigurationError
+from pgfraud.errors import ConfigurationError, PgfraudError
+
+# The per-account functions Citus runs on the account's worker: a call
+# ``SELECT ... FROM f(account, ...)`` outside a transaction block is sent to
+# the worker holding the account's shards (create_distributed_function with
+# distribution_arg_name p_account_id, colocated with transactions).
+DELEGATED = (
+    "store_account_transactions(bigint, jsonb)",
+    "score_account(bigint, timestamptz)",
+)
+
+# Statement triggers that cannot run on Citus: a trigger on a distributed
+# table runs per shard on its worker, where a query of other tables is a
+# distributed query from a shard ("cannot execute a distributed query from
+# a query on a shard"). `pgfraud db distribute` turns them off. So an INSERT
+# or COPY into transactions through the coordinator stores raw rows, scored
+# later per account (score_pending); store_account_transactions scores its
+# own rows, and opens cases itself (_open_account_cases). An UPDATE or
+# DELETE of transactions is not re-scored: score_account(account) repairs.
+OFF_ON_CITUS = (
+    ("transactions", "transactions_score_inserted"),
+    ("transactions", "transactions_score_updated"),
+    ("transactions", "transactions_score_deleted"),
+    ("transactions", "transactions_score_truncated"),
+    ("alerts", "alerts_open_cases"),
+    # Labels and reviews re-score the merchant rules' readers, which the
+    # per-account path on Citus does not run (docs/scaling.md).
+    ("fraud_labels", "fraud_labels_rescore_inserted"),
+    ("fraud_labels", "fraud_labels_rescore_updated"),
+    ("fraud_labels", "fraud_labels_rescore_deleted"),
+    ("fraud_labels", "fraud_labels_rescore_truncated"),
+    ("reviews", "reviews_rescore_inserted"),
+    ("reviews", "reviews_rescore_updated"),
+    ("reviews", "reviews_rescore_deleted"),
+    ("reviews", "reviews_rescore_truncated"),
+)
 
 # Reference tables, in an order where each one's foreign keys, and the tables
 # its triggers write, are on the workers already.
@@ -65,6 +102,76 @@ def is_citus(conn: psycopg.Connection) -> bool:
             0
         ]
     )
+
+
+def is_distributed(conn: psycopg.Connection) -> bool:
+    """Whether ``conn``'s database has pgfraud's Citus layout (transactions distributed)."""
+    return is_citus(conn) and bool(
+        conn.execute(
+            "SELECT EXISTS (SELECT FROM pg_dist_partition"
+            " WHERE logicalrelid = to_regclass('transactions') AND partmethod = 'h')"
+        ).fetchone()[0]
+    )
+
+
+# A function file's statements that place its function: the rest (a trigger
+# on a table) stays on the coordinator.
+_FUNCTION_DDL = re.compile(
+    r"(\s|--[^\n]*\n)*(CREATE OR REPLACE FUNCTION|COMMENT ON FUNCTION|REVOKE|GRANT)\b"
+)
+
+
+def place_functions(conn: psycopg.Connection, files: list[tuple[str, str]]) -> None:
+    """Put the function files on every worker too, and delegate DELEGATED.
+
+    ``files``: (name, text) of each function file, as applied on the
+    coordinator (in name order). Run by migrate on a distributed database,
+    in its transaction: each file goes to the workers with
+    ``run_command_on_workers`` (their own transactions; CREATE OR REPLACE,
+    so a second run is harmless), with DDL propagation off there as on the
+    coordinator. A delegated function's call runs on a worker, and every
+    function it calls must be there. Errors: PgfraudError naming the file
+    and the worker when a worker refuses one.
+    """
+    from pgfraud.db.migrate import _statements
+
+    for name, text in files:
+        # The functions only: a trigger a file makes is on a table, whose
+        # shards Citus gives the trigger (and whose locks migrate holds).
+        wanted = [s.rstrip().rstrip(";") for s in _statements(text) if _FUNCTION_DDL.match(s)]
+        if not wanted:
+            continue
+        rows = conn.execute(
+            "SELECT nodename, nodeport, success, result FROM run_command_on_workers(%s)",
+            (
+                "SET citus.enable_ddl_propagation = off; SET check_function_bodies = off; "
+                + ";\n".join(wanted),
+            ),
+        ).fetchall()
+        for node, port, success, result in rows:
+            if not success:
+                first = (result or "").strip().splitlines()[0] if (result or "").strip() else ""
+                raise PgfraudError(f"{name} on the worker {node}:{port}: {first}")
+    # The users' rules, compiled into one function on the coordinator
+    # (_compile_custom_rules, on migrate and on a rule change).
+    generated = conn.execute(
+        "SELECT pg_get_functiondef(p.oid) FROM pg_proc AS p"
+        " WHERE p.proname = '_custom_rule_events' AND p.pronamespace = 'public'::regnamespace"
+    ).fetchall()
+    for (definition,) in generated:
+        rows = conn.execute(
+            "SELECT nodename, nodeport, success, result FROM run_command_on_workers(%s)",
+            ("SET citus.enable_ddl_propagation = off; " + definition,),
+        ).fetchall()
+        for node, port, success, result in rows:
+            if not success:
+                raise PgfraudError(f"_custom_rule_events on the worker {node}:{port}: {result}")
+    for signature in DELEGATED:
+        conn.execute(
+            "SELECT create_distributed_function(%s, 'p_account_id',"
+            " colocate_with => 'transactions')",
+            (signature,),
+        )
 
 
 def distributed_tables(conn: psycopg.Connection) -> dict[str, str]:
@@ -137,6 +244,8 @@ def distribute(conn: psycopg.Connection) -> list[str]:
             )
         conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
         changed.append(table)
+    for table, trigger in OFF_ON_CITUS:
+        conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
     if changed:
         _forget_shard_row_types(conn)
     return changed
@@ -162,3 +271,61 @@ def _forget_shard_row_types(conn: psycopg.Connection) -> None:
     for (signature,) in stale:
         conn.execute(f"DROP FUNCTION {signature}")
     conn.execute("UPDATE schema_code SET file_digests = '{}'::jsonb")
+
+
+PENDING = (
+    # Accounts with a transaction that has no decision: stored raw (a COPY or
+    # INSERT through the coordinator) and not scored yet. A colocated
+    # anti-join on account_id: each worker answers for its shards.
+    "SELECT t.account_id, min(t.ts) FROM transactions AS t"
+    " WHERE NOT EXISTS (SELECT FROM decisions AS d"
+    "  WHERE d.account_id = t.account_id AND d.transaction_id = t.transaction_id)"
+    " GROUP BY t.account_id ORDER BY t.account_id"
+)
+
+
+def score_pending(url: str, connections: int = 4) -> dict[str, int]:
+    """Score the accounts that have raw, unscored rows, per account, in parallel.
+
+    On the Citus layout an INSERT or COPY through the coordinator stores rows
+    without scoring them (OFF_ON_CITUS); `pgfraud load`, `generate --to
+    copy/insert` and `pgfraud db score-pending` then call this. An account
+    is pending while one of its transactions has no decision (every scored
+    row has one). Each pending account is scored by ``SELECT
+    score_account(account, earliest undecided time)`` on its own
+    connection in autocommit, so Citus runs the call on the account's worker
+    (delegated): its alerts from that time on are made equal to the rule
+    code's result and its undecided rows get their decision, one account per
+    database transaction. ``connections`` calls run at once. Idempotent: a
+    second run (or one after an interruption) scores only what is still
+    pending. Returns ``{"accounts": scored, "alerts": new alerts}``.
+    Errors: the pgfraud.errors exception of the first failed call
+    (DatabaseConflict is retried as elsewhere).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pgfraud import db
+
+    with db.connect(url, autocommit=True) as conn, db.wrap_errors():
+        pending = conn.execute(PENDING).fetchall()
+    if not pending:
+        return {"accounts": 0, "alerts": 0}
+    chunks = [pending[i :: max(1, connections)] for i in range(max(1, connections))]
+
+    def run(accounts: list[tuple[int, object]]) -> int:
+        new = 0
+        with db.connect(url, autocommit=True) as conn:
+            for account_id, from_ts in accounts:
+
+                def attempt(account_id=account_id, from_ts=from_ts) -> int:
+                    with db.wrap_errors():
+                        return conn.execute(
+                            "SELECT score_account(%s, %s)", (account_id, from_ts)
+                        ).fetchone()[0]
+
+                new += db.retry_conflicts(attempt)
+        return new
+
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        alerts = sum(pool.map(run, [c for c in chunks if c]))
+    return {"accounts": len(pending), "alerts": alerts}

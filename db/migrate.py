@@ -370,15 +370,26 @@ def _migrate_locked(conn: psycopg.Connection, report: Done) -> list[str]:
         code_before = conn.execute(FUNCTIONS_FINGERPRINT).fetchone()[0]
         conn.execute("SET LOCAL check_function_bodies = off")
         if citus:
-            # Functions stay on the coordinator: Citus would re-create them on
-            # the workers, where a table's row type names a shard (see
-            # docs/scaling.md for what that leaves out).
+            # Applied on the coordinator only here (Citus would propagate them
+            # while a table's row type still names a shard); on the
+            # distributed layout they go to the workers below (place_functions).
             conn.execute("SET LOCAL citus.enable_ddl_propagation = off")
         for f in function_files():
             _apply(conn, f, citus)
         conn.execute("SET LOCAL check_function_bodies = on")
         if citus:
             conn.execute("SET LOCAL citus.enable_ddl_propagation = on")
+            from pgfraud.db import citus as citus_layout
+
+            if citus_layout.is_distributed(conn):
+                # The per-account functions run on the workers (delegated):
+                # the function files go there too.
+                try:
+                    citus_layout.place_functions(
+                        conn, [(f.name, f.read_text(encoding="utf-8")) for f in function_files()]
+                    )
+                except psycopg.Error as exc:
+                    raise MigrationError("placing the functions on the workers", exc) from exc
         code_changed = conn.execute(FUNCTIONS_FINGERPRINT).fetchone()[0] != code_before
         # Every stored rule against the schema of the functions just applied;
         # rows whose normalised form differs are rewritten.

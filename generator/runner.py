@@ -303,6 +303,8 @@ def generate_to(
 
     tally = _Tally()
     labels_stored: dict[str, int] | None = None
+    scored: dict[str, int] | None = None
+    citus = False
     keep_labels = append and _has_labels_header(labels_path)
     labels_file = _AtomicFile(labels_path, keep=keep_labels)
 
@@ -353,6 +355,12 @@ def generate_to(
                             conn, read_labels(labels_file.readable_path)
                         )
                     conn.commit()
+                    citus = db.on_citus(conn)
+                if citus:
+                    # On Citus the rows went in raw: score the touched accounts.
+                    from pgfraud.db.citus import score_pending
+
+                    scored = score_pending(database_url)
             elif sink == "api":
                 assert post_url is not None
                 destination = post_url
@@ -403,6 +411,8 @@ def generate_to(
         "labels": str(labels_path),
         "labels_stored": labels_stored,
         "labels_not_stored": labels_not_stored,
+        # Citus layout: the per-account scoring pass after the raw load.
+        "scored": scored,
         "first_transaction_id": tally.first.transaction_id if tally.first else None,
         "last_transaction_id": tally.last.transaction_id if tally.last else None,
         "first_timestamp": iso(tally.first),
@@ -440,6 +450,8 @@ def summary_line(summary: dict[str, Any]) -> str:
         result = f"{summary['written']} written"
     else:
         result = f"{summary['stored']} stored, {summary['duplicates']} duplicates"
+    if summary.get("scored"):
+        result += f", {summary['scored']['accounts']} accounts scored per account"
     ids = f"ids {summary['first_transaction_id']}..{summary['last_transaction_id']}"
     span = f"{summary['first_timestamp']}..{summary['last_timestamp']}"
     by = ", ".join(f"{k} {v}" for k, v in summary["fraud_by_scenario"].items())

@@ -23,6 +23,7 @@ import click
 
 from pgfraud import config, db
 from pgfraud.clitools import Int, describe_error, one_line_errors, one_line_usage
+from pgfraud.db.citus import score_pending
 from pgfraud.db.migrate import Done, MigrationError, check_schema
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
@@ -361,6 +362,37 @@ def distribute() -> None:
     click.echo(f"distributed: {', '.join(changed) if changed else 'already distributed'}")
 
 
+@db_group.command(name="score-pending")
+@click.option(
+    "--connections",
+    type=click.IntRange(1, 32),
+    default=4,
+    show_default=True,
+    help="Accounts scored at once, each call on its own connection.",
+)
+def score_pending_command(connections: int) -> None:
+    """Score, per account, the transactions stored but not scored yet (Citus).
+
+    On the Citus layout (`pgfraud db distribute`) an INSERT or COPY through
+    the coordinator stores rows raw; this scores every account with a
+    transaction that has no decision, one account per call
+    (score_account, run on the account's worker). `pgfraud load` and
+    `generate --to copy/insert` do it themselves. Safe to run again. On one
+    node there is nothing to do (every row is scored as it is stored)."""
+    try:
+        with config.existing_database() as database:
+            ready(database)
+            with db.connect(database.admin_url, autocommit=True) as conn:
+                citus = db.on_citus(conn)
+            scored = score_pending(database.admin_url, connections) if citus else None
+    except PgfraudError as exc:
+        _fail(exc)
+    if scored is None:
+        click.echo("not the Citus layout: every row is scored as it is stored")
+    else:
+        click.echo(describe_scored(scored))
+
+
 @db_group.command(name="create-user")
 @click.argument("name")
 @click.option(
@@ -434,6 +466,9 @@ def load(
                     conn, path, sys.stderr.isatty(), label_column, scenario_column, known_at_column
                 )
                 conn.commit()
+                citus = db.on_citus(conn)
+            # On Citus the rows went in raw: score the touched accounts now.
+            scored = score_pending(url) if citus else None
     except PgfraudError as exc:
         _fail(exc, unit="line")
     labels = f", {counts['labels']} labelled fraud" if "labels" in counts else ""
@@ -441,6 +476,17 @@ def load(
         f"loaded {path}: {counts['rows']} row{'s' if counts['rows'] != 1 else ''}, "
         f"{counts['stored']} stored, "
         f"{counts['duplicate']} duplicates{labels}"
+    )
+    if scored is not None:
+        click.echo(describe_scored(scored))
+
+
+def describe_scored(scored: dict[str, int]) -> str:
+    """One line about a per-account scoring pass (pgfraud.db.citus.score_pending)."""
+    accounts, alerts = scored["accounts"], scored["alerts"]
+    return (
+        f"scored per account: {accounts} account{'' if accounts == 1 else 's'}, "
+        f"{alerts} new alert{'' if alerts == 1 else 's'}"
     )
 
 

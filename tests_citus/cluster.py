@@ -147,15 +147,21 @@ class Cluster:
         )
 
     def _create_databases(self) -> None:
+        self.create_database(DATABASE)
+
+    def create_database(self, name: str) -> str:
+        """A database ``name`` with the citus extension on every node, its
+        workers added on the coordinator; returns the coordinator's URL of it."""
         for port in self.ports:
             with psycopg.connect(self.url(port, "postgres"), autocommit=True) as conn:
-                conn.execute(f"CREATE DATABASE {DATABASE}")
-            with psycopg.connect(self.url(port), autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {name}")
+            with psycopg.connect(self.url(port, name), autocommit=True) as conn:
                 conn.execute("CREATE EXTENSION citus")
-        with psycopg.connect(self.coordinator_url, autocommit=True) as conn:
+        with psycopg.connect(self.url(database=name), autocommit=True) as conn:
             conn.execute("SELECT citus_set_coordinator_host('127.0.0.1', %s)", (self.ports[0],))
             for port in self.ports[1:]:
                 conn.execute("SELECT citus_add_node('127.0.0.1', %s)", (port,))
+        return self.url(database=name)
 
     def stop(self) -> None:
         for data in reversed(self.started):

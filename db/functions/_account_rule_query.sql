@@ -1,4 +1,5 @@
 -- _account_rule_query() -> text
+-- _account_rule_query(p_merchant_rules boolean) -> text
 --
 -- The rule code for one account, as query text: the body of _evaluate_from
 -- (the one place the rules are written) with its set of starting positions
@@ -19,9 +20,16 @@
 -- Run by the per-account path (_rescore_account) with EXECUTE ... USING in
 -- PL/pgSQL, so Citus can route it to the account's worker: no LANGUAGE sql
 -- function over the per-account tables, no forced generic plan.
+-- p_merchant_rules false (no live rule reads the merchant features: the
+-- caller checks _merchant_rules_delay() IS NULL): the merchant section's
+-- reads of every account (merchant_bounds, merchant_span, fraud_periods)
+-- become empty relations of the same columns, which they are then anyway
+-- (merchant_bounds is empty without such a rule), so every read of a
+-- per-account table in the text names account_id = $2 and Citus routes it
+-- to one shard. The no-argument form is _account_rule_query(true).
 -- Errors: internal_error (XX000) when _evaluate_from's text no
 -- longer has the shape this rewrites (a change there must update this).
-CREATE OR REPLACE FUNCTION _account_rule_query()
+CREATE OR REPLACE FUNCTION _account_rule_query(p_merchant_rules boolean)
 RETURNS text
 LANGUAGE plpgsql
 STABLE
@@ -50,6 +58,28 @@ BEGIN
     v_query := regexp_replace(v_query, '\m([a-z]+)\.account_id = [a-z]+\.account_id\M',
                               '\1.account_id = $2', 'g');
     v_query := regexp_replace(v_query, '\mp_rules\M', '$1', 'g');
+    IF NOT p_merchant_rules THEN
+        v_query := regexp_replace(
+            v_query,
+            '\n    merchant_bounds AS \(.*?\n    \),\n(    reviewed AS \(.*?\n    \),\n)?    merchant_span AS MATERIALIZED \(.*?\n    \),\n    fraud_periods AS \(.*?\n    \),\n',
+            E'\n    merchant_bounds AS (\n'
+            '        SELECT NULL::bigint AS merchant_id, NULL::timestamptz AS first_ts,\n'
+            '               NULL::timestamptz AS last_ts WHERE false\n'
+            '    ),\n'
+            '    merchant_span AS (\n'
+            '        SELECT NULL::bigint AS merchant_id, NULL::timestamptz AS ts,\n'
+            '               NULL::bigint AS transaction_id, NULL::timestamptz AS label_known_at,\n'
+            '               false AS is_reviewed WHERE false\n'
+            '    ),\n'
+            '    fraud_periods AS (\n'
+            '        SELECT NULL::bigint AS merchant_id, NULL::timestamptz AS ts,\n'
+            '               NULL::timestamptz AS known_from, NULL::timestamptz AS known_until\n'
+            '        WHERE false\n'
+            '    ),\n');
+        IF v_query ~ '\mFROM (reviews|fraud_labels) AS' THEN
+            v_query := NULL;  -- the shape changed: refused below
+        END IF;
+    END IF;
     -- A query to embed: without the body's closing semicolon.
     v_query := regexp_replace(v_query, ';\s*$', '');
     IF v_query IS NULL OR v_query ~ '\mp_(account_ids|from_ts|from_transaction_ids|base_counts|base_sums|until_ts|until_transaction_ids)\M'
@@ -62,7 +92,20 @@ BEGIN
 END;
 $$;
 
+COMMENT ON FUNCTION _account_rule_query(boolean) IS
+    'The rule code (_evaluate_from''s text) for one account, as query text with $1 rules jsonb, $2 account_id, $3/$4 the position (ts, transaction_id), $5/$6 the count and sum before it; p_merchant_rules false: the merchant section empty (every read on the account); XX000 if _evaluate_from changed shape.';
+
+REVOKE ALL ON FUNCTION _account_rule_query(boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION _account_rule_query()
+RETURNS text
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT _account_rule_query(true);
+$$;
+
 COMMENT ON FUNCTION _account_rule_query() IS
-    'The rule code (_evaluate_from''s text) for one account, as query text with $1 rules jsonb, $2 account_id, $3/$4 the position (ts, transaction_id), $5/$6 the count and sum before it; XX000 if _evaluate_from changed shape.';
+    'The rule code (_evaluate_from''s text) for one account with the merchant section: _account_rule_query(true).';
 
 REVOKE ALL ON FUNCTION _account_rule_query() FROM PUBLIC;

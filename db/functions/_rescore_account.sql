@@ -15,6 +15,9 @@
 -- Takes the shared side of the rule-change lock, as _rescore_accounts.
 -- Shadow rules, if any, are scored too (through _evaluate_from: exact on one
 -- node, the one part of this function Citus cannot route).
+-- Without a live merchant rule (_merchant_rules_delay() NULL) the text has
+-- no merchant section (_account_rule_query(false)): every read names the
+-- account.
 -- Raises nothing of its own (XX000 from _account_rule_query).
 CREATE OR REPLACE FUNCTION _rescore_account(
     p_account_id bigint,
@@ -79,10 +82,12 @@ BEGIN
             RETURNING al.xmax = 0 AS inserted
         )
         SELECT count(*) FILTER (WHERE u.inserted) FROM upserted AS u
-    $query$, _account_rule_query())
+    $query$, _account_rule_query(_merchant_rules_delay() IS NOT NULL))
     INTO v_new
     USING v_rules, p_account_id, p_from_ts, p_from_transaction_id, v_base_count, v_base_sum,
           v_versions;
+    -- Cases for the new alerts (on one node the alerts trigger did it).
+    PERFORM _open_account_cases(p_account_id, p_from_ts);
     -- Shadow rules (issue 18), as _rescore_accounts: the same account from
     -- the same position, into shadow_alerts. Through _evaluate_from itself
     -- (LANGUAGE sql): exact on one node, not routed on Citus (the document).

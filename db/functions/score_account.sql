@@ -30,6 +30,7 @@ AS $$
 DECLARE
     v_from timestamptz := coalesce(p_from, '-infinity'::timestamptz);
     v_new bigint;
+    v_undecided bigint[];
 BEGIN
     IF p_account_id IS NULL THEN
         RAISE EXCEPTION 'account_id is required' USING ERRCODE = 'PF001', COLUMN = 'account_id';
@@ -55,19 +56,15 @@ BEGIN
           AND NOT EXISTS (SELECT FROM transactions AS t WHERE t.account_id = p_account_id);
     END IF;
     v_new := _rescore_account(p_account_id, v_from, -1);
-    PERFORM _record_decisions(
-        ARRAY(SELECT t.account_id FROM transactions AS t
-              WHERE t.account_id = p_account_id AND t.ts >= v_from
-                AND NOT EXISTS (SELECT FROM decisions AS d
-                                WHERE d.account_id = p_account_id
-                                  AND d.transaction_id = t.transaction_id)
-              ORDER BY t.transaction_id),
-        ARRAY(SELECT t.transaction_id FROM transactions AS t
-              WHERE t.account_id = p_account_id AND t.ts >= v_from
-                AND NOT EXISTS (SELECT FROM decisions AS d
-                                WHERE d.account_id = p_account_id
-                                  AND d.transaction_id = t.transaction_id)
-              ORDER BY t.transaction_id));
+    -- (Read first: a call inside a statement over transactions would be
+    -- pushed to the shard with it, and its own reads are then refused on Citus.)
+    v_undecided := ARRAY(SELECT t.transaction_id FROM transactions AS t
+                         WHERE t.account_id = p_account_id AND t.ts >= v_from
+                           AND NOT EXISTS (SELECT FROM decisions AS d
+                                           WHERE d.account_id = p_account_id
+                                             AND d.transaction_id = t.transaction_id)
+                         ORDER BY t.transaction_id);
+    PERFORM _record_account_decisions(p_account_id, v_undecided);
     RETURN v_new;
 END;
 $$;

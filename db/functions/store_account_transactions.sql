@@ -44,6 +44,12 @@ DECLARE
     v_bad record;
     v_stored_ids bigint[];
     v_from record;
+    v_duplicate_ids bigint[];
+    v_held jsonb;
+    v_ids bigint[];
+    v_alerts jsonb;
+    v_decisions jsonb;
+    v_decision_rows jsonb;
 BEGIN
     IF p_account_id IS NULL THEN
         RAISE EXCEPTION 'account_id is required' USING ERRCODE = 'PF001', COLUMN = 'account_id';
@@ -105,16 +111,21 @@ BEGIN
                            AND b.row_number = (SELECT min(c.row_number) FROM pg_temp.account_batch AS c
                                                WHERE c.transaction_id = b.transaction_id)
                       THEN 'stored' ELSE 'duplicate' END;
+    -- The account's stored rows of those ids, read into this session first:
+    -- Citus plans no join between a distributed table and a temporary one.
+    v_duplicate_ids := ARRAY(SELECT b.transaction_id FROM pg_temp.account_batch AS b
+                             WHERE b.status = 'duplicate');
+    SELECT coalesce(jsonb_object_agg(t.transaction_id::text,
+                                     jsonb_build_array(t.ts, t.amount, t.merchant_id)), '{}')
+    INTO v_held
+    FROM transactions AS t
+    WHERE t.account_id = p_account_id
+      AND t.transaction_id = ANY (v_duplicate_ids);
     SELECT b.row_number, b.transaction_id INTO v_bad
     FROM pg_temp.account_batch AS b
     WHERE b.status = 'duplicate'
-      AND NOT EXISTS (
-          SELECT FROM transactions AS t
-          WHERE t.account_id = p_account_id
-            AND t.transaction_id = b.transaction_id
-            AND t.ts = b.ts
-            AND t.amount = b.amount
-            AND t.merchant_id IS NOT DISTINCT FROM b.merchant_id)
+      AND (v_held -> b.transaction_id::text)
+          IS DISTINCT FROM jsonb_build_array(b.ts, b.amount, b.merchant_id)
     ORDER BY b.row_number
     LIMIT 1;
     IF FOUND THEN
@@ -139,26 +150,39 @@ BEGIN
         SET transaction_count = a.transaction_count + excluded.transaction_count,
             amount_sum = a.amount_sum + excluded.amount_sum;
         PERFORM _rescore_account(p_account_id, v_from.ts, v_from.transaction_id);
-        PERFORM _record_decisions(
-            array_fill(p_account_id, ARRAY[cardinality(v_stored_ids)]),
-            ARRAY(SELECT s.id FROM unnest(v_stored_ids) AS s(id) ORDER BY s.id));
+        PERFORM _record_account_decisions(
+            p_account_id, ARRAY(SELECT s.id FROM unnest(v_stored_ids) AS s(id) ORDER BY s.id));
     END IF;
 
+    -- The alerts and decisions of the batch's ids, read into this session
+    -- first (no join of a temporary table with a distributed one on Citus).
+    v_ids := ARRAY(SELECT b.transaction_id FROM pg_temp.account_batch AS b);
+    SELECT coalesce(jsonb_object_agg(a.transaction_id::text, a.alerts), '{}') INTO v_alerts
+    FROM (SELECT al.transaction_id,
+                 jsonb_agg(jsonb_build_object(
+                     'alert_id', al.alert_id,
+                     'rule_id', al.rule_id,
+                     'rule_version', al.rule_version,
+                     'observed', al.observed::text,
+                     'threshold', al.threshold::text,
+                     'reason', al.reason) ORDER BY al.rule_id) AS alerts
+          FROM alerts AS al
+          WHERE al.account_id = p_account_id
+            AND al.transaction_id = ANY (v_ids)
+          GROUP BY al.transaction_id) AS a;
+    -- (_decision_json reads decision_policies: called outside the read of
+    -- decisions, which Citus runs on a shard.)
+    SELECT jsonb_agg(to_jsonb(d)) INTO v_decision_rows
+    FROM decisions AS d
+    WHERE d.account_id = p_account_id
+      AND d.transaction_id = ANY (v_ids);
+    SELECT coalesce(jsonb_object_agg(d.transaction_id::text, _decision_json(d)), '{}')
+    INTO v_decisions
+    FROM jsonb_populate_recordset(NULL::decisions, v_decision_rows) AS d;
     RETURN QUERY
         SELECT b.row_number, b.transaction_id, b.status,
-               coalesce((SELECT jsonb_agg(jsonb_build_object(
-                                    'alert_id', al.alert_id,
-                                    'rule_id', al.rule_id,
-                                    'rule_version', al.rule_version,
-                                    'observed', al.observed::text,
-                                    'threshold', al.threshold::text,
-                                    'reason', al.reason) ORDER BY al.rule_id)
-                         FROM alerts AS al
-                         WHERE al.account_id = p_account_id
-                           AND al.transaction_id = b.transaction_id), '[]'::jsonb),
-               (SELECT _decision_json(d) FROM decisions AS d
-                WHERE d.account_id = p_account_id
-                  AND d.transaction_id = b.transaction_id)
+               coalesce(v_alerts -> b.transaction_id::text, '[]'::jsonb),
+               v_decisions -> b.transaction_id::text
         FROM pg_temp.account_batch AS b
         ORDER BY b.row_number;
 END;
