@@ -29,6 +29,7 @@ def tuning(
     max_alerts_per_1000: Decimal | None,
     min_precision: Decimal | None,
     candidates: list[str] | None,
+    min_marginal_precision: Decimal | None = None,
 ) -> dict[str, Any]:
     """tune_rules' result with F1 and alerts per 1,000 on every figures row and
     ``switch``, the PATCH /rules body that turns the chosen set on.
@@ -43,8 +44,13 @@ def tuning(
     empty chosen set.
     Errors: InvalidInput naming the field (see db.tune_rules).
     """
-    result = db.tune_rules(conn, periods, max_alerts_per_1000, min_precision, candidates)
+    result = db.tune_rules(
+        conn, periods, max_alerts_per_1000, min_precision, candidates, min_marginal_precision
+    )
     bounds = {"training": periods[0:2], "validation": periods[2:4]}
+    # The chosen set's decisions come with tune_rules' answer (counted from the
+    # flags it has); the live set's are evaluate_decisions' (its stored alerts).
+    chosen = result["decisions"]["chosen"] or {}
     result["decisions"] = {name: {} for name in SETS}
     for name in SETS:
         for period in PERIODS:
@@ -52,9 +58,12 @@ def tuning(
             transactions = rows[0]["transactions"] if rows else 0
             result["figures"][name][period] = add_measures(rows, transactions)
             rules = result[name]
-            result["decisions"][name][period] = (
-                db.evaluate_decisions(conn, rules, None, *bounds[period]) if rules else None
-            )
+            if name == "chosen":
+                result["decisions"][name][period] = chosen.get(period)
+            else:
+                result["decisions"][name][period] = (
+                    db.evaluate_decisions(conn, rules, None, *bounds[period]) if rules else None
+                )
     rules = conn.execute(
         "SELECT r.rule_id, r.enabled FROM rules AS r ORDER BY r.rule_id"
     ).fetchall()
@@ -92,7 +101,8 @@ def format_tuning(result: dict[str, Any], periods: tuple[datetime, ...]) -> Iter
     yield (
         f"training [{periods[0].isoformat()}, {periods[1].isoformat()}): "
         f"{search['transactions']:,} transactions, {search['labelled']:,} known fraud; "
-        f"{search['candidates']:,} candidate (rule, parameters) counted"
+        f"{search['candidates']:,} candidate (rule, parameters) counted; each rule added"
+        f" brings new alerts at least {search['min_marginal_precision']} fraud"
     )
     if result["chosen"]:
         yield f"chosen rules: {db.dumps_json(result['chosen'], sort_keys=True)}"
