@@ -391,7 +391,8 @@ def test_every_swept_step_flags_exactly_what_the_rule_code_flags(tmp_path, datab
                     code = {
                         r[0]
                         for r in conn.execute(
-                            "SELECT transaction_id FROM score_transactions(%s, %s, %s::jsonb, true)",
+                            "SELECT transaction_id"
+                            " FROM score_transactions(%s, %s, %s::jsonb, true)",
                             (since, until, db.dumps_json({rule_id: parameters})),
                         )
                     }
