@@ -9,8 +9,10 @@ large_amount's grid is the training fraud amounts: 550, 900, 1000.
   threshold 900 flags {1000, 900}: 2 of 2;
   threshold 550 flags those, 800, 700, 650, 600 and 550: 3 of 7 (0.4286).
 A budget of 350 per 1,000 allows 7 alerts of 20. Without a floor on the
-marginal precision, 550 wins (3 caught against 2); with the default floor
-0.5 its 7 alerts at 3/7 are refused and 900 is chosen (2 of 2).
+marginal precision, 550 wins (3 caught against 2). With a floor, the greedy
+run by most caught still takes 550 when 3/7 reaches it, but against the run
+by precision (900: 2 of 2) it adds 1 fraud for 5 alerts (0.2): it wins only
+if the floor is at most 0.2; at the default 0.5, 900 is chosen.
 """
 
 from __future__ import annotations
@@ -60,8 +62,9 @@ def setup_data(app_conn, admin_conn) -> None:
         (Decimal(0), 550, 7, 3),  # no floor: the budget is spent at 3/7
         (None, 900, 2, 2),  # the default, 0.5
         (Decimal("0.5"), 900, 2, 2),
-        (Decimal("0.42"), 550, 7, 3),  # 3/7 = 0.4286 >= 0.42
-        (Decimal("0.43"), 900, 2, 2),  # 0.4286 < 0.43
+        (Decimal("0.2"), 550, 7, 3),  # 1 more fraud for 5 more alerts: 0.2
+        (Decimal("0.21"), 900, 2, 2),
+        (Decimal("0.43"), 900, 2, 2),  # 550's own 3/7 = 0.4286 < 0.43
         (Decimal(1), 900, 2, 2),  # 2 of 2 is 1
     ],
 )
@@ -220,3 +223,59 @@ def test_a_user_rule_is_an_on_off_candidate(database, app_conn, admin_conn, monk
     # An unknown rule among the candidates: exit 2 naming the option.
     out = runner.invoke(main, [*ARGS[:-1], "fraud_amounts,no_such_rule"])
     assert out.exit_code == 2 and "--candidates" in out.output and "no_such_rule" in out.output
+
+
+def test_the_surplus_run_takes_a_precise_rule_before_a_broad_one(app_conn, admin_conn):
+    """January, candidates large_amount and velocity, budget 500 per 1,000.
+    Fraud: 1000 alone on its account; 600 three times and 10 twice, each the
+    second payment of a pair 30 s apart on its own account (first payment 10);
+    legit: 700 alone, four more pairs of 10 and 10, ten single 10s (30 rows).
+    large_amount (grid 10, 600, 1000): 1000 flags 1 of 1; 600 flags 1000, 700
+    and the 600s, 4 of 5; 10 flags all 30 (6 fraud: 0.2, below the floor).
+    velocity (max 1 in any window) flags the nine second payments, 5 of 9.
+    By most caught: velocity, then large_amount 1000 (ties on caught: fewer
+    alerts): 6 of 10. By precision: large_amount 1000, then velocity: 6 of 10.
+    By surplus (caught - 0.5 x alerts): large_amount 600 (1.5 against 0.5 and
+    0.5), then velocity would add 2 of 6 (0.33): 4 of 5. 6 of 10 catches 2 more
+    for 5 more alerts (0.4 < 0.5): the surplus run wins. Without the floor
+    (0), 6 of 10."""
+    rows = []
+    labels = []
+
+    def add(account, ts, amount, fraud=False):
+        rows.append(
+            {
+                "account_id": account,
+                "transaction_id": len(rows) + 1,
+                "timestamp": ts,
+                "amount": Decimal(amount),
+            }
+        )
+        if fraud:
+            labels.append((len(rows), "card_testing"))
+
+    add(1, JAN + timedelta(hours=1), "1000", True)
+    add(2, JAN + timedelta(hours=2), "700")
+    pairs = [("600", True)] * 3 + [("10", True)] * 2 + [("10", False)] * 4
+    for i, (amount, fraud) in enumerate(pairs):
+        at = JAN + timedelta(days=1 + i)
+        add(10 + i, at, "10")
+        add(10 + i, at + timedelta(seconds=30), amount, fraud)
+    for i in range(10):
+        add(30 + i, JAN + timedelta(days=20, hours=i), "10")
+    add(50, FEB + timedelta(hours=1), "10")
+    db.store_transactions(app_conn, rows)
+    app_conn.commit()
+    db.store_labels(admin_conn, labels)
+    admin_conn.commit()
+    periods = (JAN, FEB, FEB, MAR)
+    candidates = ["large_amount", "velocity"]
+    result = db.tune_rules(admin_conn, periods, Decimal(500), None, candidates, None)
+    assert result["chosen"] == {"large_amount": {"threshold": 600}}
+    assert (result["search"]["flagged"], result["search"]["caught"]) == (5, 4)
+    result = db.tune_rules(admin_conn, periods, Decimal(500), None, candidates, Decimal(0))
+    assert result["chosen"] == {
+        "large_amount": {"threshold": 1000},
+        "velocity": {"window_seconds": 60, "max_transactions": 1},
+    }
+    assert (result["search"]["flagged"], result["search"]["caught"]) == (10, 6)

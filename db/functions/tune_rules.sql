@@ -52,16 +52,24 @@
 -- truth, whenever it became known, as in evaluate_rules.
 -- Selection (greedy, one parameter set per rule): repeatedly add the
 -- candidate that keeps the constraint and adds the most newly caught fraud
--- (ties: fewer new alerts); and, separately, the one whose new alerts have
--- the highest precision (ties: more caught); the run that catches more on
--- the training period wins (ties: fewer alerts, then the first). In both,
--- a candidate is added only if its marginal precision (the fraud among the
--- training transactions it flags that no chosen rule flags yet, over those
--- transactions) is at least p_min_marginal_precision (default 0.5: at least
--- one alert in two that a review team reads is fraud). Without it a budget
--- alone is filled with whatever catches one more fraud, at any cost in
--- alerts: 2 of 10 alerts per 1,000 were fraud on the realistic mix
--- (docs/detection.md); 0 turns the floor off (the earlier behaviour).
+-- (ties: fewer new alerts); separately, the one whose new alerts have the
+-- highest precision (ties: more caught); and separately, the one with the
+-- largest surplus, new fraud caught - p_min_marginal_precision x new
+-- alerts (each alert costing that share of a fraud; ties: more caught),
+-- which takes a precise rule before a broad one that would catch the same
+-- fraud among many more alerts. In all three, a candidate is
+-- added only if its marginal precision (the fraud among the training
+-- transactions it flags that no chosen rule flags yet, over those
+-- transactions) is at least p_min_marginal_precision (default 0.5: at
+-- least one alert in two that a review team reads is fraud). The runs are
+-- compared in that order with the best so far: the one that catches more
+-- on the training period wins only if the fraud it catches more is at
+-- least p_min_marginal_precision times the alerts it raises more;
+-- otherwise the other (ties: fewer alerts, then the earlier). Without the
+-- floor a budget alone is filled with whatever catches one more fraud, at
+-- any cost in alerts: 2 of 10 alerts per 1,000 were fraud on the
+-- realistic mix (docs/detection.md); 0 turns it off (then the surplus run
+-- is the recall run).
 --
 -- Returns {"chosen": {rule_id: parameters} (validate_rules' normalised form;
 -- {} when no candidate fits the constraint), "live": the enabled rules,
@@ -445,7 +453,7 @@ BEGIN
     CREATE TEMP TABLE _tune_flagged (transaction_id bigint PRIMARY KEY, fraud boolean NOT NULL)
         ON COMMIT DROP;
     CREATE TEMP TABLE _tune_new (transaction_id bigint PRIMARY KEY) ON COMMIT DROP;
-    FOREACH v_strategy IN ARRAY ARRAY['recall', 'precision'] LOOP
+    FOREACH v_strategy IN ARRAY ARRAY['recall', 'precision', 'surplus'] LOOP
         TRUNCATE _tune_flagged, _tune_open;
         INSERT INTO _tune_open SELECT * FROM _tune_counts;
         v_flagged := 0;
@@ -476,8 +484,9 @@ BEGIN
               -- The alerts it adds: at least this share of them fraud.
               AND s.caught >= v_marginal * s.flagged
             ORDER BY
-                CASE WHEN v_strategy = 'recall' THEN s.caught::numeric
-                     ELSE s.caught::numeric / s.flagged END DESC,
+                CASE v_strategy WHEN 'recall' THEN s.caught::numeric
+                                WHEN 'precision' THEN s.caught::numeric / s.flagged
+                                ELSE s.caught - v_marginal * s.flagged END DESC,
                 CASE WHEN v_strategy = 'recall' THEN -s.flagged::numeric ELSE s.caught END DESC,
                 s.flagged, s.candidate_id, s.step DESC
             LIMIT 1;
@@ -519,7 +528,13 @@ BEGIN
             ) AS p
             WHERE v.candidate_id = v_best.candidate_id;
         END LOOP;
-        IF v_result IS NULL OR v_caught > v_result_caught
+        -- The run that catches more wins if what it catches more is at least
+        -- the marginal floor times the alerts it adds over the other run.
+        IF v_result IS NULL
+           OR (v_caught > v_result_caught
+               AND v_caught - v_result_caught >= v_marginal * (v_flagged - v_result_flagged))
+           OR (v_caught < v_result_caught
+               AND v_result_caught - v_caught < v_marginal * (v_result_flagged - v_flagged))
            OR (v_caught = v_result_caught AND v_flagged < v_result_flagged) THEN
             v_result := jsonb_build_object(
                 'chosen', validate_rules(v_chosen),
