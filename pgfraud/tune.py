@@ -39,31 +39,24 @@ def tuning(
     transactions, flagged_per_1000, f1 and alerts_per_1000 (Decimal, 4 places)
     for set chosen|live and period training|validation.
     ``decisions[set][period]``: what those rules give as decisions under the
-    policy in force (db.evaluate_decisions: the approve/review/decline mix and
-    precision and recall of decline and of review or decline); None for an
-    empty chosen set.
+    policy in force (what db.evaluate_decisions gives, counted by tune_rules
+    from the flags it has: the approve/review/decline mix and precision and
+    recall of decline and of review or decline); None for an empty set.
     Errors: InvalidInput naming the field (see db.tune_rules).
     """
     result = db.tune_rules(
         conn, periods, max_alerts_per_1000, min_precision, candidates, min_marginal_precision
     )
-    bounds = {"training": periods[0:2], "validation": periods[2:4]}
-    # The chosen set's decisions come with tune_rules' answer (counted from the
-    # flags it has); the live set's are evaluate_decisions' (its stored alerts).
-    chosen = result["decisions"]["chosen"] or {}
+    # Both sets' decisions come with tune_rules' answer, counted as
+    # evaluate_decisions counts them from the flags it has (None: an empty set).
+    decisions = result["decisions"]
     result["decisions"] = {name: {} for name in SETS}
     for name in SETS:
         for period in PERIODS:
             rows = result["figures"][name][period] or []
             transactions = rows[0]["transactions"] if rows else 0
             result["figures"][name][period] = add_measures(rows, transactions)
-            rules = result[name]
-            if name == "chosen":
-                result["decisions"][name][period] = chosen.get(period)
-            else:
-                result["decisions"][name][period] = (
-                    db.evaluate_decisions(conn, rules, None, *bounds[period]) if rules else None
-                )
+            result["decisions"][name][period] = (decisions.get(name) or {}).get(period)
     rules = conn.execute(
         "SELECT r.rule_id, r.enabled FROM rules AS r ORDER BY r.rule_id"
     ).fetchall()

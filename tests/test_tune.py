@@ -562,6 +562,8 @@ def test_chosen_figures_equal_backtest_rules_on_both_periods(tmp_path, database,
             # And the decisions under the policy in force, lists included.
             decisions = db.evaluate_decisions(admin_conn, chosen, None, since, until)
             assert result["decisions"]["chosen"][period] == decisions, period
+            live = db.evaluate_decisions(admin_conn, None, None, since, until)
+            assert result["decisions"]["live"][period] == live, period
             overruled += sum(o["overruled"] for o in decisions["outcomes"])
             reviewed += decisions["outcomes"][1]["transactions"]
         assert result["search"]["min_marginal_precision"] == 0

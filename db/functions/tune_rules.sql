@@ -84,10 +84,10 @@
 -- they equal backtest_rules(chosen, ...) and `pgfraud evaluate --rules
 -- <chosen>` on each period without running the rule code again
 -- (tests/test_tune.py checks that on generated data). "decisions":
--- {"chosen": {"training"|"validation": {"policy", "outcomes"}} (NULL for an
--- empty chosen set)}: what evaluate_decisions(chosen, NULL, from, to) and
+-- {"chosen"|"live": {"training"|"validation": {"policy", "outcomes"}} (NULL
+-- for an empty set)}: what evaluate_decisions(set, NULL, from, to) and
 -- resolve_backtest_policy(NULL) give, counted the same way from the same
--- flags.
+-- flags (the live set's: its stored alerts).
 -- Errors: PF001 (invalid_input) with COLUMN naming the field: train_from,
 -- train_to (a missing or empty training period, no transaction or no known
 -- fraud in it), valid_from (before train_to), valid_to (missing or empty
@@ -146,6 +146,8 @@ DECLARE
     v_chosen_figures jsonb;
     v_policy jsonb;
     v_chosen_decisions jsonb;
+    v_decisions jsonb;
+    v_set text;
 BEGIN
     -- The input, each problem naming its field.
     IF p_train_from IS NULL THEN
@@ -207,7 +209,7 @@ BEGIN
     END IF;
 
     DROP TABLE IF EXISTS _tune_rows, _tune_variants, _tune_levels, _tune_observations, _tune_counts,
-        _tune_open, _tune_flagged, _tune_new, _tune_chosen_flags;
+        _tune_open, _tune_flagged, _tune_new, _tune_set_flags;
 
     -- Every transaction of the training and of the validation period with
     -- the features the rules observe, computed over each account's whole
@@ -441,8 +443,10 @@ BEGIN
     -- greedy run keeps these counts for the rows not yet flagged (_tune_open),
     -- taking off the rows each chosen candidate flags, so a round reads the
     -- small count table, never the observations again.
-    CREATE INDEX ON _tune_observations (candidate_id, level);
-    CREATE INDEX ON _tune_observations (transaction_id);
+    -- The search reads the training rows only (the validation rows are read
+    -- once, for the chosen set's flags).
+    CREATE INDEX ON _tune_observations (candidate_id, level) WHERE training;
+    CREATE INDEX ON _tune_observations (transaction_id) WHERE training;
     ANALYZE _tune_observations;
     CREATE TEMP TABLE _tune_counts ON COMMIT DROP AS
     SELECT o.candidate_id, o.level, count(*) AS flagged, count(*) FILTER (WHERE o.fraud) AS caught
@@ -508,7 +512,7 @@ BEGIN
                 SELECT o.candidate_id, o.level, count(*) AS flagged,
                        count(*) FILTER (WHERE o.fraud) AS caught
                 FROM _tune_new AS n
-                JOIN _tune_observations AS o ON o.transaction_id = n.transaction_id
+                JOIN _tune_observations AS o ON o.transaction_id = n.transaction_id AND o.training
                 GROUP BY o.candidate_id, o.level
             ) AS d
             WHERE c.candidate_id = d.candidate_id AND c.level = d.level;
@@ -552,12 +556,17 @@ BEGIN
 
     -- The chosen set's flags on both periods: each chosen candidate's
     -- observations at its step (the rule code's flags, as the search
-    -- counted them), so its figures need no run of the rule code.
-    CREATE TEMP TABLE _tune_chosen_flags ON COMMIT DROP AS
-    SELECT DISTINCT v.rule_id, o.transaction_id
+    -- counted them), so its figures need no run of the rule code; and the
+    -- live set's: its stored alerts (score_transactions reads them).
+    CREATE TEMP TABLE _tune_set_flags ON COMMIT DROP AS
+    SELECT DISTINCT 'chosen' AS set_name, v.rule_id, o.transaction_id
     FROM unnest(v_result_picks, v_result_pick_steps) AS c(candidate_id, step)
     JOIN _tune_variants AS v ON v.candidate_id = c.candidate_id
     JOIN _tune_observations AS o ON o.candidate_id = c.candidate_id AND o.level >= c.step;
+    INSERT INTO _tune_set_flags (set_name, rule_id, transaction_id)
+    SELECT DISTINCT 'live', e.rule_id, e.transaction_id
+    FROM score_transactions(p_train_from, p_valid_to) AS e
+    JOIN _tune_rows AS r ON r.transaction_id = e.transaction_id;
 
     -- The live set's figures are backtest_rules' own: its rules' flags are
     -- the stored alerts (score_transactions reads them).
@@ -573,9 +582,10 @@ BEGIN
         ),
         flags AS (
             SELECT DISTINCT f.transaction_id, x.rule_id
-            FROM _tune_chosen_flags AS f
+            FROM _tune_set_flags AS f
             JOIN period_rows AS r ON r.transaction_id = f.transaction_id
             CROSS JOIN LATERAL (VALUES (f.rule_id), ('any')) AS x(rule_id)
+            WHERE f.set_name = 'chosen'
         ),
         caught AS (
             SELECT f.rule_id, s.scenario, count(*) AS flags, count(r.scenario) AS true_positives
@@ -620,12 +630,16 @@ BEGIN
         LEFT JOIN labelled AS n ON n.scenario = g.scenario;
     END LOOP;
 
-    -- The chosen set's decisions on each period under the policy in force:
-    -- evaluate_decisions(chosen, NULL, from, to), counted from its flags
-    -- (a transaction's score: its fired rules' scores summed; the list
-    -- entries in force at its time overrule it: allow, then block).
-    IF v_chosen <> '{}' THEN
-        v_policy := resolve_backtest_policy(NULL);
+    -- Each set's decisions on each period under the policy in force:
+    -- evaluate_decisions(set, NULL, from, to), counted from its flags (a
+    -- transaction's score: its fired rules' scores summed; the list entries
+    -- in force at its time overrule it: allow, then block). NULL for an
+    -- empty set.
+    v_policy := resolve_backtest_policy(NULL);
+    v_decisions := jsonb_build_object('chosen', NULL, 'live', NULL);
+    FOREACH v_set IN ARRAY ARRAY['chosen', 'live'] LOOP
+        CONTINUE WHEN (CASE v_set WHEN 'chosen' THEN v_chosen ELSE active_rule_parameters() END) = '{}';
+        v_chosen_decisions := NULL;
         FOREACH v_period IN ARRAY ARRAY['training', 'validation'] LOOP
             WITH scope AS (
                 SELECT r.transaction_id, r.account_id, r.ts, r.merchant_id, r.fraud
@@ -636,8 +650,9 @@ BEGIN
                 SELECT f.transaction_id,
                        sum(coalesce((v_policy -> 'rule_scores' ->> f.rule_id)::integer,
                                     (v_policy ->> 'default_score')::integer)) AS score
-                FROM _tune_chosen_flags AS f
+                FROM _tune_set_flags AS f
                 JOIN scope AS s ON s.transaction_id = f.transaction_id
+                WHERE f.set_name = v_set
                 GROUP BY f.transaction_id
             ),
             listed AS (
@@ -707,7 +722,8 @@ BEGIN
             FROM counted AS c
             CROSS JOIN totals AS t;
         END LOOP;
-    END IF;
+        v_decisions := v_decisions || jsonb_build_object(v_set, v_chosen_decisions);
+    END LOOP;
 
     RETURN v_result
         || jsonb_build_object(
@@ -715,7 +731,7 @@ BEGIN
             'search', (v_result -> 'search') || jsonb_build_object(
                 'candidates', (SELECT coalesce(sum(cardinality(v.grid)), 0) FROM _tune_variants AS v),
                 'min_marginal_precision', v_marginal),
-            'decisions', jsonb_build_object('chosen', v_chosen_decisions),
+            'decisions', v_decisions,
             'figures', jsonb_build_object(
                 'chosen', v_chosen_figures,
                 'live', jsonb_build_object('training', v_live_training, 'validation', v_live_validation)));
