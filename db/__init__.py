@@ -1383,21 +1383,25 @@ def tune_rules(
     max_alerts_per_1000: Decimal | None,
     min_precision: Decimal | None,
     candidates: list[str] | None,
+    min_marginal_precision: Decimal | None = None,
 ) -> dict[str, Any]:
     """Choose rules and parameters from labels (SQL ``tune_rules``); changes nothing.
 
     ``periods``: (train_from, train_to, valid_from, valid_to), each range
-    [from, to). Returns tune_rules' object with exact numbers (Decimal, int):
-    chosen, live, search, figures (backtest_rules rows per set and period).
+    [from, to); ``min_marginal_precision``: the least share of fraud among the
+    new alerts of each rule added (None: SQL's default, 0.5). Returns
+    tune_rules' object with exact numbers (Decimal, int): chosen, live,
+    search, figures (backtest_rules rows per set and period).
     Errors: InvalidInput naming the field (train_from, train_to, valid_from,
-    valid_to, max_alerts_per_1000, min_precision, candidates).
+    valid_to, max_alerts_per_1000, min_precision, min_marginal_precision,
+    candidates).
     """
     from pgfraud.wire import loads_json
 
     with wrap_errors():
         text = conn.execute(
-            "SELECT tune_rules(%s, %s, %s, %s, %s, %s, %s)::text",
-            (*periods, max_alerts_per_1000, min_precision, candidates),
+            "SELECT tune_rules(%s, %s, %s, %s, %s, %s, %s, %s)::text",
+            (*periods, max_alerts_per_1000, min_precision, candidates, min_marginal_precision),
         ).fetchone()[0]
     return loads_json(text)
 

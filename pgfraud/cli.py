@@ -662,6 +662,7 @@ TUNE_OPTIONS = {
     "valid_to": "--valid-to",
     "max_alerts_per_1000": "--max-alerts-per-1000",
     "min_precision": "--min-precision",
+    "min_marginal_precision": "--min-marginal-precision",
     "candidates": "--candidates",
 }
 
@@ -726,6 +727,13 @@ class DecimalType(click.ParamType):
     help="Precision floor on the training period, above 0 and at most 1.",
 )
 @click.option(
+    "--min-marginal-precision",
+    type=DecimalType(),
+    default=None,
+    help="Add a rule only if at least this share of the alerts it adds on the training"
+    " period is fraud, 0 to 1 (0: no such floor).  [default: 0.5]",
+)
+@click.option(
     "--candidates",
     default=None,
     help="Rules to choose from, comma-separated (default: every rule, users' too).",
@@ -749,6 +757,7 @@ def tune(
     valid_to,
     max_alerts,
     min_precision,
+    min_marginal_precision,
     candidates,
     as_json: bool,
     apply_it: bool,
@@ -757,7 +766,8 @@ def tune(
 
     On the training period it maximises recall (known fraud flagged) under an
     alert budget (--max-alerts-per-1000) and/or a precision floor
-    (--min-precision), then shows the chosen set and the live set on the
+    (--min-precision), adding a rule only when at least half of the alerts
+    it adds are fraud (--min-marginal-precision), then shows the chosen set and the live set on the
     training and the validation period (per rule, per scenario and overall:
     the figures of `pgfraud evaluate`), and the parameters that ran. Nothing
     changes unless --apply is given (or the PATCH /rules body it prints is
@@ -778,7 +788,9 @@ def tune(
             def attempt():
                 with db.connect(database.admin_url) as conn:
                     db.lift_statement_timeout(conn)
-                    result = tuning(conn, periods, max_alerts, min_precision, names)
+                    result = tuning(
+                        conn, periods, max_alerts, min_precision, names, min_marginal_precision
+                    )
                     if apply_it and result["chosen"]:
                         apply(conn, result["switch"])
                     conn.commit()

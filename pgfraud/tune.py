@@ -29,6 +29,7 @@ def tuning(
     max_alerts_per_1000: Decimal | None,
     min_precision: Decimal | None,
     candidates: list[str] | None,
+    min_marginal_precision: Decimal | None = None,
 ) -> dict[str, Any]:
     """tune_rules' result with F1 and alerts per 1,000 on every figures row and
     ``switch``, the PATCH /rules body that turns the chosen set on.
@@ -38,23 +39,24 @@ def tuning(
     transactions, flagged_per_1000, f1 and alerts_per_1000 (Decimal, 4 places)
     for set chosen|live and period training|validation.
     ``decisions[set][period]``: what those rules give as decisions under the
-    policy in force (db.evaluate_decisions: the approve/review/decline mix and
-    precision and recall of decline and of review or decline); None for an
-    empty chosen set.
+    policy in force (what db.evaluate_decisions gives, counted by tune_rules
+    from the flags it has: the approve/review/decline mix and precision and
+    recall of decline and of review or decline); None for an empty set.
     Errors: InvalidInput naming the field (see db.tune_rules).
     """
-    result = db.tune_rules(conn, periods, max_alerts_per_1000, min_precision, candidates)
-    bounds = {"training": periods[0:2], "validation": periods[2:4]}
+    result = db.tune_rules(
+        conn, periods, max_alerts_per_1000, min_precision, candidates, min_marginal_precision
+    )
+    # Both sets' decisions come with tune_rules' answer, counted as
+    # evaluate_decisions counts them from the flags it has (None: an empty set).
+    decisions = result["decisions"]
     result["decisions"] = {name: {} for name in SETS}
     for name in SETS:
         for period in PERIODS:
             rows = result["figures"][name][period] or []
             transactions = rows[0]["transactions"] if rows else 0
             result["figures"][name][period] = add_measures(rows, transactions)
-            rules = result[name]
-            result["decisions"][name][period] = (
-                db.evaluate_decisions(conn, rules, None, *bounds[period]) if rules else None
-            )
+            result["decisions"][name][period] = (decisions.get(name) or {}).get(period)
     rules = conn.execute(
         "SELECT r.rule_id, r.enabled FROM rules AS r ORDER BY r.rule_id"
     ).fetchall()
@@ -92,7 +94,8 @@ def format_tuning(result: dict[str, Any], periods: tuple[datetime, ...]) -> Iter
     yield (
         f"training [{periods[0].isoformat()}, {periods[1].isoformat()}): "
         f"{search['transactions']:,} transactions, {search['labelled']:,} known fraud; "
-        f"{search['candidates']:,} candidate (rule, parameters) counted"
+        f"{search['candidates']:,} candidate (rule, parameters) counted; each rule added"
+        f" brings new alerts at least {search['min_marginal_precision']} fraud"
     )
     if result["chosen"]:
         yield f"chosen rules: {db.dumps_json(result['chosen'], sort_keys=True)}"

@@ -976,6 +976,7 @@ class Tune(BaseModel):
     valid_to: Timestamp
     max_alerts_per_1000: Annotated[Decimal, BeforeValidator(_parse_tune_number)] | None = None
     min_precision: Annotated[Decimal, BeforeValidator(_parse_tune_number)] | None = None
+    min_marginal_precision: Annotated[Decimal, BeforeValidator(_parse_tune_number)] | None = None
     candidates: Annotated[list[str], BeforeValidator(_parse_candidates)] | None = None
 
 

@@ -456,6 +456,15 @@ def _page_paths(account_param: dict[str, Any]) -> dict[str, Any]:
                                         ],
                                         "description": "precision floor on the training period",
                                     },
+                                    "min_marginal_precision": {
+                                        "anyOf": [
+                                            {"type": "number", "minimum": 0, "maximum": 1},
+                                            {"type": "null"},
+                                        ],
+                                        "description": "add a rule only if at least this share"
+                                        " of the alerts it adds on the training period is fraud"
+                                        " (default 0.5; 0: no such floor)",
+                                    },
                                     "candidates": {
                                         "anyOf": [
                                             {"type": "array", "items": {"type": "string"}},

@@ -127,7 +127,7 @@ def index():
                 "overview": url_for("api.overview"),
                 "evaluate": "/evaluate (POST JSON: rules, from, to)",
                 "tune": "/tune (POST JSON: train_from, train_to, valid_from, valid_to,"
-                " max_alerts_per_1000, min_precision, candidates)",
+                " max_alerts_per_1000, min_precision, min_marginal_precision, candidates)",
                 "change_rules": "/rules (PATCH JSON: {rule_id: {enabled, parameters}})",
                 "decision": "/transactions/<transaction_id>/decision",
                 "decisions": "/decisions?outcome=review&account_id=&from=&to=&limit=100",
@@ -825,7 +825,9 @@ def tune():
     Body (JSON): ``{"train_from", "train_to", "valid_from", "valid_to"``
     (ISO 8601 or epoch ms; [from, to), the validation period at or after the
     training one), ``"max_alerts_per_1000"`` (number > 0) and/or
-    ``"min_precision"`` (number in (0, 1]), ``"candidates"`` (optional list of
+    ``"min_precision"`` (number in (0, 1]), ``"min_marginal_precision"``
+    (number in [0, 1], default 0.5: a rule is added only if at least that
+    share of the alerts it adds is fraud), ``"candidates"`` (optional list of
     rule ids; default every rule)``}``. 200 ``{"chosen": {rule_id:
     parameters}, "live": {...}, "search": {transactions, labelled, flagged,
     caught, candidates, steps: [{rule_id, parameters, flagged, caught}]},
@@ -835,7 +837,8 @@ def tune():
     empty chosen set}}, "switch": PATCH /rules
     body}``, ratios as decimal strings; 400 naming the bad field (a period
     empty or reversed, no known fraud in training, budget not above 0,
-    precision not in (0, 1], an unknown candidate); 401 without the token
+    precision not in (0, 1], marginal precision not in [0, 1], an unknown
+    candidate); 401 without the token
     (when one is configured); 415 unless JSON. Heavy work: 429 with
     Retry-After when PGFRAUD_MAX_HEAVY are running; its statements may take
     PGFRAUD_HEAVY_TIMEOUT_MS (default 5 minutes, not the service's statement
@@ -848,7 +851,12 @@ def tune():
     periods = (query.train_from, query.train_to, query.valid_from, query.valid_to)
     with heavy_transaction("tune") as conn:
         result = tuning(
-            conn, periods, query.max_alerts_per_1000, query.min_precision, query.candidates
+            conn,
+            periods,
+            query.max_alerts_per_1000,
+            query.min_precision,
+            query.candidates,
+            query.min_marginal_precision,
         )
     figures = {
         name: {period: backtest_json(rows) for period, rows in sets.items()}

@@ -378,24 +378,27 @@ def test_every_swept_step_flags_exactly_what_the_rule_code_flags(tmp_path, datab
         for candidate_id, rule_id, fixed, sweep, grid in variants:
             for step, value in enumerate(grid, start=1):
                 parameters = {**fixed, sweep: value}
-                swept = {
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT transaction_id FROM _tune_observations"
-                        " WHERE candidate_id = %s AND level >= %s",
-                        (candidate_id, step),
-                    )
-                }
-                code = {
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT transaction_id FROM score_transactions(%s, %s, %s::jsonb, true)",
-                        (start, middle, db.dumps_json({rule_id: parameters})),
-                    )
-                }
-                assert swept == code, (rule_id, parameters)
-                fired += bool(code)
-        assert fired > 50  # the comparison is not of empty sets
+                # Training rows for the search, validation rows for the figures.
+                for training, since, until in [(True, start, middle), (False, middle, end)]:
+                    swept = {
+                        r[0]
+                        for r in conn.execute(
+                            "SELECT transaction_id FROM _tune_observations"
+                            " WHERE candidate_id = %s AND level >= %s AND training = %s",
+                            (candidate_id, step, training),
+                        )
+                    }
+                    code = {
+                        r[0]
+                        for r in conn.execute(
+                            "SELECT transaction_id"
+                            " FROM score_transactions(%s, %s, %s::jsonb, true)",
+                            (since, until, db.dumps_json({rule_id: parameters})),
+                        )
+                    }
+                    assert swept == code, (rule_id, parameters, training)
+                    fired += bool(code)
+        assert fired > 100  # the comparison is not of empty sets
         conn.rollback()
 
 
@@ -498,3 +501,70 @@ def test_no_known_fraud_in_training_is_refused_by_cli_and_http(
         stop_listener(app)
         close_pool(app)
     assert admin_conn.execute("SELECT active_rule_parameters()").fetchone()[0] == before
+
+
+def test_chosen_figures_equal_backtest_rules_on_both_periods(tmp_path, database, admin_conn):
+    """The chosen set's figures are counted from the flags the search already has
+    (no second run of the rule code); they must be backtest_rules' rows for that
+    set on each period, row for row, on generated data where many rules are
+    chosen: every rule a candidate, a user's rule and compromised_merchant
+    among them (on/off, through the rule code), a generous budget."""
+    from pgfraud.evaluate import read_labels
+    from pgfraud.generator.runner import seed_database
+
+    labels = tmp_path / "labels.csv"
+    seed_database(database.app_url, 3000, 20, seed=11, labels_path=labels, mix="legacy")
+    db.store_labels(admin_conn, read_labels(labels))
+    admin_conn.execute(
+        "SELECT add_rule('spike_3', 'prior_count >= 3 AND amount > 3 * prior_average')"
+    )
+    admin_conn.execute(
+        'UPDATE rules SET parameters = \'{"window_days": 30, "delay_days": 0,'
+        ' "min_known_fraud": 1, "min_fraud_share": 0}\'::jsonb'
+        " WHERE rule_id = 'compromised_merchant'"
+    )
+    # An account blocked and a merchant allowed from before the data starts, so
+    # the lists overrule some scores; scores that make review and decline differ.
+    admin_conn.execute("SELECT create_list('bad', 'account', 'block')")
+    admin_conn.execute("SELECT create_list('good', 'merchant', 'allow')")
+    admin_conn.execute("SELECT add_list_entry('bad', 3, 'test')")
+    admin_conn.execute("SELECT add_list_entry('good', 7, 'test')")
+    admin_conn.execute("UPDATE list_entries SET added_at = '2000-01-01T00:00:00Z'")
+    admin_conn.execute(
+        "SELECT set_decision_policy(%s::jsonb)",
+        (
+            '{"review_threshold": 50, "decline_threshold": 100, "default_score": 50,'
+            ' "rule_scores": {"new_merchant_run": 100, "spike_3": 25, "rapid_succession": 25}}',
+        ),
+    )
+    admin_conn.commit()
+    start, middle, end = admin_conn.execute(
+        "SELECT min(ts), min(ts) + (max(ts) - min(ts)) / 2, max(ts) + interval '1 ms'"
+        " FROM transactions"
+    ).fetchone()
+    periods = (start, middle, middle, end)
+    overruled = reviewed = 0
+    for budget, floor, candidates, on_off in [
+        (Decimal(300), None, None, {"new_merchant_run"}),
+        (
+            None,
+            Decimal("0.01"),
+            ["spike_3", "compromised_merchant"],
+            {"spike_3", "compromised_merchant"},
+        ),
+    ]:
+        result = db.tune_rules(admin_conn, periods, budget, floor, candidates, Decimal(0))
+        chosen = result["chosen"]
+        assert len(chosen) >= 2 and on_off <= set(chosen), chosen
+        for period, since, until in [("training", start, middle), ("validation", middle, end)]:
+            expected = db.backtest_rules(admin_conn, chosen, since, until)
+            assert result["figures"]["chosen"][period] == expected, period
+            # And the decisions under the policy in force, lists included.
+            decisions = db.evaluate_decisions(admin_conn, chosen, None, since, until)
+            assert result["decisions"]["chosen"][period] == decisions, period
+            live = db.evaluate_decisions(admin_conn, None, None, since, until)
+            assert result["decisions"]["live"][period] == live, period
+            overruled += sum(o["overruled"] for o in decisions["outcomes"])
+            reviewed += decisions["outcomes"][1]["transactions"]
+        assert result["search"]["min_marginal_precision"] == 0
+    assert overruled > 0 and reviewed > 0  # the lists and the review band count

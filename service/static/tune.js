@@ -33,7 +33,8 @@
       train_from: value("tu-train-from"), train_to: value("tu-train-to"),
       valid_from: value("tu-valid-from"), valid_to: value("tu-valid-to"),
     };
-    for (const [field, id] of [["max_alerts_per_1000", "tu-budget"], ["min_precision", "tu-precision"]]) {
+    for (const [field, id] of [["max_alerts_per_1000", "tu-budget"], ["min_precision", "tu-precision"],
+      ["min_marginal_precision", "tu-marginal"]]) {
       if (value(id) === "") continue;
       if (!/^[0-9]+(\.[0-9]+)?$/.test(value(id))) { status.textContent = `${field} must be a number.`; return; }
       request[field] = Number(value(id));
