@@ -241,11 +241,15 @@ def _owner_change(work: Callable[[Any], Any]) -> Any:
     return write(changing)
 
 
-def _untrimmed_refused(schema: dict[str, Any]) -> bool:
-    """Whether a query parameter's schema admits no spaces around the value:
-    an integer, or a string whose pattern has no ``\\s`` (cursors, ids)."""
+def _untrimmed_refused(schema: dict[str, Any], value: str) -> bool:
+    """Whether ``value``, which has spaces around it, is refused by its query
+    parameter's schema for them: an integer, or a string whose pattern
+    does not match it (cursors, ids); free text (``actor``, ``object_key``)
+    whose pattern admits spaces is left to the view."""
+    if schema.get("type") == "integer":
+        return True
     pattern = schema.get("pattern")
-    return schema.get("type") == "integer" or (pattern is not None and "\\s" not in pattern)
+    return pattern is not None and re.search(pattern, value) is None
 
 
 def check_query_parameters(app: Any) -> None:
@@ -257,7 +261,7 @@ def check_query_parameters(app: Any) -> None:
     one list: what it says an operation takes is what the server accepts.
     Routes it does not describe (static files) are left as they are."""
     document = openapi_document()
-    accepted: dict[tuple[str, str], tuple[tuple[str, ...], frozenset[str]]] = {}
+    accepted: dict[tuple[str, str], tuple[tuple[str, ...], dict[str, dict[str, Any]]]] = {}
     for rule in app.url_map.iter_rules():
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule).rstrip("/") or "/"
         operations = document["paths"].get(path, {})
@@ -267,8 +271,8 @@ def check_query_parameters(app: Any) -> None:
                 continue
             query = [p for p in operation.get("parameters", []) if p["in"] == "query"]
             names = tuple(p["name"] for p in query)
-            trimmed = frozenset(p["name"] for p in query if _untrimmed_refused(p["schema"]))
-            accepted[(rule.rule, method)] = (names, trimmed)
+            schemas = {p["name"]: p["schema"] for p in query}
+            accepted[(rule.rule, method)] = (names, schemas)
 
     @app.before_request
     def refuse_unknown_parameters() -> None:
@@ -277,12 +281,16 @@ def check_query_parameters(app: Any) -> None:
         known = accepted.get((request.url_rule.rule, request.method))
         if known is None:
             return
-        names, trimmed = known
+        names, schemas = known
         for name, value in request.args.items(multi=True):
             if name not in names and name:  # "=&": no name, nothing to refuse or read
                 takes = f"parameters: {', '.join(names)}" if names else "it takes none"
                 raise InvalidInput(f"{name} is not a parameter here ({takes})", field=name)
-            if name in trimmed and value != value.strip():
+            if (
+                name in schemas
+                and value != value.strip()
+                and _untrimmed_refused(schemas[name], value)
+            ):
                 raise InvalidInput(f"{name} must be given without spaces around it", field=name)
 
 

@@ -90,6 +90,15 @@ def test_what_the_routes_take_still_works(client, stored):
     assert client.get("/rules").status_code == 200
 
 
+def test_free_text_keeps_its_spaces(client, stored):
+    """Free text whose pattern admits spaces (the audit's object_key, actor)
+    is searched as given, spaces and all: the document allows them
+    (schemathesis found the 400 for ``object_key=%20a``)."""
+    answer = client.get("/audit?object_key=%20velocity%20&actor=%20alice")
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["entries"] == []
+
+
 def test_a_page_refuses_them_as_a_page(client):
     response = client.get("/ui/rules?nope=1", headers={"Accept": "text/html"})
     assert response.status_code == 400
