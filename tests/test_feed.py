@@ -614,3 +614,32 @@ def test_alerts_in_transaction_time_order_with_the_total(client, database):
         response = client.get(f"/alerts?{query}")
         assert response.status_code == 400, query
         assert response.get_json()["error"]["field"] == field
+
+
+def test_a_held_feed_still_sends_blank_lines_and_heartbeats(app, serve, database):
+    # An alert committed after an open transaction with an id is held back
+    # (the stream reads the feed every FEED_HELD_POLL_S until it ends): the
+    # stream must still write its blank line every second and its heartbeat,
+    # or a client and a proxy see a dead connection (it sent nothing at all
+    # until the transaction ended).
+    app.config["FEED_HEARTBEAT_S"] = 600
+    base = serve(app)
+    older = db.connect(database.app_url)
+    try:
+        older.execute("SELECT pg_current_xact_id()")
+        assert post(base, LARGE).status_code == 201
+        quiet = requests.get(f"{base}/alerts/stream", stream=True, timeout=(5, 30))
+        chunks = quiet.iter_content(chunk_size=None)
+        assert b"connected" in next(chunks)
+        # The next write is a blank line (no heartbeat is due for 600 s).
+        assert next(chunks) == b"\n"
+        quiet.close()
+        app.config["FEED_HEARTBEAT_S"] = 0.3
+        stream = Stream(f"{base}/alerts/stream")
+        assert stream.next_message()["comment"] == "connected"
+        beat = stream.next_message()
+        assert beat["comment"] == "heartbeat"
+        assert beat["event"] == "position"
+        stream.close()
+    finally:
+        older.close()
