@@ -23,7 +23,7 @@ import click
 
 from pgfraud import config, db
 from pgfraud.clitools import Int, describe_error, one_line_errors, one_line_usage
-from pgfraud.db.migrate import Done, MigrationError, check_schema
+from pgfraud.db.migrate import Done, MigrationError, check_schema, one_migrator
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
 from pgfraud.errors import (
@@ -58,10 +58,12 @@ def _fail(exc: PgfraudError, unit: str = "row", bad_input_code: int = 1) -> None
 def prepare(database: config.Database, done: Done | None = None) -> list[str]:
     """Apply migrations and functions as the owner, when any is pending; for the
     local server, also (re)create the service's login role with its stored
-    password. Returns the migrations applied now. Only `migrate`, `run` and
-    `db start` call this; with nothing pending it changes nothing and takes
+    password. One at a time (the migrators' session advisory lock,
+    :func:`pgfraud.db.migrate.one_migrator`: a second waits, then finds
+    nothing pending). Returns the migrations applied now. Only `migrate`,
+    `run` and `db start` call this; with nothing pending it changes nothing and takes
     no lock that stores wait on (pgfraud.db.migrate.migrate)."""
-    with db.connect(database.admin_url) as conn:
+    with db.connect(database.admin_url) as conn, one_migrator(conn):
         try:
             applied = apply_migrations(conn, done=done)
         except MigrationError as exc:
