@@ -538,7 +538,16 @@ def _resume_position(args: dict[str, str]) -> tuple[int, int]:
     for a malformed position, or for one the feed has not reached (its
     database transaction id not yet given out: a position of another server,
     or saved before a restore), which would otherwise be followed in silence,
-    delivering nothing."""
+    delivering nothing. A Last-Event-ID header sent empty is a 400 too: no
+    browser sends one, and granian hands a header value with a byte that is
+    not ASCII over as "" (which the stream would follow from now, skipping
+    events)."""
+    if request.headers.get("Last-Event-ID") == "":
+        raise InvalidInput(
+            "Last-Event-ID is empty or not ASCII (an event id is <xact>-<id>, digits;"
+            " reconnect without the header to start from now)",
+            field="Last-Event-ID",
+        )
     for field, text in (
         ("Last-Event-ID", request.headers.get("Last-Event-ID")),
         ("last_event_id", args.get("last_event_id")),
