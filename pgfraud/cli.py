@@ -32,6 +32,7 @@ from pgfraud.errors import (
     ListNotFound,
     PgfraudError,
     RuleNotFound,
+    TransactionConflict,
     redact,
 )
 from pgfraud.generator.cli import TimestampType, generate
@@ -44,7 +45,8 @@ SEED_ACCOUNTS = 1_000
 def _fail(exc: PgfraudError, unit: str = "row", bad_input_code: int = 1) -> None:
     """Print ``exc`` as one line (and its listed problems) and exit: the error's
     exit_code (1; 2 for a schema that is behind), or ``bad_input_code`` for
-    InvalidInput (2 where a command's input was refused)."""
+    InvalidInput and TransactionConflict (a row of the input that conflicts with
+    a stored one: 2 where a command's input was refused)."""
     where = ""
     if exc.row is not None and not exc.errors and not exc.message.startswith(f"{unit} "):
         where = f"{unit} {exc.row}: "
@@ -52,7 +54,8 @@ def _fail(exc: PgfraudError, unit: str = "row", bad_input_code: int = 1) -> None
     for item in exc.errors:
         where = f"line {item['row']}: " if "row" in item else ""
         click.echo(f"  {where}{item['message']}", err=True)
-    sys.exit(bad_input_code if isinstance(exc, InvalidInput) else exc.exit_code)
+    refused = isinstance(exc, InvalidInput | TransactionConflict)
+    sys.exit(bad_input_code if refused else exc.exit_code)
 
 
 def prepare(database: config.Database, done: Done | None = None) -> list[str]:
@@ -368,7 +371,7 @@ def create_user(name: str, password: str | None, read_only: bool) -> None:
                 idle_ms = config.idle_transaction_timeout_ms()
                 db.create_app_user(conn, name, password, read_only, idle_ms)
     except PgfraudError as exc:
-        _fail(exc)
+        _fail(exc, bad_input_code=2)  # a bad name or password: exit 2
     role = "pgfraud_readonly" if read_only else "pgfraud_app"
     click.echo(f"user {name} is a member of {role}")
     if generated:
@@ -986,9 +989,13 @@ def _assignments(rule_id: str, assignments: tuple[str, ...]) -> dict[str, int | 
             problem = f"{assignment!r} is not name=value (like max_transactions=3)"
         elif name in parameters:
             problem = f"parameter {name} of rule {rule_id} is given twice"
+        elif text != text.strip():
+            problem = (
+                f"parameter {name} of rule {rule_id} must be a number without spaces; got {text!r}"
+            )
         else:
             try:
-                value = loads_json(text.strip())
+                value = loads_json(text)
             except ValueError:
                 value = None
             if isinstance(value, bool) or not isinstance(value, int | Decimal):
@@ -1431,7 +1438,7 @@ def rule_score(rule_id: str, score: str, actor: str | None) -> None:
     from pgfraud.wire import parse_policy_change
 
     field = f"rule_scores.{rule_id}"
-    if not _SCORE.fullmatch(score.strip()):
+    if not _SCORE.fullmatch(score):
         _bad_input(InvalidInput(f"{field} must be an integer, not {score!r}", field=field))
     try:
         changes = parse_policy_change({"rule_scores": {rule_id: int(score)}})
@@ -1453,6 +1460,8 @@ def list_group() -> None:
 def _entry(list_name: str, value: str, reason: str = "-", expires: str | None = None):
     from pgfraud.wire import ListEntry, parse_model
 
+    if value != value.strip():  # a JSON body's id may have them; an argument, as a path id, not
+        _bad_input(InvalidInput("value must be digits, without spaces", field="value"))
     data = {"value": value, "reason": reason}
     if expires is not None:
         data["expires_at"] = expires
