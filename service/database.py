@@ -19,9 +19,10 @@ less POOL_READ_RESERVE connections (default 8 - 2 = 6) at once: a bulkhead,
 so that stores queued behind a rule change's exclusive lock (each waits on
 its pooled connection) cannot take every connection and starve the reads
 (GET /is_fraud, /alerts, /health, the streams), which take no lock. A write
-waits for one of its share (a semaphore of the process, no round trip) and
-then for a connection, POOL_TIMEOUT_S in all, then answers
-DatabaseUnavailable (503 database_unavailable, Retry-After). With
+waits for one of its share (a semaphore of the process, no round trip) up
+to the statement timeout (STATEMENT_TIMEOUT_MS: the writes ahead of it wait
+at most that long for a lock), then for a connection up to POOL_TIMEOUT_S;
+then it answers DatabaseUnavailable (503 database_unavailable, Retry-After). With
 POOL_MAX_SIZE 1 nothing is reserved (writes take the one connection).
 
 A request whose database transaction is stopped by a conflict with another
@@ -42,7 +43,6 @@ import atexit
 import contextlib
 import select
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -158,16 +158,17 @@ def _name_actor(conn: psycopg.Connection) -> None:
 
 @contextlib.contextmanager
 def _connection(*, writes: bool) -> Iterator[psycopg.Connection]:
-    """A pooled connection (autocommit); for a write, one of the writes' share
-    (see the module docstring): the wait for the share and for the connection
-    is POOL_TIMEOUT_S in all. PoolTimeout when none comes in time."""
+    """A pooled connection (autocommit); for a write, first one of the writes'
+    share (see the module docstring), waited for up to the statement timeout
+    (the writes ahead are stores queued behind a lock, say, each of which
+    waits at most that long), then a connection, up to POOL_TIMEOUT_S as any
+    request. PoolTimeout when either does not come in time."""
     pool = get_pool()
     if not writes:
         with pool.connection() as conn:
             yield conn
         return
-    wait_s = float(current_app.config["POOL_TIMEOUT_S"])
-    start = time.monotonic()
+    wait_s = int(current_app.config["STATEMENT_TIMEOUT_MS"]) / 1000
     share = current_app.extensions[_WRITES]
     if not share.acquire(timeout=wait_s):
         raise PoolTimeout(
@@ -175,8 +176,7 @@ def _connection(*, writes: bool) -> Iterator[psycopg.Connection]:
             f"({write_share(current_app.config)} are writing)"
         )
     try:
-        left = max(0.0, wait_s - (time.monotonic() - start))
-        with pool.connection(timeout=left) as conn:
+        with pool.connection() as conn:
             yield conn
     finally:
         share.release()
