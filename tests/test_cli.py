@@ -56,7 +56,7 @@ def test_create_user_makes_a_least_privilege_login(external, server_admin_url):
 
 def test_create_user_refuses_a_short_password(external):
     result = CliRunner().invoke(main, ["db", "create-user", "someone", "--password", "short"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input
     assert "password must be at least 12 characters" in result.output
 
 
