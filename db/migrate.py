@@ -12,10 +12,12 @@ checks (:func:`check_schema`) and never changes the schema.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.abc import Traversable
@@ -291,6 +293,30 @@ def _lock_writer_tables(conn: psycopg.Connection) -> None:
     for table in WRITER_TABLES:
         if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()[0]:
             conn.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+
+
+@contextlib.contextmanager
+def one_migrator(conn: psycopg.Connection) -> Iterator[None]:
+    """Hold the migrators' advisory lock (MIGRATION_LOCK_KEY) at session level
+    for the block: a second `pgfraud migrate` (or `run`, `db start`) waits
+    for the first to finish everything it does, the login role and database
+    settings after the schema included, then finds nothing pending. (Without
+    it two at once both ran ALTER ROLE ... SET and one failed with "tuple
+    concurrently updated", XX000.) Only migrators take this lock: stores,
+    reads and rule changes never wait on it. ``conn`` must not be inside a
+    transaction block it wants to keep open (the wait commits nothing)."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+    if not conn.autocommit:
+        conn.commit()
+    try:
+        yield
+    finally:
+        # Ending the session frees it too: a lost connection is no error here.
+        with contextlib.suppress(psycopg.Error):
+            conn.rollback()
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+            if not conn.autocommit:
+                conn.commit()
 
 
 def migrate(

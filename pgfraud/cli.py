@@ -24,7 +24,7 @@ import click
 from pgfraud import config, db
 from pgfraud.clitools import Int, describe_error, one_line_errors, one_line_usage
 from pgfraud.db.citus import score_pending
-from pgfraud.db.migrate import Done, MigrationError, check_schema
+from pgfraud.db.migrate import Done, MigrationError, check_schema, one_migrator
 from pgfraud.db.migrate import migrate as apply_migrations
 from pgfraud.db.server import APP_USER, LocalServer
 from pgfraud.errors import (
@@ -33,6 +33,7 @@ from pgfraud.errors import (
     ListNotFound,
     PgfraudError,
     RuleNotFound,
+    TransactionConflict,
     redact,
 )
 from pgfraud.generator.cli import TimestampType, generate
@@ -44,9 +45,10 @@ SEED_ACCOUNTS = 1_000
 
 def _fail(exc: PgfraudError, unit: str = "row") -> None:
     """Print ``exc`` as one line (and its listed problems) and exit: 2 for
-    refused input (InvalidInput), else the error's exit_code (2 for an unknown
-    name or id, the NotFound errors, and a schema that is behind; 1 for any
-    other failure: pgfraud.errors, "A `pgfraud` command exits ...")."""
+    refused input (InvalidInput, and TransactionConflict: a row of the input
+    that conflicts with a stored one), else the error's exit_code (2 for an
+    unknown name or id, the NotFound errors, and a schema that is behind; 1
+    for any other failure: pgfraud.errors, "A `pgfraud` command exits ...")."""
     where = ""
     if exc.row is not None and not exc.errors and not exc.message.startswith(f"{unit} "):
         where = f"{unit} {exc.row}: "
@@ -54,16 +56,19 @@ def _fail(exc: PgfraudError, unit: str = "row") -> None:
     for item in exc.errors:
         where = f"line {item['row']}: " if "row" in item else ""
         click.echo(f"  {where}{item['message']}", err=True)
-    sys.exit(2 if isinstance(exc, InvalidInput) else exc.exit_code)
+    refused = isinstance(exc, InvalidInput | TransactionConflict)
+    sys.exit(2 if refused else exc.exit_code)
 
 
 def prepare(database: config.Database, done: Done | None = None) -> list[str]:
     """Apply migrations and functions as the owner, when any is pending; for the
     local server, also (re)create the service's login role with its stored
-    password. Returns the migrations applied now. Only `migrate`, `run` and
-    `db start` call this; with nothing pending it changes nothing and takes
+    password. One at a time (the migrators' session advisory lock,
+    :func:`pgfraud.db.migrate.one_migrator`: a second waits, then finds
+    nothing pending). Returns the migrations applied now. Only `migrate`,
+    `run` and `db start` call this; with nothing pending it changes nothing and takes
     no lock that stores wait on (pgfraud.db.migrate.migrate)."""
-    with db.connect(database.admin_url) as conn:
+    with db.connect(database.admin_url) as conn, one_migrator(conn):
         try:
             applied = apply_migrations(conn, done=done)
         except MigrationError as exc:
@@ -412,7 +417,7 @@ def create_user(name: str, password: str | None, read_only: bool) -> None:
                 idle_ms = config.idle_transaction_timeout_ms()
                 db.create_app_user(conn, name, password, read_only, idle_ms)
     except PgfraudError as exc:
-        _fail(exc)
+        _fail(exc)  # a bad name or password: exit 2
     role = "pgfraud_readonly" if read_only else "pgfraud_app"
     click.echo(f"user {name} is a member of {role}")
     if generated:
@@ -1055,9 +1060,13 @@ def _assignments(rule_id: str, assignments: tuple[str, ...]) -> dict[str, int | 
             problem = f"{assignment!r} is not name=value (like max_transactions=3)"
         elif name in parameters:
             problem = f"parameter {name} of rule {rule_id} is given twice"
+        elif text != text.strip():
+            problem = (
+                f"parameter {name} of rule {rule_id} must be a number without spaces; got {text!r}"
+            )
         else:
             try:
-                value = loads_json(text.strip())
+                value = loads_json(text)
             except ValueError:
                 value = None
             if isinstance(value, bool) or not isinstance(value, int | Decimal):
@@ -1501,7 +1510,7 @@ def rule_score(rule_id: str, score: str, actor: str | None) -> None:
     from pgfraud.wire import parse_policy_change
 
     field = f"rule_scores.{rule_id}"
-    if not _SCORE.fullmatch(score.strip()):
+    if not _SCORE.fullmatch(score):
         _bad_input(InvalidInput(f"{field} must be an integer, not {score!r}", field=field))
     try:
         changes = parse_policy_change({"rule_scores": {rule_id: int(score)}})
@@ -1523,6 +1532,8 @@ def list_group() -> None:
 def _entry(list_name: str, value: str, reason: str = "-", expires: str | None = None):
     from pgfraud.wire import ListEntry, parse_model
 
+    if value != value.strip():  # a JSON body's id may have them; an argument, as a path id, not
+        _bad_input(InvalidInput("value must be digits, without spaces", field="value"))
     data = {"value": value, "reason": reason}
     if expires is not None:
         data["expires_at"] = expires

@@ -54,25 +54,29 @@ _ASCII_NUMBER = re.compile(r"\s*[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+
 
 class Int(_EnvNamed, click.IntRange):
     """An integer within ``[min, max]`` (both required: every number has a stated
-    range), written in ASCII digits."""
+    range), written in ASCII digits, without spaces around them."""
 
     def __init__(self, min: int, max: int) -> None:  # noqa: A002 (click's own names)
         super().__init__(min, max)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value != value.strip():  # as ids in URL paths
+            self.fail(f"{value!r} is not an integer (digits 0-9, without spaces)", param, ctx)
         if isinstance(value, str) and not _ASCII_INTEGER.fullmatch(value):
             self.fail(f"{value!r} is not an integer (digits 0-9)", param, ctx)
         return super().convert(value, param, ctx)
 
 
 class Float(_EnvNamed, click.FloatRange):
-    """A finite number within ``[min, max]`` (``min_open``: above ``min``); NaN and
-    infinities are refused."""
+    """A finite number within ``[min, max]`` (``min_open``: above ``min``), without
+    spaces around it; NaN and infinities are refused."""
 
     def __init__(self, min: float, max: float, *, min_open: bool = False) -> None:  # noqa: A002
         super().__init__(min, max, min_open=min_open)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value != value.strip():
+            self.fail(f"{value!r} is not a number (digits 0-9, without spaces)", param, ctx)
         if isinstance(value, str) and not _ASCII_NUMBER.fullmatch(value):
             self.fail(f"{value!r} is not a number (digits 0-9)", param, ctx)
         number = click.FLOAT.convert(value, param, ctx) if isinstance(value, str) else value

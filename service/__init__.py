@@ -29,8 +29,10 @@ headers are ignored),
 10,000 transactions per POST), ``STATEMENT_TIMEOUT_MS`` (default 10,000),
 ``RULE_CHANGE_TIMEOUT_MS`` (``PGFRAUD_RULE_CHANGE_TIMEOUT_MS``: the statement
 timeout of one rule change, which re-scores the stored history; default
-600,000, 0 for none), ``POOL_MAX_SIZE`` (default 8), ``POOL_TIMEOUT_S`` (seconds to wait for a
-connection before answering 503, default 5), ``FEED_HEARTBEAT_S`` (seconds
+600,000, 0 for none), ``POOL_MAX_SIZE`` (default 8), ``POOL_READ_RESERVE`` (of those, the
+connections only reads may take, default 2: writes hold at most the rest, so
+stores queued behind a rule change never starve the reads), ``POOL_TIMEOUT_S``
+(seconds to wait for a connection before answering 503, default 5), ``FEED_HEARTBEAT_S`` (seconds
 between heartbeats on /alerts/stream and /decisions/stream, default 15),
 ``FEED_DECISION_POLL_S`` (seconds between a decision stream's reads when
 no alert notification wakes it, default 0.5), ``FEED_MAX_STREAMS``
@@ -209,6 +211,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         RULE_CHANGE_TIMEOUT_MS=rule_change_timeout_ms(),
         POOL_MAX_SIZE=8,
         POOL_TIMEOUT_S=5,
+        POOL_READ_RESERVE=2,
         FEED_HEARTBEAT_S=15,
         FEED_DECISION_POLL_S=0.5,
         FEED_MAX_STREAMS=16,

@@ -14,6 +14,17 @@ for a fresh one (about a second, psycopg_pool's back-off) instead of failing.
 A read that still loses its connection mid-way (:func:`read`) is tried once
 more on a fresh connection.
 
+Reads and writes share the pool, but writes may hold at most POOL_MAX_SIZE
+less POOL_READ_RESERVE connections (default 8 - 2 = 6) at once: a bulkhead,
+so that stores queued behind a rule change's exclusive lock (each waits on
+its pooled connection) cannot take every connection and starve the reads
+(GET /is_fraud, /alerts, /health, the streams), which take no lock. A write
+waits for one of its share (a semaphore of the process, no round trip) up
+to the statement timeout (STATEMENT_TIMEOUT_MS: the writes ahead of it wait
+at most that long for a lock), then for a connection up to POOL_TIMEOUT_S;
+then it answers DatabaseUnavailable (503 database_unavailable, Retry-After). With
+POOL_MAX_SIZE 1 nothing is reserved (writes take the one connection).
+
 A request whose database transaction is stopped by a conflict with another
 one (a deadlock, 40P01, or a serialization failure, 40001) is run again:
 :func:`read` and :func:`write` retry the whole transaction up to
@@ -50,12 +61,20 @@ from pgfraud.errors import (
 
 T = TypeVar("T")
 _EXTENSION = "pgfraud_pool"
+_WRITES = "pgfraud_pool_writes"  # the process's semaphore of write connections
 _lock = threading.Lock()
 
 
 def init_app(app: Flask) -> None:
     """Register the (not yet opened) pool slot on the app."""
     app.extensions[_EXTENSION] = None
+    app.extensions[_WRITES] = None
+
+
+def write_share(config) -> int:
+    """How many of the pool's connections writes may hold at once: POOL_MAX_SIZE
+    less POOL_READ_RESERVE, at least 1."""
+    return max(1, int(config["POOL_MAX_SIZE"]) - int(config["POOL_READ_RESERVE"]))
 
 
 def get_pool() -> ConnectionPool:
@@ -86,6 +105,7 @@ def get_pool() -> ConnectionPool:
                 name="pgfraud",
             )
             atexit.register(pool.close)
+            app.extensions[_WRITES] = threading.BoundedSemaphore(write_share(app.config))
             app.extensions[_EXTENSION] = pool
     return pool
 
@@ -122,6 +142,7 @@ def close_pool(app: Flask) -> None:
     if pool is not None:
         pool.close()
         app.extensions[_EXTENSION] = None
+        app.extensions[_WRITES] = None
 
 
 def _name_actor(conn: psycopg.Connection) -> None:
@@ -136,13 +157,41 @@ def _name_actor(conn: psycopg.Connection) -> None:
 
 
 @contextlib.contextmanager
+def _connection(*, writes: bool) -> Iterator[psycopg.Connection]:
+    """A pooled connection (autocommit); for a write, first one of the writes'
+    share (see the module docstring), waited for up to the statement timeout
+    (the writes ahead are stores queued behind a lock, say, each of which
+    waits at most that long), then a connection, up to POOL_TIMEOUT_S as any
+    request. PoolTimeout when either does not come in time."""
+    pool = get_pool()
+    if not writes:
+        with pool.connection() as conn:
+            yield conn
+        return
+    wait_s = int(current_app.config["STATEMENT_TIMEOUT_MS"]) / 1000
+    share = current_app.extensions[_WRITES]
+    if not share.acquire(timeout=wait_s):
+        raise PoolTimeout(
+            f"couldn't get a write connection after {wait_s:.2f} sec "
+            f"({write_share(current_app.config)} are writing)"
+        )
+    try:
+        with pool.connection() as conn:
+            yield conn
+    finally:
+        share.release()
+
+
+@contextlib.contextmanager
 def transaction(*, actor: bool = False) -> Iterator[psycopg.Connection]:
     """A pooled connection inside one database transaction: committed when the
     block ends normally, rolled back when it raises. With ``actor``, a
     transaction that writes: the caller is named as its actor first
-    (:func:`_name_actor`). DatabaseUnavailable when no connection can be had."""
+    (:func:`_name_actor`), on a connection of the writes' share (a transaction
+    without ``actor`` only reads). DatabaseUnavailable when no connection can
+    be had."""
     try:
-        with get_pool().connection() as conn, conn.transaction():
+        with _connection(writes=actor) as conn, conn.transaction():
             if actor:
                 _name_actor(conn)
             yield conn
@@ -158,7 +207,7 @@ def reading() -> Iterator[psycopg.Connection]:
     only reads (each statement is its own snapshot; no BEGIN/COMMIT round
     trips). DatabaseUnavailable when no connection can be had."""
     try:
-        with get_pool().connection() as conn:
+        with _connection(writes=False) as conn:
             yield conn
     except PoolTimeout as exc:
         raise DatabaseUnavailable() from exc
@@ -168,12 +217,17 @@ def reading() -> Iterator[psycopg.Connection]:
 
 @contextlib.contextmanager
 def single_statement() -> Iterator[psycopg.Connection]:
-    """A pooled connection in autocommit mode, for a view whose one statement
-    writes: a statement (one SQL function call) is atomic on its own, so it
-    needs no BEGIN/COMMIT round trips (two of the three a single-row POST
-    made). DatabaseUnavailable when no connection can be had."""
-    with reading() as conn:
-        yield conn
+    """A pooled connection of the writes' share in autocommit mode, for a view
+    whose one statement writes: a statement (one SQL function call) is atomic
+    on its own, so it needs no BEGIN/COMMIT round trips (two of the three a
+    single-row POST made). DatabaseUnavailable when no connection can be had."""
+    try:
+        with _connection(writes=True) as conn:
+            yield conn
+    except PoolTimeout as exc:
+        raise DatabaseUnavailable() from exc
+    except psycopg.Error as exc:  # not wrapped by pgfraud.db
+        raise translate_error(exc) from exc
 
 
 def _connection_lost(exc: DatabaseUnavailable) -> bool:
@@ -199,6 +253,9 @@ def retrying_conflicts(attempt: Callable[[], T]) -> T:
     )
 
 
+_single_statement = single_statement  # write()'s parameter of that name hides it
+
+
 def write(work: Callable[[psycopg.Connection], T], *, single_statement: bool = False) -> T:
     """Run ``work(conn)`` in one database transaction (:func:`transaction`, the
     caller named as its actor), or, with ``single_statement``, on an autocommit
@@ -211,7 +268,7 @@ def write(work: Callable[[psycopg.Connection], T], *, single_statement: bool = F
     raises."""
 
     def attempt() -> T:
-        with reading() if single_statement else transaction(actor=True) as conn:
+        with _single_statement() if single_statement else transaction(actor=True) as conn:
             return work(conn)
 
     return retrying_conflicts(attempt)

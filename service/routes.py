@@ -458,6 +458,10 @@ def alert_stream():
         nonlocal position
         seen = listener.generation
         yield "retry: 1000\n: connected\n" + _sse_position(position)
+        # When the next heartbeat and the next blank line are due: kept across
+        # reads, so a held-back feed (read every FEED_HELD_POLL_S) still gets both.
+        heartbeat_at = time.monotonic() + heartbeat
+        probe_at = time.monotonic() + FEED_PROBE_S
         while True:
             if not auth.still_identified():  # revoked while streaming
                 yield _STREAM_REVOKED
@@ -478,26 +482,37 @@ def alert_stream():
                     {k: v for k, v in row.items() if k != "event_id"}, {"ts": "timestamp"}
                 )
                 yield _sse(row["event_id"], "alert", data)
+            if rows:
+                heartbeat_at = time.monotonic() + heartbeat
+                probe_at = time.monotonic() + FEED_PROBE_S
             if len(rows) >= 1000:
                 continue
             # Alerts held back by an older running transaction (see
             # get_alert_feed) come without a notification: look again soon.
-            deadline = time.monotonic() + (FEED_HELD_POLL_S if held else heartbeat)
+            read_at = heartbeat_at
+            if held:
+                read_at = min(read_at, time.monotonic() + FEED_HELD_POLL_S)
+            generation = seen
             while True:
-                left = deadline - time.monotonic()
-                generation = listener.wait(seen, max(0.0, min(FEED_PROBE_S, left)))
-                if generation != seen or listener.stopping or left <= FEED_PROBE_S:
+                now = time.monotonic()
+                if now >= probe_at and now < heartbeat_at:
+                    # A blank line (no event) every FEED_PROBE_S: writing is the
+                    # only way a WSGI server finds a client that went away, so its
+                    # stream slot is free within seconds, not at the next heartbeat.
+                    yield "\n"
+                    probe_at = now + FEED_PROBE_S
+                if now >= read_at:
                     break
-                # A blank line (no event) every FEED_PROBE_S: writing is the
-                # only way a WSGI server finds a client that went away, so its
-                # stream slot is free within seconds, not at the next heartbeat.
-                yield "\n"
+                generation = listener.wait(seen, min(read_at, probe_at) - now)
+                if generation != seen or listener.stopping:
+                    break
             if listener.stopping:  # the server is shutting down
                 return
-            if generation != seen:
-                seen = generation
-            elif not held:
+            seen = generation
+            if time.monotonic() >= heartbeat_at:
                 yield ": heartbeat\n" + _sse_position(position)
+                heartbeat_at = time.monotonic() + heartbeat
+                probe_at = time.monotonic() + FEED_PROBE_S
 
     response = Response(
         stream_with_context(events()),
@@ -571,7 +586,16 @@ def _resume_position(args: dict[str, str]) -> tuple[int, int]:
     for a malformed position, or for one the feed has not reached (its
     database transaction id not yet given out: a position of another server,
     or saved before a restore), which would otherwise be followed in silence,
-    delivering nothing."""
+    delivering nothing. A Last-Event-ID header sent empty is a 400 too: no
+    browser sends one, and granian hands a header value with a byte that is
+    not ASCII over as "" (which the stream would follow from now, skipping
+    events)."""
+    if request.headers.get("Last-Event-ID") == "":
+        raise InvalidInput(
+            "Last-Event-ID is empty or not ASCII (an event id is <xact>-<id>, digits;"
+            " reconnect without the header to start from now)",
+            field="Last-Event-ID",
+        )
     for field, text in (
         ("Last-Event-ID", request.headers.get("Last-Event-ID")),
         ("last_event_id", args.get("last_event_id")),

@@ -116,7 +116,7 @@ def test_cli_load_names_the_line_of_a_conflict(tmp_path, database, monkeypatch):
     assert CliRunner().invoke(main, ["load", str(path)]).exit_code == 0
     path.write_text(HEADER + rows(3, {2: "99.99"}))
     result = CliRunner().invoke(main, ["load", str(path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the file's row is refused: bad input, as a bad row
     assert "error: line 3: transaction_id 2 is already stored with other content" in result.output
     twice = tmp_path / "twice.csv"
     twice.write_text(HEADER + "1,50,2024-01-01T00:00:00Z,1.00\n1,50,2024-01-01T00:00:00Z,2.00\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -225,3 +226,45 @@ def test_migrate_rescores_when_a_function_changed_and_only_then(database):
             "SELECT proconfig FROM pg_proc WHERE oid = 'is_fraud(bigint)'::regprocedure"
         ).fetchone()[0]
     assert config is None
+
+
+def test_a_second_migrator_waits_for_the_first_then_finds_nothing_to_do(database):
+    # Two `pgfraud migrate` at once on the local server: both set the service
+    # login's settings after the schema (ALTER ROLE ... SET), and one failed
+    # with "tuple concurrently updated" (XX000, exit 1). prepare() now holds
+    # the migrators' lock throughout: held here, as by a first migrator, a
+    # second waits on it (before the fix it went on and set the role at once).
+    from types import SimpleNamespace
+    from urllib.parse import urlsplit
+
+    from pgfraud.cli import prepare
+    from pgfraud.config import Database
+    from pgfraud.db.migrate import MIGRATION_LOCK_KEY
+
+    local = Database(
+        admin_url=database.admin_url,
+        app_url=database.app_url,
+        server=SimpleNamespace(app_password=urlsplit(database.app_url).password),
+    )
+    first = psycopg.connect(database.admin_url, autocommit=True)
+    first.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+    outcome: list[object] = []
+    second = threading.Thread(target=lambda: outcome.append(prepare(local)))
+    second.start()
+    try:
+        waited = False
+        for _ in range(6000):  # bounded by a count, not timed
+            waited = first.execute(
+                "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+            ).fetchone()[0]
+            if waited or not second.is_alive():
+                break
+            time.sleep(0.01)
+        assert waited, f"the second migrator did not wait: {outcome}"
+        assert outcome == []
+    finally:
+        first.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+        second.join(60)
+        first.close()
+    assert outcome == [[]]  # nothing pending: "migrated: already up to date"

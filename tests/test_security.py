@@ -486,3 +486,20 @@ def test_redact_hides_passwords_tokens_and_urls(monkeypatch):
     assert (
         redact("postgresql://u@h/db and http://h:80/x") == "postgresql://u@h/db and http://h:80/x"
     )
+
+
+def test_a_last_event_id_with_a_byte_that_is_not_ascii_is_refused_under_granian(running):
+    # granian hands such a header value over as "": the stream started from
+    # now and skipped events in silence, while ?last_event_id= said 400.
+    base = running()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for path in ("/alerts/stream", "/decisions/stream"):
+        for value in (b"736-0\xc3\xa9", b"736-0\xff", b""):
+            answer = requests.get(
+                f"{base}{path}", headers={**auth, "Last-Event-ID": value}, timeout=30, stream=True
+            )
+            body = answer.json() if answer.status_code == 400 else None
+            answer.close()
+            assert answer.status_code == 400, (path, value)
+            assert body["error"]["field"] == "Last-Event-ID"
+            assert body["error"]["message"].startswith("Last-Event-ID is empty or not ASCII")
