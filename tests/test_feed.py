@@ -616,27 +616,6 @@ def test_alerts_in_transaction_time_order_with_the_total(client, database):
         assert response.get_json()["error"]["field"] == field
 
 
-def test_an_alert_id_cursor_naming_no_alert_is_a_400_in_time_order(client, admin_conn):
-    # A bare alert id in time order stands for that alert's time: when it is
-    # gone (a re-score replaced it) there is no place to page from. It was a
-    # 200 with no alerts, next null and the full total (break-it cursors.py).
-    for account, transaction in [(42, 9001), (43, 9002)]:
-        body = {**LARGE, "account_id": account, "transaction_id": transaction}
-        assert client.post("/store_data", json=body).status_code == 201
-    ids = [a["alert_id"] for a in client.get("/alerts").get_json()["alerts"]]
-    gone = max(ids)
-    admin_conn.execute("DELETE FROM alerts WHERE alert_id = %s", (gone,))
-    answer = client.get(f"/alerts?order=time&before={gone}")
-    assert answer.status_code == 400
-    error = answer.get_json()["error"]
-    assert (error["code"], error["field"]) == ("invalid_input", "before")
-    assert error["message"].startswith(f"before names alert {gone}, which does not exist")
-    # In raise order an alert id pages by the id alone: the older alert follows.
-    raised = client.get(f"/alerts?before={gone}").get_json()
-    assert [a["alert_id"] for a in raised["alerts"]] == [min(ids)]
-    assert raised["next"] is None
-
-
 def test_a_held_feed_still_sends_blank_lines_and_heartbeats(app, serve, database):
     # An alert committed after an open transaction with an id is held back
     # (the stream reads the feed every FEED_HELD_POLL_S until it ends): the

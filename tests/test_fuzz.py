@@ -1018,7 +1018,7 @@ def test_load_unterminated_quote_is_refused(database, tmp_path):
 def test_load_conflict_names_the_line(database, tmp_path):
     inside = tmp_path / "inside.csv"
     inside.write_text(HEADER + "1,1,2024-01-01,1\n1,2,2024-01-01,2\n1,2,2024-01-01,3\n")
-    output = assert_clean_failure(load(database, inside))
+    output = assert_clean_failure(load(database, inside), exit_code=2)  # bad input
     assert "transaction_id 2" in output and "line 4" in output, output
     assert stored(database) == []
     first = tmp_path / "first.csv"
@@ -1026,7 +1026,7 @@ def test_load_conflict_names_the_line(database, tmp_path):
     assert load(database, first).exit_code == 0
     other = tmp_path / "other.csv"
     other.write_text(HEADER + "1,5,2024-01-01,1\n1,1,2024-01-01,9\n")
-    output = assert_clean_failure(load(database, other))
+    output = assert_clean_failure(load(database, other), exit_code=2)  # bad input
     assert "transaction_id 1" in output and "line 3" in output, output
     assert [r[0] for r in stored(database)] == [1]
 

@@ -13,9 +13,8 @@
 -- with alert_id < p_before_alert_id (NULL: from the newest; p_before_ts is
 -- ignored); 'time': newest transaction first (descending ts, then
 -- alert_id), rows with (ts, alert_id) below the cursor (p_before_ts,
--- p_before_alert_id); p_before_ts NULL: that alert's own ts (PF001 naming
--- before when it does not exist, or no longer: a re-score replaced it);
--- both NULL: from the newest. Filters, each NULL for any: the account; the
+-- p_before_alert_id); p_before_ts NULL: that alert's own ts (none when it
+-- no longer exists); both NULL: from the newest. Filters, each NULL for any: the account; the
 -- rule; the review status of the alert's transaction ('unreviewed',
 -- 'confirmed_fraud', 'false_positive': its latest review); the transaction
 -- time in [p_from, p_to). Each row carries its transaction's latest review,
@@ -28,8 +27,7 @@
 -- 'review', 'decline'; issue 17) and whether a list overruled the score (both
 -- NULL for a transaction stored before decisions existed); p_outcome filters on it.
 -- Errors: PF001 (invalid_input) for a limit out of range, an unknown review
--- status, order or outcome, or a rule id that is not a rule, naming the field;
--- PF001 naming before for an alert id alone in time order that is no alert.
+-- status, order or outcome, or a rule id that is not a rule, naming the field.
 CREATE OR REPLACE FUNCTION get_alerts(
     p_account_id bigint DEFAULT NULL,
     p_rule_id text DEFAULT NULL,
@@ -95,10 +93,8 @@ BEGIN
         v_before_ts := p_before_ts;
         IF v_before_ts IS NULL AND p_before_alert_id IS NOT NULL THEN
             SELECT al.ts INTO v_before_ts FROM alerts AS al WHERE al.alert_id = p_before_alert_id;
-            IF v_before_ts IS NULL THEN  -- no such alert (any more): no place to page from
-                RAISE EXCEPTION 'before names alert %, which does not exist (a re-score replaces alerts): page with the next link''s <epoch ms>.<alert_id> cursor, or start again without before',
-                      p_before_alert_id
-                    USING ERRCODE = 'PF001', COLUMN = 'before';
+            IF v_before_ts IS NULL THEN  -- no such alert (any more): nothing after it
+                RETURN;
             END IF;
         END IF;
         RETURN QUERY
@@ -161,7 +157,7 @@ END;
 $$;
 
 COMMENT ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz, text) IS
-    'The alert queue, newest raised first (p_order raised, paged by alert_id) or newest transaction first (time, paged by (ts, alert_id)), filtered by account, rule, review status, transaction time and decision outcome; each row with its review and decision outcome; PF001 for a bad limit, review status, order or outcome, or a time-order before naming no alert.';
+    'The alert queue, newest raised first (p_order raised, paged by alert_id) or newest transaction first (time, paged by (ts, alert_id)), filtered by account, rule, review status, transaction time and decision outcome; each row with its review and decision outcome; PF001 for a bad limit, review status, order or outcome.';
 
 REVOKE ALL ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz, text)
