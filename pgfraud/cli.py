@@ -1628,6 +1628,12 @@ def list_show(list_name: str | None, as_json: bool):
 # -- cases (issue 18, part 5) -------------------------------------------------------
 
 
+def _raised_note(case: dict) -> str:
+    """`` (N still raised)`` when re-scoring took some of a case's alerts away."""
+    raised = case.get("alerts_raised", case["alert_count"])
+    return "" if raised == case["alert_count"] else f" ({raised} still raised)"
+
+
 def _case_line(case: dict) -> str:
     who = f"  assigned to {case['assignee']}" if case["assignee"] else ""
     end = (
@@ -1638,6 +1644,7 @@ def _case_line(case: dict) -> str:
     return (
         f"case {case['case_id']}  account {case['account_id']}  {case['status']}"
         f"  {case['alert_count']} alert(s) on {case['transaction_count']} transaction(s)"
+        f"{_raised_note(case)}"
         f"  opened {case['opened_at']}{who}{end}"
     )
 

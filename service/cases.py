@@ -3,7 +3,7 @@
 Each view: validate, one database call, serialise (as in routes). A case is
 ``{case_id, account_id, status (open, assigned, closed), assignee,
 assigned_by, assigned_at, resolution (fraud, not_fraud, or null), note,
-opened_at, closed_at, closed_by, alert_count, transaction_count}``; times
+opened_at, closed_at, closed_by, alert_count, alerts_raised, transaction_count}``; times
 ISO 8601 UTC with milliseconds and Z. Cases are opened by the database, in
 the transaction that writes the alerts (SQL ``open_cases``); who assigns or
 closes one is ``current_actor()`` (the ``pgfraud.actor`` the request runs

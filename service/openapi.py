@@ -1293,6 +1293,7 @@ _CASE_PROPERTIES: dict[str, Any] = {
     "closed_at": _CASE_TIME,
     "closed_by": {"type": ["string", "null"]},
     "alert_count": {"type": "integer"},
+    "alerts_raised": {"type": "integer"},
     "transaction_count": {"type": "integer"},
 }
 _CASE_SCHEMAS: dict[str, Any] = {

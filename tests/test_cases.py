@@ -145,6 +145,26 @@ def test_alerts_written_again_by_a_rule_change_stay_in_their_case(app_conn, admi
     ]
 
 
+def test_a_case_says_how_many_of_its_alerts_are_still_raised(app_conn, admin_conn):
+    """Two alerts (large_amount on 20,000 and 12,000); the threshold raised to
+    15,000 re-scores the second away: the case keeps both, 1 still raised;
+    lowered again, both are raised (fresh-user trial: a rule's round trip
+    left cases whose alerts were all gone, with nothing saying so)."""
+    store(app_conn, tx(1, 7, 0, "20000"), tx(2, 7, HOUR, "12000"))
+    (case,) = cases_of(app_conn)
+    assert (case["alert_count"], case["alerts_raised"]) == (2, 2)
+    db.change_rule(admin_conn, "large_amount", parameters={"threshold": 15000})
+    (case,) = cases_of(app_conn)
+    assert (case["alert_count"], case["alerts_raised"]) == (2, 1)
+    assert db.get_case(app_conn, case["case_id"])["alerts_raised"] == 1
+    db.change_rule(admin_conn, "large_amount", parameters={"threshold": 30000})
+    (case,) = cases_of(app_conn)
+    assert (case["alert_count"], case["alerts_raised"]) == (2, 0)
+    from pgfraud.cli import _case_line
+
+    assert " 2 alert(s) on 2 transaction(s) (0 still raised)  opened " in _case_line(case)
+
+
 def test_refused_case_actions_write_nothing(app_conn):
     store(app_conn, tx(1, 7, 0, "20000"))
     (case,) = cases_of(app_conn)

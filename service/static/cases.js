@@ -22,6 +22,7 @@
       parts.push(`<span class="resolution-${esc(c.resolution)}">${esc(c.resolution.replace("_", " "))}</span> by ${esc(c.closed_by)}`);
     }
     parts.push(`${esc(c.alert_count)} alert(s) on ${esc(c.transaction_count)} transaction(s)`);
+    if (c.alerts_raised !== c.alert_count) parts.push(`${esc(c.alerts_raised)} still raised`);
     section.querySelector(".case-state").innerHTML = parts.join(" · ");
   }
 
