@@ -157,7 +157,7 @@ def site(serve, app_conn, browser) -> Iterator[tuple[str, object]]:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     problems = watch(page)
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(30_000)
     yield base, page
     context.close()
     assert problems == []
@@ -409,7 +409,7 @@ def test_the_token_is_asked_once_for_reads_and_writes(serve, app_conn, browser):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(30_000)
     page.goto(base + "/ui/alerts")
     dialog = page.get_by_role("dialog")
     dialog.get_by_label("Token").fill("not-the-token")
@@ -896,7 +896,7 @@ def test_two_analysts_sign_in_by_name_and_their_reviews_say_who(serve, app_conn,
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         page = context.new_page()
         problems = watch(page)
-        page.set_default_timeout(10_000)
+        page.set_default_timeout(30_000)
         page.goto(base + "/ui/alerts")
         dialog = page.get_by_role("dialog")
         dialog.get_by_label("Token").fill(secrets[name])
@@ -1050,7 +1050,7 @@ def test_an_owner_changes_scores_thresholds_and_lists_on_the_rules_page(
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     problems = watch(page)
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(30_000)
     page.goto(base + "/ui/rules")
     dialog = page.get_by_role("dialog")
     dialog.get_by_label("Token").fill(token)
@@ -1146,7 +1146,7 @@ def refusing_site(serve, app_conn, browser) -> Iterator[tuple[str, object]]:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     problems = watch(page, (*REFUSED, "status of 409 (CONFLICT)"))
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(30_000)
     yield base, page
     context.close()
     assert problems == []
@@ -1247,7 +1247,7 @@ def test_the_queues_decide_column_stays_in_view_at_1280_with_long_rows(
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     problems = watch(page)
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(30_000)
     page.goto(base + "/")
     page.locator("#alerts tbody tr").nth(29).wait_for()
     visible = page.evaluate("() => document.documentElement.clientWidth")
