@@ -15,6 +15,7 @@ PF003    transaction_conflict      409
 PF004    rule_not_found            404
 PF005    transaction_not_found     404
 PF006    list_not_found            404
+PF007    alert_not_found           404  (a time-order cursor naming no alert)
 PF040    case_not_found            404
 PF041    case_conflict             409  (assigning or closing a closed case)
 40P01    database_conflict         503  (deadlock; retried first)
@@ -27,8 +28,8 @@ XXxxx    database_failed           503   it cannot load; internal error)
 A `pgfraud` command exits 2 when what it was given is refused: malformed
 or out of range (click's usage errors; InvalidInput from a command's
 arguments) or naming nothing stored (``exit_code`` 2 on every
-``*NotFound``: an unknown rule, list, list entry, case, transaction or
-account), and when the schema is behind (SchemaBehind); 1 when the work
+``*NotFound``: an unknown rule, list, list entry, case, alert, transaction
+or account), and when the schema is behind (SchemaBehind); 1 when the work
 failed otherwise (``exit_code`` 1: the database unreachable or failing, a
 conflict left after the retries, a time limit, a closed case, a
 conflicting transaction). docs/operations.md, "Exit status", says the same.
@@ -144,6 +145,14 @@ class ListNotFound(PgfraudError):
     exit_code = 2  # the name or id given names nothing: refused input
 
 
+class AlertNotFound(PgfraudError):
+    """There is no alert with that id (it never existed, or a re-score removed it)."""
+
+    code = "alert_not_found"
+    status = 404
+    exit_code = 2  # the name or id given names nothing: refused input
+
+
 class CaseNotFound(PgfraudError):
     """There is no case with that id."""
 
@@ -237,6 +246,7 @@ SQLSTATE_ERRORS: dict[str, type[PgfraudError]] = {
     "PF004": RuleNotFound,
     "PF005": TransactionNotFound,
     "PF006": ListNotFound,
+    "PF007": AlertNotFound,
     "PF040": CaseNotFound,
     "PF041": CaseConflict,
 }

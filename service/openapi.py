@@ -842,6 +842,10 @@ def _document(account_param: dict[str, Any]) -> dict[str, Any]:
                             },
                         },
                         "400": _error("a bad parameter"),
+                        "404": _error(
+                            "order=time with a before that is a bare alert_id no alert has"
+                            " (never existed, or removed by a re-score): alert_not_found"
+                        ),
                     },
                 }
             },

@@ -616,6 +616,30 @@ def test_alerts_in_transaction_time_order_with_the_total(client, database):
         assert response.get_json()["error"]["field"] == field
 
 
+def test_a_time_order_cursor_naming_no_alert_is_a_404(client, database):
+    # order=time with a bare alert id reads that alert's time. An id no alert
+    # has (never raised, or removed by a re-score) has no place in the order:
+    # it answered 200 with an empty page, which a client reads as "the end".
+    # It is a 404 alert_not_found naming before (a 400 would refuse a value
+    # the API document allows; schemathesis, tests/test_openapi.py).
+    body = {**LARGE, "account_id": 45, "transaction_id": 9011, "timestamp": "2024-06-01T12:00:00Z"}
+    assert client.post("/store_data", json=body).status_code == 201
+    (alert,) = client.get("/alerts?account_id=45").get_json()["alerts"]
+    assert client.get(f"/alerts?order=time&before={alert['alert_id']}").get_json()["alerts"] == []
+    for missing in (alert["alert_id"] + 1000, 0):
+        response = client.get(f"/alerts?order=time&before={missing}")
+        assert response.status_code == 404, missing
+        error = response.get_json()["error"]
+        assert (error["code"], error["field"]) == ("alert_not_found", "before")
+        assert error["message"] == (
+            f"there is no alert {missing} (it never existed, or a re-score removed it)"
+        )
+    # In raised order an alert id is only a position: no such alert is fine.
+    assert client.get(f"/alerts?before={alert['alert_id'] + 1000}").status_code == 200
+    # The epoch ms form needs no alert: it stays valid whatever is removed.
+    assert client.get("/alerts?order=time&before=1717243200001.0").get_json()["count"] == 1
+
+
 def test_a_held_feed_still_sends_blank_lines_and_heartbeats(app, serve, database):
     # An alert committed after an open transaction with an id is held back
     # (the stream reads the feed every FEED_HELD_POLL_S until it ends): the

@@ -13,8 +13,9 @@
 -- with alert_id < p_before_alert_id (NULL: from the newest; p_before_ts is
 -- ignored); 'time': newest transaction first (descending ts, then
 -- alert_id), rows with (ts, alert_id) below the cursor (p_before_ts,
--- p_before_alert_id); p_before_ts NULL: that alert's own ts (none when it
--- no longer exists); both NULL: from the newest. Filters, each NULL for any: the account; the
+-- p_before_alert_id); p_before_ts NULL: that alert's own ts (PF007 when no
+-- alert has that id: one that never existed or that a re-score removed);
+-- both NULL: from the newest. Filters, each NULL for any: the account; the
 -- rule; the review status of the alert's transaction ('unreviewed',
 -- 'confirmed_fraud', 'false_positive': its latest review); the transaction
 -- time in [p_from, p_to). Each row carries its transaction's latest review,
@@ -27,7 +28,9 @@
 -- 'review', 'decline'; issue 17) and whether a list overruled the score (both
 -- NULL for a transaction stored before decisions existed); p_outcome filters on it.
 -- Errors: PF001 (invalid_input) for a limit out of range, an unknown review
--- status, order or outcome, or a rule id that is not a rule, naming the field.
+-- status, order or outcome, or a rule id that is not a rule, naming the field;
+-- PF007 (alert_not_found, COLUMN before) for a time-order cursor that is a
+-- bare alert_id no alert has (any more).
 CREATE OR REPLACE FUNCTION get_alerts(
     p_account_id bigint DEFAULT NULL,
     p_rule_id text DEFAULT NULL,
@@ -93,8 +96,11 @@ BEGIN
         v_before_ts := p_before_ts;
         IF v_before_ts IS NULL AND p_before_alert_id IS NOT NULL THEN
             SELECT al.ts INTO v_before_ts FROM alerts AS al WHERE al.alert_id = p_before_alert_id;
-            IF v_before_ts IS NULL THEN  -- no such alert (any more): nothing after it
-                RETURN;
+            IF v_before_ts IS NULL THEN  -- no such alert (any more): its place is unknown
+                RAISE EXCEPTION 'there is no alert % (it never existed, or a re-score removed it)',
+                    p_before_alert_id
+                    USING ERRCODE = 'PF007', COLUMN = 'before',
+                          HINT = 'start again without before, or use the <epoch ms>.<alert_id> cursor of next';
             END IF;
         END IF;
         RETURN QUERY
@@ -157,7 +163,7 @@ END;
 $$;
 
 COMMENT ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz, text) IS
-    'The alert queue, newest raised first (p_order raised, paged by alert_id) or newest transaction first (time, paged by (ts, alert_id)), filtered by account, rule, review status, transaction time and decision outcome; each row with its review and decision outcome; PF001 for a bad limit, review status, order or outcome.';
+    'The alert queue, newest raised first (p_order raised, paged by alert_id) or newest transaction first (time, paged by (ts, alert_id)), filtered by account, rule, review status, transaction time and decision outcome; each row with its review and decision outcome; PF001 for a bad limit, review status, order or outcome; PF007 (alert_not_found) for a time-order cursor that is a bare alert_id no alert has.';
 
 REVOKE ALL ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION get_alerts(bigint, text, text, timestamptz, timestamptz, bigint, integer, text, timestamptz, text)
