@@ -27,12 +27,13 @@ XXxxx    database_failed           503   it cannot load; internal error)
 
 A `pgfraud` command exits 2 when what it was given is refused: malformed
 or out of range (click's usage errors; InvalidInput from a command's
-arguments) or naming nothing stored (``exit_code`` 2 on every
-``*NotFound``: an unknown rule, list, list entry, case, alert, transaction
-or account), and when the schema is behind (SchemaBehind); 1 when the work
-failed otherwise (``exit_code`` 1: the database unreachable or failing, a
-conflict left after the retries, a time limit, a closed case, a
-conflicting transaction). docs/operations.md, "Exit status", says the same.
+arguments or its input, ``exit_code`` 2 also when the database refuses
+it; TransactionConflict: a row of the input conflicting with a stored
+one) or naming nothing stored (``exit_code`` 2 on every ``*NotFound``: an
+unknown rule, list, list entry, case, alert, transaction or account), and
+when the schema is behind (SchemaBehind); 1 when the work failed otherwise
+(``exit_code`` 1: the database unreachable or failing, a conflict left
+after the retries, a time limit, a closed case). docs/operations.md, "Exit status", says the same.
 
 A conflict (40P01, 40001) is retried: the service runs the request's
 database transaction again a few times with jitter before it answers 503
@@ -90,6 +91,7 @@ class InvalidInput(PgfraudError):
 
     code = "invalid_input"
     status = 400
+    exit_code = 2  # refused input
 
 
 class MalformedJson(PgfraudError):
@@ -135,6 +137,7 @@ class TransactionConflict(PgfraudError):
 
     code = "transaction_conflict"
     status = 409
+    exit_code = 2  # a row of the input that conflicts with a stored one: refused input
 
 
 class ListNotFound(PgfraudError):

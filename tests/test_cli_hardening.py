@@ -419,7 +419,7 @@ def test_append_after_the_largest_id_speaks_of_the_stored_data(database, tmp_pat
     )
     assert_one_line_error(
         result,
-        1,
+        2,
         f"error: cannot append 10 transactions: the database already holds transaction id "
         f"{MAX_ID}, so only 0 ids are left below {MAX_ID}",
     )
@@ -436,7 +436,7 @@ def test_append_after_a_2099_timestamp_speaks_of_the_stored_data(database, tmp_p
     )
     assert_one_line_error(
         result,
-        1,
+        2,
         "error: cannot append 10 transactions: the latest stored transaction is at "
         "2099-12-31T23:59:59.000Z and appended ones come after it, so they would reach "
         "2100-01-01T00:00:00.000Z",

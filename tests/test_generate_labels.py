@@ -130,7 +130,7 @@ def test_generating_into_a_database_that_holds_ids_1_on_says_to_append(
     labels = tmp_path / "labels.csv"
     args = ["generate", "--to", "copy", "--labels", str(labels), *ARGS]
     refused = CliRunner().invoke(main, args)
-    assert refused.exit_code == 1, refused.output
+    assert refused.exit_code == 2, refused.output  # refused input, as `load`
     assert "transaction_id 1 is already stored with other content" in refused.stderr
     assert "add --append to continue after them" in refused.stderr
     stored = CliRunner().invoke(main, [*args, "--append"])

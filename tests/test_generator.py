@@ -364,7 +364,7 @@ def test_running_past_2100_fails_and_leaves_no_files(tmp_path: Path) -> None:
     result = run_csv(
         tmp_path, "--accounts", "1", "--num-transactions", "1000", "--start", "2099-12-31T00:00:00Z"
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # refused input: --start and --num-transactions reach 2100
     assert "2100-01-01T00:00:00.000Z, the latest pgfraud stores" in result.stderr
     assert not (tmp_path / "out.csv").exists()
     assert not (tmp_path / "out.labels.csv").exists()
@@ -566,7 +566,7 @@ def test_cli_copy_error_is_one_clear_line(database: Database, tmp_path: Path) ->
     runner = CliRunner()
     assert runner.invoke(generate, [*args, "--num-transactions", "10"]).exit_code == 0
     result = runner.invoke(generate, [*args, "--num-transactions", "10", "--seed", "1"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a row conflicting with a stored one: refused input, as in `load`
     assert "error: transaction_id 1 is already stored with other content" in result.stderr
     assert "Traceback" not in result.output
 
