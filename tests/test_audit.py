@@ -130,6 +130,24 @@ def test_list_and_entry_changes_are_recorded(app_conn):
     assert removed["before"]["removed_at"] is None and removed["after"]["removed_by"] == "erin"
 
 
+def test_times_in_before_and_after_are_utc_milliseconds_with_z(app_conn):
+    # to_jsonb wrote timestamptz as "2099-01-02T03:04:05.678912+00:00"; the
+    # audit's before/after now write them as the wire does everywhere else.
+    db.create_list(app_conn, "blocked", "account", "block", "", "dave")
+    expiry = datetime(2099, 1, 2, 3, 4, 5, 678912, tzinfo=UTC)
+    db.add_list_entry(app_conn, "blocked", 42, "2099-01-02T03:04:05+00:00", expiry, "dave")
+    db.remove_list_entry(app_conn, "blocked", 42, "erin")
+    app_conn.commit()
+    removed, added = _entries(app_conn, "list_entry")
+    assert added["after"]["expires_at"] == "2099-01-02T03:04:05.678Z"  # truncated to ms
+    assert removed["before"]["expires_at"] == "2099-01-02T03:04:05.678Z"
+    assert removed["before"]["removed_at"] is None
+    assert removed["after"]["removed_at"].endswith("Z")
+    assert len(removed["after"]["removed_at"]) == len("2099-01-02T03:04:05.678Z")
+    # Free text that reads like a time is a reason, not a time: kept as written.
+    assert added["after"]["reason"] == "2099-01-02T03:04:05+00:00"
+
+
 def test_token_changes_are_recorded_without_the_digest(app_conn):
     digest = hashlib.sha256(b"pgf_secret").digest()
     with db.wrap_errors():

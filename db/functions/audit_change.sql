@@ -12,8 +12,9 @@
 --   object_kind  TG_ARGV[0], a short lower-case noun ('rule', 'case', ...);
 --   object_key   the values of the columns named in TG_ARGV[1] (a comma-
 --                separated list, like 'list_name,value'), joined with '/';
---   before/after the whole row as JSON (to_jsonb), NULL for the side an
---                insert or a delete does not have.
+--   before/after the whole row as JSON (to_jsonb, its times as on the wire:
+--                UTC with milliseconds and Z, _audit_row_json), NULL for
+--                the side an insert or a delete does not have.
 -- Options, TG_ARGV[2] on, each one of:
 --   'omit:<column>'  leave that column out of before and after (secrets:
 --                    api_tokens.secret_sha256 is never recorded);
@@ -71,9 +72,11 @@ BEGIN
     IF TG_OP <> 'DELETE' THEN
         v_after := to_jsonb(NEW) - v_omit;
     END IF;
-    IF TG_OP = 'UPDATE' AND v_before = v_after THEN
+    IF TG_OP = 'UPDATE' AND v_before = v_after THEN  -- compared at full precision
         RETURN NULL;
     END IF;
+    v_before := _audit_row_json(v_before, TG_RELID);
+    v_after := _audit_row_json(v_after, TG_RELID);
     v_row := coalesce(v_after, v_before);
     v_key_columns := string_to_array(TG_ARGV[1], ',');
     SELECT string_agg(v_row ->> btrim(c.name), '/' ORDER BY c.n)
@@ -86,6 +89,7 @@ BEGIN
                        btrim(v_key_columns[1]), btrim(v_key_columns[1]))
         INTO v_before
         USING NEW;
+        v_before := _audit_row_json(v_before, TG_RELID);
     END IF;
     INSERT INTO audit_log (actor, action, object_kind, object_key, before, after)
     VALUES (current_actor(),
