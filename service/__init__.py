@@ -31,7 +31,11 @@ headers are ignored),
 timeout of one rule change, which re-scores the stored history; default
 600,000, 0 for none), ``POOL_MAX_SIZE`` (default 8), ``POOL_READ_RESERVE`` (of those, the
 connections only reads may take, default 2: writes hold at most the rest, so
-stores queued behind a rule change never starve the reads), ``POOL_TIMEOUT_S``
+stores queued behind a rule change never starve the reads), ``WRITE_QUEUE_MAX``
+(``PGFRAUD_WRITE_QUEUE_MAX``: writes that may wait for one of the writes'
+connections at once in a process, default 8, 0 to 1,000; one more is answered 503
+database_unavailable at once, so waiting stores cannot hold every server
+thread), ``POOL_TIMEOUT_S``
 (seconds to wait for a connection before answering 503, default 5), ``FEED_HEARTBEAT_S`` (seconds
 between heartbeats on /alerts/stream and /decisions/stream, default 15),
 ``FEED_DECISION_POLL_S`` (seconds between a decision stream's reads when
@@ -212,6 +216,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         POOL_MAX_SIZE=8,
         POOL_TIMEOUT_S=5,
         POOL_READ_RESERVE=2,
+        WRITE_QUEUE_MAX=_env_int("PGFRAUD_WRITE_QUEUE_MAX", 8, 0, 1000),
         FEED_HEARTBEAT_S=15,
         FEED_DECISION_POLL_S=0.5,
         FEED_MAX_STREAMS=16,

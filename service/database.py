@@ -23,7 +23,12 @@ waits for one of its share (a semaphore of the process, no round trip) up
 to the statement timeout (STATEMENT_TIMEOUT_MS: the writes ahead of it wait
 at most that long for a lock), then for a connection up to POOL_TIMEOUT_S;
 then it answers DatabaseUnavailable (503 database_unavailable, Retry-After). With
-POOL_MAX_SIZE 1 nothing is reserved (writes take the one connection).
+POOL_MAX_SIZE 1 nothing is reserved (writes take the one connection). At most
+WRITE_QUEUE_MAX writes (default 8) wait for a slot at once in a process; one
+more is answered 503 database_unavailable at once instead of waiting: each
+waiting request holds one of the WSGI server's threads (32 per worker under
+`pgfraud run`), and a flood of waiting stores would otherwise take them all,
+so that reads, /health and the streams went unanswered.
 
 A request whose database transaction is stopped by a conflict with another
 one (a deadlock, 40P01, or a serialization failure, 40001) is run again:
@@ -62,6 +67,7 @@ from pgfraud.errors import (
 T = TypeVar("T")
 _EXTENSION = "pgfraud_pool"
 _WRITES = "pgfraud_pool_writes"  # the process's semaphore of write connections
+_WRITE_QUEUE = "pgfraud_pool_write_queue"  # the writes waiting for one (_Queue)
 _lock = threading.Lock()
 
 
@@ -69,6 +75,27 @@ def init_app(app: Flask) -> None:
     """Register the (not yet opened) pool slot on the app."""
     app.extensions[_EXTENSION] = None
     app.extensions[_WRITES] = None
+
+
+class _Queue:
+    """A count of the threads waiting for a write slot, at most ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.waiting = 0
+        self._lock = threading.Lock()
+
+    def join(self) -> bool:
+        """Count one more waiter; False (not counted) when ``limit`` already wait."""
+        with self._lock:
+            if self.waiting >= self.limit:
+                return False
+            self.waiting += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self.waiting -= 1
 
 
 def write_share(config) -> int:
@@ -106,6 +133,7 @@ def get_pool() -> ConnectionPool:
             )
             atexit.register(pool.close)
             app.extensions[_WRITES] = threading.BoundedSemaphore(write_share(app.config))
+            app.extensions[_WRITE_QUEUE] = _Queue(int(app.config["WRITE_QUEUE_MAX"]))
             app.extensions[_EXTENSION] = pool
     return pool
 
@@ -143,6 +171,7 @@ def close_pool(app: Flask) -> None:
         pool.close()
         app.extensions[_EXTENSION] = None
         app.extensions[_WRITES] = None
+        app.extensions[_WRITE_QUEUE] = None
 
 
 def _name_actor(conn: psycopg.Connection) -> None:
@@ -170,11 +199,21 @@ def _connection(*, writes: bool) -> Iterator[psycopg.Connection]:
         return
     wait_s = int(current_app.config["STATEMENT_TIMEOUT_MS"]) / 1000
     share = current_app.extensions[_WRITES]
-    if not share.acquire(timeout=wait_s):
-        raise PoolTimeout(
-            f"couldn't get a write connection after {wait_s:.2f} sec "
-            f"({write_share(current_app.config)} are writing)"
-        )
+    if not share.acquire(blocking=False):  # the common case: a slot free, no wait
+        queue = current_app.extensions[_WRITE_QUEUE]
+        if not queue.join():
+            raise DatabaseUnavailable(
+                "too many writes are waiting for the database; try again shortly"
+            )
+        try:
+            acquired = share.acquire(timeout=wait_s)
+        finally:
+            queue.leave()
+        if not acquired:
+            raise PoolTimeout(
+                f"couldn't get a write connection after {wait_s:.2f} sec "
+                f"({write_share(current_app.config)} are writing)"
+            )
     try:
         with pool.connection() as conn:
             yield conn

@@ -112,3 +112,57 @@ def test_reads_are_answered_while_stores_wait_for_a_rule_change(app, database):
         admin.close()
         stop_listener(app)
         server.close()
+
+
+def test_writes_beyond_the_queue_are_refused_at_once_and_reads_still_answer(app, database):
+    # Stores waiting for a write slot each hold a server thread; with no bound
+    # a flood of them took every thread and reads and /health went
+    # unanswered. Now at most WRITE_QUEUE_MAX wait: here 6 hold the writes'
+    # share (waiting on the rule-change lock), 2 wait for a slot, and the
+    # other 4 are answered 503 at once, while the lock is still held.
+    app.config.update(WRITE_QUEUE_MAX=2, STATEMENT_TIMEOUT_MS=600_000)
+    server = waitress.create_server(app, host="127.0.0.1", port=_free_port(), threads=16)
+    threading.Thread(target=server.run, daemon=True).start()
+    base = f"http://127.0.0.1:{server.effective_port}"
+    admin = psycopg.connect(database.admin_url, autocommit=True)
+    holder = psycopg.connect(database.admin_url)
+    answers: dict[int, requests.Response] = {}
+
+    def store(i: int) -> None:
+        body = {"account_id": 9, "transaction_id": i, "timestamp": 1717243200000 + i}
+        answers[i] = requests.post(f"{base}/store_data", json={**body, "amount": "5"}, timeout=600)
+
+    stores = [threading.Thread(target=store, args=(i,)) for i in range(1, 13)]
+    try:
+        assert requests.get(f"{base}/health", timeout=60).status_code == 200  # opens the pool
+        holder.execute("UPDATE rules SET description = description WHERE rule_id = 'velocity'")
+        for thread in stores:
+            thread.start()
+        _wait_until(lambda: len(answers) == 4, "four stores refused while the lock is held")
+        assert _stores_waiting_on_a_lock(admin) == 6
+        for refused in answers.values():
+            assert refused.status_code == 503
+            assert refused.headers["Retry-After"] == "1"
+            assert refused.json()["error"] == {
+                "code": "database_unavailable",
+                "message": "too many writes are waiting for the database; try again shortly",
+            }
+        refused_ids = set(answers)
+        assert requests.get(f"{base}/health", timeout=60).status_code == 200
+        assert requests.get(f"{base}/is_fraud/9", timeout=60).status_code == 404  # no rows yet
+        holder.rollback()
+        for thread in stores:
+            thread.join()
+        stores = []
+        stored = {i for i, r in answers.items() if r.status_code == 201}
+        assert stored == set(range(1, 13)) - refused_ids  # the 8 that waited all went in
+        with db.connect(database.app_url) as conn:
+            rows = conn.execute("SELECT transaction_id FROM transactions").fetchall()
+        assert {r[0] for r in rows} == stored
+    finally:
+        holder.close()
+        for thread in stores:
+            thread.join()
+        admin.close()
+        stop_listener(app)
+        server.close()
