@@ -6,6 +6,7 @@ Amounts, observed values and thresholds are JSON strings of exact decimals
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -832,17 +833,32 @@ def evaluate():
     labelled, fraud, precision_ratio, recall_ratio}]}}`` (SQL
     ``evaluate_decisions``: the rules and policy deciding each transaction,
     lists as in force at its time), ratios as decimal strings or null; 400
-    naming the bad field (``policy.<field>`` for the policy); 404
+    naming the bad field by its path in the body (``rules.<rule_id>[.<parameter>]``,
+    ``policy.<field>``); 404
     (rule_not_found) for a score of an unknown rule; 415 unless JSON.
     """
     body = _json_object()
     query = parse_model(Backtest, body)
     policy = parse_backtest_policy(query.policy)
-    with heavy_transaction("backtest") as conn:
+    with _fields_under("rules", query.rules), heavy_transaction("backtest") as conn:
         rows = db.backtest_rules(conn, query.rules, query.from_, query.to)
         measured = db.evaluate_decisions(conn, query.rules, policy, query.from_, query.to)
     decisions = {"policy": measured["policy"], "outcomes": backtest_json(measured["outcomes"])}
     return jsonify({"results": backtest_json(rows), "decisions": decisions})
+
+
+@contextlib.contextmanager
+def _fields_under(key: str, given: dict[str, Any] | None) -> Iterator[None]:
+    """Name a field of the body's ``key`` object by its path in the body: the
+    rule checks (SQL validate_rules) name ``<rule_id>`` or
+    ``<rule_id>.<parameter>``, which in POST /evaluate's body is
+    ``rules.<rule_id>...``. Other fields (``from``, ``policy.*``) pass as named."""
+    try:
+        yield
+    except InvalidInput as exc:
+        if given and exc.field and exc.field.split(".")[0] in given:
+            exc.field = f"{key}.{exc.field}"
+        raise
 
 
 @bp.post("/tune")

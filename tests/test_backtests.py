@@ -75,12 +75,30 @@ def test_http_backtest_merges_partial_parameters_over_the_live_ones(client, labe
 
 
 def test_a_bad_partial_parameter_is_still_named(client, labelled):
+    # By its path in the body: rules.<rule_id>.<parameter> (it was named
+    # <rule_id>.<parameter>, as in PATCH /rules, whose body is the rules).
     response = client.post("/evaluate", json={"rules": {"large_amount": {"threshold": -1}}})
     assert response.status_code == 400
-    assert response.get_json()["error"]["field"] == "large_amount.threshold"
+    assert response.get_json()["error"]["field"] == "rules.large_amount.threshold"
     response = client.post("/evaluate", json={"rules": {"big_one": {"x": 1}}})
     assert response.status_code == 400
-    assert response.get_json()["error"]["field"] == "big_one.x"
+    assert response.get_json()["error"]["field"] == "rules.big_one.x"
+    response = client.post("/evaluate", json={"rules": {"large_amount": {}}, "from": "x"})
+    assert response.get_json()["error"]["field"] == "from"
+
+
+def test_an_unknown_rule_is_named_with_the_users_rules_listed_too(client, labelled):
+    # The message listed the built-in rules only, though a user's rule
+    # (big_one) is accepted; the field was "nope", not its path in the body.
+    response = client.post("/evaluate", json={"rules": {"nope": {}}})
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["field"] == "rules.nope"
+    assert error["message"] == (
+        "unknown rule nope; the rules are amount_spike, below_average, big_one, "
+        "compromised_merchant, large_amount, new_merchant_large, new_merchant_run, "
+        "rapid_succession, same_timestamp, velocity"
+    )
 
 
 def test_resolve_backtest_rules_merges_over_the_live_parameters(admin_conn, labelled):

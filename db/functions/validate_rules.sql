@@ -13,7 +13,8 @@
 -- NULL for NULL (STRICT), so callers can coalesce to the live rules.
 -- Errors: PF001 (invalid_input), for the first problem in rule_id order, with
 -- COLUMN 'rules', '<rule_id>' or '<rule_id>.<parameter>' and a message naming
--- the rule and parameter: not an object, unknown rule, unknown parameter,
+-- the rule and parameter: not an object, unknown rule (the message lists
+-- the built-in and users' rules), unknown parameter,
 -- not a number, not an integer, out of range (the value given is quoted,
 -- cut to 40 characters), missing parameter (a value given is judged before
 -- one left out).
@@ -47,7 +48,12 @@ BEGIN
     problems AS (
         SELECT g.rule_id, 1 AS step, NULL::text AS parameter,
                format('unknown rule %s; the rules are %s', g.rule_id,
-                      (SELECT string_agg(DISTINCT s.rule_id, ', ') FROM ranges AS s)) AS message
+                      -- built-in and users' rules alike (both are accepted)
+                      (SELECT string_agg(k.rule_id, ', ' ORDER BY k.rule_id)
+                       FROM (SELECT s.rule_id FROM ranges AS s
+                             UNION
+                             SELECT r.rule_id FROM rules AS r
+                             WHERE r.expression IS NOT NULL) AS k)) AS message
         FROM given AS g
         WHERE NOT g.known
         UNION ALL
