@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-from pgfraud.errors import ConfigurationError
+from pgfraud.errors import ConfigurationError, InvalidInput
 
 ADMIN_USER = "pgfraud_admin"
 APP_USER = "pgfraud_service"
@@ -105,6 +105,24 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+PORT_VARIABLE = "PGFRAUD_PG_PORT"
+
+
+def pinned_port() -> int | None:
+    """The local PostgreSQL's port pinned by PGFRAUD_PG_PORT (1..65535), or None
+    when it is unset or empty (a free port is chosen on first start and kept).
+    InvalidInput naming the variable for anything else (exit 2 in the CLI)."""
+    raw = os.environ.get(PORT_VARIABLE, "").strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 65535:
+        raise InvalidInput(
+            f"{PORT_VARIABLE} must be a TCP port, an integer from 1 to 65535; got {raw[:40]!r}",
+            field=PORT_VARIABLE,
+        )
+    return int(raw)
+
+
 def _port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -136,11 +154,18 @@ class LocalServer:
 
     @property
     def port(self) -> int:
-        """The TCP port on 127.0.0.1, chosen (a free one) and recorded on first use."""
+        """The TCP port on 127.0.0.1, recorded in ``home``/port: PGFRAUD_PG_PORT
+        when set (:func:`pinned_port`), else a free one chosen on first use and
+        kept. A pinned port replaces the recorded one unless the server runs on
+        that one (it moves at its next start, after `pgfraud db stop`)."""
         path = self.home / "port"
-        if not path.exists():
+        pinned = pinned_port()
+        recorded = int(path.read_text().strip()) if path.exists() else None
+        if recorded is None or (
+            pinned is not None and pinned != recorded and not self.is_running()
+        ):
             self.home.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"{_free_port()}\n")
+            path.write_text(f"{pinned if pinned is not None else _free_port()}\n")
         return int(path.read_text().strip())
 
     def _secret(self, name: str) -> str:
@@ -265,10 +290,17 @@ class LocalServer:
         return started
 
     def _start(self) -> bool:
+        pinned_port()  # a bad PGFRAUD_PG_PORT is refused before anything is made
         self.init()
         if self.is_running():
             return False
         if _port_in_use(self.port):
+            if pinned_port() is not None:
+                raise InvalidInput(
+                    f"port {self.port} on 127.0.0.1 is in use by another program: "
+                    f"choose another {PORT_VARIABLE}",
+                    field=PORT_VARIABLE,
+                )
             (self.home / "port").write_text(f"{_free_port()}\n")
         options = (
             f"-c port={self.port} -c listen_addresses=127.0.0.1 "
