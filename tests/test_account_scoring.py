@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -355,3 +356,29 @@ def test_bad_input_names_the_field(app_conn):
             ),
         )
     assert refused.value.field == "account_id"
+
+
+PER_ACCOUNT_TABLES = ("transactions", "alerts", "decisions", "account_states", "reviews")
+
+
+def test_without_merchant_rules_every_read_names_the_account(admin_conn):
+    # On Citus the per-account text must read one shard: every read of a
+    # per-account table filtered on account_id = $2. merchant_surge_7d's probe
+    # of the merchant's first row (every account's rows at the merchant) was
+    # left in, and every per-account scoring failed on the cluster ("complex
+    # joins are only supported when all distributed tables are co-located").
+    text = admin_conn.execute("SELECT _account_rule_query(false)").fetchone()[0]
+    reads = re.findall(
+        rf"\b(?:FROM|JOIN) ({'|'.join(PER_ACCOUNT_TABLES)}) AS (\w+)\b(.*?)(?=\n\s*\n|\)\s*AS|$)",
+        text,
+        flags=re.S,
+    )
+    assert len(reads) >= 5
+    for table, alias, rest in reads:
+        assert f"{alias}.account_id = $2" in rest, f"{table} AS {alias} reads every account"
+    assert "WHERE t.merchant_id = h.merchant_id" not in text
+    # With the merchant rules, the section stays (those reads are cross-account).
+    assert (
+        "WHERE t.merchant_id = h.merchant_id"
+        in admin_conn.execute("SELECT _account_rule_query(true)").fetchone()[0]
+    )

@@ -24,7 +24,8 @@
 -- caller checks _merchant_rules_delay() IS NULL): the merchant section's
 -- reads of every account (merchant_bounds, merchant_span, fraud_periods)
 -- become empty relations of the same columns, which they are then anyway
--- (merchant_bounds is empty without such a rule), so every read of a
+-- (merchant_bounds is empty without such a rule), and merchant_surge_7d's
+-- probe of the merchant's base (sb) a NULL, so every read of a
 -- per-account table in the text names account_id = $2 and Citus routes it
 -- to one shard. The no-argument form is _account_rule_query(true).
 -- Errors: internal_error (XX000) when _evaluate_from's text no
@@ -76,7 +77,15 @@ BEGIN
             '               NULL::timestamptz AS known_from, NULL::timestamptz AS known_until\n'
             '        WHERE false\n'
             '    ),\n');
-        IF v_query ~ '\mFROM (reviews|fraud_labels) AS' THEN
+        -- merchant_surge_7d's probe of the merchant's first row in its base
+        -- (every account's rows at the merchant): NULL, as it is then anyway
+        -- (it reads nothing unless a rule reads the merchant features).
+        v_query := regexp_replace(
+            v_query,
+            '\n( +)LEFT JOIN LATERAL \(\n +SELECT extract\(epoch FROM \(h\.ts - INTERVAL ''168 hours''\) - min\(t\.ts\)\) AS base_seconds\n.*?\n +\) AS sb ON true',
+            E'\n\\1LEFT JOIN LATERAL (SELECT NULL::numeric AS base_seconds) AS sb ON true');
+        IF v_query ~ '\mFROM (reviews|fraud_labels) AS'
+           OR v_query ~ 'WHERE t\.merchant_id = h\.merchant_id' THEN
             v_query := NULL;  -- the shape changed: refused below
         END IF;
     END IF;
