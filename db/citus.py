@@ -62,6 +62,12 @@ OFF_ON_CITUS = (
     ("reviews", "reviews_rescore_updated"),
     ("reviews", "reviews_rescore_deleted"),
     ("reviews", "reviews_rescore_truncated"),
+    # The audit trail (a reference table) cannot be written from a shard: on
+    # Citus review_transaction writes a review's entry itself, on the
+    # coordinator (the same row audit_change would write).
+    ("reviews", "reviews_audit"),
+    ("cases", "cases_audit"),
+    ("case_alerts", "case_alerts_audit"),
 )
 
 # Reference tables, in an order where each one's foreign keys, and the tables
@@ -119,6 +125,15 @@ def is_distributed(conn: psycopg.Connection) -> bool:
 _FUNCTION_DDL = re.compile(
     r"(\s|--[^\n]*\n)*(CREATE OR REPLACE FUNCTION|COMMENT ON FUNCTION|REVOKE|GRANT)\b"
 )
+
+
+def disable_shard_triggers(conn: psycopg.Connection) -> None:
+    """Turn off OFF_ON_CITUS's triggers (on the distributed tables and their
+    shards): `db distribute` does, and `pgfraud migrate` again after the
+    function files, which create some of them anew (CREATE OR REPLACE
+    TRIGGER turns a trigger back on)."""
+    for table, trigger in OFF_ON_CITUS:
+        conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
 
 
 def place_functions(conn: psycopg.Connection, files: list[tuple[str, str]]) -> None:
@@ -244,8 +259,7 @@ def distribute(conn: psycopg.Connection) -> list[str]:
             )
         conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
         changed.append(table)
-    for table, trigger in OFF_ON_CITUS:
-        conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+    disable_shard_triggers(conn)
     if changed:
         _forget_shard_row_types(conn)
     return changed

@@ -295,6 +295,30 @@ def _lock_writer_tables(conn: psycopg.Connection) -> None:
             conn.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
 
 
+def _distributed(conn: psycopg.Connection) -> bool:
+    from pgfraud.db import citus as citus_layout
+
+    return citus_layout.is_distributed(conn)
+
+
+def _rescore_per_account(conn: psycopg.Connection) -> None:
+    """Migrate's re-score on the Citus layout: the set-based rescore_alerts
+    joins every account's rows and Citus cannot plan it ("could not create
+    distributed plan"), so each account that has transactions is scored from
+    scratch by score_account, in migrate's one database transaction (each
+    call's statements routed to the account's shard by the coordinator): the
+    same alerts and account states, all or nothing. Decisions stay as they
+    were answered; a row without one gets it (as score_account does)."""
+    accounts = [
+        row[0]
+        for row in conn.execute(
+            "SELECT DISTINCT account_id FROM transactions ORDER BY account_id"
+        ).fetchall()
+    ]
+    for account in accounts:
+        conn.execute("SELECT score_account(%s, NULL)", (account,))
+
+
 @contextlib.contextmanager
 def one_migrator(conn: psycopg.Connection) -> Iterator[None]:
     """Hold the migrators' advisory lock (MIGRATION_LOCK_KEY) at session level
@@ -414,6 +438,8 @@ def _migrate_locked(conn: psycopg.Connection, report: Done) -> list[str]:
                     citus_layout.place_functions(
                         conn, [(f.name, f.read_text(encoding="utf-8")) for f in function_files()]
                     )
+                    # The function files made some shard-unsafe triggers anew.
+                    citus_layout.disable_shard_triggers(conn)
                 except psycopg.Error as exc:
                     raise MigrationError("placing the functions on the workers", exc) from exc
         code_changed = conn.execute(FUNCTIONS_FINGERPRINT).fetchone()[0] != code_before
@@ -432,7 +458,12 @@ def _migrate_locked(conn: psycopg.Connection, report: Done) -> list[str]:
         if applied_now or changed or code_changed:
             report.rescored = True
             try:
-                conn.execute("SELECT rescore_alerts(%s)", ("0005_create_alerts" in applied_now,))
+                if citus and _distributed(conn):
+                    _rescore_per_account(conn)
+                else:
+                    conn.execute(
+                        "SELECT rescore_alerts(%s)", ("0005_create_alerts" in applied_now,)
+                    )
             except psycopg.errors.LockNotAvailable:
                 raise
             except psycopg.Error as exc:

@@ -11,10 +11,25 @@
 -- null when not set. Raises nothing.
 CREATE OR REPLACE FUNCTION _case_json(p_case cases)
 RETURNS jsonb
-LANGUAGE sql
+LANGUAGE plpgsql  -- not sql: Citus plans no parameterised SQL function over its tables
 STABLE
 AS $$
-    SELECT jsonb_build_object(
+DECLARE
+    v_alerts bigint;
+    v_raised bigint;
+    v_transactions bigint;
+BEGIN
+    SELECT count(*),
+           count(*) FILTER (WHERE EXISTS (
+               SELECT FROM alerts AS a
+               WHERE a.account_id = ca.account_id
+                 AND a.transaction_id = ca.transaction_id
+                 AND a.rule_id = ca.rule_id)),
+           count(DISTINCT ca.transaction_id)
+    INTO v_alerts, v_raised, v_transactions
+    FROM case_alerts AS ca
+    WHERE ca.account_id = p_case.account_id AND ca.case_id = p_case.case_id;
+    RETURN jsonb_build_object(
         'case_id', p_case.case_id,
         'account_id', p_case.account_id,
         'status', p_case.status,
@@ -26,20 +41,10 @@ AS $$
         'opened_at', to_char(p_case.opened_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
         'closed_at', to_char(p_case.closed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
         'closed_by', p_case.closed_by,
-        'alert_count', k.alerts,
-        'alerts_raised', k.raised,
-        'transaction_count', k.transactions)
-    FROM (
-        SELECT count(*) AS alerts,
-               count(*) FILTER (WHERE EXISTS (
-                   SELECT FROM alerts AS a
-                   WHERE a.account_id = ca.account_id
-                     AND a.transaction_id = ca.transaction_id
-                     AND a.rule_id = ca.rule_id)) AS raised,
-               count(DISTINCT ca.transaction_id) AS transactions
-        FROM case_alerts AS ca
-        WHERE ca.account_id = p_case.account_id AND ca.case_id = p_case.case_id
-    ) AS k;
+        'alert_count', v_alerts,
+        'alerts_raised', v_raised,
+        'transaction_count', v_transactions);
+END;
 $$;
 
 COMMENT ON FUNCTION _case_json(cases) IS

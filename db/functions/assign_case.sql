@@ -14,6 +14,7 @@ SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
 DECLARE
+    v_before jsonb;
     v_assignee text := btrim(p_assignee);
     v_actor text := current_actor();
     v_case cases;
@@ -24,10 +25,15 @@ BEGIN
     IF length(v_actor) > 200 THEN
         RAISE EXCEPTION 'actor must be at most 200 characters' USING ERRCODE = 'PF001', COLUMN = 'actor';
     END IF;
-    SELECT c.* INTO v_case FROM cases AS c WHERE c.case_id = p_case_id FOR UPDATE;
+    -- Its account first, then the row locked by (account, case): Citus locks
+    -- rows only with the distribution column given.
+    SELECT c.* INTO v_case FROM cases AS c WHERE c.case_id = p_case_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'there is no case %', p_case_id USING ERRCODE = 'PF040', COLUMN = 'case_id';
     END IF;
+    SELECT c.* INTO v_case FROM cases AS c
+    WHERE c.account_id = v_case.account_id AND c.case_id = p_case_id FOR UPDATE;
+    v_before := to_jsonb(v_case);
     IF v_case.status = 'closed' THEN
         RAISE EXCEPTION 'case % is closed', p_case_id
             USING ERRCODE = 'PF041', COLUMN = 'case_id',
@@ -37,6 +43,8 @@ BEGIN
     SET status = 'assigned', assignee = v_assignee, assigned_by = v_actor, assigned_at = now()
     WHERE c.account_id = v_case.account_id AND c.case_id = v_case.case_id
     RETURNING c.* INTO v_case;
+    PERFORM _audit_instead('cases', 'cases_audit', 'update', 'case', v_case.case_id::text,
+                           v_before, to_jsonb(v_case));
     RETURN _case_json(v_case);
 END;
 $$;

@@ -26,6 +26,8 @@ SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
 DECLARE
+    v_before jsonb;
+    v_review reviews;
     v_actor text := current_actor();
     v_account_id bigint;
     v_case cases;
@@ -63,22 +65,32 @@ BEGIN
             USING ERRCODE = 'PF041', COLUMN = 'case_id',
                   HINT = 'new alerts on the account open a new case';
     END IF;
+    v_before := to_jsonb(v_case);
     UPDATE cases AS c
     SET status = 'closed', resolution = p_resolution, note = coalesce(p_note, ''),
         closed_at = now(), closed_by = v_actor
     WHERE c.account_id = v_case.account_id AND c.case_id = v_case.case_id
     RETURNING c.* INTO v_case;
-    INSERT INTO reviews (transaction_id, account_id, status, note, reviewer)
-    SELECT t.transaction_id, t.account_id,
-           CASE p_resolution WHEN 'fraud' THEN 'confirmed_fraud' ELSE 'false_positive' END,
-           coalesce(p_note, ''), v_actor
-    FROM transactions AS t
-    WHERE t.account_id = v_account_id
-      AND t.transaction_id IN (
-          SELECT ca.transaction_id FROM case_alerts AS ca
-          WHERE ca.account_id = v_account_id AND ca.case_id = p_case_id)
-    ORDER BY t.ts, t.transaction_id;
-    GET DIAGNOSTICS v_reviewed = ROW_COUNT;
+    PERFORM _audit_instead('cases', 'cases_audit', 'update', 'case', v_case.case_id::text,
+                           v_before, to_jsonb(v_case));
+    v_reviewed := 0;
+    FOR v_review IN
+        INSERT INTO reviews AS r (transaction_id, account_id, status, note, reviewer)
+        SELECT t.transaction_id, t.account_id,
+               CASE p_resolution WHEN 'fraud' THEN 'confirmed_fraud' ELSE 'false_positive' END,
+               coalesce(p_note, ''), v_actor
+        FROM transactions AS t
+        WHERE t.account_id = v_account_id
+          AND t.transaction_id IN (
+              SELECT ca.transaction_id FROM case_alerts AS ca
+              WHERE ca.account_id = v_account_id AND ca.case_id = p_case_id)
+        ORDER BY t.ts, t.transaction_id
+        RETURNING r.*
+    LOOP
+        v_reviewed := v_reviewed + 1;
+        PERFORM _audit_instead('reviews', 'reviews_audit', 'insert', 'review',
+                               v_review.transaction_id::text, NULL, to_jsonb(v_review));
+    END LOOP;
     RETURN _case_json(v_case) || jsonb_build_object('reviewed', v_reviewed);
 END;
 $$;

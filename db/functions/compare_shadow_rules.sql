@@ -69,7 +69,7 @@ AS $$
                          AND sa.rule_id = sh.rule_id) AS shadow_flag,
                coalesce((SELECT rv.status = 'confirmed_fraud'
                          FROM reviews AS rv
-                         WHERE rv.transaction_id = t.transaction_id
+                         WHERE rv.account_id = t.account_id AND rv.transaction_id = t.transaction_id
                          ORDER BY rv.review_id DESC
                          LIMIT 1),
                         EXISTS (SELECT FROM fraud_labels AS l

@@ -46,7 +46,7 @@ BEGIN
       AND (p_review_status IS NULL OR coalesce((
               SELECT rv.status
               FROM reviews AS rv
-              WHERE rv.transaction_id = al.transaction_id
+              WHERE rv.account_id = al.account_id AND rv.transaction_id = al.transaction_id
               ORDER BY rv.review_id DESC
               LIMIT 1
           ), 'unreviewed') = p_review_status)

@@ -79,7 +79,7 @@ BEGIN
         LEFT JOIN LATERAL (
             SELECT rv.status
             FROM reviews AS rv
-            WHERE rv.transaction_id = p.transaction_id
+            WHERE rv.account_id = p.account_id AND rv.transaction_id = p.transaction_id
             ORDER BY rv.review_id DESC
             LIMIT 1
         ) AS r ON true

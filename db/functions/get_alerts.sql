@@ -115,7 +115,7 @@ BEGIN
             LEFT JOIN LATERAL (
                 SELECT rv.status, rv.note, rv.reviewer, rv.reviewed_at
                 FROM reviews AS rv
-                WHERE rv.transaction_id = al.transaction_id
+                WHERE rv.account_id = al.account_id AND rv.transaction_id = al.transaction_id
                 ORDER BY rv.review_id DESC
                 LIMIT 1
             ) AS r ON true
@@ -144,7 +144,7 @@ BEGIN
         LEFT JOIN LATERAL (
             SELECT rv.status, rv.note, rv.reviewer, rv.reviewed_at
             FROM reviews AS rv
-            WHERE rv.transaction_id = al.transaction_id
+            WHERE rv.account_id = al.account_id AND rv.transaction_id = al.transaction_id
             ORDER BY rv.review_id DESC
             LIMIT 1
         ) AS r ON true

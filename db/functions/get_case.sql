@@ -40,7 +40,7 @@ BEGIN
          AND al.transaction_id = ca.transaction_id AND al.rule_id = ca.rule_id
         LEFT JOIN LATERAL (
             SELECT rv.status FROM reviews AS rv
-            WHERE rv.transaction_id = ca.transaction_id
+            WHERE rv.account_id = ca.account_id AND rv.transaction_id = ca.transaction_id
             ORDER BY rv.review_id DESC LIMIT 1
         ) AS r ON true
         WHERE ca.account_id = v_case.account_id AND ca.case_id = v_case.case_id

@@ -28,16 +28,24 @@ BEGIN
     IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 10000 THEN
         RAISE EXCEPTION 'limit must be from 1 to 10000' USING ERRCODE = 'PF001', COLUMN = 'limit';
     END IF;
+    -- The page's rows first, then each as JSON: on Citus the rows come from
+    -- the shards and _case_json runs on the coordinator (called on a shard,
+    -- it is asked for the shard's row type, which it does not take).
     RETURN QUERY
-        SELECT _case_json(c)
-        FROM cases AS c
-        WHERE (p_status IS NULL OR c.status = p_status
-               OR (p_status = 'active' AND c.status <> 'closed'))
-          AND (p_assignee IS NULL OR c.assignee = p_assignee)
-          AND (p_account_id IS NULL OR c.account_id = p_account_id)
-          AND (p_before_case_id IS NULL OR c.case_id < p_before_case_id)
-        ORDER BY c.case_id DESC
-        LIMIT p_limit;
+        WITH page AS MATERIALIZED (
+            SELECT c.*
+            FROM cases AS c
+            WHERE (p_status IS NULL OR c.status = p_status
+                   OR (p_status = 'active' AND c.status <> 'closed'))
+              AND (p_assignee IS NULL OR c.assignee = p_assignee)
+              AND (p_account_id IS NULL OR c.account_id = p_account_id)
+              AND (p_before_case_id IS NULL OR c.case_id < p_before_case_id)
+            ORDER BY c.case_id DESC
+            LIMIT p_limit
+        )
+        SELECT _case_json(ROW(p.*)::cases)
+        FROM page AS p
+        ORDER BY p.case_id DESC;
 END;
 $$;
 

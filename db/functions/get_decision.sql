@@ -13,12 +13,17 @@ AS $$
 DECLARE
     v_result jsonb;
 BEGIN
-    SELECT _decision_json(d) INTO v_result
-    FROM decisions AS d
-    WHERE d.transaction_id = p_transaction_id
-    -- The latest: an id deleted and stored again under another account has two.
-    ORDER BY d.decided_at DESC
-    LIMIT 1;
+    -- The row first, then its JSON (on Citus: on the coordinator, see get_decisions).
+    WITH found AS MATERIALIZED (
+        SELECT d.*
+        FROM decisions AS d
+        WHERE d.transaction_id = p_transaction_id
+        -- The latest: an id deleted and stored again under another account has two.
+        ORDER BY d.decided_at DESC
+        LIMIT 1
+    )
+    SELECT _decision_json(ROW(f.*)::decisions) INTO v_result
+    FROM found AS f;
     IF v_result IS NULL THEN
         RAISE EXCEPTION 'no decision for transaction %', p_transaction_id
             USING ERRCODE = 'PF005', COLUMN = 'transaction_id';

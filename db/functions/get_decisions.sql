@@ -32,17 +32,25 @@ BEGIN
     IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 10000 THEN
         RAISE EXCEPTION 'limit must be from 1 to 10000' USING ERRCODE = 'PF001', COLUMN = 'limit';
     END IF;
+    -- The page's rows first, then each as JSON: on Citus the rows come from
+    -- the shards and _decision_json runs on the coordinator (called on a
+    -- shard, it is asked for the shard's row type, which it does not take).
     RETURN QUERY
-        SELECT _decision_json(d)
-        FROM decisions AS d
-        WHERE (p_outcome IS NULL OR d.outcome = p_outcome)
-          AND (p_account_id IS NULL OR d.account_id = p_account_id)
-          AND (p_from IS NULL OR d.ts >= p_from)
-          AND (p_to IS NULL OR d.ts < p_to)
-          AND (p_before_ts IS NULL
-               OR (d.ts, d.transaction_id) < (p_before_ts, coalesce(p_before_transaction_id, 0)))
-        ORDER BY d.ts DESC, d.transaction_id DESC
-        LIMIT p_limit;
+        WITH page AS MATERIALIZED (
+            SELECT d.*
+            FROM decisions AS d
+            WHERE (p_outcome IS NULL OR d.outcome = p_outcome)
+              AND (p_account_id IS NULL OR d.account_id = p_account_id)
+              AND (p_from IS NULL OR d.ts >= p_from)
+              AND (p_to IS NULL OR d.ts < p_to)
+              AND (p_before_ts IS NULL
+                   OR (d.ts, d.transaction_id) < (p_before_ts, coalesce(p_before_transaction_id, 0)))
+            ORDER BY d.ts DESC, d.transaction_id DESC
+            LIMIT p_limit
+        )
+        SELECT _decision_json(ROW(p.*)::decisions)
+        FROM page AS p
+        ORDER BY p.ts DESC, p.transaction_id DESC;
 END;
 $$;
 
