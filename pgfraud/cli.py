@@ -508,12 +508,25 @@ def load_labels(paths: tuple[Path, ...]) -> None:
     that read labels count it only for transactions after it, and it may not
     be before its stored transaction's time. All files or none.
     """
-    from pgfraud.evaluate import read_labels
+    from pgfraud.evaluate import read_labels_and_errors
+    from pgfraud.load import refused_file
 
     try:
-        labels = [label for path in paths for label in read_labels(path)]
+        labels, errors = [], {}
+        for path in paths:
+            good, bad = read_labels_and_errors(path)
+            labels += good
+            if bad:
+                errors[path] = bad
         with config.existing_database() as database:
             ready(database)
+            if errors:
+                # Every bad line at once: the good lines' known_at are checked
+                # against the stored transactions too (in a transaction rolled
+                # back), and both kinds are listed in one report per file.
+                _label_times_refused(database.admin_url, labels, errors, paths)
+                path = next(iter(errors))
+                raise refused_file(path, sorted(errors[path], key=lambda e: e["row"]))
 
             def attempt():
                 with db.connect(database.admin_url) as conn:
@@ -521,11 +534,48 @@ def load_labels(paths: tuple[Path, ...]) -> None:
                     conn.commit()
                     return counts
 
-            counts = db.retry_conflicts(attempt)
+            try:
+                counts = db.retry_conflicts(attempt)
+            except InvalidInput as exc:
+                if exc.field != "known_at":
+                    raise
+                path, items = next(iter(_known_at_errors(exc, paths).items()))
+                raise refused_file(path, items) from None
     except PgfraudError as exc:
         _fail(exc, unit="line")
     for line in describe_labels(counts):
         click.echo(line)
+
+
+def _label_times_refused(
+    url: str, labels: list, errors: dict[Path, list], paths: tuple[Path, ...]
+) -> None:
+    """Add to ``errors`` (per file) the labels whose known_at is before their stored
+    transaction's time (db.store_labels's check, run and rolled back)."""
+    with db.connect(url) as conn:
+        try:
+            db.store_labels(conn, labels)
+        except InvalidInput as exc:
+            if exc.field != "known_at":
+                raise
+            for path, items in _known_at_errors(exc, paths).items():
+                errors.setdefault(path, []).extend(items)
+        finally:
+            conn.rollback()
+
+
+def _known_at_errors(exc: InvalidInput, paths: tuple[Path, ...]) -> dict[Path, list]:
+    """db.store_labels's known_at refusal as ``{file: [{"row", "field", "message"}]}``,
+    in the form of a file's other bad lines (refused_file)."""
+    out: dict[Path, list] = {}
+    for item in exc.errors or [{"row": exc.row, "field": "known_at", "message": exc.message}]:
+        message = item["message"].removesuffix("; nothing was stored")
+        message = message.removeprefix(f"line {item['row']}: ")
+        path = next((p for p in paths if message.startswith(f"{p}: ")), paths[0])
+        out.setdefault(path, []).append(
+            {"row": item["row"], "field": "known_at", "message": message.removeprefix(f"{path}: ")}
+        )
+    return out
 
 
 def describe_labels(counts: dict[str, int]) -> list[str]:

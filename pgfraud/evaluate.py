@@ -28,10 +28,26 @@ def read_labels(path: Path) -> list[tuple[int, str, datetime | None, int, Path]]
 
     ``known_at``: when the label became known, an ISO 8601 timestamp or epoch
     milliseconds like every timestamp (None when the column is absent or the
-    cell empty: when it is stored). Errors: InvalidInput listing every bad
+    cell empty: when it is stored); ``scenario`` as `pgfraud load
+    --scenario-column` reads it (empty: ``labelled``; a number n:
+    ``scenario_<n>``). Errors: InvalidInput listing every bad
     line (the header is line 1), with the same field rules as everywhere
     (pgfraud.wire).
     """
+    labels, errors = read_labels_and_errors(path)
+    if errors:
+        raise refused_file(path, errors)
+    return labels
+
+
+def read_labels_and_errors(
+    path: Path,
+) -> tuple[list[tuple[int, str, datetime | None, int, Path]], list[dict[str, Any]]]:
+    """As :func:`read_labels`, but the bad lines' errors (``{"row", "field",
+    "message"}``) are returned beside the good lines' labels, not raised, so
+    that `pgfraud load-labels` can check the good ones against the stored
+    transactions too and report every bad line of a file at once. A file
+    that is not CSV or has no header still raises InvalidInput."""
     reader = csv.DictReader(utf8_lines(path), strict=True)
     try:
         if not {"transaction_id", "scenario"} <= set(reader.fieldnames or ()):
@@ -45,14 +61,42 @@ def read_labels(path: Path) -> list[tuple[int, str, datetime | None, int, Path]]
     except csv.Error as exc:
         line = reader.line_num
         raise InvalidInput(f"line {line}: {path} is not valid CSV ({exc})", row=line) from None
+    return _parse_label_rows(rows, lines, path)
+
+
+def _scenario_cell(value: Any) -> Any:
+    """A label file's scenario cell read as `pgfraud load --scenario-column`
+    reads one: empty gives ``labelled`` (known fraud of no named scenario), a
+    number n ``scenario_<n>``; anything else is checked as a name."""
+    if not isinstance(value, str):
+        return value
+    code = value.strip()
+    if not code:
+        return "labelled"
+    if code.isascii() and code.isdigit() and len(code) <= 18:
+        return f"scenario_{int(code)}"
+    return value
+
+
+def _parse_label_rows(
+    rows: list[dict[str, Any]], lines: list[int], path: Path
+) -> tuple[list[tuple[int, str, datetime | None, int, Path]], list[dict[str, Any]]]:
+    """(labels of the good rows, errors of the bad ones) of a label file's rows."""
+    rows = [{**row, "scenario": _scenario_cell(row.get("scenario"))} for row in rows]
     try:
         labels = parse_labels(rows, rows=lines)
     except InvalidInput as exc:
-        raise refused_file(path, exc.errors) from None
+        errors = exc.errors
+        bad = {e["row"] for e in errors}
+        good = [(row, line) for row, line in zip(rows, lines, strict=True) if line not in bad]
+        labels = parse_labels([r for r, _ in good], rows=[n for _, n in good]) if good else []
+        lines = [n for _, n in good]
+    else:
+        errors = []
     return [
         (label.transaction_id, label.scenario, label.known_at, line, path)
         for label, line in zip(labels, lines, strict=True)
-    ]
+    ], errors
 
 
 FOUR_PLACES = Decimal("0.0001")

@@ -141,6 +141,50 @@ def test_load_labels_takes_known_at_and_refuses_one_before_its_transaction(
     assert "line 2" in result.output and "known_at" in result.output
 
 
+def test_load_labels_reports_every_bad_line_of_a_file_at_once(
+    cli_env, tmp_path, app_conn, admin_conn
+):
+    # A known_at before its transaction (found against the stored rows) and a
+    # bad scenario or unparsable known_at (found in the file) were reported on
+    # separate runs, in different formats (fresh-user trial): now one report,
+    # in `load`'s form, every bad line in line order, nothing stored.
+    _store(app_conn, [(1, 1, "2024-01-01T00:00:00Z", 7), (1, 2, "2024-01-02T00:00:00Z", 7)])
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(
+        "transaction_id,scenario,known_at\n"
+        "1,skimming,2023-12-31T00:00:00Z\n"  # before transaction 1 (2024-01-01)
+        "2,Bad Name,\n"
+        "2,skimming,soon\n"
+    )
+    result = CliRunner().invoke(main, ["load-labels", str(mixed)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"error: {mixed}: 3 bad row(s), at line(s) 2, 3, 4; nothing was stored",
+        "  line 2: known_at 2023-12-31T00:00:00.000Z is before the time"
+        " 2024-01-01T00:00:00.000Z of transaction 1",
+        "  line 3: scenario must be a lower_snake_case name, like card_testing",
+        "  line 4: known_at 'soon' is not an ISO 8601 timestamp (like 2024-03-10T12:00:00.123Z)"
+        " nor an integer of epoch milliseconds",
+    ]
+    # Only the stored-transaction check failing: the same form.
+    early = tmp_path / "early_only.csv"
+    early.write_text("transaction_id,scenario,known_at\n1,skimming,2023-12-31T00:00:00Z\n")
+    result = CliRunner().invoke(main, ["load-labels", str(early)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[0] == (
+        f"error: {early}: 1 bad row(s), at line(s) 2; nothing was stored"
+    )
+    assert _labels(admin_conn) == []
+    admin_conn.commit()
+    # An empty scenario cell is known fraud of no named scenario, and a number
+    # n is scenario_<n>, as `pgfraud load --scenario-column` reads them.
+    cells = tmp_path / "cells.csv"
+    cells.write_text("transaction_id,scenario\n1,\n2,3\n")
+    result = CliRunner().invoke(main, ["load-labels", str(cells)])
+    assert result.exit_code == 0, result.output
+    assert [(r[0], r[1]) for r in _labels(admin_conn)] == [(1, "labelled"), (2, "scenario_3")]
+
+
 # -- the rules honour known_at --------------------------------------------------
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
