@@ -191,7 +191,7 @@ def test_evaluate_backtests_candidate_rules(client, history, admin_conn):
         ({"rules": {"large_amount": {"threshold": "ten"}}}, "rules"),
         ({"from": "tomorrow"}, "from"),
         ({"window": 1}, "window"),
-        ({"rules": {"large_amount": {"threshold": -1}}}, "large_amount.threshold"),
+        ({"rules": {"large_amount": {"threshold": -1}}}, "rules.large_amount.threshold"),
     ],
 )
 def test_evaluate_names_the_bad_field(client, body, field):
