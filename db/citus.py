@@ -17,8 +17,11 @@ describes the layout:
 Triggers on distributed tables need ``citus.enable_unsafe_triggers`` (set
 here for this session); they then run on the workers, per shard.
 
-Errors: ConfigurationError when the citus extension is missing, or when the
-schema is behind (run `pgfraud migrate` first). A second run changes nothing.
+Errors: ConfigurationError when the citus extension is missing, when the
+schema is behind (run `pgfraud migrate` first), when the coordinator is not
+in the Citus metadata (the reference tables' triggers act on its copy), or
+when a rule reading the merchant features is on or a shadow rule runs
+(neither is scored on Citus). A second run changes nothing.
 """
 
 from __future__ import annotations
@@ -214,6 +217,30 @@ def distribute(conn: psycopg.Connection) -> list[str]:
         )
     if conn.execute("SELECT to_regclass('transactions') IS NULL").fetchone()[0]:
         raise ConfigurationError("the schema is not there yet: run `pgfraud migrate` first")
+    if not conn.execute("SELECT EXISTS (SELECT FROM pg_dist_node WHERE groupid = 0)").fetchone()[0]:
+        # The reference tables' triggers act on the coordinator's copy (_on_worker_copy).
+        raise ConfigurationError(
+            "the coordinator is not in the Citus metadata:"
+            " SELECT citus_set_coordinator_host('<its host>', <its port>) first"
+        )
+    live = conn.execute(
+        "SELECT string_agg(rule_id, ', ' ORDER BY rule_id) FROM rules WHERE enabled"
+        " AND (rule_id = 'compromised_merchant'"
+        "      OR (expression IS NOT NULL AND _reads_merchant_features(expression)))"
+    ).fetchone()[0]
+    if live:
+        raise ConfigurationError(
+            f"rules reading other accounts' rows at a merchant are on ({live}),"
+            " which pgfraud on Citus does not score: `pgfraud rule disable` them first"
+        )
+    shadows = conn.execute(
+        "SELECT string_agg(rule_id, ', ' ORDER BY rule_id) FROM shadow_rules"
+    ).fetchone()[0]
+    if shadows:
+        raise ConfigurationError(
+            f"shadow rules are running ({shadows}), which pgfraud on Citus does not score:"
+            " `pgfraud rule drop-shadow` them first"
+        )
     conn.execute("SET citus.enable_unsafe_triggers = on")
     done = distributed_tables(conn)
     changed: list[str] = []

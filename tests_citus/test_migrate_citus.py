@@ -130,3 +130,39 @@ def test_distribute_refuses_a_database_without_citus(cluster):
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1
     assert "citus extension" in done.stderr
+
+
+def test_distribute_refuses_what_citus_cannot_serve(cluster, tmp_path):
+    """A coordinator missing from the Citus metadata (the reference tables'
+    triggers act on its copy), a merchant rule on, or a shadow rule running:
+    `pgfraud db distribute` says which, exit 1, and distributes nothing."""
+    from tests_citus.pairs import run_pgfraud
+
+    for port in cluster.ports:  # the database on every node, no node added yet
+        with psycopg.connect(cluster.url(port, "postgres"), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE refused")
+        with psycopg.connect(cluster.url(port, "refused"), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION citus")
+    url = cluster.url(database="refused")
+    assert run_pgfraud(url, "migrate").returncode == 0
+    done = run_pgfraud(url, "db", "distribute")
+    assert done.returncode == 1
+    assert "the coordinator is not in the Citus metadata" in done.stderr
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT citus_set_coordinator_host('127.0.0.1', %s)", (cluster.ports[0],))
+        conn.execute("SELECT citus_add_node('127.0.0.1', %s)", (cluster.ports[1],))
+    assert run_pgfraud(url, "rule", "enable", "compromised_merchant").returncode == 0
+    done = run_pgfraud(url, "db", "distribute")
+    assert done.returncode == 1
+    assert "rules reading other accounts' rows at a merchant are on (compromised_merchant)" in (
+        done.stderr
+    )
+    assert run_pgfraud(url, "rule", "disable", "compromised_merchant").returncode == 0
+    assert run_pgfraud(url, "rule", "shadow", "large_amount", "threshold=900").returncode == 0
+    done = run_pgfraud(url, "db", "distribute")
+    assert done.returncode == 1 and "shadow rules are running (large_amount)" in done.stderr
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_dist_partition").fetchone()[0] == 0
+    assert run_pgfraud(url, "rule", "drop-shadow", "large_amount").returncode == 0
+    done = run_pgfraud(url, "db", "distribute")
+    assert done.returncode == 0, done.stderr

@@ -13,46 +13,16 @@ and a review or a case change must write the same audit entry.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import psycopg
 import pytest
 
-ROWS = ["--num-transactions", "1500", "--accounts", "12", "--seed", "5", "--mix", "legacy"]
-
-
-def _pgfraud(url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "pgfraud"), *args],
-        env={**os.environ, "DATABASE_URL": url, "PGFRAUD_ACTOR": ""},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+from tests_citus.pairs import make_pair
 
 
 @pytest.fixture(scope="module")
 def pair(cluster, tmp_path_factory):
     """(single-node URL, distributed URL), each holding the same 1,500 rows."""
-    # The roles are made once per cluster, by a migrate of its own database
-    # (which Citus propagates to the workers), as test_migrate_citus does.
-    done = _pgfraud(cluster.coordinator_url, "migrate")
-    assert done.returncode == 0, done.stderr
-    with psycopg.connect(cluster.url(database="postgres"), autocommit=True) as conn:
-        conn.execute("CREATE DATABASE reads_single")
-    single = cluster.url(database="reads_single")
-    distributed = cluster.create_database("reads_distributed")
-    labels = tmp_path_factory.mktemp("labels")
-    for url, steps in ((single, [["migrate"]]), (distributed, [["migrate"], ["db", "distribute"]])):
-        for step in steps:
-            done = _pgfraud(url, *step)
-            assert done.returncode == 0, done.stderr
-        done = _pgfraud(url, "generate", "--to", "copy", *ROWS, "--labels", str(labels / "l.csv"))
-        assert done.returncode == 0, done.stderr
-    return single, distributed
+    return make_pair(cluster, tmp_path_factory.mktemp("labels"), "reads")
 
 
 def _both(pair, query: str, params: tuple = ()) -> tuple[list, list]:
@@ -136,3 +106,29 @@ def test_cases_reviews_and_their_audit(pair):
         ("alice", "update", "case", "", "closed", "bob"),
     ]
     assert entries[1] == entries[0]
+
+
+def test_account_history_rules_and_tokens(pair):
+    # The account with the most alerts; alert ids left out (each node numbers its own).
+    account = _both(
+        pair, "SELECT account_id FROM alerts GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+    )[0][0][0]
+    history = (
+        "SELECT transaction_id, ts, amount,"
+        " (SELECT jsonb_agg(e - 'alert_id') FROM jsonb_array_elements(alerts) AS e),"
+        " jsonb_array_length(alerts), review_status, decision"
+        " FROM get_account_history(%s, 10000)"
+    )
+    single, distributed = _both(pair, history, (account,))
+    assert len(single) > 10 and any(row[4] > 0 for row in single)
+    assert distributed == single
+    # The next page, from a position.
+    ts, transaction_id = single[4][1], single[4][0]
+    paged = "SELECT transaction_id FROM get_account_history(%s, 3, %s, %s)"
+    single, distributed = _both(pair, paged, (account, ts, transaction_id))
+    assert single == [(row[0],) for row in _both(pair, history, (account,))[0][5:8]]
+    assert distributed == single
+    single, distributed = _both(pair, "SELECT rule_id, enabled, parameters FROM get_rules()")
+    assert len(single) >= 8 and distributed == single
+    single, distributed = _both(pair, "SELECT jsonb_array_length(get_api_tokens(true))")
+    assert distributed == single

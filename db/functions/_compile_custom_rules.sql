@@ -18,12 +18,18 @@
 -- matches the table. Returns the number of rules compiled.
 -- Only rows checked by check_rule_expression reach here (add_rule is the
 -- one writer); each is checked again before it is compiled.
+-- On Citus every node compiles its own copy from its copy of `rules` (the
+-- rules triggers run on each node's copy; migrate puts the coordinator's on
+-- the workers), with Citus's DDL propagation off: a per-account scoring on
+-- a worker calls the worker's.
 CREATE OR REPLACE FUNCTION _compile_custom_rules()
 RETURNS integer
 LANGUAGE plpgsql
 VOLATILE
 SECURITY DEFINER
 SET search_path = public, pg_temp
+SET citus.enable_ddl_propagation = off
+SET citus.allow_nested_distributed_execution = on
 AS $$
 DECLARE
     v_rule record;

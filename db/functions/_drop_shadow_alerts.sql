@@ -10,8 +10,14 @@ LANGUAGE plpgsql
 VOLATILE
 SECURITY DEFINER
 SET search_path = public, pg_temp
+-- Citus: the coordinator's copy writes other reference tables from its trigger
+-- (a nested distributed statement, in the change's own distributed transaction).
+SET citus.allow_nested_distributed_execution = on
 AS $$
 BEGIN
+    IF _on_worker_copy() THEN  -- Citus: once, on the coordinator's copy
+        RETURN NULL;
+    END IF;
     DELETE FROM shadow_alerts AS sa WHERE sa.rule_id = OLD.rule_id;
     RETURN NULL;
 END;

@@ -15,10 +15,17 @@ LANGUAGE plpgsql
 VOLATILE
 SECURITY DEFINER
 SET search_path = public, pg_temp
+-- Citus: the coordinator's copy writes other reference tables from its trigger
+-- (a nested distributed statement, in the change's own distributed transaction).
+SET citus.allow_nested_distributed_execution = on
 AS $$
 DECLARE
-    v_rules jsonb := active_rule_parameters();
+    v_rules jsonb;
 BEGIN
+    IF _on_worker_copy() THEN  -- Citus: once, on the coordinator's copy
+        RETURN NULL;
+    END IF;
+    v_rules := active_rule_parameters();
     INSERT INTO decision_rule_sets (rule_set_id, parameters)
     VALUES (md5(v_rules::text), v_rules)
     ON CONFLICT ON CONSTRAINT decision_rule_sets_pkey DO NOTHING;

@@ -13,12 +13,17 @@
 -- scored. The audit trail's rows of the change get the alerts it added and
 -- removed (_rescore_rules_audited). While `pgfraud migrate` runs
 -- (_is_migrating) it waits: migrate re-scores once at its end.
+-- On Citus (docs/scaling.md) the trigger runs on every node's copy of
+-- `rules`: each copy compiles the users' rules for its node; the
+-- coordinator's copy alone re-scores, per account (_rescore_rules_audited),
+-- after refusing a rule Citus cannot score (_refuse_on_citus: PF001).
 CREATE OR REPLACE FUNCTION _rescore_on_rule_change()
 RETURNS trigger
 LANGUAGE plpgsql
 VOLATILE
 SECURITY DEFINER
 SET search_path = public, pg_temp
+SET citus.allow_nested_distributed_execution = on
 AS $$
 DECLARE
     v_rule_ids text[];
@@ -28,6 +33,10 @@ BEGIN
         RETURN NULL;
     END IF;
     IF TG_OP = 'TRUNCATE' THEN
+        IF _on_worker_copy() THEN
+            PERFORM _compile_custom_rules();
+            RETURN NULL;
+        END IF;
         v_rule_ids := ARRAY(SELECT DISTINCT al.rule_id FROM alerts AS al);
         v_users_rules := true;
     ELSIF TG_OP = 'INSERT' THEN
@@ -54,6 +63,10 @@ BEGIN
     IF v_users_rules THEN
         PERFORM _compile_custom_rules();
     END IF;
+    IF _on_worker_copy() THEN  -- Citus: the coordinator's copy re-scores
+        RETURN NULL;
+    END IF;
+    PERFORM _refuse_on_citus();
     PERFORM _rescore_rules_audited(v_rule_ids);
     RETURN NULL;
 END;

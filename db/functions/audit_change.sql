@@ -32,7 +32,11 @@
 -- after every migration, so the tables exist): add a line there for a new
 -- table. Runs as the owner (SECURITY DEFINER): the roles that write the
 -- audited tables need no privilege on audit_log, and cannot write it
--- themselves. Raises nothing of its own; a kind or key option missing is
+-- themselves. On Citus the audited reference tables (rules, shadow_rules,
+-- decision_policies, lists, list_entries, api_tokens) are changed on every
+-- node's copy: the coordinator's copy writes the entry, the workers' copies
+-- nothing (_on_worker_copy), so a change made in psql through the
+-- coordinator is audited as on one node. Raises nothing of its own; a kind or key option missing is
 -- a programming error (22023, invalid_parameter_value) at the first change.
 CREATE OR REPLACE FUNCTION audit_change()
 RETURNS trigger
@@ -40,6 +44,9 @@ LANGUAGE plpgsql
 VOLATILE
 SECURITY DEFINER
 SET search_path = public, pg_temp
+-- Citus: the coordinator's copy writes other reference tables from its trigger
+-- (a nested distributed statement, in the change's own distributed transaction).
+SET citus.allow_nested_distributed_execution = on
 AS $$
 DECLARE
     v_before jsonb;
@@ -51,6 +58,11 @@ DECLARE
     v_versioned boolean := false;
     v_omit text[] := '{}';
 BEGIN
+    -- Citus: a reference table's change runs this on every node's copy; the
+    -- entry is written once, by the coordinator's copy (_on_worker_copy).
+    IF _on_worker_copy() THEN
+        RETURN NULL;
+    END IF;
     IF TG_NARGS < 2 THEN
         RAISE EXCEPTION 'audit_change() on % needs an object kind and a key column', TG_TABLE_NAME
             USING ERRCODE = 'invalid_parameter_value';

@@ -46,6 +46,8 @@ BEGIN
         RAISE EXCEPTION 'account % has no transactions', p_account_id
             USING ERRCODE = 'PF002', COLUMN = 'account_id';
     END IF;
+    -- Every table is read with account_id = p_account_id itself, so Citus
+    -- routes the whole query to the account's shards (docs/scaling.md).
     RETURN QUERY
         WITH page AS (
             SELECT t.transaction_id, t.account_id, t.ts, t.amount
@@ -73,18 +75,18 @@ BEGIN
                        'observed', al.observed::text, 'threshold', al.threshold::text,
                        'reason', al.reason) ORDER BY al.rule_id) AS alerts
             FROM alerts AS al
-            WHERE al.account_id = p.account_id AND al.ts = p.ts
+            WHERE al.account_id = p_account_id AND al.ts = p.ts
               AND al.transaction_id = p.transaction_id
         ) AS a ON true
         LEFT JOIN LATERAL (
             SELECT rv.status
             FROM reviews AS rv
-            WHERE rv.account_id = p.account_id AND rv.transaction_id = p.transaction_id
+            WHERE rv.account_id = p_account_id AND rv.transaction_id = p.transaction_id
             ORDER BY rv.review_id DESC
             LIMIT 1
         ) AS r ON true
         LEFT JOIN decisions AS d
-          ON d.account_id = p.account_id AND d.transaction_id = p.transaction_id
+          ON d.account_id = p_account_id AND d.transaction_id = p.transaction_id
         ORDER BY p.ts DESC, p.transaction_id DESC;
 END;
 $$;

@@ -7,12 +7,14 @@
 -- nothing.
 CREATE OR REPLACE FUNCTION get_api_tokens(p_include_revoked boolean DEFAULT false)
 RETURNS jsonb
+-- (The row is rebuilt as api_tokens: on Citus a table's row in a query is
+-- its shard's row type, which _token_json does not take.)
 LANGUAGE sql
 STABLE
 SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
-    SELECT coalesce(jsonb_agg(_token_json(t) ORDER BY t.token_name, t.token_id DESC), '[]')
+    SELECT coalesce(jsonb_agg(_token_json(ROW(t.*)::api_tokens) ORDER BY t.token_name, t.token_id DESC), '[]')
     FROM api_tokens AS t
     WHERE p_include_revoked OR t.revoked_at IS NULL;
 $$;

@@ -4,10 +4,13 @@
 -- order. Raises nothing.
 CREATE OR REPLACE FUNCTION get_rules()
 RETURNS SETOF rules
-LANGUAGE sql
+-- (PL/pgSQL: Citus plans no LANGUAGE sql function over its tables.)
+LANGUAGE plpgsql
 STABLE
 AS $$
-    SELECT r.* FROM rules AS r ORDER BY r.rule_id;
+BEGIN
+    RETURN QUERY SELECT r.* FROM rules AS r ORDER BY r.rule_id;
+END;
 $$;
 
 COMMENT ON FUNCTION get_rules() IS 'The rule catalogue in rule_id order.';

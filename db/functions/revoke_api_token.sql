@@ -15,9 +15,13 @@ SET search_path = public, pg_temp
 AS $$
 DECLARE
     v_token api_tokens;
+    -- Read before the UPDATE: Citus refuses a volatile call in an UPDATE
+    -- of a reference table.
+    v_revoked_at timestamptz := clock_timestamp();
+    v_revoked_by text := _actor(p_actor);
 BEGIN
     UPDATE api_tokens AS t
-    SET revoked_at = clock_timestamp(), revoked_by = _actor(p_actor)
+    SET revoked_at = v_revoked_at, revoked_by = v_revoked_by
     WHERE t.token_name = p_token_name AND t.revoked_at IS NULL
     RETURNING t.* INTO v_token;
     IF NOT FOUND THEN

@@ -50,6 +50,7 @@ BEGIN
         started_at = excluded.started_at,
         started_by = excluded.started_by
     RETURNING s.* INTO v_shadow;
+    PERFORM _refuse_on_citus();  -- Citus: no shadow rules (PF001)
     RETURN v_shadow;
 END;
 $$;
