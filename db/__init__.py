@@ -568,7 +568,15 @@ def is_feed_position_ahead(conn: psycopg.Connection, position: tuple[int, int]) 
     """Whether a feed position (xact, id) lies past every database transaction
     begun so far (its xact above the current snapshot's xmax), so no event of
     this database can follow it. The alert and decision feeds share the xact
-    numbering (64-bit transaction ids, ``xid8``)."""
+    numbering (64-bit transaction ids, ``xid8``). On Citus the first number is
+    a time in milliseconds since 1970 UTC (SQL ``get_alert_feed``): ahead when
+    it is past the clock's now."""
+    if on_citus(conn):
+        with wrap_errors():
+            return conn.execute(
+                "SELECT %s::numeric > floor(extract(epoch FROM clock_timestamp()) * 1000)",
+                (position[0],),
+            ).fetchone()[0]
     with wrap_errors():
         return conn.execute(
             "SELECT %s::text::xid8 > pg_snapshot_xmax(pg_current_snapshot())", (str(position[0]),)

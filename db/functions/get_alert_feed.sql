@@ -10,6 +10,11 @@
 -- moved past it; an open transaction holds the feed back until it ends.
 -- event_id is '<raised_xact>-<alert_id>', the position to resume after (an
 -- SSE client's Last-Event-ID). Start with get_alert_feed_start().
+-- On Citus (_is_distributed) each node numbers its own transactions, so the
+-- position's first number is a time instead, milliseconds since 1970 UTC:
+-- alerts come in the order (raised_at in whole milliseconds, alert_id), only
+-- those raised before the feed's horizon (_feed_horizon: the earliest open
+-- transaction on any node), so a late commit is not skipped there either.
 -- Errors: PF001 (invalid_input) for a limit out of range or a missing position.
 CREATE OR REPLACE FUNCTION get_alert_feed(
     p_after_xact xid8,
@@ -32,6 +37,9 @@ RETURNS TABLE (
 LANGUAGE plpgsql
 STABLE
 AS $$
+DECLARE
+    v_horizon timestamptz;
+    v_after_ms numeric;
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 OR p_limit > 10000 THEN
         RAISE EXCEPTION 'limit must be between 1 and 10000' USING ERRCODE = 'PF001', COLUMN = 'limit';
@@ -39,6 +47,23 @@ BEGIN
     IF p_after_xact IS NULL OR p_after_alert_id IS NULL THEN
         RAISE EXCEPTION 'a feed position needs its transaction and alert id'
             USING ERRCODE = 'PF001', COLUMN = 'last_event_id';
+    END IF;
+    IF _is_distributed() THEN
+        v_horizon := _feed_horizon();
+        v_after_ms := p_after_xact::text::numeric;
+        RETURN QUERY
+            SELECT floor(extract(epoch FROM al.raised_at) * 1000)::bigint::text || '-'
+                       || al.alert_id::text,
+                   al.alert_id, al.transaction_id, al.account_id, al.ts, al.amount, al.rule_id,
+                   al.observed, al.threshold, al.reason, al.raised_at
+            FROM alerts AS al
+            WHERE al.raised_at >= to_timestamp(floor(v_after_ms) / 1000) - interval '1 millisecond'
+              AND al.raised_at < v_horizon
+              AND (floor(extract(epoch FROM al.raised_at) * 1000), al.alert_id)
+                  > (v_after_ms, p_after_alert_id)
+            ORDER BY floor(extract(epoch FROM al.raised_at) * 1000), al.alert_id
+            LIMIT p_limit;
+        RETURN;
     END IF;
     RETURN QUERY
         SELECT al.raised_xact::text || '-' || al.alert_id::text, al.alert_id, al.transaction_id,

@@ -11,6 +11,13 @@
 -- '<decided_xact>-<transaction_id>', the position to resume after (an SSE
 -- client's Last-Event-ID); decision is _decision_json (as get_decision).
 -- Start from get_alert_feed_start(), the position of now for both feeds.
+-- On Citus (_is_distributed) the position's first number is a time,
+-- milliseconds since 1970 UTC, as get_alert_feed's there: decisions come
+-- in the order (decided_at in whole milliseconds, transaction_id), only
+-- those decided before the feed's horizon (_feed_horizon). A transaction id
+-- is unique per account there: two accounts' decisions of the same
+-- transaction id in the same millisecond share a position, and a page that
+-- ends between them skips the second (docs/scaling.md).
 -- Errors: PF001 (invalid_input) for a limit out of range or a missing
 -- position.
 CREATE OR REPLACE FUNCTION get_decision_feed(
@@ -22,6 +29,9 @@ RETURNS TABLE (event_id text, decision jsonb)
 LANGUAGE plpgsql
 STABLE
 AS $$
+DECLARE
+    v_horizon timestamptz;
+    v_after_ms numeric;
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 OR p_limit > 10000 THEN
         RAISE EXCEPTION 'limit must be between 1 and 10000' USING ERRCODE = 'PF001', COLUMN = 'limit';
@@ -29,6 +39,28 @@ BEGIN
     IF p_after_xact IS NULL OR p_after_transaction_id IS NULL THEN
         RAISE EXCEPTION 'a feed position needs its transaction and transaction id'
             USING ERRCODE = 'PF001', COLUMN = 'last_event_id';
+    END IF;
+    IF _is_distributed() THEN
+        v_horizon := _feed_horizon();
+        v_after_ms := p_after_xact::text::numeric;
+        RETURN QUERY
+            SELECT p.ms::text || '-' || (p.d).transaction_id::text, _decision_json(p.d)
+            FROM (
+                -- The page's rows first, as the table's row type (on Citus a
+                -- row in a query is its shard's type), then their JSON.
+                SELECT floor(extract(epoch FROM d.decided_at) * 1000)::bigint AS ms,
+                       ROW(d.*)::decisions AS d
+                FROM decisions AS d
+                WHERE d.decided_at >= to_timestamp(floor(v_after_ms) / 1000)
+                                      - interval '1 millisecond'
+                  AND d.decided_at < v_horizon
+                  AND (floor(extract(epoch FROM d.decided_at) * 1000), d.transaction_id)
+                      > (v_after_ms, p_after_transaction_id)
+                ORDER BY floor(extract(epoch FROM d.decided_at) * 1000), d.transaction_id
+                LIMIT p_limit
+            ) AS p
+            ORDER BY p.ms, (p.d).transaction_id;
+        RETURN;
     END IF;
     RETURN QUERY
         SELECT d.decided_xact::text || '-' || d.transaction_id::text, _decision_json(d)
