@@ -35,6 +35,7 @@ from pgfraud.errors import (
     DatabaseFailed,
     DatabaseUnavailable,
     InvalidInput,
+    NotOnCitus,
     PgfraudError,
     RuleChangeTimeout,
     RuleNotFound,
@@ -258,6 +259,17 @@ def on_citus(conn: psycopg.Connection) -> bool:
         with wrap_errors():
             known = _CITUS_LAYOUT[key] = is_distributed(conn)
     return known
+
+
+def _single_node_only(conn: psycopg.Connection, what: str) -> None:
+    """NotOnCitus naming ``what`` on the Citus layout: the backtest and tuning
+    functions run the rule code over every account at once (LANGUAGE sql over
+    the distributed tables), which Citus cannot plan (docs/scaling.md)."""
+    if on_citus(conn):
+        raise NotOnCitus(
+            f"{what} do not run on pgfraud's Citus layout (docs/scaling.md):"
+            " run them on a single-node copy of the data"
+        )
 
 
 def _store_per_account(conn: psycopg.Connection, transactions: list[dict[str, Any]]) -> list[dict]:
@@ -1069,6 +1081,7 @@ def evaluate_rules(
     rule_id, scenario, labelled, flagged, true_positives, precision_ratio,
     recall_ratio (Decimal, 4 places, None when undefined).
     """
+    _single_node_only(conn, "backtests")
     with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "SELECT * FROM evaluate_rules(%s::jsonb, %s, %s)",
@@ -1147,6 +1160,7 @@ def backtest_rules(
     flagged, true_positives, precision_ratio, recall_ratio, transactions,
     flagged_per_1000 (Decimal or None). Errors: InvalidInput.
     """
+    _single_node_only(conn, "backtests")
     with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "SELECT * FROM backtest_rules(%s::jsonb, %s, %s)",
@@ -1177,6 +1191,7 @@ def evaluate_decisions(
     """
     rules_json = _json_numbers(rules) if rules is not None else None
     policy_json = _json_numbers(policy) if policy is not None else None
+    _single_node_only(conn, "backtests")
     with conn.cursor(row_factory=dict_row) as cur:
         try:
             with wrap_errors():
@@ -1264,6 +1279,7 @@ def compare_shadow_rules(conn: psycopg.Connection, rule_id: str | None = None) -
     labelled, live_alerts, shadow_alerts, live_per_1000, shadow_per_1000 (Decimal,
     2 places), live_true_positives, shadow_true_positives, live_precision,
     live_recall, shadow_precision, shadow_recall (Decimal, 4 places, or None)."""
+    _single_node_only(conn, "shadow rule comparisons")
     with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
         return cur.execute("SELECT * FROM compare_shadow_rules(%s)", (rule_id,)).fetchall()
 
@@ -1406,6 +1422,7 @@ def tune_rules(
     """
     from pgfraud.wire import loads_json
 
+    _single_node_only(conn, "tuning runs")
     with wrap_errors():
         text = conn.execute(
             "SELECT tune_rules(%s, %s, %s, %s, %s, %s, %s, %s)::text",

@@ -23,6 +23,8 @@ PF041    case_conflict             409  (assigning or closing a closed case)
 58xxx    database_failed           503  (server system error, e.g. a library
 XXxxx    database_failed           503   it cannot load; internal error)
 08xxx    database_unavailable      503  (connection lost; also timeouts)
+(none)   not_on_citus              501  (backtests, tuning and shadow rule
+                                         comparisons on the Citus layout)
 =======  ========================  ======
 
 A `pgfraud` command exits 2 when what it was given is refused: malformed
@@ -224,6 +226,13 @@ class TimeLimitExceeded(PgfraudError):
 
     code = "time_limit_exceeded"
     status = 503
+
+
+class NotOnCitus(PgfraudError):
+    """Not available on pgfraud's Citus layout (docs/scaling.md); run it on a single node."""
+
+    code = "not_on_citus"
+    status = 501
 
 
 class ConfigurationError(PgfraudError):

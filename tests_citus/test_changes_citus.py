@@ -14,7 +14,9 @@ removed), rule versions and decisions must be the same.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 
 import psycopg
 import pytest
@@ -169,3 +171,90 @@ def test_rules_citus_cannot_score_are_refused_and_nothing_changes(pair):
     )
     assert _rows(distributed, enabled) == []
     assert len(_rows(distributed, AUDIT)) == len(trail) + 1  # shop_hot's insert
+
+
+def test_backtests_and_tuning_say_they_need_a_single_node(pair):
+    """They run the rule code over every account at once, which Citus cannot
+    plan: one line naming the layout and what to do, exit 1 (not an internal
+    error)."""
+    _, distributed = pair
+    for args in (
+        ["evaluate"],
+        [
+            "tune",
+            "--train-from",
+            "2024-01-01",
+            "--train-to",
+            "2024-01-20",
+            "--valid-from",
+            "2024-01-20",
+            "--valid-to",
+            "2024-02-14",
+            "--max-alerts-per-1000",
+            "20",
+        ],
+        ["rule", "shadows"],
+    ):
+        done = run_pgfraud(distributed, *args)
+        assert done.returncode == 1, (args, done.stderr)
+        assert "do not run on pgfraud's Citus layout (docs/scaling.md)" in done.stderr, args
+        assert "internal error" not in done.stderr
+
+
+def test_a_rule_change_holds_scoring_on_the_workers_until_it_commits(pair):
+    """The rule-change lock is cluster-wide: the trigger that takes it runs on
+    every node's copy of `rules`, so a store delegated to a worker waits for a
+    rule change that is not committed, then scores by the changed rule."""
+    import threading
+
+    _, distributed = pair
+    row = json.dumps(
+        [{"transaction_id": 920001, "timestamp": "2024-03-02T08:00:00.000", "amount": "60000.00"}]
+    )
+    change = psycopg.connect(distributed)  # left open: the change is not committed
+    answers: list = []
+    try:
+        change.execute("SELECT set_rule('large_amount', NULL, '{\"threshold\": 100000}')")
+
+        def store() -> None:
+            with psycopg.connect(distributed, autocommit=True) as conn:
+                answers.append(
+                    conn.execute(
+                        "SELECT status, alerts FROM store_account_transactions(301, %s::jsonb)",
+                        (row,),
+                    ).fetchone()
+                )
+
+        storing = threading.Thread(target=store)
+        storing.start()
+        # The store waits on a worker for the rule-change lock (an advisory lock).
+        deadline = time.monotonic() + 60
+        waiting = False
+        with psycopg.connect(distributed, autocommit=True) as conn:
+            while not waiting and time.monotonic() < deadline:
+                waiting = any(
+                    result == "1"
+                    for (result,) in conn.execute(
+                        "SELECT result FROM run_command_on_workers($$SELECT count(*) FROM"
+                        " pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND wait_event = 'advisory'"
+                        " AND query LIKE '%store_account_transactions%'$$)"
+                    )
+                )
+                if not waiting:
+                    time.sleep(0.1)
+        assert waiting and storing.is_alive() and answers == []
+        change.commit()
+        storing.join(60)
+    finally:
+        change.close()
+    assert answers and answers[0][0] == "stored"
+    # Scored by the changed rule: 60,000 is below the new threshold of 100,000.
+    assert [a["rule_id"] for a in answers[0][1]] == []
+    assert (
+        _rows(
+            distributed,
+            "SELECT rule_id FROM alerts WHERE account_id = 301 AND transaction_id = 920001",
+        )
+        == []
+    )
