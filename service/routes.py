@@ -500,6 +500,11 @@ def alert_stream():
                     # A blank line (no event) every FEED_PROBE_S: writing is the
                     # only way a WSGI server finds a client that went away, so its
                     # stream slot is free within seconds, not at the next heartbeat.
+                    # The token is looked at then too: a quiet stream ends within
+                    # a probe of its revocation (TOKEN_CACHE_S), not at the next read.
+                    if not auth.still_identified():
+                        yield _STREAM_REVOKED
+                        return
                     yield "\n"
                     probe_at = now + FEED_PROBE_S
                 if now >= read_at:

@@ -362,6 +362,39 @@ def test_run_listens_off_loopback_with_a_named_token_only(database):
         interrupt(proc)
 
 
+def test_a_quiet_alert_stream_ends_within_a_probe_of_its_token_revoked(named, database, app):
+    # Break-it tester (round 10, F2): with no new alerts, /alerts/stream looked
+    # at its token only when it read the feed again (at the next heartbeat,
+    # 15 s), so it went on 12 s after the token was revoked. It now looks at
+    # each blank line it writes (one a second, FEED_PROBE_S). No heartbeat
+    # read comes during this test.
+    app.config["FEED_HEARTBEAT_S"] = 3600
+    alice = _add(database, "alice", "analyst")
+    response = named.get("/alerts/stream", headers=_bearer(alice), buffered=False)
+    assert response.status_code == 200
+    chunks = iter(response.response)
+    assert b": connected" in next(chunks)
+    # Revoked once the stream waits: after its first blank line.
+    assert next(chunks) in (b"\n", "\n")
+    with db.connect(database.admin_url) as conn:
+        db.revoke_api_token(conn, "alice", "setup")
+        conn.commit()
+    seen = b""
+    blank_lines = 0
+    for chunk in chunks:
+        chunk = chunk if isinstance(chunk, bytes) else chunk.encode()
+        seen += chunk
+        if b"event: revoked" in seen or blank_lines > 5:
+            break
+        blank_lines += chunk == b"\n"
+    assert b"event: revoked\ndata: the token was revoked; the stream ends\n\n" in seen, (
+        f"still streaming after {blank_lines} blank lines"
+    )
+    assert blank_lines <= 2
+    assert next(chunks, None) is None  # the stream has ended
+    response.close()
+
+
 @pytest.mark.parametrize("path", ["/decisions/stream", "/alerts/stream"])
 def test_an_open_stream_ends_when_its_token_is_revoked(named, database, path):
     # Break-it tester: a stream opened with a token went on delivering
