@@ -30,6 +30,19 @@ waiting request holds one of the WSGI server's threads (32 per worker under
 `pgfraud run`), and a flood of waiting stores would otherwise take them all,
 so that reads, /health and the streams went unanswered.
 
+While the database is down, requests answer 503 database_unavailable within
+OUTAGE_WAIT_S (0.5 s), not after POOL_TIMEOUT_S each: when a request's wait
+for a connection times out, one direct connection attempt (at most one a
+second, for the process) tells a database that is down from a pool that is
+merely busy; while it is down, the pool is waited on for OUTAGE_WAIT_S, and
+the first connection handed out again ends the outage. (A stream reads the
+tokens and the feed each turn: at 5 s a wait it fell silent for 10-50 s, and
+a store waited up to 30 s, under load.) The pool gives up a failed
+reconnection after OUTAGE_WAIT_S (``reconnect_timeout``), and the next
+request that needs a connection starts a new one at once, so the pool is back
+within a request of the database's return, not after psycopg_pool's
+back-off, which doubles up to half a minute and more.
+
 A request whose database transaction is stopped by a conflict with another
 one (a deadlock, 40P01, or a serialization failure, 40001) is run again:
 :func:`read` and :func:`write` retry the whole transaction up to
@@ -48,6 +61,7 @@ import atexit
 import contextlib
 import select
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -69,6 +83,8 @@ _EXTENSION = "pgfraud_pool"
 _WRITES = "pgfraud_pool_writes"  # the process's semaphore of write connections
 _WRITE_QUEUE = "pgfraud_pool_write_queue"  # the writes waiting for one (_Queue)
 _lock = threading.Lock()
+OUTAGE_WAIT_S = 0.5  # the wait for a pooled connection while the database is down
+_OUTAGE = "pgfraud_pool_outage"  # _Outage of the process
 
 
 def init_app(app: Flask) -> None:
@@ -127,6 +143,9 @@ def get_pool() -> ConnectionPool:
                     "autocommit": True,
                 },
                 timeout=float(app.config["POOL_TIMEOUT_S"]),
+                # A failed reconnection is given up soon and started afresh by
+                # the next request (see the module docstring).
+                reconnect_timeout=OUTAGE_WAIT_S,
                 check=lambda conn: _check_connection(pool, conn),
                 open=True,
                 name="pgfraud",
@@ -134,6 +153,7 @@ def get_pool() -> ConnectionPool:
             atexit.register(pool.close)
             app.extensions[_WRITES] = threading.BoundedSemaphore(write_share(app.config))
             app.extensions[_WRITE_QUEUE] = _Queue(int(app.config["WRITE_QUEUE_MAX"]))
+            app.extensions[_OUTAGE] = _Outage(url)
             app.extensions[_EXTENSION] = pool
     return pool
 
@@ -185,6 +205,59 @@ def _name_actor(conn: psycopg.Connection) -> None:
         conn.execute("SELECT set_config('pgfraud.actor', %s, true)", (identity.name,))
 
 
+class _Outage:
+    """Whether the database is down, as the process last found (see the module
+    docstring): set when a wait for a pooled connection times out and a
+    direct connection attempt fails too, cleared by the next connection the
+    pool hands out."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.down = False
+        self._probed_at = 0.0
+        self._lock = threading.Lock()
+
+    def wait_s(self, full: float) -> float:
+        """How long to wait for a pooled connection now."""
+        return min(full, OUTAGE_WAIT_S) if self.down else full
+
+    def timed_out(self) -> None:
+        """A wait for a pooled connection timed out: down, or only busy?"""
+        if not self._lock.acquire(blocking=False):
+            return  # another request is finding out
+        try:
+            if time.monotonic() - self._probed_at < 1.0:
+                return
+            self._probed_at = time.monotonic()
+            try:
+                psycopg.connect(self.url, connect_timeout=2).close()
+            except psycopg.Error:
+                self.down = True
+            else:
+                self.down = False  # up: the pool is busy, or reconnecting
+        finally:
+            self._lock.release()
+
+
+@contextlib.contextmanager
+def _pooled(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
+    """``pool.connection()``, waited for POOL_TIMEOUT_S, or OUTAGE_WAIT_S while
+    the database is known to be down. PoolTimeout when none comes."""
+    outage = current_app.extensions[_OUTAGE]
+    handed_out = False
+    try:
+        with pool.connection(
+            timeout=outage.wait_s(float(current_app.config["POOL_TIMEOUT_S"]))
+        ) as conn:
+            handed_out = True
+            outage.down = False
+            yield conn
+    except PoolTimeout:
+        if not handed_out:
+            outage.timed_out()
+        raise
+
+
 @contextlib.contextmanager
 def _connection(*, writes: bool) -> Iterator[psycopg.Connection]:
     """A pooled connection (autocommit); for a write, first one of the writes'
@@ -194,7 +267,7 @@ def _connection(*, writes: bool) -> Iterator[psycopg.Connection]:
     request. PoolTimeout when either does not come in time."""
     pool = get_pool()
     if not writes:
-        with pool.connection() as conn:
+        with _pooled(pool) as conn:
             yield conn
         return
     wait_s = int(current_app.config["STATEMENT_TIMEOUT_MS"]) / 1000
@@ -215,7 +288,7 @@ def _connection(*, writes: bool) -> Iterator[psycopg.Connection]:
                 f"({write_share(current_app.config)} are writing)"
             )
     try:
-        with pool.connection() as conn:
+        with _pooled(pool) as conn:
             yield conn
     finally:
         share.release()

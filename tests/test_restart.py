@@ -21,7 +21,8 @@ from pgfraud import db
 from pgfraud.db.migrate import migrate
 from pgfraud.db.server import APP_USER
 from pgfraud.service import create_app
-from pgfraud.service.database import close_pool, get_pool
+from pgfraud.service import database as database_module
+from pgfraud.service.database import OUTAGE_WAIT_S, close_pool, get_pool
 
 APP_PASSWORD = "restart-test-password"
 
@@ -90,6 +91,35 @@ def test_no_request_fails_after_a_restart(app, own_server):
     assert statuses == [200] * 24
     assert client.get("/health").get_json()["status"] == "ok"
     assert client.post("/store_data", json=body).get_json()["status"] == "duplicate"
+
+
+def test_while_the_database_is_down_requests_fail_fast_and_it_is_back_at_once(app, own_server):
+    # Break-it tester (round 10, F1): while PostgreSQL was down, every request
+    # waited the pool's POOL_TIMEOUT_S (5 s) for a connection: a stream, which
+    # reads the tokens and the feed each turn, fell silent for 10-50 s, and a
+    # store waited up to 30 s under load. After the database came back, the
+    # pool's reconnection back-off (1, 2, 4, 8, 16 s, ...) kept answering 503.
+    client = app.test_client()
+    assert client.get("/health").status_code == 200
+    warm(app)
+    own_server.terminate()
+    try:
+        # The first wait times out; one direct connection attempt finds the
+        # database down (not a busy pool).
+        assert client.get("/is_fraud/1").status_code == 503
+        outage = app.extensions[database_module._OUTAGE]
+        assert outage.down is True
+        # While down, a request waits OUTAGE_WAIT_S for a connection, not 5 s.
+        assert outage.wait_s(float(app.config["POOL_TIMEOUT_S"])) == OUTAGE_WAIT_S == 0.5
+        # Down long enough for the old back-off to reach 8 s between attempts.
+        down_until = time.monotonic() + 12
+        while time.monotonic() < down_until:
+            assert client.get("/is_fraud/1").status_code == 503
+    finally:
+        own_server.start()
+    # Back: the pool connects at the next request, which is answered.
+    assert client.get("/is_fraud/1").status_code in (200, 404)
+    assert outage.down is False
 
 
 def test_ingest_through_a_restart_loses_and_doubles_nothing(app, own_server):
