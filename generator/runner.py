@@ -15,6 +15,7 @@ import math
 import os
 import shlex
 import shutil
+import stat
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -49,8 +50,8 @@ Row = GeneratedTransaction | RawTransaction
 class _AtomicFile:
     """A text file written under a temporary name and renamed into place on commit().
 
-    ``keep``: start from a copy of the existing file (to add to it). A path
-    that exists but is no regular file (``/dev/null``, a FIFO, ``/dev/stdout``)
+    ``keep``: start from a copy of the existing file (to add to it). A file
+    replaced keeps its permissions. A path that exists but is no regular file (``/dev/null``, a FIFO, ``/dev/stdout``)
     is written in place: renaming over it would replace the device. A symlink
     is followed, so the file it points to is the one replaced.
     """
@@ -71,6 +72,8 @@ class _AtomicFile:
         if self.keep:
             shutil.copyfile(self.path, self.tmp)
         self.file = open(self.tmp, mode, encoding="utf-8", newline="")  # noqa: SIM115
+        if self.path.is_file():  # the file replaced keeps its mode (0600 stays 0600)
+            os.chmod(self.tmp, stat.S_IMODE(self.path.stat().st_mode))
         return self.file
 
     @property

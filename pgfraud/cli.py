@@ -2066,6 +2066,10 @@ def run(
                     f"{seed_accounts:,} accounts (labels: {labels})"
                 )
                 labels.parent.mkdir(parents=True, exist_ok=True)
+                # Which transactions are fraud: readable by the owner only, as
+                # the passwords beside it (the generator keeps the mode).
+                labels.touch(mode=0o600, exist_ok=True)
+                labels.chmod(0o600)
                 seed_database(
                     database.app_url,
                     num_transactions=seed_transactions,

@@ -54,14 +54,26 @@ def read_labels_and_errors(
             raise InvalidInput(
                 f"line 1: {path} needs a header with transaction_id and scenario", row=1
             )
-        rows, lines = [], []
+        rows, lines, extra = [], [], []
         for row in reader:
+            if None in row:  # more fields than the header names: refused, as `load` does
+                width = len(reader.fieldnames or ())
+                extra.append(
+                    {
+                        "row": reader.line_num,
+                        "field": None,
+                        "message": f"has {width + len(row[None])} fields"
+                        f" where the header names {width}",
+                    }
+                )
+                continue
             rows.append(row)
             lines.append(reader.line_num)
     except csv.Error as exc:
         line = reader.line_num
         raise InvalidInput(f"line {line}: {path} is not valid CSV ({exc})", row=line) from None
-    return _parse_label_rows(rows, lines, path)
+    labels, errors = _parse_label_rows(rows, lines, path)
+    return labels, sorted(errors + extra, key=lambda e: e["row"])
 
 
 def _scenario_cell(value: Any) -> Any:

@@ -193,6 +193,8 @@ def _read(
     for values in reader:
         if len(values) >= width or (values and not all(not v.strip() for v in values)):
             short = len(values) < width
+            # Last: the number of fields when the row has more than the header
+            # names (a shifted or broken row: refused), else None.
             yield (
                 reader.line_num,
                 tuple(
@@ -200,6 +202,11 @@ def _read(
                     if short or k >= 4
                     else values[i]
                     for k, i in enumerate(columns)
+                )
+                + (
+                    f"{len(values)} fields where the header names {len(header)}"
+                    if len(values) > len(header)
+                    else None,
                 ),
             )
 
@@ -276,6 +283,14 @@ def load_csv(
             slow: list[tuple[int, Values]] = []
             for line, values in _rows(path, seen, columns):
                 count += 1
+                if values[-1] is not None:
+                    errors.append(
+                        {
+                            "row": line,
+                            "field": None,
+                            "message": f"has {values[-1]}",
+                        }
+                    )
                 if label_column:
                     scenario, error = parse_label(
                         values[5], values[6], label_column, scenario_column

@@ -315,6 +315,15 @@ def test_load_labels_names_the_line_of_a_bad_byte(
     assert_one_line_error(result, 2, f"line {bad_line}: the file is not UTF-8 text (byte 0xc3")
 
 
+def test_load_labels_refuses_a_row_with_more_fields_than_the_header(external, tmp_path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text("transaction_id,scenario\n1,card_testing\n2,card_testing,x\n")
+    result = invoke(["load-labels", str(path)])
+    assert result.exit_code == 2
+    assert "at line(s) 3; nothing was stored" in result.output
+    assert "line 3: has 3 fields where the header names 2" in result.output
+
+
 # -- labels: how many match stored transactions --------------------------------
 
 

@@ -45,6 +45,23 @@ def test_nine_rows_with_two_bad_are_refused_by_line(tmp_path: Path, app_conn, da
     assert count(database) == 0
 
 
+def test_a_row_with_more_fields_than_the_header_is_refused_by_line(tmp_path, app_conn, database):
+    # Break-it tester (round 10): a row with a field more than the header
+    # (a shifted row, an unquoted comma) was stored from its first fields.
+    path = tmp_path / "tx.csv"
+    lines = HEADER + rows(3)
+    first, second, third = lines.splitlines(keepends=True)[1:]
+    path.write_text(HEADER + first + second.rstrip("\n") + ",9\n" + third)
+    with pytest.raises(InvalidInput) as info:
+        load_csv(app_conn, path)
+    width = len(HEADER.strip().split(","))
+    assert [(e["line"], e["message"]) for e in info.value.errors] == [
+        (3, f"has {width + 1} fields where the header names {width}")
+    ]
+    app_conn.rollback()
+    assert count(database) == 0
+
+
 def test_good_file_loads_and_loading_again_stores_nothing_new(tmp_path, app_conn, database):
     path = tmp_path / "tx.csv"
     path.write_text(HEADER + rows(9))

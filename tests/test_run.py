@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -93,6 +94,11 @@ def test_run_seeds_once_serves_and_stops_its_database(run_env, tmp_path):
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT count(*) FROM transactions").fetchone()[0] == 2000
             conn.execute("SELECT * FROM is_fraud(1)").fetchall()
+        # The seed's labels (which transactions are fraud) are the owner's
+        # only, as the passwords beside them (break-it tester: they were 0644).
+        labels = Path(run_env["PGFRAUD_HOME"]) / "labels.csv"
+        assert labels.stat().st_size > 0
+        assert stat.S_IMODE(labels.stat().st_mode) == 0o600
 
         # The generator's api sink, against the real server.
         result = subprocess.run(
