@@ -51,9 +51,10 @@ class _AtomicFile:
     """A text file written under a temporary name and renamed into place on commit().
 
     ``keep``: start from a copy of the existing file (to add to it). A file
-    replaced keeps its permissions. A path that exists but is no regular file (``/dev/null``, a FIFO, ``/dev/stdout``)
-    is written in place: renaming over it would replace the device. A symlink
-    is followed, so the file it points to is the one replaced.
+    replaced keeps its permissions. A path that exists but is no regular file
+    (``/dev/null``, a FIFO, ``/dev/stdout``) is written in place: renaming over
+    it would replace the device. A symlink is followed, so the file it points
+    to is the one replaced.
     """
 
     def __init__(self, path: Path, keep: bool = False) -> None:
