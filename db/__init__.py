@@ -262,9 +262,10 @@ def on_citus(conn: psycopg.Connection) -> bool:
 
 
 def _single_node_only(conn: psycopg.Connection, what: str) -> None:
-    """NotOnCitus naming ``what`` on the Citus layout: the backtest and tuning
-    functions run the rule code over every account at once (LANGUAGE sql over
-    the distributed tables), which Citus cannot plan (docs/scaling.md)."""
+    """NotOnCitus naming ``what`` on the Citus layout: tuning and shadow rule
+    comparisons run the rule code over every account at once (window passes
+    and LANGUAGE sql over the distributed tables), which Citus cannot plan
+    (docs/scaling.md); backtests run there per account."""
     if on_citus(conn):
         raise NotOnCitus(
             f"{what} do not run on pgfraud's Citus layout (docs/scaling.md):"
@@ -1081,7 +1082,6 @@ def evaluate_rules(
     rule_id, scenario, labelled, flagged, true_positives, precision_ratio,
     recall_ratio (Decimal, 4 places, None when undefined).
     """
-    _single_node_only(conn, "backtests")
     with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "SELECT * FROM evaluate_rules(%s::jsonb, %s, %s)",
@@ -1160,7 +1160,6 @@ def backtest_rules(
     flagged, true_positives, precision_ratio, recall_ratio, transactions,
     flagged_per_1000 (Decimal or None). Errors: InvalidInput.
     """
-    _single_node_only(conn, "backtests")
     with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "SELECT * FROM backtest_rules(%s::jsonb, %s, %s)",
@@ -1191,7 +1190,6 @@ def evaluate_decisions(
     """
     rules_json = _json_numbers(rules) if rules is not None else None
     policy_json = _json_numbers(policy) if policy is not None else None
-    _single_node_only(conn, "backtests")
     with conn.cursor(row_factory=dict_row) as cur:
         try:
             with wrap_errors():

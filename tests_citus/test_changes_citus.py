@@ -173,13 +173,12 @@ def test_rules_citus_cannot_score_are_refused_and_nothing_changes(pair):
     assert len(_rows(distributed, AUDIT)) == len(trail) + 1  # shop_hot's insert
 
 
-def test_backtests_and_tuning_say_they_need_a_single_node(pair):
+def test_tuning_and_shadow_comparisons_say_they_need_a_single_node(pair):
     """They run the rule code over every account at once, which Citus cannot
     plan: one line naming the layout and what to do, exit 1 (not an internal
     error)."""
     _, distributed = pair
     for args in (
-        ["evaluate"],
         [
             "tune",
             "--train-from",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests_citus.pairs import make_pair
+from tests_citus.pairs import make_pair, run_pgfraud
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +132,31 @@ def test_account_history_rules_and_tokens(pair):
     assert len(single) >= 8 and distributed == single
     single, distributed = _both(pair, "SELECT jsonb_array_length(get_api_tokens(true))")
     assert distributed == single
+
+
+def test_backtests_run_per_account_and_equal_a_single_node(pair):
+    """evaluate_rules, backtest_rules and evaluate_decisions read labels and
+    reviews joined on transaction_id and ran the rule code over every account
+    at once; on Citus they failed. Live rules (read from alerts), candidate
+    parameters (the rule code per account) and a candidate policy must give
+    the same figures as on one node."""
+    window = ("2024-01-10T00:00:00Z", "2024-02-05T00:00:00Z")
+    for rules in (None, '{"large_amount": {"threshold": 300}, "velocity": {}}'):
+        single, distributed = _both(
+            pair, "SELECT * FROM backtest_rules(%s::jsonb, %s, %s)", (rules, *window)
+        )
+        assert len(single) > 10 and any(row[3] for row in single)
+        assert distributed == single
+    policy = '{"review_threshold": 25, "rule_scores": {"velocity": 25}}'
+    single, distributed = _both(
+        pair,
+        "SELECT * FROM evaluate_decisions(%s::jsonb, %s::jsonb, %s, %s)",
+        ('{"large_amount": {"threshold": 300}}', policy, *window),
+    )
+    assert [row[0] for row in single] == ["approve", "review", "decline", "review_or_decline"]
+    assert sum(row[1] for row in single[:3]) > 500
+    assert distributed == single
+    candidates = '{"velocity": {}, "large_amount": {"threshold": 300}}'
+    outputs = [run_pgfraud(url, "evaluate", "--rules", candidates) for url in pair]
+    assert outputs[0].returncode == 0, outputs[0].stderr
+    assert outputs[1].stdout == outputs[0].stdout

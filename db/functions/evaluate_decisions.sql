@@ -56,11 +56,15 @@ RETURNS TABLE (
     precision_ratio numeric,
     recall_ratio numeric
 )
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
+#variable_conflict use_column
+BEGIN
+    -- (PL/pgSQL: Citus plans no LANGUAGE sql function over its tables.)
+    RETURN QUERY
     WITH policy AS MATERIALIZED (
         SELECT pj.p,
                (pj.p ->> 'review_threshold')::integer AS review_threshold,
@@ -79,19 +83,19 @@ AS $$
     ),
     fired AS (
         -- Each transaction's score: its fired rules' scores summed.
-        SELECT f.transaction_id,
+        SELECT f.account_id, f.transaction_id,
                sum(coalesce((po.p -> 'rule_scores' ->> f.rule_id)::integer, po.default_score))
                    AS score
-        FROM (SELECT DISTINCT e.transaction_id, e.rule_id
+        FROM (SELECT DISTINCT e.account_id, e.transaction_id, e.rule_id
               FROM parameters AS pr
               CROSS JOIN LATERAL score_transactions(p_from, p_to, pr.rules) AS e) AS f
         CROSS JOIN policy AS po
-        GROUP BY f.transaction_id
+        GROUP BY f.account_id, f.transaction_id
     ),
     listed AS (
         -- The list entries in force at each transaction's time, for its
         -- account or its merchant.
-        SELECT s.transaction_id,
+        SELECT s.account_id, s.transaction_id,
                bool_or(l.kind = 'allow') AS allowed,
                bool_or(l.kind = 'block') AS blocked
         FROM scope AS s
@@ -102,23 +106,11 @@ AS $$
         WHERE e.added_at <= s.ts
           AND (e.removed_at IS NULL OR e.removed_at > s.ts)
           AND (e.expires_at IS NULL OR e.expires_at > s.ts)
-        GROUP BY s.transaction_id
-    ),
-    reviewed AS (
-        -- The latest review of each reviewed transaction (as evaluate_rules).
-        SELECT DISTINCT ON (rv.transaction_id) rv.transaction_id, rv.status
-        FROM reviews AS rv
-        ORDER BY rv.transaction_id, rv.review_id DESC
+        GROUP BY s.account_id, s.transaction_id
     ),
     known_fraud AS (
-        -- Known fraud now, as evaluate_rules counts it: a label unless the
-        -- latest review says false_positive, and every transaction reviewed
-        -- as confirmed_fraud.
-        SELECT s.transaction_id
-        FROM fraud_labels AS l
-        FULL JOIN reviewed AS d ON d.transaction_id = l.transaction_id
-        JOIN scope AS s ON s.transaction_id = coalesce(l.transaction_id, d.transaction_id)
-        WHERE d.status IS DISTINCT FROM 'false_positive'
+        -- Known fraud now, as evaluate_rules counts it (_known_fraud).
+        SELECT k.account_id, k.transaction_id FROM _known_fraud(p_from, p_to) AS k
     ),
     scored AS (
         SELECT s.transaction_id,
@@ -130,9 +122,12 @@ AS $$
                k.transaction_id IS NOT NULL AS is_fraud
         FROM scope AS s
         CROSS JOIN policy AS po
-        LEFT JOIN fired AS f ON f.transaction_id = s.transaction_id
-        LEFT JOIN listed AS li ON li.transaction_id = s.transaction_id
-        LEFT JOIN known_fraud AS k ON k.transaction_id = s.transaction_id
+        LEFT JOIN fired AS f
+          ON f.account_id = s.account_id AND f.transaction_id = s.transaction_id
+        LEFT JOIN listed AS li
+          ON li.account_id = s.account_id AND li.transaction_id = s.transaction_id
+        LEFT JOIN known_fraud AS k
+          ON k.account_id = s.account_id AND k.transaction_id = s.transaction_id
     ),
     decided AS (
         SELECT d.score_outcome, d.is_fraud,
@@ -170,6 +165,7 @@ AS $$
     FROM counted AS c
     CROSS JOIN totals AS t
     ORDER BY c.n;
+END;
 $$;
 
 COMMENT ON FUNCTION evaluate_decisions(jsonb, jsonb, timestamptz, timestamptz) IS

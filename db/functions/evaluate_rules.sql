@@ -12,7 +12,10 @@
 -- One row per rule and 'any' (a transaction flagged by at least one rule), for
 -- scenario 'all' (precision_ratio = true_positives / flagged, recall_ratio =
 -- true_positives / labelled) and for each labelled scenario (recall only: a
--- false positive belongs to no scenario). Ratios have 4 decimal places; NULL
+-- false positive belongs to no scenario). Transactions are keyed by
+-- (account_id, transaction_id), unique on one node and on Citus, where the
+-- rule code runs per account (score_transactions) and no table is read
+-- here but through functions Citus can plan. Ratios have 4 decimal places; NULL
 -- when the denominator is 0. Source: the usual definitions (precision =
 -- TP / (TP + FP), recall = TP / (TP + FN)) counted per transaction.
 -- Errors: PF001 (invalid_input) from validate_rules (through
@@ -38,27 +41,16 @@ AS $$
     WITH parameters AS (
         SELECT resolve_backtest_rules(p_rules) AS rules
     ),
-    decisions AS (
-        -- The latest review of each reviewed transaction.
-        SELECT DISTINCT ON (rv.transaction_id) rv.transaction_id, rv.status
-        FROM reviews AS rv
-        ORDER BY rv.transaction_id, rv.review_id DESC
-    ),
     labels AS (
         -- Known fraud: a stored label unless a review says false_positive,
         -- and every transaction reviewed as confirmed_fraud (scenario
         -- 'reviewed' when it has no label).
-        SELECT t.transaction_id, coalesce(l.scenario, 'reviewed') AS scenario
-        FROM fraud_labels AS l
-        FULL JOIN decisions AS d ON d.transaction_id = l.transaction_id
-        JOIN transactions AS t ON t.transaction_id = coalesce(l.transaction_id, d.transaction_id)
-        WHERE d.status IS DISTINCT FROM 'false_positive'
-          AND (p_from IS NULL OR t.ts >= p_from)
-          AND (p_to IS NULL OR t.ts < p_to)
+        SELECT k.account_id, k.transaction_id, k.scenario
+        FROM _known_fraud(p_from, p_to) AS k
     ),
     flags AS (
         -- One row per (flagged transaction, rule), plus 'any' per flagged transaction.
-        SELECT DISTINCT e.transaction_id, r.rule_id
+        SELECT DISTINCT e.account_id, e.transaction_id, r.rule_id
         FROM parameters AS p
         CROSS JOIN LATERAL score_transactions(p_from, p_to, p.rules) AS e
         CROSS JOIN LATERAL (VALUES (e.rule_id), ('any')) AS r(rule_id)
@@ -68,7 +60,8 @@ AS $$
         -- under the scenario and once under 'all'.
         SELECT f.rule_id, s.scenario, count(*) AS flags, count(l.scenario) AS true_positives
         FROM flags AS f
-        LEFT JOIN labels AS l ON l.transaction_id = f.transaction_id
+        LEFT JOIN labels AS l
+          ON l.account_id = f.account_id AND l.transaction_id = f.transaction_id
         CROSS JOIN LATERAL (VALUES ('all'), (l.scenario)) AS s(scenario)
         WHERE s.scenario IS NOT NULL
         GROUP BY f.rule_id, s.scenario

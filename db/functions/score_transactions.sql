@@ -24,6 +24,10 @@
 -- valid. p_from/p_to are timestamptz: give them with an offset (or as
 -- timestamptz values); a literal without one is read in the session's
 -- TimeZone by PostgreSQL before this function is called.
+-- On Citus (_is_distributed) the rules that run from scratch run per
+-- account (the text of _account_rule_query without the merchant section,
+-- each account's statement routed to its worker); a rule reading the
+-- merchant features among them is refused (PF001, column rules).
 -- The three-argument form of earlier releases (dropped by migration 0010) is
 -- dropped on every migrate too: an older release's migrate re-creates it,
 -- and two forms make every call ambiguous.
@@ -56,6 +60,8 @@ DECLARE
     v_fresh jsonb := v_rules - v_stored;
     v_account_ids bigint[];
     v_enable_sort text;
+    v_query text;
+    v_account_id bigint;
 BEGIN
     IF v_fresh = '{}' THEN
         -- The order asked for is the order of alerts' unique index: read it
@@ -73,6 +79,41 @@ BEGIN
               AND (p_to IS NULL OR al.ts < p_to)
             ORDER BY al.account_id, al.ts, al.transaction_id, al.rule_id;
         PERFORM set_config('enable_sort', v_enable_sort, true);
+        RETURN;
+    END IF;
+    IF _is_distributed() THEN
+        -- Citus: the rule code runs per account (_account_rule_query, each
+        -- statement routed to the account's worker), accounts in order.
+        IF v_fresh ? 'compromised_merchant' OR EXISTS (
+               SELECT FROM rules AS r
+               WHERE v_fresh ? r.rule_id AND r.expression IS NOT NULL
+                 AND _reads_merchant_features(r.expression)) THEN
+            RAISE EXCEPTION 'rules reading other accounts'' rows at a merchant are not scored on pgfraud''s Citus layout'
+                USING ERRCODE = 'PF001', COLUMN = 'rules';
+        END IF;
+        v_query := _account_rule_query(false);
+        FOR v_account_id IN SELECT a.account_id FROM account_states AS a ORDER BY a.account_id LOOP
+            RETURN QUERY EXECUTE format($query$
+                SELECT s.*
+                FROM (
+                    SELECT al.transaction_id, al.account_id, al.ts, al.amount, al.rule_id,
+                           al.observed, al.threshold, al.reason
+                    FROM alerts AS al
+                    WHERE al.account_id = $2
+                      AND al.rule_id = ANY($9)
+                      AND ($7::timestamptz IS NULL OR al.ts >= $7)
+                      AND ($8::timestamptz IS NULL OR al.ts < $8)
+                    UNION ALL
+                    SELECT e.*
+                    FROM (%s) AS e
+                    WHERE ($7::timestamptz IS NULL OR e.ts >= $7)
+                      AND ($8::timestamptz IS NULL OR e.ts < $8)
+                ) AS s
+                ORDER BY s.ts, s.transaction_id, s.rule_id
+            $query$, v_query)
+            USING v_fresh, v_account_id, '-infinity'::timestamptz, 0::bigint, 0::bigint,
+                  0::numeric, p_from, p_to, v_stored;
+        END LOOP;
         RETURN;
     END IF;
     -- Every account with a stored transaction, from the running state (one
