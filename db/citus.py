@@ -139,6 +139,23 @@ def disable_shard_triggers(conn: psycopg.Connection) -> None:
         conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
 
 
+# Indexes only the Citus layout reads by: an alert by its id alone (the
+# primary key there starts with account_id) and alerts in raise order (the
+# raised order and the live feeds there, by raised_at: docs/scaling.md).
+CITUS_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS alerts_alert_id_idx ON alerts (alert_id)",
+    "CREATE INDEX IF NOT EXISTS alerts_raised_at_idx ON alerts (raised_at, alert_id)",
+)
+
+
+def create_indexes(conn: psycopg.Connection) -> None:
+    """CITUS_INDEXES, on the distributed tables (so on every shard); each is
+    made once (`db distribute`, then `pgfraud migrate` for a layout made by
+    an earlier release)."""
+    for statement in CITUS_INDEXES:
+        conn.execute(statement)
+
+
 def place_functions(conn: psycopg.Connection, files: list[tuple[str, str]]) -> None:
     """Put the function files on every worker too, and delegate DELEGATED.
 
@@ -287,6 +304,7 @@ def distribute(conn: psycopg.Connection) -> list[str]:
         conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
         changed.append(table)
     disable_shard_triggers(conn)
+    create_indexes(conn)
     if changed:
         _forget_shard_row_types(conn)
     return changed

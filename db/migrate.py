@@ -440,6 +440,7 @@ def _migrate_locked(conn: psycopg.Connection, report: Done) -> list[str]:
                     )
                     # The function files made some shard-unsafe triggers anew.
                     citus_layout.disable_shard_triggers(conn)
+                    citus_layout.create_indexes(conn)
                 except psycopg.Error as exc:
                     raise MigrationError("placing the functions on the workers", exc) from exc
         code_changed = conn.execute(FUNCTIONS_FINGERPRINT).fetchone()[0] != code_before

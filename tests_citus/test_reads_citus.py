@@ -160,3 +160,31 @@ def test_backtests_run_per_account_and_equal_a_single_node(pair):
     outputs = [run_pgfraud(url, "evaluate", "--rules", candidates) for url in pair]
     assert outputs[0].returncode == 0, outputs[0].stderr
     assert outputs[1].stdout == outputs[0].stdout
+
+
+def test_raised_order_pages_through_every_alert_once_across_nodes(pair):
+    """Each node numbers alerts from its own range, so descending alert_id
+    was newest raised first per node only. On Citus the raised order is
+    (raised_at, alert_id) and a page's last alert id is the next cursor."""
+    _, distributed = pair
+    seen: list[tuple] = []
+    before = None
+    with psycopg.connect(distributed, autocommit=True) as conn:
+        total = conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
+        while True:
+            page = conn.execute(
+                "SELECT alert_id, raised_at FROM get_alerts(p_before_alert_id => %s,"
+                " p_limit => 97)",
+                (before,),
+            ).fetchall()
+            if not page:
+                break
+            seen += page
+            before = page[-1][0]
+        gone = conn.execute("SELECT max(alert_id) + 1 FROM alerts").fetchone()[0]
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute("SELECT * FROM get_alerts(p_before_alert_id => %s)", (gone,))
+        assert info.value.sqlstate == "PF007"
+    assert total > 100 and len(seen) == total == len({a for a, _ in seen})
+    keys = [(raised_at, alert_id) for alert_id, raised_at in seen]
+    assert keys == sorted(keys, reverse=True)

@@ -27,6 +27,11 @@
 -- The rows also carry the outcome of the transaction's decision ('approve',
 -- 'review', 'decline'; issue 17) and whether a list overruled the score (both
 -- NULL for a transaction stored before decisions existed); p_outcome filters on it.
+-- On Citus (_is_distributed) each node numbers alerts from its own range, so
+-- 'raised' is newest raise first by (raised_at, alert_id) there, raised_at
+-- being the start of the raising database transaction, and p_before_alert_id
+-- a cursor read as that alert's (raised_at, alert_id) (PF007 when no alert
+-- has that id).
 -- Errors: PF001 (invalid_input) for a limit out of range, an unknown review
 -- status, order or outcome, or a rule id that is not a rule, naming the field;
 -- PF007 (alert_not_found, COLUMN before) for a time-order cursor that is a
@@ -70,6 +75,7 @@ STABLE
 AS $$
 DECLARE
     v_before_ts timestamptz;
+    v_before_raised timestamptz;
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 OR p_limit > 10000 THEN
         RAISE EXCEPTION 'limit must be between 1 and 10000' USING ERRCODE = 'PF001', COLUMN = 'limit';
@@ -129,6 +135,47 @@ BEGIN
               AND (p_review_status IS NULL OR coalesce(r.status, 'unreviewed') = p_review_status)
               AND (p_outcome IS NULL OR d.outcome = p_outcome)
             ORDER BY al.ts DESC, al.alert_id DESC
+            LIMIT p_limit;
+        RETURN;
+    END IF;
+    IF _is_distributed() THEN
+        IF p_before_alert_id IS NOT NULL THEN
+            SELECT al.raised_at INTO v_before_raised FROM alerts AS al
+            WHERE al.alert_id = p_before_alert_id;
+            IF v_before_raised IS NULL THEN  -- no such alert (any more): its place is unknown
+                RAISE EXCEPTION 'there is no alert % (it never existed, or a re-score removed it)',
+                    p_before_alert_id
+                    USING ERRCODE = 'PF007', COLUMN = 'before',
+                          HINT = 'start again without before';
+            END IF;
+        END IF;
+        RETURN QUERY
+            SELECT al.alert_id, al.transaction_id, al.account_id, al.ts, al.amount,
+                   al.rule_id, al.observed, al.threshold, al.reason, al.parameters,
+                   al.raised_at, coalesce(r.status, 'unreviewed'), r.note, r.reviewer,
+                   r.reviewed_at, al.rule_version, al.raised_rule_version,
+                   (SELECT rv.parameters FROM rule_versions AS rv
+                    WHERE rv.rule_id = al.rule_id AND rv.version = al.raised_rule_version),
+                   d.outcome, d.outcome <> d.score_outcome
+            FROM alerts AS al
+            LEFT JOIN LATERAL (
+                SELECT rv.status, rv.note, rv.reviewer, rv.reviewed_at
+                FROM reviews AS rv
+                WHERE rv.account_id = al.account_id AND rv.transaction_id = al.transaction_id
+                ORDER BY rv.review_id DESC
+                LIMIT 1
+            ) AS r ON true
+            LEFT JOIN decisions AS d
+              ON d.account_id = al.account_id AND d.transaction_id = al.transaction_id
+            WHERE (p_account_id IS NULL OR al.account_id = p_account_id)
+              AND (p_rule_id IS NULL OR al.rule_id = p_rule_id)
+              AND (p_from IS NULL OR al.ts >= p_from)
+              AND (p_to IS NULL OR al.ts < p_to)
+              AND (v_before_raised IS NULL
+                   OR (al.raised_at, al.alert_id) < (v_before_raised, p_before_alert_id))
+              AND (p_review_status IS NULL OR coalesce(r.status, 'unreviewed') = p_review_status)
+              AND (p_outcome IS NULL OR d.outcome = p_outcome)
+            ORDER BY al.raised_at DESC, al.alert_id DESC
             LIMIT p_limit;
         RETURN;
     END IF;
