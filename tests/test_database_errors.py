@@ -138,8 +138,8 @@ def broken_plpgsql(database):
 
 def test_health_and_endpoints_say_the_server_failed(app, client, broken_plpgsql, caplog):
     caplog.set_level(logging.INFO, logger=app.logger.name)
-    # Plain SQL still answers (get_rules is LANGUAGE sql): the old /health did too.
-    assert client.get("/rules").status_code == 200
+    # Plain SQL still answers (get_lists is LANGUAGE sql): the old /health did too.
+    assert client.get("/lists").status_code == 200
     for method, path, body in (
         ("GET", "/health", None),
         ("POST", "/store_data", {**ROW, "transaction_id": 1}),

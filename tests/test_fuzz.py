@@ -938,7 +938,8 @@ def test_load_good_csv_variants(database, tmp_path):
         "quoted": '"account_id","transaction_id","timestamp","amount"\n'
         '"1","{t}","2024-01-01","1"\n',
         "quoted-spaces": HEADER + '1,{t},"2024-01-01T00:00:00Z"," 1.00 "\n',
-        "extra-columns": HEADER + "1,{t},2024-01-01T00:00:00Z,1.00,extra,more\n",
+        "extra-named-columns": HEADER.replace("\n", ",note,more\n")
+        + "1,{t},2024-01-01T00:00:00Z,1.00,extra,more\n",
         "blank-lines": HEADER + "\n\n1,{t},2024-01-01T00:00:00Z,1.00\n\n",
         "spaced-header": " account_id , transaction_id , timestamp , amount \n1,{t},2024-01-01,1\n",
         "other-order": "amount,timestamp_ms,note,transaction_id,account_id\n"
@@ -970,6 +971,8 @@ def test_load_bad_csv_variants(database, tmp_path):
         (HEADER + "\u0661,1,2024-01-01T00:00:00Z,1.00\n", "line 2: account_id"),
         (HEADER + "1,1,2100-01-01T00:00:00Z,1.00\n", "line 2: timestamp"),
         (HEADER + "1,1,2024-01-01,1\n1,2,2024-01-01,x\n1,3,2024-01-01,-1\n", "line(s) 3, 4"),
+        # More fields than the header names: a shifted row (break-it, round 10).
+        (HEADER + "1,1,2024-01-01T00:00:00Z,1.00,extra,more\n", "line 2: has 6 fields where"),
     ]
 
     def check(case):
