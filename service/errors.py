@@ -56,9 +56,10 @@ def init_app(app: Flask) -> None:
             # Not expected: the server itself failed (a library it cannot load, say).
             # The cause goes to the log only (redacted); the answer carries no SQL text.
             app.logger.error("the database server failed: %s", redact(describe_cause(exc)))
-        if exc.status in (429, 503):
+        if exc.status in (429, 501, 503):
             # Expected while the database restarts, streams are full or heavy
-            # work is at its bound: one line (no connection string: redacted).
+            # work is at its bound, or asked of the Citus layout and not done
+            # there (501): one line (no connection string: redacted).
             cause = redact(str(exc.__cause__)) if exc.__cause__ else "no cause"
             app.logger.warning("answered %s: %s (%s)", exc.status, exc, cause)
         elif exc.status >= 500:

@@ -257,3 +257,59 @@ def test_a_rule_change_holds_scoring_on_the_workers_until_it_commits(pair):
         )
         == []
     )
+
+
+def test_the_http_faces_answer_on_citus(pair, caplog):
+    """Every read of the API answers on the distributed layout; tuning and
+    shadow comparisons answer 501 not_on_citus, logged as one warning line
+    (not an error with a traceback)."""
+    import logging
+
+    from pgfraud import db
+    from pgfraud.service import auth, create_app
+
+    _, distributed = pair
+    secret = auth.new_secret()  # tokens exist here (alice's): an owner's
+    with db.connect(distributed) as conn:
+        db.add_api_token(conn, "carol", "owner", auth.digest(secret), "setup")
+        conn.commit()
+    app = create_app({"TESTING": True, "DATABASE_URL": distributed})
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
+    caplog.set_level(logging.INFO, logger=app.logger.name)
+    account = _rows(distributed, "SELECT min(account_id) FROM account_states")[0][0]
+    for path in (
+        "/health",
+        "/rules",
+        "/alerts",
+        "/alerts?order=time",
+        "/decisions",
+        "/cases",
+        "/lists",
+        "/policy",
+        "/audit",
+        "/overview",
+        f"/is_fraud/{account}",
+        f"/accounts/{account}/transactions",
+        "/rules/large_amount/versions",
+    ):
+        assert client.get(path).status_code == 200, path
+    assert client.post("/evaluate", json={"rules": {"velocity": {}}}).status_code == 200
+    for method, path, body in (
+        ("GET", "/rules/shadows", None),
+        (
+            "POST",
+            "/tune",
+            {
+                "train_from": "2024-01-01T00:00:00Z",
+                "train_to": "2024-01-20T00:00:00Z",
+                "valid_from": "2024-01-20T00:00:00Z",
+                "valid_to": "2024-02-14T00:00:00Z",
+                "max_alerts_per_1000": 10,
+            },
+        ),
+    ):
+        answer = client.open(path, method=method, json=body)
+        assert answer.status_code == 501, path
+        assert answer.get_json()["error"]["code"] == "not_on_citus"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
