@@ -120,14 +120,36 @@ def api_rows(rows: list[dict]) -> list[dict]:
     ]
 
 
-def post_all(url: str, rows: list[dict], batch: int) -> None:
+def batches(rows: list[dict], batch: int, one_account: bool) -> list[list[dict]]:
+    """``rows`` cut into batches of at most ``batch``, in their (shuffled) order.
+
+    With ``one_account``, each batch holds one account's rows only (as
+    docs/scaling.md advises on Citus): the rows are grouped by account, each
+    account's rows keep their shuffled order, and the batches of different
+    accounts take turns, so the set still arrives out of order."""
+    if not one_account:
+        return [rows[start : start + batch] for start in range(0, len(rows), batch)]
+    by_account: dict[int, list[dict]] = {}
+    for row in rows:
+        by_account.setdefault(row["account_id"], []).append(row)
+    queues = [
+        [own[start : start + batch] for start in range(0, len(own), batch)]
+        for own in by_account.values()
+    ]
+    out: list[list[dict]] = []
+    while queues:
+        out.extend(queue.pop(0) for queue in queues)
+        queues = [queue for queue in queues if queue]
+    return out
+
+
+def post_all(url: str, rows: list[dict], batch: int, one_account: bool = False) -> None:
     """POST /store_data of ``rows`` in batches, through the app's test client."""
     from pgfraud.service import create_app
 
     app = create_app({"TESTING": True, "DATABASE_URL": url, "STATEMENT_TIMEOUT_MS": 600_000})
     with app.test_client() as client:
-        for start in range(0, len(rows), batch):
-            body = rows[start : start + batch]
+        for body in batches(rows, batch, one_account):
             answer = client.post(
                 "/store_data", data=json.dumps(body), content_type="application/json"
             )
@@ -155,6 +177,7 @@ def compare(
     accounts: int = 100,
     batch: int = 50,
     api_share: float = 1.0,
+    one_account_batches: bool = False,
 ) -> dict:
     """Load the same data both ways into both databases; returns timings, counts
     and ``equal`` (per table) / ``first_difference``."""
@@ -170,8 +193,9 @@ def compare(
         posted = api_rows(rows[: int(len(rows) * api_share)])
         for name, url in (("single", single_url), ("citus", citus_url)):
             started = time.perf_counter()
-            post_all(url, posted, batch)
-            timings[f"{name} POST /store_data (API path, {len(posted)} rows)"] = (
+            post_all(url, posted, batch, one_account_batches)
+            kind = "one account's rows per batch" if one_account_batches else "mixed batches"
+            timings[f"{name} POST /store_data (API path, {len(posted)} rows, {kind})"] = (
                 time.perf_counter() - started
             )
     one, other = read(single_url), read(citus_url)
@@ -197,6 +221,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--api-share", type=float, default=1.0)
+    parser.add_argument(
+        "--one-account-batches",
+        action="store_true",
+        help="each POST holds one account's rows (the advice for Citus)",
+    )
     args = parser.parse_args()
     result = compare(
         args.single_url,
@@ -206,6 +235,7 @@ def main() -> None:
         args.accounts,
         args.batch,
         args.api_share,
+        args.one_account_batches,
     )
     for what, seconds in result["timings"].items():
         print(f"{what}: {seconds:.1f} s")
