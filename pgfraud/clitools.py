@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+import psycopg
 from click.core import ParameterSource
 
 from pgfraud.errors import DatabaseFailed, PgfraudError, redact
@@ -127,6 +128,24 @@ def describe_os_error(exc: OSError) -> str:
     return f"{exc.filename}: {reason}" if exc.filename else reason
 
 
+def describe_lost_connection(exc: psycopg.OperationalError) -> str:
+    """One line for a database error no pgfraud call translated (a command's
+    own connection, as `migrate`'s): the server ended the session (SQLSTATE
+    57P01-57P03, `pg_terminate_backend`, `pgfraud db stop`) or the
+    connection broke (no SQLSTATE), a cancelled statement (57014), or
+    another refusal. Only the server's first line, without secrets; what
+    the command had not committed was rolled back by the server."""
+    reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    sqlstate = exc.sqlstate or ""
+    if sqlstate == "57014":
+        what = "the database cancelled the command"
+    elif not sqlstate or sqlstate.startswith(("57P", "08")):
+        what = "the connection to the database was lost"
+    else:
+        what = "the database refused the command"
+    return f"{what} ({reason}); what it had not committed was rolled back: try again"
+
+
 def _quiet_broken_pipe() -> None:
     """End quietly when the reader of stdout went away (``pgfraud … | head``):
     no message, exit 141 as a program killed by SIGPIPE would (128 + 13).
@@ -139,7 +158,8 @@ def _quiet_broken_pipe() -> None:
 
 
 def one_line_errors(command: F) -> F:
-    """Run ``command`` so that a PgfraudError or an OSError ends it with one
+    """Run ``command`` so that a PgfraudError, an OSError or a database error
+    no call translated (:func:`describe_lost_connection`, exit 1) ends it with one
     ``error: …`` line on stderr and the error's ``exit_code`` (1; 2 for SchemaBehind and an
     unknown name or id, the NotFound errors; click's own usage errors pass through; they exit
     2); a closed stdout pipe ends it quietly (exit 141).
@@ -160,6 +180,8 @@ def one_line_errors(command: F) -> F:
             _quiet_broken_pipe()
         except OSError as exc:
             message = describe_os_error(exc)
+        except psycopg.OperationalError as exc:
+            message = describe_lost_connection(exc)
         except UnicodeEncodeError:
             # An argument that is not UTF-8 (undecodable bytes on the command
             # line reach Python as lone surrogates): refused input, not a fault.

@@ -8,6 +8,7 @@ database of conftest.py (DATABASE_URL), never a mock.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -575,6 +576,44 @@ def test_sigterm_stops_generate_and_removes_its_unfinished_files(tmp_path: Path)
     assert proc.returncode == 143
     assert "Traceback" not in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_migrate_whose_session_the_server_ends_says_so_in_one_line(database: Database) -> None:
+    """`pgfraud migrate` waiting for another migrator when its session is ended
+    (pg_terminate_backend; the same AdminShutdown as `db stop` during a
+    migrate): one line naming the lost connection, exit 1. Before, it was
+    "internal error (AdminShutdown: ...)", as for a bug."""
+    from pgfraud.db.migrate import MIGRATION_LOCK_KEY
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PGFRAUD")}
+    env["DATABASE_URL"] = database.admin_url
+    first = psycopg.connect(database.admin_url, autocommit=True)
+    first.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+    proc = subprocess.Popen(
+        [PGFRAUD, "migrate"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        waiting = None
+        for _ in range(6000):  # bounded by a count: until the migrator waits on the lock
+            waiting = first.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+            ).fetchone()
+            if waiting or proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        assert waiting, proc.communicate(timeout=60)
+        first.execute("SELECT pg_terminate_backend(%s)", (waiting[0],))
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        first.close()
+    assert proc.returncode == 1, stderr
+    assert stderr.splitlines() == [
+        "error: the connection to the database was lost (terminating connection due to"
+        " administrator command); what it had not committed was rolled back: try again"
+    ]
 
 
 def test_a_closed_stdout_pipe_ends_quietly(tmp_path: Path) -> None:
