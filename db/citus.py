@@ -156,6 +156,40 @@ def create_indexes(conn: psycopg.Connection) -> None:
         conn.execute(statement)
 
 
+# The roles the migrations grant to (0003_create_roles.sql).
+ROLES = ("pgfraud_app", "pgfraud_readonly")
+
+
+def place_roles(conn: psycopg.Connection) -> None:
+    """Create on every worker (NOLOGIN) each of ROLES that the coordinator
+    has and the worker has not.
+
+    Roles belong to a server, not a database, and Citus propagates a CREATE
+    ROLE only when it runs in a database with the citus extension. A role
+    made on the coordinator before (a plain pgfraud database on the same
+    server, or by hand) is missing on the workers, and the migrations'
+    GRANTs, which Citus sends there, fail ("role pgfraud_app does not
+    exist"). Run by migrate on a Citus coordinator before the migrations;
+    each worker's CREATE ROLE runs in its own transaction and only where the
+    role is missing, so a second run does nothing. Errors: PgfraudError
+    naming the worker that refuses."""
+    for role in ROLES:
+        here = conn.execute("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = %s)", (role,))
+        if not here.fetchone()[0]:
+            continue  # the migration creates it, and Citus propagates that
+        command = (
+            "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = "
+            f"'{role}') THEN CREATE ROLE {role} NOLOGIN; END IF; END$$"
+        )
+        rows = conn.execute(
+            "SELECT nodename, nodeport, success, result FROM run_command_on_workers(%s)",
+            ("SET citus.enable_ddl_propagation = off; " + command,),
+        ).fetchall()
+        for node, port, success, result in rows:
+            if not success:
+                raise PgfraudError(f"the role {role} on the worker {node}:{port}: {result}")
+
+
 def place_functions(conn: psycopg.Connection, files: list[tuple[str, str]]) -> None:
     """Put the function files on every worker too, and delegate DELEGATED.
 

@@ -406,6 +406,13 @@ def _migrate_locked(conn: psycopg.Connection, report: Done) -> list[str]:
         )
         done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
         citus = _on_citus(conn)
+        if citus:
+            from pgfraud.db import citus as citus_layout
+
+            try:
+                citus_layout.place_roles(conn)
+            except psycopg.Error as exc:
+                raise MigrationError("the roles on the workers", exc) from exc
         for f in migration_files():
             version = f.name.removesuffix(".sql")
             if version in done:

@@ -116,6 +116,46 @@ def test_distribute_makes_the_layout_and_migrate_still_works(cluster, coordinato
         )
 
 
+def test_migrate_gives_the_workers_a_role_the_coordinator_had_before(cluster, monkeypatch):
+    """Roles belong to a server, and Citus propagates CREATE ROLE only from a
+    database with the citus extension: pgfraud's roles made on the coordinator
+    before (a plain pgfraud database beside it) were missing on the workers,
+    and migrate failed at 0003 ("role pgfraud_app does not exist"). migrate
+    now creates them there. The roles of the migrations exist on every node
+    once any test migrated, so a role of this test's own stands for them."""
+    from pgfraud.db import citus
+
+    role = "pgfraud_role_check"
+    workers = cluster.ports[1:]
+    for port in cluster.ports:
+        with psycopg.connect(cluster.url(port, "postgres"), autocommit=True) as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
+    with psycopg.connect(cluster.url(database="postgres"), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} NOLOGIN")  # no citus here: not propagated
+    url = cluster.create_database("role_check")
+    monkeypatch.setattr(citus, "ROLES", (*citus.ROLES, role))
+    try:
+        for port in workers:
+            with psycopg.connect(cluster.url(port, "postgres")) as conn:
+                has = conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (role,))
+                assert has.fetchone()[0] == 0
+        with psycopg.connect(url) as conn:
+            migrate(conn)
+            conn.commit()
+        for port in workers:
+            with psycopg.connect(cluster.url(port, "postgres")) as conn:
+                has = conn.execute(
+                    "SELECT count(*) FROM pg_roles WHERE rolname = %s AND NOT rolcanlogin",
+                    (role,),
+                )
+                assert has.fetchone()[0] == 1, port
+    finally:
+        for port in cluster.ports:
+            with psycopg.connect(cluster.url(port, "postgres"), autocommit=True) as conn:
+                conn.execute("DROP DATABASE IF EXISTS role_check WITH (FORCE)")
+                conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
 def test_distribute_refuses_a_database_without_citus(cluster):
     with psycopg.connect(cluster.url(database="postgres"), autocommit=True) as conn:
         conn.execute("CREATE DATABASE plain")
