@@ -58,7 +58,7 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from pgfraud import db
-from pgfraud.errors import PgfraudError
+from pgfraud.errors import DatabaseUnavailable, PgfraudError
 
 PUBLIC = "public"
 READ = "read"
@@ -160,6 +160,7 @@ class _TokenCache:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     loaded_at: float = float("-inf")
+    failed_at: float = float("-inf")  # the last read that failed
     tokens: tuple[tuple[str, str, bytes], ...] = ()
     in_use: bool = False  # a named token was ever made (revoked ones count)
 
@@ -169,17 +170,30 @@ def _token_cache() -> _TokenCache:
     ``get_api_token_digests``) at most once per TOKEN_CACHE_S seconds
     (default 1), so a token added or revoked counts within that time. None
     are read without a DATABASE_URL. Errors: DatabaseUnavailable when they
-    cannot be read (a request is then refused, never let in)."""
+    cannot be read (a request is then refused, never let in).
+
+    One request reads them; the others wait for it. When that read fails,
+    the requests that waited for it fail with it instead of each trying in
+    turn: with the database down, each try waits for a connection (0.5 s),
+    and 16 requests in line made the last one wait 8 s (break-it round 11's
+    stream silence and slow stores under load)."""
     cache: _TokenCache = current_app.extensions[_TOKENS]
     ttl = float(current_app.config["TOKEN_CACHE_S"])
-    if time.monotonic() - cache.loaded_at < ttl:
+    arrived = time.monotonic()
+    if arrived - cache.loaded_at < ttl:
         return cache
     with cache.lock:
         if time.monotonic() - cache.loaded_at >= ttl:
+            if cache.failed_at >= arrived:  # failed while this request waited
+                raise DatabaseUnavailable()
             if current_app.config.get("DATABASE_URL"):
                 from pgfraud.service.database import read
 
-                rows = read(db.get_api_token_digests)
+                try:
+                    rows = read(db.get_api_token_digests)
+                except PgfraudError:
+                    cache.failed_at = time.monotonic()
+                    raise
                 cache.tokens = tuple((n, r, d) for n, r, d in rows if d is not None)
                 cache.in_use = bool(rows)
             cache.loaded_at = time.monotonic()
