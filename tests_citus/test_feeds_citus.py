@@ -115,6 +115,32 @@ def test_an_open_transaction_holds_the_feed_and_nothing_is_skipped(url):
         assert db.is_feed_position_ahead(conn, (end[0] + 3_600_000, 0))
 
 
+def test_decisions_sharing_a_position_come_in_one_page(url):
+    """A transaction id is unique per account on Citus: two accounts'
+    decisions of the same transaction id in the same millisecond share a
+    feed position. A page of one ended between them, and the next page,
+    after that position, skipped the second. Now a page holds every decision
+    of its last position."""
+    for account in (201, 202):
+        _store(url, 4242, account)
+    _store(url, 4243, 203)  # a decision after them
+    with psycopg.connect(url, autocommit=True) as conn:
+        # The same millisecond for both, earlier than every other decision here.
+        conn.execute(
+            "UPDATE decisions SET decided_at = '2001-01-01 00:00:00.123456+00'"
+            " WHERE transaction_id = 4242 AND account_id IN (201, 202)"
+        )
+        before = (978307200000, 0)  # 2001-01-01 00:00:00.000 UTC in ms
+        page = db.get_decision_feed(conn, before, limit=1)
+        assert [(event_id, d["account_id"]) for event_id, d in page] == [
+            ("978307200123-4242", 201),
+            ("978307200123-4242", 202),
+        ]
+        after = db.get_decision_feed(conn, parse_feed_position(page[-1][0]), limit=1)
+        assert [d["transaction_id"] for _, d in after] != [4242]
+        assert after, "nothing after the shared position"
+
+
 def test_pgfraud_alerts_follow_prints_alerts_raised_on_the_workers(url):
     follow = subprocess.Popen(
         [str(Path(sys.executable).parent / "pgfraud"), "alerts", "--follow", "--json"],
