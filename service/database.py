@@ -31,13 +31,14 @@ waiting request holds one of the WSGI server's threads (32 per worker under
 so that reads, /health and the streams went unanswered.
 
 While the database is down, requests answer 503 database_unavailable within
-OUTAGE_WAIT_S (0.5 s), not after POOL_TIMEOUT_S each: when a request's wait
-for a connection times out, one direct connection attempt (at most one a
-second, for the process) tells a database that is down from a pool that is
-merely busy; while it is down, the pool is waited on for OUTAGE_WAIT_S, and
-the first connection handed out again ends the outage. (A stream reads the
-tokens and the feed each turn: at 5 s a wait it fell silent for 10-50 s, and
-a store waited up to 30 s, under load.) The pool gives up a failed
+OUTAGE_WAIT_S (0.5 s), the first of an outage too, not after POOL_TIMEOUT_S:
+a request that has waited OUTAGE_WAIT_S for a connection asks whether the
+database is down or the pool merely busy, which one direct connection
+attempt tells (at most one a second for the process; requests asking
+meanwhile share its answer). Down: 503 at once. Up: the request waits the
+rest of POOL_TIMEOUT_S. (A stream reads the tokens and the feed each turn:
+at 5 s a wait it fell silent for 10-50 s, and a store waited up to 30 s,
+under load.) The pool gives up a failed
 reconnection after OUTAGE_WAIT_S (``reconnect_timeout``), and the next
 request that needs a connection starts a new one at once, so the pool is back
 within a request of the database's return, not after psycopg_pool's
@@ -59,6 +60,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import math
 import select
 import threading
 import time
@@ -207,55 +209,51 @@ def _name_actor(conn: psycopg.Connection) -> None:
 
 class _Outage:
     """Whether the database is down, as the process last found (see the module
-    docstring): set when a wait for a pooled connection times out and a
-    direct connection attempt fails too, cleared by the next connection the
-    pool hands out."""
+    docstring): asked when a request has waited OUTAGE_WAIT_S for a pooled
+    connection, answered by one direct connection attempt at most once a
+    second for the process, and cleared by the next connection the pool hands
+    out."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.down = False
-        self._probed_at = 0.0
+        self._probed_at = -math.inf
         self._lock = threading.Lock()
 
-    def wait_s(self, full: float) -> float:
-        """How long to wait for a pooled connection now."""
-        return min(full, OUTAGE_WAIT_S) if self.down else full
-
-    def timed_out(self) -> None:
-        """A wait for a pooled connection timed out: down, or only busy?"""
-        if not self._lock.acquire(blocking=False):
-            return  # another request is finding out
-        try:
-            if time.monotonic() - self._probed_at < 1.0:
-                return
-            self._probed_at = time.monotonic()
-            try:
-                psycopg.connect(self.url, connect_timeout=2).close()
-            except psycopg.Error:
-                self.down = True
-            else:
-                self.down = False  # up: the pool is busy, or reconnecting
-        finally:
-            self._lock.release()
+    def is_down(self) -> bool:
+        """Down, or is the pool only busy? A direct connection attempt
+        (connect_timeout 2 s) tells, unless one did less than a second ago;
+        requests that ask meanwhile wait for that attempt and share its
+        answer."""
+        with self._lock:
+            if time.monotonic() - self._probed_at >= 1.0:
+                try:
+                    psycopg.connect(self.url, connect_timeout=2).close()
+                except psycopg.Error:
+                    self.down = True
+                else:
+                    self.down = False  # up: the pool is busy, or reconnecting
+                self._probed_at = time.monotonic()
+            return self.down
 
 
 @contextlib.contextmanager
 def _pooled(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
-    """``pool.connection()``, waited for POOL_TIMEOUT_S, or OUTAGE_WAIT_S while
-    the database is known to be down. PoolTimeout when none comes."""
-    outage = current_app.extensions[_OUTAGE]
-    handed_out = False
-    try:
-        with pool.connection(
-            timeout=outage.wait_s(float(current_app.config["POOL_TIMEOUT_S"]))
-        ) as conn:
-            handed_out = True
-            outage.down = False
-            yield conn
-    except PoolTimeout:
-        if not handed_out:
-            outage.timed_out()
-        raise
+    """``pool.connection()``, waited for up to POOL_TIMEOUT_S in all; after the
+    first OUTAGE_WAIT_S, only if the database is up (:meth:`_Outage.is_down`).
+    PoolTimeout when none comes, at once when the database is down."""
+    outage: _Outage = current_app.extensions[_OUTAGE]
+    full = float(current_app.config["POOL_TIMEOUT_S"])
+    first = min(full, OUTAGE_WAIT_S)
+    with contextlib.ExitStack() as stack:
+        try:
+            conn = stack.enter_context(pool.connection(timeout=first))
+        except PoolTimeout:
+            if full <= first or outage.is_down():
+                raise
+            conn = stack.enter_context(pool.connection(timeout=full - first))
+        outage.down = False
+        yield conn
 
 
 @contextlib.contextmanager

@@ -104,13 +104,12 @@ def test_while_the_database_is_down_requests_fail_fast_and_it_is_back_at_once(ap
     warm(app)
     own_server.terminate()
     try:
-        # The first wait times out; one direct connection attempt finds the
-        # database down (not a busy pool).
+        # The first wait (OUTAGE_WAIT_S) times out; one direct connection
+        # attempt finds the database down (not a busy pool).
         assert client.get("/is_fraud/1").status_code == 503
         outage = app.extensions[database_module._OUTAGE]
         assert outage.down is True
-        # While down, a request waits OUTAGE_WAIT_S for a connection, not 5 s.
-        assert outage.wait_s(float(app.config["POOL_TIMEOUT_S"])) == OUTAGE_WAIT_S == 0.5
+        assert OUTAGE_WAIT_S == 0.5
         # Down long enough for the old back-off to reach 8 s between attempts.
         down_until = time.monotonic() + 12
         while time.monotonic() < down_until:
@@ -120,6 +119,76 @@ def test_while_the_database_is_down_requests_fail_fast_and_it_is_back_at_once(ap
     # Back: the pool connects at the next request, which is answered.
     assert client.get("/is_fraud/1").status_code in (200, 404)
     assert outage.down is False
+
+
+def _answered_within(request, deadline_s: float):
+    """Run ``request`` in a thread; its result when it ends within ``deadline_s``,
+    else None. The deadline is a bound on a hang, far above the expected time."""
+    result = []
+    worker = threading.Thread(target=lambda: result.append(request()), daemon=True)
+    worker.start()
+    worker.join(deadline_s)
+    return result[0] if result else None
+
+
+def test_the_first_request_of_an_outage_does_not_wait_the_pool_timeout(own_server):
+    # Round 12's gap: the first request after PostgreSQL went down waited the
+    # whole POOL_TIMEOUT_S (5 s) before anything asked whether the database
+    # was down; a stream fell silent that long. Now it asks after
+    # OUTAGE_WAIT_S. With the pool timeout at 600 s, an answer within 60 s
+    # can only come from that question.
+    app = create_app({"TESTING": True, "DATABASE_URL": app_url(own_server), "POOL_TIMEOUT_S": 600})
+    client = app.test_client()
+    try:
+        assert client.get("/health").status_code == 200
+        own_server.terminate()
+        try:
+            response = _answered_within(lambda: client.get("/is_fraud/1"), 60)
+            assert response is not None, "the first request of the outage waited the pool timeout"
+            assert response.status_code == 503
+            assert response.get_json()["error"]["code"] == "database_unavailable"
+            assert app.extensions[database_module._OUTAGE].down is True
+        finally:
+            own_server.start()
+        assert client.get("/is_fraud/1").status_code in (200, 404)
+    finally:
+        close_pool(app)
+
+
+def test_a_busy_pool_is_waited_for_past_the_outage_question(own_server):
+    # The other side: with the database up and the pool's one connection
+    # held, a request asks the question after OUTAGE_WAIT_S, hears "up", and
+    # waits on; when the connection comes back it is answered, not 503.
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": app_url(own_server),
+            "POOL_MAX_SIZE": 1,
+            "POOL_TIMEOUT_S": 600,
+        }
+    )
+    client = app.test_client()
+    try:
+        assert client.get("/health").status_code == 200
+        with app.app_context():
+            pool = get_pool()
+            held = pool.getconn()
+        outage = app.extensions[database_module._OUTAGE]
+        result = []
+        worker = threading.Thread(target=lambda: result.append(client.get("/is_fraud/1")))
+        worker.start()
+        # Wait on the condition: the request has asked (and been told "up").
+        deadline = time.monotonic() + 60
+        while outage._probed_at == float("-inf") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert outage._probed_at != float("-inf"), "the request never asked: down or busy?"
+        assert outage.down is False
+        assert worker.is_alive() and not result  # still waiting for the connection
+        pool.putconn(held)
+        worker.join(60)
+        assert result and result[0].status_code in (200, 404)
+    finally:
+        close_pool(app)
 
 
 def test_ingest_through_a_restart_loses_and_doubles_nothing(app, own_server):
