@@ -1486,9 +1486,11 @@ def close_case(
 ) -> dict[str, Any]:
     """Close a case as ``fraud`` or ``not_fraud`` (SQL ``close_case``), reviewing
     its transactions (confirmed_fraud / false_positive) for ``actor`` (None:
-    current_actor()). Returns the case with ``reviewed`` (transactions
-    reviewed). Errors: InvalidInput naming resolution or note, CaseNotFound,
-    CaseConflict (already closed)."""
+    current_actor()), or as ``withdrawn`` when none of its alerts is raised
+    any more, reviewing nothing. Returns the case with ``reviewed``
+    (transactions reviewed). Errors: InvalidInput naming resolution (also
+    withdrawn while an alert is raised) or note, CaseNotFound, CaseConflict
+    (already closed)."""
     with wrap_errors():
         _act_as(conn, actor)
         return conn.execute(

@@ -1815,13 +1815,18 @@ def case_assign(case_id: int, assignee: str, actor: str | None) -> None:
 @case_group.command(name="close")
 @click.argument("case_id", type=Int(0, MAX_ID))
 @click.option(
-    "--resolution", required=True, type=click.Choice(["fraud", "not_fraud"]), help="The outcome."
+    "--resolution",
+    required=True,
+    type=click.Choice(["fraud", "not_fraud", "withdrawn"]),
+    help="The outcome (withdrawn: none of its alerts is raised any more; nothing reviewed).",
 )
 @click.option("--note", default="", help="Why (at most 2,000 characters).")
 @_ACTOR
 def case_close(case_id: int, resolution: str, note: str, actor: str | None) -> None:
     """Close a case: its transactions are reviewed (fraud: confirmed_fraud; not_fraud:
-    false_positive), so `pgfraud evaluate` counts them as labels."""
+    false_positive), so `pgfraud evaluate` counts them as labels. withdrawn (a case
+    none of whose alerts is raised any more) reviews nothing; refused, exit 2, while
+    one is raised."""
     case = _on_cases(lambda conn: db.close_case(conn, case_id, resolution, note), actor)
     click.echo(_case_line(case) + f"; {case['reviewed']} transaction(s) reviewed")
 

@@ -983,7 +983,7 @@ class Tune(BaseModel):
 # -- cases (issue 18, part 5) -------------------------------------------------------
 
 CASE_STATUSES = ("open", "assigned", "closed")
-RESOLUTIONS = ("fraud", "not_fraud")
+RESOLUTIONS = ("fraud", "not_fraud", "withdrawn")
 
 
 def _parse_case_status(value: Any) -> str:
@@ -994,7 +994,7 @@ def _parse_case_status(value: Any) -> str:
 
 def _parse_resolution(value: Any) -> str:
     if value not in RESOLUTIONS:
-        raise _error("must be fraud or not_fraud")
+        raise _error("must be fraud, not_fraud or withdrawn")
     return value
 
 

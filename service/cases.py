@@ -2,7 +2,7 @@
 
 Each view: validate, one database call, serialise (as in routes). A case is
 ``{case_id, account_id, status (open, assigned, closed), assignee,
-assigned_by, assigned_at, resolution (fraud, not_fraud, or null), note,
+assigned_by, assigned_at, resolution (fraud, not_fraud, withdrawn, or null), note,
 opened_at, closed_at, closed_by, alert_count, alerts_raised, transaction_count}``; times
 ISO 8601 UTC with milliseconds and Z. Cases are opened by the database, in
 the transaction that writes the alerts (SQL ``open_cases``); who assigns or
@@ -87,12 +87,15 @@ def assign(case_id: str):
 def close(case_id: str):
     """Close a case with a resolution (SQL ``close_case``), reviewing its transactions.
 
-    Body (JSON): ``{"resolution": "fraud" | "not_fraud", "note": text
-    (optional, <= 2000 characters)}``. Every transaction with an alert in
-    the case gets a review (confirmed_fraud for fraud, false_positive for
-    not_fraud, with the note), in the same database transaction, so
-    ``pgfraud evaluate`` counts them as labels. 200 the closed case with
-    ``reviewed`` (transactions reviewed); 400 naming the bad field; 401/403
+    Body (JSON): ``{"resolution": "fraud" | "not_fraud" | "withdrawn", "note":
+    text (optional, <= 2000 characters)}``. For fraud and not_fraud every
+    transaction with an alert in the case gets a review (confirmed_fraud for
+    fraud, false_positive for not_fraud, with the note), in the same database
+    transaction, so ``pgfraud evaluate`` counts them as labels. withdrawn is
+    for a case none of whose alerts is raised any more (a rule change
+    re-scored them away): nothing is reviewed. 200 the closed case with
+    ``reviewed`` (transactions reviewed); 400 naming the bad field (also
+    ``resolution`` for withdrawn while an alert is still raised); 401/403
     as for assign; 404 (case_not_found); 409 (case_conflict) when it is
     already closed (of two analysts closing one case at once, the second
     gets 409); 415 unless JSON.

@@ -1288,7 +1288,7 @@ _CASE_PROPERTIES: dict[str, Any] = {
     "assignee": {"type": ["string", "null"]},
     "assigned_by": {"type": ["string", "null"]},
     "assigned_at": _CASE_TIME,
-    "resolution": {"enum": ["fraud", "not_fraud", None]},
+    "resolution": {"enum": ["fraud", "not_fraud", "withdrawn", None]},
     "note": {
         "type": ["string", "null"],
         "description": "null until closed (as resolution); empty for a case closed without one",
@@ -1324,7 +1324,12 @@ _CASE_SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["resolution"],
         "properties": {
-            "resolution": {"enum": ["fraud", "not_fraud"]},
+            "resolution": {
+                "enum": ["fraud", "not_fraud", "withdrawn"],
+                "description": "fraud, not_fraud: its transactions are reviewed "
+                "(confirmed_fraud, false_positive); withdrawn: only when none of its "
+                "alerts is raised any more, nothing reviewed",
+            },
             "note": {"type": "string", "maxLength": 2000, "pattern": "^[^\\x00]*$"},
         },
     },
@@ -1398,7 +1403,7 @@ def _case_paths() -> dict[str, Any]:
         },
         "/cases/{case_id}/close": {
             "post": {
-                "summary": "Close a case as fraud or not_fraud, reviewing its transactions",
+                "summary": "Close a case as fraud, not_fraud (both review it) or withdrawn",
                 "parameters": [case_param],
                 "requestBody": _body("CaseCloseIn"),
                 "responses": {

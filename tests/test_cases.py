@@ -165,6 +165,82 @@ def test_a_case_says_how_many_of_its_alerts_are_still_raised(app_conn, admin_con
     assert " 2 alert(s) on 2 transaction(s) (0 still raised)  opened " in _case_line(case)
 
 
+def test_a_case_with_no_alert_raised_closes_as_withdrawn_reviewing_nothing(app_conn, admin_conn):
+    """Two alerts (large_amount on 20,000 and 12,000). While one is raised,
+    withdrawn is refused (PF001 naming resolution) and nothing changes; the
+    threshold raised to 30,000 re-scores both away (alerts_raised 0), and the
+    case closes as withdrawn with 0 reviews: no label made that no one judged
+    (closing it as not_fraud reviewed both as false_positive)."""
+    store(app_conn, tx(1, 7, 0, "20000"), tx(2, 7, HOUR, "12000"))
+    (case,) = cases_of(app_conn)
+    cid = case["case_id"]
+    db.change_rule(admin_conn, "large_amount", parameters={"threshold": 15000})
+    with pytest.raises(InvalidInput) as info:
+        db.close_case(app_conn, cid, "withdrawn")
+    assert (info.value.field, info.value.message) == (
+        "resolution",
+        f"case {cid} has 1 alert(s) still raised: close it as fraud or not_fraud",
+    )
+    app_conn.rollback()
+    assert cases_of(app_conn)[0]["status"] == "open"
+    db.change_rule(admin_conn, "large_amount", parameters={"threshold": 30000})
+    closed = db.close_case(app_conn, cid, "withdrawn", "rule round trip")
+    app_conn.commit()
+    assert (closed["status"], closed["resolution"], closed["reviewed"]) == (
+        "closed",
+        "withdrawn",
+        0,
+    )
+    assert (closed["alert_count"], closed["alerts_raised"], closed["note"]) == (
+        2,
+        0,
+        "rule round trip",
+    )
+    assert reviews_of(app_conn, 7) == []
+    audit = admin_conn.execute(
+        "SELECT after->>'resolution' FROM audit_log"
+        " WHERE object_kind = 'case' AND object_key = %s ORDER BY audit_id",
+        (str(cid),),
+    ).fetchall()
+    admin_conn.commit()
+    assert audit == [("withdrawn",)]
+
+
+def test_alerts_of_a_withdrawn_case_raised_again_join_a_new_case(app_conn, admin_conn):
+    """Withdrawn means no one judged the alerts: when a rule change raises
+    them again they leave the withdrawn case for the account's open case (a
+    case closed as not_fraud keeps them: the test above this one's
+    neighbour, test_alerts_written_again_by_a_rule_change_stay_in_their_case)."""
+    store(app_conn, tx(1, 7, 0, "20000"), tx(2, 7, HOUR, "12000"), tx(3, 8, 0, "11000"))
+    first7, first8 = sorted(c["case_id"] for c in cases_of(app_conn))
+    db.change_rule(admin_conn, "large_amount", parameters={"threshold": 30000})
+    db.close_case(app_conn, first7, "withdrawn")
+    db.close_case(app_conn, first8, "not_fraud")
+    app_conn.commit()
+    db.change_rule(admin_conn, "large_amount", parameters={"threshold": 15000})
+    # 20,000 is raised again: it moves to a new open case of account 7; 12,000
+    # stays away and stays in the withdrawn case. Account 8's 11,000 is not
+    # raised at 15,000.
+    by_id = {c["case_id"]: c for c in cases_of(app_conn)}
+    assert sorted(by_id) == [first7, first8, first8 + 1]
+    new = by_id[first8 + 1]
+    assert (new["account_id"], new["status"], new["alert_count"], new["alerts_raised"]) == (
+        7,
+        "open",
+        1,
+        1,
+    )
+    assert alerts_of(db.get_case(app_conn, new["case_id"])) == [(1, "large_amount")]
+    old = by_id[first7]
+    assert (old["status"], old["resolution"], old["alert_count"]) == ("closed", "withdrawn", 1)
+    app_conn.commit()
+    # Down to 10,000: account 8's alert comes back into its not_fraud case,
+    # as before; account 7's 12,000 leaves the withdrawn case too.
+    db.change_rule(admin_conn, "large_amount", parameters={"threshold": 10000})
+    counts = {c["case_id"]: (c["status"], c["alert_count"]) for c in cases_of(app_conn)}
+    assert counts == {first7: ("closed", 0), first8: ("closed", 1), first8 + 1: ("open", 2)}
+
+
 def test_refused_case_actions_write_nothing(app_conn):
     store(app_conn, tx(1, 7, 0, "20000"))
     (case,) = cases_of(app_conn)
@@ -179,7 +255,7 @@ def test_refused_case_actions_write_nothing(app_conn):
         db.close_case(app_conn, case["case_id"], "maybe")
     assert (info.value.field, info.value.message) == (
         "resolution",
-        "resolution must be fraud or not_fraud",
+        "resolution must be fraud, not_fraud or withdrawn",
     )
     app_conn.rollback()
     with pytest.raises(InvalidInput) as info:
@@ -363,6 +439,12 @@ def test_cli_lists_shows_assigns_and_closes_cases(database, app_conn, monkeypatc
     assert run("list", "--assignee", "alice", "--json").output.count("\n") == 1
     bad = run("close", cid, "--resolution", "maybe")
     assert bad.exit_code == 2 and "resolution" in bad.output
+    raised = run("close", cid, "--resolution", "withdrawn")
+    assert (raised.exit_code, raised.stderr) == (
+        2,
+        f"error: resolution: case {cid} has 1 alert(s) still raised:"
+        " close it as fraud or not_fraud\n",
+    )
     closed = CliRunner().invoke(
         main,
         [

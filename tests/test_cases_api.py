@@ -89,7 +89,10 @@ def test_refused_case_requests(client):
     assert error(client.get("/cases/x"), 400)["field"] == "case_id"
     bad = error(client.post(f"{url}/close", json={"resolution": "maybe"}), 400)
     assert (bad["code"], bad["field"]) == ("invalid_input", "resolution")
-    assert "fraud or not_fraud" in bad["message"]
+    assert "fraud, not_fraud or withdrawn" in bad["message"]
+    raised = error(client.post(f"{url}/close", json={"resolution": "withdrawn"}), 400)
+    assert (raised["code"], raised["field"]) == ("invalid_input", "resolution")
+    assert "alert(s) still raised" in raised["message"]
     assert error(client.post(f"{url}/close", json={}), 400)["field"] == "resolution"
     assert (
         error(client.post(f"{url}/close", json={"resolution": "fraud", "x": 1}), 400)["field"]

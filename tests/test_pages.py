@@ -1202,6 +1202,29 @@ def test_a_case_is_assigned_and_closed_from_the_page_and_counts_as_a_label(site,
     assert "closed · alice · fraud by" in page.locator("section.case .case-state").inner_text()
 
 
+def test_a_case_whose_alerts_are_all_gone_is_closed_as_withdrawn_from_the_page(site, database):
+    base, page = site
+    page.goto(base + "/ui/cases")
+    case = page.locator("section.case").first
+    case_id = case.get_attribute("data-case-id")
+    # Both alerts raised: no withdrawn button.
+    assert case.get_by_role("button", name="Close as withdrawn").count() == 0
+    with db.connect(database.admin_url) as conn:
+        db.change_rule(conn, "amount_spike", enabled=False)
+        db.change_rule(conn, "large_amount", enabled=False)
+    page.reload()
+    case = page.locator(f'section.case[data-case-id="{case_id}"]')
+    assert "0 still raised" in case.locator(".case-state").inner_text()
+    case.get_by_role("button", name="Close as withdrawn").click()
+    page.locator("#case-message").filter(
+        has_text=f"Case {case_id} closed as withdrawn: 0 transaction(s) reviewed."
+    ).wait_for()
+    assert case.locator(".case-actions").count() == 0
+    with db.connect(database.admin_url) as conn:
+        assert db.get_account_reviews(conn, 7) == []
+        assert db.get_case(conn, int(case_id))["resolution"] == "withdrawn"
+
+
 def test_a_refused_close_says_why_on_the_page(refusing_site, database):
     base, page = refusing_site
     page.goto(base + "/ui/cases")

@@ -2,8 +2,9 @@
 --
 -- The per-account path's case opener (issue 19): what the alerts trigger
 -- open_cases does for the alerts a statement inserted, for one account's
--- alerts with ts >= p_from_ts that no case holds yet: they join the
--- account's open (or assigned) case, or a new case is opened for them.
+-- alerts with ts >= p_from_ts that no case holds yet (or only a case closed
+-- as withdrawn, which they leave): they join the account's open (or
+-- assigned) case, or a new case is opened for them.
 -- _rescore_account calls it after writing the account's alerts. On one node
 -- the trigger has already placed every new alert, so it finds none; on
 -- Citus, where `pgfraud db distribute` turns that trigger off (a statement
@@ -27,9 +28,11 @@ BEGIN
           AND al.ts >= p_from_ts
           AND NOT EXISTS (
               SELECT FROM case_alerts AS ca
+              JOIN cases AS held ON held.account_id = ca.account_id AND held.case_id = ca.case_id
               WHERE ca.account_id = p_account_id
                 AND ca.transaction_id = al.transaction_id
-                AND ca.rule_id = al.rule_id)
+                AND ca.rule_id = al.rule_id
+                AND held.resolution IS DISTINCT FROM 'withdrawn')
     ) THEN
         RETURN 0;
     END IF;
@@ -51,10 +54,14 @@ BEGIN
       AND al.ts >= p_from_ts
       AND NOT EXISTS (
           SELECT FROM case_alerts AS ca
+          JOIN cases AS held ON held.account_id = ca.account_id AND held.case_id = ca.case_id
           WHERE ca.account_id = p_account_id
             AND ca.transaction_id = al.transaction_id
-            AND ca.rule_id = al.rule_id)
-    ON CONFLICT ON CONSTRAINT case_alerts_pkey DO NOTHING;
+            AND ca.rule_id = al.rule_id
+            AND held.resolution IS DISTINCT FROM 'withdrawn')
+    ON CONFLICT ON CONSTRAINT case_alerts_pkey DO UPDATE
+        -- only the alerts of a withdrawn case meet a row: they move
+        SET case_id = EXCLUDED.case_id, added_at = EXCLUDED.added_at;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
 END;

@@ -6,7 +6,9 @@
 -- not closed (open or assigned); an account with none gets a new open case.
 -- So an account's open alerts form one case, new alerts after its case was
 -- closed open a new one, and alerts a re-score writes again (a rule change
--- deletes and re-inserts them) stay in the case that held them. Runs in the
+-- deletes and re-inserts them) stay in the case that held them, unless that
+-- case was closed as withdrawn (migration 0101: no one judged them): then
+-- they move to the account's open case. Runs in the
 -- database transaction that writes the alerts: every writer of alerts holds
 -- the account's account_states row (_rescore_accounts) or the exclusive
 -- rule-change lock, so two writers of one account never race here; a case
@@ -32,9 +34,11 @@ BEGIN
     FROM new_alerts AS n
     WHERE NOT EXISTS (
         SELECT FROM case_alerts AS ca
+        JOIN cases AS held ON held.account_id = ca.account_id AND held.case_id = ca.case_id
         WHERE ca.account_id = n.account_id
           AND ca.transaction_id = n.transaction_id
           AND ca.rule_id = n.rule_id
+          AND held.resolution IS DISTINCT FROM 'withdrawn'
     );
     IF v_account_ids IS NULL THEN
         RETURN NULL;
@@ -58,7 +62,13 @@ BEGIN
     FROM new_alerts AS n
     JOIN cases AS c ON c.account_id = n.account_id AND c.status <> 'closed'
     WHERE n.account_id = ANY (v_account_ids)
-    ON CONFLICT ON CONSTRAINT case_alerts_pkey DO NOTHING;
+    ON CONFLICT ON CONSTRAINT case_alerts_pkey DO UPDATE
+        SET case_id = EXCLUDED.case_id, added_at = EXCLUDED.added_at
+        WHERE EXISTS (
+            SELECT FROM cases AS held
+            WHERE held.account_id = case_alerts.account_id
+              AND held.case_id = case_alerts.case_id
+              AND held.resolution = 'withdrawn');
     RETURN NULL;
 END;
 $$;

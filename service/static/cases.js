@@ -51,10 +51,12 @@
     } else if (button.dataset.resolution) {
       const note = section.querySelector(".case-note-input").value;
       act(section, "close", { resolution: button.dataset.resolution, note }, (c) => {
-        const status = c.resolution === "fraud" ? "confirmed_fraud" : "false_positive";
-        section.querySelectorAll("td.status").forEach((cell) => {
-          cell.innerHTML = `<span class="status-${status}">${esc(status.replace("_", " "))}</span>`;
-        });
+        if (c.resolution !== "withdrawn") {
+          const status = c.resolution === "fraud" ? "confirmed_fraud" : "false_positive";
+          section.querySelectorAll("td.status").forEach((cell) => {
+            cell.innerHTML = `<span class="status-${status}">${esc(status.replace("_", " "))}</span>`;
+          });
+        }
         section.querySelector(".case-actions").remove();
         say(`Case ${id} closed as ${c.resolution.replace("_", " ")}: ${c.reviewed} transaction(s) reviewed.`);
       });
