@@ -72,7 +72,7 @@ test: install browser ## Run the tests against a throwaway PostgreSQL
 
 # Needs an installed Citus for the machine's PostgreSQL (citus.so, citus.control);
 # nothing here builds it. Starts a coordinator and two workers on ports
-# 55140-55142 (CITUS_PORTS), runs tests_citus/, stops them. `make test` does
+# 25140-25142 (CITUS_PORTS), runs tests_citus/, stops them. `make test` does
 # not collect tests_citus/ (pyproject.toml testpaths), and CI does not run it.
 test-citus: install ## Run the Citus tests on a throwaway coordinator and two workers (needs Citus installed)
 	@$(BIN)/python -m tests_citus.cluster check

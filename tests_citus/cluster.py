@@ -25,8 +25,10 @@ import psycopg
 
 from pgfraud.db.server import _server_user, find_bindir
 
-# The Citus cluster's ports (this area's range is 55140-55149).
-CITUS_PORTS = tuple(int(p) for p in os.environ.get("CITUS_PORTS", "55140,55141,55142").split(","))
+# The Citus cluster's ports: below Linux's ephemeral range (32768-60999), where
+# an outgoing connection's local port can hold one and the server fails to bind
+# ("Address already in use": seen at 55240 and 55252 with a test run beside it).
+CITUS_PORTS = tuple(int(p) for p in os.environ.get("CITUS_PORTS", "25140,25141,25142").split(","))
 SUPERUSER = "postgres"
 DATABASE = "pgfraud"
 
