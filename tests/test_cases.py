@@ -166,14 +166,18 @@ def test_a_case_says_how_many_of_its_alerts_are_still_raised(app_conn, admin_con
 
 
 def test_a_case_with_no_alert_raised_closes_as_withdrawn_reviewing_nothing(app_conn, admin_conn):
-    """Two alerts (large_amount on 20,000 and 12,000). While one is raised,
-    withdrawn is refused (PF001 naming resolution) and nothing changes; the
-    threshold raised to 30,000 re-scores both away (alerts_raised 0), and the
-    case closes as withdrawn with 0 reviews: no label made that no one judged
-    (closing it as not_fraud reviewed both as false_positive)."""
+    """Two alerts (large_amount on 20,000 and 12,000), the case assigned (a
+    rule change leaves assigned cases to their analyst). While one alert is
+    raised, withdrawn is refused (PF001 naming resolution) and nothing
+    changes; the threshold raised to 30,000 re-scores both away
+    (alerts_raised 0), and the case closes as withdrawn with 0 reviews: no
+    label made that no one judged (closing it as not_fraud reviewed both as
+    false_positive)."""
     store(app_conn, tx(1, 7, 0, "20000"), tx(2, 7, HOUR, "12000"))
     (case,) = cases_of(app_conn)
     cid = case["case_id"]
+    db.assign_case(app_conn, cid, "alice")
+    app_conn.commit()
     db.change_rule(admin_conn, "large_amount", parameters={"threshold": 15000})
     with pytest.raises(InvalidInput) as info:
         db.close_case(app_conn, cid, "withdrawn")
@@ -182,8 +186,9 @@ def test_a_case_with_no_alert_raised_closes_as_withdrawn_reviewing_nothing(app_c
         f"case {cid} has 1 alert(s) still raised: close it as fraud or not_fraud",
     )
     app_conn.rollback()
-    assert cases_of(app_conn)[0]["status"] == "open"
+    assert cases_of(app_conn)[0]["status"] == "assigned"
     db.change_rule(admin_conn, "large_amount", parameters={"threshold": 30000})
+    assert cases_of(app_conn)[0]["status"] == "assigned"  # not closed under alice
     closed = db.close_case(app_conn, cid, "withdrawn", "rule round trip")
     app_conn.commit()
     assert (closed["status"], closed["resolution"], closed["reviewed"]) == (
@@ -198,32 +203,52 @@ def test_a_case_with_no_alert_raised_closes_as_withdrawn_reviewing_nothing(app_c
     )
     assert reviews_of(app_conn, 7) == []
     audit = admin_conn.execute(
-        "SELECT after->>'resolution' FROM audit_log"
+        "SELECT after->>'status', after->>'resolution' FROM audit_log"
         " WHERE object_kind = 'case' AND object_key = %s ORDER BY audit_id",
         (str(cid),),
     ).fetchall()
     admin_conn.commit()
-    assert audit == [("withdrawn",)]
+    assert audit == [("assigned", None), ("closed", "withdrawn")]
 
 
-def test_alerts_of_a_withdrawn_case_raised_again_join_a_new_case(app_conn, admin_conn):
-    """Withdrawn means no one judged the alerts: when a rule change raises
-    them again they leave the withdrawn case for the account's open case (a
-    case closed as not_fraud keeps them: the test above this one's
-    neighbour, test_alerts_written_again_by_a_rule_change_stay_in_their_case)."""
+def test_a_rule_change_withdraws_the_open_cases_it_empties_and_raised_again_they_move(
+    app_conn, admin_conn
+):
+    """Account 7: large_amount on 20,000 and 12,000, its case left open;
+    account 8: 11,000, its case closed as not_fraud. Threshold 30,000: both
+    7's alerts go, and the change closes 7's case as withdrawn, by the
+    change's actor, reviewing nothing; 8's closed case is left as it is.
+    Threshold 15,000: 20,000 is raised again and moves to a new open case of
+    7 (no one judged it); 10,000: 12,000 joins it, and 8's 11,000 comes back
+    into its not_fraud case, as any alert of a case someone closed."""
     store(app_conn, tx(1, 7, 0, "20000"), tx(2, 7, HOUR, "12000"), tx(3, 8, 0, "11000"))
-    first7, first8 = sorted(c["case_id"] for c in cases_of(app_conn))
-    db.change_rule(admin_conn, "large_amount", parameters={"threshold": 30000})
-    db.close_case(app_conn, first7, "withdrawn")
-    db.close_case(app_conn, first8, "not_fraud")
+    case7, case8 = sorted(c["case_id"] for c in cases_of(app_conn))
+    db.close_case(app_conn, case8, "not_fraud")
     app_conn.commit()
+    admin_conn.execute("SET pgfraud.actor = 'carol'")
+    db.change_rule(admin_conn, "large_amount", parameters={"threshold": 30000})
+    withdrawn = db.get_case(app_conn, case7)
+    app_conn.commit()
+    assert (withdrawn["status"], withdrawn["resolution"], withdrawn["closed_by"]) == (
+        "closed",
+        "withdrawn",
+        "carol",
+    )
+    assert withdrawn["note"] == (
+        "withdrawn by the change of rule(s) large_amount: none of its alerts is raised any more"
+    )
+    assert (withdrawn["alert_count"], withdrawn["alerts_raised"]) == (2, 0)
+    assert reviews_of(app_conn, 7) == []
+    assert admin_conn.execute(
+        "SELECT actor, before->>'status', after->>'resolution' FROM audit_log"
+        " WHERE object_kind = 'case' AND object_key = %s",
+        (str(case7),),
+    ).fetchall() == [("carol", "open", "withdrawn")]
+    admin_conn.commit()
     db.change_rule(admin_conn, "large_amount", parameters={"threshold": 15000})
-    # 20,000 is raised again: it moves to a new open case of account 7; 12,000
-    # stays away and stays in the withdrawn case. Account 8's 11,000 is not
-    # raised at 15,000.
     by_id = {c["case_id"]: c for c in cases_of(app_conn)}
-    assert sorted(by_id) == [first7, first8, first8 + 1]
-    new = by_id[first8 + 1]
+    assert sorted(by_id) == [case7, case8, case8 + 1]
+    new = by_id[case8 + 1]
     assert (new["account_id"], new["status"], new["alert_count"], new["alerts_raised"]) == (
         7,
         "open",
@@ -231,14 +256,17 @@ def test_alerts_of_a_withdrawn_case_raised_again_join_a_new_case(app_conn, admin
         1,
     )
     assert alerts_of(db.get_case(app_conn, new["case_id"])) == [(1, "large_amount")]
-    old = by_id[first7]
-    assert (old["status"], old["resolution"], old["alert_count"]) == ("closed", "withdrawn", 1)
     app_conn.commit()
-    # Down to 10,000: account 8's alert comes back into its not_fraud case,
-    # as before; account 7's 12,000 leaves the withdrawn case too.
+    assert by_id[case7]["alert_count"] == 1  # 12,000, still not raised
     db.change_rule(admin_conn, "large_amount", parameters={"threshold": 10000})
-    counts = {c["case_id"]: (c["status"], c["alert_count"]) for c in cases_of(app_conn)}
-    assert counts == {first7: ("closed", 0), first8: ("closed", 1), first8 + 1: ("open", 2)}
+    counts = {
+        c["case_id"]: (c["status"], c["resolution"], c["alert_count"]) for c in cases_of(app_conn)
+    }
+    assert counts == {
+        case7: ("closed", "withdrawn", 0),
+        case8: ("closed", "not_fraud", 1),
+        case8 + 1: ("open", None, 2),
+    }
 
 
 def test_refused_case_actions_write_nothing(app_conn):

@@ -18,8 +18,9 @@
 -- the account's worker, all in the change's one distributed transaction.
 -- Alert ids are unique across the cluster (each node's sequence range),
 -- so added and removed are counted from the ids held before: kept = alerts
--- of the rule whose id was there before. Errors: as rescore_rules (25000
--- outside READ COMMITTED).
+-- of the rule whose id was there before. Then the open cases the change
+-- left with no alert raised are closed as withdrawn (_withdraw_cases).
+-- Errors: as rescore_rules (25000 outside READ COMMITTED).
 CREATE OR REPLACE FUNCTION _rescore_rules_audited(p_rule_ids text[])
 RETURNS bigint
 LANGUAGE plpgsql
@@ -77,6 +78,7 @@ BEGIN
                    OR (a.before -> 'enabled', a.before -> 'parameters', a.before -> 'expression')
                       IS DISTINCT FROM (a.after -> 'enabled', a.after -> 'parameters', a.after -> 'expression'));
         END LOOP;
+        PERFORM _withdraw_cases(p_rule_ids);
         RETURN v_new;
     END IF;
     SELECT coalesce(jsonb_object_agg(c.rule_id, c.n), '{}')
@@ -104,6 +106,7 @@ BEGIN
       AND (a.action <> 'update'
            OR (a.before -> 'enabled', a.before -> 'parameters', a.before -> 'expression')
               IS DISTINCT FROM (a.after -> 'enabled', a.after -> 'parameters', a.after -> 'expression'));
+    PERFORM _withdraw_cases(p_rule_ids);
     RETURN v_new;
 END;
 $$;
