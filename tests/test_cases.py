@@ -267,6 +267,18 @@ def test_a_rule_change_withdraws_the_open_cases_it_empties_and_raised_again_they
         case8: ("closed", "not_fraud", 1),
         case8 + 1: ("open", None, 2),
     }
+    # The moves are not actions anyone took: no audit entry (a psql DELETE
+    # of a case's alert is one).
+    kinds = "SELECT object_kind, count(*) FROM audit_log GROUP BY 1 ORDER BY 1"
+    assert admin_conn.execute(kinds).fetchall() == [("case", 2), ("review", 1), ("rule", 3)]
+    admin_conn.execute("DELETE FROM case_alerts WHERE case_id = %s", (case8,))
+    assert admin_conn.execute(kinds).fetchall() == [
+        ("case", 2),
+        ("case_alert", 1),
+        ("review", 1),
+        ("rule", 3),
+    ]
+    admin_conn.rollback()
 
 
 def test_refused_case_actions_write_nothing(app_conn):

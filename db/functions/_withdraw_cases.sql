@@ -10,9 +10,12 @@
 -- such a case raised again later joins the account's open case
 -- (open_cases). Runs under the exclusive rule-change lock, so no store or
 -- close is in between; an assign meanwhile is waited for and then found
--- (the UPDATE re-checks status = 'open'). Every statement names the case's
--- account, so Citus routes the UPDATE to one shard. Returns the number of
--- cases closed. Raises nothing of its own.
+-- (the UPDATE re-checks status = 'open'). One UPDATE on one node; on Citus
+-- one per case, naming its account, so Citus routes it to one shard.
+-- Measured on one node (100,000 rows, 1,000 accounts): a change that
+-- emptied 660 cases took 0.82-0.97 s against 0.42-0.57 s without this
+-- (the audit entries are most of it); one that emptied none, no slower.
+-- Returns the number of cases closed. Raises nothing of its own.
 CREATE OR REPLACE FUNCTION _withdraw_cases(p_rule_ids text[])
 RETURNS bigint
 LANGUAGE plpgsql
@@ -30,6 +33,28 @@ DECLARE
         || array_to_string(ARRAY(SELECT DISTINCT r FROM unnest(p_rule_ids) AS r ORDER BY r), ', ')
         || ': none of its alerts is raised any more';
 BEGIN
+    IF NOT _is_distributed() THEN
+        -- One statement; the cases_audit trigger writes each close's entry.
+        UPDATE cases AS c
+        SET status = 'closed', resolution = 'withdrawn', note = left(v_note, 2000),
+            closed_at = now(), closed_by = v_actor
+        WHERE c.status = 'open'
+          AND EXISTS (
+              SELECT FROM case_alerts AS ca
+              WHERE ca.account_id = c.account_id AND ca.case_id = c.case_id
+                AND ca.rule_id = ANY (p_rule_ids))
+          AND NOT EXISTS (
+              SELECT FROM case_alerts AS ca
+              JOIN alerts AS a
+                ON a.account_id = ca.account_id
+               AND a.transaction_id = ca.transaction_id
+               AND a.rule_id = ca.rule_id
+              WHERE ca.account_id = c.account_id AND ca.case_id = c.case_id);
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        RETURN v_count;
+    END IF;
+    -- Citus: case by case, each UPDATE routed to its account's shard (the
+    -- audit trigger is off there: _audit_instead writes the entry).
     FOR v_case IN
         SELECT c.*
         FROM cases AS c

@@ -148,8 +148,11 @@ CREATE OR REPLACE TRIGGER cases_audit
     AFTER UPDATE OR DELETE ON cases
     FOR EACH ROW EXECUTE FUNCTION audit_change('case', 'case_id');
 -- Which alerts a case holds: taken out of a case or moved to another (a psql
--- DELETE or UPDATE; nothing in pgfraud does either). Added by the alerts
--- trigger as cases open: not recorded, as for cases.
+-- DELETE or UPDATE). Added by the alerts trigger as cases open, or taken out
+-- of a case closed as withdrawn when raised again (open_cases, which sets
+-- pgfraud.placing_alerts for that statement): not recorded, as for cases.
 CREATE OR REPLACE TRIGGER case_alerts_audit
     AFTER UPDATE OR DELETE ON case_alerts
-    FOR EACH ROW EXECUTE FUNCTION audit_change('case_alert', 'case_id,transaction_id,rule_id');
+    FOR EACH ROW
+    WHEN (coalesce(current_setting('pgfraud.placing_alerts', true), '') <> 'on')
+    EXECUTE FUNCTION audit_change('case_alert', 'case_id,transaction_id,rule_id');

@@ -7,8 +7,8 @@
 -- So an account's open alerts form one case, new alerts after its case was
 -- closed open a new one, and alerts a re-score writes again (a rule change
 -- deletes and re-inserts them) stay in the case that held them, unless that
--- case was closed as withdrawn (migration 0101: no one judged them): then
--- they move to the account's open case. Runs in the
+-- case was closed as withdrawn (migration 0101: no one judged them): they
+-- leave it first, and are placed as new. Runs in the
 -- database transaction that writes the alerts: every writer of alerts holds
 -- the account's account_states row (_rescore_accounts) or the exclusive
 -- rule-change lock, so two writers of one account never race here; a case
@@ -27,6 +27,19 @@ AS $$
 DECLARE
     v_account_ids bigint[];
 BEGIN
+    -- Alerts raised again that a case closed as withdrawn holds leave it: not
+    -- an action anyone took, so not audited (case_alerts_audit's WHEN), as
+    -- placing alerts in cases is not.
+    PERFORM set_config('pgfraud.placing_alerts', 'on', true);
+    DELETE FROM case_alerts AS ca
+    USING new_alerts AS n, cases AS held
+    WHERE ca.account_id = n.account_id
+      AND ca.transaction_id = n.transaction_id
+      AND ca.rule_id = n.rule_id
+      AND held.account_id = ca.account_id
+      AND held.case_id = ca.case_id
+      AND held.resolution = 'withdrawn';
+    PERFORM set_config('pgfraud.placing_alerts', '', true);
     -- Accounts with alerts that no case holds yet, in account_id order (the
     -- order every path locks accounts in).
     SELECT array_agg(DISTINCT n.account_id ORDER BY n.account_id)
@@ -34,11 +47,9 @@ BEGIN
     FROM new_alerts AS n
     WHERE NOT EXISTS (
         SELECT FROM case_alerts AS ca
-        JOIN cases AS held ON held.account_id = ca.account_id AND held.case_id = ca.case_id
         WHERE ca.account_id = n.account_id
           AND ca.transaction_id = n.transaction_id
           AND ca.rule_id = n.rule_id
-          AND held.resolution IS DISTINCT FROM 'withdrawn'
     );
     IF v_account_ids IS NULL THEN
         RETURN NULL;
@@ -62,13 +73,7 @@ BEGIN
     FROM new_alerts AS n
     JOIN cases AS c ON c.account_id = n.account_id AND c.status <> 'closed'
     WHERE n.account_id = ANY (v_account_ids)
-    ON CONFLICT ON CONSTRAINT case_alerts_pkey DO UPDATE
-        SET case_id = EXCLUDED.case_id, added_at = EXCLUDED.added_at
-        WHERE EXISTS (
-            SELECT FROM cases AS held
-            WHERE held.account_id = case_alerts.account_id
-              AND held.case_id = case_alerts.case_id
-              AND held.resolution = 'withdrawn');
+    ON CONFLICT ON CONSTRAINT case_alerts_pkey DO NOTHING;
     RETURN NULL;
 END;
 $$;
