@@ -306,12 +306,16 @@ def test_cli_writes_name_the_actor_and_audit_shows_them(external, app_conn, monk
     shown = cli("audit")
     assert shown.exit_code == 0, shown.output
     lines = shown.stdout.splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4
     assert "  alice  insert review 1" in lines[0]
     assert "  bob  update rule large_amount  alerts +0 -1  parameters: " in lines[1]
     assert '{"threshold": 10000} -> {"threshold": 30000}' in lines[1]
-    assert f"  {getpass.getuser()}  insert policy 2" in lines[2]
-    only_bob = cli("audit", "--actor", "bob", "--json")
+    # The change left account 7's open case with no alert raised: closed as
+    # withdrawn, by bob, in the same change.
+    assert "  bob  update case " in lines[2]
+    assert 'resolution: null -> "withdrawn"' in lines[2]
+    assert f"  {getpass.getuser()}  insert policy 2" in lines[3]
+    only_bob = cli("audit", "--actor", "bob", "--kind", "rule", "--json")
     (entry,) = [json.loads(line) for line in only_bob.stdout.splitlines()]
     assert (entry["object_key"], entry["alerts_added"], entry["alerts_removed"]) == (
         "large_amount",
