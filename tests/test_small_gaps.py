@@ -165,11 +165,12 @@ def _one_line(result, expected: str | tuple[str, ...]) -> None:
         # Usage errors: one line naming the option (were usage, hint, blank, message).
         (
             ["case", "close", "1", "--resolution", "maybe"],
-            "error: Invalid value for '--resolution': 'maybe' is not one of 'fraud', 'not_fraud'.",
+            "error: Invalid value for '--resolution': 'maybe' is not one of 'fraud', 'not_fraud',"
+            " 'withdrawn'.",
         ),
         (
             ["case", "close", "1"],
-            "error: Missing option '--resolution'. Choose from: fraud, not_fraud",
+            "error: Missing option '--resolution'. Choose from: fraud, not_fraud, withdrawn",
         ),
         (["case", "show"], "error: Missing argument 'CASE_ID'."),
         # click words this one differently by version (8.2.0: "No such option: --nope").
@@ -191,7 +192,7 @@ def test_cli_help_still_shows_usage(database, monkeypatch):
     result = _cli(["case", "close", "--help"])
     assert result.exit_code == 0
     assert result.stdout.startswith("Usage: ")
-    assert "--resolution [fraud|not_fraud]" in result.stdout
+    assert "--resolution [fraud|not_fraud|withdrawn]" in result.stdout
 
 
 # 6. Setting the policy to the values in force writes nothing and says so.
